@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine:
+#   ./dev.sh up     build and start a local cluster (3 nodes + proxy on 127.0.0.1:6379)
+#   ./dev.sh test   run the whole test suite
+# Both install what the machine lacks first (clang for RocksDB's bindings,
+# protoc for the gRPC code, cargo-nextest for the test runner).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# Builds share one target dir outside the clone, so a fresh clone does not
+# recompile RocksDB's C++ (tens of minutes on 2 cores).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/rampart/target}"
+
+install_prerequisites() {
+    local missing=()
+    command -v clang >/dev/null 2>&1 || missing+=(clang)
+    [ -n "$(ls /usr/lib/llvm-*/lib/libclang*.so* 2>/dev/null | head -n1)" ] || missing+=(libclang-dev)
+    command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+    command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing: ${missing[*]}"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -q
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
+    fi
+    if ! cargo nextest --version >/dev/null 2>&1; then
+        cargo install --locked cargo-nextest
+    fi
+    mkdir -p "$CARGO_TARGET_DIR" 2>/dev/null || {
+        export CARGO_TARGET_DIR="$HOME/.cache/rampart/target"
+        mkdir -p "$CARGO_TARGET_DIR"
+    }
+}
+
+case "${1:-}" in
+    up)
+        shift
+        install_prerequisites
+        exec cargo run --release --bin rampart -- dev "$@"
+        ;;
+    test)
+        shift
+        install_prerequisites
+        exec cargo nextest run --workspace --release "$@"
+        ;;
+    *)
+        echo "usage: ./dev.sh up [rampart dev flags] | ./dev.sh test [nextest flags]" >&2
+        exit 2
+        ;;
+esac

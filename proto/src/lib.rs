@@ -1,0 +1,22 @@
+//! The contract shared by Rampart's proxy and storage nodes.
+//!
+//! - [`pb`]: the generated gRPC services and messages (`proto/rampart.proto`).
+//! - [`reply`]: constructors and helpers for [`pb::Reply`], the one reply type
+//!   used from the node's command code to the proxy's RESP encoder.
+//! - [`command_table`]: every supported command with its arity, flags and key
+//!   positions; the proxy and the node both read it.
+//! - [`args`] and [`errors`]: argument parsing with Redis 7.2's exact error
+//!   texts, kept in one place.
+
+pub mod args;
+pub mod command_table;
+pub mod errors;
+pub mod reply;
+
+/// Generated protobuf and gRPC code.
+#[allow(clippy::all)]
+pub mod pb {
+    tonic::include_proto!("rampart.v1");
+}
+
+pub use pb::Reply;

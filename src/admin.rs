@@ -1,0 +1,189 @@
+//! `rampart admin`: a thin CLI over the nodes' Admin gRPC service.
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use rampart_proto::pb::admin_client::AdminClient;
+use rampart_proto::pb::{
+    AddLearnerRequest, AdminReply, ChangeMembershipRequest, ClusterStatus, InitializeRequest,
+    NodeAddress, StatusRequest,
+};
+use tonic::transport::Channel;
+
+#[derive(Args)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Initialise a new cluster whose voters are the given members.
+    Init {
+        /// Raft or client address of any member.
+        #[arg(long)]
+        node: String,
+        /// `ID=RAFT_ADDR/CLIENT_ADDR`, once per member.
+        #[arg(long = "member", required = true)]
+        members: Vec<String>,
+    },
+    /// Print a node's view of the cluster as one line of JSON.
+    Status {
+        #[arg(long)]
+        node: String,
+    },
+    /// Build a snapshot now and compact the log on that node.
+    Snapshot {
+        #[arg(long)]
+        node: String,
+    },
+    /// Add a node as a learner (send to the leader).
+    AddLearner {
+        #[arg(long)]
+        node: String,
+        /// `ID=RAFT_ADDR/CLIENT_ADDR`
+        #[arg(long)]
+        member: String,
+    },
+    /// Set the voting members (send to the leader).
+    ChangeMembership {
+        #[arg(long)]
+        node: String,
+        /// Comma-separated node ids.
+        #[arg(long, value_delimiter = ',')]
+        voters: Vec<u64>,
+    },
+}
+
+pub async fn run(args: AdminArgs) -> Result<()> {
+    match args.command {
+        AdminCommand::Init { node, members } => {
+            let members = members
+                .iter()
+                .map(|m| parse_member(m))
+                .collect::<Result<Vec<_>>>()?;
+            let reply = connect(&node)
+                .await?
+                .initialize(InitializeRequest { members })
+                .await?
+                .into_inner();
+            report(reply)
+        }
+        AdminCommand::Status { node } => {
+            let status = status(&node).await?;
+            println!("{}", status_json(&status));
+            Ok(())
+        }
+        AdminCommand::Snapshot { node } => {
+            let reply = connect(&node)
+                .await?
+                .trigger_snapshot(StatusRequest {})
+                .await?
+                .into_inner();
+            report(reply)
+        }
+        AdminCommand::AddLearner { node, member } => {
+            let reply = connect(&node)
+                .await?
+                .add_learner(AddLearnerRequest {
+                    node: Some(parse_member(&member)?),
+                })
+                .await?
+                .into_inner();
+            report(reply)
+        }
+        AdminCommand::ChangeMembership { node, voters } => {
+            let reply = connect(&node)
+                .await?
+                .change_membership(ChangeMembershipRequest { voter_ids: voters })
+                .await?
+                .into_inner();
+            report(reply)
+        }
+    }
+}
+
+pub async fn connect(addr: &str) -> Result<AdminClient<Channel>> {
+    let endpoint = format!("http://{addr}");
+    let channel = Channel::from_shared(endpoint)?
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .timeout(std::time::Duration::from_secs(30))
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach node admin service at {addr}"))?;
+    Ok(AdminClient::new(channel))
+}
+
+pub async fn status(addr: &str) -> Result<ClusterStatus> {
+    Ok(connect(addr)
+        .await?
+        .status(StatusRequest {})
+        .await?
+        .into_inner())
+}
+
+/// Parses `ID=RAFT_ADDR/CLIENT_ADDR`.
+pub fn parse_member(text: &str) -> Result<NodeAddress> {
+    let (id, addrs) = text
+        .split_once('=')
+        .ok_or_else(|| anyhow!("member `{text}` is not ID=RAFT_ADDR/CLIENT_ADDR"))?;
+    let (raft_addr, client_addr) = addrs
+        .split_once('/')
+        .ok_or_else(|| anyhow!("member `{text}` is not ID=RAFT_ADDR/CLIENT_ADDR"))?;
+    Ok(NodeAddress {
+        id: id.parse().with_context(|| format!("bad node id in `{text}`"))?,
+        raft_addr: raft_addr.to_string(),
+        client_addr: client_addr.to_string(),
+        metrics_url: String::new(),
+    })
+}
+
+fn report(reply: AdminReply) -> Result<()> {
+    if reply.ok {
+        println!("ok {}", reply.message);
+        return Ok(());
+    }
+    if let Some(leader) = reply.not_leader {
+        bail!(
+            "{} (not the leader; leader is node {} at {})",
+            reply.message,
+            leader.leader_id,
+            leader.leader_addr
+        );
+    }
+    bail!("{}", reply.message)
+}
+
+pub fn status_json(s: &ClusterStatus) -> String {
+    format!(
+        concat!(
+            "{{\"node_id\":{},\"leader_id\":{},\"term\":{},\"state\":\"{}\",",
+            "\"last_log_index\":{},\"committed_index\":{},\"applied_index\":{},",
+            "\"snapshot_index\":{},\"purged_index\":{},\"voter_ids\":{:?}}}"
+        ),
+        s.node_id,
+        s.leader_id,
+        s.term,
+        s.state,
+        s.last_log_index,
+        s.committed_index,
+        s.applied_index,
+        s.snapshot_index,
+        s.purged_index,
+        s.voter_ids,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_spec_parses() {
+        let m = parse_member("2=127.0.0.1:7112/127.0.0.1:7102").unwrap();
+        assert_eq!(m.id, 2);
+        assert_eq!(m.raft_addr, "127.0.0.1:7112");
+        assert_eq!(m.client_addr, "127.0.0.1:7102");
+        assert!(parse_member("2=127.0.0.1:7112").is_err());
+        assert!(parse_member("x=a/b").is_err());
+    }
+}

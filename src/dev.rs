@@ -1,0 +1,271 @@
+//! `rampart dev`: a three-node cluster and a proxy on loopback, as child
+//! processes, for trying Rampart with redis-cli in one command.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::admin;
+
+const NODES: u64 = 3;
+
+#[derive(Args)]
+pub struct DevArgs {
+    /// Port of the RESP proxy on 127.0.0.1.
+    #[arg(long, default_value_t = 6379)]
+    proxy_port: u16,
+    /// Folder for the nodes' data and the processes' logs.
+    #[arg(long, default_value = "rampart-data")]
+    data_dir: PathBuf,
+    /// Delete the data folder first.
+    #[arg(long)]
+    fresh: bool,
+    /// Node i listens for clients on BASE+i and for Raft on BASE+10+i.
+    #[arg(long, default_value_t = 7100)]
+    base_port: u16,
+    /// Password clients must give with AUTH / HELLO AUTH.
+    #[arg(long)]
+    requirepass: Option<String>,
+}
+
+struct NodePorts {
+    id: u64,
+    client: String,
+    raft: String,
+}
+
+/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
+struct Managed {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+pub async fn run(args: DevArgs) -> Result<()> {
+    if args.fresh && args.data_dir.exists() {
+        std::fs::remove_dir_all(&args.data_dir)
+            .with_context(|| format!("cannot delete {}", args.data_dir.display()))?;
+    }
+    let logs = args.data_dir.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let exe = std::env::current_exe()?;
+
+    let nodes: Vec<NodePorts> = (1..=NODES)
+        .map(|id| NodePorts {
+            id,
+            client: format!("127.0.0.1:{}", args.base_port + id as u16),
+            raft: format!("127.0.0.1:{}", args.base_port + 10 + id as u16),
+        })
+        .collect();
+
+    let mut children = Vec::new();
+    for node in &nodes {
+        let data = args.data_dir.join(format!("node-{}", node.id));
+        let child = spawn(
+            &exe,
+            &format!("node-{}", node.id),
+            &logs,
+            &[
+                "node",
+                "--id",
+                &node.id.to_string(),
+                "--raft-addr",
+                &node.raft,
+                "--client-addr",
+                &node.client,
+                "--data-dir",
+                &data.to_string_lossy(),
+            ],
+        )?;
+        children.push(child);
+    }
+
+    let result = start_cluster(&args, &exe, &logs, &nodes, &mut children).await;
+    if let Err(err) = result {
+        eprintln!("rampart dev: {err:#}");
+        for child in &children {
+            eprintln!("--- last lines of {} ---\n{}", child.log.display(), tail(&child.log, 20));
+        }
+        stop_all(&mut children).await;
+        return Err(err);
+    }
+
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let exited = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break None,
+            _ = sigterm.recv() => break None,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                if let Some(name) = exited_child(&mut children) {
+                    break Some(name);
+                }
+            }
+        }
+    };
+    if let Some(name) = &exited {
+        eprintln!("rampart dev: {name} exited; stopping the others (see {})", logs.display());
+    } else {
+        println!("stopping...");
+    }
+    stop_all(&mut children).await;
+    match exited {
+        Some(name) => bail!("{name} exited unexpectedly"),
+        None => {
+            println!("stopped");
+            Ok(())
+        }
+    }
+}
+
+async fn start_cluster(
+    args: &DevArgs,
+    exe: &Path,
+    logs: &Path,
+    nodes: &[NodePorts],
+    children: &mut Vec<Managed>,
+) -> Result<()> {
+    for node in nodes {
+        wait_until(Duration::from_secs(60), &format!("node {} to start", node.id), children, || {
+            admin::status(&node.client)
+        })
+        .await?;
+    }
+
+    let first = admin::status(&nodes[0].client).await?;
+    if first.voter_ids.is_empty() && first.leader_id == 0 {
+        let members = nodes
+            .iter()
+            .map(|n| admin::parse_member(&format!("{}={}/{}", n.id, n.raft, n.client)))
+            .collect::<Result<Vec<_>>>()?;
+        let reply = admin::connect(&nodes[0].client)
+            .await?
+            .initialize(rampart_proto::pb::InitializeRequest { members })
+            .await?
+            .into_inner();
+        if !reply.ok {
+            bail!("cluster initialisation failed: {}", reply.message);
+        }
+    }
+
+    let leader = wait_until(Duration::from_secs(60), "a Raft leader", children, || async {
+        let status = admin::status(&nodes[0].client).await?;
+        if status.leader_id == 0 {
+            bail!("no leader yet");
+        }
+        Ok(status.leader_id)
+    })
+    .await?;
+
+    let proxy_addr = format!("127.0.0.1:{}", args.proxy_port);
+    let node_list = nodes.iter().map(|n| n.client.as_str()).collect::<Vec<_>>().join(",");
+    let mut proxy_args = vec!["proxy", "--listen", &proxy_addr, "--nodes", &node_list];
+    if let Some(pass) = &args.requirepass {
+        proxy_args.extend(["--requirepass", pass.as_str()]);
+    }
+    children.push(spawn(exe, "proxy", logs, &proxy_args)?);
+    wait_until(Duration::from_secs(30), "the proxy to answer PING", children, || {
+        ping(&proxy_addr)
+    })
+    .await?;
+
+    println!("rampart dev: 3 storage nodes (leader: node {leader}), 1 proxy");
+    for node in nodes {
+        println!("  node {}  client {}  raft {}", node.id, node.client, node.raft);
+    }
+    println!("  proxy   {proxy_addr}");
+    println!("  logs    {}", logs.display());
+    println!("ready: redis-cli -p {}", args.proxy_port);
+    Ok(())
+}
+
+fn spawn(exe: &Path, name: &str, logs: &Path, args: &[&str]) -> Result<Managed> {
+    let log = logs.join(format!("{name}.log"));
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+    let child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {name}"))?;
+    Ok(Managed {
+        name: name.to_string(),
+        child,
+        log,
+    })
+}
+
+/// Retries `probe` until it succeeds, a child dies, or `limit` passes.
+async fn wait_until<T, F, Fut>(
+    limit: Duration,
+    what: &str,
+    children: &mut [Managed],
+    mut probe: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        let last_error = match probe().await {
+            Ok(value) => return Ok(value),
+            Err(err) => err,
+        };
+        if let Some(name) = exited_child(children) {
+            bail!("{name} exited while waiting for {what}");
+        }
+        if Instant::now() > deadline {
+            return Err(last_error.context(format!("timed out waiting for {what}")));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn ping(addr: &str) -> Result<()> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(b"*1\r\n$4\r\nPING\r\n").await?;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await??;
+    if buf[..n].starts_with(b"+PONG") {
+        Ok(())
+    } else {
+        Err(anyhow!("unexpected reply {:?}", String::from_utf8_lossy(&buf[..n])))
+    }
+}
+
+fn exited_child(children: &mut [Managed]) -> Option<String> {
+    children
+        .iter_mut()
+        .find(|c| matches!(c.child.try_wait(), Ok(Some(_))))
+        .map(|c| c.name.clone())
+}
+
+async fn stop_all(children: &mut [Managed]) {
+    for c in children.iter() {
+        if let Some(pid) = c.child.id() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        }
+    }
+    for c in children.iter_mut() {
+        if tokio::time::timeout(Duration::from_secs(10), c.child.wait()).await.is_err() {
+            let _ = c.child.kill().await;
+        }
+    }
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,61 @@
+//! `rampart`: one binary for local development and operations.
+//!
+//! - `rampart dev` starts three storage nodes and a proxy on loopback (as child
+//!   processes of this same binary), initialises the cluster and prints
+//!   `ready` once the proxy answers. Ctrl-C / SIGTERM stops everything.
+//! - `rampart node ...` / `rampart proxy ...` run one node / one proxy, with
+//!   the same flags as `rampart-node` / `rampart-proxy`.
+//! - `rampart admin ...` talks to a node's Admin gRPC service.
+//!
+//! The launcher re-executes itself for its children, so `cargo run --bin
+//! rampart -- dev` needs no other binary to be built.
+
+mod admin;
+mod dev;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "rampart", version, about = "Rampart: Redis-compatible, Raft-replicated, abuse-resistant")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a local three-node cluster and a proxy on loopback.
+    Dev(dev::DevArgs),
+    /// Run one storage node.
+    Node(rampart_node::NodeArgs),
+    /// Run one RESP proxy.
+    Proxy(rampart_proxy::ProxyArgs),
+    /// Cluster administration through a node's Admin service.
+    Admin(admin::AdminArgs),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Dev(args) => dev::run(args).await,
+            Command::Node(args) => Ok(rampart_node::run(args).await?),
+            Command::Proxy(args) => Ok(rampart_proxy::run(args).await?),
+            Command::Admin(args) => admin::run(args).await,
+        }
+    })
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,1 @@
+//! Meta records (engine helper).

@@ -1,0 +1,3 @@
+//! Rampart storage node.
+pub mod commands;
+pub mod engine;
