@@ -96,7 +96,6 @@ macro_rules! cmd {
     };
 }
 
-const STR_W: &[&str] = &["write", "string"];
 const STR_WS: &[&str] = &["write", "string", "slow"];
 const STR_WF: &[&str] = &["write", "string", "fast"];
 const STR_RF: &[&str] = &["read", "string", "fast"];

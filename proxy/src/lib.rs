@@ -1,1 +1,33 @@
+//! rampart-proxy: a stateless RESP2/RESP3 endpoint that forwards commands to
+//! the Raft storage nodes over gRPC.
+//!
+//! - [`listener`]: accept loop, SO_REUSEPORT binding, graceful drain.
+//! - [`connection`]: per-connection pipelining loop.
+//! - [`resp`]: request decoding with Redis's limits, reply encoding.
+//! - [`commands`]: what the proxy answers itself (PING, HELLO, CLIENT...).
+//! - [`service`]: the request path as a tower `Service<Batch>`.
+//! - [`upstream`]: leader discovery, redirects and retries.
 
+pub mod commands;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod listener;
+pub mod registry;
+pub mod resp;
+pub mod service;
+pub mod upstream;
+
+pub use config::{Config, ProxyArgs};
+pub use error::{ProxyError, CLUSTERDOWN_TEXT};
+pub use listener::Server;
+pub use service::{Batch, ClientMeta, ProxyService};
+
+/// Runs a proxy until SIGINT/SIGTERM: loads the configuration, binds, logs
+/// `proxy listening on ADDR`, serves and drains.
+pub async fn run(args: ProxyArgs) -> Result<(), ProxyError> {
+    let config = Config::load(args)?;
+    let server = Server::bind(config).await?;
+    tracing::info!("proxy listening on {}", server.local_addr());
+    server.serve(listener::shutdown_signal()).await
+}

@@ -1,0 +1,176 @@
+//! Commands the proxy answers itself, one file per family. Every handler gets
+//! the connection's [`Session`] and the process-wide [`Shared`] state and
+//! returns the reply; arity and authentication were checked by the caller.
+
+pub mod client;
+pub mod command;
+pub mod connection;
+pub mod info;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rampart_proto::command_table::CommandSpec;
+use rampart_proto::{errors, reply, Reply};
+
+use crate::config::Config;
+use crate::registry::{ClientHandle, ClientRegistry, Registration};
+use crate::resp::Protocol;
+use crate::upstream::Upstream;
+
+/// Process-wide state the local commands read.
+pub struct Shared {
+    pub config: Config,
+    pub registry: Arc<ClientRegistry>,
+    pub upstream: Arc<Upstream>,
+    /// Random per process; prefixes every client_id sent to the nodes.
+    pub proxy_id: String,
+    /// 40 hex characters, as Redis's run_id.
+    pub run_id: String,
+    pub started: Instant,
+    pub local_addr: SocketAddr,
+}
+
+/// Per-connection protocol state.
+pub struct Session {
+    pub protocol: Protocol,
+    pub authenticated: bool,
+    pub handle: Arc<ClientHandle>,
+    /// Keeps the client listed for as long as the session lives.
+    _registration: Registration,
+    /// Set by QUIT (and CLIENT KILL of oneself): close once replies are written.
+    pub close_after_reply: bool,
+}
+
+impl Session {
+    pub fn new(registration: Registration, shared: &Shared) -> Self {
+        Session {
+            protocol: Protocol::Resp2,
+            authenticated: shared.config.requirepass.is_none(),
+            handle: registration.handle().clone(),
+            _registration: registration,
+            close_after_reply: false,
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.handle.id
+    }
+
+    pub fn set_protocol(&mut self, protocol: Protocol) {
+        self.protocol = protocol;
+        self.handle.info().resp = protocol.version();
+    }
+
+    /// Bulk text in RESP2, verbatim text in RESP3 (INFO, CLIENT LIST/INFO).
+    pub fn text_reply(&self, text: String) -> Reply {
+        match self.protocol {
+            Protocol::Resp2 => reply::bulk(text),
+            Protocol::Resp3 => reply::verbatim("txt", text),
+        }
+    }
+}
+
+/// Runs a proxy-local command. `argv[0]` is the command name.
+pub async fn execute(
+    spec: &CommandSpec,
+    argv: &[Vec<u8>],
+    session: &mut Session,
+    shared: &Shared,
+) -> Reply {
+    let args = &argv[1..];
+    match spec.name {
+        "ping" => connection::ping(args),
+        "echo" => connection::echo(args),
+        "hello" => connection::hello(args, session, shared),
+        "auth" => connection::auth(args, session, shared),
+        "select" => connection::select(args),
+        "quit" => connection::quit(session),
+        "reset" => connection::reset(session, shared),
+        "client" => client::client(args, session, shared),
+        "command" => command::command(args),
+        "info" => info::info(args, session, shared).await,
+        other => reply::error(errors::unknown_command(other.as_bytes(), args)),
+    }
+}
+
+/// The name `CLIENT LIST` shows for a command (`client|list` for containers).
+pub fn display_name(spec: &CommandSpec, argv: &[Vec<u8>]) -> String {
+    if matches!(spec.name, "client" | "command") {
+        if let Some(sub) = argv.get(1) {
+            return format!(
+                "{}|{}",
+                spec.name,
+                String::from_utf8_lossy(sub).to_ascii_lowercase()
+            );
+        }
+    }
+    spec.name.to_string()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::ProxyArgs;
+    use crate::resp::encode::encode_to_vec;
+    use rampart_proto::pb::reply::Kind;
+
+    pub fn shared(requirepass: Option<&str>) -> Shared {
+        let config = Config::load(ProxyArgs {
+            requirepass: requirepass.map(str::to_string),
+            nodes: Some(vec!["127.0.0.1:1".into()]),
+            retry_deadline_ms: Some(100),
+            ..ProxyArgs::default()
+        })
+        .expect("config");
+        Shared {
+            upstream: Arc::new(Upstream::new(config.nodes.clone(), config.retry_deadline)),
+            config,
+            registry: Arc::new(ClientRegistry::new()),
+            proxy_id: "test-proxy".into(),
+            run_id: "0".repeat(40),
+            started: Instant::now(),
+            local_addr: "127.0.0.1:6379".parse().expect("addr"),
+        }
+    }
+
+    pub fn session_and_shared(requirepass: Option<&str>) -> (Session, Shared) {
+        let shared = shared(requirepass);
+        let addr = "127.0.0.1:50000".parse().expect("addr");
+        let registration = shared.registry.register(addr, shared.local_addr, 3);
+        (Session::new(registration, &shared), shared)
+    }
+
+    /// A compact view of a reply: "+OK", "-ERR ...", ":1", "$bulk", "_",
+    /// "*[a, b]", "%{k: v}", "~[a]", "=text".
+    pub fn text(reply: &Reply) -> String {
+        let list = |items: &[Reply]| items.iter().map(text).collect::<Vec<_>>().join(", ");
+        match &reply.kind {
+            Some(Kind::Status(s)) => format!("+{s}"),
+            Some(Kind::Error(e)) => format!("-{e}"),
+            Some(Kind::Integer(i)) => format!(":{i}"),
+            Some(Kind::Bulk(b)) => format!("${}", String::from_utf8_lossy(b)),
+            Some(Kind::Null(_)) | Some(Kind::NullArray(_)) | None => "_".into(),
+            Some(Kind::Array(l)) => format!("*[{}]", list(&l.items)),
+            Some(Kind::Map(l)) => format!("%{{{}}}", list(&l.items)),
+            Some(Kind::Set(l)) => format!("~[{}]", list(&l.items)),
+            Some(Kind::Double(d)) => format!(",{d}"),
+            Some(Kind::Boolean(b)) => format!("#{b}"),
+            Some(Kind::Verbatim(v)) => format!("={}", String::from_utf8_lossy(&v.text)),
+        }
+    }
+
+    #[test]
+    fn text_replies_follow_the_protocol() {
+        let (mut session, _shared) = session_and_shared(None);
+        let bulk = session.text_reply("a".into());
+        assert_eq!(encode_to_vec(&bulk, Protocol::Resp2), b"$1\r\na\r\n");
+        session.set_protocol(Protocol::Resp3);
+        let verbatim = session.text_reply("a".into());
+        assert_eq!(
+            encode_to_vec(&verbatim, Protocol::Resp3),
+            b"=5\r\ntxt:a\r\n"
+        );
+    }
+}

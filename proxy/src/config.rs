@@ -1,0 +1,201 @@
+//! Proxy configuration: flags, environment and an optional TOML file.
+//! Precedence: flag > environment variable > config file > built-in default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::ProxyError;
+use crate::resp::decode::DEFAULT_MAX_BULK_LEN;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:6379";
+pub const DEFAULT_NODES: &str = "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103";
+pub const DEFAULT_RETRY_DEADLINE_MS: u64 = 5000;
+pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 10_000;
+/// Room for one maximal bulk plus the rest of its command line. Redis allows
+/// 1 GB (`client-query-buffer-limit`); half of that per connection is plenty.
+pub const DEFAULT_MAX_QUERY_BUFFER: u64 = DEFAULT_MAX_BULK_LEN as u64 + 64 * 1024 * 1024;
+
+/// Command-line arguments of the proxy. Embedded by the launcher
+/// (`rampart proxy ...`) through `#[command(flatten)]`.
+///
+/// Every field is optional so a config file can fill what flags and the
+/// environment leave unset; defaults are listed in each help text.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ProxyArgs {
+    /// Address to accept Redis clients on [default: 127.0.0.1:6379]
+    #[arg(long, env = "RAMPART_PROXY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Client (Kv gRPC) addresses of the storage nodes, comma-separated
+    /// [default: 127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103]
+    #[arg(long, env = "RAMPART_NODES", value_delimiter = ',')]
+    pub nodes: Option<Vec<String>>,
+    /// Password clients must send with AUTH/HELLO before other commands [default: none]
+    #[arg(long, env = "RAMPART_REQUIREPASS", hide_env_values = true)]
+    pub requirepass: Option<String>,
+    /// How long a batch is retried across nodes before -CLUSTERDOWN [default: 5000]
+    #[arg(long, env = "RAMPART_RETRY_DEADLINE_MS")]
+    pub retry_deadline_ms: Option<u64>,
+    /// Largest bulk string a client may send (Redis proto-max-bulk-len) [default: 536870912]
+    #[arg(long, env = "RAMPART_MAX_BULK_LEN")]
+    pub max_bulk_len: Option<u64>,
+    /// Largest unprocessed query per connection before it is closed [default: 603979776]
+    #[arg(long, env = "RAMPART_MAX_QUERY_BUFFER")]
+    pub max_query_buffer: Option<u64>,
+    /// On SIGINT/SIGTERM, how long connections may finish in-flight work [default: 10000]
+    #[arg(long, env = "RAMPART_DRAIN_TIMEOUT_MS")]
+    pub drain_timeout_ms: Option<u64>,
+    /// TOML file with the same keys (listen, nodes, requirepass, retry_deadline_ms,
+    /// max_bulk_len, max_query_buffer, drain_timeout_ms)
+    #[arg(long, env = "RAMPART_PROXY_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The config file. `nodes` is a TOML array of "host:port" strings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    nodes: Option<Vec<String>>,
+    requirepass: Option<String>,
+    retry_deadline_ms: Option<u64>,
+    max_bulk_len: Option<u64>,
+    max_query_buffer: Option<u64>,
+    drain_timeout_ms: Option<u64>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub nodes: Vec<String>,
+    pub requirepass: Option<String>,
+    pub retry_deadline: Duration,
+    pub max_bulk_len: usize,
+    pub max_query_buffer: usize,
+    pub drain_timeout: Duration,
+    /// The config file used, reported by INFO.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Applies flags/env over the config file (if any) over the defaults.
+    pub fn load(args: ProxyArgs) -> Result<Config, ProxyError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ProxyError::Config(format!("reading {}: {e}", path.display())))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| ProxyError::Config(format!("parsing {}: {e}", path.display())))?
+            }
+            None => FileConfig::default(),
+        };
+        let listen = match args.listen.or(file.listen) {
+            Some(addr) => addr,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|e| ProxyError::Config(format!("default listen address: {e}")))?,
+        };
+        let nodes: Vec<String> = args
+            .nodes
+            .or(file.nodes)
+            .unwrap_or_else(|| DEFAULT_NODES.split(',').map(str::to_string).collect())
+            .into_iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        if nodes.is_empty() {
+            return Err(ProxyError::Config("--nodes lists no node address".into()));
+        }
+        let max_bulk_len = args
+            .max_bulk_len
+            .or(file.max_bulk_len)
+            .unwrap_or(DEFAULT_MAX_BULK_LEN as u64);
+        let max_query_buffer = args
+            .max_query_buffer
+            .or(file.max_query_buffer)
+            .unwrap_or(DEFAULT_MAX_QUERY_BUFFER.max(max_bulk_len + 1024 * 1024));
+        if max_query_buffer < max_bulk_len {
+            return Err(ProxyError::Config(format!(
+                "max_query_buffer ({max_query_buffer}) is smaller than max_bulk_len ({max_bulk_len})"
+            )));
+        }
+        Ok(Config {
+            listen,
+            nodes,
+            requirepass: args
+                .requirepass
+                .or(file.requirepass)
+                .filter(|p| !p.is_empty()),
+            retry_deadline: Duration::from_millis(
+                args.retry_deadline_ms
+                    .or(file.retry_deadline_ms)
+                    .unwrap_or(DEFAULT_RETRY_DEADLINE_MS),
+            ),
+            max_bulk_len: usize::try_from(max_bulk_len)
+                .map_err(|_| ProxyError::Config("max_bulk_len too large".into()))?,
+            max_query_buffer: usize::try_from(max_query_buffer)
+                .map_err(|_| ProxyError::Config("max_query_buffer too large".into()))?,
+            drain_timeout: Duration::from_millis(
+                args.drain_timeout_ms
+                    .or(file.drain_timeout_ms)
+                    .unwrap_or(DEFAULT_DRAIN_TIMEOUT_MS),
+            ),
+            config_file: args.config,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        proxy: ProxyArgs,
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let config = Config::load(ProxyArgs::default()).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:6379");
+        assert_eq!(config.nodes.len(), 3);
+        assert_eq!(config.retry_deadline, Duration::from_millis(5000));
+        assert_eq!(config.max_bulk_len, 536_870_912);
+        assert!(config.requirepass.is_none());
+    }
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("rampart-proxy-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("proxy.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:7000\"\nnodes = [\"10.0.0.1:7101\"]\nrequirepass = \"file\"\n",
+        )
+        .unwrap();
+        let cli = Cli::parse_from([
+            "proxy",
+            "--config",
+            path.to_str().unwrap(),
+            "--requirepass",
+            "flag",
+        ]);
+        let config = Config::load(cli.proxy).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(config.nodes, vec!["10.0.0.1:7101"]);
+        assert_eq!(config.requirepass.as_deref(), Some("flag"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn nodes_flag_is_comma_separated() {
+        let cli = Cli::parse_from(["proxy", "--nodes", "a:1,b:2"]);
+        assert_eq!(Config::load(cli.proxy).unwrap().nodes, vec!["a:1", "b:2"]);
+    }
+}

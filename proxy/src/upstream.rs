@@ -1,0 +1,296 @@
+//! gRPC client to the storage nodes: finds the leader, follows leader
+//! changes and retries a batch safely until a deadline.
+//!
+//! Retry rules for one batch:
+//! - `not_leader` with an address: go there at once (no backoff).
+//! - `not_leader` without an address, `unavailable`, a transport error or a
+//!   per-attempt timeout: try the next node after a short backoff
+//!   (20 ms doubling to 200 ms).
+//! - Past the deadline (`--retry-deadline-ms`, default 5 s):
+//!   [`ProxyError::ClusterDown`], which the client sees as
+//!   `-CLUSTERDOWN The cluster is down: no leader reachable`.
+//!
+//! Every attempt resends the same `client_id` and `request_seq`, so a write
+//! that was applied but whose answer was lost is not applied twice: the node's
+//! state machine returns the remembered replies instead.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rampart_proto::pb::admin_client::AdminClient;
+use rampart_proto::pb::execute_response::Outcome;
+use rampart_proto::pb::kv_client::KvClient;
+use rampart_proto::pb::{ClusterStatus, Command, ExecuteRequest, StatusRequest};
+use rampart_proto::Reply;
+use tokio::time::Instant;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+
+use crate::error::ProxyError;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+const MAX_BACKOFF: Duration = Duration::from_millis(200);
+
+/// The node tier as one client: a lazily connected tonic channel per node
+/// address and the address of the last known leader.
+pub struct Upstream {
+    seeds: Vec<String>,
+    channels: Mutex<HashMap<String, Channel>>,
+    leader: Mutex<Option<String>>,
+    deadline: Duration,
+}
+
+impl Upstream {
+    /// `seeds` are node client addresses (`host:port`).
+    pub fn new(seeds: Vec<String>, deadline: Duration) -> Self {
+        Upstream {
+            seeds,
+            channels: Mutex::new(HashMap::new()),
+            leader: Mutex::new(None),
+            deadline,
+        }
+    }
+
+    pub fn seeds(&self) -> &[String] {
+        &self.seeds
+    }
+
+    /// The last node that served a batch as leader.
+    pub fn leader(&self) -> Option<String> {
+        self.leader.lock().ok().and_then(|l| l.clone())
+    }
+
+    fn set_leader(&self, addr: &str) {
+        if let Ok(mut leader) = self.leader.lock() {
+            if leader.as_deref() != Some(addr) {
+                tracing::info!(leader = addr, "following leader");
+                *leader = Some(addr.to_string());
+            }
+        }
+    }
+
+    fn channel(&self, addr: &str) -> Result<Channel, ProxyError> {
+        let mut channels = self
+            .channels
+            .lock()
+            .map_err(|_| ProxyError::Upstream("channel table poisoned".into()))?;
+        if let Some(channel) = channels.get(addr) {
+            return Ok(channel.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| ProxyError::Upstream(format!("bad node address {addr}: {e}")))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true);
+        // Lazy: a node that is down costs nothing until it is tried, and the
+        // channel reconnects by itself when the node comes back.
+        let channel = endpoint.connect_lazy();
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// The node to try after `current`: the seed following it in the list.
+    fn next_seed(&self, current: &str) -> String {
+        let pos = self.seeds.iter().position(|s| s == current);
+        let next = match pos {
+            Some(i) => (i + 1) % self.seeds.len().max(1),
+            None => 0,
+        };
+        self.seeds
+            .get(next)
+            .cloned()
+            .unwrap_or_else(|| current.to_string())
+    }
+
+    /// Executes a batch on the leader, retrying as described in the module
+    /// docs. Returns one reply per command, in order.
+    pub async fn execute(
+        &self,
+        commands: Vec<Vec<Vec<u8>>>,
+        client_id: String,
+        seq: u64,
+    ) -> Result<Vec<Reply>, ProxyError> {
+        self.execute_within(commands, client_id, seq, self.deadline)
+            .await
+    }
+
+    /// [`Upstream::execute`] with an explicit deadline (INFO uses a short one).
+    pub async fn execute_within(
+        &self,
+        commands: Vec<Vec<Vec<u8>>>,
+        client_id: String,
+        seq: u64,
+        deadline: Duration,
+    ) -> Result<Vec<Reply>, ProxyError> {
+        let expected = commands.len();
+        let request = ExecuteRequest {
+            commands: commands.into_iter().map(|args| Command { args }).collect(),
+            client_id,
+            request_seq: seq,
+        };
+        let give_up = Instant::now() + deadline;
+        let mut target = match self.leader() {
+            Some(leader) => leader,
+            None => self
+                .seeds
+                .first()
+                .cloned()
+                .ok_or(ProxyError::ClusterDown(deadline))?,
+        };
+        let mut backoff = FIRST_BACKOFF;
+        let mut redirects = 0;
+        loop {
+            let now = Instant::now();
+            if now >= give_up {
+                return Err(ProxyError::ClusterDown(deadline));
+            }
+            let mut client = KvClient::new(self.channel(&target)?)
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX);
+            // Bounded by the deadline: a node that accepted the connection
+            // but hangs (lost quorum) must not hold the batch forever.
+            let attempt =
+                tokio::time::timeout(give_up - now, client.execute(request.clone())).await;
+            let redirect = match attempt {
+                Ok(Ok(response)) => match response.into_inner().outcome {
+                    Some(Outcome::Replies(replies)) => {
+                        if replies.replies.len() != expected {
+                            return Err(ProxyError::Upstream(format!(
+                                "node {target} returned {} replies for {expected} commands",
+                                replies.replies.len()
+                            )));
+                        }
+                        self.set_leader(&target);
+                        return Ok(replies.replies);
+                    }
+                    Some(Outcome::NotLeader(not_leader)) => {
+                        if !not_leader.leader_addr.is_empty() && not_leader.leader_addr != target {
+                            Some(not_leader.leader_addr)
+                        } else {
+                            None
+                        }
+                    }
+                    Some(Outcome::Unavailable(u)) => {
+                        tracing::debug!(node = %target, reason = %u.reason, "node unavailable");
+                        None
+                    }
+                    None => {
+                        return Err(ProxyError::Upstream(format!(
+                            "node {target} sent an empty response"
+                        )))
+                    }
+                },
+                Ok(Err(status)) if retryable(status.code()) => {
+                    tracing::debug!(node = %target, error = %status.message(), "node unreachable");
+                    None
+                }
+                Ok(Err(status)) => {
+                    return Err(ProxyError::Upstream(format!(
+                        "node {target}: {}",
+                        status.message()
+                    )));
+                }
+                Err(_elapsed) => return Err(ProxyError::ClusterDown(deadline)),
+            };
+            match redirect {
+                // Follow a redirect at once, but back off if nodes keep
+                // pointing at each other (a leader change in progress).
+                Some(leader) if redirects < 2 => {
+                    redirects += 1;
+                    self.set_leader(&leader);
+                    target = leader;
+                }
+                Some(leader) => {
+                    redirects = 0;
+                    self.set_leader(&leader);
+                    target = leader;
+                    let remaining = give_up.saturating_duration_since(Instant::now());
+                    tokio::time::sleep(backoff.min(remaining)).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                None => {
+                    if let Ok(mut leader) = self.leader.lock() {
+                        if leader.as_deref() == Some(target.as_str()) {
+                            *leader = None;
+                        }
+                    }
+                    target = self.next_seed(&target);
+                    let remaining = give_up.saturating_duration_since(Instant::now());
+                    tokio::time::sleep(backoff.min(remaining)).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Asks every seed node for its Raft status, each bounded by `timeout`.
+    /// Returns (address, status or error text) in seed order.
+    pub async fn status_all(
+        &self,
+        timeout: Duration,
+    ) -> Vec<(String, Result<ClusterStatus, String>)> {
+        let calls = self.seeds.iter().map(|addr| async move {
+            let result = async {
+                let mut client = AdminClient::new(self.channel(addr).map_err(|e| e.to_string())?);
+                match tokio::time::timeout(timeout, client.status(StatusRequest {})).await {
+                    Ok(Ok(response)) => Ok(response.into_inner()),
+                    Ok(Err(status)) => Err(status.message().to_string()),
+                    Err(_) => Err("timeout".to_string()),
+                }
+            }
+            .await;
+            (addr.clone(), result)
+        });
+        futures::future::join_all(calls).await
+    }
+}
+
+/// Codes that mean "this node could not take the request", where trying
+/// another node is safe (the request id makes a repeated write a no-op).
+fn retryable(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable
+            | Code::Unknown
+            | Code::Cancelled
+            | Code::DeadlineExceeded
+            | Code::Aborted
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unreachable_nodes_end_in_cluster_down_after_the_deadline() {
+        let upstream = Upstream::new(
+            vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()],
+            Duration::from_millis(300),
+        );
+        let started = std::time::Instant::now();
+        let err = upstream
+            .execute(
+                vec![vec![b"GET".to_vec(), b"k".to_vec()]],
+                "test:1".into(),
+                1,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ProxyError::ClusterDown(_)), "{err:?}");
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(250) && elapsed < Duration::from_secs(3),
+            "{elapsed:?}"
+        );
+    }
+
+    #[test]
+    fn next_seed_cycles() {
+        let upstream = Upstream::new(vec!["a:1".into(), "b:2".into()], Duration::from_secs(1));
+        assert_eq!(upstream.next_seed("a:1"), "b:2");
+        assert_eq!(upstream.next_seed("b:2"), "a:1");
+        assert_eq!(upstream.next_seed("leader:9"), "a:1");
+    }
+}
