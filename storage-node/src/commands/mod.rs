@@ -7,11 +7,22 @@
 //!   deterministically: `now_ms` is the leader's clock stamped into the entry.
 //! - [`apply_expire`]: deletes the given keys if they are expired at `now_ms`
 //!   (the leader's active expiry, replicated through the log).
+//!
 //! Every function returns the Redis reply; errors are replies, never panics.
+//!
+//! Commands are written once against [`DataRead`], so a read command inside
+//! a Raft entry (run by [`apply_write`]) sees the entry's earlier writes.
 
-use rampart_proto::Reply;
+mod glob;
+mod keys;
+mod server;
+mod strings;
 
-use crate::engine::{Engine, Txn};
+use rampart_proto::{command_table, errors, reply, Reply};
+
+use crate::engine::{self, DataRead, Engine, EngineError, Txn};
+
+pub use glob::glob_match;
 
 /// Whether `argv` (name first) is a write that must be replicated.
 /// Unknown commands count as reads (they are answered with an error).
@@ -23,16 +34,328 @@ pub fn is_write(argv: &[Vec<u8>]) -> bool {
 }
 
 pub fn execute_read(engine: &Engine, argv: &[Vec<u8>], now_ms: i64) -> Reply {
-    let _ = (engine, argv, now_ms);
-    todo!("commands helper")
+    let (name, args) = match validate(argv) {
+        Ok(found) => found,
+        Err(reply) => return reply,
+    };
+    let view = engine.read_view();
+    match run_read(&view, name, args, now_ms) {
+        Some(result) => finish(result),
+        None => reply::error(format!(
+            "ERR '{name}' is a write command and must go through the log"
+        )),
+    }
 }
 
 pub fn apply_write(txn: &mut Txn<'_>, argv: &[Vec<u8>], now_ms: i64) -> Reply {
-    let _ = (txn, argv, now_ms);
-    todo!("commands helper")
+    let (name, args) = match validate(argv) {
+        Ok(found) => found,
+        Err(reply) => return reply,
+    };
+    if let Some(result) = run_write(txn, name, args, now_ms) {
+        return finish(result);
+    }
+    // A read ordered inside a Raft entry reads through the entry's overlay.
+    match run_read(&*txn, name, args, now_ms) {
+        Some(result) => finish(result),
+        None => reply::error(errors::unknown_command(name.as_bytes(), args)),
+    }
 }
 
 pub fn apply_expire(txn: &mut Txn<'_>, keys: &[Vec<u8>], now_ms: i64) {
-    let _ = (txn, keys, now_ms);
-    todo!("commands helper")
+    for key in keys {
+        // The key may have been rewritten (new TTL, persisted) since the
+        // leader listed it: only a record still expired at `now_ms` goes.
+        let result = match engine::load_meta(&*txn, key) {
+            Ok(Some(meta)) if meta.is_expired(now_ms) => txn.delete_key(key).map(drop),
+            Ok(_) => Ok(()),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "active expiry could not delete a key");
+        }
+    }
+}
+
+/// A failed command: a Redis error reply, or a storage failure.
+#[derive(Debug)]
+pub(crate) enum CmdError {
+    Redis(String),
+    Engine(EngineError),
+}
+
+impl From<String> for CmdError {
+    fn from(text: String) -> Self {
+        CmdError::Redis(text)
+    }
+}
+
+impl From<&str> for CmdError {
+    fn from(text: &str) -> Self {
+        CmdError::Redis(text.to_string())
+    }
+}
+
+impl From<EngineError> for CmdError {
+    fn from(err: EngineError) -> Self {
+        CmdError::Engine(err)
+    }
+}
+
+pub(crate) type CmdResult = Result<Reply, CmdError>;
+
+fn finish(result: CmdResult) -> Reply {
+    match result {
+        Ok(reply) => reply,
+        Err(CmdError::Redis(text)) => reply::error(text),
+        Err(CmdError::Engine(err)) => {
+            tracing::error!(error = %err, "storage error while executing a command");
+            reply::error(format!("ERR storage error: {err}"))
+        }
+    }
+}
+
+/// Checks the name and arity; returns the lower-case name and the
+/// arguments after it. INFO is a proxy command the node answers only for
+/// its keyspace section.
+fn validate(argv: &[Vec<u8>]) -> Result<(&'static str, &[Vec<u8>]), Reply> {
+    let Some((name, args)) = argv.split_first() else {
+        return Err(reply::error(errors::unknown_command(b"", &[] as &[&[u8]])));
+    };
+    let spec = command_table::lookup(name)
+        .filter(|spec| spec.runs != command_table::Runs::Proxy || spec.name == "info")
+        .ok_or_else(|| reply::error(errors::unknown_command(name, args)))?;
+    if !spec.arity_ok(argv.len()) {
+        return Err(reply::error(errors::wrong_arity(spec.name)));
+    }
+    Ok((spec.name, args))
+}
+
+/// Runs a read command; `None` when `name` is not one.
+fn run_read<R: DataRead + ?Sized>(
+    r: &R,
+    name: &str,
+    args: &[Vec<u8>],
+    now: i64,
+) -> Option<CmdResult> {
+    Some(match name {
+        "get" => strings::get(r, args, now),
+        "mget" => strings::mget(r, args, now),
+        "strlen" => strings::strlen(r, args, now),
+        "getrange" => strings::getrange(r, args, now),
+        "exists" => keys::exists(r, args, now),
+        "type" => keys::key_type(r, args, now),
+        "ttl" => keys::ttl(r, args, now, keys::TtlOutput::Seconds),
+        "pttl" => keys::ttl(r, args, now, keys::TtlOutput::Millis),
+        "expiretime" => keys::ttl(r, args, now, keys::TtlOutput::AbsSeconds),
+        "pexpiretime" => keys::ttl(r, args, now, keys::TtlOutput::AbsMillis),
+        "keys" => keys::keys(r, args, now),
+        "scan" => keys::scan(r, args, now),
+        "randomkey" => keys::randomkey(r, now),
+        "dbsize" => server::dbsize(r),
+        "info" => server::info(r, args),
+        _ => return None,
+    })
+}
+
+/// Applies a write command; `None` when `name` is not one.
+fn run_write(txn: &mut Txn<'_>, name: &str, args: &[Vec<u8>], now: i64) -> Option<CmdResult> {
+    Some(match name {
+        "set" => strings::set(txn, args, now),
+        "setnx" => strings::setnx(txn, args, now),
+        "setex" => strings::setex(txn, args, now, strings::Unit::Seconds, "setex"),
+        "psetex" => strings::setex(txn, args, now, strings::Unit::Millis, "psetex"),
+        "mset" => strings::mset(txn, args),
+        "msetnx" => strings::msetnx(txn, args, now),
+        "getset" => strings::getset(txn, args, now),
+        "getdel" => strings::getdel(txn, args, now),
+        "getex" => strings::getex(txn, args, now),
+        "append" => strings::append(txn, args, now),
+        "setrange" => strings::setrange(txn, args, now),
+        "incr" => strings::incr(txn, args, now, 1),
+        "decr" => strings::incr(txn, args, now, -1),
+        "incrby" => strings::incrby(txn, args, now, false),
+        "decrby" => strings::incrby(txn, args, now, true),
+        "incrbyfloat" => strings::incrbyfloat(txn, args, now),
+        "del" | "unlink" => keys::del(txn, args, now),
+        "rename" => keys::rename(txn, args, now, false),
+        "renamenx" => keys::rename(txn, args, now, true),
+        "expire" => keys::expire(txn, args, now, keys::ExpireBase::RelativeSeconds, "expire"),
+        "pexpire" => keys::expire(txn, args, now, keys::ExpireBase::RelativeMillis, "pexpire"),
+        "expireat" => keys::expire(txn, args, now, keys::ExpireBase::AbsSeconds, "expireat"),
+        "pexpireat" => keys::expire(txn, args, now, keys::ExpireBase::AbsMillis, "pexpireat"),
+        "persist" => keys::persist(txn, args, now),
+        "flushdb" | "flushall" => server::flush(txn, args),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! A real engine in a temp dir plus helpers that run commands the way
+    //! the state machine does: writes through a committed `Txn`, reads
+    //! through a fresh view.
+
+    use rampart_proto::pb::reply::Kind;
+    use rampart_proto::Reply;
+
+    use crate::engine::Engine;
+
+    pub struct Node {
+        pub engine: Engine,
+        _dir: tempfile::TempDir,
+    }
+
+    pub fn argv(text: &str) -> Vec<Vec<u8>> {
+        text.split_whitespace()
+            .map(|s| s.as_bytes().to_vec())
+            .collect()
+    }
+
+    impl Node {
+        pub fn new() -> Node {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let engine = Engine::open(dir.path()).expect("open engine");
+            Node { engine, _dir: dir }
+        }
+
+        /// Runs one command at `now` (ms), routed like the server does.
+        pub fn run_at(&self, now: i64, args: &[Vec<u8>]) -> Reply {
+            if super::is_write(args) {
+                let mut txn = self.engine.txn();
+                let reply = super::apply_write(&mut txn, args, now);
+                let batch = txn.into_write_batch().expect("batch");
+                self.engine.db().write(batch).expect("write");
+                reply
+            } else {
+                super::execute_read(&self.engine, args, now)
+            }
+        }
+
+        pub fn run(&self, now: i64, text: &str) -> Reply {
+            self.run_at(now, &argv(text))
+        }
+    }
+
+    /// A compact rendering of a reply for table-driven assertions:
+    /// `+OK`, `-ERR ...`, `:1`, `"bulk"`, `nil`, `[a, b]`.
+    pub fn show(reply: &Reply) -> String {
+        match &reply.kind {
+            Some(Kind::Status(s)) => format!("+{s}"),
+            Some(Kind::Error(e)) => format!("-{e}"),
+            Some(Kind::Integer(i)) => format!(":{i}"),
+            Some(Kind::Bulk(b)) => format!("\"{}\"", String::from_utf8_lossy(b)),
+            Some(Kind::Null(_)) | Some(Kind::NullArray(_)) => "nil".to_string(),
+            Some(Kind::Array(list)) | Some(Kind::Set(list)) | Some(Kind::Map(list)) => {
+                let items: Vec<String> = list.items.iter().map(show).collect();
+                format!("[{}]", items.join(", "))
+            }
+            Some(Kind::Double(d)) => format!(",{d}"),
+            Some(Kind::Boolean(b)) => format!("#{b}"),
+            Some(Kind::Verbatim(v)) => format!("\"{}\"", String::from_utf8_lossy(&v.text)),
+            None => "<empty>".to_string(),
+        }
+    }
+
+    /// Runs each `(command, expected)` at `now` in order.
+    pub fn check(node: &Node, now: i64, cases: &[(&str, &str)]) {
+        for (command, expected) in cases {
+            assert_eq!(
+                &show(&node.run(now, command)),
+                expected,
+                "command: {command}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+
+    #[test]
+    fn unknown_commands_and_bad_arity_are_errors() {
+        let node = Node::new();
+        check(
+            &node,
+            0,
+            &[
+                (
+                    "FOO a b",
+                    "-ERR unknown command 'FOO', with args beginning with: 'a' 'b' ",
+                ),
+                ("GET", "-ERR wrong number of arguments for 'get' command"),
+                (
+                    "GET a b",
+                    "-ERR wrong number of arguments for 'get' command",
+                ),
+                ("SET a", "-ERR wrong number of arguments for 'set' command"),
+                (
+                    "PING",
+                    "-ERR unknown command 'PING', with args beginning with: ",
+                ),
+            ],
+        );
+        assert!(node.run_at(0, &[]).is_error());
+    }
+
+    #[test]
+    fn a_write_on_the_read_path_is_refused() {
+        let node = Node::new();
+        let reply = execute_read(&node.engine, &argv("SET k v"), 0);
+        assert!(reply.is_error());
+        assert_eq!(show(&node.run(0, "GET k")), "nil");
+    }
+
+    #[test]
+    fn reads_inside_an_entry_see_its_earlier_writes() {
+        let node = Node::new();
+        let mut txn = node.engine.txn();
+        assert_eq!(show(&apply_write(&mut txn, &argv("SET k 1"), 0)), "+OK");
+        assert_eq!(show(&apply_write(&mut txn, &argv("INCR k"), 0)), ":2");
+        assert_eq!(show(&apply_write(&mut txn, &argv("GET k"), 0)), "\"2\"");
+        assert_eq!(show(&apply_write(&mut txn, &argv("DBSIZE"), 0)), ":1");
+        // Nothing is visible before the batch is written.
+        assert_eq!(show(&node.run(0, "GET k")), "nil");
+        node.engine
+            .db()
+            .write(txn.into_write_batch().unwrap())
+            .unwrap();
+        assert_eq!(show(&node.run(0, "GET k")), "\"2\"");
+    }
+
+    #[test]
+    fn active_expiry_deletes_only_keys_still_expired() {
+        let node = Node::new();
+        check(
+            &node,
+            1_000,
+            &[
+                ("SET a 1 PX 100", "+OK"),
+                ("SET b 1 PX 100", "+OK"),
+                ("SET c 1 PX 5000", "+OK"),
+            ],
+        );
+        // b got a new TTL after the leader listed it.
+        check(&node, 1_050, &[("PEXPIRE b 10000", ":1")]);
+        let listed = node.engine.expired_keys(1_200, 10).unwrap();
+        assert_eq!(listed, vec![b"a".to_vec()]);
+        let mut txn = node.engine.txn();
+        apply_expire(
+            &mut txn,
+            &[b"a".to_vec(), b"b".to_vec(), b"zz".to_vec()],
+            1_200,
+        );
+        node.engine
+            .db()
+            .write(txn.into_write_batch().unwrap())
+            .unwrap();
+        check(
+            &node,
+            1_200,
+            &[("DBSIZE", ":2"), ("EXISTS b c", ":2"), ("EXISTS a", ":0")],
+        );
+        assert!(node.engine.expired_keys(1_200, 10).unwrap().is_empty());
+    }
 }
