@@ -247,8 +247,10 @@ async fn ping(addr: &str) -> Result<()> {
 fn exited_child(children: &mut [Managed]) -> Option<String> {
     children
         .iter_mut()
-        .find(|c| matches!(c.child.try_wait(), Ok(Some(_))))
-        .map(|c| c.name.clone())
+        .find_map(|c| match c.child.try_wait() {
+            Ok(Some(_)) => Some(c.name.clone()),
+            _ => None,
+        })
 }
 
 async fn stop_all(children: &mut [Managed]) {

@@ -1,3 +1,321 @@
-//! Rampart storage node.
+//! Rampart storage node: an openraft member keeping the Raft log and the
+//! Redis data in one RocksDB, serving the Kv, RaftTransport and Admin gRPC
+//! services.
+//!
+//! Threads: Raft's core, its storage tasks and the Raft transport server run
+//! on a dedicated two-thread tokio runtime (`raft-*` threads), so heartbeats
+//! and votes are not delayed by client traffic; the Kv server, the expiry
+//! task and blocking RocksDB reads run on the caller's runtime.
+
 pub mod commands;
+pub mod config;
 pub mod engine;
+pub mod expiry;
+pub mod raft;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::SnapshotPolicy;
+use rampart_proto::pb::admin_server::AdminServer;
+use rampart_proto::pb::kv_server::KvServer;
+use rampart_proto::pb::raft_transport_server::RaftTransportServer;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+
+pub use config::{NodeArgs, NodeConfig};
+
+use crate::engine::Engine;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::{NetworkFactory, MAX_RAFT_MESSAGE};
+use crate::raft::state_machine::StateMachineStore;
+use crate::raft::Raft;
+use crate::server::admin::AdminService;
+use crate::server::kv::KvService;
+use crate::server::transport::TransportService;
+use crate::server::NodeCtx;
+
+/// Largest Kv request or response (a pipelined batch and its replies).
+const MAX_CLIENT_MESSAGE: usize = 1 << 30;
+/// How long shutdown waits for in-flight RPCs before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("storage: {0}")]
+    Engine(#[from] engine::EngineError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("grpc server: {0}")]
+    Server(String),
+}
+
+/// Parses flags/env/file, runs the node until SIGINT or SIGTERM, then shuts
+/// it down gracefully.
+pub async fn run(args: NodeArgs) -> Result<(), NodeError> {
+    let config = args.resolve()?;
+    let node = start(config).await?;
+    wait_for_signal().await?;
+    tracing::info!(id = node.id, "shutting down");
+    node.shutdown().await
+}
+
+async fn wait_for_signal() -> Result<(), NodeError> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await?;
+        Ok(())
+    }
+}
+
+/// The Raft runtime; shut down without blocking (dropping a runtime inside
+/// async code would panic).
+struct RaftRuntime(Option<tokio::runtime::Runtime>);
+
+impl RaftRuntime {
+    fn new() -> Result<RaftRuntime, NodeError> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name_fn(|| format!("raft-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
+            .enable_all()
+            .build()?;
+        Ok(RaftRuntime(Some(rt)))
+    }
+
+    fn handle(&self) -> Result<tokio::runtime::Handle, NodeError> {
+        self.0
+            .as_ref()
+            .map(|rt| rt.handle().clone())
+            .ok_or_else(|| NodeError::Raft("raft runtime already stopped".into()))
+    }
+}
+
+impl Drop for RaftRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A running node. Dropping it without [`NodeHandle::shutdown`] stops the
+/// Raft runtime abruptly (like a crash, minus the process exit).
+pub struct NodeHandle {
+    pub id: u64,
+    /// The bound Raft/admin address (the actual port when 0 was asked).
+    pub raft_addr: SocketAddr,
+    /// The bound client/admin address.
+    pub client_addr: SocketAddr,
+    raft: Raft,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<Result<(), NodeError>>>,
+    expiry: JoinHandle<()>,
+    runtime: RaftRuntime,
+}
+
+impl NodeHandle {
+    /// The local Raft handle (metrics, waiting in tests).
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Stops the gRPC servers (letting in-flight calls finish), the expiry
+    /// task and Raft, then the Raft runtime.
+    pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        let _ = self.shutdown_tx.send(true);
+        let mut first_err = None;
+        for task in self.tasks.drain(..) {
+            match tokio::time::timeout(SHUTDOWN_GRACE, task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => {
+                    first_err.get_or_insert(e);
+                }
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(NodeError::Server(e.to_string()));
+                }
+                Err(_) => tracing::warn!("a gRPC server did not stop in time"),
+            }
+        }
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, &mut self.expiry).await;
+        self.expiry.abort();
+        if let Err(e) = self.raft.shutdown().await {
+            first_err.get_or_insert(NodeError::Raft(e.to_string()));
+        }
+        if let Some(rt) = self.runtime.0.take() {
+            rt.shutdown_background();
+        }
+        tracing::info!(id = self.id, "node stopped");
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+fn bind(addr: &str) -> Result<std::net::TcpListener, NodeError> {
+    let listen_err = |source| NodeError::Listen {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(listen_err)?;
+    listener.set_nonblocking(true).map_err(listen_err)?;
+    Ok(listener)
+}
+
+async fn shutdown_signal(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn raft_config(cfg: &NodeConfig) -> Result<openraft::Config, NodeError> {
+    openraft::Config {
+        cluster_name: "rampart".to_string(),
+        heartbeat_interval: cfg.heartbeat_ms,
+        election_timeout_min: cfg.election_timeout_ms,
+        election_timeout_max: cfg.election_timeout_ms * 2,
+        // A snapshot chunk of 3 MiB must fit comfortably in one call.
+        install_snapshot_timeout: cfg.election_timeout_ms.max(1000) * 2,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_logs),
+        max_in_snapshot_log_to_keep: cfg.snapshot_keep_logs,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| NodeError::Config(e.to_string()))
+}
+
+/// Opens the engine, starts Raft and both gRPC servers, and returns once
+/// they are listening.
+pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
+    let raft_config = Arc::new(raft_config(&cfg)?);
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let engine = {
+        let dir = cfg.data_dir.clone();
+        tokio::task::spawn_blocking(move || Engine::open(&dir))
+            .await
+            .map_err(|e| NodeError::Raft(format!("engine open task failed: {e}")))??
+    };
+
+    let raft_listener = bind(&cfg.raft_addr)?;
+    let client_listener = bind(&cfg.client_addr)?;
+    let raft_addr = raft_listener.local_addr()?;
+    let client_addr = client_listener.local_addr()?;
+
+    let runtime = RaftRuntime::new()?;
+    let rt = runtime.handle()?;
+    let raft = {
+        let log_store = LogStore::new(engine.db().clone());
+        let state_machine = StateMachineStore::new(engine.clone());
+        let id = cfg.id;
+        rt.spawn(async move {
+            Raft::new(
+                id,
+                raft_config,
+                NetworkFactory::default(),
+                log_store,
+                state_machine,
+            )
+            .await
+        })
+        .await
+        .map_err(|e| NodeError::Raft(format!("raft start task failed: {e}")))?
+        .map_err(|e| NodeError::Raft(e.to_string()))?
+    };
+
+    let ctx = Arc::new(NodeCtx {
+        id: cfg.id,
+        raft: raft.clone(),
+        engine,
+        write_timeout: Duration::from_millis(cfg.write_timeout_ms),
+    });
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    // Raft transport + admin, on the Raft runtime. The listener is
+    // registered with that runtime's reactor by converting it there.
+    let raft_server = {
+        let ctx = ctx.clone();
+        let signal = shutdown_signal(shutdown_rx.clone());
+        rt.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(raft_listener)?;
+            let incoming = TcpIncoming::from_listener(listener, true, None)
+                .map_err(|e| NodeError::Server(e.to_string()))?;
+            Server::builder()
+                .add_service(
+                    RaftTransportServer::new(TransportService::new(ctx.clone()))
+                        .max_decoding_message_size(MAX_RAFT_MESSAGE)
+                        .max_encoding_message_size(MAX_RAFT_MESSAGE),
+                )
+                .add_service(AdminServer::new(AdminService::new(ctx)))
+                .serve_with_incoming_shutdown(incoming, signal)
+                .await
+                .map_err(|e| NodeError::Server(e.to_string()))
+        })
+    };
+
+    // Kv + admin, on the caller's runtime.
+    let client_server = {
+        let ctx = ctx.clone();
+        let signal = shutdown_signal(shutdown_rx.clone());
+        let listener = tokio::net::TcpListener::from_std(client_listener)?;
+        let incoming = TcpIncoming::from_listener(listener, true, None)
+            .map_err(|e| NodeError::Server(e.to_string()))?;
+        tokio::spawn(async move {
+            Server::builder()
+                .add_service(
+                    KvServer::new(KvService::new(ctx.clone()))
+                        .max_decoding_message_size(MAX_CLIENT_MESSAGE)
+                        .max_encoding_message_size(MAX_CLIENT_MESSAGE),
+                )
+                .add_service(AdminServer::new(AdminService::new(ctx)))
+                .serve_with_incoming_shutdown(incoming, signal)
+                .await
+                .map_err(|e| NodeError::Server(e.to_string()))
+        })
+    };
+
+    let expiry = tokio::spawn(expiry::run(ctx, shutdown_rx));
+
+    tracing::info!(
+        "node {} listening raft={} client={} data_dir={}",
+        cfg.id,
+        raft_addr,
+        client_addr,
+        cfg.data_dir.display()
+    );
+    Ok(NodeHandle {
+        id: cfg.id,
+        raft_addr,
+        client_addr,
+        raft,
+        shutdown_tx,
+        tasks: vec![raft_server, client_server],
+        expiry,
+        runtime,
+    })
+}

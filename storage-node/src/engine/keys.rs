@@ -38,6 +38,26 @@
 //! `WRONGTYPE` check touch one meta record, never the elements. The length
 //! prefix keeps one key's prefix from being a prefix of another key's.
 //!
+//! **Element suffixes** (after `sub_key_prefix(user_key, version)`):
+//!
+//! | type | suffix | value |
+//! |------|--------|-------|
+//! | hash | eh (u64 BE) + field | field value |
+//! | set  | eh (u64 BE) + member | empty |
+//! | zset, by member | `m` + eh (u64 BE) + member | score (f64 bits, BE) |
+//! | zset, by score  | `o` + score_key(score) (8 bytes) + member | empty |
+//! | list | seq (u64 BE) | element |
+//!
+//! `eh = element_hash(element)` (< 2^62) puts hash fields, set members and
+//! zset members in hash order, so HSCAN/SSCAN/ZSCAN get the same numeric
+//! cursor as SCAN (`eh + 1` of the next element); point reads still compute
+//! the key directly. `score_key` maps an f64 to 8 bytes whose byte order is
+//! numeric order (-inf < ... < -0.0 = 0.0 < ... < inf), so the by-score
+//! index orders by (score, member) exactly like Redis's skiplist. Lists keep
+//! `head` and `tail` (exclusive) sequence numbers in the meta payload and
+//! their elements at consecutive sequence numbers, so index access is one
+//! point read.
+//!
 //! All multi-byte integers are big-endian so byte order equals numeric order.
 
 /// Tag of counter records.
@@ -206,6 +226,59 @@ pub fn decode_sub_key(key: &[u8]) -> Option<(&[u8], u64, &[u8])> {
     Some((&key[5..user_end], version, &key[version_end..]))
 }
 
+/// The ordering hash of a collection element (hash field, set or zset
+/// member): 62 bits of FNV-1a, so `eh + 1` always fits a SCAN cursor.
+pub fn element_hash(element: &[u8]) -> u64 {
+    fnv1a64(element) >> 2
+}
+
+/// `prefix` + `eh` + `element`: the key of a hash field or set member.
+pub fn hashed_element_key(prefix: &[u8], element: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prefix.len() + 8 + element.len());
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(&element_hash(element).to_be_bytes());
+    out.extend_from_slice(element);
+    out
+}
+
+/// Splits the suffix of a hashed element key into `(eh, element)`.
+pub fn decode_hashed_element(suffix: &[u8]) -> Option<(u64, &[u8])> {
+    if suffix.len() < 8 {
+        return None;
+    }
+    let eh = u64::from_be_bytes(suffix[..8].try_into().ok()?);
+    Some((eh, &suffix[8..]))
+}
+
+/// Sub-index tag of a zset's by-member records.
+pub const ZSET_MEMBER_TAG: u8 = b'm';
+/// Sub-index tag of a zset's by-score records.
+pub const ZSET_SCORE_TAG: u8 = b'o';
+
+/// 8 bytes whose unsigned byte order is the numeric order of `score`
+/// (not NaN). -0.0 encodes like 0.0, as Redis treats them as equal.
+pub fn score_key(score: f64) -> [u8; 8] {
+    let score = if score == 0.0 { 0.0 } else { score };
+    let bits = score.to_bits();
+    let ordered = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    };
+    ordered.to_be_bytes()
+}
+
+/// Inverse of [`score_key`].
+pub fn decode_score_key(bytes: [u8; 8]) -> f64 {
+    let ordered = u64::from_be_bytes(bytes);
+    let bits = if ordered >> 63 == 1 {
+        ordered & !(1 << 63)
+    } else {
+        !ordered
+    };
+    f64::from_bits(bits)
+}
+
 /// The smallest key greater than every key starting with `prefix`, or
 /// `None` when there is none (prefix of all 0xFF bytes).
 pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
@@ -306,6 +379,41 @@ mod tests {
         let ab = sub_key_prefix(b"ab", 1);
         assert!(!sub_key_prefix(b"abc", 1).starts_with(&ab));
         assert!(decode_sub_key(b"s\0\0\0\x09abc").is_none());
+    }
+
+    #[test]
+    fn score_keys_order_like_numbers() {
+        let scores = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -2.5,
+            -1.0,
+            -f64::MIN_POSITIVE,
+            0.0,
+            f64::MIN_POSITIVE,
+            1.0,
+            1.5,
+            1e300,
+            f64::INFINITY,
+        ];
+        for pair in scores.windows(2) {
+            assert!(score_key(pair[0]) < score_key(pair[1]), "{pair:?}");
+        }
+        for s in scores {
+            assert_eq!(decode_score_key(score_key(s)), s);
+        }
+        assert_eq!(score_key(-0.0), score_key(0.0));
+        assert_eq!(decode_score_key(score_key(-0.0)).to_bits(), 0.0f64.to_bits());
+    }
+
+    #[test]
+    fn hashed_elements_round_trip() {
+        let key = hashed_element_key(b"P", b"field");
+        let (eh, element) = decode_hashed_element(&key[1..]).unwrap();
+        assert_eq!(element, b"field");
+        assert_eq!(eh, element_hash(b"field"));
+        assert!(eh < HASH_LIMIT);
+        assert!(decode_hashed_element(b"short").is_none());
     }
 
     #[test]

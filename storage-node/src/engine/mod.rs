@@ -173,6 +173,15 @@ pub trait DataRead {
         end: &[u8],
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), EngineError>;
+
+    /// Like [`DataRead::for_each`], in descending key order (for ZREVRANGE,
+    /// ZPOPMAX and other reads from the high end of a sorted index).
+    fn for_each_rev(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), EngineError>;
 }
 
 /// Read access to the applied data for one read command: every read of the
@@ -208,6 +217,32 @@ impl DataRead for ReadView<'_> {
                 break;
             }
             iter.next();
+        }
+        iter.status()?;
+        Ok(())
+    }
+
+    fn for_each_rev(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), EngineError> {
+        if start >= end {
+            return Ok(());
+        }
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_iterate_lower_bound(start.to_vec());
+        opts.set_iterate_upper_bound(end.to_vec());
+        let mut iter = self
+            .snapshot
+            .raw_iterator_cf_opt(self.engine.cf(cf::DATA), opts);
+        iter.seek_to_last();
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            if !f(key, value) {
+                break;
+            }
+            iter.prev();
         }
         iter.status()?;
         Ok(())

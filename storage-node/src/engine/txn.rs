@@ -160,6 +160,73 @@ impl DataRead for Txn<'_> {
         db_iter.status()?;
         Ok(())
     }
+
+    fn for_each_rev(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), EngineError> {
+        if start >= end {
+            return Ok(());
+        }
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_iterate_lower_bound(start.to_vec());
+        opts.set_iterate_upper_bound(end.to_vec());
+        let mut db_iter = self
+            .engine
+            .db()
+            .raw_iterator_cf_opt(self.engine.cf(cf::DATA), opts);
+        db_iter.seek_to_last();
+        let mut pending = self
+            .writes
+            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+            .rev()
+            .peekable();
+        loop {
+            while let Some(key) = db_iter.key() {
+                if self.range_deleted(key) {
+                    db_iter.prev();
+                } else {
+                    break;
+                }
+            }
+            let next_pending = pending.peek().map(|(k, v)| (k.as_slice(), v));
+            let keep_going = match (db_iter.key(), next_pending) {
+                (None, None) => break,
+                (Some(db_key), Some((p_key, _))) if db_key > p_key => {
+                    let value = db_iter.value().unwrap_or_default();
+                    let go = f(db_key, value);
+                    db_iter.prev();
+                    go
+                }
+                (Some(_), None) => {
+                    let (Some(key), Some(value)) = (db_iter.key(), db_iter.value()) else {
+                        break;
+                    };
+                    let go = f(key, value);
+                    db_iter.prev();
+                    go
+                }
+                (db_key, Some((p_key, p_value))) => {
+                    if db_key == Some(p_key) {
+                        db_iter.prev();
+                    }
+                    let go = match p_value {
+                        Some(value) => f(p_key, value),
+                        None => true,
+                    };
+                    pending.next();
+                    go
+                }
+            };
+            if !keep_going {
+                break;
+            }
+        }
+        db_iter.status()?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -248,6 +315,25 @@ mod tests {
             vec![kv("a", "tx"), kv("b", "db"), kv("d", "tx"), kv("e", "tx")]
         );
         assert_eq!(collect(&txn, b"c", b"e"), vec![kv("d", "tx")]);
+        let mut rev = Vec::new();
+        txn.for_each_rev(b"", b"z", &mut |k, v| {
+            rev.push((k.to_vec(), v.to_vec()));
+            true
+        })
+        .unwrap();
+        assert_eq!(
+            rev,
+            vec![kv("e", "tx"), kv("d", "tx"), kv("b", "db"), kv("a", "tx")]
+        );
+        let mut view_rev = Vec::new();
+        engine
+            .read_view()
+            .for_each_rev(b"b", b"f", &mut |k, _| {
+                view_rev.push(k.to_vec());
+                true
+            })
+            .unwrap();
+        assert_eq!(view_rev, vec![b"d".to_vec(), b"b".to_vec()]);
         // Stopping early is honoured.
         let mut seen = 0;
         txn.for_each(b"", b"z", &mut |_, _| {

@@ -1,0 +1,233 @@
+//! Node settings: command-line flags, environment variables and an optional
+//! TOML file, merged into one [`NodeConfig`].
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::NodeError;
+
+pub const DEFAULT_RAFT_ADDR: &str = "127.0.0.1:7111";
+pub const DEFAULT_CLIENT_ADDR: &str = "127.0.0.1:7101";
+pub const DEFAULT_SNAPSHOT_LOGS: u64 = 5000;
+pub const DEFAULT_SNAPSHOT_KEEP_LOGS: u64 = 1000;
+pub const DEFAULT_ELECTION_TIMEOUT_MS: u64 = 1000;
+pub const DEFAULT_WRITE_TIMEOUT_MS: u64 = 5000;
+pub const HEARTBEAT_INTERVAL_MS: u64 = 250;
+
+/// Flags of a storage node (`rampart-node ...`, or embedded as
+/// `rampart node ...` by the launcher).
+///
+/// Every setting comes from, in order of precedence: the flag, its
+/// environment variable, the TOML file given with `--config`, the default.
+/// The file uses the flag names with underscores, e.g.
+///
+/// ```toml
+/// id = 1
+/// raft_addr = "10.0.0.1:7111"
+/// client_addr = "10.0.0.1:7101"
+/// data_dir = "/var/lib/rampart/node-1"
+/// snapshot_logs = 5000
+/// snapshot_keep_logs = 1000
+/// election_timeout_ms = 1000
+/// write_timeout_ms = 5000
+/// ```
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NodeArgs {
+    /// This node's Raft id (unique in the cluster, not 0).
+    #[arg(long, env = "RAMPART_NODE_ID")]
+    pub id: Option<u64>,
+    /// Listen address for Raft transport and admin RPCs; also the address
+    /// peers dial [default: 127.0.0.1:7111].
+    #[arg(long, env = "RAMPART_RAFT_ADDR")]
+    pub raft_addr: Option<String>,
+    /// Listen address for client (Kv) and admin RPCs; also the address
+    /// proxies are sent to [default: 127.0.0.1:7101].
+    #[arg(long, env = "RAMPART_CLIENT_ADDR")]
+    pub client_addr: Option<String>,
+    /// Directory of the node's RocksDB [default: ./rampart-data/node-<id>].
+    #[arg(long, env = "RAMPART_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML file with any of these settings; flags and env override it.
+    #[arg(long, env = "RAMPART_NODE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Build a snapshot (and compact the log) after this many entries
+    /// [default: 5000].
+    #[arg(long, env = "RAMPART_SNAPSHOT_LOGS")]
+    pub snapshot_logs: Option<u64>,
+    /// Entries kept in the log behind the latest snapshot, so a briefly
+    /// lagging follower catches up without a snapshot [default: 1000].
+    #[arg(long, env = "RAMPART_SNAPSHOT_KEEP_LOGS")]
+    pub snapshot_keep_logs: Option<u64>,
+    /// Minimum election timeout; the maximum is twice this. Heartbeats go
+    /// every 250 ms [default: 1000].
+    #[arg(long, env = "RAMPART_ELECTION_TIMEOUT_MS")]
+    pub election_timeout_ms: Option<u64>,
+    /// How long a client write or linearizable read waits for the cluster
+    /// before answering Unavailable [default: 5000].
+    #[arg(long, env = "RAMPART_WRITE_TIMEOUT_MS")]
+    pub write_timeout_ms: Option<u64>,
+}
+
+/// The settings file: the same names as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    id: Option<u64>,
+    raft_addr: Option<String>,
+    client_addr: Option<String>,
+    data_dir: Option<PathBuf>,
+    snapshot_logs: Option<u64>,
+    snapshot_keep_logs: Option<u64>,
+    election_timeout_ms: Option<u64>,
+    write_timeout_ms: Option<u64>,
+}
+
+/// Resolved settings of one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub id: u64,
+    pub raft_addr: String,
+    pub client_addr: String,
+    pub data_dir: PathBuf,
+    pub snapshot_logs: u64,
+    pub snapshot_keep_logs: u64,
+    pub election_timeout_ms: u64,
+    pub heartbeat_ms: u64,
+    pub write_timeout_ms: u64,
+}
+
+impl NodeArgs {
+    /// Merges flags/env with the `--config` file (if any) and the defaults.
+    pub fn resolve(&self) -> Result<NodeConfig, NodeError> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let id = self.id.or(file.id).ok_or_else(|| {
+            NodeError::Config(
+                "--id is required (or RAMPART_NODE_ID, or id in the config file)".into(),
+            )
+        })?;
+        if id == 0 {
+            return Err(NodeError::Config("--id must not be 0".into()));
+        }
+        let election_timeout_ms = self
+            .election_timeout_ms
+            .or(file.election_timeout_ms)
+            .unwrap_or(DEFAULT_ELECTION_TIMEOUT_MS);
+        if election_timeout_ms <= HEARTBEAT_INTERVAL_MS {
+            return Err(NodeError::Config(format!(
+                "--election-timeout-ms must be greater than the {HEARTBEAT_INTERVAL_MS} ms heartbeat"
+            )));
+        }
+        let snapshot_logs = self
+            .snapshot_logs
+            .or(file.snapshot_logs)
+            .unwrap_or(DEFAULT_SNAPSHOT_LOGS);
+        if snapshot_logs == 0 {
+            return Err(NodeError::Config(
+                "--snapshot-logs must be at least 1".into(),
+            ));
+        }
+        let write_timeout_ms = self
+            .write_timeout_ms
+            .or(file.write_timeout_ms)
+            .unwrap_or(DEFAULT_WRITE_TIMEOUT_MS);
+        if write_timeout_ms == 0 {
+            return Err(NodeError::Config(
+                "--write-timeout-ms must be at least 1".into(),
+            ));
+        }
+        Ok(NodeConfig {
+            id,
+            raft_addr: self
+                .raft_addr
+                .clone()
+                .or(file.raft_addr)
+                .unwrap_or_else(|| DEFAULT_RAFT_ADDR.to_string()),
+            client_addr: self
+                .client_addr
+                .clone()
+                .or(file.client_addr)
+                .unwrap_or_else(|| DEFAULT_CLIENT_ADDR.to_string()),
+            data_dir: self
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(format!("./rampart-data/node-{id}"))),
+            snapshot_logs,
+            snapshot_keep_logs: self
+                .snapshot_keep_logs
+                .or(file.snapshot_keep_logs)
+                .unwrap_or(DEFAULT_SNAPSHOT_KEEP_LOGS),
+            election_timeout_ms,
+            heartbeat_ms: HEARTBEAT_INTERVAL_MS,
+            write_timeout_ms,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, NodeError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| NodeError::Config(format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_what_is_not_given() {
+        let cfg = NodeArgs {
+            id: Some(3),
+            ..NodeArgs::default()
+        }
+        .resolve()
+        .expect("resolve");
+        assert_eq!(cfg.raft_addr, DEFAULT_RAFT_ADDR);
+        assert_eq!(cfg.client_addr, DEFAULT_CLIENT_ADDR);
+        assert_eq!(cfg.data_dir, PathBuf::from("./rampart-data/node-3"));
+        assert_eq!(cfg.snapshot_logs, 5000);
+        assert_eq!(cfg.election_timeout_ms, 1000);
+        assert_eq!(cfg.write_timeout_ms, 5000);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "id = 2\nraft_addr = \"10.0.0.2:7111\"\nclient_addr = \"10.0.0.2:7101\"\nsnapshot_logs = 10\n",
+        )
+        .expect("write");
+        let cfg = NodeArgs {
+            config: Some(path),
+            client_addr: Some("0.0.0.0:9000".into()),
+            ..NodeArgs::default()
+        }
+        .resolve()
+        .expect("resolve");
+        assert_eq!(cfg.id, 2);
+        assert_eq!(cfg.raft_addr, "10.0.0.2:7111");
+        assert_eq!(cfg.client_addr, "0.0.0.0:9000");
+        assert_eq!(cfg.snapshot_logs, 10);
+    }
+
+    #[test]
+    fn missing_id_and_unknown_file_keys_are_errors() {
+        assert!(NodeArgs::default().resolve().is_err());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, "id = 1\nraft_adr = \"x\"\n").expect("write");
+        let err = NodeArgs {
+            config: Some(path),
+            ..NodeArgs::default()
+        }
+        .resolve()
+        .expect_err("typo must be reported");
+        assert!(err.to_string().contains("raft_adr"), "{err}");
+    }
+}

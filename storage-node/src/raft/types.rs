@@ -1,0 +1,185 @@
+//! The openraft type configuration and the application data carried in the
+//! Raft log.
+
+use std::io::Cursor;
+
+use rampart_proto::Reply;
+use serde::{Deserialize, Serialize};
+
+openraft::declare_raft_types!(
+    /// Rampart's Raft type configuration.
+    ///
+    /// `SnapshotData` is an in-memory `Cursor<Vec<u8>>`: a snapshot holds the
+    /// whole data set in memory while it is built, sent and installed. That
+    /// is fine for data sets well below the node's RAM; a streaming snapshot
+    /// (RocksDB checkpoint files) is the way past that limit.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        NodeId = u64,
+        Node = NodeInfo,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type NodeId = u64;
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type LogId = openraft::LogId<NodeId>;
+pub type Vote = openraft::Vote<NodeId>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, NodeInfo>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, NodeInfo>;
+pub type Snapshot = openraft::Snapshot<TypeConfig>;
+pub type StorageError = openraft::StorageError<NodeId>;
+
+/// What the cluster knows about a member: where to reach it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Raft transport (and admin) gRPC address, host:port.
+    pub raft_addr: String,
+    /// Client (Kv + admin) gRPC address, host:port; what proxies dial.
+    pub client_addr: String,
+    /// Prometheus metrics URL, empty when not served.
+    pub metrics_url: String,
+}
+
+/// One Raft log entry's application payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// The leader's wall clock (ms since the Unix epoch), stamped when the
+    /// entry is proposed. Every replica uses it for TTL math so they all
+    /// compute the same result, whatever their own clocks say.
+    pub now_ms: i64,
+    pub op: Op,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// A run of consecutive write commands from one client batch.
+    /// `(client_id, seq, part)` identifies it for at-most-once application
+    /// of retried batches; an empty `client_id` opts out of deduplication.
+    Commands {
+        client_id: String,
+        seq: u64,
+        part: u32,
+        commands: Vec<Vec<Vec<u8>>>,
+    },
+    /// Active expiry by the leader: delete these keys if they are expired at
+    /// `now_ms`.
+    ExpireKeys { keys: Vec<Vec<u8>> },
+}
+
+/// The result of applying one entry: one reply per command (empty for
+/// entries without commands).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    #[serde(with = "replies_serde")]
+    pub replies: Vec<Reply>,
+}
+
+/// `Reply` is a prost message without serde support: carry each reply as its
+/// protobuf encoding, which is also what goes over the wire to the proxy.
+pub mod replies_serde {
+    use prost::Message;
+    use rampart_proto::Reply;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn encode(replies: &[Reply]) -> Vec<Vec<u8>> {
+        replies.iter().map(Message::encode_to_vec).collect()
+    }
+
+    pub fn decode(encoded: &[Vec<u8>]) -> Result<Vec<Reply>, prost::DecodeError> {
+        encoded
+            .iter()
+            .map(|b| Reply::decode(b.as_slice()))
+            .collect()
+    }
+
+    pub fn serialize<S: Serializer>(replies: &[Reply], s: S) -> Result<S::Ok, S::Error> {
+        encode(replies).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Reply>, D::Error> {
+        let encoded = Vec::<Vec<u8>>::deserialize(d)?;
+        decode(&encoded).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Binary encoding of everything this crate persists or sends between
+/// nodes (log entries, vote, snapshots, Raft RPCs).
+///
+/// bincode rather than JSON: log entries and snapshot chunks are mostly raw
+/// byte strings, which JSON would inflate several times (arrays of numbers)
+/// and parse slowly; all the types are plain structs/enums without
+/// self-describing serde attributes, which bincode requires. Decoding has a
+/// size limit so a corrupt length prefix cannot ask for unbounded memory.
+pub mod codec {
+    use bincode::Options;
+    use serde::de::DeserializeOwned;
+    use serde::Serialize;
+
+    /// Upper bound of one encoded value (a snapshot is one value).
+    const LIMIT: u64 = 4 << 30;
+
+    fn options() -> impl Options {
+        bincode::DefaultOptions::new()
+            .with_fixint_encoding()
+            .with_limit(LIMIT)
+    }
+
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, bincode::Error> {
+        options().serialize(value)
+    }
+
+    pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::Error> {
+        options().deserialize(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_proto::reply;
+
+    #[test]
+    fn response_round_trips_every_reply_kind() {
+        let resp = Response {
+            replies: vec![
+                reply::ok(),
+                reply::error("ERR boom"),
+                reply::integer(-7),
+                reply::bulk(b"v\x00".to_vec()),
+                reply::null(),
+                reply::array(vec![reply::integer(1), reply::null_array()]),
+            ],
+        };
+        let bytes = codec::encode(&resp).expect("encode");
+        let back: Response = codec::decode(&bytes).expect("decode");
+        assert_eq!(back, resp);
+    }
+
+    #[test]
+    fn request_round_trips() {
+        let req = Request {
+            now_ms: 1_700_000_000_123,
+            op: Op::Commands {
+                client_id: "proxy-1/7".into(),
+                seq: 42,
+                part: 1,
+                commands: vec![vec![b"SET".to_vec(), b"k".to_vec(), b"v".to_vec()]],
+            },
+        };
+        let back: Request = codec::decode(&codec::encode(&req).expect("encode")).expect("decode");
+        assert_eq!(back, req);
+    }
+
+    #[test]
+    fn garbage_does_not_decode() {
+        assert!(codec::decode::<Request>(&[0xff; 3]).is_err());
+        // A huge declared length fails instead of allocating.
+        let mut bytes = vec![0u8; 8];
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(codec::decode::<Request>(&bytes).is_err());
+    }
+}

@@ -1,0 +1,247 @@
+//! `Kv.Execute`: runs a pipelined batch in order.
+//!
+//! The batch is split into maximal runs of consecutive writes or reads.
+//! Each write run is ONE Raft entry (so a pipeline of 1,000 SETs costs one
+//! commit, not 1,000), identified by `(client_id, request_seq, part)` where
+//! `part` is the run's position in the batch: an identical retried batch
+//! gets identical part numbers, and the state machine answers parts it
+//! already applied from its dedup records instead of applying them again.
+//!
+//! Reads use ReadIndex (`ensure_linearizable`): the leader confirms with a
+//! quorum that it is still leader and waits until its state machine has
+//! applied everything committed before the read. This costs one heartbeat
+//! round trip per read run but makes no assumption about clock drift, which
+//! a leader lease would (a paused or skewed leader could serve stale reads).
+
+use std::sync::Arc;
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use rampart_proto::pb::execute_response::Outcome;
+use rampart_proto::pb::kv_server::Kv;
+use rampart_proto::pb::{ExecuteRequest, ExecuteResponse, NotLeader, Replies, Unavailable};
+use rampart_proto::{reply, Reply};
+use tonic::{Request, Response, Status};
+
+use super::{now_ms, NodeCtx};
+use crate::commands;
+use crate::raft::{Op, Request as RaftRequest};
+
+type Argv = Vec<Vec<u8>>;
+
+pub struct KvService {
+    ctx: Arc<NodeCtx>,
+}
+
+impl KvService {
+    pub fn new(ctx: Arc<NodeCtx>) -> KvService {
+        KvService { ctx }
+    }
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn execute(
+        &self,
+        request: Request<ExecuteRequest>,
+    ) -> Result<Response<ExecuteResponse>, Status> {
+        let outcome = execute(&self.ctx, request.into_inner()).await;
+        Ok(Response::new(ExecuteResponse {
+            outcome: Some(outcome),
+        }))
+    }
+}
+
+/// Why a run could not be served.
+#[derive(Debug)]
+enum Failure {
+    NotLeader(NotLeader),
+    Unavailable(String),
+}
+
+impl Failure {
+    fn into_outcome(self) -> Outcome {
+        match self {
+            Failure::NotLeader(n) => Outcome::NotLeader(n),
+            Failure::Unavailable(reason) => Outcome::Unavailable(Unavailable { reason }),
+        }
+    }
+
+    /// Per-command error for commands that could not run after part of a
+    /// batch without a client id (which cannot be retried safely) committed.
+    fn error_reply(&self) -> Reply {
+        match self {
+            Failure::NotLeader(_) => {
+                reply::error("TRYAGAIN leadership changed while the batch was running")
+            }
+            Failure::Unavailable(reason) => reply::error(format!(
+                "TRYAGAIN the cluster could not complete the batch: {reason}"
+            )),
+        }
+    }
+}
+
+/// Splits `commands` into maximal runs of consecutive writes / reads.
+fn split_runs(commands: Vec<Argv>) -> Vec<(bool, Vec<Argv>)> {
+    let mut runs: Vec<(bool, Vec<Argv>)> = Vec::new();
+    for argv in commands {
+        let write = commands::is_write(&argv);
+        match runs.last_mut() {
+            Some((w, run)) if *w == write => run.push(argv),
+            _ => runs.push((write, vec![argv])),
+        }
+    }
+    runs
+}
+
+pub(crate) async fn execute(ctx: &NodeCtx, req: ExecuteRequest) -> Outcome {
+    let commands: Vec<Argv> = req.commands.into_iter().map(|c| c.args).collect();
+    if commands.is_empty() {
+        return Outcome::Replies(Replies {
+            replies: vec![reply::error("ERR empty command batch")],
+        });
+    }
+    let total = commands.len();
+    let mut replies = Vec::with_capacity(total);
+    let mut applied_any = false;
+    for (part, (write, run)) in split_runs(commands).into_iter().enumerate() {
+        let len = run.len();
+        let result = if write {
+            // Batches have far fewer than 2^32 runs (gRPC message size).
+            write_run(ctx, &req.client_id, req.request_seq, part as u32, run).await
+        } else {
+            read_run(ctx, run).await
+        };
+        match result {
+            Ok(run_replies) => {
+                debug_assert_eq!(run_replies.len(), len);
+                replies.extend(run_replies);
+                applied_any |= write;
+            }
+            // Nothing applied yet, or a retry is deduplicated: the caller may
+            // retry the whole batch elsewhere.
+            Err(failure) if !applied_any || !req.client_id.is_empty() => {
+                return failure.into_outcome();
+            }
+            Err(failure) => {
+                let err = failure.error_reply();
+                replies.resize(total, err);
+                break;
+            }
+        }
+    }
+    Outcome::Replies(Replies { replies })
+}
+
+async fn write_run(
+    ctx: &NodeCtx,
+    client_id: &str,
+    seq: u64,
+    part: u32,
+    run: Vec<Argv>,
+) -> Result<Vec<Reply>, Failure> {
+    let len = run.len();
+    let request = RaftRequest {
+        now_ms: now_ms(),
+        op: Op::Commands {
+            client_id: client_id.to_string(),
+            seq,
+            part,
+            commands: run,
+        },
+    };
+    match tokio::time::timeout(ctx.write_timeout, ctx.raft.client_write(request)).await {
+        Err(_) => Err(Failure::Unavailable(
+            "timed out waiting for the write to commit".into(),
+        )),
+        Ok(Ok(resp)) => {
+            let replies = resp.data.replies;
+            if replies.len() == len {
+                Ok(replies)
+            } else {
+                // Only possible when a client reuses (client_id, seq) for a
+                // different batch: the stored replies belong to another one.
+                Ok(vec![
+                    reply::error(
+                        "ERR request id reused for a different batch"
+                    );
+                    len
+                ])
+            }
+        }
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(fwd)))) => {
+            Err(Failure::NotLeader(ctx.not_leader(&fwd)))
+        }
+        Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+            Err(Failure::Unavailable(e.to_string()))
+        }
+        Ok(Err(RaftError::Fatal(e))) => Err(Failure::Unavailable(format!("raft stopped: {e}"))),
+    }
+}
+
+async fn read_run(ctx: &NodeCtx, run: Vec<Argv>) -> Result<Vec<Reply>, Failure> {
+    match tokio::time::timeout(ctx.write_timeout, ctx.raft.ensure_linearizable()).await {
+        Err(_) => {
+            return Err(Failure::Unavailable(
+                "timed out confirming leadership for a read".into(),
+            ))
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(fwd)))) => {
+            return Err(Failure::NotLeader(ctx.not_leader(&fwd)))
+        }
+        Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
+            return Err(Failure::Unavailable(e.to_string()))
+        }
+        Ok(Err(RaftError::Fatal(e))) => {
+            return Err(Failure::Unavailable(format!("raft stopped: {e}")))
+        }
+    }
+    let len = run.len();
+    let engine = ctx.engine.clone();
+    // RocksDB reads block: keep them off the async workers.
+    let result = tokio::task::spawn_blocking(move || {
+        let now = now_ms();
+        run.iter()
+            .map(|argv| {
+                if argv.is_empty() {
+                    reply::error("ERR empty command")
+                } else {
+                    commands::execute_read(&engine, argv, now)
+                }
+            })
+            .collect::<Vec<Reply>>()
+    })
+    .await;
+    match result {
+        Ok(replies) => Ok(replies),
+        Err(e) => {
+            tracing::error!(error = %e, "read command failed");
+            Ok(vec![reply::error("ERR internal error while reading"); len])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(parts: &[&str]) -> Argv {
+        parts.iter().map(|p| p.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn runs_group_consecutive_reads_and_writes_in_order() {
+        let batch = vec![
+            argv(&["SET", "a", "1"]),
+            argv(&["INCR", "a"]),
+            argv(&["GET", "a"]),
+            argv(&[]),
+            argv(&["NOSUCHCMD"]),
+            argv(&["DEL", "a"]),
+        ];
+        let runs = split_runs(batch);
+        let shape: Vec<(bool, usize)> = runs.iter().map(|(w, r)| (*w, r.len())).collect();
+        assert_eq!(shape, vec![(true, 2), (false, 3), (true, 1)]);
+        assert_eq!(runs[1].1[0], argv(&["GET", "a"]));
+    }
+}
