@@ -253,6 +253,7 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
         raft: raft.clone(),
         engine,
         write_timeout: Duration::from_millis(cfg.write_timeout_ms),
+        reads: Default::default(),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 

@@ -9,9 +9,10 @@
 //!
 //! Reads use ReadIndex (`ensure_linearizable`): the leader confirms with a
 //! quorum that it is still leader and waits until its state machine has
-//! applied everything committed before the read. This costs one heartbeat
-//! round trip per read run but makes no assumption about clock drift, which
-//! a leader lease would (a paused or skewed leader could serve stale reads).
+//! applied everything committed before the read. This costs a heartbeat
+//! round trip, shared by all reads waiting at the same time (`read_index`),
+//! but makes no assumption about clock drift, which a leader lease would (a
+//! paused or skewed leader could serve stale reads).
 
 use std::sync::Arc;
 
@@ -179,7 +180,7 @@ async fn write_run(
 }
 
 async fn read_run(ctx: &NodeCtx, run: Vec<Argv>) -> Result<Vec<Reply>, Failure> {
-    match tokio::time::timeout(ctx.write_timeout, ctx.raft.ensure_linearizable()).await {
+    match tokio::time::timeout(ctx.write_timeout, ctx.reads.wait(&ctx.raft)).await {
         Err(_) => {
             return Err(Failure::Unavailable(
                 "timed out confirming leadership for a read".into(),

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod kv;
+pub mod read_index;
 pub mod transport;
 
 use std::time::Duration;
@@ -19,6 +20,8 @@ pub struct NodeCtx {
     pub engine: Engine,
     /// Bound on waiting for a commit or a ReadIndex confirmation.
     pub write_timeout: Duration,
+    /// Shares ReadIndex rounds between concurrent reads.
+    pub reads: read_index::ReadBarrier,
 }
 
 impl NodeCtx {
