@@ -106,6 +106,24 @@ const KEY_RF: &[&str] = &["keyspace", "read", "fast"];
 const KEY_RS: &[&str] = &["keyspace", "read", "slow", "dangerous"];
 const CONN_CATS: &[&str] = &["fast", "connection"];
 const SRV_DANGER: &[&str] = &["keyspace", "write", "slow", "dangerous"];
+const HASH_WF: &[&str] = &["write", "hash", "fast"];
+const HASH_RF: &[&str] = &["read", "hash", "fast"];
+const HASH_RS: &[&str] = &["read", "hash", "slow"];
+const SET_WF: &[&str] = &["write", "set", "fast"];
+const SET_WS: &[&str] = &["write", "set", "slow"];
+const SET_RF: &[&str] = &["read", "set", "fast"];
+const SET_RS: &[&str] = &["read", "set", "slow"];
+const RMOV: &[&str] = &["readonly", "movablekeys"];
+const WMOV: &[&str] = &["write", "movablekeys"];
+const WDMOV: &[&str] = &["write", "denyoom", "movablekeys"];
+const L_WF: &[&str] = &["write", "list", "fast"];
+const L_WS: &[&str] = &["write", "list", "slow"];
+const L_RF: &[&str] = &["read", "list", "fast"];
+const L_RS: &[&str] = &["read", "list", "slow"];
+const Z_WF: &[&str] = &["write", "sortedset", "fast"];
+const Z_WS: &[&str] = &["write", "sortedset", "slow"];
+const Z_RF: &[&str] = &["read", "sortedset", "fast"];
+const Z_RS: &[&str] = &["read", "sortedset", "slow"];
 
 /// The table. Sorted by name so lookups can binary-search.
 pub static COMMANDS: &[CommandSpec] = &[
@@ -129,12 +147,41 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("getex", -2, WFNOOM, 1, 1, 1, STR_WF, NodeWrite, "string", "6.2.0", "Returns the string value of a key after setting its expiration time."),
     cmd!("getrange", 4, R, 1, 1, 1, STR_RS, NodeRead, "string", "2.4.0", "Returns a substring of the string stored at a key."),
     cmd!("getset", 3, WF, 1, 1, 1, STR_WF, NodeWrite, "string", "1.0.0", "Returns the previous string value of a key after setting it to a new value."),
+    cmd!("hdel", -3, WFNOOM, 1, 1, 1, HASH_WF, NodeWrite, "hash", "2.0.0", "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain."),
     cmd!("hello", -1, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0, CONN_CATS, Proxy, "connection", "6.0.0", "Handshakes with the Redis server."),
+    cmd!("hexists", 3, RF, 1, 1, 1, HASH_RF, NodeRead, "hash", "2.0.0", "Determines whether a field exists in a hash."),
+    cmd!("hget", 3, RF, 1, 1, 1, HASH_RF, NodeRead, "hash", "2.0.0", "Returns the value of a field in a hash."),
+    cmd!("hgetall", 2, R, 1, 1, 1, HASH_RS, NodeRead, "hash", "2.0.0", "Returns all fields and values in a hash."),
+    cmd!("hincrby", 4, WF, 1, 1, 1, HASH_WF, NodeWrite, "hash", "2.0.0", "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist."),
+    cmd!("hincrbyfloat", 4, WF, 1, 1, 1, HASH_WF, NodeWrite, "hash", "2.6.0", "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist."),
+    cmd!("hkeys", 2, R, 1, 1, 1, HASH_RS, NodeRead, "hash", "2.0.0", "Returns all fields in a hash."),
+    cmd!("hlen", 2, RF, 1, 1, 1, HASH_RF, NodeRead, "hash", "2.0.0", "Returns the number of fields in a hash."),
+    cmd!("hmget", -3, RF, 1, 1, 1, HASH_RF, NodeRead, "hash", "2.0.0", "Returns the values of all fields in a hash."),
+    cmd!("hmset", -4, WF, 1, 1, 1, HASH_WF, NodeWrite, "hash", "2.0.0", "Sets the values of multiple fields."),
+    cmd!("hrandfield", -2, R, 1, 1, 1, HASH_RS, NodeRead, "hash", "6.2.0", "Returns one or more random fields from a hash."),
+    cmd!("hscan", -3, R, 1, 1, 1, HASH_RS, NodeRead, "hash", "2.8.0", "Iterates over fields and values of a hash."),
+    cmd!("hset", -4, WF, 1, 1, 1, HASH_WF, NodeWrite, "hash", "2.0.0", "Creates or modifies the value of a field in a hash."),
+    cmd!("hsetnx", 4, WF, 1, 1, 1, HASH_WF, NodeWrite, "hash", "2.0.0", "Sets the value of a field in a hash only when the field doesn't exist."),
+    cmd!("hstrlen", 3, RF, 1, 1, 1, HASH_RF, NodeRead, "hash", "3.2.0", "Returns the length of the value of a field."),
+    cmd!("hvals", 2, R, 1, 1, 1, HASH_RS, NodeRead, "hash", "2.0.0", "Returns all values in a hash."),
     cmd!("incr", 2, WF, 1, 1, 1, STR_WF, NodeWrite, "string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
     cmd!("incrby", 3, WF, 1, 1, 1, STR_WF, NodeWrite, "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
     cmd!("incrbyfloat", 3, WF, 1, 1, 1, STR_WF, NodeWrite, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
     cmd!("info", -1, &["loading", "stale"], 0, 0, 0, &["slow", "dangerous"], Proxy, "server", "1.0.0", "Returns information and statistics about the server."),
     cmd!("keys", 2, R, 0, 0, 0, KEY_RS, NodeRead, "generic", "1.0.0", "Returns all key names that match a pattern."),
+    cmd!("lindex", 3, R, 1, 1, 1, L_RS, NodeRead, "list", "1.0.0", "Returns an element from a list by its index."),
+    cmd!("linsert", 5, W, 1, 1, 1, L_WS, NodeWrite, "list", "2.2.0", "Inserts an element before or after another element in a list."),
+    cmd!("llen", 2, RF, 1, 1, 1, L_RF, NodeRead, "list", "1.0.0", "Returns the length of a list."),
+    cmd!("lmove", 5, W, 1, 2, 1, L_WS, NodeWrite, "list", "6.2.0", "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved."),
+    cmd!("lmpop", -4, WMOV, 0, 0, 0, L_WS, NodeWrite, "list", "7.0.0", "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped."),
+    cmd!("lpop", -2, WFNOOM, 1, 1, 1, L_WF, NodeWrite, "list", "1.0.0", "Returns the first elements in a list after removing it. Deletes the list if the last element was popped."),
+    cmd!("lpos", -3, R, 1, 1, 1, L_RS, NodeRead, "list", "6.0.6", "Returns the index of matching elements in a list."),
+    cmd!("lpush", -3, WF, 1, 1, 1, L_WF, NodeWrite, "list", "1.0.0", "Prepends one or more elements to a list. Creates the key if it doesn't exist."),
+    cmd!("lpushx", -3, WF, 1, 1, 1, L_WF, NodeWrite, "list", "2.2.0", "Prepends one or more elements to a list only when the list exists."),
+    cmd!("lrange", 4, R, 1, 1, 1, L_RS, NodeRead, "list", "1.0.0", "Returns a range of elements from a list."),
+    cmd!("lrem", 4, WNOOM, 1, 1, 1, L_WS, NodeWrite, "list", "1.0.0", "Removes elements from a list. Deletes the list if the last element was removed."),
+    cmd!("lset", 4, W, 1, 1, 1, L_WS, NodeWrite, "list", "1.0.0", "Sets the value of an element in a list by its index."),
+    cmd!("ltrim", 4, WNOOM, 1, 1, 1, L_WS, NodeWrite, "list", "1.0.0", "Removes elements from both ends a list. Deletes the list if all elements were trimmed."),
     cmd!("mget", -2, RF, 1, -1, 1, STR_RF, NodeRead, "string", "1.0.0", "Atomically returns the string values of one or more keys."),
     cmd!("mset", -3, W, 1, -1, 2, STR_WS, NodeWrite, "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys."),
     cmd!("msetnx", -3, W, 1, -1, 2, STR_WS, NodeWrite, "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist."),
@@ -150,16 +197,68 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("rename", 3, WNOOM, 1, 2, 1, KEY_WS, NodeWrite, "generic", "1.0.0", "Renames a key and overwrites the destination."),
     cmd!("renamenx", 3, WFNOOM, 1, 2, 1, KEY_WF, NodeWrite, "generic", "1.0.0", "Renames a key only when the target key name doesn't exist."),
     cmd!("reset", 1, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0, CONN_CATS, Proxy, "connection", "6.2.0", "Resets the connection."),
+    cmd!("rpop", -2, WFNOOM, 1, 1, 1, L_WF, NodeWrite, "list", "1.0.0", "Returns and removes the last elements of a list. Deletes the list if the last element was popped."),
+    cmd!("rpoplpush", 3, W, 1, 2, 1, L_WS, NodeWrite, "list", "1.2.0", "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped."),
+    cmd!("rpush", -3, WF, 1, 1, 1, L_WF, NodeWrite, "list", "1.0.0", "Appends one or more elements to a list. Creates the key if it doesn't exist."),
+    cmd!("rpushx", -3, WF, 1, 1, 1, L_WF, NodeWrite, "list", "2.2.0", "Appends an element to a list only when the list exists."),
+    cmd!("sadd", -3, WF, 1, 1, 1, SET_WF, NodeWrite, "set", "1.0.0", "Adds one or more members to a set. Creates the key if it doesn't exist."),
     cmd!("scan", -2, R, 0, 0, 0, &["keyspace", "read", "slow"], NodeRead, "generic", "2.8.0", "Iterates over the key names in the database."),
+    cmd!("scard", 2, RF, 1, 1, 1, SET_RF, NodeRead, "set", "1.0.0", "Returns the number of members in a set."),
+    cmd!("sdiff", -2, R, 1, -1, 1, SET_RS, NodeRead, "set", "1.0.0", "Returns the difference of multiple sets."),
+    cmd!("sdiffstore", -3, W, 1, -1, 1, SET_WS, NodeWrite, "set", "1.0.0", "Stores the difference of multiple sets in a key."),
     cmd!("select", 2, CONN, 0, 0, 0, CONN_CATS, Proxy, "connection", "1.0.0", "Changes the selected database."),
     cmd!("set", -3, W, 1, 1, 1, STR_WS, NodeWrite, "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist."),
     cmd!("setex", 4, W, 1, 1, 1, STR_WS, NodeWrite, "string", "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."),
     cmd!("setnx", 3, WF, 1, 1, 1, STR_WF, NodeWrite, "string", "1.0.0", "Set the string value of a key only when the key doesn't exist."),
     cmd!("setrange", 4, W, 1, 1, 1, STR_WS, NodeWrite, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
+    cmd!("sinter", -2, R, 1, -1, 1, SET_RS, NodeRead, "set", "1.0.0", "Returns the intersect of multiple sets."),
+    cmd!("sintercard", -3, RMOV, 0, 0, 0, SET_RS, NodeRead, "set", "7.0.0", "Returns the number of members of the intersect of multiple sets."),
+    cmd!("sinterstore", -3, W, 1, -1, 1, SET_WS, NodeWrite, "set", "1.0.0", "Stores the intersect of multiple sets in a key."),
+    cmd!("sismember", 3, RF, 1, 1, 1, SET_RF, NodeRead, "set", "1.0.0", "Determines whether a member belongs to a set."),
+    cmd!("smembers", 2, R, 1, 1, 1, SET_RS, NodeRead, "set", "1.0.0", "Returns all members of a set."),
+    cmd!("smismember", -3, RF, 1, 1, 1, SET_RF, NodeRead, "set", "6.2.0", "Determines whether multiple members belong to a set."),
+    cmd!("smove", 4, WFNOOM, 1, 2, 1, SET_WF, NodeWrite, "set", "1.0.0", "Moves a member from one set to another."),
+    cmd!("spop", -2, WFNOOM, 1, 1, 1, SET_WF, NodeWrite, "set", "1.0.0", "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped."),
+    cmd!("srandmember", -2, R, 1, 1, 1, SET_RS, NodeRead, "set", "1.0.0", "Get one or multiple random members from a set"),
+    cmd!("srem", -3, WFNOOM, 1, 1, 1, SET_WF, NodeWrite, "set", "1.0.0", "Removes one or more members from a set. Deletes the set if the last member was removed."),
+    cmd!("sscan", -3, R, 1, 1, 1, SET_RS, NodeRead, "set", "2.8.0", "Iterates over members of a set."),
     cmd!("strlen", 2, RF, 1, 1, 1, STR_RF, NodeRead, "string", "2.2.0", "Returns the length of a string value."),
+    cmd!("sunion", -2, R, 1, -1, 1, SET_RS, NodeRead, "set", "1.0.0", "Returns the union of multiple sets."),
+    cmd!("sunionstore", -3, W, 1, -1, 1, SET_WS, NodeWrite, "set", "1.0.0", "Stores the union of multiple sets in a key."),
     cmd!("ttl", 2, RF, 1, 1, 1, KEY_RF, NodeRead, "generic", "1.0.0", "Returns the expiration time in seconds of a key."),
     cmd!("type", 2, RF, 1, 1, 1, KEY_RF, NodeRead, "generic", "1.0.0", "Determines the type of value stored at a key."),
     cmd!("unlink", -2, WFNOOM, 1, -1, 1, KEY_WF, NodeWrite, "generic", "4.0.0", "Asynchronously deletes one or more keys."),
+    cmd!("zadd", -4, WF, 1, 1, 1, Z_WF, NodeWrite, "sorted-set", "1.2.0", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist."),
+    cmd!("zcard", 2, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "1.2.0", "Returns the number of members in a sorted set."),
+    cmd!("zcount", 4, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "2.0.0", "Returns the count of members in a sorted set that have scores within a range."),
+    cmd!("zdiff", -3, RMOV, 0, 0, 0, Z_RS, NodeRead, "sorted-set", "6.2.0", "Returns the difference between multiple sorted sets."),
+    cmd!("zdiffstore", -4, WDMOV, 1, 1, 1, Z_WS, NodeWrite, "sorted-set", "6.2.0", "Stores the difference of multiple sorted sets in a key."),
+    cmd!("zincrby", 4, WF, 1, 1, 1, Z_WF, NodeWrite, "sorted-set", "1.2.0", "Increments the score of a member in a sorted set."),
+    cmd!("zinter", -3, RMOV, 0, 0, 0, Z_RS, NodeRead, "sorted-set", "6.2.0", "Returns the intersect of multiple sorted sets."),
+    cmd!("zinterstore", -4, WDMOV, 1, 1, 1, Z_WS, NodeWrite, "sorted-set", "2.0.0", "Stores the intersect of multiple sorted sets in a key."),
+    cmd!("zlexcount", 4, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "2.8.9", "Returns the number of members in a sorted set within a lexicographical range."),
+    cmd!("zmpop", -4, WMOV, 0, 0, 0, Z_WS, NodeWrite, "sorted-set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped."),
+    cmd!("zmscore", -3, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "6.2.0", "Returns the score of one or more members in a sorted set."),
+    cmd!("zpopmax", -2, WFNOOM, 1, 1, 1, Z_WF, NodeWrite, "sorted-set", "5.0.0", "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."),
+    cmd!("zpopmin", -2, WFNOOM, 1, 1, 1, Z_WF, NodeWrite, "sorted-set", "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."),
+    cmd!("zrandmember", -2, R, 1, 1, 1, Z_RS, NodeRead, "sorted-set", "6.2.0", "Returns one or more random members from a sorted set."),
+    cmd!("zrange", -4, R, 1, 1, 1, Z_RS, NodeRead, "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes."),
+    cmd!("zrangebylex", -4, R, 1, 1, 1, Z_RS, NodeRead, "sorted-set", "2.8.9", "Returns members in a sorted set within a lexicographical range."),
+    cmd!("zrangebyscore", -4, R, 1, 1, 1, Z_RS, NodeRead, "sorted-set", "1.0.5", "Returns members in a sorted set within a range of scores."),
+    cmd!("zrangestore", -5, W, 1, 2, 1, Z_WS, NodeWrite, "sorted-set", "6.2.0", "Stores a range of members from sorted set in a key."),
+    cmd!("zrank", -3, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by ascending scores."),
+    cmd!("zrem", -3, WFNOOM, 1, 1, 1, Z_WF, NodeWrite, "sorted-set", "1.2.0", "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed."),
+    cmd!("zremrangebylex", 4, WNOOM, 1, 1, 1, Z_WS, NodeWrite, "sorted-set", "2.8.9", "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed."),
+    cmd!("zremrangebyrank", 4, WNOOM, 1, 1, 1, Z_WS, NodeWrite, "sorted-set", "2.0.0", "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed."),
+    cmd!("zremrangebyscore", 4, WNOOM, 1, 1, 1, Z_WS, NodeWrite, "sorted-set", "1.2.0", "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed."),
+    cmd!("zrevrange", -4, R, 1, 1, 1, Z_RS, NodeRead, "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes in reverse order."),
+    cmd!("zrevrangebylex", -4, R, 1, 1, 1, Z_RS, NodeRead, "sorted-set", "2.8.9", "Returns members in a sorted set within a lexicographical range in reverse order."),
+    cmd!("zrevrangebyscore", -4, R, 1, 1, 1, Z_RS, NodeRead, "sorted-set", "2.2.0", "Returns members in a sorted set within a range of scores in reverse order."),
+    cmd!("zrevrank", -3, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by descending scores."),
+    cmd!("zscan", -3, R, 1, 1, 1, Z_RS, NodeRead, "sorted-set", "2.8.0", "Iterates over members and scores of a sorted set."),
+    cmd!("zscore", 3, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "1.2.0", "Returns the score of a member in a sorted set."),
+    cmd!("zunion", -3, RMOV, 0, 0, 0, Z_RS, NodeRead, "sorted-set", "6.2.0", "Returns the union of multiple sorted sets."),
+    cmd!("zunionstore", -4, WDMOV, 1, 1, 1, Z_WS, NodeWrite, "sorted-set", "2.0.0", "Stores the union of multiple sorted sets in a key."),
 ];
 
 /// Looks a command up by name, case-insensitively.

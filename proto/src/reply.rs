@@ -62,6 +62,17 @@ pub fn map(pairs: Vec<(Reply, Reply)>) -> Reply {
     of(Kind::Map(ReplyList { items }))
 }
 
+/// Pairs such as ZRANGE ... WITHSCORES: RESP3 clients receive an array of
+/// 2-element arrays, RESP2 clients the flat array `[a1, b1, a2, b2...]`.
+pub fn pairs(pairs: Vec<(Reply, Reply)>) -> Reply {
+    let mut items = Vec::with_capacity(pairs.len() * 2);
+    for (a, b) in pairs {
+        items.push(a);
+        items.push(b);
+    }
+    of(Kind::Pairs(ReplyList { items }))
+}
+
 pub fn set(items: Vec<Reply>) -> Reply {
     of(Kind::Set(ReplyList { items }))
 }

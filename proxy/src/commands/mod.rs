@@ -155,6 +155,7 @@ pub(crate) mod tests {
             Some(Kind::Array(l)) => format!("*[{}]", list(&l.items)),
             Some(Kind::Map(l)) => format!("%{{{}}}", list(&l.items)),
             Some(Kind::Set(l)) => format!("~[{}]", list(&l.items)),
+            Some(Kind::Pairs(l)) => format!("*[{}]", list(&l.items)),
             Some(Kind::Double(d)) => format!(",{d}"),
             Some(Kind::Boolean(b)) => format!("#{b}"),
             Some(Kind::Verbatim(v)) => format!("={}", String::from_utf8_lossy(&v.text)),

@@ -40,7 +40,7 @@ fn encode_resp2(out: &mut BytesMut, reply: &Reply) {
     // array (`*-1`), and any aggregate holding one, is written here.
     match &reply.kind {
         Some(Kind::NullArray(_)) => out.extend_from_slice(b"*-1\r\n"),
-        Some(Kind::Array(list) | Kind::Map(list) | Kind::Set(list))
+        Some(Kind::Array(list) | Kind::Map(list) | Kind::Set(list) | Kind::Pairs(list))
             if list.items.iter().any(contains_null_array) =>
         {
             out.extend_from_slice(format!("*{}\r\n", list.items.len()).as_bytes());
@@ -60,7 +60,7 @@ fn encode_resp2(out: &mut BytesMut, reply: &Reply) {
 fn contains_null_array(reply: &Reply) -> bool {
     match &reply.kind {
         Some(Kind::NullArray(_)) => true,
-        Some(Kind::Array(list) | Kind::Map(list) | Kind::Set(list)) => {
+        Some(Kind::Array(list) | Kind::Map(list) | Kind::Set(list) | Kind::Pairs(list)) => {
             list.items.iter().any(contains_null_array)
         }
         _ => false,
@@ -79,7 +79,7 @@ fn to_resp2(reply: &Reply) -> Frame2 {
         Some(Kind::Integer(i)) => Frame2::Integer(*i),
         Some(Kind::Bulk(b)) => Frame2::BulkString(Bytes::copy_from_slice(b)),
         Some(Kind::Null(_)) | Some(Kind::NullArray(_)) | None => Frame2::Null,
-        Some(Kind::Array(list) | Kind::Map(list) | Kind::Set(list)) => {
+        Some(Kind::Array(list) | Kind::Map(list) | Kind::Set(list) | Kind::Pairs(list)) => {
             Frame2::Array(list.items.iter().map(to_resp2).collect())
         }
         Some(Kind::Double(d)) => Frame2::BulkString(Bytes::from(format_double(*d))),
@@ -109,6 +109,17 @@ fn to_resp3(reply: &Reply) -> Frame3 {
         Some(Kind::Null(_)) | Some(Kind::NullArray(_)) | None => Frame3::Null,
         Some(Kind::Array(list)) => Frame3::Array {
             data: list.items.iter().map(to_resp3).collect(),
+            attributes: None,
+        },
+        Some(Kind::Pairs(list)) => Frame3::Array {
+            data: list
+                .items
+                .chunks(2)
+                .map(|pair| Frame3::Array {
+                    data: pair.iter().map(to_resp3).collect(),
+                    attributes: None,
+                })
+                .collect(),
             attributes: None,
         },
         Some(Kind::Map(list)) => {
@@ -229,6 +240,24 @@ mod tests {
         assert_eq!(r3(&reply::boolean(false)), "#f\r\n");
         assert_eq!(r2(&reply::verbatim("txt", "a:b")), "$3\r\na:b\r\n");
         assert_eq!(r3(&reply::verbatim("txt", "a:b")), "=7\r\ntxt:a:b\r\n");
+    }
+
+    #[test]
+    fn pairs_nest_in_resp3_and_flatten_in_resp2() {
+        let pairs = reply::pairs(vec![
+            (reply::bulk("a"), reply::double(1.0)),
+            (reply::bulk("b"), reply::double(2.5)),
+        ]);
+        assert_eq!(
+            r2(&pairs),
+            "*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$3\r\n2.5\r\n"
+        );
+        assert_eq!(
+            r3(&pairs),
+            "*2\r\n*2\r\n$1\r\na\r\n,1\r\n*2\r\n$1\r\nb\r\n,2.5\r\n"
+        );
+        assert_eq!(r2(&reply::pairs(Vec::new())), "*0\r\n");
+        assert_eq!(r3(&reply::pairs(Vec::new())), "*0\r\n");
     }
 
     #[test]

@@ -266,7 +266,7 @@ pub fn keys<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResul
 
 /// Parses a SCAN cursor like Redis's `strtoul`: optional sign, decimal
 /// digits, no spaces; "-1" wraps around.
-fn parse_cursor(raw: &[u8]) -> Result<u64, CmdError> {
+pub(super) fn parse_cursor(raw: &[u8]) -> Result<u64, CmdError> {
     let (negative, digits) = match raw.split_first() {
         Some((b'-', rest)) => (true, rest),
         Some((b'+', rest)) => (false, rest),

@@ -13,10 +13,15 @@
 //! Commands are written once against [`DataRead`], so a read command inside
 //! a Raft entry (run by [`apply_write`]) sees the entry's earlier writes.
 
+mod collection;
 mod glob;
+mod hashes;
 mod keys;
+mod lists;
 mod server;
+mod sets;
 mod strings;
+mod zsets;
 
 use rampart_proto::{command_table, errors, reply, Reply};
 
@@ -153,6 +158,48 @@ fn run_read<R: DataRead + ?Sized>(
         "scan" => keys::scan(r, args, now),
         "randomkey" => keys::randomkey(r, now),
         "dbsize" => server::dbsize(r),
+        "hget" => hashes::hget(r, args, now),
+        "hmget" => hashes::hmget(r, args, now),
+        "hexists" => hashes::hexists(r, args, now),
+        "hlen" => hashes::hlen(r, args, now),
+        "hstrlen" => hashes::hstrlen(r, args, now),
+        "hkeys" => hashes::hgetall(r, args, now, hashes::Part::Keys),
+        "hvals" => hashes::hgetall(r, args, now, hashes::Part::Values),
+        "hgetall" => hashes::hgetall(r, args, now, hashes::Part::All),
+        "hrandfield" => hashes::hrandfield(r, args, now),
+        "hscan" => hashes::hscan(r, args, now),
+        "sismember" => sets::sismember(r, args, now),
+        "smismember" => sets::smismember(r, args, now),
+        "scard" => sets::scard(r, args, now),
+        "smembers" => sets::smembers(r, args, now),
+        "srandmember" => sets::srandmember(r, args, now),
+        "sinter" => sets::combine_read(r, args, now, sets::Op::Inter),
+        "sunion" => sets::combine_read(r, args, now, sets::Op::Union),
+        "sdiff" => sets::combine_read(r, args, now, sets::Op::Diff),
+        "sintercard" => sets::sintercard(r, args, now),
+        "sscan" => sets::sscan(r, args, now),
+        "zcard" => zsets::zcard(r, args, now),
+        "zscore" => zsets::zscore(r, args, now),
+        "zmscore" => zsets::zmscore(r, args, now),
+        "zrank" => zsets::zrank(r, args, now, false),
+        "zrevrank" => zsets::zrank(r, args, now, true),
+        "zcount" => zsets::zcount(r, args, now, false),
+        "zlexcount" => zsets::zcount(r, args, now, true),
+        "zrange" => zsets::zrange(r, args, now, zsets::RangeCmd::Auto),
+        "zrevrange" => zsets::zrange(r, args, now, zsets::RangeCmd::RevRank),
+        "zrangebyscore" => zsets::zrange(r, args, now, zsets::RangeCmd::Score { rev: false }),
+        "zrevrangebyscore" => zsets::zrange(r, args, now, zsets::RangeCmd::Score { rev: true }),
+        "zrangebylex" => zsets::zrange(r, args, now, zsets::RangeCmd::Lex { rev: false }),
+        "zrevrangebylex" => zsets::zrange(r, args, now, zsets::RangeCmd::Lex { rev: true }),
+        "zrandmember" => zsets::zrandmember(r, args, now),
+        "zunion" => zsets::zcombine(r, args, now, zsets::SetOp::Union, "zunion"),
+        "zinter" => zsets::zcombine(r, args, now, zsets::SetOp::Inter, "zinter"),
+        "zdiff" => zsets::zcombine(r, args, now, zsets::SetOp::Diff, "zdiff"),
+        "zscan" => zsets::zscan(r, args, now),
+        "llen" => lists::llen(r, args, now),
+        "lindex" => lists::lindex(r, args, now),
+        "lrange" => lists::lrange(r, args, now),
+        "lpos" => lists::lpos(r, args, now),
         "info" => server::info(r, args),
         _ => return None,
     })
@@ -186,6 +233,45 @@ fn run_write(txn: &mut Txn<'_>, name: &str, args: &[Vec<u8>], now: i64) -> Optio
         "pexpireat" => keys::expire(txn, args, now, keys::ExpireBase::AbsMillis, "pexpireat"),
         "persist" => keys::persist(txn, args, now),
         "flushdb" | "flushall" => server::flush(txn, args),
+        "hset" => hashes::hset(txn, args, now, false),
+        "hmset" => hashes::hset(txn, args, now, true),
+        "hsetnx" => hashes::hsetnx(txn, args, now),
+        "hdel" => hashes::hdel(txn, args, now),
+        "hincrby" => hashes::hincrby(txn, args, now),
+        "hincrbyfloat" => hashes::hincrbyfloat(txn, args, now),
+        "sadd" => sets::sadd(txn, args, now),
+        "srem" => sets::srem(txn, args, now),
+        "spop" => sets::spop(txn, args, now),
+        "smove" => sets::smove(txn, args, now),
+        "sinterstore" => sets::combine_store(txn, args, now, sets::Op::Inter),
+        "sunionstore" => sets::combine_store(txn, args, now, sets::Op::Union),
+        "sdiffstore" => sets::combine_store(txn, args, now, sets::Op::Diff),
+        "zadd" => zsets::zadd(txn, args, now),
+        "zincrby" => zsets::zincrby(txn, args, now),
+        "zrem" => zsets::zrem(txn, args, now),
+        "zrangestore" => zsets::zrangestore(txn, args, now),
+        "zremrangebyrank" => zsets::zremrange(txn, args, now, zsets::RemBy::Rank),
+        "zremrangebyscore" => zsets::zremrange(txn, args, now, zsets::RemBy::Score),
+        "zremrangebylex" => zsets::zremrange(txn, args, now, zsets::RemBy::Lex),
+        "zpopmin" => zsets::zpop(txn, args, now, false),
+        "zpopmax" => zsets::zpop(txn, args, now, true),
+        "zmpop" => zsets::zmpop(txn, args, now),
+        "zunionstore" => zsets::zcombine_store(txn, args, now, zsets::SetOp::Union, "zunionstore"),
+        "zinterstore" => zsets::zcombine_store(txn, args, now, zsets::SetOp::Inter, "zinterstore"),
+        "zdiffstore" => zsets::zcombine_store(txn, args, now, zsets::SetOp::Diff, "zdiffstore"),
+        "lpush" => lists::push(txn, args, now, true, false),
+        "rpush" => lists::push(txn, args, now, false, false),
+        "lpushx" => lists::push(txn, args, now, true, true),
+        "rpushx" => lists::push(txn, args, now, false, true),
+        "lpop" => lists::pop(txn, args, now, true),
+        "rpop" => lists::pop(txn, args, now, false),
+        "lset" => lists::lset(txn, args, now),
+        "ltrim" => lists::ltrim(txn, args, now),
+        "linsert" => lists::linsert(txn, args, now),
+        "lrem" => lists::lrem(txn, args, now),
+        "lmove" => lists::lmove(txn, args, now),
+        "rpoplpush" => lists::rpoplpush(txn, args, now),
+        "lmpop" => lists::lmpop(txn, args, now),
         _ => return None,
     })
 }
@@ -248,6 +334,17 @@ pub(crate) mod test_support {
             Some(Kind::Null(_)) | Some(Kind::NullArray(_)) => "nil".to_string(),
             Some(Kind::Array(list)) | Some(Kind::Set(list)) | Some(Kind::Map(list)) => {
                 let items: Vec<String> = list.items.iter().map(show).collect();
+                format!("[{}]", items.join(", "))
+            }
+            Some(Kind::Pairs(list)) => {
+                let items: Vec<String> = list
+                    .items
+                    .chunks(2)
+                    .map(|pair| {
+                        let pair: Vec<String> = pair.iter().map(show).collect();
+                        format!("[{}]", pair.join(", "))
+                    })
+                    .collect();
                 format!("[{}]", items.join(", "))
             }
             Some(Kind::Double(d)) => format!(",{d}"),

@@ -403,7 +403,10 @@ mod tests {
             assert_eq!(decode_score_key(score_key(s)), s);
         }
         assert_eq!(score_key(-0.0), score_key(0.0));
-        assert_eq!(decode_score_key(score_key(-0.0)).to_bits(), 0.0f64.to_bits());
+        assert_eq!(
+            decode_score_key(score_key(-0.0)).to_bits(),
+            0.0f64.to_bits()
+        );
     }
 
     #[test]

@@ -1,0 +1,1578 @@
+//! Sorted-set commands. A zset is a meta record (type, version, member
+//! count) plus two records per member (see `engine::keys`):
+//! `prefix + 'm' + eh(member) + member -> score` (point lookups, ZSCAN) and
+//! `prefix + 'o' + score_key(score) + member -> ""` (the by-score index in
+//! Redis's (score, member) order). ZSCORE/ZADD/ZREM cost one or two point
+//! operations; range reads cost O(log n + skipped + returned).
+
+use std::collections::BTreeMap;
+
+use rampart_proto::args::{parse_f64, parse_i64, Args};
+use rampart_proto::reply::format_double;
+use rampart_proto::{errors, reply, Reply};
+
+use super::collection::{self as coll, SplitMix};
+use super::{CmdError, CmdResult};
+use crate::engine::keys::{self as layout, ZSET_MEMBER_TAG, ZSET_SCORE_TAG};
+use crate::engine::meta::{Meta, ValueType};
+use crate::engine::{DataRead, EngineError, Txn};
+
+const KIND: ValueType = ValueType::ZSet;
+
+/// A member and its score.
+type Scored = (Vec<u8>, f64);
+const NOT_FLOAT_RANGE: &str = "ERR min or max is not a float";
+const NOT_LEX_RANGE: &str = "ERR min or max not valid string range item";
+const NAN_SCORE: &str = "ERR resulting score is not a number (NaN)";
+
+/// The two index prefixes of one zset.
+struct Idx {
+    by_member: Vec<u8>,
+    by_score: Vec<u8>,
+}
+
+impl Idx {
+    fn of(key: &[u8], meta: &Meta) -> Idx {
+        let prefix = coll::prefix(key, meta);
+        Idx {
+            by_member: coll::tagged(&prefix, ZSET_MEMBER_TAG),
+            by_score: coll::tagged(&prefix, ZSET_SCORE_TAG),
+        }
+    }
+
+    fn member_key(&self, member: &[u8]) -> Vec<u8> {
+        layout::hashed_element_key(&self.by_member, member)
+    }
+
+    fn score_key(&self, score: f64, member: &[u8]) -> Vec<u8> {
+        let mut out = self.by_score.clone();
+        out.extend_from_slice(&layout::score_key(score));
+        out.extend_from_slice(member);
+        out
+    }
+
+    fn score<R: DataRead + ?Sized>(&self, r: &R, member: &[u8]) -> Result<Option<f64>, CmdError> {
+        match r.get(&self.member_key(member))? {
+            Some(bytes) => Ok(Some(decode_score(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put(&self, txn: &mut Txn<'_>, member: &[u8], old: Option<f64>, score: f64) {
+        if let Some(old) = old {
+            txn.delete(self.score_key(old, member));
+        }
+        txn.put(
+            self.member_key(member),
+            score.to_bits().to_be_bytes().to_vec(),
+        );
+        txn.put(self.score_key(score, member), Vec::new());
+    }
+
+    fn remove(&self, txn: &mut Txn<'_>, member: &[u8], score: f64) {
+        txn.delete(self.member_key(member));
+        txn.delete(self.score_key(score, member));
+    }
+
+    /// Visits (member, score) in score order (descending if `rev`) from the
+    /// by-score key range `[start, end)`.
+    fn walk<R: DataRead + ?Sized>(
+        &self,
+        r: &R,
+        start: &[u8],
+        end: &[u8],
+        rev: bool,
+        f: &mut dyn FnMut(&[u8], f64) -> bool,
+    ) -> Result<(), CmdError> {
+        let plen = self.by_score.len();
+        let mut bad = false;
+        let mut visit = |k: &[u8], _: &[u8]| {
+            let suffix = &k[plen..];
+            let Some(head) = suffix.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) else {
+                bad = true;
+                return false;
+            };
+            f(&suffix[8..], layout::decode_score_key(head))
+        };
+        if rev {
+            r.for_each_rev(start, end, &mut visit)?;
+        } else {
+            r.for_each(start, end, &mut visit)?;
+        }
+        if bad {
+            return Err(EngineError::Corrupt("short zset score key".into()).into());
+        }
+        Ok(())
+    }
+
+    fn score_end(&self) -> Vec<u8> {
+        layout::prefix_end(&self.by_score).unwrap_or_default()
+    }
+}
+
+fn decode_score(bytes: &[u8]) -> Result<f64, CmdError> {
+    let word: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| EngineError::Corrupt("zset score of bad length".into()))?;
+    Ok(f64::from_bits(u64::from_be_bytes(word)))
+}
+
+/// Inputs of ZUNION & co accept sets (every score 1) as well as zsets.
+fn lookup_zset_or_set<R: DataRead + ?Sized>(
+    r: &R,
+    key: &[u8],
+    now: i64,
+) -> Result<Option<Vec<Scored>>, CmdError> {
+    match crate::engine::live_meta(r, key, now)? {
+        None => Ok(None),
+        Some(meta) if meta.kind == ValueType::Set => Ok(Some(
+            coll::hashed_elements(r, &coll::prefix(key, &meta))?
+                .into_iter()
+                .map(|(m, _)| (m, 1.0))
+                .collect(),
+        )),
+        Some(meta) if meta.kind == KIND => Ok(Some(all_members(r, key, &meta)?)),
+        Some(_) => Err(errors::WRONGTYPE.into()),
+    }
+}
+
+/// Every (member, score) in score order.
+fn all_members<R: DataRead + ?Sized>(
+    r: &R,
+    key: &[u8],
+    meta: &Meta,
+) -> Result<Vec<Scored>, CmdError> {
+    let idx = Idx::of(key, meta);
+    let mut out = Vec::new();
+    idx.walk(r, &idx.by_score, &idx.score_end(), false, &mut |m, s| {
+        out.push((m.to_vec(), s));
+        true
+    })?;
+    Ok(out)
+}
+
+/// Replaces `dest` with a zset of `items` (deletes it when empty).
+fn store_zset(txn: &mut Txn<'_>, dest: &[u8], items: &[Scored]) -> Result<(), CmdError> {
+    txn.delete_key(dest)?;
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut meta = coll::create(txn, KIND)?;
+    let idx = Idx::of(dest, &meta);
+    for (member, score) in items {
+        idx.put(txn, member, None, *score);
+    }
+    coll::store(txn, dest, &mut meta, items.len() as u64)
+}
+
+fn score_reply(score: Option<f64>) -> Reply {
+    score.map_or_else(reply::null, reply::double)
+}
+
+fn members_reply(items: Vec<Scored>, with_scores: bool) -> Reply {
+    if with_scores {
+        reply::pairs(
+            items
+                .into_iter()
+                .map(|(m, s)| (reply::bulk(m), reply::double(s)))
+                .collect(),
+        )
+    } else {
+        reply::bulk_array(items.into_iter().map(|(m, _)| m))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ZADD / ZINCRBY / ZREM
+// ---------------------------------------------------------------------------
+
+#[derive(Default)]
+struct AddFlags {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+    ch: bool,
+    incr: bool,
+}
+
+fn zadd_generic(
+    txn: &mut Txn<'_>,
+    key: &[u8],
+    flags: AddFlags,
+    pairs: &[Vec<u8>],
+    now: i64,
+) -> CmdResult {
+    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
+        return Err(errors::SYNTAX.into());
+    }
+    if flags.nx && flags.xx {
+        return Err("ERR XX and NX options at the same time are not compatible".into());
+    }
+    if (flags.nx && (flags.gt || flags.lt)) || (flags.gt && flags.lt) {
+        return Err(errors::GT_LT_NX_CONFLICT.into());
+    }
+    if flags.incr && pairs.len() > 2 {
+        return Err("ERR INCR option supports a single increment-element pair".into());
+    }
+    let mut scores = Vec::with_capacity(pairs.len() / 2);
+    for pair in pairs.chunks(2) {
+        scores.push(parse_f64(&pair[0]).ok_or(errors::NOT_FLOAT)?);
+    }
+    let existing = coll::lookup(&*txn, key, KIND, now)?;
+    if existing.is_none() && flags.xx {
+        return Ok(if flags.incr {
+            reply::null()
+        } else {
+            reply::integer(0)
+        });
+    }
+    let mut meta = match existing {
+        Some(meta) => meta,
+        None => coll::create(txn, KIND)?,
+    };
+    let idx = Idx::of(key, &meta);
+    let mut count = coll::count(&meta)?;
+    let (mut added, mut updated) = (0, 0);
+    let mut result = None;
+    for (pair, mut score) in pairs.chunks(2).zip(scores) {
+        let member = &pair[1];
+        match idx.score(&*txn, member)? {
+            Some(current) => {
+                if flags.nx {
+                    continue;
+                }
+                if flags.incr {
+                    score += current;
+                    if score.is_nan() {
+                        return Err(NAN_SCORE.into());
+                    }
+                }
+                if (flags.lt && score >= current) || (flags.gt && score <= current) {
+                    continue;
+                }
+                result = Some(score);
+                if score != current {
+                    idx.put(txn, member, Some(current), score);
+                    updated += 1;
+                }
+            }
+            None => {
+                if flags.xx {
+                    continue;
+                }
+                idx.put(txn, member, None, score);
+                count += 1;
+                added += 1;
+                result = Some(score);
+            }
+        }
+    }
+    coll::store(txn, key, &mut meta, count)?;
+    Ok(if flags.incr {
+        score_reply(result)
+    } else if flags.ch {
+        reply::integer(added + updated)
+    } else {
+        reply::integer(added)
+    })
+}
+
+/// ZADD key [NX | XX] [GT | LT] [CH] [INCR] score member [score member ...]
+pub fn zadd(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
+    let key = &args[0];
+    let mut flags = AddFlags::default();
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].to_ascii_uppercase().as_slice() {
+            b"NX" => flags.nx = true,
+            b"XX" => flags.xx = true,
+            b"GT" => flags.gt = true,
+            b"LT" => flags.lt = true,
+            b"CH" => flags.ch = true,
+            b"INCR" => flags.incr = true,
+            _ => break,
+        }
+        i += 1;
+    }
+    zadd_generic(txn, key, flags, &args[i..], now)
+}
+
+/// ZINCRBY key increment member
+pub fn zincrby(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
+    let flags = AddFlags {
+        incr: true,
+        ..AddFlags::default()
+    };
+    zadd_generic(txn, &args[0], flags, &args[1..3], now)
+}
+
+pub fn zrem(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
+    let key = &args[0];
+    let Some(mut meta) = coll::lookup(&*txn, key, KIND, now)? else {
+        return Ok(reply::integer(0));
+    };
+    let idx = Idx::of(key, &meta);
+    let mut count = coll::count(&meta)?;
+    let mut removed = 0;
+    for member in &args[1..] {
+        if let Some(score) = idx.score(&*txn, member)? {
+            idx.remove(txn, member, score);
+            removed += 1;
+            count = count.saturating_sub(1);
+        }
+    }
+    if removed > 0 {
+        coll::store(txn, key, &mut meta, count)?;
+    }
+    Ok(reply::integer(removed))
+}
+
+// ---------------------------------------------------------------------------
+// Point reads
+// ---------------------------------------------------------------------------
+
+pub fn zcard<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult {
+    let len = match coll::lookup(r, &args[0], KIND, now)? {
+        Some(meta) => coll::count(&meta)?,
+        None => 0,
+    };
+    Ok(reply::integer(len as i64))
+}
+
+pub fn zscore<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult {
+    let key = &args[0];
+    Ok(score_reply(match coll::lookup(r, key, KIND, now)? {
+        Some(meta) => Idx::of(key, &meta).score(r, &args[1])?,
+        None => None,
+    }))
+}
+
+pub fn zmscore<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult {
+    let key = &args[0];
+    let idx = coll::lookup(r, key, KIND, now)?.map(|meta| Idx::of(key, &meta));
+    let mut items = Vec::with_capacity(args.len() - 1);
+    for member in &args[1..] {
+        items.push(score_reply(match &idx {
+            Some(idx) => idx.score(r, member)?,
+            None => None,
+        }));
+    }
+    Ok(reply::array(items))
+}
+
+/// ZRANK / ZREVRANK key member [WITHSCORE]. O(rank): the by-score index
+/// holds no subtree counts, so the rank is counted.
+pub fn zrank<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64, rev: bool) -> CmdResult {
+    let key = &args[0];
+    let with_score = match args.get(2) {
+        Some(opt) if opt.eq_ignore_ascii_case(b"WITHSCORE") => true,
+        Some(_) => return Err(errors::SYNTAX.into()),
+        None => false,
+    };
+    let missing = if with_score {
+        reply::null_array()
+    } else {
+        reply::null()
+    };
+    let Some(meta) = coll::lookup(r, key, KIND, now)? else {
+        return Ok(missing);
+    };
+    let idx = Idx::of(key, &meta);
+    let member = &args[1];
+    let Some(score) = idx.score(r, member)? else {
+        return Ok(missing);
+    };
+    let own = idx.score_key(score, member);
+    let mut below = 0i64;
+    let (start, end) = if rev {
+        let mut after = own.clone();
+        after.push(0);
+        (after, idx.score_end())
+    } else {
+        (idx.by_score.clone(), own)
+    };
+    idx.walk(r, &start, &end, false, &mut |_, _| {
+        below += 1;
+        true
+    })?;
+    Ok(if with_score {
+        reply::array(vec![reply::integer(below), reply::double(score)])
+    } else {
+        reply::integer(below)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Ranges
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+struct ScoreRange {
+    min: f64,
+    min_ex: bool,
+    max: f64,
+    max_ex: bool,
+}
+
+impl ScoreRange {
+    fn parse(min: &[u8], max: &[u8]) -> Result<ScoreRange, CmdError> {
+        let bound = |raw: &[u8]| -> Result<(f64, bool), CmdError> {
+            let (ex, text) = match raw.split_first() {
+                Some((b'(', rest)) => (true, rest),
+                _ => (false, raw),
+            };
+            Ok((parse_f64(text).ok_or(NOT_FLOAT_RANGE)?, ex))
+        };
+        let (min, min_ex) = bound(min)?;
+        let (max, max_ex) = bound(max)?;
+        Ok(ScoreRange {
+            min,
+            min_ex,
+            max,
+            max_ex,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.min > self.max || (self.min == self.max && (self.min_ex || self.max_ex))
+    }
+
+    fn above_min(&self, s: f64) -> bool {
+        if self.min_ex {
+            s > self.min
+        } else {
+            s >= self.min
+        }
+    }
+
+    fn below_max(&self, s: f64) -> bool {
+        if self.max_ex {
+            s < self.max
+        } else {
+            s <= self.max
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LexBound {
+    NegInf,
+    PosInf,
+    Incl(Vec<u8>),
+    Excl(Vec<u8>),
+}
+
+impl LexBound {
+    fn parse(raw: &[u8]) -> Result<LexBound, CmdError> {
+        match raw.split_first() {
+            Some((b'-', [])) => Ok(LexBound::NegInf),
+            Some((b'+', [])) => Ok(LexBound::PosInf),
+            Some((b'[', rest)) => Ok(LexBound::Incl(rest.to_vec())),
+            Some((b'(', rest)) => Ok(LexBound::Excl(rest.to_vec())),
+            _ => Err(NOT_LEX_RANGE.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct LexRange {
+    min: LexBound,
+    max: LexBound,
+}
+
+impl LexRange {
+    fn parse(min: &[u8], max: &[u8]) -> Result<LexRange, CmdError> {
+        Ok(LexRange {
+            min: LexBound::parse(min)?,
+            max: LexBound::parse(max)?,
+        })
+    }
+
+    fn above_min(&self, m: &[u8]) -> bool {
+        match &self.min {
+            LexBound::NegInf => true,
+            LexBound::PosInf => false,
+            LexBound::Incl(b) => m >= b.as_slice(),
+            LexBound::Excl(b) => m > b.as_slice(),
+        }
+    }
+
+    fn below_max(&self, m: &[u8]) -> bool {
+        match &self.max {
+            LexBound::NegInf => false,
+            LexBound::PosInf => true,
+            LexBound::Incl(b) => m <= b.as_slice(),
+            LexBound::Excl(b) => m < b.as_slice(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match (&self.min, &self.max) {
+            (LexBound::PosInf, _) | (_, LexBound::NegInf) => true,
+            (LexBound::NegInf, _) | (_, LexBound::PosInf) => false,
+            (LexBound::Incl(a), LexBound::Incl(b)) => a > b,
+            (LexBound::Incl(a) | LexBound::Excl(a), LexBound::Incl(b) | LexBound::Excl(b)) => {
+                a >= b
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Range {
+    Rank(i64, i64),
+    Score(ScoreRange),
+    Lex(LexRange),
+}
+
+/// A parsed ZRANGE-family request (`min`/`max` already swapped for REV).
+struct RangeQuery {
+    range: Range,
+    rev: bool,
+    offset: i64,
+    /// Negative = no limit.
+    limit: i64,
+    with_scores: bool,
+}
+
+/// The members of `range` in the requested order, after LIMIT.
+fn run_range<R: DataRead + ?Sized>(
+    r: &R,
+    key: &[u8],
+    meta: &Meta,
+    q: &RangeQuery,
+) -> Result<Vec<Scored>, CmdError> {
+    let idx = Idx::of(key, meta);
+    let len = coll::count(meta)? as i64;
+    let mut out = Vec::new();
+    match &q.range {
+        Range::Rank(start, end) => {
+            let (mut start, mut end) = (*start, *end);
+            if start < 0 {
+                start += len;
+            }
+            if end < 0 {
+                end += len;
+            }
+            start = start.max(0);
+            if start > end || start >= len {
+                return Ok(out);
+            }
+            end = end.min(len - 1);
+            let mut skip = start;
+            let mut take = end - start + 1;
+            idx.walk(r, &idx.by_score, &idx.score_end(), q.rev, &mut |m, s| {
+                if skip > 0 {
+                    skip -= 1;
+                    return true;
+                }
+                out.push((m.to_vec(), s));
+                take -= 1;
+                take > 0
+            })?;
+        }
+        Range::Score(range) => {
+            if range.is_empty() || (q.offset > 0 && q.offset >= len) || q.offset < 0 {
+                return Ok(out);
+            }
+            let (start, end) = if q.rev {
+                let mut top = idx.by_score.clone();
+                top.extend_from_slice(&layout::score_key(range.max));
+                let end = layout::prefix_end(&top).unwrap_or_else(|| idx.score_end());
+                (idx.by_score.clone(), end)
+            } else {
+                let mut bottom = idx.by_score.clone();
+                bottom.extend_from_slice(&layout::score_key(range.min));
+                (bottom, idx.score_end())
+            };
+            let mut skip = q.offset;
+            let mut limit = q.limit;
+            idx.walk(r, &start, &end, q.rev, &mut |m, s| {
+                let (inside_start, inside_end) = if q.rev {
+                    (range.below_max(s), range.above_min(s))
+                } else {
+                    (range.above_min(s), range.below_max(s))
+                };
+                if !inside_start {
+                    return true;
+                }
+                if !inside_end || limit == 0 {
+                    return false;
+                }
+                if skip > 0 {
+                    skip -= 1;
+                    return true;
+                }
+                out.push((m.to_vec(), s));
+                limit -= 1;
+                limit != 0
+            })?;
+        }
+        Range::Lex(range) => {
+            if range.is_empty() || (q.offset > 0 && q.offset >= len) || q.offset < 0 {
+                return Ok(out);
+            }
+            // Lex ranges assume one score for all members (Redis's rule);
+            // seek inside the run of the first (or last) score.
+            let mut edge = None;
+            idx.walk(r, &idx.by_score, &idx.score_end(), q.rev, &mut |_, s| {
+                edge = Some(s);
+                false
+            })?;
+            let Some(edge) = edge else {
+                return Ok(out);
+            };
+            let mut run = idx.by_score.clone();
+            run.extend_from_slice(&layout::score_key(edge));
+            let (start, end) = if q.rev {
+                let end = match &range.max {
+                    LexBound::Incl(b) => {
+                        let mut k = run.clone();
+                        k.extend_from_slice(b);
+                        k.push(0);
+                        k
+                    }
+                    LexBound::Excl(b) => {
+                        let mut k = run.clone();
+                        k.extend_from_slice(b);
+                        k
+                    }
+                    _ => idx.score_end(),
+                };
+                (idx.by_score.clone(), end)
+            } else {
+                let start = match &range.min {
+                    LexBound::Incl(b) | LexBound::Excl(b) => {
+                        let mut k = run.clone();
+                        k.extend_from_slice(b);
+                        k
+                    }
+                    _ => idx.by_score.clone(),
+                };
+                (start, idx.score_end())
+            };
+            let mut skip = q.offset;
+            let mut limit = q.limit;
+            idx.walk(r, &start, &end, q.rev, &mut |m, s| {
+                let (inside_start, inside_end) = if q.rev {
+                    (range.below_max(m), range.above_min(m))
+                } else {
+                    (range.above_min(m), range.below_max(m))
+                };
+                if !inside_start {
+                    return true;
+                }
+                if !inside_end || limit == 0 {
+                    return false;
+                }
+                if skip > 0 {
+                    skip -= 1;
+                    return true;
+                }
+                out.push((m.to_vec(), s));
+                limit -= 1;
+                limit != 0
+            })?;
+        }
+    }
+    Ok(out)
+}
+
+/// How a ZRANGE-family command was called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeCmd {
+    /// ZRANGE / ZRANGESTORE: BYSCORE, BYLEX and REV are options.
+    Auto,
+    /// ZRANGEBYSCORE / ZREVRANGEBYSCORE.
+    Score { rev: bool },
+    /// ZRANGEBYLEX / ZREVRANGEBYLEX.
+    Lex { rev: bool },
+    /// ZREVRANGE.
+    RevRank,
+}
+
+/// Parses `min max [options]` like Redis's `zrangeGenericCommand`.
+fn parse_range(args: &[Vec<u8>], cmd: RangeCmd, store: bool) -> Result<RangeQuery, CmdError> {
+    #[derive(PartialEq)]
+    enum Type {
+        Auto,
+        Rank,
+        Score,
+        Lex,
+    }
+    let (mut kind, mut rev) = match cmd {
+        RangeCmd::Auto => (Type::Auto, None),
+        RangeCmd::Score { rev } => (Type::Score, Some(rev)),
+        RangeCmd::Lex { rev } => (Type::Lex, Some(rev)),
+        RangeCmd::RevRank => (Type::Rank, Some(true)),
+    };
+    let (mut offset, mut limit, mut with_scores, mut has_limit) = (0i64, -1i64, false, false);
+    let mut j = 2;
+    while j < args.len() {
+        let left = args.len() - j - 1;
+        let opt = args[j].to_ascii_uppercase();
+        match opt.as_slice() {
+            b"WITHSCORES" if !store => with_scores = true,
+            b"LIMIT" if left >= 2 => {
+                offset = parse_i64(&args[j + 1]).ok_or(errors::NOT_INTEGER)?;
+                limit = parse_i64(&args[j + 2]).ok_or(errors::NOT_INTEGER)?;
+                has_limit = true;
+                j += 2;
+            }
+            b"REV" if rev.is_none() => rev = Some(true),
+            b"BYSCORE" if kind == Type::Auto => kind = Type::Score,
+            b"BYLEX" if kind == Type::Auto => kind = Type::Lex,
+            _ => return Err(errors::SYNTAX.into()),
+        }
+        j += 1;
+    }
+    if kind == Type::Auto {
+        kind = Type::Rank;
+    }
+    let rev = rev.unwrap_or(false);
+    if has_limit && kind == Type::Rank {
+        return Err(
+            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+                .into(),
+        );
+    }
+    if with_scores && kind == Type::Lex {
+        return Err("ERR syntax error, WITHSCORES not supported in combination with BYLEX".into());
+    }
+    let (mut min, mut max) = (&args[0], &args[1]);
+    if rev && kind != Type::Rank {
+        std::mem::swap(&mut min, &mut max);
+    }
+    let range = match kind {
+        Type::Score => Range::Score(ScoreRange::parse(min, max)?),
+        Type::Lex => Range::Lex(LexRange::parse(min, max)?),
+        _ => Range::Rank(
+            parse_i64(min).ok_or(errors::NOT_INTEGER)?,
+            parse_i64(max).ok_or(errors::NOT_INTEGER)?,
+        ),
+    };
+    Ok(RangeQuery {
+        range,
+        rev,
+        offset,
+        limit,
+        with_scores,
+    })
+}
+
+/// ZRANGE, ZREVRANGE, ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZRANGEBYLEX,
+/// ZREVRANGEBYLEX: `key min max [options]`.
+pub fn zrange<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64, cmd: RangeCmd) -> CmdResult {
+    let key = &args[0];
+    let q = parse_range(&args[1..], cmd, false)?;
+    let items = match coll::lookup(r, key, KIND, now)? {
+        Some(meta) => run_range(r, key, &meta, &q)?,
+        None => Vec::new(),
+    };
+    Ok(members_reply(items, q.with_scores))
+}
+
+/// ZRANGESTORE dst src min max [BYSCORE | BYLEX] [REV] [LIMIT offset count]
+pub fn zrangestore(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
+    let (dest, src) = (&args[0], &args[1]);
+    let q = parse_range(&args[2..], RangeCmd::Auto, true)?;
+    let items = match coll::lookup(&*txn, src, KIND, now)? {
+        Some(meta) => run_range(&*txn, src, &meta, &q)?,
+        None => Vec::new(),
+    };
+    store_zset(txn, dest, &items)?;
+    Ok(reply::integer(items.len() as i64))
+}
+
+/// ZCOUNT key min max / ZLEXCOUNT key min max. O(log n + count).
+pub fn zcount<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64, lex: bool) -> CmdResult {
+    let key = &args[0];
+    let range = if lex {
+        Range::Lex(LexRange::parse(&args[1], &args[2])?)
+    } else {
+        Range::Score(ScoreRange::parse(&args[1], &args[2])?)
+    };
+    let Some(meta) = coll::lookup(r, key, KIND, now)? else {
+        return Ok(reply::integer(0));
+    };
+    let q = RangeQuery {
+        range,
+        rev: false,
+        offset: 0,
+        limit: -1,
+        with_scores: false,
+    };
+    Ok(reply::integer(run_range(r, key, &meta, &q)?.len() as i64))
+}
+
+/// What ZREMRANGEBY* selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemBy {
+    Rank,
+    Score,
+    Lex,
+}
+
+pub fn zremrange(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64, by: RemBy) -> CmdResult {
+    let key = &args[0];
+    let range = match by {
+        RemBy::Rank => Range::Rank(
+            parse_i64(&args[1]).ok_or(errors::NOT_INTEGER)?,
+            parse_i64(&args[2]).ok_or(errors::NOT_INTEGER)?,
+        ),
+        RemBy::Score => Range::Score(ScoreRange::parse(&args[1], &args[2])?),
+        RemBy::Lex => Range::Lex(LexRange::parse(&args[1], &args[2])?),
+    };
+    let Some(mut meta) = coll::lookup(&*txn, key, KIND, now)? else {
+        return Ok(reply::integer(0));
+    };
+    let q = RangeQuery {
+        range,
+        rev: false,
+        offset: 0,
+        limit: -1,
+        with_scores: false,
+    };
+    let gone = run_range(&*txn, key, &meta, &q)?;
+    let idx = Idx::of(key, &meta);
+    for (member, score) in &gone {
+        idx.remove(txn, member, *score);
+    }
+    let count = coll::count(&meta)?.saturating_sub(gone.len() as u64);
+    if !gone.is_empty() {
+        coll::store(txn, key, &mut meta, count)?;
+    }
+    Ok(reply::integer(gone.len() as i64))
+}
+
+// ---------------------------------------------------------------------------
+// Pops and random members
+// ---------------------------------------------------------------------------
+
+/// Pops up to `count` lowest (or highest, `max`) members of `key`.
+fn pop(
+    txn: &mut Txn<'_>,
+    key: &[u8],
+    meta: &mut Meta,
+    count: u64,
+    max: bool,
+) -> Result<Vec<Scored>, CmdError> {
+    let idx = Idx::of(key, meta);
+    let mut out = Vec::new();
+    let mut left = count;
+    if left > 0 {
+        idx.walk(&*txn, &idx.by_score, &idx.score_end(), max, &mut |m, s| {
+            out.push((m.to_vec(), s));
+            left -= 1;
+            left > 0
+        })?;
+    }
+    for (member, score) in &out {
+        idx.remove(txn, member, *score);
+    }
+    let remaining = coll::count(meta)?.saturating_sub(out.len() as u64);
+    coll::store(txn, key, meta, remaining)?;
+    Ok(out)
+}
+
+/// ZPOPMIN / ZPOPMAX key [count].
+pub fn zpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64, max: bool) -> CmdResult {
+    if args.len() > 2 {
+        return Err(errors::SYNTAX.into());
+    }
+    let key = &args[0];
+    let count = match args.get(1) {
+        Some(raw) => match parse_i64(raw) {
+            Some(n) if n >= 0 => Some(n as u64),
+            _ => return Err(errors::NOT_POSITIVE.into()),
+        },
+        None => None,
+    };
+    let Some(mut meta) = coll::lookup(&*txn, key, KIND, now)? else {
+        return Ok(reply::array(Vec::new()));
+    };
+    let popped = pop(txn, key, &mut meta, count.unwrap_or(1), max)?;
+    Ok(match count {
+        // Without a count: a flat [member, score] in both protocols.
+        None => reply::array(
+            popped
+                .into_iter()
+                .flat_map(|(m, s)| [reply::bulk(m), reply::double(s)])
+                .collect(),
+        ),
+        Some(_) => members_reply(popped, true),
+    })
+}
+
+/// ZMPOP numkeys key [key ...] MIN | MAX [COUNT count]
+pub fn zmpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
+    let numkeys = match parse_i64(&args[0]) {
+        Some(n) if n >= 1 => n as usize,
+        _ => return Err("ERR numkeys should be greater than 0".into()),
+    };
+    let where_idx = numkeys + 1;
+    let Some(side) = args.get(where_idx) else {
+        return Err(errors::SYNTAX.into());
+    };
+    let max = match side.to_ascii_uppercase().as_slice() {
+        b"MIN" => false,
+        b"MAX" => true,
+        _ => return Err(errors::SYNTAX.into()),
+    };
+    let mut count = None;
+    let mut a = Args::new(&args[where_idx + 1..]);
+    while !a.is_empty() {
+        let opt = a.next_keyword()?;
+        if opt == "COUNT" && count.is_none() && !a.is_empty() {
+            match parse_i64(a.next_bytes()?) {
+                Some(n) if n >= 1 => count = Some(n as u64),
+                _ => return Err("ERR count should be greater than 0".into()),
+            }
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+    }
+    for key in &args[1..where_idx] {
+        let Some(mut meta) = coll::lookup(&*txn, key, KIND, now)? else {
+            continue;
+        };
+        let popped = pop(txn, key, &mut meta, count.unwrap_or(1), max)?;
+        // Nested pairs in both protocols, as Redis replies to ZMPOP.
+        let pairs = popped
+            .into_iter()
+            .map(|(m, s)| reply::array(vec![reply::bulk(m), reply::double(s)]))
+            .collect();
+        return Ok(reply::array(vec![
+            reply::bulk(key.clone()),
+            reply::array(pairs),
+        ]));
+    }
+    Ok(reply::null_array())
+}
+
+/// ZRANDMEMBER key [count [WITHSCORES]].
+pub fn zrandmember<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult {
+    let key = &args[0];
+    let with_scores = match args.get(2) {
+        Some(opt) if args.len() == 3 && opt.eq_ignore_ascii_case(b"WITHSCORES") => true,
+        Some(_) => return Err(errors::SYNTAX.into()),
+        None => false,
+    };
+    let counted = match args.get(1) {
+        Some(raw) => Some(coll::parse_random_count(raw)?),
+        None => None,
+    };
+    let meta = coll::lookup(r, key, KIND, now)?;
+    let mut rng = SplitMix(rand::random());
+    let (k, distinct) = counted.unwrap_or((1, true));
+    let picked = match &meta {
+        Some(meta) => {
+            let idx = Idx::of(key, meta);
+            coll::random_elements(r, &idx.by_member, coll::count(meta)?, k, distinct, &mut rng)?
+        }
+        None => Vec::new(),
+    };
+    let mut items = Vec::with_capacity(picked.len());
+    for (member, score) in picked {
+        items.push((member, decode_score(&score)?));
+    }
+    Ok(match counted {
+        None => items
+            .into_iter()
+            .next()
+            .map_or_else(reply::null, |(m, _)| reply::bulk(m)),
+        Some(_) => members_reply(items, with_scores),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// ZUNION / ZINTER / ZDIFF (+STORE)
+// ---------------------------------------------------------------------------
+
+/// How ZUNION & co combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetOp {
+    Union,
+    Inter,
+    Diff,
+}
+
+#[derive(Clone, Copy)]
+enum Aggregate {
+    Sum,
+    Min,
+    Max,
+}
+
+fn aggregate(agg: Aggregate, a: f64, b: f64) -> f64 {
+    match agg {
+        Aggregate::Sum => {
+            let v = a + b;
+            // inf + -inf is NaN; Redis makes it 0.
+            if v.is_nan() {
+                0.0
+            } else {
+                v
+            }
+        }
+        Aggregate::Min => a.min(b),
+        Aggregate::Max => a.max(b),
+    }
+}
+
+/// Computes the combination for `numkeys key... [options]` (`args` starts
+/// at numkeys). Returns (members sorted like a zset, WITHSCORES).
+fn combine<R: DataRead + ?Sized>(
+    r: &R,
+    args: &[Vec<u8>],
+    op: SetOp,
+    store: bool,
+    command: &str,
+    now: i64,
+) -> Result<(Vec<Scored>, bool), CmdError> {
+    let n = parse_i64(&args[0]).ok_or(errors::NOT_INTEGER)?;
+    if n < 1 {
+        return Err(format!("ERR at least 1 input key is needed for '{command}' command").into());
+    }
+    let n = n as usize;
+    if n > args.len() - 1 {
+        return Err(errors::SYNTAX.into());
+    }
+    let mut inputs = Vec::with_capacity(n);
+    for key in &args[1..=n] {
+        inputs.push(lookup_zset_or_set(r, key, now)?);
+    }
+    let mut weights = vec![1.0; n];
+    let mut agg = Aggregate::Sum;
+    let mut with_scores = false;
+    let mut j = n + 1;
+    while j < args.len() {
+        let remaining = args.len() - j;
+        let opt = args[j].to_ascii_uppercase();
+        if op != SetOp::Diff && remaining > n && opt == b"WEIGHTS" {
+            for (i, w) in weights.iter_mut().enumerate() {
+                *w = parse_f64(&args[j + 1 + i]).ok_or("ERR weight value is not a float")?;
+            }
+            j += n + 1;
+        } else if op != SetOp::Diff && remaining >= 2 && opt == b"AGGREGATE" {
+            agg = match args[j + 1].to_ascii_uppercase().as_slice() {
+                b"SUM" => Aggregate::Sum,
+                b"MIN" => Aggregate::Min,
+                b"MAX" => Aggregate::Max,
+                _ => return Err(errors::SYNTAX.into()),
+            };
+            j += 2;
+        } else if !store && opt == b"WITHSCORES" {
+            with_scores = true;
+            j += 1;
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+    }
+    let weighted = |score: f64, w: f64| {
+        let v = score * w;
+        if v.is_nan() {
+            0.0
+        } else {
+            v
+        }
+    };
+    let mut acc: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
+    match op {
+        SetOp::Union => {
+            for (input, w) in inputs.iter().zip(&weights) {
+                for (m, s) in input.iter().flatten() {
+                    let v = weighted(*s, *w);
+                    acc.entry(m.clone())
+                        .and_modify(|cur| *cur = aggregate(agg, *cur, v))
+                        .or_insert(v);
+                }
+            }
+        }
+        SetOp::Inter => {
+            if inputs.iter().all(Option::is_some) {
+                let maps: Vec<BTreeMap<&[u8], f64>> = inputs
+                    .iter()
+                    .flatten()
+                    .map(|items| items.iter().map(|(m, s)| (m.as_slice(), *s)).collect())
+                    .collect();
+                if let Some((first, rest)) = maps.split_first() {
+                    'members: for (m, s) in first {
+                        let mut v = weighted(*s, weights[0]);
+                        for (i, other) in rest.iter().enumerate() {
+                            let Some(os) = other.get(m) else {
+                                continue 'members;
+                            };
+                            v = aggregate(agg, v, weighted(*os, weights[i + 1]));
+                        }
+                        acc.insert(m.to_vec(), v);
+                    }
+                }
+            }
+        }
+        SetOp::Diff => {
+            if let Some(Some(first)) = inputs.first() {
+                for (m, s) in first {
+                    let elsewhere = inputs[1..]
+                        .iter()
+                        .flatten()
+                        .any(|other| other.iter().any(|(om, _)| om == m));
+                    if !elsewhere {
+                        acc.insert(m.clone(), *s);
+                    }
+                }
+            }
+        }
+    }
+    let mut items: Vec<Scored> = acc.into_iter().collect();
+    items.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    Ok((items, with_scores))
+}
+
+/// ZUNION / ZINTER / ZDIFF numkeys key [key ...] [options] [WITHSCORES].
+pub fn zcombine<R: DataRead + ?Sized>(
+    r: &R,
+    args: &[Vec<u8>],
+    now: i64,
+    op: SetOp,
+    command: &str,
+) -> CmdResult {
+    let (items, with_scores) = combine(r, args, op, false, command, now)?;
+    Ok(members_reply(items, with_scores))
+}
+
+/// ZUNIONSTORE / ZINTERSTORE / ZDIFFSTORE destination numkeys key ...
+pub fn zcombine_store(
+    txn: &mut Txn<'_>,
+    args: &[Vec<u8>],
+    now: i64,
+    op: SetOp,
+    command: &str,
+) -> CmdResult {
+    let (items, _) = combine(&*txn, &args[1..], op, true, command, now)?;
+    store_zset(txn, &args[0], &items)?;
+    Ok(reply::integer(items.len() as i64))
+}
+
+pub fn zscan<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult {
+    let key = &args[0];
+    let scan = coll::parse_scan_args(&args[1..])?;
+    let Some(meta) = coll::lookup(r, key, KIND, now)? else {
+        return Ok(super::hashes::empty_scan());
+    };
+    let idx = Idx::of(key, &meta);
+    coll::scan_page(r, &idx.by_member, &scan, &mut |m, v, out| {
+        out.push(reply::bulk(m.to_vec()));
+        let score = decode_score(v).unwrap_or(f64::NAN);
+        out.push(reply::bulk(format_double(score)));
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{check, show, Node};
+
+    const NOW: i64 = 1_700_000_000_000;
+    const WRONGTYPE: &str = "-WRONGTYPE Operation against a key holding the wrong kind of value";
+
+    fn abc(node: &Node) {
+        check(node, NOW, &[("ZADD z 1 a 2 b 3 c", ":3")]);
+    }
+
+    #[test]
+    fn zadd_flags() {
+        let node = Node::new();
+        check(
+            &node,
+            NOW,
+            &[
+                ("ZADD z 1 a 2 b", ":2"),
+                ("ZADD z 5 a 3 c", ":1"),
+                ("ZSCORE z a", ",5"),
+                ("ZADD z CH 5 a 6 b 7 d", ":2"),
+                ("ZADD z NX 100 a 8 e", ":1"),
+                ("ZSCORE z a", ",5"),
+                ("ZADD z XX 9 a 9 nope", ":0"),
+                ("ZSCORE z a", ",9"),
+                ("ZSCORE z nope", "nil"),
+                ("ZADD z GT CH 1 a 10 b", ":1"),
+                ("ZADD z LT CH 1 a 10 b", ":1"),
+                ("ZMSCORE z a b nope", "[,1, ,10, nil]"),
+                ("ZADD z INCR 2.5 a", ",3.5"),
+                ("ZADD z NX INCR 1 a", "nil"),
+                ("ZADD z XX INCR 1 nope", "nil"),
+                ("ZADD z GT INCR -1 a", "nil"),
+                ("ZADD missing XX 1 a", ":0"),
+                ("ZADD missing XX INCR 1 a", "nil"),
+                ("EXISTS missing", ":0"),
+                (
+                    "ZADD z NX XX 1 a",
+                    "-ERR XX and NX options at the same time are not compatible",
+                ),
+                (
+                    "ZADD z NX GT 1 a",
+                    "-ERR GT, LT, and/or NX options at the same time are not compatible",
+                ),
+                (
+                    "ZADD z GT LT 1 a",
+                    "-ERR GT, LT, and/or NX options at the same time are not compatible",
+                ),
+                (
+                    "ZADD z INCR 1 a 2 b",
+                    "-ERR INCR option supports a single increment-element pair",
+                ),
+                ("ZADD z 1 a 2", "-ERR syntax error"),
+                (
+                    "ZADD z NX",
+                    "-ERR wrong number of arguments for 'zadd' command",
+                ),
+                ("ZADD z CH NX", "-ERR syntax error"),
+                ("ZADD z x a", "-ERR value is not a valid float"),
+                ("ZADD z nan a", "-ERR value is not a valid float"),
+                ("ZADD z inf a -inf b", ":0"),
+                ("ZSCORE z a", ",inf"),
+                (
+                    "ZINCRBY z -inf a",
+                    "-ERR resulting score is not a number (NaN)",
+                ),
+                ("ZINCRBY z 1 fresh", ",1"),
+                ("ZINCRBY z x fresh", "-ERR value is not a valid float"),
+                ("ZCARD z", ":6"),
+                ("ZCARD nokey", ":0"),
+                ("ZREM z a b nope", ":2"),
+                ("ZREM nokey a", ":0"),
+                ("ZCARD z", ":4"),
+                ("SET s v", "+OK"),
+                ("ZADD s 1 a", WRONGTYPE),
+                ("ZSCORE s a", WRONGTYPE),
+                ("ZRANGE s 0 -1", WRONGTYPE),
+                ("ZCARD s", WRONGTYPE),
+            ],
+        );
+    }
+
+    #[test]
+    fn rank_ranges() {
+        let node = Node::new();
+        abc(&node);
+        check(
+            &node,
+            NOW,
+            &[
+                ("ZRANGE z 0 -1", "[\"a\", \"b\", \"c\"]"),
+                ("ZRANGE z -2 -1", "[\"b\", \"c\"]"),
+                ("ZRANGE z 1 100", "[\"b\", \"c\"]"),
+                ("ZRANGE z 2 1", "[]"),
+                ("ZRANGE z 5 10", "[]"),
+                ("ZRANGE z -100 0", "[\"a\"]"),
+                ("ZRANGE nokey 0 -1", "[]"),
+                ("ZRANGE z 0 -1 REV", "[\"c\", \"b\", \"a\"]"),
+                ("ZREVRANGE z 0 0", "[\"c\"]"),
+                ("ZREVRANGE z 0 -1 WITHSCORES", "[[\"c\", ,3], [\"b\", ,2], [\"a\", ,1]]"),
+                ("ZRANGE z 0 0 WITHSCORES", "[[\"a\", ,1]]"),
+                ("ZRANGE z a b", "-ERR value is not an integer or out of range"),
+                ("ZRANGE z 0 1 LIMIT 0 1", "-ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"),
+                ("ZRANGE z 0 1 FOO", "-ERR syntax error"),
+                ("ZREVRANGE z 0 1 REV", "-ERR syntax error"),
+                ("ZRANK z a", ":0"),
+                ("ZRANK z c", ":2"),
+                ("ZRANK z nope", "nil"),
+                ("ZRANK nokey a", "nil"),
+                ("ZRANK z c WITHSCORE", "[:2, ,3]"),
+                ("ZRANK z nope WITHSCORE", "nil"),
+                ("ZRANK z a FOO", "-ERR syntax error"),
+                ("ZREVRANK z a", ":2"),
+                ("ZREVRANK z c", ":0"),
+                ("ZREVRANK z a WITHSCORE", "[:2, ,1]"),
+            ],
+        );
+    }
+
+    #[test]
+    fn score_ranges() {
+        let node = Node::new();
+        check(
+            &node,
+            NOW,
+            &[("ZADD z -inf ninf 1 a 2 b 2 bb 3 c inf pinf", ":6")],
+        );
+        check(
+            &node,
+            NOW,
+            &[
+                (
+                    "ZRANGEBYSCORE z -inf +inf",
+                    "[\"ninf\", \"a\", \"b\", \"bb\", \"c\", \"pinf\"]",
+                ),
+                ("ZRANGEBYSCORE z 1 2", "[\"a\", \"b\", \"bb\"]"),
+                ("ZRANGEBYSCORE z (1 2", "[\"b\", \"bb\"]"),
+                ("ZRANGEBYSCORE z (1 (2", "[]"),
+                ("ZRANGEBYSCORE z 2 1", "[]"),
+                ("ZRANGEBYSCORE z (2 2", "[]"),
+                (
+                    "ZRANGEBYSCORE z (-inf (inf",
+                    "[\"a\", \"b\", \"bb\", \"c\"]",
+                ),
+                (
+                    "ZRANGEBYSCORE z 1 3 WITHSCORES LIMIT 1 2",
+                    "[[\"b\", ,2], [\"bb\", ,2]]",
+                ),
+                ("ZRANGEBYSCORE z 1 3 LIMIT 1 -1", "[\"b\", \"bb\", \"c\"]"),
+                ("ZRANGEBYSCORE z 1 3 LIMIT -1 2", "[]"),
+                ("ZRANGEBYSCORE z 1 3 LIMIT 10 2", "[]"),
+                ("ZRANGEBYSCORE z 1 3 LIMIT 0 0", "[]"),
+                ("ZREVRANGEBYSCORE z 2 1", "[\"bb\", \"b\", \"a\"]"),
+                ("ZREVRANGEBYSCORE z (2 -inf", "[\"a\", \"ninf\"]"),
+                (
+                    "ZREVRANGEBYSCORE z +inf (3 WITHSCORES",
+                    "[[\"pinf\", ,inf]]",
+                ),
+                ("ZRANGE z (1 3 BYSCORE", "[\"b\", \"bb\", \"c\"]"),
+                ("ZRANGE z 3 (1 BYSCORE REV LIMIT 0 2", "[\"c\", \"bb\"]"),
+                ("ZRANGEBYSCORE z x 1", "-ERR min or max is not a float"),
+                ("ZRANGEBYSCORE z 1 (x", "-ERR min or max is not a float"),
+                ("ZRANGEBYSCORE z 1 2 REV", "-ERR syntax error"),
+                ("ZCOUNT z -inf +inf", ":6"),
+                ("ZCOUNT z (1 3", ":3"),
+                ("ZCOUNT z 5 1", ":0"),
+                ("ZCOUNT nokey 1 2", ":0"),
+                ("ZCOUNT z a 2", "-ERR min or max is not a float"),
+            ],
+        );
+    }
+
+    #[test]
+    fn lex_ranges() {
+        let node = Node::new();
+        check(&node, NOW, &[("ZADD z 0 a 0 b 0 c 0 d 0 e", ":5")]);
+        check(
+            &node,
+            NOW,
+            &[
+                ("ZRANGEBYLEX z - +", "[\"a\", \"b\", \"c\", \"d\", \"e\"]"),
+                ("ZRANGEBYLEX z [b (d", "[\"b\", \"c\"]"),
+                ("ZRANGEBYLEX z (b [d", "[\"c\", \"d\"]"),
+                ("ZRANGEBYLEX z [bb +", "[\"c\", \"d\", \"e\"]"),
+                ("ZRANGEBYLEX z - [c LIMIT 1 1", "[\"b\"]"),
+                ("ZRANGEBYLEX z + -", "[]"),
+                ("ZRANGEBYLEX z (c (c", "[]"),
+                (
+                    "ZREVRANGEBYLEX z + -",
+                    "[\"e\", \"d\", \"c\", \"b\", \"a\"]",
+                ),
+                ("ZREVRANGEBYLEX z [d (b", "[\"d\", \"c\"]"),
+                ("ZREVRANGEBYLEX z (d - LIMIT 1 2", "[\"b\", \"a\"]"),
+                ("ZRANGE z [d - BYLEX REV", "[\"d\", \"c\", \"b\", \"a\"]"),
+                (
+                    "ZRANGEBYLEX z a c",
+                    "-ERR min or max not valid string range item",
+                ),
+                (
+                    "ZRANGE z - + BYLEX WITHSCORES",
+                    "-ERR syntax error, WITHSCORES not supported in combination with BYLEX",
+                ),
+                (
+                    "ZRANGEBYLEX z - + WITHSCORES",
+                    "-ERR syntax error, WITHSCORES not supported in combination with BYLEX",
+                ),
+                ("ZLEXCOUNT z - +", ":5"),
+                ("ZLEXCOUNT z (a [c", ":2"),
+                (
+                    "ZLEXCOUNT z x +",
+                    "-ERR min or max not valid string range item",
+                ),
+                ("ZREMRANGEBYLEX z (a [c", ":2"),
+                ("ZRANGE z 0 -1", "[\"a\", \"d\", \"e\"]"),
+            ],
+        );
+    }
+
+    #[test]
+    fn remove_ranges_and_store() {
+        let node = Node::new();
+        check(&node, NOW, &[("ZADD z 1 a 2 b 3 c 4 d 5 e", ":5")]);
+        check(
+            &node,
+            NOW,
+            &[
+                ("ZREMRANGEBYRANK z 0 0", ":1"),
+                ("ZREMRANGEBYRANK z -1 -1", ":1"),
+                ("ZREMRANGEBYRANK z 5 10", ":0"),
+                ("ZREMRANGEBYSCORE z (2 3", ":1"),
+                ("ZREMRANGEBYSCORE z x 3", "-ERR min or max is not a float"),
+                ("ZRANGE z 0 -1 WITHSCORES", "[[\"b\", ,2], [\"d\", ,4]]"),
+                ("ZRANGESTORE dst z 0 0", ":1"),
+                ("ZRANGE dst 0 -1 WITHSCORES", "[[\"b\", ,2]]"),
+                ("ZRANGESTORE dst z (2 +inf BYSCORE", ":1"),
+                ("ZRANGE dst 0 -1", "[\"d\"]"),
+                ("ZRANGESTORE dst z 5 6", ":0"),
+                ("EXISTS dst", ":0"),
+                ("ZRANGESTORE dst z 0 -1 WITHSCORES", "-ERR syntax error"),
+                ("ZREMRANGEBYSCORE z -inf +inf", ":2"),
+                ("EXISTS z", ":0"),
+                ("ZREMRANGEBYRANK nokey 0 -1", ":0"),
+            ],
+        );
+    }
+
+    #[test]
+    fn pops() {
+        let node = Node::new();
+        abc(&node);
+        check(
+            &node,
+            NOW,
+            &[
+                ("ZPOPMIN nokey", "[]"),
+                ("ZPOPMIN nokey 2", "[]"),
+                ("ZPOPMIN z", "[\"a\", ,1]"),
+                ("ZPOPMAX z 1", "[[\"c\", ,3]]"),
+                ("ZPOPMIN z 0", "[]"),
+                (
+                    "ZPOPMIN z -1",
+                    "-ERR value is out of range, must be positive",
+                ),
+                ("ZPOPMIN z 1 2", "-ERR syntax error"),
+                ("ZPOPMAX z 10", "[[\"b\", ,2]]"),
+                ("EXISTS z", ":0"),
+                ("ZADD z2 1 x 2 y 3 w", ":3"),
+                ("ZMPOP 2 nokey z2 MIN", "[\"z2\", [[\"x\", ,1]]]"),
+                (
+                    "ZMPOP 1 z2 MAX COUNT 5",
+                    "[\"z2\", [[\"w\", ,3], [\"y\", ,2]]]",
+                ),
+                ("ZMPOP 1 z2 MAX", "nil"),
+                ("ZMPOP 0 z2 MAX", "-ERR numkeys should be greater than 0"),
+                ("ZMPOP 2 z2 MAX", "-ERR syntax error"),
+                ("ZMPOP 1 z2 FOO", "-ERR syntax error"),
+                (
+                    "ZMPOP 1 z2 MIN COUNT 0",
+                    "-ERR count should be greater than 0",
+                ),
+                ("SET s v", "+OK"),
+                ("ZMPOP 1 s MIN", WRONGTYPE),
+                ("ZPOPMIN s", WRONGTYPE),
+            ],
+        );
+    }
+
+    #[test]
+    fn combine_and_store() {
+        let node = Node::new();
+        check(
+            &node,
+            NOW,
+            &[
+                ("ZADD a 1 x 2 y 3 z", ":3"),
+                ("ZADD b 10 y 20 z 30 w", ":3"),
+                ("SADD s x w", ":2"),
+                (
+                    "ZUNION 2 a b WITHSCORES",
+                    "[[\"x\", ,1], [\"y\", ,12], [\"z\", ,23], [\"w\", ,30]]",
+                ),
+                ("ZINTER 2 a b", "[\"y\", \"z\"]"),
+                (
+                    "ZINTER 2 a b WEIGHTS 2 1 AGGREGATE MAX WITHSCORES",
+                    "[[\"y\", ,10], [\"z\", ,20]]",
+                ),
+                (
+                    "ZINTER 2 a b AGGREGATE MIN WITHSCORES",
+                    "[[\"y\", ,2], [\"z\", ,3]]",
+                ),
+                ("ZDIFF 2 a b WITHSCORES", "[[\"x\", ,1]]"),
+                ("ZDIFF 1 nokey", "[]"),
+                (
+                    "ZUNION 2 a s WITHSCORES",
+                    "[[\"w\", ,1], [\"x\", ,2], [\"y\", ,2], [\"z\", ,3]]",
+                ),
+                ("ZINTER 2 a nokey", "[]"),
+                ("ZUNIONSTORE dst 2 a b", ":4"),
+                (
+                    "ZRANGE dst 0 -1 WITHSCORES",
+                    "[[\"x\", ,1], [\"y\", ,12], [\"z\", ,23], [\"w\", ,30]]",
+                ),
+                ("ZINTERSTORE dst 2 a b WEIGHTS 1 0", ":2"),
+                ("ZRANGE dst 0 -1 WITHSCORES", "[[\"y\", ,2], [\"z\", ,3]]"),
+                ("ZDIFFSTORE dst 2 a a", ":0"),
+                ("EXISTS dst", ":0"),
+                (
+                    "ZUNIONSTORE dst 0 a",
+                    "-ERR at least 1 input key is needed for 'zunionstore' command",
+                ),
+                (
+                    "ZUNION 0 a",
+                    "-ERR at least 1 input key is needed for 'zunion' command",
+                ),
+                ("ZUNION 3 a b", "-ERR syntax error"),
+                ("ZUNION 2 a b WEIGHTS 1", "-ERR syntax error"),
+                (
+                    "ZUNION 2 a b WEIGHTS 1 x",
+                    "-ERR weight value is not a float",
+                ),
+                ("ZUNION 2 a b AGGREGATE FOO", "-ERR syntax error"),
+                ("ZDIFF 2 a b WEIGHTS 1 2", "-ERR syntax error"),
+                ("ZUNIONSTORE dst 2 a b WITHSCORES", "-ERR syntax error"),
+                ("SET str v", "+OK"),
+                ("ZUNION 2 a str", WRONGTYPE),
+            ],
+        );
+    }
+
+    #[test]
+    fn random_members_and_scan() {
+        let node = Node::new();
+        abc(&node);
+        check(
+            &node,
+            NOW,
+            &[
+                ("ZRANDMEMBER nokey", "nil"),
+                ("ZRANDMEMBER nokey 5", "[]"),
+                ("ZRANDMEMBER z 0", "[]"),
+                ("ZRANDMEMBER z 1 FOO", "-ERR syntax error"),
+                ("ZSCAN nokey 0", "[\"0\", []]"),
+            ],
+        );
+        let all = show(&node.run(NOW, "ZRANDMEMBER z 10 WITHSCORES"));
+        for pair in ["[\"a\", ,1]", "[\"b\", ,2]", "[\"c\", ,3]"] {
+            assert!(all.contains(pair), "{all}");
+        }
+        assert_eq!(
+            show(&node.run(NOW, "ZRANDMEMBER z -7")).split(", ").count(),
+            7
+        );
+        let scan = show(&node.run(NOW, "ZSCAN z 0 COUNT 100"));
+        for pair in ["\"a\", \"1\"", "\"b\", \"2\"", "\"c\", \"3\""] {
+            assert!(scan.contains(pair), "{scan}");
+        }
+        assert!(scan.starts_with("[\"0\""), "{scan}");
+    }
+
+    #[test]
+    fn large_zset_ranges_stay_ordered() {
+        let node = Node::new();
+        let mut args = vec![b"ZADD".to_vec(), b"z".to_vec()];
+        for i in 0..2_000 {
+            args.push(format!("{}", (i * 7919) % 2_000 - 1_000).into_bytes());
+            args.push(format!("m{i}").into_bytes());
+        }
+        assert_eq!(show(&node.run_at(NOW, &args)), ":2000");
+        check(
+            &node,
+            NOW,
+            &[
+                ("ZCARD z", ":2000"),
+                ("ZCOUNT z -1000 -1", ":1000"),
+                ("ZCOUNT z 0 (1000", ":1000"),
+                ("ZRANGEBYSCORE z -0.0 0 WITHSCORES", "[[\"m1000\", ,0]]"),
+            ],
+        );
+        let first = show(&node.run(NOW, "ZRANGE z 0 2 WITHSCORES"));
+        assert!(first.contains(",-1000]"), "{first}");
+        let last = show(&node.run(NOW, "ZRANGE z -1 -1 WITHSCORES"));
+        assert!(last.contains(",999]"), "{last}");
+        assert_eq!(show(&node.run(NOW, "ZREVRANK z m0")), ":1999");
+        assert_eq!(show(&node.run(NOW, "ZRANK z m1000")), ":1000");
+    }
+}
