@@ -106,19 +106,73 @@ impl Reply {
     }
 }
 
-/// Formats a float the way Redis does for INCRBYFLOAT and scores: the
-/// shortest representation that round-trips, no exponent for ordinary
-/// magnitudes, `inf`/`-inf` for infinities.
+/// Formats a float the way Redis 7.2 does for scores and RESP2 doubles
+/// (`d2string`): integral values within ±2^62 print as integers, others as
+/// the shortest round-trip digits, in plain notation unless the exponent is
+/// large (`1e+20`, `1e-07`-style rules of Redis's bundled `fpconv_dtoa`),
+/// and `inf`/`-inf`/`nan` spelled out.
 pub fn format_double(value: f64) -> String {
-    if value.is_infinite() {
-        return if value > 0.0 { "inf".into() } else { "-inf".into() };
+    if value.is_nan() {
+        return "nan".into();
     }
-    if value == value.trunc() && value.abs() < 1e17 {
-        // Integral values print without a fractional part ("3", not "3.0").
+    if value.is_infinite() {
+        return if value > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    if value == 0.0 {
+        return if value.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    const INTEGER_LIMIT: f64 = (i64::MAX / 2) as f64;
+    if value.fract() == 0.0 && (-INTEGER_LIMIT..=INTEGER_LIMIT).contains(&value) {
         return format!("{}", value as i64);
     }
-    let text = format!("{}", value);
-    text
+    // `{:e}` yields the shortest digits that round-trip: "1.2345e20".
+    let scientific = format!("{:e}", value.abs());
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let ndigits = digits.len() as i32;
+    // value = digits × 10^k
+    let k = exponent - (ndigits - 1);
+    let negative = value < 0.0;
+    let mut out = String::with_capacity(24);
+    if negative {
+        out.push('-');
+    }
+    let exp_abs = exponent.abs();
+    if k >= 0 && exp_abs < ndigits + 7 {
+        out.push_str(&digits);
+        out.push_str(&"0".repeat(k as usize));
+    } else if k < 0 && (k > -7 || exp_abs < 4) {
+        let offset = ndigits + k;
+        if offset <= 0 {
+            out.push_str("0.");
+            out.push_str(&"0".repeat((-offset) as usize));
+            out.push_str(&digits);
+        } else {
+            out.push_str(&digits[..offset as usize]);
+            out.push('.');
+            out.push_str(&digits[offset as usize..]);
+        }
+    } else {
+        let kept = ndigits.min(18 - negative as i32) as usize;
+        out.push_str(&digits[..1]);
+        if kept > 1 {
+            out.push('.');
+            out.push_str(&digits[1..kept]);
+        }
+        out.push('e');
+        out.push(if exponent < 0 { '-' } else { '+' });
+        out.push_str(&exp_abs.to_string());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -133,6 +187,15 @@ mod tests {
         assert_eq!(format_double(f64::INFINITY), "inf");
         assert_eq!(format_double(f64::NEG_INFINITY), "-inf");
         assert_eq!(format_double(5.0e3), "5000");
+        assert_eq!(format_double(1.5), "1.5");
+        assert_eq!(format_double(-2.25), "-2.25");
+        assert_eq!(format_double(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(format_double(1e20), "1e+20");
+        assert_eq!(format_double(1.5e300), "1.5e+300");
+        assert_eq!(format_double(0.00001), "0.00001");
+        assert_eq!(format_double(1e-7), "1e-7");
+        assert_eq!(format_double(123456.789), "123456.789");
+        assert_eq!(format_double(f64::NAN), "nan");
     }
 
     #[test]
