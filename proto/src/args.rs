@@ -33,7 +33,11 @@ pub fn parse_f64(bytes: &[u8]) -> Option<f64> {
         _ => {}
     }
     let value: f64 = text.parse().ok()?;
-    if value.is_nan() {
+    // Like Redis's strtod checks: overflow to ±inf and underflow of a
+    // non-zero literal to 0 are errors, not silently rounded values.
+    let mantissa = text.split(['e', 'E']).next().unwrap_or(text);
+    let underflow = value == 0.0 && mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b));
+    if value.is_nan() || value.is_infinite() || underflow {
         None
     } else {
         Some(value)
@@ -63,7 +67,10 @@ impl<'a> Args<'a> {
 
     /// The next argument, or `ERR syntax error` when there is none.
     pub fn next_bytes(&mut self) -> Result<&'a [u8], String> {
-        let item = self.items.get(self.pos).ok_or_else(|| errors::SYNTAX.to_string())?;
+        let item = self
+            .items
+            .get(self.pos)
+            .ok_or_else(|| errors::SYNTAX.to_string())?;
         self.pos += 1;
         Ok(item)
     }
@@ -116,6 +123,11 @@ mod tests {
         assert_eq!(parse_f64(b"nan"), None);
         assert_eq!(parse_f64(b" 1"), None);
         assert_eq!(parse_f64(b"x"), None);
+        assert_eq!(parse_f64(b"1e400"), None);
+        assert_eq!(parse_f64(b"-1e400"), None);
+        assert_eq!(parse_f64(b"1e-400"), None);
+        assert_eq!(parse_f64(b"0e10"), Some(0.0));
+        assert_eq!(parse_f64(b"1e308"), Some(1e308));
     }
 
     #[test]
