@@ -7,10 +7,12 @@
 //!   positions; the proxy and the node both read it.
 //! - [`args`] and [`errors`]: argument parsing with Redis 7.2's exact error
 //!   texts, kept in one place.
+//! - [`glob`]: Redis's glob matching (KEYS, SCAN MATCH, COMMAND LIST FILTERBY).
 
 pub mod args;
 pub mod command_table;
 pub mod errors;
+pub mod glob;
 pub mod reply;
 
 /// Generated protobuf and gRPC code.

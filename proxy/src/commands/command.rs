@@ -3,6 +3,7 @@
 //! redis-cli (hints) and cluster-aware client libraries (key positions) read.
 
 use rampart_proto::command_table::{lookup, CommandSpec, COMMANDS};
+use rampart_proto::glob::glob_match;
 use rampart_proto::{errors, reply, Reply};
 
 const HELP: &[&str] = &[
@@ -179,28 +180,6 @@ fn getkeys(argv: &[Vec<u8>]) -> Reply {
         return reply::error("ERR The command has no key arguments");
     }
     reply::bulk_array(positions.into_iter().map(|i| argv[i].clone()))
-}
-
-/// Glob matching with `*`, `?` and `[...]` (no escapes), enough for
-/// COMMAND LIST FILTERBY PATTERN.
-fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.first() {
-        None => text.is_empty(),
-        Some(b'*') => (0..=text.len()).any(|i| glob_match(&pattern[1..], &text[i..])),
-        Some(b'?') => !text.is_empty() && glob_match(&pattern[1..], &text[1..]),
-        Some(b'[') => {
-            let Some(end) = pattern.iter().position(|&b| b == b']') else {
-                return text.first() == Some(&b'[') && glob_match(&pattern[1..], &text[1..]);
-            };
-            match text.first() {
-                Some(c) if pattern[1..end].contains(c) => {
-                    glob_match(&pattern[end + 1..], &text[1..])
-                }
-                _ => false,
-            }
-        }
-        Some(&c) => text.first() == Some(&c) && glob_match(&pattern[1..], &text[1..]),
-    }
 }
 
 #[cfg(test)]

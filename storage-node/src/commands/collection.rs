@@ -10,12 +10,12 @@
 use rampart_proto::args::Args;
 use rampart_proto::{errors, reply, Reply};
 
-use super::glob::glob_match;
 use super::keys::parse_cursor;
 use super::{CmdError, CmdResult};
 use crate::engine::keys::{self as layout, HASH_LIMIT};
 use crate::engine::meta::{Meta, ValueType};
 use crate::engine::{live_meta, DataRead, EngineError, Pair, Txn};
+use rampart_proto::glob::glob_match;
 
 /// Appends the reply items of one matching element: `(element, value, out)`.
 pub(crate) type Emit<'a> = dyn FnMut(&[u8], &[u8], &mut Vec<Reply>) + 'a;

@@ -4,11 +4,11 @@
 use rampart_proto::args::Args;
 use rampart_proto::{errors, reply};
 
-use super::glob::glob_match;
 use super::{CmdError, CmdResult};
 use crate::engine::keys::{self as layout, HASH_LIMIT};
 use crate::engine::meta::MetaHeader;
 use crate::engine::{live_meta, DataRead, EngineError, Pair, Txn};
+use rampart_proto::glob::glob_match;
 
 /// Visitor of [`for_each_live_key`]: `(h, user_key, header)`, where the
 /// header is `None` for an expired record; returns whether to go on.

@@ -14,7 +14,6 @@
 //! a Raft entry (run by [`apply_write`]) sees the entry's earlier writes.
 
 mod collection;
-mod glob;
 mod hashes;
 mod keys;
 mod lists;
@@ -27,7 +26,7 @@ use rampart_proto::{command_table, errors, reply, Reply};
 
 use crate::engine::{self, DataRead, Engine, EngineError, Txn};
 
-pub use glob::glob_match;
+pub use rampart_proto::glob::glob_match;
 
 /// Whether `argv` (name first) is a write that must be replicated.
 /// Unknown commands count as reads (they are answered with an error).
