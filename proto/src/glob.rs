@@ -123,6 +123,15 @@ mod tests {
     use super::glob_match;
 
     #[test]
+    fn pathological_patterns_do_not_backtrack_exponentially() {
+        // Naive backtracking would never finish on this input.
+        let text = [b'a'; 200];
+        assert!(!glob_match(b"*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", &text));
+        let stars = [b'*'; 500];
+        assert!(glob_match(&stars, &text));
+    }
+
+    #[test]
     fn globs_match_like_redis() {
         let cases: &[(&str, &str, bool)] = &[
             // Redis never enters its loop for an empty text, so only an
