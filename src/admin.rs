@@ -130,7 +130,9 @@ pub fn parse_member(text: &str) -> Result<NodeAddress> {
         .split_once('/')
         .ok_or_else(|| anyhow!("member `{text}` is not ID=RAFT_ADDR/CLIENT_ADDR"))?;
     Ok(NodeAddress {
-        id: id.parse().with_context(|| format!("bad node id in `{text}`"))?,
+        id: id
+            .parse()
+            .with_context(|| format!("bad node id in `{text}`"))?,
         raft_addr: raft_addr.to_string(),
         client_addr: client_addr.to_string(),
         metrics_url: String::new(),

@@ -35,6 +35,14 @@ pub struct DevArgs {
     /// Password clients must give with AUTH / HELLO AUTH.
     #[arg(long)]
     requirepass: Option<String>,
+    /// Open connections per client IP at the proxy (0 = unlimited). Every
+    /// local client shares 127.0.0.1, so tools such as `redis-benchmark -c 50`
+    /// need a higher cap than the production default of 8.
+    #[arg(long)]
+    per_ip_max_connections: Option<u32>,
+    /// Proxy configuration file (TOML; policies are reloaded on SIGHUP).
+    #[arg(long)]
+    proxy_config: Option<PathBuf>,
 }
 
 struct NodePorts {
@@ -93,7 +101,11 @@ pub async fn run(args: DevArgs) -> Result<()> {
     if let Err(err) = result {
         eprintln!("rampart dev: {err:#}");
         for child in &children {
-            eprintln!("--- last lines of {} ---\n{}", child.log.display(), tail(&child.log, 20));
+            eprintln!(
+                "--- last lines of {} ---\n{}",
+                child.log.display(),
+                tail(&child.log, 20)
+            );
         }
         stop_all(&mut children).await;
         return Err(err);
@@ -112,7 +124,10 @@ pub async fn run(args: DevArgs) -> Result<()> {
         }
     };
     if let Some(name) = &exited {
-        eprintln!("rampart dev: {name} exited; stopping the others (see {})", logs.display());
+        eprintln!(
+            "rampart dev: {name} exited; stopping the others (see {})",
+            logs.display()
+        );
     } else {
         println!("stopping...");
     }
@@ -134,9 +149,12 @@ async fn start_cluster(
     children: &mut Vec<Managed>,
 ) -> Result<()> {
     for node in nodes {
-        wait_until(Duration::from_secs(60), &format!("node {} to start", node.id), children, || {
-            admin::status(&node.client)
-        })
+        wait_until(
+            Duration::from_secs(60),
+            &format!("node {} to start", node.id),
+            children,
+            || admin::status(&node.client),
+        )
         .await?;
     }
 
@@ -156,30 +174,56 @@ async fn start_cluster(
         }
     }
 
-    let leader = wait_until(Duration::from_secs(60), "a Raft leader", children, || async {
-        let status = admin::status(&nodes[0].client).await?;
-        if status.leader_id == 0 {
-            bail!("no leader yet");
-        }
-        Ok(status.leader_id)
-    })
+    let leader = wait_until(
+        Duration::from_secs(60),
+        "a Raft leader",
+        children,
+        || async {
+            let status = admin::status(&nodes[0].client).await?;
+            if status.leader_id == 0 {
+                bail!("no leader yet");
+            }
+            Ok(status.leader_id)
+        },
+    )
     .await?;
 
     let proxy_addr = format!("127.0.0.1:{}", args.proxy_port);
-    let node_list = nodes.iter().map(|n| n.client.as_str()).collect::<Vec<_>>().join(",");
+    let node_list = nodes
+        .iter()
+        .map(|n| n.client.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     let mut proxy_args = vec!["proxy", "--listen", &proxy_addr, "--nodes", &node_list];
     if let Some(pass) = &args.requirepass {
         proxy_args.extend(["--requirepass", pass.as_str()]);
     }
+    let per_ip = args.per_ip_max_connections.map(|n| n.to_string());
+    if let Some(n) = &per_ip {
+        proxy_args.extend(["--per-ip-max-connections", n.as_str()]);
+    }
+    let config = args
+        .proxy_config
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
+    if let Some(path) = &config {
+        proxy_args.extend(["--config", path.as_str()]);
+    }
     children.push(spawn(exe, "proxy", logs, &proxy_args)?);
-    wait_until(Duration::from_secs(30), "the proxy to answer PING", children, || {
-        ping(&proxy_addr)
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "the proxy to answer PING",
+        children,
+        || ping(&proxy_addr),
+    )
     .await?;
 
     println!("rampart dev: 3 storage nodes (leader: node {leader}), 1 proxy");
     for node in nodes {
-        println!("  node {}  client {}  raft {}", node.id, node.client, node.raft);
+        println!(
+            "  node {}  client {}  raft {}",
+            node.id, node.client, node.raft
+        );
     }
     println!("  proxy   {proxy_addr}");
     println!("  logs    {}", logs.display());
@@ -189,7 +233,10 @@ async fn start_cluster(
 
 fn spawn(exe: &Path, name: &str, logs: &Path, args: &[&str]) -> Result<Managed> {
     let log = logs.join(format!("{name}.log"));
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)?;
     let child = Command::new(exe)
         .args(args)
         .stdin(Stdio::null())
@@ -240,17 +287,18 @@ async fn ping(addr: &str) -> Result<()> {
     if buf[..n].starts_with(b"+PONG") {
         Ok(())
     } else {
-        Err(anyhow!("unexpected reply {:?}", String::from_utf8_lossy(&buf[..n])))
+        Err(anyhow!(
+            "unexpected reply {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ))
     }
 }
 
 fn exited_child(children: &mut [Managed]) -> Option<String> {
-    children
-        .iter_mut()
-        .find_map(|c| match c.child.try_wait() {
-            Ok(Some(_)) => Some(c.name.clone()),
-            _ => None,
-        })
+    children.iter_mut().find_map(|c| match c.child.try_wait() {
+        Ok(Some(_)) => Some(c.name.clone()),
+        _ => None,
+    })
 }
 
 async fn stop_all(children: &mut [Managed]) {
@@ -260,7 +308,10 @@ async fn stop_all(children: &mut [Managed]) {
         }
     }
     for c in children.iter_mut() {
-        if tokio::time::timeout(Duration::from_secs(10), c.child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), c.child.wait())
+            .await
+            .is_err()
+        {
             let _ = c.child.kill().await;
         }
     }

@@ -17,7 +17,11 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "rampart", version, about = "Rampart: Redis-compatible, Raft-replicated, abuse-resistant")]
+#[command(
+    name = "rampart",
+    version,
+    about = "Rampart: Redis-compatible, Raft-replicated, abuse-resistant"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -21,7 +21,7 @@ trap cleanup EXIT
 
 cargo build --release --bin rampart >/dev/null
 "$CARGO_TARGET_DIR/release/rampart" dev --proxy-port 6390 --base-port 7300 \
-    --data-dir "$work/rampart" --fresh > "$work/dev.log" 2>&1 &
+    --data-dir "$work/rampart" --fresh --per-ip-max-connections 0 > "$work/dev.log" 2>&1 &
 dev_pid=$!
 for _ in $(seq 1 120); do grep -q ready "$work/dev.log" && break; sleep 0.5; done
 grep -q ready "$work/dev.log" || { cat "$work/dev.log"; exit 1; }

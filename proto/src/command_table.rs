@@ -281,7 +281,12 @@ mod tests {
     #[test]
     fn table_is_sorted_and_unique() {
         for pair in COMMANDS.windows(2) {
-            assert!(pair[0].name < pair[1].name, "{} !< {}", pair[0].name, pair[1].name);
+            assert!(
+                pair[0].name < pair[1].name,
+                "{} !< {}",
+                pair[0].name,
+                pair[1].name
+            );
         }
     }
 

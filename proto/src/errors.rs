@@ -16,7 +16,8 @@ pub const DB_INDEX_OUT_OF_RANGE: &str = "ERR DB index is out of range";
 pub const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
 pub const NX_XX_GT_LT_CONFLICT: &str =
     "ERR NX and XX, GT or LT options at the same time are not compatible";
-pub const GT_LT_NX_CONFLICT: &str = "ERR GT, LT, and/or NX options at the same time are not compatible";
+pub const GT_LT_NX_CONFLICT: &str =
+    "ERR GT, LT, and/or NX options at the same time are not compatible";
 
 /// `ERR wrong number of arguments for 'get' command`
 pub fn wrong_arity(command_name: &str) -> String {

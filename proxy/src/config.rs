@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rampart_policies::PolicyConfig;
 use serde::Deserialize;
 
 use crate::error::ProxyError;
@@ -48,9 +49,35 @@ pub struct ProxyArgs {
     #[arg(long, env = "RAMPART_DRAIN_TIMEOUT_MS")]
     pub drain_timeout_ms: Option<u64>,
     /// TOML file with the same keys (listen, nodes, requirepass, retry_deadline_ms,
-    /// max_bulk_len, max_query_buffer, drain_timeout_ms)
+    /// max_bulk_len, max_query_buffer, drain_timeout_ms) and a [policies] section
+    /// (docs/policies.md); re-read on SIGHUP and when it changes
     #[arg(long, env = "RAMPART_PROXY_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Admission and isolation policies on or off (policies.enabled) [default: true]
+    #[arg(long, env = "RAMPART_POLICIES")]
+    pub policies: Option<bool>,
+    /// Open connections per client IP, 0 = unlimited (policies.connections.per_ip_max) [default: 8]
+    #[arg(long, env = "RAMPART_PER_IP_MAX_CONNECTIONS")]
+    pub per_ip_max_connections: Option<u32>,
+    /// Rejected connects per second per IP before rejects become TCP resets
+    /// (policies.connections.reject_rate_per_sec) [default: 20]
+    #[arg(long, env = "RAMPART_REJECT_RATE_PER_SEC")]
+    pub reject_rate_per_sec: Option<u32>,
+    /// Commands executing at once across all clients, 0 = unlimited
+    /// (policies.inflight.max) [default: 4096 x CPUs, at least 8192]
+    #[arg(long, env = "RAMPART_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<u64>,
+    /// Concurrent heavy-class commands (policies.classes.heavy.max) [default: 2 x CPUs]
+    #[arg(long, env = "RAMPART_HEAVY_MAX")]
+    pub heavy_max: Option<u32>,
+    /// How long a command may wait for a slot of its class before -BUSY
+    /// (policies.admission.wait_ms) [default: 0]
+    #[arg(long, env = "RAMPART_CLASS_WAIT_MS")]
+    pub class_wait_ms: Option<u64>,
+    /// Expect a PROXY protocol v1/v2 header on every connection from the
+    /// trusted peers (policies.proxy_protocol.enabled) [default: false]
+    #[arg(long, env = "RAMPART_PROXY_PROTOCOL")]
+    pub proxy_protocol: Option<bool>,
 }
 
 /// The config file. `nodes` is a TOML array of "host:port" strings.
@@ -64,6 +91,7 @@ struct FileConfig {
     max_bulk_len: Option<u64>,
     max_query_buffer: Option<u64>,
     drain_timeout_ms: Option<u64>,
+    policies: Option<PolicyConfig>,
 }
 
 /// Resolved settings.
@@ -78,20 +106,17 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// The config file used, reported by INFO.
     pub config_file: Option<PathBuf>,
+    /// `[policies]` with flag/env overrides applied (checked: it resolves).
+    pub policies: PolicyConfig,
+    /// What the process was started with, to re-apply on reload.
+    pub args: ProxyArgs,
 }
 
 impl Config {
     /// Applies flags/env over the config file (if any) over the defaults.
     pub fn load(args: ProxyArgs) -> Result<Config, ProxyError> {
-        let file = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ProxyError::Config(format!("reading {}: {e}", path.display())))?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| ProxyError::Config(format!("parsing {}: {e}", path.display())))?
-            }
-            None => FileConfig::default(),
-        };
+        let mut file = read_file(&args)?;
+        let policies = policies_with_overrides(file.policies.take().unwrap_or_default(), &args)?;
         let listen = match args.listen.or(file.listen) {
             Some(addr) => addr,
             None => DEFAULT_LISTEN
@@ -100,6 +125,7 @@ impl Config {
         };
         let nodes: Vec<String> = args
             .nodes
+            .clone()
             .or(file.nodes)
             .unwrap_or_else(|| DEFAULT_NODES.split(',').map(str::to_string).collect())
             .into_iter()
@@ -127,6 +153,7 @@ impl Config {
             nodes,
             requirepass: args
                 .requirepass
+                .clone()
                 .or(file.requirepass)
                 .filter(|p| !p.is_empty()),
             retry_deadline: Duration::from_millis(
@@ -143,9 +170,66 @@ impl Config {
                     .or(file.drain_timeout_ms)
                     .unwrap_or(DEFAULT_DRAIN_TIMEOUT_MS),
             ),
-            config_file: args.config,
+            config_file: args.config.clone(),
+            policies,
+            args,
         })
     }
+
+    /// Re-reads the policy part of the configuration (file, then the same
+    /// flag/env overrides as at start). Other settings need a restart.
+    pub fn reload_policies(args: &ProxyArgs) -> Result<PolicyConfig, ProxyError> {
+        let file = read_file(args)?;
+        policies_with_overrides(file.policies.unwrap_or_default(), args)
+    }
+}
+
+fn read_file(args: &ProxyArgs) -> Result<FileConfig, ProxyError> {
+    match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ProxyError::Config(format!("reading {}: {e}", path.display())))?;
+            toml::from_str::<FileConfig>(&text)
+                .map_err(|e| ProxyError::Config(format!("parsing {}: {e}", path.display())))
+        }
+        None => Ok(FileConfig::default()),
+    }
+}
+
+/// Applies flag/env overrides to `[policies]` and checks the result.
+fn policies_with_overrides(
+    mut policies: PolicyConfig,
+    args: &ProxyArgs,
+) -> Result<PolicyConfig, ProxyError> {
+    if let Some(on) = args.policies {
+        policies.enabled = on;
+    }
+    if let Some(n) = args.per_ip_max_connections {
+        policies.connections.per_ip_max = n;
+    }
+    if let Some(n) = args.reject_rate_per_sec {
+        policies.connections.reject_rate_per_sec = n;
+    }
+    if let Some(n) = args.max_in_flight {
+        policies.inflight.max = Some(n);
+    }
+    if let Some(n) = args.heavy_max {
+        policies
+            .classes
+            .entry(rampart_policies::classes::HEAVY.to_string())
+            .or_default()
+            .max = Some(n);
+    }
+    if let Some(ms) = args.class_wait_ms {
+        policies.admission.wait_ms = ms;
+    }
+    if let Some(on) = args.proxy_protocol {
+        policies.proxy_protocol.enabled = on;
+    }
+    policies
+        .resolve()
+        .map_err(|e| ProxyError::Config(format!("policies: {e}")))?;
+    Ok(policies)
 }
 
 #[cfg(test)]
@@ -190,6 +274,43 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:7000");
         assert_eq!(config.nodes, vec!["10.0.0.1:7101"]);
         assert_eq!(config.requirepass.as_deref(), Some("flag"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn policies_come_from_the_file_with_flag_and_env_overrides() {
+        let dir =
+            std::env::temp_dir().join(format!("rampart-policy-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("proxy.toml");
+        std::fs::write(
+            &path,
+            "[policies.connections]\nper_ip_max = 3\nreject_rate_per_sec = 5\n[policies.commands]\nget = \"heavy_scan\"\n",
+        )
+        .unwrap();
+        let cli = Cli::parse_from([
+            "proxy",
+            "--config",
+            path.to_str().unwrap(),
+            "--reject-rate-per-sec",
+            "7",
+            "--heavy-max",
+            "4",
+        ]);
+        let config = Config::load(cli.proxy).unwrap();
+        assert_eq!(config.policies.connections.per_ip_max, 3);
+        assert_eq!(config.policies.connections.reject_rate_per_sec, 7);
+        assert_eq!(config.policies.commands["get"], "heavy_scan");
+        let resolved = config.policies.resolve().unwrap();
+        assert_eq!(resolved.classes.class_max("heavy"), Some(4));
+        // A reload re-reads the file and keeps the overrides.
+        std::fs::write(&path, "[policies.connections]\nper_ip_max = 1\n").unwrap();
+        let reloaded = Config::reload_policies(&config.args).unwrap();
+        assert_eq!(reloaded.connections.per_ip_max, 1);
+        assert_eq!(reloaded.connections.reject_rate_per_sec, 7);
+        std::fs::write(&path, "[policies.commands]\nget = \"nosuchclass\"\n").unwrap();
+        let err = Config::reload_policies(&config.args).unwrap_err();
+        assert!(err.to_string().contains("nosuchclass"), "{err}");
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -22,6 +22,7 @@ use tower::{Service, ServiceExt};
 use crate::commands::{self, Session, Shared};
 use crate::resp::{encode_reply, Argv, RequestDecoder};
 use crate::service::{rescue_batch, Batch, BoxError, ClientMeta};
+use rampart_policies::classes::block_timeout;
 
 /// A batch is cut at this many commands or bytes so one RPC stays well under
 /// gRPC message limits and a huge pipeline streams through in pieces.
@@ -191,6 +192,17 @@ where
             }
             match spec.runs {
                 Runs::NodeRead | Runs::NodeWrite => {
+                    if let Some(block) = block_timeout(&argv) {
+                        // A blocking command travels alone, so the commands
+                        // around it are not held up by its wait (see
+                        // docs/policies.md, "Blocking commands").
+                        self.flush(&mut run, &mut slots).await;
+                        run.push(slots.len(), argv);
+                        slots.push(None);
+                        run.block = Some(block);
+                        self.flush(&mut run, &mut slots).await;
+                        continue;
+                    }
                     run.push(slots.len(), argv);
                     slots.push(None);
                     if run.is_full() {
@@ -222,6 +234,7 @@ where
         let PendingBatch {
             commands,
             positions,
+            block,
             ..
         } = std::mem::take(run);
         self.seq += 1;
@@ -230,10 +243,28 @@ where
             client: self.client.clone(),
             seq: self.seq,
             commands,
+            block,
         };
-        let result = match self.service.ready().await {
-            Ok(service) => service.call(batch).await.map_err(Into::into),
-            Err(e) => Err(e.into()),
+        let service = &mut self.service;
+        let call = async move {
+            match service.ready().await {
+                Ok(service) => service.call(batch).await.map_err(Into::into),
+                Err(e) => Err(e.into()),
+            }
+        };
+        let result: Result<Vec<Reply>, BoxError> = if block.is_some() {
+            // While a command blocks, a client that hangs up must end the
+            // wait (as in Redis): dropping the call cancels the RPC, and the
+            // node drops its waiter.
+            tokio::select! {
+                result = call => result,
+                () = hangup(&self.socket) => Err(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "client closed the connection while blocked",
+                ))),
+            }
+        } else {
+            call.await
         };
         let replies = match result {
             Ok(replies) if replies.len() == count => replies,
@@ -254,12 +285,25 @@ where
     }
 }
 
+/// Completes when the peer has closed its side (EOF or error) and never
+/// when it sends data (pipelined commands after a blocking one are legal and
+/// stay in the socket until the blocking command answers).
+async fn hangup(socket: &TcpStream) {
+    let mut probe = [0u8; 1];
+    match socket.peek(&mut probe).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending::<()>().await,
+    }
+}
+
 /// Forwardable commands waiting to be sent, with their reply positions.
 #[derive(Default)]
 struct PendingBatch {
     commands: Vec<Argv>,
     positions: Vec<usize>,
     bytes: usize,
+    /// Set when the batch is one blocking command.
+    block: Option<Option<std::time::Duration>>,
 }
 
 impl PendingBatch {

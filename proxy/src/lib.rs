@@ -7,6 +7,7 @@
 //! - [`commands`]: what the proxy answers itself (PING, HELLO, CLIENT...).
 //! - [`service`]: the request path as a tower `Service<Batch>`.
 //! - [`upstream`]: leader discovery, redirects and retries.
+//! - [`reload`]: SIGHUP / config-file-change reload of the policies.
 
 pub mod commands;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod connection;
 pub mod error;
 pub mod listener;
 pub mod registry;
+pub mod reload;
 pub mod resp;
 pub mod service;
 pub mod upstream;
@@ -21,7 +23,7 @@ pub mod upstream;
 pub use config::{Config, ProxyArgs};
 pub use error::{ProxyError, CLUSTERDOWN_TEXT};
 pub use listener::Server;
-pub use service::{Batch, ClientMeta, ProxyService};
+pub use service::{Batch, ClientMeta, ProxyService, RequestService};
 
 /// Runs a proxy until SIGINT/SIGTERM: loads the configuration, binds, logs
 /// `proxy listening on ADDR`, serves and drains.

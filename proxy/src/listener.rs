@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -29,8 +29,10 @@ use crate::config::Config;
 use crate::connection;
 use crate::error::ProxyError;
 use crate::registry::ClientRegistry;
-use crate::service::{self, ProxyService};
+use crate::service::{self, RequestService};
 use crate::upstream::Upstream;
+use rampart_policies::connections::ConnectionGuard;
+use rampart_policies::{ConnectionLimiter, Decision, Policies};
 
 /// Binds `addr` with SO_REUSEADDR and SO_REUSEPORT (see the module docs).
 pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -48,13 +50,18 @@ pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
-    service: ProxyService,
+    service: RequestService,
+    policies: Arc<Policies>,
 }
 
 impl Server {
     /// Binds the listen address and prepares the node clients (connections
     /// to the nodes are made lazily, so this succeeds with every node down).
     pub async fn bind(config: Config) -> Result<Server, ProxyError> {
+        let policies = Arc::new(
+            Policies::new(&config.policies)
+                .map_err(|e| ProxyError::Config(format!("policies: {e}")))?,
+        );
         let listener = bind_reuseport(config.listen)?;
         let local_addr = listener.local_addr()?;
         let upstream = Arc::new(Upstream::new(config.nodes.clone(), config.retry_deadline));
@@ -72,15 +79,26 @@ impl Server {
             started: Instant::now(),
             local_addr,
         });
+        let service = service::build(
+            upstream,
+            shared.config.retry_deadline,
+            policies.admission.clone(),
+        );
         Ok(Server {
             listener,
             shared,
-            service: service::build(upstream),
+            service,
+            policies,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// The live policies (for tests and reloads).
+    pub fn policies(&self) -> Arc<Policies> {
+        self.policies.clone()
     }
 
     /// The live client table (for tests and metrics).
@@ -94,27 +112,65 @@ impl Server {
             listener,
             shared,
             service,
+            policies,
         } = self;
         let stop = CancellationToken::new();
+        tokio::spawn(crate::reload::watch(
+            policies.clone(),
+            shared.config.args.clone(),
+            stop.child_token(),
+        ));
+        let limiter = policies.connections.clone();
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((socket, peer)) => {
-                        if let Err(e) = socket.set_nodelay(true) {
-                            tracing::debug!(%peer, error = %e, "TCP_NODELAY failed");
+                    Ok((socket, peer)) => match &*policies.proxy_protocol() {
+                        Some(pp) if pp.expects_header_from(peer.ip()) => {
+                            // The real client address comes first: read the
+                            // header off the accept loop.
+                            let pp = pp.clone();
+                            let start = Start {
+                                limiter: limiter.clone(),
+                                shared: shared.clone(),
+                                service: service.clone(),
+                                stop: stop.child_token(),
+                                done: done_tx.clone(),
+                            };
+                            tokio::spawn(async move {
+                                let mut socket = socket;
+                                match pp.read(&mut socket).await {
+                                    Ok(client) => {
+                                        let client = client.unwrap_or(peer);
+                                        if let Some((socket, guard)) =
+                                            admit(&start.limiter, socket, client)
+                                        {
+                                            start.run(socket, client, guard);
+                                        }
+                                    }
+                                    Err(e) => {
+                                        tracing::debug!(%peer, error = %e, "closing connection without a valid PROXY header");
+                                    }
+                                }
+                            });
                         }
-                        tokio::spawn(connection::serve(
-                            socket,
-                            peer,
-                            shared.clone(),
-                            service.clone(),
-                            stop.child_token(),
-                            done_tx.clone(),
-                        ));
-                    }
+                        // Rejects cost nothing beyond this check and a close:
+                        // the per-connection state is only built once admitted.
+                        _ => {
+                            if let Some((socket, guard)) = admit(&limiter, socket, peer) {
+                                Start {
+                                    limiter: limiter.clone(),
+                                    shared: shared.clone(),
+                                    service: service.clone(),
+                                    stop: stop.child_token(),
+                                    done: done_tx.clone(),
+                                }
+                                .run(socket, peer, guard);
+                            }
+                        }
+                    },
                     Err(e) => {
                         // Typically EMFILE: back off instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
@@ -139,6 +195,54 @@ impl Server {
         }
         tracing::info!("proxy stopped");
         Ok(())
+    }
+}
+
+/// What a newly accepted connection needs to start.
+struct Start {
+    limiter: Arc<ConnectionLimiter>,
+    shared: Arc<Shared>,
+    service: RequestService,
+    stop: CancellationToken,
+    done: mpsc::Sender<()>,
+}
+
+/// Layer 3: the per-IP cap for `client` (the real client address). Closes
+/// a rejected socket (error text or reset) and returns `None`.
+fn admit(
+    limiter: &ConnectionLimiter,
+    socket: TcpStream,
+    client: SocketAddr,
+) -> Option<(TcpStream, ConnectionGuard)> {
+    match limiter.admit(client.ip()) {
+        Decision::Admit(guard) => Some((socket, guard)),
+        rejected => {
+            tracing::debug!(peer = %client, decision = ?rejected, "connection rejected");
+            limiter.close_rejected(socket, &rejected);
+            None
+        }
+    }
+}
+
+impl Start {
+    /// Starts the connection's own task; `guard` is released when it ends.
+    fn run(self, socket: TcpStream, client: SocketAddr, guard: ConnectionGuard) {
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::debug!(peer = %client, error = %e, "TCP_NODELAY failed");
+        }
+        let serve = connection::serve(
+            socket,
+            client,
+            self.shared,
+            self.service,
+            self.stop,
+            self.done,
+        );
+        tokio::spawn(async move {
+            // Released however the connection ends.
+            let _guard = guard;
+            serve.await;
+        });
     }
 }
 

@@ -2,18 +2,24 @@
 //! forwardable commands from one connection goes to the node tier as one
 //! `Execute` RPC and comes back as one reply per command, in order.
 //!
-//! Later policies (admission, class-based concurrency) wrap
-//! [`ProxyService`] as tower layers; [`build`] is the one place the stack is
-//! assembled and [`rescue`] the one place errors become Redis replies.
+//! The policies (Layer 1 admission: class-based concurrency and the global
+//! in-flight cap, from `rampart-policies`) wrap [`ProxyService`] as tower
+//! layers; [`build`] is the one place the stack is assembled and [`rescue`]
+//! the one place errors become Redis replies. Admission is per command: a
+//! rejected command's `-BUSY` reply takes its place in the batch's replies
+//! and the other commands still run.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use rampart_policies::admission::Admission;
+use rampart_policies::{AdmissionControl, AdmissionLayer, CommandBatch};
 use rampart_proto::{reply, Reply};
-use tower::Service;
+use tower::{Service, ServiceBuilder};
 
 use crate::error::{ProxyError, CLUSTERDOWN_TEXT};
 use crate::upstream::Upstream;
@@ -38,6 +44,9 @@ pub struct Batch {
     pub seq: u64,
     /// Each command is its argv: name, then arguments.
     pub commands: Vec<Vec<Vec<u8>>>,
+    /// Set for a blocking command (sent alone): how long it may block
+    /// (`Some(None)`: forever). The upstream deadline is extended by it.
+    pub block: Option<Option<Duration>>,
 }
 
 /// Errors from any layer of the stack, boxed as tower does.
@@ -47,11 +56,18 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Clone)]
 pub struct ProxyService {
     upstream: Arc<Upstream>,
+    retry_deadline: Duration,
 }
 
+/// Stands for "no deadline" for a blocking command with timeout 0.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 impl ProxyService {
-    pub fn new(upstream: Arc<Upstream>) -> Self {
-        ProxyService { upstream }
+    pub fn new(upstream: Arc<Upstream>, retry_deadline: Duration) -> Self {
+        ProxyService {
+            upstream,
+            retry_deadline,
+        }
     }
 }
 
@@ -67,17 +83,44 @@ impl Service<Batch> for ProxyService {
 
     fn call(&mut self, batch: Batch) -> Self::Future {
         let upstream = self.upstream.clone();
+        // A blocking command may legitimately take its whole timeout.
+        let deadline = match batch.block {
+            None => self.retry_deadline,
+            Some(None) => FOREVER,
+            Some(Some(wait)) => self.retry_deadline.saturating_add(wait),
+        };
         Box::pin(async move {
             upstream
-                .execute(batch.commands, batch.client.client_id, batch.seq)
+                .execute_within(batch.commands, batch.client.client_id, batch.seq, deadline)
                 .await
         })
     }
 }
 
+impl CommandBatch for Batch {
+    fn commands(&self) -> &[Vec<Vec<u8>>] {
+        &self.commands
+    }
+
+    fn retain_commands(&mut self, keep: &[bool]) {
+        let mut flags = keep.iter();
+        self.commands
+            .retain(|_| flags.next().copied().unwrap_or(true));
+    }
+}
+
+/// The assembled request path: Layer 1 admission around the upstream.
+pub type RequestService = Admission<ProxyService>;
+
 /// Builds the request stack. Policy layers are pushed here.
-pub fn build(upstream: Arc<Upstream>) -> ProxyService {
-    ProxyService::new(upstream)
+pub fn build(
+    upstream: Arc<Upstream>,
+    retry_deadline: Duration,
+    admission: Arc<AdmissionControl>,
+) -> RequestService {
+    ServiceBuilder::new()
+        .layer(AdmissionLayer::new(admission))
+        .service(ProxyService::new(upstream, retry_deadline))
 }
 
 /// The one place an error from the stack becomes the Redis error text every
@@ -105,7 +148,6 @@ pub fn rescue_batch(error: &(dyn std::error::Error + 'static), commands: usize) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn cluster_down_is_rescued_with_the_documented_text() {

@@ -1,0 +1,454 @@
+//! Layer 1 as a tower layer: per command, take a slot of its class and a unit
+//! of the global in-flight cap, or answer `-BUSY ... retry after <ms>ms` in
+//! its place. The admitted commands of a batch go to the inner service as one
+//! smaller batch; replies come back merged in the original order.
+//!
+//! Slots are held until the inner service answers the batch (the node has
+//! executed every command of it) and released however the call ends,
+//! including when the client disconnects and the future is dropped.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rampart_proto::{reply, Reply};
+use tower::{Layer, Service};
+
+use crate::classes::{ClassTable, Classified};
+use crate::config::Resolved;
+use crate::pools::{Inflight, Pools, Slot};
+
+/// A request made of commands (the proxy's pipeline segment).
+pub trait CommandBatch: Send + 'static {
+    /// Each command's argv: name first.
+    fn commands(&self) -> &[Vec<Vec<u8>>];
+    /// Keeps only the commands whose `keep` flag is set, in order.
+    fn retain_commands(&mut self, keep: &[bool]);
+}
+
+/// The `-BUSY` text (without the leading '-') for a full class.
+pub fn busy_class_text(class: &str, retry_after: Duration) -> String {
+    format!(
+        "BUSY class {class} is at its concurrency limit, retry after {}ms",
+        retry_after.as_millis().max(1)
+    )
+}
+
+/// The `-BUSY` text when the proxy-wide in-flight cap is reached.
+pub fn busy_inflight_text(retry_after: Duration) -> String {
+    format!(
+        "BUSY proxy is at its in-flight request limit, retry after {}ms",
+        retry_after.as_millis().max(1)
+    )
+}
+
+/// The reloadable part of Layer 1.
+#[derive(Debug)]
+struct Live {
+    enabled: bool,
+    table: ClassTable,
+    slots: Vec<Slot>,
+    wait: Duration,
+    min_retry: Duration,
+    max_retry: Duration,
+}
+
+/// Layer 1's shared state: the class table, the pools and the global cap.
+#[derive(Debug)]
+pub struct AdmissionControl {
+    live: ArcSwap<Live>,
+    pools: Pools,
+    inflight: Arc<Inflight>,
+}
+
+impl AdmissionControl {
+    pub fn new(policy: &Resolved) -> Arc<Self> {
+        let pools = Pools::new();
+        let live = Live {
+            enabled: policy.enabled,
+            slots: pools.bind(&policy.classes),
+            table: policy.classes.clone(),
+            wait: policy.wait,
+            min_retry: policy.min_retry,
+            max_retry: policy.max_retry,
+        };
+        Arc::new(AdmissionControl {
+            live: ArcSwap::from_pointee(live),
+            pools,
+            inflight: Inflight::new(policy.inflight_max),
+        })
+    }
+
+    /// New limits apply to admissions from now on; commands already running
+    /// keep their slots (and are still counted).
+    pub fn reload(&self, policy: &Resolved) {
+        let live = Live {
+            enabled: policy.enabled,
+            slots: self.pools.bind(&policy.classes),
+            table: policy.classes.clone(),
+            wait: policy.wait,
+            min_retry: policy.min_retry,
+            max_retry: policy.max_retry,
+        };
+        self.inflight.set_max(policy.inflight_max);
+        self.live.store(Arc::new(live));
+    }
+
+    /// The class a command is in now (`None`: never rejected).
+    pub fn class_of(&self, argv: &[Vec<u8>]) -> Option<&'static str> {
+        self.live.load().table.class_name(argv)
+    }
+
+    pub fn inflight(&self) -> &Arc<Inflight> {
+        &self.inflight
+    }
+}
+
+/// Wraps a service with Layer 1.
+#[derive(Debug, Clone)]
+pub struct AdmissionLayer {
+    control: Arc<AdmissionControl>,
+}
+
+impl AdmissionLayer {
+    pub fn new(control: Arc<AdmissionControl>) -> Self {
+        AdmissionLayer { control }
+    }
+}
+
+impl<S> Layer<S> for AdmissionLayer {
+    type Service = Admission<S>;
+
+    fn layer(&self, inner: S) -> Admission<S> {
+        Admission {
+            inner,
+            control: self.control.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Admission<S> {
+    inner: S,
+    control: Arc<AdmissionControl>,
+}
+
+impl<S, B> Service<B> for Admission<S>
+where
+    B: CommandBatch,
+    S: Service<B, Response = Vec<Reply>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Vec<Reply>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Vec<Reply>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut batch: B) -> Self::Future {
+        // The readied service goes into the future; a clone stays behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let live = self.control.live.load_full();
+        if !live.enabled {
+            return Box::pin(inner.call(batch));
+        }
+        let inflight = self.control.inflight.clone();
+        Box::pin(async move {
+            let count = batch.commands().len();
+            let mut rejected: Vec<Option<Reply>> = Vec::with_capacity(count);
+            let mut held = Vec::with_capacity(count);
+            let mut timed = Vec::with_capacity(count);
+            for argv in batch.commands() {
+                let entry = match live.table.classify(argv) {
+                    Classified::Exempt => {
+                        rejected.push(None);
+                        continue;
+                    }
+                    Classified::Class(entry) => entry,
+                };
+                entry.metrics.submitted.increment(1);
+                let slot = &live.slots[entry.class];
+                let class_permit = if slot.is_unbounded() {
+                    None
+                } else {
+                    match slot
+                        .acquire(live.wait, live.min_retry, live.max_retry)
+                        .await
+                    {
+                        Ok(permit) => Some(permit),
+                        Err(full) => {
+                            entry.metrics.rejected_class.increment(1);
+                            rejected.push(Some(reply::error(busy_class_text(
+                                full.class,
+                                full.retry_after,
+                            ))));
+                            continue;
+                        }
+                    }
+                };
+                let Some(inflight_permit) = inflight.try_acquire() else {
+                    entry.metrics.rejected_inflight.increment(1);
+                    rejected.push(Some(reply::error(busy_inflight_text(live.min_retry))));
+                    continue;
+                };
+                entry.metrics.admitted.increment(1);
+                held.push((class_permit, inflight_permit));
+                timed.push(entry.metrics.duration.clone());
+                rejected.push(None);
+            }
+            if held.is_empty() {
+                return Ok(rejected.into_iter().flatten().collect());
+            }
+            let keep: Vec<bool> = rejected.iter().map(Option::is_none).collect();
+            let any_rejected = keep.iter().any(|k| !k);
+            if any_rejected {
+                batch.retain_commands(&keep);
+            }
+            let started = tokio::time::Instant::now();
+            let result = inner.call(batch).await;
+            let elapsed = started.elapsed().as_secs_f64();
+            for histogram in &timed {
+                histogram.record(elapsed);
+            }
+            drop(held);
+            let replies = result?;
+            if !any_rejected {
+                return Ok(replies);
+            }
+            let mut replies = replies.into_iter();
+            Ok(rejected
+                .into_iter()
+                .map(|slot| match slot {
+                    Some(busy) => busy,
+                    None => replies
+                        .next()
+                        .unwrap_or_else(|| reply::error("ERR internal error: missing reply")),
+                })
+                .collect())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PolicyConfig;
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower::ServiceExt;
+
+    #[derive(Debug, Clone)]
+    struct TestBatch(Vec<Vec<Vec<u8>>>);
+
+    impl CommandBatch for TestBatch {
+        fn commands(&self) -> &[Vec<Vec<u8>>] {
+            &self.0
+        }
+        fn retain_commands(&mut self, keep: &[bool]) {
+            let mut i = 0;
+            self.0.retain(|_| {
+                i += 1;
+                keep[i - 1]
+            });
+        }
+    }
+
+    fn batch(cmds: &[&[&str]]) -> TestBatch {
+        TestBatch(
+            cmds.iter()
+                .map(|c| c.iter().map(|a| a.as_bytes().to_vec()).collect())
+                .collect(),
+        )
+    }
+
+    /// Echoes each command's last argument after `delay`, counting calls:
+    /// a stand-in for the node tier, which is not under test here.
+    #[derive(Clone)]
+    struct Echo {
+        delay: Duration,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl Service<TestBatch> for Echo {
+        type Response = Vec<Reply>;
+        type Error = Infallible;
+        type Future = Pin<Box<dyn Future<Output = Result<Vec<Reply>, Infallible>> + Send>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, b: TestBatch) -> Self::Future {
+            let delay = self.delay;
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                Ok(b.0
+                    .iter()
+                    .map(|c| reply::bulk(c.last().cloned().unwrap_or_default()))
+                    .collect())
+            })
+        }
+    }
+
+    fn stack(toml_text: &str, delay: Duration) -> (Admission<Echo>, Arc<AdmissionControl>) {
+        let cfg: PolicyConfig = toml::from_str(toml_text).unwrap();
+        let control = AdmissionControl::new(&cfg.resolve().unwrap());
+        let svc = AdmissionLayer::new(control.clone()).layer(Echo {
+            delay,
+            calls: Arc::new(AtomicUsize::new(0)),
+        });
+        (svc, control)
+    }
+
+    fn texts(replies: &[Reply]) -> Vec<String> {
+        replies
+            .iter()
+            .map(|r| match r.error_text() {
+                Some(e) => format!("-{e}"),
+                None => format!("{r:?}"),
+            })
+            .collect()
+    }
+
+    const HEAVY2: &str = "[classes.heavy]\nmax = 2\n[classes.heavy_scan]\nmax = 2\nreserve = 0\n[classes.heavy_data]\nreserve = 0\n";
+
+    #[tokio::test(start_paused = true)]
+    async fn third_concurrent_heavy_command_is_busy_at_once_while_cheap_runs() {
+        let (svc, _) = stack(HEAVY2, Duration::from_secs(10));
+        let slow = |svc: &Admission<Echo>| {
+            let svc = svc.clone();
+            tokio::spawn(async move { svc.oneshot(batch(&[&["KEYS", "*"]])).await })
+        };
+        let a = slow(&svc);
+        let b = slow(&svc);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let started = tokio::time::Instant::now();
+        let third = svc
+            .clone()
+            .oneshot(batch(&[&["KEYS", "x*"]]))
+            .await
+            .unwrap();
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "rejected without waiting"
+        );
+        let text = third[0].error_text().unwrap();
+        assert!(
+            text.starts_with("BUSY class heavy_scan is at its concurrency limit, retry after "),
+            "{text}"
+        );
+        assert!(text.ends_with("ms"), "{text}");
+        // Cheap commands are not affected by a full heavy class.
+        let (fast, _) = (svc.clone(), ());
+        let get = tokio::spawn(async move { fast.oneshot(batch(&[&["GET", "k"]])).await });
+        let replies = get.await.unwrap().unwrap();
+        assert!(replies[0].error_text().is_none());
+        a.await.unwrap().unwrap();
+        b.await.unwrap().unwrap();
+        // Slots came back.
+        let again = svc.oneshot(batch(&[&["KEYS", "*"]])).await.unwrap();
+        assert!(again[0].error_text().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rejection_is_per_command_and_replies_stay_in_order() {
+        let (svc, _) = stack(HEAVY2, Duration::from_millis(5));
+        let replies = svc
+            .oneshot(batch(&[
+                &["GET", "a"],
+                &["KEYS", "1"],
+                &["SET", "k", "b"],
+                &["KEYS", "2"],
+                &["KEYS", "3"],
+                &["GET", "c"],
+            ]))
+            .await
+            .unwrap();
+        let t = texts(&replies);
+        assert_eq!(t.len(), 6);
+        assert!(t[0].contains("\"a\"") || t[0].contains("97"), "{t:?}");
+        assert!(t[4].starts_with("-BUSY class heavy_scan"), "{t:?}");
+        for (i, r) in replies.iter().enumerate() {
+            if i != 4 {
+                assert!(r.error_text().is_none(), "{i}: {t:?}");
+            }
+        }
+        assert_eq!(replies[5], reply::bulk(b"c".to_vec()));
+        assert_eq!(replies[3], reply::bulk(b"2".to_vec()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn global_inflight_cap_rejects_beyond_the_cap() {
+        let (svc, control) = stack("[inflight]\nmax = 2\n", Duration::from_millis(5));
+        let replies = svc
+            .clone()
+            .oneshot(batch(&[&["GET", "a"], &["GET", "b"], &["GET", "c"]]))
+            .await
+            .unwrap();
+        assert!(replies[0].error_text().is_none());
+        assert!(replies[1].error_text().is_none());
+        assert_eq!(
+            replies[2].error_text(),
+            Some("BUSY proxy is at its in-flight request limit, retry after 10ms")
+        );
+        assert_eq!(control.inflight().in_use(), 0, "units released");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reload_and_disable_take_effect_for_new_batches() {
+        let (svc, control) = stack(HEAVY2, Duration::from_millis(5));
+        assert_eq!(
+            control.class_of(&batch(&[&["get", "k"]]).0[0]),
+            Some("cheap")
+        );
+        let cfg: PolicyConfig =
+            toml::from_str("[commands]\nget = \"admin\"\n[classes.admin]\nmax = 1\n").unwrap();
+        control.reload(&cfg.resolve().unwrap());
+        assert_eq!(
+            control.class_of(&batch(&[&["GET", "k"]]).0[0]),
+            Some("admin")
+        );
+        let replies = svc
+            .clone()
+            .oneshot(batch(&[&["GET", "a"], &["GET", "b"]]))
+            .await
+            .unwrap();
+        assert!(replies[1]
+            .error_text()
+            .unwrap()
+            .starts_with("BUSY class admin"));
+        let off: PolicyConfig = toml::from_str("enabled = false\n").unwrap();
+        control.reload(&off.resolve().unwrap());
+        let replies = svc
+            .oneshot(batch(&[&["KEYS", "a"], &["KEYS", "b"], &["KEYS", "c"]]))
+            .await
+            .unwrap();
+        assert!(replies.iter().all(|r| r.error_text().is_none()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropped_call_releases_its_slots() {
+        let (svc, control) = stack(HEAVY2, Duration::from_secs(60));
+        let pending = {
+            let svc = svc.clone();
+            tokio::spawn(async move { svc.oneshot(batch(&[&["KEYS", "1"], &["KEYS", "2"]])).await })
+        };
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(control.inflight().in_use(), 2);
+        pending.abort();
+        let _ = pending.await;
+        assert_eq!(control.inflight().in_use(), 0);
+        let replies = svc
+            .oneshot(batch(&[&["KEYS", "1"], &["KEYS", "2"]]))
+            .await
+            .unwrap();
+        assert!(replies.iter().all(|r| r.error_text().is_none()));
+    }
+}

@@ -1,0 +1,629 @@
+//! The command-class table (SPEC §2, Layer 1) as data: which class each
+//! command belongs to, and each class's concurrency bound.
+//!
+//! Classification is by command name only, plus one argument check: `XREAD`
+//! and `XREADGROUP` with a `BLOCK` option are the blocking variant. The
+//! compiled-in default is [`DEFAULT_TABLE`]; `[policies.commands]` moves
+//! commands between classes and `[policies.classes.NAME]` re-tunes or adds
+//! classes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use crate::config::{ClassConfig, ConfigError};
+use crate::metrics::CommandMetrics;
+
+pub const CHEAP: &str = "cheap";
+pub const HEAVY: &str = "heavy";
+pub const HEAVY_SCAN: &str = "heavy_scan";
+pub const HEAVY_DATA: &str = "heavy_data";
+pub const ADMIN: &str = "admin";
+pub const BLOCKING: &str = "blocking";
+
+/// Commands Layer 1 never rejects: health checks must see the truth. They
+/// are answered by the proxy itself and cannot be reclassified.
+pub const NEVER_REJECTED: &[&str] = &["ping", "info", "client", "hello", "auth", "quit"];
+
+/// The compiled-in table: (class, commands). Commands not listed are `cheap`.
+/// It lists commands Rampart does not implement yet so that they are
+/// classified correctly the day they are.
+pub const DEFAULT_TABLE: &[(&str, &[&str])] = &[
+    (HEAVY_SCAN, &["keys", "scan", "hscan", "sscan", "zscan"]),
+    (
+        HEAVY_DATA,
+        &[
+            "xread",
+            "xrange",
+            "xrevrange",
+            "xreadgroup",
+            "hgetall",
+            "hkeys",
+            "hvals",
+            "smembers",
+            "sunion",
+            "sinter",
+            "sdiff",
+            "sunionstore",
+            "sinterstore",
+            "sdiffstore",
+            "sintercard",
+            "zrange",
+            "zrangestore",
+            "zrangebyscore",
+            "zrangebylex",
+            "zrevrange",
+            "zrevrangebyscore",
+            "zrevrangebylex",
+            "zunion",
+            "zinter",
+            "zdiff",
+            "zunionstore",
+            "zinterstore",
+            "zdiffstore",
+            "zintercard",
+            "lrange",
+            "eval",
+            "evalsha",
+            "eval_ro",
+            "evalsha_ro",
+            "fcall",
+            "fcall_ro",
+            "sort",
+            "sort_ro",
+        ],
+    ),
+    (
+        ADMIN,
+        &[
+            "flushall",
+            "flushdb",
+            "config",
+            "debug",
+            "shutdown",
+            "save",
+            "bgsave",
+            "bgrewriteaof",
+            "swapdb",
+            "migrate",
+            "replicaof",
+            "slaveof",
+            "failover",
+            "cluster",
+            "monitor",
+            "module",
+            "acl",
+            "script",
+            "function",
+            "slowlog",
+            "latency",
+            "memory",
+        ],
+    ),
+    (
+        BLOCKING,
+        &[
+            "blpop",
+            "brpop",
+            "brpoplpush",
+            "blmove",
+            "blmpop",
+            "bzpopmin",
+            "bzpopmax",
+            "bzmpop",
+            "wait",
+            "waitaof",
+        ],
+    ),
+];
+
+/// Built-in classes and their default bounds for `cpus` available CPUs:
+/// (name, max, within, reserve). 0 = unbounded.
+fn builtin_classes(cpus: u32) -> Vec<(String, ClassConfig)> {
+    let heavy = 2 * cpus.max(1);
+    let class = |max: u32, within: Option<&str>, reserve: u32| ClassConfig {
+        max: Some(max),
+        within: within.map(str::to_string),
+        reserve: Some(reserve),
+    };
+    vec![
+        (CHEAP.into(), class(0, None, 0)),
+        (HEAVY.into(), class(heavy, None, 0)),
+        // Scans may use at most half of heavy; each sub-pool keeps one slot
+        // the other can never take.
+        (HEAVY_SCAN.into(), class((heavy / 2).max(1), Some(HEAVY), 1)),
+        (HEAVY_DATA.into(), class(heavy, Some(HEAVY), 1)),
+        (ADMIN.into(), class(2, None, 0)),
+        // Waiting blocking commands hold no heavy slot; this bounds how many
+        // may wait at once (each costs a task and a node-side waiter).
+        (BLOCKING.into(), class(10_000, None, 0)),
+    ]
+}
+
+/// One class, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassDef {
+    pub name: &'static str,
+    /// 0 = unbounded.
+    pub max: u32,
+    /// The top-level class whose slots this sub-pool shares (index into
+    /// [`ClassTable::classes`]).
+    pub within: Option<usize>,
+    pub reserve: u32,
+}
+
+/// What admission needs to know about one command.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub class: usize,
+    /// Metric label (the lower-case command name).
+    pub command: &'static str,
+    pub metrics: CommandMetrics,
+}
+
+/// How one request is classified.
+#[derive(Debug, Clone, Copy)]
+pub enum Classified<'a> {
+    /// Never rejected by Layer 1.
+    Exempt,
+    Class(&'a Entry),
+}
+
+/// The resolved table.
+#[derive(Debug, Clone)]
+pub struct ClassTable {
+    pub classes: Vec<ClassDef>,
+    entries: HashMap<Vec<u8>, Entry>,
+    /// Per class: the entry used for commands not in the map, and for the
+    /// blocking variants of XREAD/XREADGROUP.
+    fallback: Entry,
+    blocking_stream: HashMap<Vec<u8>, Entry>,
+}
+
+/// Interns class and command names so metric labels are `&'static str`
+/// (no allocation per command). Bounded by the names ever configured.
+pub(crate) fn intern(name: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(s) = names.get(name) {
+        return s;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.insert(name.to_string(), leaked);
+    leaked
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'|')
+}
+
+/// Builds the table: built-in classes, then `classes` overrides/additions,
+/// then the default command lists, then `commands` overrides.
+pub fn build_table(
+    classes: &BTreeMap<String, ClassConfig>,
+    commands: &BTreeMap<String, String>,
+    cpus: u32,
+) -> Result<ClassTable, ConfigError> {
+    let mut merged: Vec<(String, ClassConfig)> = builtin_classes(cpus);
+    for (name, cfg) in classes {
+        let name = name.to_ascii_lowercase();
+        if !valid_name(&name) {
+            return Err(ConfigError::Class {
+                class: name,
+                reason: "names use letters, digits, '_' and '-'".into(),
+            });
+        }
+        match merged.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, existing)) => {
+                if cfg.max.is_some() {
+                    existing.max = cfg.max;
+                }
+                if cfg.within.is_some() {
+                    existing.within = cfg.within.clone();
+                }
+                if cfg.reserve.is_some() {
+                    existing.reserve = cfg.reserve;
+                }
+            }
+            None => {
+                if cfg.max.is_none() {
+                    return Err(ConfigError::Class {
+                        class: name,
+                        reason: "a new class needs max = N (0 = unbounded)".into(),
+                    });
+                }
+                merged.push((name, cfg.clone()));
+            }
+        }
+    }
+    // Sub-pool bounds follow a re-tuned heavy unless set explicitly.
+    let heavy_max = merged
+        .iter()
+        .find(|(n, _)| n == HEAVY)
+        .and_then(|(_, c)| c.max)
+        .unwrap_or(0);
+    for (name, default_max) in [
+        (HEAVY_SCAN, (heavy_max / 2).max(1)),
+        (HEAVY_DATA, heavy_max),
+    ] {
+        let explicit = classes.get(name).and_then(|c| c.max).is_some();
+        if let Some((_, c)) = merged.iter_mut().find(|(n, _)| n == name) {
+            if !explicit {
+                c.max = Some(default_max);
+            }
+        }
+    }
+    let index: HashMap<&str, usize> = merged
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (n.as_str(), i))
+        .collect();
+    let mut defs = Vec::with_capacity(merged.len());
+    for (name, cfg) in &merged {
+        let within = match &cfg.within {
+            None => None,
+            Some(parent) => {
+                let parent = parent.to_ascii_lowercase();
+                let Some(&p) = index.get(parent.as_str()) else {
+                    return Err(ConfigError::Class {
+                        class: name.clone(),
+                        reason: format!("within = {parent:?}: no such class"),
+                    });
+                };
+                if merged[p].1.within.is_some() || p == index[name.as_str()] {
+                    return Err(ConfigError::Class {
+                        class: name.clone(),
+                        reason: format!("within = {parent:?}: sub-pools nest one level only"),
+                    });
+                }
+                Some(p)
+            }
+        };
+        defs.push(ClassDef {
+            name: intern(name),
+            max: cfg.max.unwrap_or(0),
+            within,
+            reserve: if within.is_some() {
+                cfg.reserve.unwrap_or(0)
+            } else {
+                0
+            },
+        });
+    }
+    // A sub-pool's reservations must fit in its parent.
+    for (p, parent) in defs.iter().enumerate() {
+        let children: Vec<&ClassDef> = defs.iter().filter(|d| d.within == Some(p)).collect();
+        if children.is_empty() {
+            continue;
+        }
+        if parent.max == 0 {
+            continue; // unbounded parent: reservations are moot
+        }
+        let reserved: u64 = children.iter().map(|c| u64::from(c.reserve)).sum();
+        if reserved > u64::from(parent.max) {
+            return Err(ConfigError::Class {
+                class: parent.name.to_string(),
+                reason: format!(
+                    "sub-pools reserve {reserved} slots but the class has max = {}",
+                    parent.max
+                ),
+            });
+        }
+    }
+    let class_of = |name: &str| index.get(name).copied();
+    let cheap = class_of(CHEAP).unwrap_or(0);
+    let mut assignment: HashMap<String, usize> = HashMap::new();
+    for (class, names) in DEFAULT_TABLE {
+        if let Some(c) = class_of(class) {
+            for n in *names {
+                assignment.insert((*n).to_string(), c);
+            }
+        }
+    }
+    for (command, class) in commands {
+        let command = command.to_ascii_lowercase();
+        let class = class.to_ascii_lowercase();
+        if NEVER_REJECTED.contains(&command.as_str()) {
+            return Err(ConfigError::Command {
+                command,
+                reason: "is never rejected and cannot be classified".into(),
+            });
+        }
+        if !valid_name(&command) {
+            return Err(ConfigError::Command {
+                command,
+                reason: "not a command name".into(),
+            });
+        }
+        let Some(c) = class_of(&class) else {
+            return Err(ConfigError::Command {
+                command,
+                reason: format!("no class named {class:?}"),
+            });
+        };
+        assignment.insert(command, c);
+    }
+    for spec in rampart_proto::command_table::COMMANDS {
+        assignment.entry(spec.name.to_string()).or_insert(cheap);
+    }
+    let entry = |command: &str, class: usize| Entry {
+        class,
+        command: intern(command),
+        metrics: CommandMetrics::new(intern(command), defs[class].name),
+    };
+    let entries = assignment
+        .iter()
+        .map(|(name, &class)| (name.as_bytes().to_vec(), entry(name, class)))
+        .collect();
+    let blocking = class_of(BLOCKING).unwrap_or(cheap);
+    let blocking_stream = ["xread", "xreadgroup"]
+        .iter()
+        .map(|n| (n.as_bytes().to_vec(), entry(n, blocking)))
+        .collect();
+    Ok(ClassTable {
+        fallback: entry("other", cheap),
+        classes: defs,
+        entries,
+        blocking_stream,
+    })
+}
+
+/// `XREAD`/`XREADGROUP` with a `BLOCK` option before `STREAMS` (what follows
+/// `STREAMS` are keys and ids, which may spell "BLOCK").
+pub fn is_blocking_stream_read(argv: &[Vec<u8>]) -> bool {
+    let Some(name) = argv.first() else {
+        return false;
+    };
+    if !name.eq_ignore_ascii_case(b"xread") && !name.eq_ignore_ascii_case(b"xreadgroup") {
+        return false;
+    }
+    for arg in &argv[1..] {
+        if arg.eq_ignore_ascii_case(b"streams") {
+            return false;
+        }
+        if arg.eq_ignore_ascii_case(b"block") {
+            return true;
+        }
+    }
+    false
+}
+
+/// How long a blocking command may block, read from its own arguments:
+/// `None` when `argv` is not a blocking command (or its timeout does not
+/// parse: the node then answers the error at once), `Some(None)` for
+/// "forever" (timeout 0), `Some(Some(d))` otherwise. Used by the proxy to
+/// give the upstream call room for the wait; the node enforces the timeout.
+pub fn block_timeout(argv: &[Vec<u8>]) -> Option<Option<Duration>> {
+    let name = argv.first()?.to_ascii_lowercase();
+    let arg = |i: usize| argv.get(i).and_then(|a| std::str::from_utf8(a).ok());
+    let last = || arg(argv.len().checked_sub(1)?);
+    let seconds = |s: &str| -> Option<Option<Duration>> {
+        let v: f64 = s.parse().ok()?;
+        if !v.is_finite() || v < 0.0 {
+            return None;
+        }
+        Some((v > 0.0).then(|| Duration::from_secs_f64(v.min(1e9))))
+    };
+    let millis = |s: &str| -> Option<Option<Duration>> {
+        let v: u64 = s.parse().ok()?;
+        Some((v > 0).then(|| Duration::from_millis(v)))
+    };
+    match name.as_slice() {
+        b"blpop" | b"brpop" | b"bzpopmin" | b"bzpopmax" | b"brpoplpush" | b"blmove" => {
+            seconds(last()?)
+        }
+        b"blmpop" | b"bzmpop" => seconds(arg(1)?),
+        b"wait" | b"waitaof" => millis(last()?),
+        b"xread" | b"xreadgroup" => {
+            if !is_blocking_stream_read(argv) {
+                return None;
+            }
+            let at = argv.iter().position(|a| a.eq_ignore_ascii_case(b"block"))?;
+            millis(arg(at + 1)?)
+        }
+        _ => None,
+    }
+}
+
+impl ClassTable {
+    /// Classifies one request (`argv[0]` is the command name).
+    pub fn classify(&self, argv: &[Vec<u8>]) -> Classified<'_> {
+        let Some(name) = argv.first() else {
+            return Classified::Class(&self.fallback);
+        };
+        let mut buf = [0u8; 32];
+        let lower: &[u8] = if name.len() <= buf.len() {
+            let buf = &mut buf[..name.len()];
+            buf.copy_from_slice(name);
+            buf.make_ascii_lowercase();
+            buf
+        } else {
+            return Classified::Class(&self.fallback);
+        };
+        if NEVER_REJECTED.iter().any(|n| n.as_bytes() == lower) {
+            return Classified::Exempt;
+        }
+        if is_blocking_stream_read(argv) {
+            if let Some(e) = self.blocking_stream.get(lower) {
+                return Classified::Class(e);
+            }
+        }
+        Classified::Class(self.entries.get(lower).unwrap_or(&self.fallback))
+    }
+
+    /// The class name a command is in (for tests, `INFO` and docs).
+    pub fn class_name(&self, argv: &[Vec<u8>]) -> Option<&'static str> {
+        match self.classify(argv) {
+            Classified::Exempt => None,
+            Classified::Class(e) => Some(self.classes[e.class].name),
+        }
+    }
+
+    /// The bound of the class called `name`.
+    pub fn class_max(&self, name: &str) -> Option<u32> {
+        self.classes.iter().find(|c| c.name == name).map(|c| c.max)
+    }
+
+    pub fn class_index(&self, name: &str) -> Option<usize> {
+        self.classes.iter().position(|c| c.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(parts: &[&str]) -> Vec<Vec<u8>> {
+        parts.iter().map(|p| p.as_bytes().to_vec()).collect()
+    }
+
+    fn table() -> ClassTable {
+        build_table(&BTreeMap::new(), &BTreeMap::new(), 4).unwrap()
+    }
+
+    #[test]
+    fn default_table_follows_the_spec() {
+        let t = table();
+        let class = |parts: &[&str]| t.class_name(&argv(parts));
+        assert_eq!(class(&["GET", "k"]), Some(CHEAP));
+        assert_eq!(class(&["set", "k", "v"]), Some(CHEAP));
+        assert_eq!(class(&["KEYS", "*"]), Some(HEAVY_SCAN));
+        assert_eq!(class(&["scan", "0"]), Some(HEAVY_SCAN));
+        assert_eq!(class(&["HGETALL", "h"]), Some(HEAVY_DATA));
+        assert_eq!(class(&["zrangebyscore", "z", "0", "1"]), Some(HEAVY_DATA));
+        assert_eq!(class(&["EVAL", "return 1", "0"]), Some(HEAVY_DATA));
+        assert_eq!(class(&["FLUSHALL"]), Some(ADMIN));
+        assert_eq!(class(&["BLPOP", "l", "0"]), Some(BLOCKING));
+        assert_eq!(class(&["nosuchcommand"]), Some(CHEAP));
+        for exempt in NEVER_REJECTED {
+            assert_eq!(class(&[exempt]), None, "{exempt} must be exempt");
+        }
+        assert_eq!(class(&["PiNg"]), None);
+        assert_eq!(t.class_max(HEAVY), Some(8));
+        assert_eq!(t.class_max(HEAVY_SCAN), Some(4));
+    }
+
+    #[test]
+    fn xread_is_blocking_only_with_block_before_streams() {
+        let t = table();
+        let class = |parts: &[&str]| t.class_name(&argv(parts));
+        assert_eq!(class(&["XREAD", "STREAMS", "s", "0"]), Some(HEAVY_DATA));
+        assert_eq!(
+            class(&["xread", "COUNT", "1", "block", "0", "STREAMS", "s", "0"]),
+            Some(BLOCKING)
+        );
+        assert_eq!(
+            class(&["XREAD", "STREAMS", "BLOCK", "0"]),
+            Some(HEAVY_DATA),
+            "a key named BLOCK is not the option"
+        );
+        assert_eq!(
+            class(&[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "c",
+                "BLOCK",
+                "10",
+                "STREAMS",
+                "s",
+                ">"
+            ]),
+            Some(BLOCKING)
+        );
+    }
+
+    #[test]
+    fn block_timeouts_are_read_from_the_arguments() {
+        let t = |parts: &[&str]| block_timeout(&argv(parts));
+        assert_eq!(
+            t(&["BLPOP", "a", "b", "1.5"]),
+            Some(Some(Duration::from_millis(1500)))
+        );
+        assert_eq!(t(&["blpop", "a", "0"]), Some(None), "0 blocks forever");
+        assert_eq!(
+            t(&["BLMPOP", "2", "1", "k", "LEFT"]),
+            Some(Some(Duration::from_secs(2)))
+        );
+        assert_eq!(
+            t(&["XREAD", "BLOCK", "250", "STREAMS", "s", "$"]),
+            Some(Some(Duration::from_millis(250)))
+        );
+        assert_eq!(t(&["XREAD", "STREAMS", "s", "$"]), None);
+        assert_eq!(t(&["BLPOP", "a", "-1"]), None, "the node answers the error");
+        assert_eq!(t(&["GET", "k"]), None);
+    }
+
+    #[test]
+    fn config_reclassifies_and_adds_classes() {
+        let mut classes = BTreeMap::new();
+        classes.insert(
+            "reports".to_string(),
+            ClassConfig {
+                max: Some(3),
+                ..Default::default()
+            },
+        );
+        let mut commands = BTreeMap::new();
+        commands.insert("GET".to_string(), "heavy_scan".to_string());
+        commands.insert("mget".to_string(), "reports".to_string());
+        let t = build_table(&classes, &commands, 1).unwrap();
+        assert_eq!(t.class_name(&argv(&["get", "k"])), Some(HEAVY_SCAN));
+        assert_eq!(t.class_name(&argv(&["MGET", "a", "b"])), Some("reports"));
+        assert_eq!(t.class_max("reports"), Some(3));
+        assert_eq!(t.class_max(HEAVY), Some(2), "one CPU: heavy = 2");
+    }
+
+    #[test]
+    fn invalid_tables_are_rejected() {
+        let none: BTreeMap<String, ClassConfig> = BTreeMap::new();
+        let no_cmds: BTreeMap<String, String> = BTreeMap::new();
+        let mut cmd = BTreeMap::new();
+        cmd.insert("ping".to_string(), "heavy".to_string());
+        assert!(matches!(
+            build_table(&none, &cmd, 2),
+            Err(ConfigError::Command { .. })
+        ));
+        let mut cmd = BTreeMap::new();
+        cmd.insert("get".to_string(), "nosuch".to_string());
+        assert!(build_table(&none, &cmd, 2).is_err());
+        let mut classes = BTreeMap::new();
+        classes.insert("x".to_string(), ClassConfig::default());
+        assert!(
+            build_table(&classes, &no_cmds, 2).is_err(),
+            "new class without max"
+        );
+        let mut classes = BTreeMap::new();
+        classes.insert(
+            "heavy_scan".to_string(),
+            ClassConfig {
+                reserve: Some(10),
+                ..Default::default()
+            },
+        );
+        assert!(
+            build_table(&classes, &no_cmds, 1).is_err(),
+            "reserve > parent max"
+        );
+        let mut classes = BTreeMap::new();
+        classes.insert(
+            "sub".to_string(),
+            ClassConfig {
+                max: Some(1),
+                within: Some("heavy_scan".into()),
+                reserve: None,
+            },
+        );
+        assert!(
+            build_table(&classes, &no_cmds, 2).is_err(),
+            "two-level nesting"
+        );
+    }
+}

@@ -1,0 +1,51 @@
+//! Metric names (all behind the `metrics` facade; the proxy's exporter
+//! publishes them). Listed with their labels in `docs/policies.md`.
+//!
+//! Per-command handles are registered once, when a class table is built, so
+//! the request path does no label allocation; install the recorder before
+//! the policy is built (a reload re-registers them).
+
+use metrics::{Counter, Histogram};
+
+pub const COMMANDS_SUBMITTED: &str = "rampart_commands_submitted_total";
+pub const COMMANDS_ADMITTED: &str = "rampart_commands_admitted_total";
+pub const COMMANDS_REJECTED: &str = "rampart_commands_rejected_total";
+pub const COMMAND_DURATION: &str = "rampart_command_duration_seconds";
+pub const CLASS_IN_FLIGHT: &str = "rampart_class_in_flight";
+pub const REQUESTS_IN_FLIGHT: &str = "rampart_requests_in_flight";
+pub const CONNECTIONS_ACCEPTED: &str = "rampart_connections_accepted_total";
+pub const CONNECTIONS_REJECTED: &str = "rampart_connections_rejected_total";
+pub const CONNECTIONS_OPEN: &str = "rampart_connections_open";
+pub const CLIENT_IPS: &str = "rampart_client_ips";
+pub const CLIENT_CONNECTIONS: &str = "rampart_client_connections";
+pub const POLICY_RELOADS: &str = "rampart_policy_reloads_total";
+
+/// Reasons in `rampart_commands_rejected_total{reason}`.
+pub const REASON_CLASS_FULL: &str = "class_full";
+pub const REASON_INFLIGHT_FULL: &str = "inflight_full";
+
+/// The handles for one (command, class) pair.
+#[derive(Debug, Clone)]
+pub struct CommandMetrics {
+    pub submitted: Counter,
+    pub admitted: Counter,
+    pub rejected_class: Counter,
+    pub rejected_inflight: Counter,
+    pub duration: Histogram,
+}
+
+impl CommandMetrics {
+    pub fn new(command: &'static str, class: &'static str) -> Self {
+        CommandMetrics {
+            submitted: metrics::counter!(COMMANDS_SUBMITTED, "command" => command, "class" => class),
+            admitted: metrics::counter!(COMMANDS_ADMITTED, "command" => command, "class" => class),
+            rejected_class: metrics::counter!(
+                COMMANDS_REJECTED, "command" => command, "class" => class, "reason" => REASON_CLASS_FULL
+            ),
+            rejected_inflight: metrics::counter!(
+                COMMANDS_REJECTED, "command" => command, "class" => class, "reason" => REASON_INFLIGHT_FULL
+            ),
+            duration: metrics::histogram!(COMMAND_DURATION, "command" => command, "class" => class),
+        }
+    }
+}

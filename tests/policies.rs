@@ -1,0 +1,651 @@
+//! Admission and isolation policies (issue 3) end to end: real `rampart node`
+//! processes, a real `rampart proxy` started with a policy config file, and
+//! clients on different loopback source addresses (127.0.0.2, 127.0.0.3...)
+//! so the per-IP policies see different clients.
+//!
+//! Each test starts its own proxy (own config, own port) in front of the
+//! binary's shared cluster. Timing is only used with generous bounds.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{free_ports, rampart_command, shared_target, spawn_tied, wait_for, STARTUP_TIMEOUT};
+use socket2::{Domain, Socket, Type};
+
+const MAX_CONN_REPLY: &[u8] = b"-ERR max connections per client exceeded\r\n";
+
+// ---------------------------------------------------------------------------
+// A proxy with its own config file.
+
+struct PolicyProxy {
+    addr: SocketAddr,
+    config: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl PolicyProxy {
+    /// Starts `rampart proxy --config FILE` (FILE holding `toml`) in front of
+    /// the shared cluster. `None` when the tests run against a plain Redis.
+    fn start(toml: &str) -> Option<PolicyProxy> {
+        let cluster = shared_target().cluster.as_ref()?;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("proxy.toml");
+        std::fs::write(&config, toml).expect("write config");
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_ports(1)[0])
+            .parse()
+            .expect("addr");
+        let nodes: Vec<String> = (1..=3).map(|id| cluster.client_addr(id)).collect();
+        let mut cmd = rampart_command();
+        cmd.arg("proxy")
+            .args(["--listen", &addr.to_string()])
+            .args(["--nodes", &nodes.join(",")])
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("proxy.stderr.log")).expect("log file"));
+        let child = spawn_tied(cmd);
+        let proxy = PolicyProxy {
+            addr,
+            config,
+            child,
+            _dir: dir,
+        };
+        wait_for(
+            "the policy proxy to answer PING",
+            STARTUP_TIMEOUT,
+            Duration::from_millis(100),
+            || {
+                let mut c = Resp::connect_from("127.0.0.1", addr).map_err(|e| e.to_string())?;
+                match c.cmd(&["PING"]) {
+                    Ok(r) if r == b"+PONG\r\n" => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        );
+        Some(proxy)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("proxy.stderr.log")).unwrap_or_default()
+    }
+
+    fn sighup(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).expect("send SIGHUP");
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for PolicyProxy {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("----- policy proxy log -----\n{}", self.log());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A minimal RESP client whose socket is bound to a chosen source address.
+
+struct Resp {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+fn encode(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
+}
+
+impl Resp {
+    fn connect_from(source: &str, to: SocketAddr) -> std::io::Result<Resp> {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+        let src: SocketAddr = format!("{source}:0")
+            .parse()
+            .map_err(|e| std::io::Error::new(ErrorKind::InvalidInput, format!("{e}")))?;
+        socket.bind(&src.into())?;
+        socket.connect_timeout(&to.into(), Duration::from_secs(5))?;
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        stream.set_nodelay(true)?;
+        Ok(Resp {
+            stream,
+            buf: Vec::new(),
+        })
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    fn cmd(&mut self, args: &[&str]) -> std::io::Result<Vec<u8>> {
+        self.send(&encode(args))?;
+        self.reply()
+    }
+
+    /// Reads one complete reply (raw bytes).
+    fn reply(&mut self) -> std::io::Result<Vec<u8>> {
+        loop {
+            if let Some(end) = complete(&self.buf, 0) {
+                let rest = self.buf.split_off(end);
+                return Ok(std::mem::replace(&mut self.buf, rest));
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    format!("closed; partial {:?}", String::from_utf8_lossy(&self.buf)),
+                ));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Everything until the server closes (or an error such as a reset).
+    fn read_to_end(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut all = std::mem::take(&mut self.buf);
+        self.stream.read_to_end(&mut all)?;
+        Ok(all)
+    }
+}
+
+/// End offset of the RESP value starting at `at`, if complete.
+fn complete(buf: &[u8], at: usize) -> Option<usize> {
+    let line_end = at + buf.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(&buf[at + 1..line_end]).ok()?;
+    let after = line_end + 2;
+    match buf.get(at)? {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' => Some(after),
+        b'$' => {
+            let n: i64 = line.parse().ok()?;
+            if n < 0 {
+                return Some(after);
+            }
+            let end = after + n as usize + 2;
+            (buf.len() >= end).then_some(end)
+        }
+        b'*' | b'~' | b'%' => {
+            let n: i64 = line.parse().ok()?;
+            let n = if buf[at] == b'%' { n * 2 } else { n };
+            let mut pos = after;
+            for _ in 0..n.max(0) {
+                pos = complete(buf, pos)?;
+            }
+            Some(pos)
+        }
+        _ => None,
+    }
+}
+
+fn show(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    if s.len() > 200 {
+        format!("{}... ({} bytes)", &s[..200], s.len())
+    } else {
+        s.into_owned()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Layer 3.
+
+#[test]
+fn ninth_connection_from_one_ip_gets_the_error_while_others_are_admitted() {
+    let Some(proxy) = PolicyProxy::start("") else {
+        return;
+    };
+    let mut eight: Vec<Resp> = (0..8)
+        .map(|i| {
+            let mut c = Resp::connect_from("127.0.0.2", proxy.addr).expect("connect");
+            let key = format!("policies:cap:{i}");
+            assert_eq!(c.cmd(&["SET", &key, "v"]).expect("SET"), b"+OK\r\n");
+            c
+        })
+        .collect();
+
+    let mut ninth = Resp::connect_from("127.0.0.2", proxy.addr).expect("TCP connect is accepted");
+    let got = ninth.read_to_end().expect("error text, then a clean close");
+    assert_eq!(show(&got), show(MAX_CONN_REPLY));
+
+    for (i, c) in eight.iter_mut().enumerate() {
+        let key = format!("policies:cap:{i}");
+        assert_eq!(c.cmd(&["GET", &key]).expect("GET"), b"$1\r\nv\r\n");
+    }
+    let mut other = Resp::connect_from("127.0.0.3", proxy.addr).expect("connect");
+    assert_eq!(other.cmd(&["PING"]).expect("PING"), b"+PONG\r\n");
+
+    // Closing one of the eight lets a new connection in (the close is seen
+    // by the proxy asynchronously, hence the bounded retry).
+    drop(eight.pop());
+    wait_for(
+        "a new connection from 127.0.0.2 after one closed",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let mut c = Resp::connect_from("127.0.0.2", proxy.addr).map_err(|e| e.to_string())?;
+            match c.cmd(&["PING"]) {
+                Ok(r) if r == b"+PONG\r\n" => {
+                    eight.push(c);
+                    Ok(())
+                }
+                other => Err(format!("{other:?}")),
+            }
+        },
+    );
+    assert_eq!(eight.len(), 8);
+}
+
+#[derive(Debug, Default)]
+struct Outcomes {
+    errors: u64,
+    resets: u64,
+    other: Vec<String>,
+}
+
+/// Connects from `source` and classifies what the rejected socket shows.
+fn rejected_connect(source: &str, to: SocketAddr, out: &mut Outcomes) {
+    let mut c = match Resp::connect_from(source, to) {
+        Ok(c) => c,
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+            out.resets += 1;
+            return;
+        }
+        Err(e) => {
+            out.other.push(format!("connect: {e}"));
+            return;
+        }
+    };
+    match c.read_to_end() {
+        Ok(bytes) if bytes == MAX_CONN_REPLY => out.errors += 1,
+        Ok(bytes) if bytes.is_empty() => out.resets += 1,
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => out.resets += 1,
+        Ok(bytes) => out.other.push(format!("read {:?}", show(&bytes))),
+        Err(e) => out.other.push(format!("read: {e}")),
+    }
+}
+
+#[test]
+fn reconnect_storm_switches_to_resets_and_back_when_calm() {
+    let Some(proxy) =
+        PolicyProxy::start("[policies.connections]\nper_ip_max = 1\nreject_rate_per_sec = 20\n")
+    else {
+        return;
+    };
+    let mut held = Resp::connect_from("127.0.0.4", proxy.addr).expect("connect");
+    assert_eq!(held.cmd(&["PING"]).expect("PING"), b"+PONG\r\n");
+
+    let started = Instant::now();
+    let mut storm = Outcomes::default();
+    for _ in 0..2000 {
+        rejected_connect("127.0.0.4", proxy.addr, &mut storm);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("storm: {storm:?} in {secs:.2}s");
+    assert!(
+        storm.other.is_empty(),
+        "unexpected outcomes: {:?}",
+        storm.other
+    );
+    assert!(storm.errors >= 1, "the first rejects get the error text");
+    assert!(
+        storm.resets > 0,
+        "the storm must switch to resets: {storm:?}"
+    );
+    // 20/s with a burst of 20, plus generous slack for timing.
+    let allowed = 20.0 + 20.0 * secs + 20.0;
+    assert!(
+        (storm.errors as f64) <= allowed,
+        "{} error replies in {secs:.2}s is more than the quota allows",
+        storm.errors
+    );
+    // Other IPs are unaffected by the storm.
+    let mut other = Resp::connect_from("127.0.0.5", proxy.addr).expect("connect");
+    assert_eq!(other.cmd(&["PING"]).expect("PING"), b"+PONG\r\n");
+
+    // Calm: after a pause the quota has refilled and the text is back.
+    thread::sleep(Duration::from_millis(1500));
+    let mut calm = Outcomes::default();
+    rejected_connect("127.0.0.4", proxy.addr, &mut calm);
+    assert_eq!(calm.errors, 1, "after calming down: {calm:?}");
+    assert_eq!(held.cmd(&["PING"]).expect("PING"), b"+PONG\r\n");
+}
+
+#[test]
+fn sighup_reload_changes_the_per_ip_cap_live_and_a_bad_file_changes_nothing() {
+    let Some(mut proxy) = PolicyProxy::start("[policies.connections]\nper_ip_max = 2\n") else {
+        return;
+    };
+    let mut open: Vec<Resp> = (0..2)
+        .map(|_| Resp::connect_from("127.0.0.6", proxy.addr).expect("connect"))
+        .collect();
+    for c in &mut open {
+        assert_eq!(c.cmd(&["PING"]).expect("PING"), b"+PONG\r\n");
+    }
+    let mut third = Resp::connect_from("127.0.0.6", proxy.addr).expect("connect");
+    assert_eq!(
+        show(&third.read_to_end().expect("read")),
+        show(MAX_CONN_REPLY)
+    );
+
+    std::fs::write(&proxy.config, "[policies.connections]\nper_ip_max = 4\n").expect("write");
+    proxy.sighup();
+    wait_for(
+        "the raised cap to admit a third connection",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || {
+            let mut c = Resp::connect_from("127.0.0.6", proxy.addr).map_err(|e| e.to_string())?;
+            match c.cmd(&["PING"]) {
+                Ok(r) if r == b"+PONG\r\n" => {
+                    open.push(c);
+                    Ok(())
+                }
+                other => Err(format!("{other:?}")),
+            }
+        },
+    );
+    // The connections opened before the reload were not dropped.
+    for c in &mut open {
+        assert_eq!(c.cmd(&["PING"]).expect("PING"), b"+PONG\r\n");
+    }
+
+    // A bad file is rejected; the running policy (cap 4) stays.
+    std::fs::write(
+        &proxy.config,
+        "[policies.connections]\nper_ip_max = \"lots\"\n",
+    )
+    .expect("write");
+    proxy.sighup();
+    wait_for(
+        "the proxy to log the rejected reload",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || {
+            if proxy.log().contains("policy reload rejected") {
+                Ok(())
+            } else {
+                Err("no log line yet".to_string())
+            }
+        },
+    );
+    assert!(proxy.alive(), "a bad file must not stop the proxy");
+    open.push(Resp::connect_from("127.0.0.6", proxy.addr).expect("connect"));
+    assert_eq!(
+        open.last_mut()
+            .expect("fourth")
+            .cmd(&["PING"])
+            .expect("PING"),
+        b"+PONG\r\n",
+        "cap 4 still applies"
+    );
+    let mut fifth = Resp::connect_from("127.0.0.6", proxy.addr).expect("connect");
+    assert_eq!(
+        show(&fifth.read_to_end().expect("read")),
+        show(MAX_CONN_REPLY)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Layer 1.
+
+/// Makes KEYS honestly slow: a keyspace large enough that a full scan with a
+/// non-matching pattern takes tens of milliseconds on the node. Loaded once.
+fn large_keyspace(addr: SocketAddr) {
+    static LOADED: OnceLock<()> = OnceLock::new();
+    LOADED.get_or_init(|| {
+        let mut c = Resp::connect_from("127.0.0.1", addr).expect("connect");
+        const COMMANDS: usize = 300;
+        const PER: usize = 1000;
+        let mut pipeline = Vec::new();
+        for batch in 0..COMMANDS {
+            let mut args: Vec<String> = vec!["MSET".into()];
+            for i in 0..PER {
+                args.push(format!("policies:bulk:{batch}:{i}"));
+                args.push("v".into());
+            }
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            pipeline.extend(encode(&refs));
+        }
+        c.send(&pipeline).expect("send MSET pipeline");
+        for _ in 0..COMMANDS {
+            assert_eq!(c.reply().expect("MSET reply"), b"+OK\r\n");
+        }
+    });
+}
+
+fn is_class_busy(reply: &[u8], class: &str) -> bool {
+    let text = String::from_utf8_lossy(reply);
+    text.starts_with(&format!(
+        "-BUSY class {class} is at its concurrency limit, retry after "
+    )) && text.trim_end().ends_with("ms")
+}
+
+#[test]
+fn third_concurrent_heavy_command_gets_busy_while_cheap_commands_and_ping_succeed() {
+    let Some(proxy) = PolicyProxy::start(
+        "[policies.classes.heavy]\nmax = 2\n\
+         [policies.classes.heavy_scan]\nmax = 2\nreserve = 0\n\
+         [policies.classes.heavy_data]\nreserve = 0\n",
+    ) else {
+        return;
+    };
+    large_keyspace(proxy.addr);
+    let stop = Arc::new(AtomicBool::new(false));
+    let bad = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+
+    // Two hogs keep both heavy slots busy with back-to-back KEYS scans.
+    let hogs: Vec<_> = ["127.0.0.7", "127.0.0.8"]
+        .into_iter()
+        .map(|src| {
+            let (stop, bad, addr) = (stop.clone(), bad.clone(), proxy.addr);
+            thread::spawn(move || {
+                let mut c = Resp::connect_from(src, addr).expect("connect");
+                let mut runs = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    match c.cmd(&["KEYS", "*policies-nomatch"]) {
+                        Ok(r) if r == b"*0\r\n" => runs += 1,
+                        Ok(r) if is_class_busy(&r, "heavy_scan") => {}
+                        other => bad
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(format!("hog: {other:?}")),
+                    }
+                }
+                runs
+            })
+        })
+        .collect();
+    // Cheap traffic and health checks from other clients throughout.
+    let cheap_ok = Arc::new(AtomicU64::new(0));
+    let cheap = {
+        let (stop, bad, ok, addr) = (stop.clone(), bad.clone(), cheap_ok.clone(), proxy.addr);
+        thread::spawn(move || {
+            let mut c = Resp::connect_from("127.0.0.9", addr).expect("connect");
+            let mut ping = Resp::connect_from("127.0.0.10", addr).expect("connect");
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let v = i.to_string();
+                let set = c.cmd(&["SET", "policies:cheap", &v]);
+                let get = c.cmd(&["GET", "policies:cheap"]);
+                let pong = ping.cmd(&["PING"]);
+                let want_get = format!("${}\r\n{v}\r\n", v.len()).into_bytes();
+                match (set, get, pong) {
+                    (Ok(s), Ok(g), Ok(p))
+                        if s == b"+OK\r\n" && g == want_get && p == b"+PONG\r\n" =>
+                    {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => bad
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(format!("cheap: {other:?}")),
+                }
+            }
+        })
+    };
+
+    // The third heavy command: BUSY at once (retried a bounded number of
+    // times, as a hog may be between two scans at the instant we send).
+    thread::sleep(Duration::from_millis(200));
+    let mut third = Resp::connect_from("127.0.0.11", proxy.addr).expect("connect");
+    let mut busy = None;
+    for _ in 0..200 {
+        let sent = Instant::now();
+        let r = third.cmd(&["KEYS", "*policies-nomatch"]).expect("KEYS");
+        if is_class_busy(&r, "heavy_scan") {
+            busy = Some((String::from_utf8_lossy(&r).into_owned(), sent.elapsed()));
+            break;
+        }
+        assert_eq!(r, b"*0\r\n", "KEYS either runs or is BUSY");
+    }
+    thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let runs: Vec<u64> = hogs.into_iter().map(|h| h.join().expect("hog")).collect();
+    cheap.join().expect("cheap client");
+    let (text, took) = busy.expect("no BUSY in 200 tries with both heavy slots taken");
+    eprintln!(
+        "BUSY reply {text:?} after {took:?}; hog scans {runs:?}; cheap rounds {}",
+        cheap_ok.load(Ordering::Relaxed)
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "BUSY must not wait for a slot: {took:?}"
+    );
+    let bad = bad.lock().unwrap_or_else(|p| p.into_inner());
+    assert!(
+        bad.is_empty(),
+        "failures under heavy load: {:?}",
+        &bad[..bad.len().min(5)]
+    );
+    assert!(
+        cheap_ok.load(Ordering::Relaxed) > 0,
+        "cheap traffic made progress"
+    );
+    assert!(runs.iter().all(|&n| n > 0), "both hogs ran scans: {runs:?}");
+}
+
+#[test]
+fn class_table_override_from_config_reclassifies_a_command() {
+    let Some(proxy) = PolicyProxy::start(
+        "[policies.classes.reports]\nmax = 1\n[policies.commands]\nkeys = \"reports\"\n",
+    ) else {
+        return;
+    };
+    // Two KEYS in one pipeline segment: admission is per command, so the
+    // first holds the only `reports` slot while the second is answered BUSY
+    // in its place; the GET after them still runs, replies stay in order.
+    let mut c = Resp::connect_from("127.0.0.12", proxy.addr).expect("connect");
+    let mut pipeline = encode(&["KEYS", "policies:none:*"]);
+    pipeline.extend(encode(&["KEYS", "policies:none:*"]));
+    pipeline.extend(encode(&["GET", "policies:none"]));
+    c.send(&pipeline).expect("send");
+    let first = c.reply().expect("reply 1");
+    let second = c.reply().expect("reply 2");
+    let third = c.reply().expect("reply 3");
+    assert_eq!(show(&first), "*0\r\n");
+    assert!(is_class_busy(&second, "reports"), "{}", show(&second));
+    assert_eq!(show(&third), "$-1\r\n");
+
+    // Without the override KEYS is heavy_scan, whose default bound lets two
+    // run at once.
+    let Some(plain) = PolicyProxy::start("") else {
+        return;
+    };
+    let mut c = Resp::connect_from("127.0.0.12", plain.addr).expect("connect");
+    c.send(&pipeline).expect("send");
+    let replies: Vec<Vec<u8>> = (0..3).map(|_| c.reply().expect("reply")).collect();
+    let busy = replies.iter().filter(|r| r.starts_with(b"-BUSY")).count();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus >= 2 {
+        assert_eq!(
+            busy,
+            0,
+            "{:?}",
+            replies.iter().map(|r| show(r)).collect::<Vec<_>>()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// PROXY protocol.
+
+#[test]
+fn proxy_protocol_header_gives_the_real_client_ip_to_the_policies() {
+    let Some(proxy) = PolicyProxy::start(
+        "[policies.proxy_protocol]\nenabled = true\ntrusted = [\"127.0.0.13\", \"127.0.0.14\"]\n",
+    ) else {
+        return;
+    };
+    // A v1 header from the trusted "balancer": the client is 10.9.9.9.
+    let connect_as = |balancer: &str, header: &[u8]| {
+        let mut c = Resp::connect_from(balancer, proxy.addr).expect("connect");
+        c.send(header).expect("send header");
+        c
+    };
+    let v1 = b"PROXY TCP4 10.9.9.9 127.0.0.1 4444 6379\r\n";
+    let mut first = connect_as("127.0.0.13", v1);
+    let list = first.cmd(&["CLIENT", "INFO"]).expect("CLIENT INFO");
+    assert!(
+        show(&list).contains("addr=10.9.9.9:4444"),
+        "CLIENT INFO shows the real client: {}",
+        show(&list)
+    );
+    // v2 headers count for the same client IP, through another balancer.
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2.extend_from_slice(&[
+        0x21, 0x11, 0, 12, 10, 9, 9, 9, 127, 0, 0, 1, 0x11, 0x5c, 0x18, 0xeb,
+    ]);
+    let mut seven: Vec<Resp> = (0..7)
+        .map(|i| {
+            let mut c = connect_as(
+                if i % 2 == 0 {
+                    "127.0.0.14"
+                } else {
+                    "127.0.0.13"
+                },
+                &v2,
+            );
+            assert_eq!(c.cmd(&["PING"]).expect("PING"), b"+PONG\r\n");
+            c
+        })
+        .collect();
+    // The ninth connection of 10.9.9.9 is over the cap although it arrives
+    // from a balancer with few connections of its own.
+    let mut ninth = connect_as("127.0.0.14", v1);
+    assert_eq!(
+        show(&ninth.read_to_end().expect("read")),
+        show(MAX_CONN_REPLY)
+    );
+    // Another client behind the same balancer is admitted.
+    let mut other = connect_as("127.0.0.13", b"PROXY TCP4 10.9.9.10 127.0.0.1 1 6379\r\n");
+    assert_eq!(other.cmd(&["PING"]).expect("PING"), b"+PONG\r\n");
+    // A trusted peer that sends no header is closed without a reply.
+    let mut bare = Resp::connect_from("127.0.0.13", proxy.addr).expect("connect");
+    bare.send(&encode(&["PING"])).expect("send");
+    match bare.read_to_end() {
+        Ok(bytes) => assert!(bytes.is_empty(), "got {}", show(&bytes)),
+        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
+    }
+    assert_eq!(first.cmd(&["PING"]).expect("PING"), b"+PONG\r\n");
+    assert_eq!(seven[0].cmd(&["PING"]).expect("PING"), b"+PONG\r\n");
+}
