@@ -325,11 +325,16 @@ pub(crate) fn random_elements<R: DataRead + ?Sized>(
     Ok(out)
 }
 
+/// Redis 7.2's reply to an integer outside `[-LONG_MAX, LONG_MAX]` where it
+/// negates the value (`getRangeLongFromObjectOrReply`).
+pub(crate) const OUTSIDE_LONG_RANGE: &str =
+    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
+
 /// Parses the count of HRANDFIELD/SRANDMEMBER/ZRANDMEMBER: `(k, distinct)`.
 pub(crate) fn parse_random_count(raw: &[u8]) -> Result<(u64, bool), CmdError> {
     let n = rampart_proto::args::parse_i64(raw).ok_or(errors::NOT_INTEGER)?;
     if n == i64::MIN {
-        return Err("ERR value is out of range".into());
+        return Err(OUTSIDE_LONG_RANGE.into());
     }
     Ok((n.unsigned_abs(), n >= 0))
 }

@@ -423,21 +423,17 @@ pub fn lpos<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResul
                     return Err("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list".into());
                 }
                 if rank == i64::MIN {
-                    return Err("ERR value is out of range".into());
+                    return Err(coll::OUTSIDE_LONG_RANGE.into());
                 }
             }
             "COUNT" => {
-                let n = a.next_i64()?;
-                if n < 0 {
-                    return Err("ERR COUNT can't be negative".into());
-                }
-                count = Some(n);
+                // Redis answers these texts for non-integers too.
+                let n = parse_i64(a.next_bytes()?).filter(|n| *n >= 0);
+                count = Some(n.ok_or("ERR COUNT can't be negative")?);
             }
             "MAXLEN" => {
-                maxlen = a.next_i64()?;
-                if maxlen < 0 {
-                    return Err("ERR MAXLEN can't be negative".into());
-                }
+                let n = parse_i64(a.next_bytes()?).filter(|n| *n >= 0);
+                maxlen = n.ok_or("ERR MAXLEN can't be negative")?;
             }
             _ => return Err(errors::SYNTAX.into()),
         }

@@ -17,6 +17,7 @@ mod collection;
 mod hashes;
 mod keys;
 mod lists;
+mod object;
 mod server;
 mod sets;
 mod strings;
@@ -200,6 +201,7 @@ fn run_read<R: DataRead + ?Sized>(
         "lrange" => lists::lrange(r, args, now),
         "lpos" => lists::lpos(r, args, now),
         "info" => server::info(r, args),
+        "object" => object::object(r, args, now),
         _ => return None,
     })
 }
@@ -225,6 +227,7 @@ fn run_write(txn: &mut Txn<'_>, name: &str, args: &[Vec<u8>], now: i64) -> Optio
         "incrbyfloat" => strings::incrbyfloat(txn, args, now),
         "del" | "unlink" => keys::del(txn, args, now),
         "rename" => keys::rename(txn, args, now, false),
+        "copy" => object::copy(txn, args, now),
         "renamenx" => keys::rename(txn, args, now, true),
         "expire" => keys::expire(txn, args, now, keys::ExpireBase::RelativeSeconds, "expire"),
         "pexpire" => keys::expire(txn, args, now, keys::ExpireBase::RelativeMillis, "pexpire"),

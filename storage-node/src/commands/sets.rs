@@ -219,6 +219,11 @@ pub fn spop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
 pub fn smove(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
     let mut a = Args::new(args);
     let (source, dest, member) = (a.next_bytes()?, a.next_bytes()?, a.next_bytes()?);
+    // A missing source answers 0 before any type check (Redis 7.2's order),
+    // even when the destination holds another type.
+    if coll::lookup(&*txn, source, KIND, now)?.is_none() {
+        return Ok(reply::integer(0));
+    }
     let in_source = is_member(&*txn, source, member, now)?;
     // Redis checks the destination's type even when nothing moves.
     coll::lookup(&*txn, dest, KIND, now)?;
@@ -352,11 +357,10 @@ pub fn sintercard<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> Cm
     while !a.is_empty() {
         match a.next_keyword()?.as_str() {
             "LIMIT" if !a.is_empty() => {
-                let n = a.next_i64()?;
-                if n < 0 {
-                    return Err("ERR LIMIT can't be negative".into());
-                }
-                limit = n as usize;
+                // Redis answers this one text for a negative or non-integer
+                // LIMIT alike.
+                let n = parse_i64(a.next_bytes()?).filter(|n| *n >= 0);
+                limit = n.ok_or("ERR LIMIT can't be negative")? as usize;
             }
             _ => return Err(errors::SYNTAX.into()),
         }
@@ -371,10 +375,10 @@ pub fn sintercard<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> Cm
 type KeysAndRest<'a> = (&'a [Vec<u8>], &'a [Vec<u8>]);
 
 pub(crate) fn numkeys_split(args: &[Vec<u8>]) -> Result<KeysAndRest<'_>, CmdError> {
-    let n = parse_i64(&args[0]).ok_or(errors::NOT_INTEGER)?;
-    if n <= 0 {
-        return Err("ERR numkeys should be greater than 0".into());
-    }
+    // Redis answers this one text for a non-integer numkeys too.
+    let n = parse_i64(&args[0])
+        .filter(|n| *n > 0)
+        .ok_or("ERR numkeys should be greater than 0")?;
     let n = n as usize;
     if n > args.len() - 1 {
         return Err("ERR Number of keys can't be greater than number of args".into());
@@ -505,16 +509,14 @@ mod tests {
                 ("SINTERCARD 2 u b LIMIT 0", ":3"),
                 ("SINTERCARD 1 nokey", ":0"),
                 ("SINTERCARD 0 u", "-ERR numkeys should be greater than 0"),
+                ("SINTERCARD x u", "-ERR numkeys should be greater than 0"),
+                ("SINTERCARD 1 u LIMIT x", "-ERR LIMIT can't be negative"),
                 (
                     "SINTERCARD 3 u b",
                     "-ERR Number of keys can't be greater than number of args",
                 ),
                 ("SINTERCARD 2 u b LIMIT -1", "-ERR LIMIT can't be negative"),
                 ("SINTERCARD 2 u b FOO", "-ERR syntax error"),
-                (
-                    "SINTERCARD x u",
-                    "-ERR value is not an integer or out of range",
-                ),
             ],
         );
         assert_eq!(members(&node, "SMEMBERS a"), set_of(&["1", "2"]));
@@ -535,6 +537,9 @@ mod tests {
                 ("SET str v", "+OK"),
                 ("SMOVE src str b", WRONGTYPE),
                 ("SMOVE str dst b", WRONGTYPE),
+                // No source: 0 before the destination's type is looked at.
+                ("SMOVE nokey str b", ":0"),
+                ("SMOVE src str nosuch", WRONGTYPE),
                 ("SMOVE src dst b", ":1"),
                 ("EXISTS src", ":0"),
                 ("SCARD dst", ":2"),

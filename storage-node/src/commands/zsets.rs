@@ -365,6 +365,10 @@ pub fn zmscore<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdRe
 /// holds no subtree counts, so the rank is counted.
 pub fn zrank<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64, rev: bool) -> CmdResult {
     let key = &args[0];
+    if args.len() > 3 {
+        // The table's arity is "at least 2"; Redis caps it here.
+        return Err(errors::wrong_arity(if rev { "zrevrank" } else { "zrank" }).into());
+    }
     let with_score = match args.get(2) {
         Some(opt) if opt.eq_ignore_ascii_case(b"WITHSCORE") => true,
         Some(_) => return Err(errors::SYNTAX.into()),
@@ -560,17 +564,30 @@ fn run_range<R: DataRead + ?Sized>(
                 return Ok(out);
             }
             end = end.min(len - 1);
-            let mut skip = start;
+            // The index holds no subtree counts, so ranks are reached by
+            // walking: start from whichever end is nearer, making ranges
+            // near the tail (ZRANGE k -10 -1) as cheap as near the head.
+            let from_far_end = len - 1 - end < start;
+            let mut skip = if from_far_end { len - 1 - end } else { start };
             let mut take = end - start + 1;
-            idx.walk(r, &idx.by_score, &idx.score_end(), q.rev, &mut |m, s| {
-                if skip > 0 {
-                    skip -= 1;
-                    return true;
-                }
-                out.push((m.to_vec(), s));
-                take -= 1;
-                take > 0
-            })?;
+            idx.walk(
+                r,
+                &idx.by_score,
+                &idx.score_end(),
+                q.rev != from_far_end,
+                &mut |m, s| {
+                    if skip > 0 {
+                        skip -= 1;
+                        return true;
+                    }
+                    out.push((m.to_vec(), s));
+                    take -= 1;
+                    take > 0
+                },
+            )?;
+            if from_far_end {
+                out.reverse();
+            }
         }
         Range::Score(range) => {
             if range.is_empty() || (q.offset > 0 && q.offset >= len) || q.offset < 0 {
@@ -1282,9 +1299,43 @@ mod tests {
                 ("ZRANK z c WITHSCORE", "[:2, ,3]"),
                 ("ZRANK z nope WITHSCORE", "nil"),
                 ("ZRANK z a FOO", "-ERR syntax error"),
+                (
+                    "ZRANK z a WITHSCORE x",
+                    "-ERR wrong number of arguments for 'zrank' command",
+                ),
+                (
+                    "ZREVRANK z a b c",
+                    "-ERR wrong number of arguments for 'zrevrank' command",
+                ),
                 ("ZREVRANK z a", ":2"),
                 ("ZREVRANK z c", ":0"),
                 ("ZREVRANK z a WITHSCORE", "[:2, ,1]"),
+            ],
+        );
+    }
+
+    #[test]
+    fn rank_ranges_near_the_tail_walk_from_the_far_end() {
+        let node = Node::new();
+        for i in 0..10 {
+            node.run(NOW, &format!("ZADD t {i} m{i}"));
+        }
+        check(
+            &node,
+            NOW,
+            &[
+                ("ZRANGE t -3 -1", "[\"m7\", \"m8\", \"m9\"]"),
+                ("ZRANGE t 8 20", "[\"m8\", \"m9\"]"),
+                ("ZRANGE t 4 6", "[\"m4\", \"m5\", \"m6\"]"),
+                ("ZRANGE t 5 5", "[\"m5\"]"),
+                ("ZREVRANGE t -2 -1", "[\"m1\", \"m0\"]"),
+                ("ZREVRANGE t 7 9", "[\"m2\", \"m1\", \"m0\"]"),
+                ("ZRANGE t -1 -1 REV", "[\"m0\"]"),
+                ("ZREMRANGEBYRANK t -2 -1", ":2"),
+                (
+                    "ZRANGE t 0 -1",
+                    "[\"m0\", \"m1\", \"m2\", \"m3\", \"m4\", \"m5\", \"m6\", \"m7\"]",
+                ),
             ],
         );
     }
