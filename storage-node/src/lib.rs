@@ -37,6 +37,7 @@ use crate::raft::state_machine::StateMachineStore;
 use crate::raft::Raft;
 use crate::server::admin::AdminService;
 use crate::server::kv::KvService;
+use crate::server::proposals::ProposalBatcher;
 use crate::server::transport::TransportService;
 use crate::server::NodeCtx;
 
@@ -254,6 +255,7 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
         engine,
         write_timeout: Duration::from_millis(cfg.write_timeout_ms),
         reads: Default::default(),
+        proposals: ProposalBatcher::new(raft.clone()),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 

@@ -15,6 +15,7 @@
 // return, so helpers return it too instead of boxing and converting back.
 #![allow(clippy::result_large_err)]
 
+use std::collections::HashMap;
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::types::{
     codec, replies_serde, Entry, LogId, Op, Request, Response, Snapshot, SnapshotMeta,
-    StorageError, StoredMembership, TypeConfig,
+    StorageError, StoredMembership, TypeConfig, WriteRun,
 };
 use crate::commands;
 use crate::engine::{cf, Engine, DB};
@@ -234,71 +235,116 @@ impl StateMachineStore {
         Ok(())
     }
 
-    /// Applies one normal entry into `batch`; returns its replies.
+    /// Applies one normal entry into `batch`; returns its response.
     fn apply_request(
         &self,
         req: Request,
         batch: &mut WriteBatch,
-    ) -> Result<Vec<Reply>, StorageError> {
+    ) -> Result<Response, StorageError> {
         let now_ms = req.now_ms;
-        let replies = match req.op {
+        let response = match req.op {
             Op::Commands {
                 client_id,
                 seq,
                 part,
-                commands: cmds,
+                commands,
             } => {
-                let record_key =
-                    (!client_id.is_empty()).then(|| dedup_record_key(&client_id, seq, part));
-                if let Some(key) = &record_key {
-                    if let Some(stored) = self.dedup_lookup(key)? {
-                        // A retried batch part: answer as before, apply nothing.
-                        return Ok(stored);
-                    }
+                let run = WriteRun {
+                    client_id,
+                    seq,
+                    part,
+                    commands,
+                };
+                let mut items = self.apply_runs(now_ms, vec![run], batch)?;
+                Response {
+                    replies: items.pop().unwrap_or_default(),
+                    items: Vec::new(),
                 }
-                let mut txn = self.engine.txn();
-                let replies: Vec<Reply> = cmds
-                    .iter()
-                    .map(|argv| {
-                        if argv.is_empty() {
-                            reply::error("ERR empty command")
-                        } else {
-                            commands::apply_write(&mut txn, argv, now_ms)
-                        }
-                    })
-                    .collect();
-                *batch = txn
-                    .into_write_batch()
-                    .map_err(|e| sm_err(ErrorVerb::Write, e))?;
-                if let Some(key) = record_key {
-                    let record = DedupRecord {
-                        now_ms,
-                        replies: replies_serde::encode(&replies),
-                    };
-                    let bytes = codec::encode(&record).map_err(|e| sm_err(ErrorVerb::Write, e))?;
-                    let cf = cf_of(self.db(), cf::DEDUP)?;
-                    batch.put_cf(cf, time_key(now_ms, &key), []);
-                    batch.put_cf(cf, key, bytes);
-                }
-                replies
             }
+            Op::Batch { items } => Response {
+                replies: Vec::new(),
+                items: self.apply_runs(now_ms, items, batch)?,
+            },
             Op::ExpireKeys { keys } => {
                 let mut txn = self.engine.txn();
                 commands::apply_expire(&mut txn, &keys, now_ms);
                 *batch = txn
                     .into_write_batch()
                     .map_err(|e| sm_err(ErrorVerb::Write, e))?;
-                Vec::new()
+                Response::default()
             }
         };
         self.prune_dedup(now_ms, batch)?;
-        Ok(replies)
+        Ok(response)
+    }
+
+    /// Applies write runs in order on ONE transaction (a later run sees the
+    /// earlier ones' writes, as commands within a run do) into `batch`;
+    /// returns one reply list per run.
+    ///
+    /// Each run is deduplicated on its own `(client_id, seq, part)`: a run
+    /// already applied, by an earlier entry or earlier in this one (a retry
+    /// that caught up with its original in the same batch), gets the stored
+    /// replies and changes nothing.
+    fn apply_runs(
+        &self,
+        now_ms: i64,
+        runs: Vec<WriteRun>,
+        batch: &mut WriteBatch,
+    ) -> Result<Vec<Vec<Reply>>, StorageError> {
+        let mut txn = self.engine.txn();
+        let mut out = Vec::with_capacity(runs.len());
+        // Dedup records of this entry, not yet in RocksDB.
+        let mut records: HashMap<Vec<u8>, Vec<Reply>> = HashMap::new();
+        for run in runs {
+            let record_key = (!run.client_id.is_empty())
+                .then(|| dedup_record_key(&run.client_id, run.seq, run.part));
+            if let Some(key) = &record_key {
+                if let Some(stored) = records.get(key) {
+                    out.push(stored.clone());
+                    continue;
+                }
+                if let Some(stored) = self.dedup_lookup(key)? {
+                    out.push(stored);
+                    continue;
+                }
+            }
+            let replies: Vec<Reply> = run
+                .commands
+                .iter()
+                .map(|argv| {
+                    if argv.is_empty() {
+                        reply::error("ERR empty command")
+                    } else {
+                        commands::apply_write(&mut txn, argv, now_ms)
+                    }
+                })
+                .collect();
+            if let Some(key) = record_key {
+                records.insert(key, replies.clone());
+            }
+            out.push(replies);
+        }
+        *batch = txn
+            .into_write_batch()
+            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        let cf = cf_of(self.db(), cf::DEDUP)?;
+        for (key, replies) in records {
+            let record = DedupRecord {
+                now_ms,
+                replies: replies_serde::encode(&replies),
+            };
+            let bytes = codec::encode(&record).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+            batch.put_cf(cf, time_key(now_ms, &key), []);
+            batch.put_cf(cf, key, bytes);
+        }
+        Ok(out)
     }
 
     fn apply_entry(&self, entry: Entry) -> Result<Response, StorageError> {
         let log_id = entry.log_id;
         let mut batch = WriteBatch::default();
-        let mut replies = Vec::new();
+        let mut response = Response::default();
         match entry.payload {
             EntryPayload::Blank => {}
             EntryPayload::Membership(membership) => {
@@ -306,7 +352,7 @@ impl StateMachineStore {
                 put_encoded(self.db(), &mut batch, cf::SM_META, KEY_MEMBERSHIP, &stored)?;
             }
             EntryPayload::Normal(req) => {
-                replies = self.apply_request(req, &mut batch)?;
+                response = self.apply_request(req, &mut batch)?;
             }
         }
         put_encoded(
@@ -319,7 +365,7 @@ impl StateMachineStore {
         self.db()
             .write(batch)
             .map_err(|e| StorageError::from(StorageIOError::apply(log_id, AnyError::new(&e))))?;
-        Ok(Response { replies })
+        Ok(response)
     }
 }
 
@@ -511,5 +557,91 @@ mod tests {
         // following bytes line up.
         assert_ne!(dedup_record_key("ab", 1, 0), dedup_record_key("a", 1, 0));
         assert_ne!(dedup_record_key("a", 1, 0), dedup_record_key("a", 1, 1));
+    }
+
+    fn argv(parts: &[&str]) -> Vec<Vec<u8>> {
+        parts.iter().map(|p| p.as_bytes().to_vec()).collect()
+    }
+
+    fn run(client_id: &str, seq: u64, cmds: &[&[&str]]) -> WriteRun {
+        WriteRun {
+            client_id: client_id.into(),
+            seq,
+            part: 0,
+            commands: cmds.iter().map(|c| argv(c)).collect(),
+        }
+    }
+
+    fn entry(index: u64, op: Op) -> Entry {
+        Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Request { now_ms: 1_000, op }),
+        }
+    }
+
+    #[test]
+    fn batch_items_apply_in_order_with_their_own_dedup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = StateMachineStore::new(Engine::open(dir.path()).expect("open"));
+        // An old-style single entry still applies.
+        let old = Op::Commands {
+            client_id: "a".into(),
+            seq: 1,
+            part: 0,
+            commands: vec![argv(&["INCR", "n"])],
+        };
+        let resp = sm.apply_entry(entry(1, old)).expect("apply");
+        assert_eq!(resp.replies, vec![reply::integer(1)]);
+        assert!(resp.items.is_empty());
+
+        let batch = Op::Batch {
+            items: vec![
+                run("b", 1, &[&["INCR", "n"], &["INCR", "n"]]),
+                // A retry of the entry above: answered from its record.
+                run("a", 1, &[&["INCR", "n"]]),
+                // Sees the first item's writes.
+                run("c", 1, &[&["INCR", "n"]]),
+                // Same identity as the first item in the same entry.
+                run("b", 1, &[&["INCR", "n"], &["INCR", "n"]]),
+                // No client id: never deduplicated.
+                run("", 1, &[&["INCR", "n"]]),
+                run("", 1, &[&["INCR", "n"]]),
+            ],
+        };
+        let resp = sm.apply_entry(entry(2, batch)).expect("apply");
+        assert!(resp.replies.is_empty());
+        assert_eq!(
+            resp.items,
+            vec![
+                vec![reply::integer(2), reply::integer(3)],
+                vec![reply::integer(1)],
+                vec![reply::integer(4)],
+                vec![reply::integer(2), reply::integer(3)],
+                vec![reply::integer(5)],
+                vec![reply::integer(6)],
+            ]
+        );
+
+        // Retrying every item of the batch in a later entry changes nothing.
+        let retry = Op::Batch {
+            items: vec![
+                run("c", 1, &[&["INCR", "n"]]),
+                run("b", 1, &[&["INCR", "n"], &["INCR", "n"]]),
+                run("d", 1, &[&["INCR", "n"]]),
+            ],
+        };
+        let resp = sm.apply_entry(entry(3, retry)).expect("apply");
+        assert_eq!(
+            resp.items,
+            vec![
+                vec![reply::integer(4)],
+                vec![reply::integer(2), reply::integer(3)],
+                vec![reply::integer(7)],
+            ]
+        );
+        assert_eq!(
+            commands::execute_read(&sm.engine, &argv(&["GET", "n"]), 1_000),
+            reply::bulk("7")
+        );
     }
 }

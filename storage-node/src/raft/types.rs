@@ -68,14 +68,55 @@ pub enum Op {
     /// Active expiry by the leader: delete these keys if they are expired at
     /// `now_ms`.
     ExpireKeys { keys: Vec<Vec<u8>> },
+    /// Write runs of several concurrent client batches in one entry, applied
+    /// in order as if each were its own `Commands` entry (each keeps its own
+    /// dedup identity): one Raft round for many clients.
+    ///
+    /// Appended after the older variants so entries already in logs keep
+    /// decoding (bincode encodes the variant index).
+    Batch { items: Vec<WriteRun> },
 }
 
-/// The result of applying one entry: one reply per command (empty for
-/// entries without commands).
+/// One client batch's run of consecutive write commands, as carried in an
+/// [`Op::Batch`]; the fields mean what they mean in [`Op::Commands`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteRun {
+    pub client_id: String,
+    pub seq: u64,
+    pub part: u32,
+    pub commands: Vec<Vec<Vec<u8>>>,
+}
+
+/// The result of applying one entry: for `Op::Commands`, one reply per
+/// command in `replies`; for `Op::Batch`, one such list per item in
+/// `items`. Both are empty for entries without commands.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Response {
     #[serde(with = "replies_serde")]
     pub replies: Vec<Reply>,
+    #[serde(with = "items_serde")]
+    pub items: Vec<Vec<Reply>>,
+}
+
+/// [`replies_serde`] for a list of reply lists.
+pub mod items_serde {
+    use rampart_proto::Reply;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::replies_serde::{decode, encode};
+
+    pub fn serialize<S: Serializer>(items: &[Vec<Reply>], s: S) -> Result<S::Ok, S::Error> {
+        let encoded: Vec<Vec<Vec<u8>>> = items.iter().map(|r| encode(r)).collect();
+        encoded.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<Reply>>, D::Error> {
+        let encoded = Vec::<Vec<Vec<u8>>>::deserialize(d)?;
+        encoded
+            .iter()
+            .map(|r| decode(r).map_err(serde::de::Error::custom))
+            .collect()
+    }
 }
 
 /// `Reply` is a prost message without serde support: carry each reply as its
@@ -153,6 +194,11 @@ mod tests {
                 reply::null(),
                 reply::array(vec![reply::integer(1), reply::null_array()]),
             ],
+            items: vec![
+                vec![reply::ok(), reply::integer(3)],
+                vec![],
+                vec![reply::null()],
+            ],
         };
         let bytes = codec::encode(&resp).expect("encode");
         let back: Response = codec::decode(&bytes).expect("decode");
@@ -172,6 +218,32 @@ mod tests {
         };
         let back: Request = codec::decode(&codec::encode(&req).expect("encode")).expect("decode");
         assert_eq!(back, req);
+    }
+
+    #[test]
+    fn batch_request_round_trips_and_old_variants_keep_their_encoding() {
+        let run = |id: &str, seq| WriteRun {
+            client_id: id.into(),
+            seq,
+            part: 0,
+            commands: vec![vec![b"INCR".to_vec(), b"n".to_vec()]],
+        };
+        let req = Request {
+            now_ms: 5,
+            op: Op::Batch {
+                items: vec![run("a", 1), run("b", 9)],
+            },
+        };
+        let back: Request = codec::decode(&codec::encode(&req).expect("encode")).expect("decode");
+        assert_eq!(back, req);
+        // Entries written before `Batch` existed: variant index 1 is still
+        // ExpireKeys (now_ms i64, then the u32 variant index).
+        let old = Request {
+            now_ms: 5,
+            op: Op::ExpireKeys { keys: vec![] },
+        };
+        let bytes = codec::encode(&old).expect("encode");
+        assert_eq!(&bytes[8..12], &1u32.to_le_bytes());
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! `Kv.Execute`: runs a pipelined batch in order.
 //!
 //! The batch is split into maximal runs of consecutive writes or reads.
-//! Each write run is ONE Raft entry (so a pipeline of 1,000 SETs costs one
-//! commit, not 1,000), identified by `(client_id, request_seq, part)` where
+//! Each write run is committed whole in ONE Raft entry (so a pipeline of
+//! 1,000 SETs costs one commit, not 1,000), possibly together with runs of
+//! other concurrent batches (`proposals`). A run is identified by
+//! `(client_id, request_seq, part)` where
 //! `part` is the run's position in the batch: an identical retried batch
 //! gets identical part numbers, and the state machine answers parts it
 //! already applied from its dedup records instead of applying them again.
@@ -23,9 +25,10 @@ use rampart_proto::pb::{ExecuteRequest, ExecuteResponse, NotLeader, Replies, Una
 use rampart_proto::{reply, Reply};
 use tonic::{Request, Response, Status};
 
+use super::proposals::ProposeError;
 use super::{now_ms, NodeCtx};
 use crate::commands;
-use crate::raft::{Op, Request as RaftRequest};
+use crate::raft::types::WriteRun;
 
 type Argv = Vec<Vec<u8>>;
 
@@ -141,21 +144,17 @@ async fn write_run(
     run: Vec<Argv>,
 ) -> Result<Vec<Reply>, Failure> {
     let len = run.len();
-    let request = RaftRequest {
-        now_ms: now_ms(),
-        op: Op::Commands {
-            client_id: client_id.to_string(),
-            seq,
-            part,
-            commands: run,
-        },
+    let run = WriteRun {
+        client_id: client_id.to_string(),
+        seq,
+        part,
+        commands: run,
     };
-    match tokio::time::timeout(ctx.write_timeout, ctx.raft.client_write(request)).await {
+    match tokio::time::timeout(ctx.write_timeout, ctx.proposals.submit(run)).await {
         Err(_) => Err(Failure::Unavailable(
             "timed out waiting for the write to commit".into(),
         )),
-        Ok(Ok(resp)) => {
-            let replies = resp.data.replies;
+        Ok(Ok(replies)) => {
             if replies.len() == len {
                 Ok(replies)
             } else {
@@ -169,13 +168,16 @@ async fn write_run(
                 ])
             }
         }
-        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(fwd)))) => {
-            Err(Failure::NotLeader(ctx.not_leader(&fwd)))
+        Ok(Err(ProposeError::Unavailable(reason))) => Err(Failure::Unavailable(reason)),
+        Ok(Err(ProposeError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(
+            fwd,
+        ))))) => Err(Failure::NotLeader(ctx.not_leader(&fwd))),
+        Ok(Err(ProposeError::Raft(RaftError::APIError(
+            ClientWriteError::ChangeMembershipError(e),
+        )))) => Err(Failure::Unavailable(e.to_string())),
+        Ok(Err(ProposeError::Raft(RaftError::Fatal(e)))) => {
+            Err(Failure::Unavailable(format!("raft stopped: {e}")))
         }
-        Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-            Err(Failure::Unavailable(e.to_string()))
-        }
-        Ok(Err(RaftError::Fatal(e))) => Err(Failure::Unavailable(format!("raft stopped: {e}"))),
     }
 }
 

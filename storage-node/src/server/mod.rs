@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod kv;
+pub mod proposals;
 pub mod read_index;
 pub mod transport;
 
@@ -22,6 +23,8 @@ pub struct NodeCtx {
     pub write_timeout: Duration,
     /// Shares ReadIndex rounds between concurrent reads.
     pub reads: read_index::ReadBarrier,
+    /// Combines concurrent client write runs into shared Raft entries.
+    pub proposals: proposals::ProposalBatcher,
 }
 
 impl NodeCtx {
