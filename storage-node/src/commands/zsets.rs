@@ -603,27 +603,12 @@ fn run_range<R: DataRead + ?Sized>(
                 bottom.extend_from_slice(&layout::score_key(range.min));
                 (bottom, idx.score_end())
             };
-            let mut skip = q.offset;
-            let mut limit = q.limit;
-            idx.walk(r, &start, &end, q.rev, &mut |m, s| {
-                let (inside_start, inside_end) = if q.rev {
+            collect_limited(&idx, r, (&start, &end), q, &mut out, |_, s| {
+                if q.rev {
                     (range.below_max(s), range.above_min(s))
                 } else {
                     (range.above_min(s), range.below_max(s))
-                };
-                if !inside_start {
-                    return true;
                 }
-                if !inside_end || limit == 0 {
-                    return false;
-                }
-                if skip > 0 {
-                    skip -= 1;
-                    return true;
-                }
-                out.push((m.to_vec(), s));
-                limit -= 1;
-                limit != 0
             })?;
         }
         Range::Lex(range) => {
@@ -669,31 +654,48 @@ fn run_range<R: DataRead + ?Sized>(
                 };
                 (start, idx.score_end())
             };
-            let mut skip = q.offset;
-            let mut limit = q.limit;
-            idx.walk(r, &start, &end, q.rev, &mut |m, s| {
-                let (inside_start, inside_end) = if q.rev {
+            collect_limited(&idx, r, (&start, &end), q, &mut out, |m, _| {
+                if q.rev {
                     (range.below_max(m), range.above_min(m))
                 } else {
                     (range.above_min(m), range.below_max(m))
-                };
-                if !inside_start {
-                    return true;
                 }
-                if !inside_end || limit == 0 {
-                    return false;
-                }
-                if skip > 0 {
-                    skip -= 1;
-                    return true;
-                }
-                out.push((m.to_vec(), s));
-                limit -= 1;
-                limit != 0
             })?;
         }
     }
     Ok(out)
+}
+
+/// Walks `bounds` of the by-score index in the query's direction and appends
+/// the members inside the range to `out`, honouring LIMIT's offset and count.
+/// `inside(member, score)` says whether an element is past the range's first
+/// edge and before its last edge, in walk order.
+fn collect_limited<R: DataRead + ?Sized>(
+    idx: &Idx,
+    r: &R,
+    bounds: (&[u8], &[u8]),
+    q: &RangeQuery,
+    out: &mut Vec<(Vec<u8>, f64)>,
+    inside: impl Fn(&[u8], f64) -> (bool, bool),
+) -> Result<(), CmdError> {
+    let mut skip = q.offset;
+    let mut limit = q.limit;
+    idx.walk(r, bounds.0, bounds.1, q.rev, &mut |m, s| {
+        let (inside_start, inside_end) = inside(m, s);
+        if !inside_start {
+            return true;
+        }
+        if !inside_end || limit == 0 {
+            return false;
+        }
+        if skip > 0 {
+            skip -= 1;
+            return true;
+        }
+        out.push((m.to_vec(), s));
+        limit -= 1;
+        limit != 0
+    })
 }
 
 /// How a ZRANGE-family command was called.
