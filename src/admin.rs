@@ -22,7 +22,7 @@ enum AdminCommand {
         /// Raft or client address of any member.
         #[arg(long)]
         node: String,
-        /// `ID=RAFT_ADDR/CLIENT_ADDR`, once per member.
+        /// `ID=RAFT_ADDR/CLIENT_ADDR[/METRICS_URL]`, once per member.
         #[arg(long = "member", required = true)]
         members: Vec<String>,
     },
@@ -40,7 +40,7 @@ enum AdminCommand {
     AddLearner {
         #[arg(long)]
         node: String,
-        /// `ID=RAFT_ADDR/CLIENT_ADDR`
+        /// `ID=RAFT_ADDR/CLIENT_ADDR[/METRICS_URL]`
         #[arg(long)]
         member: String,
     },
@@ -121,21 +121,26 @@ pub async fn status(addr: &str) -> Result<ClusterStatus> {
         .into_inner())
 }
 
-/// Parses `ID=RAFT_ADDR/CLIENT_ADDR`.
+/// Parses `ID=RAFT_ADDR/CLIENT_ADDR[/METRICS_URL]`. The optional metrics
+/// URL (e.g. `http://10.0.0.1:7121/metrics`, slashes allowed) is stored in
+/// the membership and shown by the proxy's `INFO rampart`.
 pub fn parse_member(text: &str) -> Result<NodeAddress> {
-    let (id, addrs) = text
-        .split_once('=')
-        .ok_or_else(|| anyhow!("member `{text}` is not ID=RAFT_ADDR/CLIENT_ADDR"))?;
-    let (raft_addr, client_addr) = addrs
-        .split_once('/')
-        .ok_or_else(|| anyhow!("member `{text}` is not ID=RAFT_ADDR/CLIENT_ADDR"))?;
+    let malformed = || anyhow!("member `{text}` is not ID=RAFT_ADDR/CLIENT_ADDR[/METRICS_URL]");
+    let (id, addrs) = text.split_once('=').ok_or_else(malformed)?;
+    let mut parts = addrs.splitn(3, '/');
+    let raft_addr = parts.next().unwrap_or_default();
+    let client_addr = parts.next().ok_or_else(malformed)?;
+    let metrics_url = parts.next().unwrap_or_default();
+    if raft_addr.is_empty() || client_addr.is_empty() {
+        return Err(malformed());
+    }
     Ok(NodeAddress {
         id: id
             .parse()
             .with_context(|| format!("bad node id in `{text}`"))?,
         raft_addr: raft_addr.to_string(),
         client_addr: client_addr.to_string(),
-        metrics_url: String::new(),
+        metrics_url: metrics_url.to_string(),
     })
 }
 
@@ -185,6 +190,12 @@ mod tests {
         assert_eq!(m.id, 2);
         assert_eq!(m.raft_addr, "127.0.0.1:7112");
         assert_eq!(m.client_addr, "127.0.0.1:7102");
+        assert_eq!(m.metrics_url, "");
+        let m =
+            parse_member("2=127.0.0.1:7112/127.0.0.1:7102/http://127.0.0.1:7122/metrics").unwrap();
+        assert_eq!(m.client_addr, "127.0.0.1:7102");
+        assert_eq!(m.metrics_url, "http://127.0.0.1:7122/metrics");
+        assert!(parse_member("2=/127.0.0.1:7102").is_err());
         assert!(parse_member("2=127.0.0.1:7112").is_err());
         assert!(parse_member("x=a/b").is_err());
     }

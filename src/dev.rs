@@ -29,7 +29,8 @@ pub struct DevArgs {
     /// Delete the data folder first.
     #[arg(long)]
     fresh: bool,
-    /// Node i listens for clients on BASE+i and for Raft on BASE+10+i.
+    /// Node i listens for clients on BASE+i, for Raft on BASE+10+i and serves
+    /// metrics on BASE+20+i; the proxy serves metrics on BASE+30.
     #[arg(long, default_value_t = 7100)]
     base_port: u16,
     /// Password clients must give with AUTH / HELLO AUTH.
@@ -49,6 +50,11 @@ struct NodePorts {
     id: u64,
     client: String,
     raft: String,
+    metrics: String,
+}
+
+fn metrics_url(addr: &str) -> String {
+    format!("http://{addr}/metrics")
 }
 
 /// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
@@ -72,6 +78,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
             id,
             client: format!("127.0.0.1:{}", args.base_port + id as u16),
             raft: format!("127.0.0.1:{}", args.base_port + 10 + id as u16),
+            metrics: format!("127.0.0.1:{}", args.base_port + 20 + id as u16),
         })
         .collect();
 
@@ -92,8 +99,11 @@ pub async fn run(args: DevArgs) -> Result<()> {
                 &node.client,
                 "--data-dir",
                 &data.to_string_lossy(),
+                "--metrics-addr",
+                &node.metrics,
             ],
         )?;
+        println!("node-{} metrics {}", node.id, metrics_url(&node.metrics));
         children.push(child);
     }
 
@@ -162,7 +172,15 @@ async fn start_cluster(
     if first.voter_ids.is_empty() && first.leader_id == 0 {
         let members = nodes
             .iter()
-            .map(|n| admin::parse_member(&format!("{}={}/{}", n.id, n.raft, n.client)))
+            .map(|n| {
+                admin::parse_member(&format!(
+                    "{}={}/{}/{}",
+                    n.id,
+                    n.raft,
+                    n.client,
+                    metrics_url(&n.metrics)
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
         let reply = admin::connect(&nodes[0].client)
             .await?
@@ -194,7 +212,16 @@ async fn start_cluster(
         .map(|n| n.client.as_str())
         .collect::<Vec<_>>()
         .join(",");
-    let mut proxy_args = vec!["proxy", "--listen", &proxy_addr, "--nodes", &node_list];
+    let proxy_metrics = format!("127.0.0.1:{}", args.base_port + 30);
+    let mut proxy_args = vec![
+        "proxy",
+        "--listen",
+        &proxy_addr,
+        "--nodes",
+        &node_list,
+        "--metrics-addr",
+        &proxy_metrics,
+    ];
     if let Some(pass) = &args.requirepass {
         proxy_args.extend(["--requirepass", pass.as_str()]);
     }
@@ -210,6 +237,7 @@ async fn start_cluster(
         proxy_args.extend(["--config", path.as_str()]);
     }
     children.push(spawn(exe, "proxy", logs, &proxy_args)?);
+    println!("proxy metrics {}", metrics_url(&proxy_metrics));
     wait_until(
         Duration::from_secs(30),
         "the proxy to answer PING",
@@ -221,11 +249,17 @@ async fn start_cluster(
     println!("rampart dev: 3 storage nodes (leader: node {leader}), 1 proxy");
     for node in nodes {
         println!(
-            "  node {}  client {}  raft {}",
-            node.id, node.client, node.raft
+            "  node {}  client {}  raft {}  metrics {}",
+            node.id,
+            node.client,
+            node.raft,
+            metrics_url(&node.metrics)
         );
     }
-    println!("  proxy   {proxy_addr}");
+    println!(
+        "  proxy   {proxy_addr}  metrics {}",
+        metrics_url(&proxy_metrics)
+    );
     println!("  logs    {}", logs.display());
     println!("ready: redis-cli -p {}", args.proxy_port);
     Ok(())

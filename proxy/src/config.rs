@@ -49,7 +49,7 @@ pub struct ProxyArgs {
     #[arg(long, env = "RAMPART_DRAIN_TIMEOUT_MS")]
     pub drain_timeout_ms: Option<u64>,
     /// TOML file with the same keys (listen, nodes, requirepass, retry_deadline_ms,
-    /// max_bulk_len, max_query_buffer, drain_timeout_ms) and a [policies] section
+    /// max_bulk_len, max_query_buffer, drain_timeout_ms, metrics_addr) and a [policies] section
     /// (docs/policies.md); re-read on SIGHUP and when it changes
     #[arg(long, env = "RAMPART_PROXY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -78,6 +78,9 @@ pub struct ProxyArgs {
     /// trusted peers (policies.proxy_protocol.enabled) [default: false]
     #[arg(long, env = "RAMPART_PROXY_PROTOCOL")]
     pub proxy_protocol: Option<bool>,
+    /// Serve Prometheus metrics on http://ADDR/metrics (metrics_addr) [default: off]
+    #[arg(long, env = "RAMPART_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// The config file. `nodes` is a TOML array of "host:port" strings.
@@ -91,6 +94,7 @@ struct FileConfig {
     max_bulk_len: Option<u64>,
     max_query_buffer: Option<u64>,
     drain_timeout_ms: Option<u64>,
+    metrics_addr: Option<SocketAddr>,
     policies: Option<PolicyConfig>,
 }
 
@@ -104,6 +108,8 @@ pub struct Config {
     pub max_bulk_len: usize,
     pub max_query_buffer: usize,
     pub drain_timeout: Duration,
+    /// Where Prometheus metrics are served, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     /// The config file used, reported by INFO.
     pub config_file: Option<PathBuf>,
     /// `[policies]` with flag/env overrides applied (checked: it resolves).
@@ -170,6 +176,7 @@ impl Config {
                     .or(file.drain_timeout_ms)
                     .unwrap_or(DEFAULT_DRAIN_TIMEOUT_MS),
             ),
+            metrics_addr: args.metrics_addr.or(file.metrics_addr),
             config_file: args.config.clone(),
             policies,
             args,
@@ -251,6 +258,7 @@ mod tests {
         assert_eq!(config.retry_deadline, Duration::from_millis(5000));
         assert_eq!(config.max_bulk_len, 536_870_912);
         assert!(config.requirepass.is_none());
+        assert!(config.metrics_addr.is_none());
     }
 
     #[test]
@@ -260,7 +268,7 @@ mod tests {
         let path = dir.join("proxy.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:7000\"\nnodes = [\"10.0.0.1:7101\"]\nrequirepass = \"file\"\n",
+            "listen = \"127.0.0.1:7000\"\nnodes = [\"10.0.0.1:7101\"]\nrequirepass = \"file\"\nmetrics_addr = \"127.0.0.1:9100\"\n",
         )
         .unwrap();
         let cli = Cli::parse_from([
@@ -274,6 +282,7 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:7000");
         assert_eq!(config.nodes, vec!["10.0.0.1:7101"]);
         assert_eq!(config.requirepass.as_deref(), Some("flag"));
+        assert_eq!(config.metrics_addr.map(|a| a.port()), Some(9100));
         let _ = std::fs::remove_dir_all(dir);
     }
 

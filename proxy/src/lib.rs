@@ -14,6 +14,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod listener;
+pub mod metrics_http;
 pub mod registry;
 pub mod reload;
 pub mod resp;
@@ -29,6 +30,11 @@ pub use service::{Batch, ClientMeta, ProxyService, RequestService};
 /// `proxy listening on ADDR`, serves and drains.
 pub async fn run(args: ProxyArgs) -> Result<(), ProxyError> {
     let config = Config::load(args)?;
+    // Before `Server::bind` builds the policy tables, which register the
+    // per-command metric handles.
+    if let Some(addr) = config.metrics_addr {
+        metrics_http::install(addr)?;
+    }
     let server = Server::bind(config).await?;
     tracing::info!("proxy listening on {}", server.local_addr());
     server.serve(listener::shutdown_signal()).await

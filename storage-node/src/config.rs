@@ -1,6 +1,7 @@
 //! Node settings: command-line flags, environment variables and an optional
 //! TOML file, merged into one [`NodeConfig`].
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -31,6 +32,7 @@ pub const HEARTBEAT_INTERVAL_MS: u64 = 250;
 /// snapshot_keep_logs = 1000
 /// election_timeout_ms = 1000
 /// write_timeout_ms = 5000
+/// metrics_addr = "10.0.0.1:7121"
 /// ```
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct NodeArgs {
@@ -67,6 +69,9 @@ pub struct NodeArgs {
     /// before answering Unavailable [default: 5000].
     #[arg(long, env = "RAMPART_WRITE_TIMEOUT_MS")]
     pub write_timeout_ms: Option<u64>,
+    /// Serve Prometheus metrics on http://ADDR/metrics [default: off].
+    #[arg(long, env = "RAMPART_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// The settings file: the same names as the flags.
@@ -81,6 +86,7 @@ struct FileConfig {
     snapshot_keep_logs: Option<u64>,
     election_timeout_ms: Option<u64>,
     write_timeout_ms: Option<u64>,
+    metrics_addr: Option<SocketAddr>,
 }
 
 /// Resolved settings of one node.
@@ -95,6 +101,8 @@ pub struct NodeConfig {
     pub election_timeout_ms: u64,
     pub heartbeat_ms: u64,
     pub write_timeout_ms: u64,
+    /// Where Prometheus metrics are served, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl NodeArgs {
@@ -164,6 +172,7 @@ impl NodeArgs {
             election_timeout_ms,
             heartbeat_ms: HEARTBEAT_INTERVAL_MS,
             write_timeout_ms,
+            metrics_addr: self.metrics_addr.or(file.metrics_addr),
         })
     }
 }
@@ -192,6 +201,7 @@ mod tests {
         assert_eq!(cfg.snapshot_logs, 5000);
         assert_eq!(cfg.election_timeout_ms, 1000);
         assert_eq!(cfg.write_timeout_ms, 5000);
+        assert_eq!(cfg.metrics_addr, None);
     }
 
     #[test]
@@ -200,7 +210,7 @@ mod tests {
         let path = dir.path().join("node.toml");
         std::fs::write(
             &path,
-            "id = 2\nraft_addr = \"10.0.0.2:7111\"\nclient_addr = \"10.0.0.2:7101\"\nsnapshot_logs = 10\n",
+            "id = 2\nraft_addr = \"10.0.0.2:7111\"\nclient_addr = \"10.0.0.2:7101\"\nsnapshot_logs = 10\nmetrics_addr = \"127.0.0.1:9100\"\n",
         )
         .expect("write");
         let cfg = NodeArgs {
@@ -214,6 +224,10 @@ mod tests {
         assert_eq!(cfg.raft_addr, "10.0.0.2:7111");
         assert_eq!(cfg.client_addr, "0.0.0.0:9000");
         assert_eq!(cfg.snapshot_logs, 10);
+        assert_eq!(
+            cfg.metrics_addr,
+            Some("127.0.0.1:9100".parse().expect("addr"))
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod expiry;
+pub mod metrics;
 pub mod raft;
 pub mod server;
 
@@ -69,6 +70,10 @@ pub enum NodeError {
 /// it down gracefully.
 pub async fn run(args: NodeArgs) -> Result<(), NodeError> {
     let config = args.resolve()?;
+    // Before anything registers a metric, so no handle is a no-op one.
+    if let Some(addr) = config.metrics_addr {
+        metrics::install(addr)?;
+    }
     let node = start(config).await?;
     wait_for_signal().await?;
     tracing::info!(id = node.id, "shutting down");
@@ -302,6 +307,14 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
         })
     };
 
+    let gauges = {
+        let raft = raft.clone();
+        let shutdown = shutdown_rx.clone();
+        tokio::spawn(async move {
+            metrics::export_raft_gauges(raft, shutdown).await;
+            Ok(())
+        })
+    };
     let expiry = tokio::spawn(expiry::run(ctx, shutdown_rx));
 
     tracing::info!(
@@ -317,7 +330,7 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
         client_addr,
         raft,
         shutdown_tx,
-        tasks: vec![raft_server, client_server],
+        tasks: vec![raft_server, client_server, gauges],
         expiry,
         runtime,
     })

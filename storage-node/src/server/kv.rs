@@ -49,6 +49,12 @@ impl Kv for KvService {
         request: Request<ExecuteRequest>,
     ) -> Result<Response<ExecuteResponse>, Status> {
         let outcome = execute(&self.ctx, request.into_inner()).await;
+        let label = match &outcome {
+            Outcome::Replies(_) => "replies",
+            Outcome::NotLeader(_) => "not_leader",
+            Outcome::Unavailable(_) => "unavailable",
+        };
+        metrics::counter!(crate::metrics::KV_REQUESTS, "outcome" => label).increment(1);
         Ok(Response::new(ExecuteResponse {
             outcome: Some(outcome),
         }))
@@ -150,7 +156,10 @@ async fn write_run(
         part,
         commands: run,
     };
-    match tokio::time::timeout(ctx.write_timeout, ctx.proposals.submit(run)).await {
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(ctx.write_timeout, ctx.proposals.submit(run)).await;
+    metrics::histogram!(crate::metrics::RAFT_WRITE_SECONDS).record(started.elapsed());
+    match result {
         Err(_) => Err(Failure::Unavailable(
             "timed out waiting for the write to commit".into(),
         )),
