@@ -330,6 +330,25 @@ pub(crate) fn random_elements<R: DataRead + ?Sized>(
 pub(crate) const OUTSIDE_LONG_RANGE: &str =
     "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
 
+/// Parses HRANDFIELD/ZRANDMEMBER's `[count [OPTION]]` (OPTION = WITHVALUES or
+/// WITHSCORES): whether the option is given, and the parsed count if any.
+/// Redis checks the option before the count.
+pub(crate) fn parse_random_args(
+    args: &[Vec<u8>],
+    option: &[u8],
+) -> Result<(bool, Option<(u64, bool)>), CmdError> {
+    let with_option = match args.get(2) {
+        Some(opt) if args.len() == 3 && opt.eq_ignore_ascii_case(option) => true,
+        Some(_) => return Err(errors::SYNTAX.into()),
+        None => false,
+    };
+    let counted = match args.get(1) {
+        Some(raw) => Some(parse_random_count(raw)?),
+        None => None,
+    };
+    Ok((with_option, counted))
+}
+
 /// Parses the count of HRANDFIELD/SRANDMEMBER/ZRANDMEMBER: `(k, distinct)`.
 pub(crate) fn parse_random_count(raw: &[u8]) -> Result<(u64, bool), CmdError> {
     let n = rampart_proto::args::parse_i64(raw).ok_or(errors::NOT_INTEGER)?;

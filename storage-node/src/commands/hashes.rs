@@ -223,16 +223,7 @@ pub fn hincrbyfloat(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult 
 /// HRANDFIELD key [count [WITHVALUES]].
 pub fn hrandfield<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult {
     let key = &args[0];
-    // Redis checks the option before the count.
-    let with_values = match args.get(2) {
-        Some(opt) if args.len() == 3 && opt.eq_ignore_ascii_case(b"WITHVALUES") => true,
-        Some(_) => return Err(errors::SYNTAX.into()),
-        None => false,
-    };
-    let counted = match args.get(1) {
-        Some(raw) => Some(coll::parse_random_count(raw)?),
-        None => None,
-    };
+    let (with_values, counted) = coll::parse_random_args(args, b"WITHVALUES")?;
     let meta = coll::lookup(r, key, KIND, now)?;
     let mut rng = SplitMix(rand::random());
     let Some((k, distinct)) = counted else {

@@ -973,15 +973,7 @@ pub fn zmpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
 /// ZRANDMEMBER key [count [WITHSCORES]].
 pub fn zrandmember<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult {
     let key = &args[0];
-    let with_scores = match args.get(2) {
-        Some(opt) if args.len() == 3 && opt.eq_ignore_ascii_case(b"WITHSCORES") => true,
-        Some(_) => return Err(errors::SYNTAX.into()),
-        None => false,
-    };
-    let counted = match args.get(1) {
-        Some(raw) => Some(coll::parse_random_count(raw)?),
-        None => None,
-    };
+    let (with_scores, counted) = coll::parse_random_args(args, b"WITHSCORES")?;
     let meta = coll::lookup(r, key, KIND, now)?;
     let mut rng = SplitMix(rand::random());
     let (k, distinct) = counted.unwrap_or((1, true));
