@@ -14,7 +14,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/rampart/target}"
 install_prerequisites() {
     local missing=()
     command -v clang >/dev/null 2>&1 || missing+=(clang)
-    [ -n "$(ls /usr/lib/llvm-*/lib/libclang*.so* 2>/dev/null | head -n1)" ] || missing+=(libclang-dev)
+    # clang-sys needs the unversioned libclang.so (libclang-dev), not just libclang.so.1.
+    [ -n "$(ls /usr/lib/llvm-*/lib/libclang.so /usr/lib/*/libclang.so 2>/dev/null | head -n1)" ] || missing+=(libclang-dev)
     command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
     command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
     if [ ${#missing[@]} -gt 0 ]; then
