@@ -163,6 +163,10 @@ fn dev_cluster_exports_proxy_and_raft_metrics() {
         common::check(&mut c, &["SET", &format!("m:{i}"), "v"], "+OK");
     }
     common::check(&mut c, &["GET", "m:0"], "\"v\"");
+    // Heavy reads (the node runs them on its heavy executor).
+    common::check(&mut c, &["HSET", "m:h", "f", "1"], ":1");
+    common::check(&mut c, &["HGETALL", "m:h"], "[\"f\", \"1\"]");
+    common::check(&mut c, &["KEYS", "m:h"], "[\"m:h\"]");
 
     // INFO rampart lists each node with its metrics URL.
     let info = common::text(&mut c, &["INFO", "rampart"]);
@@ -294,6 +298,137 @@ fn dev_cluster_exports_proxy_and_raft_metrics() {
     for page in &pages {
         assert_eq!(value(page, "rampart_raft_leader_id"), Ok(leader_id));
     }
+
+    // Layer 2 and the node-side metrics of the observability issue.
+    for page in &pages {
+        for (name, kind) in [
+            ("rampart_raft_apply_seconds", "histogram"),
+            ("rampart_raft_apply_queue_depth", "gauge"),
+            ("rampart_raft_proposal_overflow_total", "counter"),
+            ("rampart_heavy_queue_depth", "gauge"),
+            ("rampart_heavy_running", "gauge"),
+            ("rampart_heavy_threads", "gauge"),
+            ("rampart_heavy_queue_capacity", "gauge"),
+            ("rampart_heavy_rejected_total", "counter"),
+            ("rampart_heavy_submitted_total", "counter"),
+            ("rampart_grpc_server_seconds", "histogram"),
+            ("rampart_rocksdb_sst_bytes", "gauge"),
+            ("rampart_rocksdb_live_data_bytes", "gauge"),
+            ("rampart_rocksdb_pending_compaction_bytes", "gauge"),
+            ("rampart_rocksdb_memtable_bytes", "gauge"),
+            ("rampart_rocksdb_delayed_write_rate", "gauge"),
+            ("rampart_rocksdb_write_stopped", "gauge"),
+        ] {
+            assert!(has_type(page, name, kind), "{name} is not a {kind}");
+        }
+        assert!(value(page, "rampart_raft_apply_seconds_count").expect("applies") >= 6.0);
+        assert_eq!(value(page, "rampart_rocksdb_write_stopped"), Ok(0.0));
+        assert!(value(page, "rampart_heavy_threads").expect("threads") >= 1.0);
+        assert_eq!(value(page, "rampart_heavy_queue_capacity"), Ok(64.0));
+    }
+    // Followers serve the leader's AppendEntries.
+    for page in pages
+        .iter()
+        .filter(|p| value(p, "rampart_raft_is_leader") == Ok(0.0))
+    {
+        assert!(
+            sum_where(
+                page,
+                "rampart_grpc_server_seconds_count",
+                &[
+                    "service=\"rampart.v1.RaftTransport\"",
+                    "method=\"AppendEntries\""
+                ]
+            ) >= 1.0
+        );
+    }
+    let leader_port = node_metrics[pages
+        .iter()
+        .position(|p| value(p, "rampart_raft_is_leader") == Ok(1.0))
+        .expect("leader index")];
+    let leader_page = wait_for(
+        "the leader's commit, heavy, gRPC and RocksDB metrics to move",
+        Duration::from_secs(20),
+        Duration::from_millis(250),
+        || {
+            let page = scrape(leader_port)?;
+            let checks = [
+                (
+                    "commit",
+                    value(&page, "rampart_raft_commit_seconds_count")?,
+                    6.0,
+                ),
+                (
+                    "heavy submitted",
+                    value(&page, "rampart_heavy_submitted_total")?,
+                    2.0,
+                ),
+                (
+                    "heavy runs",
+                    value(&page, "rampart_heavy_run_seconds_count")?,
+                    2.0,
+                ),
+                (
+                    "kv execute",
+                    sum_where(
+                        &page,
+                        "rampart_grpc_server_seconds_count",
+                        &["service=\"rampart.v1.Kv\"", "method=\"Execute\""],
+                    ),
+                    8.0,
+                ),
+                (
+                    "data memtable",
+                    sum_where(&page, "rampart_rocksdb_memtable_bytes", &["cf=\"data\""]),
+                    1.0,
+                ),
+            ];
+            match checks.iter().find(|(_, v, min)| v < min) {
+                None => Ok(page),
+                Some((what, v, min)) => Err(format!("{what} = {v}, want >= {min}")),
+            }
+        },
+    );
+    assert!(has_type(
+        &leader_page,
+        "rampart_raft_commit_seconds",
+        "histogram"
+    ));
+    assert!(has_type(
+        &leader_page,
+        "rampart_heavy_run_seconds",
+        "histogram"
+    ));
+    assert!(has_type(
+        &leader_page,
+        "rampart_raft_proposal_queue_depth",
+        "gauge"
+    ));
+    // Nothing overflowed in this quiet test; the series exist at 0.
+    assert_eq!(
+        sum_where(&leader_page, "rampart_raft_proposal_overflow_total", &[]),
+        0.0
+    );
+    assert_eq!(value(&leader_page, "rampart_heavy_rejected_total"), Ok(0.0));
+
+    // The proxy times its gRPC calls to the nodes.
+    let proxy_page = scrape(proxy_metrics).expect("proxy metrics");
+    assert!(has_type(
+        &proxy_page,
+        "rampart_grpc_client_seconds",
+        "histogram"
+    ));
+    assert!(
+        sum_where(
+            &proxy_page,
+            "rampart_grpc_client_seconds_count",
+            &[
+                "service=\"rampart.v1.Kv\"",
+                "method=\"Execute\"",
+                "outcome=\"ok\""
+            ]
+        ) >= 8.0
+    );
 
     drop(held);
     drop(c);

@@ -409,7 +409,9 @@ pub fn block_timeout(argv: &[Vec<u8>]) -> Option<Option<Duration>> {
         if !v.is_finite() || v < 0.0 {
             return None;
         }
-        Some((v > 0.0).then(|| Duration::from_secs_f64(v.min(1e9))))
+        // Redis truncates to whole milliseconds: under 1 ms blocks forever.
+        let ms = (v * 1000.0).min(1e12) as u64;
+        Some((ms > 0).then(|| Duration::from_millis(ms)))
     };
     let millis = |s: &str| -> Option<Option<Duration>> {
         let v: u64 = s.parse().ok()?;

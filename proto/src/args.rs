@@ -44,6 +44,33 @@ pub fn parse_f64(bytes: &[u8]) -> Option<f64> {
     }
 }
 
+/// A blocking command's timeout in seconds (`BLPOP`, `BZPOPMIN`...) as
+/// milliseconds, with Redis's errors; `Ok(None)` means "block forever".
+///
+/// Like Redis, the value is scaled to milliseconds and truncated, so a
+/// timeout under 1 ms blocks forever, and a value too large for a 64-bit
+/// millisecond count is reported as negative (what the C cast yields).
+pub fn parse_timeout_secs(bytes: &[u8], now_ms: i64) -> Result<Option<u64>, &'static str> {
+    let text = std::str::from_utf8(bytes).unwrap_or("");
+    let value = match text.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => parse_f64(bytes).ok_or("ERR timeout is not a float or out of range")?,
+    };
+    let scaled = value * 1000.0;
+    if scaled.is_nan() || scaled.abs() >= 9.223_372_036_854_775e18 {
+        return Err("ERR timeout is negative");
+    }
+    let ms = scaled as i64;
+    if ms < 0 {
+        return Err("ERR timeout is negative");
+    }
+    if ms > i64::MAX - now_ms.max(0) {
+        return Err("ERR timeout is out of range");
+    }
+    Ok((ms > 0).then_some(ms as u64))
+}
+
 /// Reads a command's arguments one by one. `Err` values are complete Redis
 /// error texts, ready to be sent as the reply.
 pub struct Args<'a> {
@@ -137,5 +164,31 @@ mod tests {
         assert_eq!(args.next_keyword().unwrap(), "EX");
         assert_eq!(args.next_i64().unwrap_err(), errors::NOT_INTEGER);
         assert_eq!(args.next_bytes().unwrap_err(), errors::SYNTAX);
+    }
+
+    #[test]
+    fn blocking_timeouts_follow_redis() {
+        let now = 1_700_000_000_000;
+        assert_eq!(parse_timeout_secs(b"0", now), Ok(None));
+        assert_eq!(parse_timeout_secs(b"0.0001", now), Ok(None));
+        assert_eq!(parse_timeout_secs(b"1.5", now), Ok(Some(1500)));
+        assert_eq!(parse_timeout_secs(b"2", now), Ok(Some(2000)));
+        assert_eq!(parse_timeout_secs(b"-0.0001", now), Ok(None));
+        assert_eq!(
+            parse_timeout_secs(b"-1", now),
+            Err("ERR timeout is negative")
+        );
+        assert_eq!(
+            parse_timeout_secs(b"inf", now),
+            Err("ERR timeout is negative")
+        );
+        assert_eq!(
+            parse_timeout_secs(b"abc", now),
+            Err("ERR timeout is not a float or out of range")
+        );
+        assert_eq!(
+            parse_timeout_secs(b"9223372036854770", now),
+            Err("ERR timeout is out of range")
+        );
     }
 }

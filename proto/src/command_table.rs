@@ -129,6 +129,14 @@ const Z_RS: &[&str] = &["read", "sortedset", "slow"];
 pub static COMMANDS: &[CommandSpec] = &[
     cmd!("append", 3, W, 1, 1, 1, STR_WF, NodeWrite, "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist."),
     cmd!("auth", -2, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0, CONN_CATS, Proxy, "connection", "1.0.0", "Authenticates the connection."),
+    cmd!("blmove", 6, &["write", "denyoom", "blocking"], 1, 2, 1, &["write", "list", "slow", "blocking"], NodeWrite, "list", "6.2.0", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved."),
+    cmd!("blmpop", -5, &["write", "blocking", "movablekeys"], 0, 0, 0, &["write", "list", "slow", "blocking"], NodeWrite, "list", "7.0.0", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
+    cmd!("blpop", -3, &["write", "blocking"], 1, -2, 1, &["write", "list", "slow", "blocking"], NodeWrite, "list", "2.0.0", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
+    cmd!("brpop", -3, &["write", "blocking"], 1, -2, 1, &["write", "list", "slow", "blocking"], NodeWrite, "list", "2.0.0", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
+    cmd!("brpoplpush", 4, &["write", "denyoom", "blocking"], 1, 2, 1, &["write", "list", "slow", "blocking"], NodeWrite, "list", "2.2.0", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped."),
+    cmd!("bzmpop", -5, &["write", "blocking", "movablekeys"], 0, 0, 0, &["write", "sortedset", "slow", "blocking"], NodeWrite, "sorted-set", "7.0.0", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped."),
+    cmd!("bzpopmax", -3, &["write", "blocking", "fast"], 1, -2, 1, &["write", "sortedset", "fast", "blocking"], NodeWrite, "sorted-set", "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped."),
+    cmd!("bzpopmin", -3, &["write", "blocking", "fast"], 1, -2, 1, &["write", "sortedset", "fast", "blocking"], NodeWrite, "sorted-set", "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped."),
     cmd!("client", -2, &[], 0, 0, 0, &["slow"], Proxy, "connection", "2.4.0", "A container for client connection commands."),
     cmd!("command", -1, &["loading", "stale"], 0, 0, 0, &["slow", "connection"], Proxy, "server", "2.8.13", "Returns detailed information about all commands."),
     cmd!("copy", -3, W, 1, 2, 1, &["keyspace", "write", "slow"], NodeWrite, "generic", "6.2.0", "Copies the value of a key to a new key."),
@@ -237,6 +245,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("zdiffstore", -4, WDMOV, 1, 1, 1, Z_WS, NodeWrite, "sorted-set", "6.2.0", "Stores the difference of multiple sorted sets in a key."),
     cmd!("zincrby", 4, WF, 1, 1, 1, Z_WF, NodeWrite, "sorted-set", "1.2.0", "Increments the score of a member in a sorted set."),
     cmd!("zinter", -3, RMOV, 0, 0, 0, Z_RS, NodeRead, "sorted-set", "6.2.0", "Returns the intersect of multiple sorted sets."),
+    cmd!("zintercard", -3, RMOV, 0, 0, 0, Z_RS, NodeRead, "sorted-set", "7.0.0", "Returns the number of members of the intersect of multiple sorted sets."),
     cmd!("zinterstore", -4, WDMOV, 1, 1, 1, Z_WS, NodeWrite, "sorted-set", "2.0.0", "Stores the intersect of multiple sorted sets in a key."),
     cmd!("zlexcount", 4, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "2.8.9", "Returns the number of members in a sorted set within a lexicographical range."),
     cmd!("zmpop", -4, WMOV, 0, 0, 0, Z_WS, NodeWrite, "sorted-set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped."),
@@ -274,6 +283,72 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         .binary_search_by(|spec| spec.name.cmp(lower))
         .ok()
         .map(|i| &COMMANDS[i])
+}
+
+/// Heavy-class commands (SPEC Layer 1): full collection reads, range scans,
+/// keyspace scans and scripts, whose cost grows with the data they touch.
+/// The proxy's policy table classifies them too (`rampart_policies::classes`,
+/// where an operator can re-tune it); this list is what the storage node uses
+/// on its own, without the proxy's configuration: a read run holding one of
+/// them runs on the node's bounded heavy executor, not on the cheap read
+/// path. Commands Rampart does not implement yet are listed so they are
+/// classified the day they are. Sorted, lower case.
+pub const HEAVY_COMMANDS: &[&str] = &[
+    "eval",
+    "eval_ro",
+    "evalsha",
+    "evalsha_ro",
+    "fcall",
+    "fcall_ro",
+    "hgetall",
+    "hkeys",
+    "hscan",
+    "hvals",
+    "keys",
+    "lrange",
+    "scan",
+    "sdiff",
+    "sdiffstore",
+    "sinter",
+    "sintercard",
+    "sinterstore",
+    "smembers",
+    "sort",
+    "sort_ro",
+    "sscan",
+    "sunion",
+    "sunionstore",
+    "xrange",
+    "xread",
+    "xreadgroup",
+    "xrevrange",
+    "zdiff",
+    "zdiffstore",
+    "zinter",
+    "zintercard",
+    "zinterstore",
+    "zrange",
+    "zrangebylex",
+    "zrangebyscore",
+    "zrangestore",
+    "zrevrange",
+    "zrevrangebylex",
+    "zrevrangebyscore",
+    "zscan",
+    "zunion",
+    "zunionstore",
+];
+
+/// Whether the command named `name` (any case) is in [`HEAVY_COMMANDS`].
+pub fn is_heavy(name: &[u8]) -> bool {
+    if name.len() > 32 {
+        return false;
+    }
+    let lower = name.to_ascii_lowercase();
+    let Ok(lower) = std::str::from_utf8(&lower) else {
+        return false;
+    };
+    HEAVY_COMMANDS.binary_search(&lower).is_ok()
 }
 
 #[cfg(test)]
@@ -314,5 +389,14 @@ mod tests {
         let del = lookup(b"del").unwrap();
         assert_eq!(del.key_positions(4), vec![1, 2, 3]);
         assert!(lookup(b"ping").unwrap().key_positions(2).is_empty());
+    }
+
+    #[test]
+    fn heavy_list_is_sorted_and_lookup_ignores_case() {
+        for pair in HEAVY_COMMANDS.windows(2) {
+            assert!(pair[0] < pair[1], "{} !< {}", pair[0], pair[1]);
+        }
+        assert!(is_heavy(b"HGETALL") && is_heavy(b"keys") && is_heavy(b"ZRangeByScore"));
+        assert!(!is_heavy(b"get") && !is_heavy(b"hget") && !is_heavy(b""));
     }
 }

@@ -253,6 +253,7 @@ where
             }
         };
         let result: Result<Vec<Reply>, BoxError> = if block.is_some() {
+            let _blocked = self.shared.registry.blocked_guard();
             // While a command blocks, a client that hangs up must end the
             // wait (as in Redis): dropping the call cancels the RPC, and the
             // node drops its waiter.

@@ -70,6 +70,8 @@ impl ClientHandle {
 pub struct ClientRegistry {
     next_id: AtomicU64,
     clients: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+    /// Clients waiting in a blocking command (`INFO clients`).
+    blocked: AtomicU64,
 }
 
 impl ClientRegistry {
@@ -113,6 +115,19 @@ impl ClientRegistry {
             registry: self.clone(),
             handle,
         }
+    }
+
+    /// Counts the caller as blocked until the guard drops.
+    pub fn blocked_guard(self: &Arc<Self>) -> BlockedGuard {
+        self.blocked.fetch_add(1, Ordering::Relaxed);
+        BlockedGuard {
+            registry: self.clone(),
+        }
+    }
+
+    /// Clients waiting in a blocking command right now.
+    pub fn blocked(&self) -> u64 {
+        self.blocked.load(Ordering::Relaxed)
     }
 
     /// Number of connected clients.
@@ -178,5 +193,17 @@ mod tests {
             line.ends_with("user=default redir=-1 resp=2 lib-name= lib-ver="),
             "{line}"
         );
+    }
+}
+
+/// One client counted as blocked, for as long as it lives.
+#[derive(Debug)]
+pub struct BlockedGuard {
+    registry: Arc<ClientRegistry>,
+}
+
+impl Drop for BlockedGuard {
+    fn drop(&mut self) {
+        self.registry.blocked.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -29,6 +29,10 @@ use tonic::Code;
 
 use crate::error::ProxyError;
 
+/// One gRPC attempt to a node, by `service`, `method` and `outcome` (ok,
+/// error = a gRPC status, timeout = the retry deadline ran out).
+pub const GRPC_CLIENT_SECONDS: &str = "rampart_grpc_client_seconds";
+
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
@@ -152,6 +156,18 @@ impl Upstream {
             // but hangs (lost quorum) must not hold the batch forever.
             let attempt =
                 tokio::time::timeout(give_up - now, client.execute(request.clone())).await;
+            let outcome = match &attempt {
+                Ok(Ok(_)) => "ok",
+                Ok(Err(_)) => "error",
+                Err(_) => "timeout",
+            };
+            metrics::histogram!(
+                GRPC_CLIENT_SECONDS,
+                "service" => "rampart.v1.Kv",
+                "method" => "Execute",
+                "outcome" => outcome
+            )
+            .record(now.elapsed());
             let redirect = match attempt {
                 Ok(Ok(response)) => match response.into_inner().outcome {
                     Some(Outcome::Replies(replies)) => {

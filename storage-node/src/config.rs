@@ -33,6 +33,10 @@ pub const HEARTBEAT_INTERVAL_MS: u64 = 250;
 /// election_timeout_ms = 1000
 /// write_timeout_ms = 5000
 /// metrics_addr = "10.0.0.1:7121"
+/// heavy_threads = 4
+/// heavy_queue = 64
+/// pin_cores = true
+/// raft_cores = "0"
 /// ```
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct NodeArgs {
@@ -72,6 +76,22 @@ pub struct NodeArgs {
     /// Serve Prometheus metrics on http://ADDR/metrics [default: off].
     #[arg(long, env = "RAMPART_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Threads of the heavy executor, which runs heavy reads (HGETALL,
+    /// KEYS, SCAN, ZRANGE, LRANGE, ...) [default: the CPUs available].
+    #[arg(long, env = "RAMPART_HEAVY_THREADS")]
+    pub heavy_threads: Option<usize>,
+    /// Heavy read runs that may wait for a heavy thread; beyond that they
+    /// are answered -BUSY at once [default: 64].
+    #[arg(long, env = "RAMPART_HEAVY_QUEUE")]
+    pub heavy_queue: Option<usize>,
+    /// Pin the Raft threads to their own CPU(s) and every other thread to
+    /// the rest (ignored on a single CPU) [default: false].
+    #[arg(long, env = "RAMPART_PIN_CORES", num_args = 0..=1, default_missing_value = "true")]
+    pub pin_cores: Option<bool>,
+    /// CPUs for the Raft threads, e.g. "0" or "0-1,4"; implies --pin-cores
+    /// [default: the first available CPU].
+    #[arg(long, env = "RAMPART_RAFT_CORES")]
+    pub raft_cores: Option<String>,
 }
 
 /// The settings file: the same names as the flags.
@@ -87,6 +107,10 @@ struct FileConfig {
     election_timeout_ms: Option<u64>,
     write_timeout_ms: Option<u64>,
     metrics_addr: Option<SocketAddr>,
+    heavy_threads: Option<usize>,
+    heavy_queue: Option<usize>,
+    pin_cores: Option<bool>,
+    raft_cores: Option<String>,
 }
 
 /// Resolved settings of one node.
@@ -103,6 +127,13 @@ pub struct NodeConfig {
     pub write_timeout_ms: u64,
     /// Where Prometheus metrics are served, if anywhere.
     pub metrics_addr: Option<SocketAddr>,
+    /// Heavy executor threads (at least 1).
+    pub heavy_threads: usize,
+    /// Heavy read runs that may wait beyond the running ones.
+    pub heavy_queue: usize,
+    /// `Some(raft cores)` when pinning is on; an empty list means "the first
+    /// available CPU".
+    pub pin_cores: Option<Vec<usize>>,
 }
 
 impl NodeArgs {
@@ -147,6 +178,28 @@ impl NodeArgs {
                 "--write-timeout-ms must be at least 1".into(),
             ));
         }
+        let heavy_threads = match self.heavy_threads.or(file.heavy_threads) {
+            Some(0) => {
+                return Err(NodeError::Config(
+                    "--heavy-threads must be at least 1".into(),
+                ))
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let raft_cores = match self.raft_cores.as_ref().or(file.raft_cores.as_ref()) {
+            Some(list) => Some(
+                crate::pinning::parse_core_list(list)
+                    .map_err(|e| NodeError::Config(format!("--raft-cores: {e}")))?,
+            ),
+            None => None,
+        };
+        let pin_cores = match (self.pin_cores.or(file.pin_cores), raft_cores) {
+            (Some(false), _) => None,
+            (_, Some(cores)) => Some(cores),
+            (Some(true), None) => Some(Vec::new()),
+            (None, None) => None,
+        };
         Ok(NodeConfig {
             id,
             raft_addr: self
@@ -173,6 +226,12 @@ impl NodeArgs {
             heartbeat_ms: HEARTBEAT_INTERVAL_MS,
             write_timeout_ms,
             metrics_addr: self.metrics_addr.or(file.metrics_addr),
+            heavy_threads,
+            heavy_queue: self
+                .heavy_queue
+                .or(file.heavy_queue)
+                .unwrap_or(crate::server::heavy::DEFAULT_QUEUE),
+            pin_cores,
         })
     }
 }
@@ -202,6 +261,60 @@ mod tests {
         assert_eq!(cfg.election_timeout_ms, 1000);
         assert_eq!(cfg.write_timeout_ms, 5000);
         assert_eq!(cfg.metrics_addr, None);
+        assert!(cfg.heavy_threads >= 1);
+        assert_eq!(cfg.heavy_queue, 64);
+        assert_eq!(cfg.pin_cores, None);
+    }
+
+    #[test]
+    fn heavy_executor_and_pinning_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "id = 1\nheavy_threads = 3\nheavy_queue = 5\nraft_cores = \"1-2\"\n",
+        )
+        .expect("write");
+        let cfg = NodeArgs {
+            config: Some(path.clone()),
+            heavy_queue: Some(0),
+            ..NodeArgs::default()
+        }
+        .resolve()
+        .expect("resolve");
+        assert_eq!((cfg.heavy_threads, cfg.heavy_queue), (3, 0));
+        assert_eq!(cfg.pin_cores, Some(vec![1, 2]));
+        // --pin-cores false wins over a core list.
+        let cfg = NodeArgs {
+            config: Some(path),
+            pin_cores: Some(false),
+            ..NodeArgs::default()
+        }
+        .resolve()
+        .expect("resolve");
+        assert_eq!(cfg.pin_cores, None);
+        let on = NodeArgs {
+            id: Some(1),
+            pin_cores: Some(true),
+            ..NodeArgs::default()
+        }
+        .resolve()
+        .expect("resolve");
+        assert_eq!(on.pin_cores, Some(Vec::new()));
+        for bad in [
+            NodeArgs {
+                id: Some(1),
+                heavy_threads: Some(0),
+                ..NodeArgs::default()
+            },
+            NodeArgs {
+                id: Some(1),
+                raft_cores: Some("x".into()),
+                ..NodeArgs::default()
+            },
+        ] {
+            assert!(bad.resolve().is_err());
+        }
     }
 
     #[test]

@@ -5,13 +5,17 @@
 //! Threads: Raft's core, its storage tasks and the Raft transport server run
 //! on a dedicated two-thread tokio runtime (`raft-*` threads), so heartbeats
 //! and votes are not delayed by client traffic; the Kv server, the expiry
-//! task and blocking RocksDB reads run on the caller's runtime.
+//! task and cheap blocking RocksDB reads run on the caller's runtime; heavy
+//! reads run on the bounded heavy executor (`heavy-*` threads,
+//! `server::heavy`). Optionally the Raft threads get CPUs of their own
+//! (`pinning`).
 
 pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod expiry;
 pub mod metrics;
+pub mod pinning;
 pub mod raft;
 pub mod server;
 
@@ -32,11 +36,15 @@ use tonic::transport::Server;
 pub use config::{NodeArgs, NodeConfig};
 
 use crate::engine::Engine;
+use crate::raft::commit_clock::CommitClock;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{NetworkFactory, MAX_RAFT_MESSAGE};
 use crate::raft::state_machine::StateMachineStore;
 use crate::raft::Raft;
 use crate::server::admin::AdminService;
+use crate::server::blocking::{self, KeyWaiters};
+use crate::server::grpc_metrics::GrpcMetricsLayer;
+use crate::server::heavy::HeavyExecutor;
 use crate::server::kv::KvService;
 use crate::server::proposals::ProposalBatcher;
 use crate::server::transport::TransportService;
@@ -102,11 +110,17 @@ async fn wait_for_signal() -> Result<(), NodeError> {
 struct RaftRuntime(Option<tokio::runtime::Runtime>);
 
 impl RaftRuntime {
-    fn new() -> Result<RaftRuntime, NodeError> {
+    /// `cores`: pin every thread of the runtime to these CPUs.
+    fn new(cores: Option<Vec<usize>>) -> Result<RaftRuntime, NodeError> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name_fn(|| format!("raft-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
+            .on_thread_start(move || {
+                if let Some(cores) = &cores {
+                    pinning::pin_current(cores);
+                }
+            })
             .enable_all()
             .build()?;
         Ok(RaftRuntime(Some(rt)))
@@ -220,6 +234,18 @@ fn raft_config(cfg: &NodeConfig) -> Result<openraft::Config, NodeError> {
 /// they are listening.
 pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
     let raft_config = Arc::new(raft_config(&cfg)?);
+    // Before any thread of ours exists, so RocksDB's and the heavy
+    // executor's threads inherit the non-Raft CPUs.
+    let pin = cfg.pin_cores.as_ref().and_then(|cores| {
+        let requested = (!cores.is_empty()).then_some(cores.as_slice());
+        pinning::plan(&pinning::available(), requested)
+    });
+    if let Some(plan) = &pin {
+        if let Some(others) = &plan.others {
+            pinning::pin_all_threads(others);
+        }
+        tracing::info!(raft = ?plan.raft, others = ?plan.others, "pinning threads to CPUs");
+    }
     std::fs::create_dir_all(&cfg.data_dir)?;
     let engine = {
         let dir = cfg.data_dir.clone();
@@ -233,11 +259,13 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
     let raft_addr = raft_listener.local_addr()?;
     let client_addr = client_listener.local_addr()?;
 
-    let runtime = RaftRuntime::new()?;
+    let runtime = RaftRuntime::new(pin.as_ref().map(|p| p.raft.clone()))?;
     let rt = runtime.handle()?;
+    let waiters = Arc::new(KeyWaiters::default());
+    let commit_clock = Arc::new(CommitClock::new());
     let raft = {
-        let log_store = LogStore::new(engine.db().clone());
-        let state_machine = StateMachineStore::new(engine.clone());
+        let log_store = LogStore::new(engine.db().clone()).with_commit_clock(commit_clock.clone());
+        let state_machine = StateMachineStore::new(engine.clone()).with_observer(waiters.clone());
         let id = cfg.id;
         rt.spawn(async move {
             Raft::new(
@@ -260,7 +288,17 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
         engine,
         write_timeout: Duration::from_millis(cfg.write_timeout_ms),
         reads: Default::default(),
-        proposals: ProposalBatcher::new(raft.clone()),
+        proposals: ProposalBatcher::new(raft.clone(), commit_clock),
+        heavy: {
+            let others = pin.as_ref().and_then(|p| p.others.clone());
+            HeavyExecutor::new(cfg.heavy_threads, cfg.heavy_queue, move || {
+                if let Some(cores) = &others {
+                    pinning::pin_current(cores);
+                }
+            })?
+        },
+        waiters,
+        leadership: blocking::leadership(&raft, cfg.id),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
@@ -274,6 +312,7 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
             let incoming = TcpIncoming::from_listener(listener, true, None)
                 .map_err(|e| NodeError::Server(e.to_string()))?;
             Server::builder()
+                .layer(GrpcMetricsLayer)
                 .add_service(
                     RaftTransportServer::new(TransportService::new(ctx.clone()))
                         .max_decoding_message_size(MAX_RAFT_MESSAGE)
@@ -295,6 +334,7 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
             .map_err(|e| NodeError::Server(e.to_string()))?;
         tokio::spawn(async move {
             Server::builder()
+                .layer(GrpcMetricsLayer)
                 .add_service(
                     KvServer::new(KvService::new(ctx.clone()))
                         .max_decoding_message_size(MAX_CLIENT_MESSAGE)
@@ -315,6 +355,14 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
             Ok(())
         })
     };
+    let rocksdb_gauges = {
+        let db = ctx.engine.db().clone();
+        let shutdown = shutdown_rx.clone();
+        tokio::spawn(async move {
+            metrics::export_rocksdb_gauges(db, shutdown).await;
+            Ok(())
+        })
+    };
     let expiry = tokio::spawn(expiry::run(ctx, shutdown_rx));
 
     tracing::info!(
@@ -330,7 +378,7 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
         client_addr,
         raft,
         shutdown_tx,
-        tasks: vec![raft_server, client_server, gauges],
+        tasks: vec![raft_server, client_server, gauges, rocksdb_gauges],
         expiry,
         runtime,
     })

@@ -26,6 +26,42 @@ pub const RAFT_PURGED_INDEX: &str = "rampart_raft_purged_index";
 pub const KV_REQUESTS: &str = "rampart_kv_requests_total";
 /// From handing a write run to the proposal batcher to its replies.
 pub const RAFT_WRITE_SECONDS: &str = "rampart_raft_write_seconds";
+/// Leader: from proposing an entry (`client_write`) until the log store is
+/// told it is committed (`save_committed`).
+pub const RAFT_COMMIT_SECONDS: &str = "rampart_raft_commit_seconds";
+/// Applying one committed entry to the state machine (one RocksDB batch).
+pub const RAFT_APPLY_SECONDS: &str = "rampart_raft_apply_seconds";
+/// Committed but not yet applied entries (committed index - applied index).
+pub const RAFT_APPLY_QUEUE_DEPTH: &str = "rampart_raft_apply_queue_depth";
+/// Write runs waiting in the proposal batcher for a Raft entry.
+pub const RAFT_PROPOSAL_QUEUE_DEPTH: &str = "rampart_raft_proposal_queue_depth";
+/// The `step_queue_full` of the incident: write runs that found the proposal
+/// queue full (`reason="queue_full"`, the submitter waits) or whose submitter
+/// gave up before they could be proposed (`reason="expired"`).
+pub const RAFT_PROPOSAL_OVERFLOW: &str = "rampart_raft_proposal_overflow_total";
+/// Heavy executor: read runs waiting for a thread, running, admitted,
+/// answered `-BUSY`, and the time a run spent executing.
+pub const HEAVY_QUEUE_DEPTH: &str = "rampart_heavy_queue_depth";
+pub const HEAVY_RUNNING: &str = "rampart_heavy_running";
+pub const HEAVY_THREADS: &str = "rampart_heavy_threads";
+pub const HEAVY_QUEUE_CAPACITY: &str = "rampart_heavy_queue_capacity";
+pub const HEAVY_SUBMITTED: &str = "rampart_heavy_submitted_total";
+pub const HEAVY_REJECTED: &str = "rampart_heavy_rejected_total";
+pub const HEAVY_SECONDS: &str = "rampart_heavy_run_seconds";
+/// gRPC server handling time by `service` and `method`.
+pub const GRPC_SERVER_SECONDS: &str = "rampart_grpc_server_seconds";
+/// RocksDB properties, sampled every [`ROCKSDB_SAMPLE_INTERVAL`].
+pub const ROCKSDB_SST_BYTES: &str = "rampart_rocksdb_sst_bytes";
+pub const ROCKSDB_LIVE_DATA_BYTES: &str = "rampart_rocksdb_live_data_bytes";
+pub const ROCKSDB_PENDING_COMPACTION_BYTES: &str = "rampart_rocksdb_pending_compaction_bytes";
+pub const ROCKSDB_MEMTABLE_BYTES: &str = "rampart_rocksdb_memtable_bytes";
+pub const ROCKSDB_DELAYED_WRITE_RATE: &str = "rampart_rocksdb_delayed_write_rate";
+pub const ROCKSDB_WRITE_STOPPED: &str = "rampart_rocksdb_write_stopped";
+pub const ROCKSDB_RUNNING_COMPACTIONS: &str = "rampart_rocksdb_running_compactions";
+
+/// How often the RocksDB gauges are sampled (property reads are in-memory
+/// and cheap; this only bounds how stale a gauge can be).
+pub const ROCKSDB_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Histogram buckets (seconds) for every `*_seconds` metric: 100 µs to 10 s.
 pub const SECONDS_BUCKETS: &[f64] = &[
@@ -90,7 +126,9 @@ pub async fn export_raft_gauges(raft: Raft, mut shutdown: watch::Receiver<bool>)
         metrics::gauge!(RAFT_LEADER_ID).set(m.current_leader.unwrap_or(0) as f64);
         metrics::gauge!(RAFT_LAST_LOG_INDEX).set(m.last_log_index.unwrap_or(0) as f64);
         metrics::gauge!(RAFT_COMMITTED_INDEX).set(committed as f64);
-        metrics::gauge!(RAFT_APPLIED_INDEX).set(m.last_applied.map_or(0, |l| l.index) as f64);
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        metrics::gauge!(RAFT_APPLIED_INDEX).set(applied as f64);
+        metrics::gauge!(RAFT_APPLY_QUEUE_DEPTH).set(committed.saturating_sub(applied) as f64);
         metrics::gauge!(RAFT_SNAPSHOT_INDEX).set(m.snapshot.map_or(0, |l| l.index) as f64);
         metrics::gauge!(RAFT_PURGED_INDEX).set(m.purged.map_or(0, |l| l.index) as f64);
 
@@ -103,6 +141,67 @@ pub async fn export_raft_gauges(raft: Raft, mut shutdown: watch::Receiver<bool>)
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+/// The RocksDB properties exported per column family: (property, gauge).
+const ROCKSDB_CF_GAUGES: &[(&str, &str)] = &[
+    ("rocksdb.total-sst-files-size", ROCKSDB_SST_BYTES),
+    ("rocksdb.estimate-live-data-size", ROCKSDB_LIVE_DATA_BYTES),
+    (
+        "rocksdb.estimate-pending-compaction-bytes",
+        ROCKSDB_PENDING_COMPACTION_BYTES,
+    ),
+    ("rocksdb.cur-size-all-mem-tables", ROCKSDB_MEMTABLE_BYTES),
+];
+
+/// Whole-DB RocksDB properties: (property, gauge).
+const ROCKSDB_DB_GAUGES: &[(&str, &str)] = &[
+    (
+        "rocksdb.actual-delayed-write-rate",
+        ROCKSDB_DELAYED_WRITE_RATE,
+    ),
+    ("rocksdb.is-write-stopped", ROCKSDB_WRITE_STOPPED),
+    (
+        "rocksdb.num-running-compactions",
+        ROCKSDB_RUNNING_COMPACTIONS,
+    ),
+];
+
+/// Sets the `rampart_rocksdb_*` gauges from the DB's properties once.
+pub fn sample_rocksdb(db: &crate::engine::DB) {
+    for cf_name in crate::engine::cf::ALL {
+        let Some(cf) = db.cf_handle(cf_name) else {
+            continue;
+        };
+        for (property, gauge) in ROCKSDB_CF_GAUGES {
+            if let Ok(Some(v)) = db.property_int_value_cf(cf, *property) {
+                metrics::gauge!(*gauge, "cf" => *cf_name).set(v as f64);
+            }
+        }
+    }
+    for (property, gauge) in ROCKSDB_DB_GAUGES {
+        if let Ok(Some(v)) = db.property_int_value(*property) {
+            metrics::gauge!(*gauge).set(v as f64);
+        }
+    }
+}
+
+/// Samples the RocksDB gauges every [`ROCKSDB_SAMPLE_INTERVAL`] until
+/// `shutdown` turns true.
+pub async fn export_rocksdb_gauges(
+    db: std::sync::Arc<crate::engine::DB>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        sample_rocksdb(&db);
+        tokio::select! {
+            _ = tokio::time::sleep(ROCKSDB_SAMPLE_INTERVAL) => {}
             _ = shutdown.changed() => return,
         }
         if *shutdown.borrow() {

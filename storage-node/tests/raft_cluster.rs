@@ -38,6 +38,7 @@ fn args(id: u64, dir: &TempDir, raft: &str, client: &str, keep: u64) -> NodeArgs
         write_timeout_ms: Some(3000),
         config: None,
         metrics_addr: None,
+        ..NodeArgs::default()
     }
 }
 

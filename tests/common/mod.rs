@@ -242,6 +242,10 @@ pub struct ClusterOptions {
     pub election_timeout_ms: Option<u64>,
     /// `--retry-deadline-ms MS` on the proxy.
     pub retry_deadline_ms: Option<u64>,
+    /// Extra flags for every node, e.g. `["--heavy-threads", "1"]`.
+    pub node_args: Vec<String>,
+    /// Extra flags for every proxy, e.g. `["--policies", "false"]`.
+    pub proxy_args: Vec<String>,
 }
 
 /// `rampart admin status` output.
@@ -421,6 +425,7 @@ impl Cluster {
             if let Some(e) = opts.election_timeout_ms {
                 cmd.args(["--election-timeout-ms", &e.to_string()]);
             }
+            cmd.args(&opts.node_args);
             cmd.stdin(Stdio::null())
                 .stdout(log_file(&dir.join(format!("node{id}.stdout.log"))))
                 .stderr(log_file(&dir.join(format!("node{id}.stderr.log"))));
@@ -615,6 +620,7 @@ impl Cluster {
         if let Some(ms) = self.opts.retry_deadline_ms {
             cmd.args(["--retry-deadline-ms", &ms.to_string()]);
         }
+        cmd.args(&self.opts.proxy_args);
         let dir = self.dir.path();
         cmd.stdin(Stdio::null())
             .stdout(log_file(&dir.join(format!("proxy{index}.stdout.log"))))
@@ -797,6 +803,29 @@ impl RawConn {
             .map_err(|e| std::io::Error::other(format!("{addr}: {e}")))?;
         let stream = TcpStream::connect_timeout(&sa, Duration::from_secs(5))?;
         stream.set_read_timeout(Some(Duration::from_secs(15)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(15)))?;
+        stream.set_nodelay(true)?;
+        let writer = stream.try_clone()?;
+        Ok(RawConn {
+            reader: BufReader::new(stream),
+            writer,
+        })
+    }
+
+    /// Connects from the loopback source address `source_ip` (127.0.0.x),
+    /// so a test can open more connections than the proxy's per-IP cap.
+    pub fn connect_from(source_ip: &str, addr: &str) -> std::io::Result<RawConn> {
+        let dest: SocketAddr = addr
+            .parse()
+            .map_err(|e| std::io::Error::other(format!("{addr}: {e}")))?;
+        let source: SocketAddr = format!("{source_ip}:0")
+            .parse()
+            .map_err(|e| std::io::Error::other(format!("{source_ip}: {e}")))?;
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        socket.bind(&source.into())?;
+        socket.connect_timeout(&dest.into(), Duration::from_secs(5))?;
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         stream.set_write_timeout(Some(Duration::from_secs(15)))?;
         stream.set_nodelay(true)?;
         let writer = stream.try_clone()?;

@@ -112,7 +112,7 @@ fn clients(shared: &Shared) -> String {
             ("maxclients", "10000".into()),
             ("client_recent_max_input_buffer", "0".into()),
             ("client_recent_max_output_buffer", "0".into()),
-            ("blocked_clients", "0".into()),
+            ("blocked_clients", shared.registry.blocked().to_string()),
             ("tracking_clients", "0".into()),
             ("clients_in_timeout_table", "0".into()),
         ],

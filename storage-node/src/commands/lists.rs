@@ -522,13 +522,20 @@ pub fn rpoplpush(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
     move_one(txn, &args[0], &args[1], false, true, now)
 }
 
-/// LMPOP numkeys key [key ...] LEFT | RIGHT [COUNT count].
-pub fn lmpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
+/// The parsed tail of LMPOP / BLMPOP: `numkeys key [key ...] LEFT | RIGHT
+/// [COUNT count]`.
+struct MpopArgs<'a> {
+    keys: &'a [Vec<u8>],
+    left: bool,
+    count: i64,
+}
+
+fn parse_mpop(args: &[Vec<u8>]) -> Result<MpopArgs<'_>, CmdError> {
     let numkeys = match parse_i64(&args[0]) {
         Some(n) if n >= 1 => n as usize,
         _ => return Err("ERR numkeys should be greater than 0".into()),
     };
-    let where_idx = numkeys + 1;
+    let where_idx = numkeys.saturating_add(1);
     let Some(side) = args.get(where_idx) else {
         return Err(errors::SYNTAX.into());
     };
@@ -546,13 +553,23 @@ pub fn lmpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
             return Err(errors::SYNTAX.into());
         }
     }
-    for key in &args[1..where_idx] {
+    Ok(MpopArgs {
+        keys: &args[1..where_idx],
+        left,
+        count: count.unwrap_or(1),
+    })
+}
+
+/// Pops up to `count` elements from the first non-empty list of `keys`:
+/// `[key, [elements]]`, or a null array when all are empty.
+fn mpop(txn: &mut Txn<'_>, m: &MpopArgs<'_>, now: i64) -> CmdResult {
+    for key in m.keys {
         let Some(mut list) = load(&*txn, key, now)? else {
             continue;
         };
         let mut out = Vec::new();
-        while (out.len() as i64) < count.unwrap_or(1) {
-            match list.pop(txn, left)? {
+        while (out.len() as i64) < m.count {
+            match list.pop(txn, m.left)? {
                 Some(v) => out.push(v),
                 None => break,
             }
@@ -564,6 +581,65 @@ pub fn lmpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
         ]));
     }
     Ok(reply::null_array())
+}
+
+/// LMPOP numkeys key [key ...] LEFT | RIGHT [COUNT count].
+pub fn lmpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
+    let m = parse_mpop(args)?;
+    mpop(txn, &m, now)
+}
+
+// The blocking commands below are applied as one non-blocking attempt, as
+// Redis runs them inside MULTI: they pop if data is there and answer a null
+// reply otherwise. The node's wait loop (`server::blocking`) retries the
+// attempt when a write makes one of the keys non-empty.
+
+/// Redis's timeout check for a blocking command, before any key is read.
+fn check_timeout(raw: &[u8], now: i64) -> Result<(), CmdError> {
+    rampart_proto::args::parse_timeout_secs(raw, now)?;
+    Ok(())
+}
+
+/// BLPOP / BRPOP key [key ...] timeout: `[key, element]` from the first
+/// non-empty list, or a null array.
+pub fn bpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64, left: bool) -> CmdResult {
+    let (timeout, keys) = args.split_last().ok_or(errors::SYNTAX)?;
+    check_timeout(timeout, now)?;
+    for key in keys {
+        let Some(mut list) = load(&*txn, key, now)? else {
+            continue;
+        };
+        let Some(value) = list.pop(txn, left)? else {
+            continue;
+        };
+        list.save(txn, key)?;
+        return Ok(reply::array(vec![
+            reply::bulk(key.clone()),
+            reply::bulk(value),
+        ]));
+    }
+    Ok(reply::null_array())
+}
+
+/// BLMOVE source destination LEFT | RIGHT LEFT | RIGHT timeout.
+pub fn blmove(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
+    let from_left = parse_side(&args[2])?;
+    let to_left = parse_side(&args[3])?;
+    check_timeout(&args[4], now)?;
+    move_one(txn, &args[0], &args[1], from_left, to_left, now)
+}
+
+/// BRPOPLPUSH source destination timeout.
+pub fn brpoplpush(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
+    check_timeout(&args[2], now)?;
+    move_one(txn, &args[0], &args[1], false, true, now)
+}
+
+/// BLMPOP timeout numkeys key [key ...] LEFT | RIGHT [COUNT count].
+pub fn blmpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
+    let m = parse_mpop(&args[1..])?;
+    check_timeout(&args[0], now)?;
+    mpop(txn, &m, now)
 }
 
 #[cfg(test)]

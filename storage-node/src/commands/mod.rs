@@ -38,6 +38,35 @@ pub fn is_write(argv: &[Vec<u8>]) -> bool {
         .unwrap_or(false)
 }
 
+/// The blocking pops (BLPOP, BZPOPMIN, BLMOVE...): applied as one
+/// non-blocking attempt, retried by the node's wait loop.
+pub const BLOCKING: &[&str] = &[
+    "blmove",
+    "blmpop",
+    "blpop",
+    "brpop",
+    "brpoplpush",
+    "bzmpop",
+    "bzpopmax",
+    "bzpopmin",
+];
+
+/// Whether `argv` is one of [`BLOCKING`].
+pub fn is_blocking(argv: &[Vec<u8>]) -> bool {
+    argv.first().is_some_and(|name| {
+        BLOCKING
+            .iter()
+            .any(|b| name.eq_ignore_ascii_case(b.as_bytes()))
+    })
+}
+
+/// Whether a blocking attempt's reply means "no data yet" (the null a
+/// blocking pop answers inside MULTI), as opposed to data or an error.
+pub fn is_empty_blocking_reply(reply: &Reply) -> bool {
+    use rampart_proto::pb::reply::Kind;
+    matches!(reply.kind, Some(Kind::Null(_)) | Some(Kind::NullArray(_)))
+}
+
 pub fn execute_read(engine: &Engine, argv: &[Vec<u8>], now_ms: i64) -> Reply {
     let (name, args) = match validate(argv) {
         Ok(found) => found,
@@ -195,6 +224,7 @@ fn run_read<R: DataRead + ?Sized>(
         "zunion" => zsets::zcombine(r, args, now, zsets::SetOp::Union, "zunion"),
         "zinter" => zsets::zcombine(r, args, now, zsets::SetOp::Inter, "zinter"),
         "zdiff" => zsets::zcombine(r, args, now, zsets::SetOp::Diff, "zdiff"),
+        "zintercard" => zsets::zintercard(r, args, now),
         "zscan" => zsets::zscan(r, args, now),
         "llen" => lists::llen(r, args, now),
         "lindex" => lists::lindex(r, args, now),
@@ -274,6 +304,14 @@ fn run_write(txn: &mut Txn<'_>, name: &str, args: &[Vec<u8>], now: i64) -> Optio
         "lmove" => lists::lmove(txn, args, now),
         "rpoplpush" => lists::rpoplpush(txn, args, now),
         "lmpop" => lists::lmpop(txn, args, now),
+        "blpop" => lists::bpop(txn, args, now, true),
+        "brpop" => lists::bpop(txn, args, now, false),
+        "blmove" => lists::blmove(txn, args, now),
+        "brpoplpush" => lists::brpoplpush(txn, args, now),
+        "blmpop" => lists::blmpop(txn, args, now),
+        "bzpopmin" => zsets::bzpop(txn, args, now, false),
+        "bzpopmax" => zsets::bzpop(txn, args, now, true),
+        "bzmpop" => zsets::bzmpop(txn, args, now),
         _ => return None,
     })
 }

@@ -924,13 +924,20 @@ pub fn zpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64, max: bool) -> CmdResu
     })
 }
 
-/// ZMPOP numkeys key [key ...] MIN | MAX [COUNT count]
-pub fn zmpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
+/// The parsed tail of ZMPOP / BZMPOP: `numkeys key [key ...] MIN | MAX
+/// [COUNT count]`.
+struct MpopArgs<'a> {
+    keys: &'a [Vec<u8>],
+    max: bool,
+    count: u64,
+}
+
+fn parse_mpop(args: &[Vec<u8>]) -> Result<MpopArgs<'_>, CmdError> {
     let numkeys = match parse_i64(&args[0]) {
         Some(n) if n >= 1 => n as usize,
         _ => return Err("ERR numkeys should be greater than 0".into()),
     };
-    let where_idx = numkeys + 1;
+    let where_idx = numkeys.saturating_add(1);
     let Some(side) = args.get(where_idx) else {
         return Err(errors::SYNTAX.into());
     };
@@ -952,11 +959,21 @@ pub fn zmpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
             return Err(errors::SYNTAX.into());
         }
     }
-    for key in &args[1..where_idx] {
+    Ok(MpopArgs {
+        keys: &args[1..where_idx],
+        max,
+        count: count.unwrap_or(1),
+    })
+}
+
+/// Pops from the first non-empty sorted set of `keys`: `[key, [[member,
+/// score]...]]`, or a null array when all are empty.
+fn mpop(txn: &mut Txn<'_>, m: &MpopArgs<'_>, now: i64) -> CmdResult {
+    for key in m.keys {
         let Some(mut meta) = coll::lookup(&*txn, key, KIND, now)? else {
             continue;
         };
-        let popped = pop(txn, key, &mut meta, count.unwrap_or(1), max)?;
+        let popped = pop(txn, key, &mut meta, m.count, m.max)?;
         // Nested pairs in both protocols, as Redis replies to ZMPOP.
         let pairs = popped
             .into_iter()
@@ -968,6 +985,43 @@ pub fn zmpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
         ]));
     }
     Ok(reply::null_array())
+}
+
+/// ZMPOP numkeys key [key ...] MIN | MAX [COUNT count]
+pub fn zmpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
+    let m = parse_mpop(args)?;
+    mpop(txn, &m, now)
+}
+
+// Blocking forms, applied as one non-blocking attempt (as inside MULTI);
+// the node's wait loop retries them when a key becomes non-empty.
+
+/// BZPOPMIN / BZPOPMAX key [key ...] timeout: `[key, member, score]` from
+/// the first non-empty sorted set, or a null array.
+pub fn bzpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64, max: bool) -> CmdResult {
+    let (timeout, keys) = args.split_last().ok_or(errors::SYNTAX)?;
+    rampart_proto::args::parse_timeout_secs(timeout, now)?;
+    for key in keys {
+        let Some(mut meta) = coll::lookup(&*txn, key, KIND, now)? else {
+            continue;
+        };
+        let Some((member, score)) = pop(txn, key, &mut meta, 1, max)?.into_iter().next() else {
+            continue;
+        };
+        return Ok(reply::array(vec![
+            reply::bulk(key.clone()),
+            reply::bulk(member),
+            reply::double(score),
+        ]));
+    }
+    Ok(reply::null_array())
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN | MAX [COUNT count].
+pub fn bzmpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
+    let m = parse_mpop(&args[1..])?;
+    rampart_proto::args::parse_timeout_secs(&args[0], now)?;
+    mpop(txn, &m, now)
 }
 
 /// ZRANDMEMBER key [count [WITHSCORES]].
@@ -1151,6 +1205,57 @@ pub fn zcombine<R: DataRead + ?Sized>(
 ) -> CmdResult {
     let (items, with_scores) = combine(r, args, op, false, command, now)?;
     Ok(members_reply(items, with_scores))
+}
+
+/// ZINTERCARD numkeys key [key ...] [LIMIT limit]: counts the intersection,
+/// stopping at `limit` (0 = no limit) like Redis.
+pub fn zintercard<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult {
+    let n = parse_i64(&args[0]).ok_or(errors::NOT_INTEGER)?;
+    if n < 1 {
+        return Err("ERR at least 1 input key is needed for 'zintercard' command".into());
+    }
+    let n = n as usize;
+    if n > args.len() - 1 {
+        return Err(errors::SYNTAX.into());
+    }
+    // Redis checks every key's type before it reads the options.
+    let mut inputs = Vec::with_capacity(n);
+    for key in &args[1..=n] {
+        inputs.push(lookup_zset_or_set(r, key, now)?);
+    }
+    let mut limit = 0usize;
+    let mut j = n + 1;
+    while j < args.len() {
+        if args.len() - j >= 2 && args[j].eq_ignore_ascii_case(b"LIMIT") {
+            let parsed = parse_i64(&args[j + 1]).filter(|v| *v >= 0);
+            limit = parsed.ok_or("ERR LIMIT can't be negative")? as usize;
+            j += 2;
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+    }
+    let Some(inputs) = inputs.into_iter().collect::<Option<Vec<Vec<Scored>>>>() else {
+        return Ok(reply::integer(0));
+    };
+    let mut sets: Vec<std::collections::HashSet<&[u8]>> = inputs
+        .iter()
+        .map(|items| items.iter().map(|(m, _)| m.as_slice()).collect())
+        .collect();
+    // Probe the smallest input against the others, as Redis does.
+    sets.sort_by_key(|s| s.len());
+    let Some((smallest, rest)) = sets.split_first() else {
+        return Ok(reply::integer(0));
+    };
+    let mut count = 0usize;
+    for member in smallest {
+        if rest.iter().all(|other| other.contains(member)) {
+            count += 1;
+            if limit != 0 && count >= limit {
+                break;
+            }
+        }
+    }
+    Ok(reply::integer(count as i64))
 }
 
 /// ZUNIONSTORE / ZINTERSTORE / ZDIFFSTORE destination numkeys key ...
@@ -1532,6 +1637,18 @@ mod tests {
                     "[[\"w\", ,1], [\"x\", ,2], [\"y\", ,2], [\"z\", ,3]]",
                 ),
                 ("ZINTER 2 a nokey", "[]"),
+                ("ZINTERCARD 2 a b", ":2"),
+                ("ZINTERCARD 2 a b LIMIT 1", ":1"),
+                ("ZINTERCARD 2 a b LIMIT 0", ":2"),
+                ("ZINTERCARD 2 a s", ":1"),
+                ("ZINTERCARD 2 a nokey", ":0"),
+                (
+                    "ZINTERCARD 0 a",
+                    "-ERR at least 1 input key is needed for 'zintercard' command",
+                ),
+                ("ZINTERCARD 3 a b", "-ERR syntax error"),
+                ("ZINTERCARD 2 a b LIMIT -1", "-ERR LIMIT can't be negative"),
+                ("ZINTERCARD 2 a b WITHSCORES", "-ERR syntax error"),
                 ("ZUNIONSTORE dst 2 a b", ":4"),
                 (
                     "ZRANGE dst 0 -1 WITHSCORES",

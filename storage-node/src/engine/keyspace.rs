@@ -9,7 +9,7 @@
 //! - a collection's sub-keys exist only under its current version.
 
 use super::keys;
-use super::meta::{Meta, MetaHeader};
+use super::meta::{Meta, MetaHeader, ValueType};
 use super::{DataRead, EngineError, Txn};
 
 /// The O(1) key statistics behind DBSIZE and INFO keyspace.
@@ -115,6 +115,12 @@ impl Txn<'_> {
         }
         self.add_counter(keys::COUNTER_EXPIRES, expires_delta)?;
         self.put(keys::meta_key(user_key), meta.encode());
+        if matches!(
+            meta.kind,
+            ValueType::List | ValueType::ZSet | ValueType::Stream
+        ) {
+            self.note_written(meta.kind, user_key);
+        }
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use super::EngineError;
 pub const HEADER_LEN: usize = 17;
 
 /// The Redis type of a key. Codes are stored on disk: never renumber.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ValueType {
     String = 0,
     Hash = 1,

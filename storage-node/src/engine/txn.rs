@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
+use super::meta::ValueType;
 use super::{cf, DataRead, Engine, EngineError};
 
 /// Write transaction for one Raft entry: an overlay over RocksDB whose reads
@@ -17,6 +18,10 @@ pub struct Txn<'a> {
     /// Pending deleted ranges `[start, end)`. They precede every entry of
     /// `writes` logically: adding a range drops the writes it covers.
     ranges: Vec<(Vec<u8>, Vec<u8>)>,
+    /// User keys of lists, sorted sets and streams whose meta record this
+    /// transaction wrote (they exist and may have new elements): blocked
+    /// readers of those keys are told once the entry is applied.
+    written: Vec<(ValueType, Vec<u8>)>,
 }
 
 impl<'a> Txn<'a> {
@@ -25,7 +30,25 @@ impl<'a> Txn<'a> {
             engine,
             writes: BTreeMap::new(),
             ranges: Vec::new(),
+            written: Vec::new(),
         }
+    }
+
+    /// Records that `user_key` now holds a collection a blocked reader may
+    /// be waiting for.
+    pub(super) fn note_written(&mut self, kind: ValueType, user_key: &[u8]) {
+        if !self
+            .written
+            .iter()
+            .any(|(t, k)| *t == kind && k == user_key)
+        {
+            self.written.push((kind, user_key.to_vec()));
+        }
+    }
+
+    /// The keys recorded by [`Txn::note_written`], in first-write order.
+    pub fn take_written(&mut self) -> Vec<(ValueType, Vec<u8>)> {
+        std::mem::take(&mut self.written)
     }
 
     /// Whether nothing has been written.

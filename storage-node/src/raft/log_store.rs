@@ -20,6 +20,7 @@ use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::commit_clock::CommitClock;
 use super::types::{codec, Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 use crate::engine::{cf, DB};
 
@@ -32,6 +33,8 @@ const KEY_LAST_PURGED: &[u8] = b"last_purged";
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
+    /// Told when the commit index advances (commit latency metric).
+    commit_clock: Option<Arc<CommitClock>>,
 }
 
 fn index_key(index: u64) -> [u8; 8] {
@@ -61,7 +64,16 @@ fn sync_opts() -> WriteOptions {
 
 impl LogStore {
     pub fn new(db: Arc<DB>) -> LogStore {
-        LogStore { db }
+        LogStore {
+            db,
+            commit_clock: None,
+        }
+    }
+
+    /// Notes every commit advance in `clock`.
+    pub fn with_commit_clock(mut self, clock: Arc<CommitClock>) -> LogStore {
+        self.commit_clock = Some(clock);
+        self
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StorageError> {
@@ -189,6 +201,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        if let (Some(clock), Some(id)) = (&self.commit_clock, &committed) {
+            clock.committed(id.index);
+        }
         // Not synced: losing it only means re-applying from last_applied.
         self.put_meta(ErrorSubject::Store, KEY_COMMITTED, &committed, false)
     }

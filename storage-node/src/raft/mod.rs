@@ -1,6 +1,7 @@
 //! The Raft layer: openraft types, the RocksDB log store and state machine,
 //! and the gRPC network between nodes.
 
+pub mod commit_clock;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;

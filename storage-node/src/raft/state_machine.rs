@@ -34,6 +34,7 @@ use super::types::{
     StorageError, StoredMembership, TypeConfig, WriteRun,
 };
 use crate::commands;
+use crate::engine::meta::ValueType;
 use crate::engine::{cf, Engine, DB};
 
 const KEY_LAST_APPLIED: &[u8] = b"last_applied";
@@ -177,11 +178,22 @@ fn persist_snapshot(
         .map_err(|e| snap_err(ErrorVerb::Write, e))
 }
 
+/// Told which keys applied entries wrote, once the entry is in RocksDB, so
+/// clients blocked on those keys (BLPOP, BZPOPMIN...) can retry.
+pub trait WriteObserver: Send + Sync + 'static {
+    /// Lists, sorted sets or streams that exist after the entry and may have
+    /// gained elements.
+    fn keys_written(&self, keys: &[(ValueType, Vec<u8>)]);
+    /// A snapshot replaced the data: any key may have changed.
+    fn everything_changed(&self);
+}
+
 /// The state machine over the node's RocksDB.
 pub struct StateMachineStore {
     engine: Engine,
     /// Serialises "is the stored snapshot newer?" checks with writes of it.
     snapshot_lock: Arc<Mutex<()>>,
+    observer: Option<Arc<dyn WriteObserver>>,
 }
 
 impl StateMachineStore {
@@ -189,7 +201,14 @@ impl StateMachineStore {
         StateMachineStore {
             engine,
             snapshot_lock: Arc::new(Mutex::new(())),
+            observer: None,
         }
+    }
+
+    /// Adds the observer told about written keys after each apply.
+    pub fn with_observer(mut self, observer: Arc<dyn WriteObserver>) -> StateMachineStore {
+        self.observer = Some(observer);
+        self
     }
 
     fn db(&self) -> &DB {
@@ -240,6 +259,7 @@ impl StateMachineStore {
         &self,
         req: Request,
         batch: &mut WriteBatch,
+        written: &mut Vec<(ValueType, Vec<u8>)>,
     ) -> Result<Response, StorageError> {
         let now_ms = req.now_ms;
         let response = match req.op {
@@ -255,7 +275,7 @@ impl StateMachineStore {
                     part,
                     commands,
                 };
-                let mut items = self.apply_runs(now_ms, vec![run], batch)?;
+                let mut items = self.apply_runs(now_ms, vec![run], batch, written)?;
                 Response {
                     replies: items.pop().unwrap_or_default(),
                     items: Vec::new(),
@@ -263,7 +283,7 @@ impl StateMachineStore {
             }
             Op::Batch { items } => Response {
                 replies: Vec::new(),
-                items: self.apply_runs(now_ms, items, batch)?,
+                items: self.apply_runs(now_ms, items, batch, written)?,
             },
             Op::ExpireKeys { keys } => {
                 let mut txn = self.engine.txn();
@@ -291,6 +311,7 @@ impl StateMachineStore {
         now_ms: i64,
         runs: Vec<WriteRun>,
         batch: &mut WriteBatch,
+        written: &mut Vec<(ValueType, Vec<u8>)>,
     ) -> Result<Vec<Vec<Reply>>, StorageError> {
         let mut txn = self.engine.txn();
         let mut out = Vec::with_capacity(runs.len());
@@ -320,11 +341,20 @@ impl StateMachineStore {
                     }
                 })
                 .collect();
-            if let Some(key) = record_key {
+            // A blocking pop that found nothing is retried under the same
+            // request id when data arrives: only its successful attempt is
+            // the one a retry of the request must see.
+            let empty_blocking_attempt = run.commands.len() == 1
+                && commands::is_blocking(&run.commands[0])
+                && replies
+                    .first()
+                    .is_some_and(commands::is_empty_blocking_reply);
+            if let Some(key) = record_key.filter(|_| !empty_blocking_attempt) {
                 records.insert(key, replies.clone());
             }
             out.push(replies);
         }
+        written.extend(txn.take_written());
         *batch = txn
             .into_write_batch()
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
@@ -342,9 +372,11 @@ impl StateMachineStore {
     }
 
     fn apply_entry(&self, entry: Entry) -> Result<Response, StorageError> {
+        let started = std::time::Instant::now();
         let log_id = entry.log_id;
         let mut batch = WriteBatch::default();
         let mut response = Response::default();
+        let mut written = Vec::new();
         match entry.payload {
             EntryPayload::Blank => {}
             EntryPayload::Membership(membership) => {
@@ -352,7 +384,7 @@ impl StateMachineStore {
                 put_encoded(self.db(), &mut batch, cf::SM_META, KEY_MEMBERSHIP, &stored)?;
             }
             EntryPayload::Normal(req) => {
-                response = self.apply_request(req, &mut batch)?;
+                response = self.apply_request(req, &mut batch, &mut written)?;
             }
         }
         put_encoded(
@@ -365,6 +397,10 @@ impl StateMachineStore {
         self.db()
             .write(batch)
             .map_err(|e| StorageError::from(StorageIOError::apply(log_id, AnyError::new(&e))))?;
+        metrics::histogram!(crate::metrics::RAFT_APPLY_SECONDS).record(started.elapsed());
+        if let (Some(observer), false) = (&self.observer, written.is_empty()) {
+            observer.keys_written(&written);
+        }
         Ok(response)
     }
 }
@@ -440,7 +476,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             data,
         };
         // One synced batch: data, dedup, SM meta and the snapshot itself.
-        persist_snapshot(db, &self.snapshot_lock, &stored, Some(batch))
+        persist_snapshot(db, &self.snapshot_lock, &stored, Some(batch))?;
+        if let Some(observer) = &self.observer {
+            observer.everything_changed();
+        }
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {

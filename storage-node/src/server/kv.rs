@@ -25,6 +25,7 @@ use rampart_proto::pb::{ExecuteRequest, ExecuteResponse, NotLeader, Replies, Una
 use rampart_proto::{reply, Reply};
 use tonic::{Request, Response, Status};
 
+use super::blocking::BlockingCall;
 use super::proposals::ProposeError;
 use super::{now_ms, NodeCtx};
 use crate::commands;
@@ -110,6 +111,15 @@ pub(crate) async fn execute(ctx: &NodeCtx, req: ExecuteRequest) -> Outcome {
             replies: vec![reply::error("ERR empty command batch")],
         });
     }
+    if commands.len() == 1 && commands::is_blocking(&commands[0]) {
+        let argv = commands.into_iter().next().unwrap_or_default();
+        return match blocking_command(ctx, &req.client_id, req.request_seq, argv).await {
+            Ok(reply) => Outcome::Replies(Replies {
+                replies: vec![reply],
+            }),
+            Err(failure) => failure.into_outcome(),
+        };
+    }
     let total = commands.len();
     let mut replies = Vec::with_capacity(total);
     let mut applied_any = false;
@@ -190,6 +200,64 @@ async fn write_run(
     }
 }
 
+/// A blocking pop sent alone: attempts through Raft until one pops data,
+/// waiting between attempts for a write to one of its keys (see
+/// `server::blocking`). In a larger batch the same command is applied as a
+/// single attempt, as Redis does inside MULTI.
+async fn blocking_command(
+    ctx: &NodeCtx,
+    client_id: &str,
+    seq: u64,
+    argv: Argv,
+) -> Result<Reply, Failure> {
+    let Some(call) = BlockingCall::parse(&argv, now_ms()) else {
+        // Invalid arguments: the attempt answers the error.
+        return Ok(single_reply(
+            write_run(ctx, client_id, seq, 0, vec![argv]).await?,
+        ));
+    };
+    let deadline = call.timeout.map(|t| tokio::time::Instant::now() + t);
+    // Registered before the first attempt, so no write after it is missed.
+    let registration = ctx.waiters.register(call.kind, &call.keys);
+    let mut leadership = ctx.leadership.clone();
+    let mut attempt = argv.clone();
+    loop {
+        let reply = single_reply(write_run(ctx, client_id, seq, 0, vec![attempt]).await?);
+        if !commands::is_empty_blocking_reply(&reply) {
+            return Ok(reply);
+        }
+        attempt = loop {
+            tokio::select! {
+                _ = registration.woken() => {}
+                _ = sleep_until(deadline) => return Ok(reply::null_array()),
+                _ = leadership.wait_for(|leader| !*leader) => {
+                    // The proxy retries on the new leader, where the wait
+                    // is re-armed (same request id: a pop that did commit
+                    // here is answered from deduplication).
+                    return Err(Failure::NotLeader(ctx.current_not_leader()));
+                }
+            }
+            let ready = call.ready_keys(&ctx.engine, now_ms());
+            if !ready.is_empty() {
+                break call.narrowed(&argv, &ready);
+            }
+        };
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn single_reply(mut replies: Vec<Reply>) -> Reply {
+    replies
+        .pop()
+        .unwrap_or_else(|| reply::error("ERR internal error: no reply for the command"))
+}
+
 async fn read_run(ctx: &NodeCtx, run: Vec<Argv>) -> Result<Vec<Reply>, Failure> {
     match tokio::time::timeout(ctx.write_timeout, ctx.reads.wait(&ctx.raft)).await {
         Err(_) => {
@@ -209,22 +277,10 @@ async fn read_run(ctx: &NodeCtx, run: Vec<Argv>) -> Result<Vec<Reply>, Failure> 
         }
     }
     let len = run.len();
-    let engine = ctx.engine.clone();
-    // RocksDB reads block: keep them off the async workers.
-    let result = tokio::task::spawn_blocking(move || {
-        let now = now_ms();
-        run.iter()
-            .map(|argv| {
-                if argv.is_empty() {
-                    reply::error("ERR empty command")
-                } else {
-                    commands::execute_read(&engine, argv, now)
-                }
-            })
-            .collect::<Vec<Reply>>()
-    })
-    .await;
-    match result {
+    // RocksDB reads block: keep them off the async workers. A run holding a
+    // heavy command goes to the bounded heavy executor, which answers its
+    // heavy commands -BUSY when full; cheap runs use the blocking pool.
+    match super::heavy::run_reads(&ctx.heavy, ctx.engine.clone(), run).await {
         Ok(replies) => Ok(replies),
         Err(e) => {
             tracing::error!(error = %e, "read command failed");

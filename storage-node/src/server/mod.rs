@@ -1,6 +1,9 @@
 //! The node's gRPC services: Kv (clients), RaftTransport (peers) and Admin.
 
 pub mod admin;
+pub mod blocking;
+pub mod grpc_metrics;
+pub mod heavy;
 pub mod kv;
 pub mod proposals;
 pub mod read_index;
@@ -25,6 +28,12 @@ pub struct NodeCtx {
     pub reads: read_index::ReadBarrier,
     /// Combines concurrent client write runs into shared Raft entries.
     pub proposals: proposals::ProposalBatcher,
+    /// Bounded executor for heavy reads (`-BUSY` when full).
+    pub heavy: heavy::HeavyExecutor,
+    /// Clients blocked in BLPOP & co., woken by applied writes.
+    pub waiters: std::sync::Arc<blocking::KeyWaiters>,
+    /// Whether this node is the leader (changes only when that does).
+    pub leadership: tokio::sync::watch::Receiver<bool>,
 }
 
 impl NodeCtx {

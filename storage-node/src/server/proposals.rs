@@ -16,12 +16,15 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use openraft::error::{ClientWriteError, RaftError};
 use rampart_proto::Reply;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::now_ms;
+use crate::metrics::{RAFT_COMMIT_SECONDS, RAFT_PROPOSAL_OVERFLOW, RAFT_PROPOSAL_QUEUE_DEPTH};
+use crate::raft::commit_clock::CommitClock;
 use crate::raft::types::WriteRun;
 use crate::raft::{NodeId, NodeInfo, Op, Raft, Request, Response};
 
@@ -64,11 +67,23 @@ pub struct ProposalBatcher {
 }
 
 impl ProposalBatcher {
-    /// Starts the batching task on the current tokio runtime.
-    pub fn new(raft: Raft) -> ProposalBatcher {
+    /// Starts the batching task on the current tokio runtime. `clock` dates
+    /// commits, for the commit latency histogram.
+    pub fn new(raft: Raft, clock: Arc<CommitClock>) -> ProposalBatcher {
         ProposalBatcher::with_proposer(move |req| {
             let raft = raft.clone();
-            async move { raft.client_write(req).await.map(|r| r.data) }
+            let clock = clock.clone();
+            async move {
+                let proposed = Instant::now();
+                let written = raft.client_write(req).await?;
+                // Answered after apply; the commit itself was dated by the
+                // log store. Unknown (very old) commits are not recorded.
+                if let Some(at) = clock.committed_at(written.log_id.index) {
+                    metrics::histogram!(RAFT_COMMIT_SECONDS)
+                        .record(at.saturating_duration_since(proposed));
+                }
+                Ok::<_, WriteError>(written.data)
+            }
         })
     }
 
@@ -78,6 +93,11 @@ impl ProposalBatcher {
         Fut: Future<Output = Result<Response, WriteError>> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(QUEUE);
+        // Exported from the start (at 0), so alerts see the series.
+        for reason in ["queue_full", "expired"] {
+            metrics::counter!(RAFT_PROPOSAL_OVERFLOW, "reason" => reason).increment(0);
+        }
+        metrics::gauge!(RAFT_PROPOSAL_QUEUE_DEPTH).set(0.0);
         tokio::spawn(run_loop(rx, Arc::new(propose)));
         ProposalBatcher { tx }
     }
@@ -94,12 +114,25 @@ impl ProposalBatcher {
             + run.client_id.len();
         let (reply, rx) = oneshot::channel();
         let closed = || ProposeError::Unavailable("the node is shutting down".into());
-        self.tx
-            .send(Pending { run, size, reply })
-            .await
-            .map_err(|_| closed())?;
+        match self.tx.try_send(Pending { run, size, reply }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(pending)) => {
+                // The queue of runs waiting for an entry overflowed: the
+                // submitter waits for room (the caller bounds the wait).
+                metrics::counter!(RAFT_PROPOSAL_OVERFLOW, "reason" => "queue_full").increment(1);
+                self.tx.send(pending).await.map_err(|_| closed())?;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(closed()),
+        }
+        publish_depth(&self.tx);
         rx.await.map_err(|_| closed())?
     }
+}
+
+/// Sets the proposal queue depth gauge from the channel's free room.
+fn publish_depth<T>(tx: &mpsc::Sender<T>) {
+    let depth = tx.max_capacity().saturating_sub(tx.capacity());
+    metrics::gauge!(RAFT_PROPOSAL_QUEUE_DEPTH).set(depth as f64);
 }
 
 async fn run_loop<F, Fut>(mut rx: mpsc::Receiver<Pending>, propose: Arc<F>)
@@ -130,7 +163,15 @@ where
         }
         // A submitter that timed out was told the write is unavailable; not
         // proposing its run keeps that answer true (its retry applies it).
+        let before = batch.len();
         batch.retain(|p| !p.reply.is_closed());
+        let expired = before - batch.len();
+        if expired > 0 {
+            metrics::counter!(RAFT_PROPOSAL_OVERFLOW, "reason" => "expired")
+                .increment(expired as u64);
+        }
+        let depth = rx.max_capacity().saturating_sub(rx.capacity());
+        metrics::gauge!(RAFT_PROPOSAL_QUEUE_DEPTH).set(depth as f64);
         if batch.is_empty() {
             continue;
         }
