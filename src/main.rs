@@ -41,25 +41,40 @@ enum Command {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    // Inside the runtime: the trace exporter (when OTEL_EXPORTER_OTLP_*
+    // configures one) runs on it.
+    let telemetry = {
+        let _runtime = runtime.enter();
+        rampart_telemetry::init(&telemetry_options(&cli.command))
+    };
+    let result = runtime.block_on(async move {
         match cli.command {
             Command::Dev(args) => dev::run(args).await,
             Command::Node(args) => Ok(rampart_node::run(args).await?),
             Command::Proxy(args) => Ok(rampart_proxy::run(args).await?),
             Command::Admin(args) => admin::run(args).await,
         }
-    })
+    });
+    // Flushes buffered spans; the runtime is still alive for the exporter.
+    telemetry.shutdown();
+    result
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+/// Logs for every subcommand; traces only for the processes that serve
+/// requests (`dev`'s children are `rampart node` / `rampart proxy` processes
+/// of their own and set up theirs).
+fn telemetry_options(command: &Command) -> rampart_telemetry::Options {
+    let (service_name, traces) = match command {
+        Command::Node(_) => ("rampart-node", true),
+        Command::Proxy(_) => ("rampart-proxy", true),
+        Command::Dev(_) | Command::Admin(_) => ("rampart", false),
+    };
+    rampart_telemetry::Options {
+        service_name,
+        default_log_filter: "info",
+        traces,
+    }
 }

@@ -27,6 +27,11 @@ pub trait CommandBatch: Send + 'static {
     fn commands(&self) -> &[Vec<Vec<u8>>];
     /// Keeps only the commands whose `keep` flag is set, in order.
     fn retain_commands(&mut self, keep: &[bool]);
+    /// A transaction (MULTI/EXEC): admitted whole or not at all, and
+    /// answered with ONE reply; a rejection is that one reply.
+    fn all_or_nothing(&self) -> bool {
+        false
+    }
 }
 
 /// The `-BUSY` text (without the leading '-') for a full class.
@@ -157,10 +162,14 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let live = self.control.live.load_full();
         if !live.enabled {
+            trace_decision(&tracing::Span::current(), "off", 0, None);
             return Box::pin(inner.call(batch));
         }
         let inflight = self.control.inflight.clone();
         Box::pin(async move {
+            // The caller's trace span, if any (see `trace_decision`).
+            let span = tracing::Span::current();
+            let admitting = (!span.is_disabled()).then(tokio::time::Instant::now);
             let count = batch.commands().len();
             let mut rejected: Vec<Option<Reply>> = Vec::with_capacity(count);
             let mut held = Vec::with_capacity(count);
@@ -203,11 +212,27 @@ where
                 timed.push(entry.metrics.duration.clone());
                 rejected.push(None);
             }
-            if held.is_empty() {
-                return Ok(rejected.into_iter().flatten().collect());
+            if let Some(started) = admitting {
+                let refused = rejected.iter().filter(|r| r.is_some()).count();
+                let decision = match (held.is_empty(), refused) {
+                    (true, 0) => "exempt",
+                    (false, 0) => "admitted",
+                    (true, _) => "rejected",
+                    (false, _) => "partial",
+                };
+                trace_decision(&span, decision, refused, Some(started.elapsed()));
             }
             let keep: Vec<bool> = rejected.iter().map(Option::is_none).collect();
             let any_rejected = keep.iter().any(|k| !k);
+            if batch.all_or_nothing() {
+                if any_rejected {
+                    // Nothing runs: the first rejection answers for the whole.
+                    drop(held);
+                    return Ok(rejected.into_iter().flatten().take(1).collect());
+                }
+            } else if held.is_empty() {
+                return Ok(rejected.into_iter().flatten().collect());
+            }
             if any_rejected {
                 batch.retain_commands(&keep);
             }
@@ -236,6 +261,23 @@ where
     }
 }
 
+/// Records Layer 1's verdict on the caller's trace span (the proxy's
+/// `proxy.command` span declares these fields; on any other span, or when
+/// traces are off, nothing is recorded): `rampart.admission` = `admitted`
+/// | `partial` | `rejected` | `exempt` (no command has a class) | `off`
+/// (Layer 1 disabled), `rampart.admission.rejected` = commands answered
+/// `-BUSY`, `rampart.admission.wait_ms` = time spent taking slots.
+fn trace_decision(span: &tracing::Span, decision: &str, rejected: usize, wait: Option<Duration>) {
+    if span.is_disabled() {
+        return;
+    }
+    span.record("rampart.admission", decision);
+    span.record("rampart.admission.rejected", rejected as i64);
+    if let Some(wait) = wait {
+        span.record("rampart.admission.wait_ms", wait.as_secs_f64() * 1000.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +288,71 @@ mod tests {
 
     #[derive(Debug, Clone)]
     struct TestBatch(Vec<Vec<Vec<u8>>>);
+
+    /// A MULTI/EXEC batch: admitted whole or refused whole.
+    #[derive(Debug, Clone)]
+    struct TxBatch(TestBatch);
+
+    impl CommandBatch for TxBatch {
+        fn commands(&self) -> &[Vec<Vec<u8>>] {
+            self.0.commands()
+        }
+        fn retain_commands(&mut self, keep: &[bool]) {
+            self.0.retain_commands(keep)
+        }
+        fn all_or_nothing(&self) -> bool {
+            true
+        }
+    }
+
+    impl Service<TxBatch> for Echo {
+        type Response = Vec<Reply>;
+        type Error = Infallible;
+        type Future = Pin<Box<dyn Future<Output = Result<Vec<Reply>, Infallible>> + Send>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, b: TxBatch) -> Self::Future {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            // One reply for the whole transaction, like the node's EXEC.
+            let n = b.0 .0.len() as i64;
+            Box::pin(async move { Ok(vec![reply::integer(n)]) })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transaction_is_admitted_whole_or_refused_whole() {
+        let cfg: PolicyConfig = toml::from_str(HEAVY2).unwrap();
+        let control = AdmissionControl::new(&cfg.resolve().unwrap());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let svc = AdmissionLayer::new(control).layer(Echo {
+            delay: Duration::ZERO,
+            calls: calls.clone(),
+        });
+        // Within the limits: the inner service runs it and its one reply
+        // comes back as is.
+        let ok = svc
+            .clone()
+            .oneshot(TxBatch(batch(&[&["SET", "a", "1"], &["KEYS", "*"]])))
+            .await
+            .unwrap();
+        assert_eq!(texts(&ok), vec![format!("{:?}", reply::integer(2))]);
+        // Three KEYS exceed heavy_scan's 2 slots: nothing runs, one BUSY.
+        let refused = svc
+            .oneshot(TxBatch(batch(&[
+                &["SET", "a", "1"],
+                &["KEYS", "1"],
+                &["KEYS", "2"],
+                &["KEYS", "3"],
+            ])))
+            .await
+            .unwrap();
+        assert_eq!(refused.len(), 1);
+        assert!(refused[0]
+            .error_text()
+            .is_some_and(|t| t.starts_with("BUSY class heavy_scan")));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "the refused one never ran");
+    }
 
     impl CommandBatch for TestBatch {
         fn commands(&self) -> &[Vec<Vec<u8>>] {

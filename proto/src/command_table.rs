@@ -124,6 +124,29 @@ const Z_WF: &[&str] = &["write", "sortedset", "fast"];
 const Z_WS: &[&str] = &["write", "sortedset", "slow"];
 const Z_RF: &[&str] = &["read", "sortedset", "fast"];
 const Z_RS: &[&str] = &["read", "sortedset", "slow"];
+/// Scripting (EVAL*): forwarded to the node, which runs them on the leader
+/// (docs/scripting.md).
+const EVAL_FLAGS: &[&str] = &[
+    "noscript",
+    "stale",
+    "skip_monitor",
+    "no_mandatory_keys",
+    "movablekeys",
+];
+const EVAL_RO_FLAGS: &[&str] = &[
+    "readonly",
+    "noscript",
+    "stale",
+    "skip_monitor",
+    "no_mandatory_keys",
+    "movablekeys",
+];
+const SCRIPTING: &[&str] = &["slow", "scripting"];
+/// Pub/sub: answered by the proxy, relayed through the nodes (docs/pubsub.md).
+const PS_SUB: &[&str] = &["pubsub", "noscript", "loading", "stale"];
+const PS_PUB: &[&str] = &["pubsub", "loading", "stale", "fast", "may_replicate"];
+const PS_SLOW: &[&str] = &["pubsub", "slow"];
+const PS_FAST: &[&str] = &["pubsub", "fast"];
 
 /// The table. Sorted by name so lookups can binary-search.
 pub static COMMANDS: &[CommandSpec] = &[
@@ -144,7 +167,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("decr", 2, WF, 1, 1, 1, STR_WF, NodeWrite, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
     cmd!("decrby", 3, WF, 1, 1, 1, STR_WF, NodeWrite, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
     cmd!("del", -2, WNOOM, 1, -1, 1, KEY_WS, NodeWrite, "generic", "1.0.0", "Deletes one or more keys."),
+    cmd!("discard", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], 0, 0, 0, &["fast", "transaction"], Proxy, "transactions", "2.0.0", "Discards a transaction."),
     cmd!("echo", 2, CONN, 0, 0, 0, CONN_CATS, Proxy, "connection", "1.0.0", "Returns the given string."),
+    cmd!("eval", -3, EVAL_FLAGS, 0, 0, 0, SCRIPTING, NodeRead, "scripting", "2.6.0", "Executes a server-side Lua script."),
+    cmd!("eval_ro", -3, EVAL_RO_FLAGS, 0, 0, 0, SCRIPTING, NodeRead, "scripting", "7.0.0", "Executes a read-only server-side Lua script."),
+    cmd!("evalsha", -3, EVAL_FLAGS, 0, 0, 0, SCRIPTING, NodeRead, "scripting", "2.6.0", "Executes a server-side Lua script by SHA1 digest."),
+    cmd!("evalsha_ro", -3, EVAL_RO_FLAGS, 0, 0, 0, SCRIPTING, NodeRead, "scripting", "7.0.0", "Executes a read-only server-side Lua script by SHA1 digest."),
+    cmd!("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], 0, 0, 0, &["slow", "transaction"], Proxy, "transactions", "1.2.0", "Executes all commands in a transaction."),
     cmd!("exists", -2, RF, 1, -1, 1, KEY_RF, NodeRead, "generic", "1.0.0", "Determines whether one or more keys exist."),
     cmd!("expire", -3, WFNOOM, 1, 1, 1, KEY_WF, NodeWrite, "generic", "1.0.0", "Sets the expiration time of a key in seconds."),
     cmd!("expireat", -3, WFNOOM, 1, 1, 1, KEY_WF, NodeWrite, "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp."),
@@ -194,6 +223,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("mget", -2, RF, 1, -1, 1, STR_RF, NodeRead, "string", "1.0.0", "Atomically returns the string values of one or more keys."),
     cmd!("mset", -3, W, 1, -1, 2, STR_WS, NodeWrite, "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys."),
     cmd!("msetnx", -3, W, 1, -1, 2, STR_WS, NodeWrite, "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist."),
+    cmd!("multi", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], 0, 0, 0, &["fast", "transaction"], Proxy, "transactions", "1.2.0", "Starts a transaction."),
     cmd!("object", -2, R, 2, 2, 1, &["keyspace", "read", "slow"], NodeRead, "generic", "2.2.3", "A container for object introspection commands."),
     cmd!("persist", 2, WFNOOM, 1, 1, 1, KEY_WF, NodeWrite, "generic", "2.2.0", "Removes the expiration time of a key."),
     cmd!("pexpire", -3, WFNOOM, 1, 1, 1, KEY_WF, NodeWrite, "generic", "2.6.0", "Sets the expiration time of a key in milliseconds."),
@@ -201,7 +231,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("pexpiretime", 2, RF, 1, 1, 1, KEY_RF, NodeRead, "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp."),
     cmd!("ping", -1, &["fast"], 0, 0, 0, CONN_CATS, Proxy, "connection", "1.0.0", "Returns the server's liveliness response."),
     cmd!("psetex", 4, W, 1, 1, 1, STR_WS, NodeWrite, "string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist."),
+    cmd!("psubscribe", -2, PS_SUB, 0, 0, 0, PS_SLOW, Proxy, "pubsub", "2.0.0", "Listens for messages published to channels that match one or more patterns."),
     cmd!("pttl", 2, RF, 1, 1, 1, KEY_RF, NodeRead, "generic", "2.6.0", "Returns the expiration time in milliseconds of a key."),
+    cmd!("publish", 3, PS_PUB, 0, 0, 0, PS_FAST, Proxy, "pubsub", "2.0.0", "Posts a message to a channel."),
+    cmd!("pubsub", -2, &[], 0, 0, 0, &["slow"], Proxy, "pubsub", "2.8.0", "A container for Pub/Sub commands."),
+    cmd!("punsubscribe", -1, PS_SUB, 0, 0, 0, PS_SLOW, Proxy, "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns."),
     cmd!("quit", -1, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0, CONN_CATS, Proxy, "connection", "1.0.0", "Closes the connection."),
     cmd!("randomkey", 1, R, 0, 0, 0, &["keyspace", "read", "slow"], NodeRead, "generic", "1.0.0", "Returns a random key name from the database."),
     cmd!("rename", 3, WNOOM, 1, 2, 1, KEY_WS, NodeWrite, "generic", "1.0.0", "Renames a key and overwrites the destination."),
@@ -214,6 +248,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("sadd", -3, WF, 1, 1, 1, SET_WF, NodeWrite, "set", "1.0.0", "Adds one or more members to a set. Creates the key if it doesn't exist."),
     cmd!("scan", -2, R, 0, 0, 0, &["keyspace", "read", "slow"], NodeRead, "generic", "2.8.0", "Iterates over the key names in the database."),
     cmd!("scard", 2, RF, 1, 1, 1, SET_RF, NodeRead, "set", "1.0.0", "Returns the number of members in a set."),
+    cmd!("script", -2, &[], 0, 0, 0, &["slow"], NodeRead, "scripting", "2.6.0", "A container for Lua scripts management commands (LOAD, EXISTS, FLUSH, KILL)."),
     cmd!("sdiff", -2, R, 1, -1, 1, SET_RS, NodeRead, "set", "1.0.0", "Returns the difference of multiple sets."),
     cmd!("sdiffstore", -3, W, 1, -1, 1, SET_WS, NodeWrite, "set", "1.0.0", "Stores the difference of multiple sets in a key."),
     cmd!("select", 2, CONN, 0, 0, 0, CONN_CATS, Proxy, "connection", "1.0.0", "Changes the selected database."),
@@ -229,15 +264,22 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("smismember", -3, RF, 1, 1, 1, SET_RF, NodeRead, "set", "6.2.0", "Determines whether multiple members belong to a set."),
     cmd!("smove", 4, WFNOOM, 1, 2, 1, SET_WF, NodeWrite, "set", "1.0.0", "Moves a member from one set to another."),
     cmd!("spop", -2, WFNOOM, 1, 1, 1, SET_WF, NodeWrite, "set", "1.0.0", "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped."),
+    cmd!("spublish", 3, PS_PUB, 1, 1, 1, PS_FAST, Proxy, "pubsub", "7.0.0", "Post a message to a shard channel"),
     cmd!("srandmember", -2, R, 1, 1, 1, SET_RS, NodeRead, "set", "1.0.0", "Get one or multiple random members from a set"),
     cmd!("srem", -3, WFNOOM, 1, 1, 1, SET_WF, NodeWrite, "set", "1.0.0", "Removes one or more members from a set. Deletes the set if the last member was removed."),
     cmd!("sscan", -3, R, 1, 1, 1, SET_RS, NodeRead, "set", "2.8.0", "Iterates over members of a set."),
+    cmd!("ssubscribe", -2, PS_SUB, 1, -1, 1, PS_SLOW, Proxy, "pubsub", "7.0.0", "Listens for messages published to shard channels."),
     cmd!("strlen", 2, RF, 1, 1, 1, STR_RF, NodeRead, "string", "2.2.0", "Returns the length of a string value."),
+    cmd!("subscribe", -2, PS_SUB, 0, 0, 0, PS_SLOW, Proxy, "pubsub", "2.0.0", "Listens for messages published to channels."),
     cmd!("sunion", -2, R, 1, -1, 1, SET_RS, NodeRead, "set", "1.0.0", "Returns the union of multiple sets."),
     cmd!("sunionstore", -3, W, 1, -1, 1, SET_WS, NodeWrite, "set", "1.0.0", "Stores the union of multiple sets in a key."),
+    cmd!("sunsubscribe", -1, PS_SUB, 1, -1, 1, PS_SLOW, Proxy, "pubsub", "7.0.0", "Stops listening to messages posted to shard channels."),
     cmd!("ttl", 2, RF, 1, 1, 1, KEY_RF, NodeRead, "generic", "1.0.0", "Returns the expiration time in seconds of a key."),
     cmd!("type", 2, RF, 1, 1, 1, KEY_RF, NodeRead, "generic", "1.0.0", "Determines the type of value stored at a key."),
     cmd!("unlink", -2, WFNOOM, 1, -1, 1, KEY_WF, NodeWrite, "generic", "4.0.0", "Asynchronously deletes one or more keys."),
+    cmd!("unsubscribe", -1, PS_SUB, 0, 0, 0, PS_SLOW, Proxy, "pubsub", "2.0.0", "Stops listening to messages posted to channels."),
+    cmd!("unwatch", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], 0, 0, 0, &["fast", "transaction"], Proxy, "transactions", "2.2.0", "Forgets about watched keys of a transaction."),
+    cmd!("watch", -2, &["noscript", "loading", "stale", "fast", "allow_busy"], 1, -1, 1, &["fast", "transaction"], NodeRead, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction."),
     cmd!("zadd", -4, WF, 1, 1, 1, Z_WF, NodeWrite, "sorted-set", "1.2.0", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist."),
     cmd!("zcard", 2, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "1.2.0", "Returns the number of members in a sorted set."),
     cmd!("zcount", 4, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "2.0.0", "Returns the count of members in a sorted set that have scores within a range."),

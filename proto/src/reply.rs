@@ -104,6 +104,22 @@ impl Reply {
             _ => None,
         }
     }
+
+    /// The items of an array reply (a copy); `None` for anything else.
+    pub fn array_items(&self) -> Option<Vec<Reply>> {
+        match &self.kind {
+            Some(Kind::Array(list)) => Some(list.items.clone()),
+            _ => None,
+        }
+    }
+
+    /// The value of an integer reply.
+    pub fn integer_value(&self) -> Option<i64> {
+        match &self.kind {
+            Some(Kind::Integer(v)) => Some(*v),
+            _ => None,
+        }
+    }
 }
 
 /// Formats a float the way Redis 7.2 does for scores and RESP2 doubles

@@ -49,7 +49,8 @@ pub struct ProxyArgs {
     #[arg(long, env = "RAMPART_DRAIN_TIMEOUT_MS")]
     pub drain_timeout_ms: Option<u64>,
     /// TOML file with the same keys (listen, nodes, requirepass, retry_deadline_ms,
-    /// max_bulk_len, max_query_buffer, drain_timeout_ms, metrics_addr) and a [policies] section
+    /// max_bulk_len, max_query_buffer, drain_timeout_ms, metrics_addr,
+    /// pubsub_output_buffer_limit) and a [policies] section
     /// (docs/policies.md); re-read on SIGHUP and when it changes
     #[arg(long, env = "RAMPART_PROXY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -81,6 +82,11 @@ pub struct ProxyArgs {
     /// Serve Prometheus metrics on http://ADDR/metrics (metrics_addr) [default: off]
     #[arg(long, env = "RAMPART_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Bytes of pub/sub messages a client may have pending (queued or not yet
+    /// written) before it is disconnected, 0 = unlimited; Redis's
+    /// `client-output-buffer-limit pubsub` hard limit [default: 33554432]
+    #[arg(long, env = "RAMPART_PUBSUB_OUTPUT_BUFFER_LIMIT")]
+    pub pubsub_output_buffer_limit: Option<u64>,
 }
 
 /// The config file. `nodes` is a TOML array of "host:port" strings.
@@ -95,6 +101,7 @@ struct FileConfig {
     max_query_buffer: Option<u64>,
     drain_timeout_ms: Option<u64>,
     metrics_addr: Option<SocketAddr>,
+    pubsub_output_buffer_limit: Option<u64>,
     policies: Option<PolicyConfig>,
 }
 
@@ -110,6 +117,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Where Prometheus metrics are served, if anywhere.
     pub metrics_addr: Option<SocketAddr>,
+    /// Pending pub/sub bytes per client before it is cut off (0 = no limit).
+    pub pubsub_output_buffer_limit: usize,
     /// The config file used, reported by INFO.
     pub config_file: Option<PathBuf>,
     /// `[policies]` with flag/env overrides applied (checked: it resolves).
@@ -177,6 +186,12 @@ impl Config {
                     .unwrap_or(DEFAULT_DRAIN_TIMEOUT_MS),
             ),
             metrics_addr: args.metrics_addr.or(file.metrics_addr),
+            pubsub_output_buffer_limit: usize::try_from(
+                args.pubsub_output_buffer_limit
+                    .or(file.pubsub_output_buffer_limit)
+                    .unwrap_or(crate::pubsub::DEFAULT_OUTPUT_BUFFER_LIMIT),
+            )
+            .map_err(|_| ProxyError::Config("pubsub_output_buffer_limit too large".into()))?,
             config_file: args.config.clone(),
             policies,
             args,
@@ -259,6 +274,12 @@ mod tests {
         assert_eq!(config.max_bulk_len, 536_870_912);
         assert!(config.requirepass.is_none());
         assert!(config.metrics_addr.is_none());
+        assert_eq!(config.pubsub_output_buffer_limit, 32 * 1024 * 1024);
+        let cli = Cli::parse_from(["proxy", "--pubsub-output-buffer-limit", "4096"]);
+        assert_eq!(
+            Config::load(cli.proxy).unwrap().pubsub_output_buffer_limit,
+            4096
+        );
     }
 
     #[test]

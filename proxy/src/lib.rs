@@ -7,6 +7,7 @@
 //! - [`commands`]: what the proxy answers itself (PING, HELLO, CLIENT...).
 //! - [`service`]: the request path as a tower `Service<Batch>`.
 //! - [`upstream`]: leader discovery, redirects and retries.
+//! - [`pubsub`]: pub/sub across proxies through links to every node.
 //! - [`reload`]: SIGHUP / config-file-change reload of the policies.
 
 pub mod commands;
@@ -15,6 +16,7 @@ pub mod connection;
 pub mod error;
 pub mod listener;
 pub mod metrics_http;
+pub mod pubsub;
 pub mod registry;
 pub mod reload;
 pub mod resp;

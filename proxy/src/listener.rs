@@ -28,6 +28,7 @@ use crate::commands::Shared;
 use crate::config::Config;
 use crate::connection;
 use crate::error::ProxyError;
+use crate::pubsub::PubSub;
 use crate::registry::ClientRegistry;
 use crate::service::{self, RequestService};
 use crate::upstream::Upstream;
@@ -70,7 +71,13 @@ impl Server {
             uuid::Uuid::new_v4().simple(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
+        let pubsub = Arc::new(PubSub::new(
+            &config.nodes,
+            config.pubsub_output_buffer_limit,
+            config.retry_deadline,
+        )?);
         let shared = Arc::new(Shared {
+            pubsub,
             config,
             registry: Arc::new(ClientRegistry::new()),
             upstream: upstream.clone(),
@@ -120,6 +127,8 @@ impl Server {
             shared.config.args.clone(),
             stop.child_token(),
         ));
+        // One pub/sub link per node (docs/pubsub.md).
+        shared.pubsub.start(stop.child_token());
         let limiter = policies.connections.clone();
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         tokio::pin!(shutdown);

@@ -2,7 +2,6 @@
 
 use clap::Parser;
 use rampart_proxy::ProxyArgs;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
@@ -15,14 +14,20 @@ struct Cli {
     proxy: ProxyArgs,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    rampart_proxy::run(cli.proxy).await?;
-    Ok(())
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let telemetry = {
+        let _runtime = runtime.enter();
+        rampart_telemetry::init(&rampart_telemetry::Options {
+            service_name: "rampart-proxy",
+            default_log_filter: "info",
+            traces: true,
+        })
+    };
+    let result = runtime.block_on(rampart_proxy::run(cli.proxy));
+    telemetry.shutdown();
+    Ok(result?)
 }

@@ -20,6 +20,10 @@ pub struct ClientInfo {
     /// Last command as `CLIENT LIST` shows it (`get`, `client|list`).
     pub last_cmd: String,
     pub last_active: Instant,
+    /// Pub/sub subscriptions: channels, patterns, shard channels.
+    pub sub: usize,
+    pub psub: usize,
+    pub ssub: usize,
 }
 
 /// One registered connection.
@@ -47,7 +51,7 @@ impl ClientHandle {
     pub fn list_line(&self, now: Instant) -> String {
         let info = self.info();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 \
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} multi=-1 \
              qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r \
              cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
@@ -57,6 +61,10 @@ impl ClientHandle {
             String::from_utf8_lossy(&info.name),
             now.saturating_duration_since(self.created).as_secs(),
             now.saturating_duration_since(info.last_active).as_secs(),
+            if info.sub + info.psub + info.ssub > 0 { "P" } else { "N" },
+            info.sub,
+            info.psub,
+            info.ssub,
             if info.last_cmd.is_empty() { "NULL" } else { &info.last_cmd },
             info.resp,
             String::from_utf8_lossy(&info.lib_name),
@@ -108,6 +116,9 @@ impl ClientRegistry {
                 resp: 2,
                 last_cmd: String::new(),
                 last_active: now,
+                sub: 0,
+                psub: 0,
+                ssub: 0,
             }),
         });
         self.table().insert(id, handle.clone());

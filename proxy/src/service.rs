@@ -8,6 +8,10 @@
 //! the one place errors become Redis replies. Admission is per command: a
 //! rejected command's `-BUSY` reply takes its place in the batch's replies
 //! and the other commands still run.
+//!
+//! [`Traced`] is the outermost layer: when traces are on (see
+//! `rampart-telemetry`) it opens the `proxy.command` span every later step
+//! of the batch (admission, the gRPC call to the node) is a child of.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,10 +20,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::future::Either;
 use rampart_policies::admission::Admission;
 use rampart_policies::{AdmissionControl, AdmissionLayer, CommandBatch};
+use rampart_proto::pb::WatchedKey;
 use rampart_proto::{reply, Reply};
-use tower::{Service, ServiceBuilder};
+use tower::{Layer, Service, ServiceBuilder};
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use crate::error::{ProxyError, CLUSTERDOWN_TEXT};
 use crate::upstream::Upstream;
@@ -47,6 +55,10 @@ pub struct Batch {
     /// Set for a blocking command (sent alone): how long it may block
     /// (`Some(None)`: forever). The upstream deadline is extended by it.
     pub block: Option<Option<Duration>>,
+    /// Set for MULTI/EXEC: the commands run all or nothing in one Raft
+    /// entry, if none of these watched keys changed; the response is ONE
+    /// reply (the EXEC array or a null array).
+    pub transaction: Option<Vec<WatchedKey>>,
 }
 
 /// Errors from any layer of the stack, boxed as tower does.
@@ -90,9 +102,23 @@ impl Service<Batch> for ProxyService {
             Some(Some(wait)) => self.retry_deadline.saturating_add(wait),
         };
         Box::pin(async move {
-            upstream
-                .execute_within(batch.commands, batch.client.client_id, batch.seq, deadline)
-                .await
+            match batch.transaction {
+                Some(watches) => upstream
+                    .execute_transaction_within(
+                        batch.commands,
+                        watches,
+                        batch.client.client_id,
+                        batch.seq,
+                        deadline,
+                    )
+                    .await
+                    .map(|reply| vec![reply]),
+                None => {
+                    upstream
+                        .execute_within(batch.commands, batch.client.client_id, batch.seq, deadline)
+                        .await
+                }
+            }
         })
     }
 }
@@ -102,6 +128,10 @@ impl CommandBatch for Batch {
         &self.commands
     }
 
+    fn all_or_nothing(&self) -> bool {
+        self.transaction.is_some()
+    }
+
     fn retain_commands(&mut self, keep: &[bool]) {
         let mut flags = keep.iter();
         self.commands
@@ -109,8 +139,9 @@ impl CommandBatch for Batch {
     }
 }
 
-/// The assembled request path: Layer 1 admission around the upstream.
-pub type RequestService = Admission<ProxyService>;
+/// The assembled request path: the trace span around Layer 1 admission
+/// around the upstream.
+pub type RequestService = Traced<Admission<ProxyService>>;
 
 /// Builds the request stack. Policy layers are pushed here.
 pub fn build(
@@ -119,8 +150,144 @@ pub fn build(
     admission: Arc<AdmissionControl>,
 ) -> RequestService {
     ServiceBuilder::new()
+        .layer(TraceLayer::new(admission.clone()))
         .layer(AdmissionLayer::new(admission))
         .service(ProxyService::new(upstream, retry_deadline))
+}
+
+/// Wraps the stack in [`Traced`].
+#[derive(Clone)]
+pub struct TraceLayer {
+    admission: Arc<AdmissionControl>,
+}
+
+impl TraceLayer {
+    /// `admission` names each command's class for the span.
+    pub fn new(admission: Arc<AdmissionControl>) -> Self {
+        TraceLayer { admission }
+    }
+}
+
+impl<S> Layer<S> for TraceLayer {
+    type Service = Traced<S>;
+
+    fn layer(&self, inner: S) -> Traced<S> {
+        Traced {
+            inner,
+            admission: self.admission.clone(),
+        }
+    }
+}
+
+/// One `proxy.command` span per batch (OpenTelemetry kind server, named
+/// after the command, `PIPELINE` for a batch of several commands), the root
+/// of the command's trace. Attributes: `db.operation.name`, the batch size,
+/// the commands' classes, the client; admission fills in its decision and
+/// wait (`rampart.admission*`), and the answer `rampart.reply.errors`. A
+/// failed batch, or one with error replies, gets status Error.
+///
+/// When traces are off the call goes straight to the inner service: no
+/// span, no allocation.
+#[derive(Clone)]
+pub struct Traced<S> {
+    inner: S,
+    admission: Arc<AdmissionControl>,
+}
+
+/// Commands looked at for the span's names and classes (a pipeline may hold
+/// thousands).
+const TRACE_SCAN: usize = 64;
+/// Distinct command names listed in `db.operation.name`.
+const TRACE_NAMES: usize = 8;
+
+impl<S> Traced<S> {
+    fn span(&self, batch: &Batch) -> tracing::Span {
+        let mut names: Vec<String> = Vec::new();
+        let mut classes: Vec<&'static str> = Vec::new();
+        for argv in batch.commands.iter().take(TRACE_SCAN) {
+            if let Some(name) = argv.first() {
+                let name = String::from_utf8_lossy(name).to_ascii_uppercase();
+                if names.len() < TRACE_NAMES && !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+            if let Some(class) = self.admission.class_of(argv) {
+                if !classes.contains(&class) {
+                    classes.push(class);
+                }
+            }
+        }
+        let span_name = match names.as_slice() {
+            [one] if batch.commands.len() == 1 => one.clone(),
+            _ => "PIPELINE".to_string(),
+        };
+        tracing::debug_span!(
+            "proxy.command",
+            otel.name = span_name.as_str(),
+            otel.kind = "server",
+            db.system = "redis",
+            db.operation.name = names.join(" ").as_str(),
+            db.operation.batch.size = batch.commands.len() as i64,
+            client.address = %batch.client.peer.ip(),
+            client.port = i64::from(batch.client.peer.port()),
+            rampart.client.id = batch.client.client_id.as_str(),
+            rampart.request.seq = batch.seq as i64,
+            rampart.blocking = batch.block.is_some(),
+            rampart.class = classes.join(",").as_str(),
+            rampart.admission = Empty,
+            rampart.admission.wait_ms = Empty,
+            rampart.admission.rejected = Empty,
+            rampart.reply.errors = Empty,
+        )
+    }
+}
+
+type TracedFuture<E> = Pin<Box<dyn Future<Output = Result<Vec<Reply>, E>> + Send>>;
+
+impl<S> Service<Batch> for Traced<S>
+where
+    S: Service<Batch, Response = Vec<Reply>>,
+    S::Future: Send + 'static,
+    S::Error: std::fmt::Display + Send + 'static,
+{
+    type Response = Vec<Reply>;
+    type Error = S::Error;
+    type Future = Either<S::Future, TracedFuture<S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, batch: Batch) -> Self::Future {
+        if !rampart_telemetry::enabled() {
+            return Either::Left(self.inner.call(batch));
+        }
+        let span = self.span(&batch);
+        // Entered for the call too: layers may start work before the future
+        // is first polled.
+        let fut = {
+            let _entered = span.enter();
+            self.inner.call(batch)
+        };
+        let recorded = span.clone();
+        Either::Right(Box::pin(
+            async move {
+                let result = fut.await;
+                match &result {
+                    Ok(replies) => {
+                        let count = replies.iter().filter(|r| r.error_text().is_some()).count();
+                        recorded.record("rampart.reply.errors", count as i64);
+                        if let Some(first) = replies.iter().find_map(Reply::error_text) {
+                            rampart_telemetry::record_error(&recorded, first.to_string());
+                        }
+                    }
+                    Err(e) => rampart_telemetry::record_error(&recorded, e.to_string()),
+                }
+                result
+            }
+            .instrument(span),
+        ))
+    }
 }
 
 /// The one place an error from the stack becomes the Redis error text every

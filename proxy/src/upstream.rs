@@ -13,6 +13,10 @@
 //! Every attempt resends the same `client_id` and `request_seq`, so a write
 //! that was applied but whose answer was lost is not applied twice: the node's
 //! state machine returns the remembered replies instead.
+//!
+//! With traces on, each attempt is a `grpc.client` span (kind client, named
+//! `rampart.v1.Kv/Execute`) whose context travels to the node in the
+//! request's `traceparent` metadata.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,11 +25,13 @@ use std::time::Duration;
 use rampart_proto::pb::admin_client::AdminClient;
 use rampart_proto::pb::execute_response::Outcome;
 use rampart_proto::pb::kv_client::KvClient;
-use rampart_proto::pb::{ClusterStatus, Command, ExecuteRequest, StatusRequest};
+use rampart_proto::pb::{ClusterStatus, Command, ExecuteRequest, StatusRequest, WatchedKey};
 use rampart_proto::Reply;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use crate::error::ProxyError;
 
@@ -132,7 +138,43 @@ impl Upstream {
             commands: commands.into_iter().map(|args| Command { args }).collect(),
             client_id,
             request_seq: seq,
+            ..Default::default()
         };
+        self.execute_request(request, expected, deadline).await
+    }
+
+    /// MULTI/EXEC: `commands` applied all or nothing in one Raft entry if no
+    /// key in `watches` changed. Returns the EXEC reply: the array of the
+    /// commands' replies, or a null array when a watched key changed.
+    pub async fn execute_transaction_within(
+        &self,
+        commands: Vec<Vec<Vec<u8>>>,
+        watches: Vec<WatchedKey>,
+        client_id: String,
+        seq: u64,
+        deadline: Duration,
+    ) -> Result<Reply, ProxyError> {
+        let request = ExecuteRequest {
+            commands: commands.into_iter().map(|args| Command { args }).collect(),
+            client_id,
+            request_seq: seq,
+            transaction: true,
+            watches,
+        };
+        let mut replies = self.execute_request(request, 1, deadline).await?;
+        replies
+            .pop()
+            .ok_or_else(|| ProxyError::Upstream("no reply to a transaction".into()))
+    }
+
+    /// Sends `request` to the leader, following redirects and retrying until
+    /// `deadline`; the node must answer `expected` replies.
+    async fn execute_request(
+        &self,
+        request: ExecuteRequest,
+        expected: usize,
+        deadline: Duration,
+    ) -> Result<Vec<Reply>, ProxyError> {
         let give_up = Instant::now() + deadline;
         let mut target = match self.leader() {
             Some(leader) => leader,
@@ -152,15 +194,22 @@ impl Upstream {
             let mut client = KvClient::new(self.channel(&target)?)
                 .max_decoding_message_size(usize::MAX)
                 .max_encoding_message_size(usize::MAX);
+            let span = attempt_span(&target);
+            let mut call = tonic::Request::new(request.clone());
+            rampart_telemetry::grpc::inject(&span, call.metadata_mut());
             // Bounded by the deadline: a node that accepted the connection
             // but hangs (lost quorum) must not hold the batch forever.
-            let attempt =
-                tokio::time::timeout(give_up - now, client.execute(request.clone())).await;
+            let attempt = tokio::time::timeout(give_up - now, client.execute(call))
+                .instrument(span.clone())
+                .await;
             let outcome = match &attempt {
                 Ok(Ok(_)) => "ok",
                 Ok(Err(_)) => "error",
                 Err(_) => "timeout",
             };
+            if rampart_telemetry::enabled() {
+                record_attempt(&span, &attempt);
+            }
             metrics::histogram!(
                 GRPC_CLIENT_SECONDS,
                 "service" => "rampart.v1.Kv",
@@ -259,6 +308,57 @@ impl Upstream {
             (addr.clone(), result)
         });
         futures::future::join_all(calls).await
+    }
+}
+
+/// The span of one `Kv.Execute` attempt to `target` (disabled when traces
+/// are off).
+fn attempt_span(target: &str) -> tracing::Span {
+    tracing::debug_span!(
+        "grpc.client",
+        otel.name = "rampart.v1.Kv/Execute",
+        otel.kind = "client",
+        rpc.system = "grpc",
+        rpc.service = "rampart.v1.Kv",
+        rpc.method = "Execute",
+        server.address = target,
+        rpc.grpc.status_code = Empty,
+        rampart.outcome = Empty,
+    )
+}
+
+/// Puts an attempt's result on its span: the gRPC status, the node's answer
+/// (`replies`, `not_leader`, `unavailable`) and, for failures, status Error.
+fn record_attempt(
+    span: &tracing::Span,
+    attempt: &Result<
+        Result<tonic::Response<rampart_proto::pb::ExecuteResponse>, tonic::Status>,
+        tokio::time::error::Elapsed,
+    >,
+) {
+    match attempt {
+        Ok(Ok(response)) => {
+            span.record("rpc.grpc.status_code", 0);
+            let outcome = match &response.get_ref().outcome {
+                Some(Outcome::Replies(_)) => "replies",
+                Some(Outcome::NotLeader(_)) => "not_leader",
+                Some(Outcome::Unavailable(u)) => {
+                    rampart_telemetry::record_error(span, format!("unavailable: {}", u.reason));
+                    "unavailable"
+                }
+                None => "empty",
+            };
+            span.record("rampart.outcome", outcome);
+        }
+        Ok(Err(status)) => {
+            span.record("rpc.grpc.status_code", status.code() as i32);
+            span.record("rampart.outcome", "error");
+            rampart_telemetry::record_error(span, status.message().to_string());
+        }
+        Err(_) => {
+            span.record("rampart.outcome", "timeout");
+            rampart_telemetry::record_error(span, "deadline exceeded");
+        }
     }
 }
 

@@ -363,6 +363,14 @@ async fn start_fake() -> (SocketAddr, FakeNodes) {
     .unwrap();
     let shared = Arc::new(Shared {
         upstream: Arc::new(Upstream::new(config.nodes.clone(), config.retry_deadline)),
+        pubsub: Arc::new(
+            rampart_proxy::pubsub::PubSub::new(
+                &config.nodes,
+                config.pubsub_output_buffer_limit,
+                config.retry_deadline,
+            )
+            .unwrap(),
+        ),
         config,
         registry: Arc::new(ClientRegistry::new()),
         proxy_id: "proxy-uuid".into(),

@@ -35,6 +35,7 @@ pub const HEARTBEAT_INTERVAL_MS: u64 = 250;
 /// metrics_addr = "10.0.0.1:7121"
 /// heavy_threads = 4
 /// heavy_queue = 64
+/// script_time_limit_ms = 5000
 /// pin_cores = true
 /// raft_cores = "0"
 /// ```
@@ -84,6 +85,10 @@ pub struct NodeArgs {
     /// are answered -BUSY at once [default: 64].
     #[arg(long, env = "RAMPART_HEAVY_QUEUE")]
     pub heavy_queue: Option<usize>,
+    /// A Lua script (EVAL) running longer than this is stopped with an
+    /// error; SCRIPT KILL stops one earlier [default: 5000].
+    #[arg(long, env = "RAMPART_SCRIPT_TIME_LIMIT_MS")]
+    pub script_time_limit_ms: Option<u64>,
     /// Pin the Raft threads to their own CPU(s) and every other thread to
     /// the rest (ignored on a single CPU) [default: false].
     #[arg(long, env = "RAMPART_PIN_CORES", num_args = 0..=1, default_missing_value = "true")]
@@ -109,6 +114,7 @@ struct FileConfig {
     metrics_addr: Option<SocketAddr>,
     heavy_threads: Option<usize>,
     heavy_queue: Option<usize>,
+    script_time_limit_ms: Option<u64>,
     pin_cores: Option<bool>,
     raft_cores: Option<String>,
 }
@@ -131,6 +137,8 @@ pub struct NodeConfig {
     pub heavy_threads: usize,
     /// Heavy read runs that may wait beyond the running ones.
     pub heavy_queue: usize,
+    /// How long a Lua script may run before it is stopped.
+    pub script_time_limit_ms: u64,
     /// `Some(raft cores)` when pinning is on; an empty list means "the first
     /// available CPU".
     pub pin_cores: Option<Vec<usize>>,
@@ -231,6 +239,11 @@ impl NodeArgs {
                 .heavy_queue
                 .or(file.heavy_queue)
                 .unwrap_or(crate::server::heavy::DEFAULT_QUEUE),
+            script_time_limit_ms: self
+                .script_time_limit_ms
+                .or(file.script_time_limit_ms)
+                .unwrap_or(crate::scripting::DEFAULT_TIME_LIMIT_MS)
+                .max(1),
             pin_cores,
         })
     }

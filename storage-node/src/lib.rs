@@ -17,6 +17,7 @@ pub mod expiry;
 pub mod metrics;
 pub mod pinning;
 pub mod raft;
+pub mod scripting;
 pub mod server;
 
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use openraft::SnapshotPolicy;
 use rampart_proto::pb::admin_server::AdminServer;
 use rampart_proto::pb::kv_server::KvServer;
+use rampart_proto::pb::pub_sub_server::PubSubServer;
 use rampart_proto::pb::raft_transport_server::RaftTransportServer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -35,6 +37,7 @@ use tonic::transport::Server;
 
 pub use config::{NodeArgs, NodeConfig};
 
+use crate::engine::reclaim::Reclaimer;
 use crate::engine::Engine;
 use crate::raft::commit_clock::CommitClock;
 use crate::raft::log_store::LogStore;
@@ -47,11 +50,15 @@ use crate::server::grpc_metrics::GrpcMetricsLayer;
 use crate::server::heavy::HeavyExecutor;
 use crate::server::kv::KvService;
 use crate::server::proposals::ProposalBatcher;
+use crate::server::pubsub::{NodeHub, PubSubService};
 use crate::server::transport::TransportService;
 use crate::server::NodeCtx;
 
 /// Largest Kv request or response (a pipelined batch and its replies).
 const MAX_CLIENT_MESSAGE: usize = 1 << 30;
+/// Deleted ranges smaller than this on disk are left to RocksDB's own
+/// compactions (see `engine::reclaim`).
+const RECLAIM_MIN_BYTES: u64 = 4 << 20;
 /// How long shutdown waits for in-flight RPCs before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -265,7 +272,9 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
     let commit_clock = Arc::new(CommitClock::new());
     let raft = {
         let log_store = LogStore::new(engine.db().clone()).with_commit_clock(commit_clock.clone());
-        let state_machine = StateMachineStore::new(engine.clone()).with_observer(waiters.clone());
+        let state_machine = StateMachineStore::new(engine.clone())
+            .with_observer(waiters.clone())
+            .with_reclaimer(Reclaimer::start(engine.clone(), RECLAIM_MIN_BYTES)?);
         let id = cfg.id;
         rt.spawn(async move {
             Raft::new(
@@ -299,6 +308,9 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
         },
         waiters,
         leadership: blocking::leadership(&raft, cfg.id),
+        scripts: Arc::new(scripting::Scripts::new(Duration::from_millis(
+            cfg.script_time_limit_ms,
+        ))),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
@@ -325,9 +337,11 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
         })
     };
 
-    // Kv + admin, on the caller's runtime.
+    // Kv + admin + pub/sub, on the caller's runtime.
     let client_server = {
         let ctx = ctx.clone();
+        let pubsub_hub = Arc::new(NodeHub::default());
+        let pubsub_shutdown = shutdown_rx.clone();
         let signal = shutdown_signal(shutdown_rx.clone());
         let listener = tokio::net::TcpListener::from_std(client_listener)?;
         let incoming = TcpIncoming::from_listener(listener, true, None)
@@ -335,12 +349,22 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
         tokio::spawn(async move {
             Server::builder()
                 .layer(GrpcMetricsLayer)
+                // Kv calls continue the proxy's trace (no-op with traces off).
+                .layer(rampart_telemetry::grpc::ServerTraceLayer::for_services(&[
+                    "rampart.v1.Kv",
+                ]))
                 .add_service(
                     KvServer::new(KvService::new(ctx.clone()))
                         .max_decoding_message_size(MAX_CLIENT_MESSAGE)
                         .max_encoding_message_size(MAX_CLIENT_MESSAGE),
                 )
                 .add_service(AdminServer::new(AdminService::new(ctx)))
+                .add_service(
+                    // Pub/sub relay (not Raft-logged; docs/pubsub.md).
+                    PubSubServer::new(PubSubService::new(pubsub_hub, pubsub_shutdown))
+                        .max_decoding_message_size(MAX_CLIENT_MESSAGE)
+                        .max_encoding_message_size(MAX_CLIENT_MESSAGE),
+                )
                 .serve_with_incoming_shutdown(incoming, signal)
                 .await
                 .map_err(|e| NodeError::Server(e.to_string()))

@@ -2,7 +2,6 @@
 
 use clap::Parser;
 use rampart_node::NodeArgs;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
@@ -16,15 +15,20 @@ struct Cli {
     node: NodeArgs,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn")),
-        )
-        .init();
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    rampart_node::run(cli.node).await?;
-    Ok(())
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let telemetry = {
+        let _runtime = runtime.enter();
+        rampart_telemetry::init(&rampart_telemetry::Options {
+            service_name: "rampart-node",
+            default_log_filter: "info,openraft=warn",
+            traces: true,
+        })
+    };
+    let result = runtime.block_on(rampart_node::run(cli.node));
+    telemetry.shutdown();
+    Ok(result?)
 }

@@ -171,6 +171,7 @@ async fn execute(
         commands,
         client_id: client_id.to_string(),
         request_seq: seq,
+        ..Default::default()
     })
     .await
     .expect("execute rpc")

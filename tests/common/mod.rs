@@ -119,12 +119,14 @@ pub fn spawn_tied(cmd: Command) -> Child {
         .unwrap_or_else(|e| panic!("spawning {RAMPART} failed: {e}"))
 }
 
-/// `Command::new(RAMPART)` without any inherited `RAMPART_*` variables, so
-/// the flags the harness passes are the whole configuration.
+/// `Command::new(RAMPART)` without any inherited `RAMPART_*` (or `OTEL_*`:
+/// no trace export unless a test asks for it) variables, so the flags the
+/// harness passes are the whole configuration.
 pub fn rampart_command() -> Command {
     let mut cmd = Command::new(RAMPART);
     for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("RAMPART_") {
+        let key_text = key.to_string_lossy();
+        if key_text.starts_with("RAMPART_") || key_text.starts_with("OTEL_") {
             cmd.env_remove(key);
         }
     }
@@ -246,6 +248,9 @@ pub struct ClusterOptions {
     pub node_args: Vec<String>,
     /// Extra flags for every proxy, e.g. `["--policies", "false"]`.
     pub proxy_args: Vec<String>,
+    /// Environment variables for every node and proxy process, e.g.
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (tests/tracing.rs).
+    pub env: Vec<(String, String)>,
 }
 
 /// `rampart admin status` output.
@@ -426,6 +431,7 @@ impl Cluster {
                 cmd.args(["--election-timeout-ms", &e.to_string()]);
             }
             cmd.args(&opts.node_args);
+            cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
             cmd.stdin(Stdio::null())
                 .stdout(log_file(&dir.join(format!("node{id}.stdout.log"))))
                 .stderr(log_file(&dir.join(format!("node{id}.stderr.log"))));
@@ -621,6 +627,7 @@ impl Cluster {
             cmd.args(["--retry-deadline-ms", &ms.to_string()]);
         }
         cmd.args(&self.opts.proxy_args);
+        cmd.envs(self.opts.env.iter().map(|(k, v)| (k, v)));
         let dir = self.dir.path();
         cmd.stdin(Stdio::null())
             .stdout(log_file(&dir.join(format!("proxy{index}.stdout.log"))))

@@ -6,6 +6,7 @@ pub mod client;
 pub mod command;
 pub mod connection;
 pub mod info;
+pub mod pubsub;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use rampart_proto::command_table::CommandSpec;
 use rampart_proto::{errors, reply, Reply};
 
 use crate::config::Config;
+use crate::pubsub::{ClientPubSub, PubSub};
 use crate::registry::{ClientHandle, ClientRegistry, Registration};
 use crate::resp::Protocol;
 use crate::upstream::Upstream;
@@ -30,6 +32,8 @@ pub struct Shared {
     pub run_id: String,
     pub started: Instant,
     pub local_addr: SocketAddr,
+    /// Pub/sub hub: local subscribers and the links to the nodes.
+    pub pubsub: Arc<PubSub>,
 }
 
 /// Per-connection protocol state.
@@ -41,6 +45,8 @@ pub struct Session {
     _registration: Registration,
     /// Set by QUIT (and CLIENT KILL of oneself): close once replies are written.
     pub close_after_reply: bool,
+    /// Pub/sub subscriptions and pushed-message queue.
+    pub pubsub: ClientPubSub,
 }
 
 impl Session {
@@ -49,6 +55,7 @@ impl Session {
             protocol: Protocol::Resp2,
             authenticated: shared.config.requirepass.is_none(),
             handle: registration.handle().clone(),
+            pubsub: ClientPubSub::new(shared.pubsub.clone(), registration.handle().clone()),
             _registration: registration,
             close_after_reply: false,
         }
@@ -91,13 +98,23 @@ pub async fn execute(
         "client" => client::client(args, session, shared),
         "command" => command::command(args),
         "info" => info::info(args, session, shared).await,
+        "publish" => pubsub::publish(args, shared, false).await,
+        "spublish" => pubsub::publish(args, shared, true).await,
+        "pubsub" => pubsub::pubsub(args, shared).await,
+        // The connection loop answers these itself (several replies each);
+        // they only get here from a context that cannot subscribe.
+        "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe"
+        | "sunsubscribe" => reply::error(format!(
+            "ERR {} isn't allowed for a DENY BLOCKING client",
+            spec.name.to_ascii_uppercase()
+        )),
         other => reply::error(errors::unknown_command(other.as_bytes(), args)),
     }
 }
 
 /// The name `CLIENT LIST` shows for a command (`client|list` for containers).
 pub fn display_name(spec: &CommandSpec, argv: &[Vec<u8>]) -> String {
-    if matches!(spec.name, "client" | "command") {
+    if matches!(spec.name, "client" | "command" | "pubsub") {
         if let Some(sub) = argv.get(1) {
             return format!(
                 "{}|{}",
@@ -126,6 +143,14 @@ pub(crate) mod tests {
         .expect("config");
         Shared {
             upstream: Arc::new(Upstream::new(config.nodes.clone(), config.retry_deadline)),
+            pubsub: Arc::new(
+                PubSub::new(
+                    &config.nodes,
+                    config.pubsub_output_buffer_limit,
+                    config.retry_deadline,
+                )
+                .expect("pubsub"),
+            ),
             config,
             registry: Arc::new(ClientRegistry::new()),
             proxy_id: "test-proxy".into(),

@@ -18,9 +18,11 @@ mod hashes;
 mod keys;
 mod lists;
 mod object;
+pub mod scripting;
 mod server;
 mod sets;
 mod strings;
+pub(crate) mod transactions;
 mod zsets;
 
 use rampart_proto::{command_table, errors, reply, Reply};
@@ -82,6 +84,9 @@ pub fn execute_read(engine: &Engine, argv: &[Vec<u8>], now_ms: i64) -> Reply {
 }
 
 pub fn apply_write(txn: &mut Txn<'_>, argv: &[Vec<u8>], now_ms: i64) -> Reply {
+    if let Some(reply) = scripting::apply_internal(txn, argv) {
+        return reply;
+    }
     let (name, args) = match validate(argv) {
         Ok(found) => found,
         Err(reply) => return reply,
@@ -232,6 +237,7 @@ fn run_read<R: DataRead + ?Sized>(
         "lpos" => lists::lpos(r, args, now),
         "info" => server::info(r, args),
         "object" => object::object(r, args, now),
+        "watch" => transactions::watch(r, args, now),
         _ => return None,
     })
 }

@@ -68,6 +68,14 @@ pub const EXPIRY_TAG: u8 = b'e';
 pub const META_TAG: u8 = b'm';
 /// Tag of collection sub-keys.
 pub const SUB_TAG: u8 = b's';
+/// Tag of key revision records (for WATCH). Outside [`flush_range`]: a
+/// revision outlives its key, so a key deleted and re-created between WATCH
+/// and EXEC is still seen as changed.
+pub const REVISION_TAG: u8 = b'w';
+/// Tag of cached Lua scripts: `x` + SHA1 (40 lower-case hex digits) →
+/// script body. Outside [`flush_range`]: FLUSHALL keeps scripts, as in
+/// Redis; SCRIPT FLUSH deletes [`script_range`].
+pub const SCRIPT_TAG: u8 = b'x';
 
 /// Counter: number of meta records.
 pub const COUNTER_KEYS: &[u8] = b"keys";
@@ -296,6 +304,55 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 /// records and sub-keys (tags `e` ..= `s`). Counters live below it.
 pub fn flush_range() -> (Vec<u8>, Vec<u8>) {
     (vec![EXPIRY_TAG], vec![SUB_TAG + 1])
+}
+
+/// RocksDB key of the revision record of `user_key`:
+/// `w` + h (u64 BE, as meta keys) + user key.
+pub fn revision_key(user_key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + user_key.len());
+    out.push(REVISION_TAG);
+    out.extend_from_slice(&key_hash(user_key).to_be_bytes());
+    out.extend_from_slice(user_key);
+    out
+}
+
+/// RocksDB key of the cached script with SHA1 `sha` (lower-case hex).
+pub fn script_key(sha: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + sha.len());
+    out.push(SCRIPT_TAG);
+    out.extend_from_slice(sha);
+    out
+}
+
+/// `[start, end)` of every cached script.
+pub fn script_range() -> (Vec<u8>, Vec<u8>) {
+    (vec![SCRIPT_TAG], vec![SCRIPT_TAG + 1])
+}
+
+/// How a key last changed, stored with its revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A command (or anything else) wrote or deleted it.
+    Write = 0,
+    /// Active expiry removed it, already logically gone.
+    Expired = 1,
+}
+
+/// A revision record's value: the log index of the entry that last changed
+/// the key (u64 BE), then the [`ChangeKind`] byte.
+pub fn encode_revision(index: u64, kind: ChangeKind) -> Vec<u8> {
+    let mut out = index.to_be_bytes().to_vec();
+    out.push(kind as u8);
+    out
+}
+
+pub fn decode_revision(value: &[u8]) -> Option<(u64, ChangeKind)> {
+    let index = u64::from_be_bytes(value.get(..8)?.try_into().ok()?);
+    let kind = match value.get(8) {
+        Some(1) => ChangeKind::Expired,
+        _ => ChangeKind::Write,
+    };
+    Some((index, kind))
 }
 
 /// `[start, end)` of the whole DATA column family (every tag is one byte

@@ -17,13 +17,14 @@
 pub mod keys;
 mod keyspace;
 pub mod meta;
+pub mod reclaim;
 mod txn;
 
 use std::path::Path;
 use std::sync::Arc;
 
 pub use keyspace::{key_counts, live_meta, load_meta, KeyCounts};
-pub use txn::Txn;
+pub use txn::{ReadKey, Txn};
 /// Column family names.
 pub mod cf {
     /// Raft log entries, keyed by big-endian index.

@@ -3,11 +3,12 @@
 //! earlier writes (a pipelined `SET k 1; INCR k` in one entry gives 2);
 //! nothing reaches RocksDB until the caller writes the batch.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use super::meta::ValueType;
-use super::{cf, DataRead, Engine, EngineError};
+use super::{cf, keys, DataRead, Engine, EngineError};
 
 /// Write transaction for one Raft entry: an overlay over RocksDB whose reads
 /// see its own writes.
@@ -22,6 +23,60 @@ pub struct Txn<'a> {
     /// transaction wrote (they exist and may have new elements): blocked
     /// readers of those keys are told once the entry is applied.
     written: Vec<(ValueType, Vec<u8>)>,
+    /// When set, every user key this transaction changes gets a revision
+    /// record with this log index (see [`Txn::set_revision`]).
+    revision: Option<(u64, keys::ChangeKind)>,
+    /// When set, reads of the applied state come from this RocksDB
+    /// snapshot (a script's consistent view) instead of the latest state.
+    snapshot: Option<rocksdb::Snapshot<'a>>,
+    /// When set, the first read of each user key records its revision and
+    /// existence in the base state (see [`Txn::track_reads`]).
+    tracked: Option<RefCell<TrackedReads>>,
+}
+
+/// The user keys a tracked transaction read, with their state in the base
+/// (applied) data at the transaction's view.
+struct TrackedReads {
+    now_ms: i64,
+    keys: BTreeMap<Vec<u8>, (u64, bool)>,
+}
+
+/// One user key a tracked transaction read: its revision (0 = never
+/// changed) and whether it existed, unexpired, in the base state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadKey {
+    pub key: Vec<u8>,
+    pub revision: u64,
+    pub existed: bool,
+}
+
+/// The base state of a transaction (its snapshot or the latest applied
+/// state), without the overlay.
+struct Base<'t, 'a>(&'t Txn<'a>);
+
+impl DataRead for Base<'_, '_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        self.0.base_get(key)
+    }
+
+    fn for_each(
+        &self,
+        _start: &[u8],
+        _end: &[u8],
+        _f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), EngineError> {
+        // Only point reads are needed for a key's meta record.
+        Ok(())
+    }
+
+    fn for_each_rev(
+        &self,
+        _start: &[u8],
+        _end: &[u8],
+        _f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), EngineError> {
+        Ok(())
+    }
 }
 
 impl<'a> Txn<'a> {
@@ -31,7 +86,113 @@ impl<'a> Txn<'a> {
             writes: BTreeMap::new(),
             ranges: Vec::new(),
             written: Vec::new(),
+            revision: None,
+            snapshot: None,
+            tracked: None,
         }
+    }
+
+    /// A transaction whose reads of the applied state all come from one
+    /// RocksDB snapshot taken now (a Lua script's consistent view).
+    pub fn over_snapshot(engine: &'a Engine) -> Txn<'a> {
+        let mut txn = Txn::new(engine);
+        txn.snapshot = Some(engine.db().snapshot());
+        txn
+    }
+
+    /// From now on, the first read of each user key (through its meta
+    /// record or its elements) records the key's revision record and
+    /// whether it existed at `now_ms`, both from the base state (never the
+    /// overlay), read before the value is returned. A script's commit
+    /// carries them as watch tokens.
+    pub fn track_reads(&mut self, now_ms: i64) {
+        self.tracked = Some(RefCell::new(TrackedReads {
+            now_ms,
+            keys: BTreeMap::new(),
+        }));
+    }
+
+    /// The keys recorded since [`Txn::track_reads`], in key order.
+    pub fn read_keys(&self) -> Vec<ReadKey> {
+        let Some(tracked) = &self.tracked else {
+            return Vec::new();
+        };
+        tracked
+            .borrow()
+            .keys
+            .iter()
+            .map(|(key, &(revision, existed))| ReadKey {
+                key: key.clone(),
+                revision,
+                existed,
+            })
+            .collect()
+    }
+
+    fn base_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        let cf = self.engine.cf(cf::DATA);
+        Ok(match &self.snapshot {
+            Some(snapshot) => snapshot.get_cf(cf, key)?,
+            None => self.engine.db().get_cf(cf, key)?,
+        })
+    }
+
+    /// Records the user key of the raw DATA key `raw` if reads are tracked
+    /// and it is the first access to that key.
+    fn note_read(&self, raw: &[u8]) {
+        let Some(tracked) = &self.tracked else {
+            return;
+        };
+        let user_key = match raw.first() {
+            Some(&keys::META_TAG) => keys::decode_meta_key(raw).map(|(_, k)| k),
+            Some(&keys::SUB_TAG) => keys::decode_sub_key(raw).map(|(k, _, _)| k),
+            _ => None,
+        };
+        let Some(user_key) = user_key else {
+            return;
+        };
+        let now_ms = {
+            let t = tracked.borrow();
+            if t.keys.contains_key(user_key) {
+                return;
+            }
+            t.now_ms
+        };
+        let base = Base(self);
+        let revision = match base.get(&keys::revision_key(user_key)) {
+            Ok(Some(value)) => keys::decode_revision(&value).map_or(0, |(rev, _)| rev),
+            _ => 0,
+        };
+        let existed = matches!(super::live_meta(&base, user_key, now_ms), Ok(Some(_)));
+        tracked
+            .borrow_mut()
+            .keys
+            .insert(user_key.to_vec(), (revision, existed));
+    }
+
+    /// Stamps the user keys this transaction changes with revision `index`
+    /// (the Raft log index of the entry), which WATCH compares.
+    pub fn set_revision(&mut self, index: u64, kind: keys::ChangeKind) {
+        self.revision = Some((index, kind));
+    }
+
+    /// The user keys whose records this transaction writes: meta records and
+    /// collection elements, point writes and range deletes alike. A flush
+    /// names no key (WATCH sees flushed keys as gone instead).
+    fn changed_user_keys(&self) -> std::collections::BTreeSet<Vec<u8>> {
+        let user_key = |raw: &[u8]| -> Option<Vec<u8>> {
+            match raw.first() {
+                Some(&keys::META_TAG) => keys::decode_meta_key(raw).map(|(_, k)| k.to_vec()),
+                Some(&keys::SUB_TAG) => keys::decode_sub_key(raw).map(|(k, _, _)| k.to_vec()),
+                _ => None,
+            }
+        };
+        self.writes
+            .keys()
+            .map(|k| k.as_slice())
+            .chain(self.ranges.iter().map(|(start, _)| start.as_slice()))
+            .filter_map(user_key)
+            .collect()
     }
 
     /// Records that `user_key` now holds a collection a blocked reader may
@@ -44,6 +205,11 @@ impl<'a> Txn<'a> {
         {
             self.written.push((kind, user_key.to_vec()));
         }
+    }
+
+    /// The ranges deleted so far (`[start, end)`), for the reclaimer.
+    pub fn deleted_ranges(&self) -> &[(Vec<u8>, Vec<u8>)] {
+        &self.ranges
     }
 
     /// The keys recorded by [`Txn::note_written`], in first-write order.
@@ -91,6 +257,15 @@ impl<'a> Txn<'a> {
     pub fn into_write_batch(self) -> Result<rocksdb::WriteBatch, EngineError> {
         let cf = self.engine.cf(cf::DATA);
         let mut batch = rocksdb::WriteBatch::default();
+        if let Some((index, kind)) = self.revision {
+            for user_key in self.changed_user_keys() {
+                batch.put_cf(
+                    cf,
+                    keys::revision_key(&user_key),
+                    keys::encode_revision(index, kind),
+                );
+            }
+        }
         // Ranges first: point writes made after a range delete must survive it.
         for (start, end) in &self.ranges {
             batch.delete_range_cf(cf, start, end);
@@ -107,13 +282,14 @@ impl<'a> Txn<'a> {
 
 impl DataRead for Txn<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        self.note_read(key);
         if let Some(pending) = self.writes.get(key) {
             return Ok(pending.clone());
         }
         if self.range_deleted(key) {
             return Ok(None);
         }
-        Ok(self.engine.db().get_cf(self.engine.cf(cf::DATA), key)?)
+        self.base_get(key)
     }
 
     fn for_each(
@@ -125,8 +301,15 @@ impl DataRead for Txn<'_> {
         if start >= end {
             return Ok(());
         }
+        let mut f = |k: &[u8], v: &[u8]| {
+            self.note_read(k);
+            f(k, v)
+        };
         let mut opts = rocksdb::ReadOptions::default();
         opts.set_iterate_upper_bound(end.to_vec());
+        if let Some(snapshot) = &self.snapshot {
+            opts.set_snapshot(snapshot);
+        }
         let mut db_iter = self
             .engine
             .db()
@@ -193,9 +376,16 @@ impl DataRead for Txn<'_> {
         if start >= end {
             return Ok(());
         }
+        let mut f = |k: &[u8], v: &[u8]| {
+            self.note_read(k);
+            f(k, v)
+        };
         let mut opts = rocksdb::ReadOptions::default();
         opts.set_iterate_lower_bound(start.to_vec());
         opts.set_iterate_upper_bound(end.to_vec());
+        if let Some(snapshot) = &self.snapshot {
+            opts.set_snapshot(snapshot);
+        }
         let mut db_iter = self
             .engine
             .db()
@@ -275,6 +465,49 @@ mod tests {
 
     fn kv(k: &str, v: &str) -> (Vec<u8>, Vec<u8>) {
         (k.as_bytes().to_vec(), v.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn tracked_reads_record_base_revisions_of_first_accesses() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        let mut txn = engine.txn();
+        txn.set_revision(7, keys::ChangeKind::Write);
+        crate::commands::apply_write(
+            &mut txn,
+            &[b"SET".to_vec(), b"a".to_vec(), b"1".to_vec()],
+            0,
+        );
+        commit(&engine, txn);
+        let mut txn = Txn::over_snapshot(&engine);
+        txn.track_reads(0);
+        // Written after the snapshot: the script's view does not see it.
+        let mut later = engine.txn();
+        later.put(keys::meta_key(b"zzz"), b"x".to_vec());
+        commit(&engine, later);
+        for argv in [
+            &["GET", "a"][..],
+            &["INCR", "b"],
+            &["GET", "zzz"],
+            &["GET", "b"],
+        ] {
+            let argv: Vec<Vec<u8>> = argv.iter().map(|s| s.as_bytes().to_vec()).collect();
+            crate::commands::apply_write(&mut txn, &argv, 0);
+        }
+        let reads = txn.read_keys();
+        let summary: Vec<(&[u8], u64, bool)> = reads
+            .iter()
+            .map(|r| (r.key.as_slice(), r.revision, r.existed))
+            .collect();
+        // "b" was created by the transaction itself: recorded as absent.
+        assert_eq!(
+            summary,
+            vec![
+                (&b"a"[..], 7, true),
+                (&b"b"[..], 0, false),
+                (&b"zzz"[..], 0, false)
+            ]
+        );
     }
 
     #[test]

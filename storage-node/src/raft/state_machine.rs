@@ -31,10 +31,12 @@ use serde::{Deserialize, Serialize};
 
 use super::types::{
     codec, replies_serde, Entry, LogId, Op, Request, Response, Snapshot, SnapshotMeta,
-    StorageError, StoredMembership, TypeConfig, WriteRun,
+    StorageError, StoredMembership, TypeConfig, WatchToken, WriteRun,
 };
 use crate::commands;
+use crate::engine::keys::ChangeKind;
 use crate::engine::meta::ValueType;
+use crate::engine::reclaim::Reclaimer;
 use crate::engine::{cf, Engine, DB};
 
 const KEY_LAST_APPLIED: &[u8] = b"last_applied";
@@ -188,12 +190,23 @@ pub trait WriteObserver: Send + Sync + 'static {
     fn everything_changed(&self);
 }
 
+/// What applying an entry did besides its replies, acted on once the
+/// entry's batch is written.
+#[derive(Default)]
+struct Applied {
+    /// Lists, sorted sets and streams written (for blocked readers).
+    keys: Vec<(ValueType, Vec<u8>)>,
+    /// Key ranges deleted (for the reclaimer).
+    ranges: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
 /// The state machine over the node's RocksDB.
 pub struct StateMachineStore {
     engine: Engine,
     /// Serialises "is the stored snapshot newer?" checks with writes of it.
     snapshot_lock: Arc<Mutex<()>>,
     observer: Option<Arc<dyn WriteObserver>>,
+    reclaimer: Option<Reclaimer>,
 }
 
 impl StateMachineStore {
@@ -202,7 +215,14 @@ impl StateMachineStore {
             engine,
             snapshot_lock: Arc::new(Mutex::new(())),
             observer: None,
+            reclaimer: None,
         }
+    }
+
+    /// Adds the background reclaimer of deleted ranges.
+    pub fn with_reclaimer(mut self, reclaimer: Reclaimer) -> StateMachineStore {
+        self.reclaimer = Some(reclaimer);
+        self
     }
 
     /// Adds the observer told about written keys after each apply.
@@ -257,9 +277,10 @@ impl StateMachineStore {
     /// Applies one normal entry into `batch`; returns its response.
     fn apply_request(
         &self,
+        index: u64,
         req: Request,
         batch: &mut WriteBatch,
-        written: &mut Vec<(ValueType, Vec<u8>)>,
+        written: &mut Applied,
     ) -> Result<Response, StorageError> {
         let now_ms = req.now_ms;
         let response = match req.op {
@@ -275,7 +296,8 @@ impl StateMachineStore {
                     part,
                     commands,
                 };
-                let mut items = self.apply_runs(now_ms, vec![run], batch, written)?;
+                let mut items =
+                    self.apply_runs(now_ms, index, vec![(run, None)], batch, written)?;
                 Response {
                     replies: items.pop().unwrap_or_default(),
                     items: Vec::new(),
@@ -283,11 +305,27 @@ impl StateMachineStore {
             }
             Op::Batch { items } => Response {
                 replies: Vec::new(),
-                items: self.apply_runs(now_ms, items, batch, written)?,
+                items: self.apply_runs(
+                    now_ms,
+                    index,
+                    items.into_iter().map(|run| (run, None)).collect(),
+                    batch,
+                    written,
+                )?,
             },
+            Op::Transaction { run, watches } => {
+                let mut items =
+                    self.apply_runs(now_ms, index, vec![(run, Some(watches))], batch, written)?;
+                Response {
+                    replies: items.pop().unwrap_or_default(),
+                    items: Vec::new(),
+                }
+            }
             Op::ExpireKeys { keys } => {
                 let mut txn = self.engine.txn();
+                txn.set_revision(index, ChangeKind::Expired);
                 commands::apply_expire(&mut txn, &keys, now_ms);
+                written.ranges.extend_from_slice(txn.deleted_ranges());
                 *batch = txn
                     .into_write_batch()
                     .map_err(|e| sm_err(ErrorVerb::Write, e))?;
@@ -306,18 +344,24 @@ impl StateMachineStore {
     /// already applied, by an earlier entry or earlier in this one (a retry
     /// that caught up with its original in the same batch), gets the stored
     /// replies and changes nothing.
+    ///
+    /// A run with watches is a MULTI/EXEC transaction: one reply, the array
+    /// of its commands' replies, or a null array (nothing applied) when a
+    /// watched key changed since its WATCH.
     fn apply_runs(
         &self,
         now_ms: i64,
-        runs: Vec<WriteRun>,
+        index: u64,
+        runs: Vec<(WriteRun, Option<Vec<WatchToken>>)>,
         batch: &mut WriteBatch,
-        written: &mut Vec<(ValueType, Vec<u8>)>,
+        written: &mut Applied,
     ) -> Result<Vec<Vec<Reply>>, StorageError> {
         let mut txn = self.engine.txn();
+        txn.set_revision(index, ChangeKind::Write);
         let mut out = Vec::with_capacity(runs.len());
         // Dedup records of this entry, not yet in RocksDB.
         let mut records: HashMap<Vec<u8>, Vec<Reply>> = HashMap::new();
-        for run in runs {
+        for (run, watches) in runs {
             let record_key = (!run.client_id.is_empty())
                 .then(|| dedup_record_key(&run.client_id, run.seq, run.part));
             if let Some(key) = &record_key {
@@ -330,21 +374,36 @@ impl StateMachineStore {
                     continue;
                 }
             }
-            let replies: Vec<Reply> = run
-                .commands
-                .iter()
-                .map(|argv| {
-                    if argv.is_empty() {
-                        reply::error("ERR empty command")
+            let apply = |txn: &mut crate::engine::Txn<'_>| -> Vec<Reply> {
+                run.commands
+                    .iter()
+                    .map(|argv| {
+                        if argv.is_empty() {
+                            reply::error("ERR empty command")
+                        } else {
+                            commands::apply_write(txn, argv, now_ms)
+                        }
+                    })
+                    .collect()
+            };
+            let replies: Vec<Reply> = match &watches {
+                None => apply(&mut txn),
+                Some(watches) => {
+                    let unchanged = watches
+                        .iter()
+                        .all(|w| commands::transactions::unchanged(&txn, w, now_ms));
+                    vec![if unchanged {
+                        reply::array(apply(&mut txn))
                     } else {
-                        commands::apply_write(&mut txn, argv, now_ms)
-                    }
-                })
-                .collect();
+                        reply::null_array()
+                    }]
+                }
+            };
             // A blocking pop that found nothing is retried under the same
             // request id when data arrives: only its successful attempt is
             // the one a retry of the request must see.
-            let empty_blocking_attempt = run.commands.len() == 1
+            let empty_blocking_attempt = watches.is_none()
+                && run.commands.len() == 1
                 && commands::is_blocking(&run.commands[0])
                 && replies
                     .first()
@@ -354,7 +413,8 @@ impl StateMachineStore {
             }
             out.push(replies);
         }
-        written.extend(txn.take_written());
+        written.keys.extend(txn.take_written());
+        written.ranges.extend_from_slice(txn.deleted_ranges());
         *batch = txn
             .into_write_batch()
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
@@ -376,7 +436,7 @@ impl StateMachineStore {
         let log_id = entry.log_id;
         let mut batch = WriteBatch::default();
         let mut response = Response::default();
-        let mut written = Vec::new();
+        let mut written = Applied::default();
         match entry.payload {
             EntryPayload::Blank => {}
             EntryPayload::Membership(membership) => {
@@ -384,7 +444,7 @@ impl StateMachineStore {
                 put_encoded(self.db(), &mut batch, cf::SM_META, KEY_MEMBERSHIP, &stored)?;
             }
             EntryPayload::Normal(req) => {
-                response = self.apply_request(req, &mut batch, &mut written)?;
+                response = self.apply_request(log_id.index, req, &mut batch, &mut written)?;
             }
         }
         put_encoded(
@@ -398,8 +458,11 @@ impl StateMachineStore {
             .write(batch)
             .map_err(|e| StorageError::from(StorageIOError::apply(log_id, AnyError::new(&e))))?;
         metrics::histogram!(crate::metrics::RAFT_APPLY_SECONDS).record(started.elapsed());
-        if let (Some(observer), false) = (&self.observer, written.is_empty()) {
-            observer.keys_written(&written);
+        if let (Some(observer), false) = (&self.observer, written.keys.is_empty()) {
+            observer.keys_written(&written.keys);
+        }
+        if let (Some(reclaimer), false) = (&self.reclaimer, written.ranges.is_empty()) {
+            reclaimer.submit(written.ranges);
         }
         Ok(response)
     }

@@ -75,6 +75,25 @@ pub enum Op {
     /// Appended after the older variants so entries already in logs keep
     /// decoding (bincode encodes the variant index).
     Batch { items: Vec<WriteRun> },
+    /// A MULTI/EXEC transaction: `run`'s commands (reads included) applied
+    /// in order in this entry if no key in `watches` changed since its
+    /// WATCH, else none of them. The response holds one reply: the EXEC
+    /// array, or a null array when a watched key changed. Appended last so
+    /// older entries keep decoding.
+    Transaction {
+        run: WriteRun,
+        watches: Vec<WatchToken>,
+    },
+}
+
+/// A key's state when a client WATCHed it (see `commands::transactions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchToken {
+    pub key: Vec<u8>,
+    /// The key's revision then (0: never changed).
+    pub revision: u64,
+    /// Whether it existed, unexpired, then.
+    pub existed: bool,
 }
 
 /// One client batch's run of consecutive write commands, as carried in an

@@ -24,12 +24,13 @@ use rampart_proto::pb::kv_server::Kv;
 use rampart_proto::pb::{ExecuteRequest, ExecuteResponse, NotLeader, Replies, Unavailable};
 use rampart_proto::{reply, Reply};
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use super::blocking::BlockingCall;
 use super::proposals::ProposeError;
 use super::{now_ms, NodeCtx};
 use crate::commands;
-use crate::raft::types::WriteRun;
+use crate::raft::types::{Op, Request as RaftRequest, WatchToken, WriteRun};
 
 type Argv = Vec<Vec<u8>>;
 
@@ -49,12 +50,25 @@ impl Kv for KvService {
         &self,
         request: Request<ExecuteRequest>,
     ) -> Result<Response<ExecuteResponse>, Status> {
-        let outcome = execute(&self.ctx, request.into_inner()).await;
+        // Child of the `grpc.server` span that carries the proxy's trace.
+        let span = tracing::debug_span!(
+            "kv.execute",
+            rampart.node.id = self.ctx.id as i64,
+            rampart.batch.commands = request.get_ref().commands.len() as i64,
+            rampart.outcome = tracing::field::Empty,
+        );
+        let outcome = execute(&self.ctx, request.into_inner())
+            .instrument(span.clone())
+            .await;
         let label = match &outcome {
             Outcome::Replies(_) => "replies",
             Outcome::NotLeader(_) => "not_leader",
             Outcome::Unavailable(_) => "unavailable",
         };
+        span.record("rampart.outcome", label);
+        if let Outcome::Unavailable(u) = &outcome {
+            rampart_telemetry::record_error(&span, u.reason.clone());
+        }
         metrics::counter!(crate::metrics::KV_REQUESTS, "outcome" => label).increment(1);
         Ok(Response::new(ExecuteResponse {
             outcome: Some(outcome),
@@ -64,13 +78,13 @@ impl Kv for KvService {
 
 /// Why a run could not be served.
 #[derive(Debug)]
-enum Failure {
+pub(crate) enum Failure {
     NotLeader(NotLeader),
     Unavailable(String),
 }
 
 impl Failure {
-    fn into_outcome(self) -> Outcome {
+    pub(crate) fn into_outcome(self) -> Outcome {
         match self {
             Failure::NotLeader(n) => Outcome::NotLeader(n),
             Failure::Unavailable(reason) => Outcome::Unavailable(Unavailable { reason }),
@@ -79,7 +93,7 @@ impl Failure {
 
     /// Per-command error for commands that could not run after part of a
     /// batch without a client id (which cannot be retried safely) committed.
-    fn error_reply(&self) -> Reply {
+    pub(crate) fn error_reply(&self) -> Reply {
         match self {
             Failure::NotLeader(_) => {
                 reply::error("TRYAGAIN leadership changed while the batch was running")
@@ -106,10 +120,41 @@ fn split_runs(commands: Vec<Argv>) -> Vec<(bool, Vec<Argv>)> {
 
 pub(crate) async fn execute(ctx: &NodeCtx, req: ExecuteRequest) -> Outcome {
     let commands: Vec<Argv> = req.commands.into_iter().map(|c| c.args).collect();
+    if req.transaction {
+        let watches = req
+            .watches
+            .into_iter()
+            .map(|w| WatchToken {
+                key: w.key,
+                revision: w.revision,
+                existed: w.existed,
+            })
+            .collect();
+        let run = WriteRun {
+            client_id: req.client_id,
+            seq: req.request_seq,
+            part: 0,
+            commands,
+        };
+        return match transaction(ctx, run, watches).await {
+            Ok(reply) => Outcome::Replies(Replies {
+                replies: vec![reply],
+            }),
+            Err(failure) => failure.into_outcome(),
+        };
+    }
     if commands.is_empty() {
         return Outcome::Replies(Replies {
             replies: vec![reply::error("ERR empty command batch")],
         });
+    }
+    if commands
+        .iter()
+        .any(|argv| crate::scripting::is_script_command(argv))
+    {
+        // EVAL* / SCRIPT never go to the state machine (docs/scripting.md).
+        return crate::scripting::execute_batch(ctx, &req.client_id, req.request_seq, commands)
+            .await;
     }
     if commands.len() == 1 && commands::is_blocking(&commands[0]) {
         let argv = commands.into_iter().next().unwrap_or_default();
@@ -152,7 +197,7 @@ pub(crate) async fn execute(ctx: &NodeCtx, req: ExecuteRequest) -> Outcome {
     Outcome::Replies(Replies { replies })
 }
 
-async fn write_run(
+pub(crate) async fn write_run(
     ctx: &NodeCtx,
     client_id: &str,
     seq: u64,
@@ -166,9 +211,23 @@ async fn write_run(
         part,
         commands: run,
     };
+    // Propose, replicate to a quorum, commit and apply: one span, since the
+    // proposal batcher answers after apply.
+    let span = tracing::debug_span!(
+        "raft.propose",
+        rampart.run.part = i64::from(part),
+        rampart.run.commands = len as i64,
+    );
     let started = std::time::Instant::now();
-    let result = tokio::time::timeout(ctx.write_timeout, ctx.proposals.submit(run)).await;
+    let result = tokio::time::timeout(ctx.write_timeout, ctx.proposals.submit(run))
+        .instrument(span.clone())
+        .await;
     metrics::histogram!(crate::metrics::RAFT_WRITE_SECONDS).record(started.elapsed());
+    match &result {
+        Err(_) => rampart_telemetry::record_error(&span, "timed out waiting for the commit"),
+        Ok(Err(e)) => rampart_telemetry::record_error(&span, e.to_string()),
+        Ok(Ok(_)) => {}
+    }
     match result {
         Err(_) => Err(Failure::Unavailable(
             "timed out waiting for the write to commit".into(),
@@ -187,15 +246,46 @@ async fn write_run(
                 ])
             }
         }
-        Ok(Err(ProposeError::Unavailable(reason))) => Err(Failure::Unavailable(reason)),
-        Ok(Err(ProposeError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(
-            fwd,
-        ))))) => Err(Failure::NotLeader(ctx.not_leader(&fwd))),
-        Ok(Err(ProposeError::Raft(RaftError::APIError(
-            ClientWriteError::ChangeMembershipError(e),
-        )))) => Err(Failure::Unavailable(e.to_string())),
-        Ok(Err(ProposeError::Raft(RaftError::Fatal(e)))) => {
-            Err(Failure::Unavailable(format!("raft stopped: {e}")))
+        Ok(Err(e)) => Err(propose_failure(ctx, e)),
+    }
+}
+
+/// MULTI/EXEC: the commands (reads included) and the WATCH tokens in one
+/// Raft entry of their own, applied all or nothing (see
+/// `commands::transactions`). One reply: the EXEC array, or a null array
+/// when a watched key changed.
+pub(crate) async fn transaction(
+    ctx: &NodeCtx,
+    run: WriteRun,
+    watches: Vec<WatchToken>,
+) -> Result<Reply, Failure> {
+    let request = RaftRequest {
+        now_ms: now_ms(),
+        op: Op::Transaction { run, watches },
+    };
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(ctx.write_timeout, ctx.raft.client_write(request)).await;
+    metrics::histogram!(crate::metrics::RAFT_WRITE_SECONDS).record(started.elapsed());
+    match result {
+        Err(_) => Err(Failure::Unavailable(
+            "timed out waiting for the transaction to commit".into(),
+        )),
+        Ok(Ok(written)) => Ok(single_reply(written.data.replies)),
+        Ok(Err(e)) => Err(propose_failure(ctx, ProposeError::Raft(e))),
+    }
+}
+
+fn propose_failure(ctx: &NodeCtx, err: ProposeError) -> Failure {
+    match err {
+        ProposeError::Unavailable(reason) => Failure::Unavailable(reason),
+        ProposeError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(fwd))) => {
+            Failure::NotLeader(ctx.not_leader(&fwd))
+        }
+        ProposeError::Raft(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+            Failure::Unavailable(e.to_string())
+        }
+        ProposeError::Raft(RaftError::Fatal(e)) => {
+            Failure::Unavailable(format!("raft stopped: {e}"))
         }
     }
 }
@@ -252,14 +342,22 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn single_reply(mut replies: Vec<Reply>) -> Reply {
+pub(crate) fn single_reply(mut replies: Vec<Reply>) -> Reply {
     replies
         .pop()
         .unwrap_or_else(|| reply::error("ERR internal error: no reply for the command"))
 }
 
-async fn read_run(ctx: &NodeCtx, run: Vec<Argv>) -> Result<Vec<Reply>, Failure> {
-    match tokio::time::timeout(ctx.write_timeout, ctx.reads.wait(&ctx.raft)).await {
+pub(crate) async fn read_run(ctx: &NodeCtx, run: Vec<Argv>) -> Result<Vec<Reply>, Failure> {
+    // ReadIndex: the leadership confirmation the read waits for.
+    let confirm = tracing::debug_span!("raft.read_index");
+    let confirmed = tokio::time::timeout(ctx.write_timeout, ctx.reads.wait(&ctx.raft))
+        .instrument(confirm.clone())
+        .await;
+    if !matches!(confirmed, Ok(Ok(_))) {
+        rampart_telemetry::record_error(&confirm, "leadership not confirmed");
+    }
+    match confirmed {
         Err(_) => {
             return Err(Failure::Unavailable(
                 "timed out confirming leadership for a read".into(),
@@ -280,7 +378,11 @@ async fn read_run(ctx: &NodeCtx, run: Vec<Argv>) -> Result<Vec<Reply>, Failure> 
     // RocksDB reads block: keep them off the async workers. A run holding a
     // heavy command goes to the bounded heavy executor, which answers its
     // heavy commands -BUSY when full; cheap runs use the blocking pool.
-    match super::heavy::run_reads(&ctx.heavy, ctx.engine.clone(), run).await {
+    let read = tracing::debug_span!("kv.read", rampart.run.commands = len as i64);
+    match super::heavy::run_reads(&ctx.heavy, ctx.engine.clone(), run)
+        .instrument(read)
+        .await
+    {
         Ok(replies) => Ok(replies),
         Err(e) => {
             tracing::error!(error = %e, "read command failed");

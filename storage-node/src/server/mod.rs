@@ -6,6 +6,7 @@ pub mod grpc_metrics;
 pub mod heavy;
 pub mod kv;
 pub mod proposals;
+pub mod pubsub;
 pub mod read_index;
 pub mod transport;
 
@@ -34,6 +35,8 @@ pub struct NodeCtx {
     pub waiters: std::sync::Arc<blocking::KeyWaiters>,
     /// Whether this node is the leader (changes only when that does).
     pub leadership: tokio::sync::watch::Receiver<bool>,
+    /// Lua scripts running on this node (SCRIPT KILL) and their time limit.
+    pub scripts: std::sync::Arc<crate::scripting::Scripts>,
 }
 
 impl NodeCtx {
