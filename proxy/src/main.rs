@@ -16,18 +16,11 @@ struct Cli {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let telemetry = {
-        let _runtime = runtime.enter();
-        rampart_telemetry::init(&rampart_telemetry::Options {
-            service_name: "rampart-proxy",
-            default_log_filter: "info",
-            traces: true,
-        })
+    let options = rampart_telemetry::Options {
+        service_name: "rampart-proxy",
+        default_log_filter: "info",
+        traces: true,
     };
-    let result = runtime.block_on(rampart_proxy::run(cli.proxy));
-    telemetry.shutdown();
+    let result = rampart_telemetry::run_on_runtime(&options, rampart_proxy::run(cli.proxy))?;
     Ok(result?)
 }

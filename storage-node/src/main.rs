@@ -17,18 +17,11 @@ struct Cli {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let telemetry = {
-        let _runtime = runtime.enter();
-        rampart_telemetry::init(&rampart_telemetry::Options {
-            service_name: "rampart-node",
-            default_log_filter: "info,openraft=warn",
-            traces: true,
-        })
+    let options = rampart_telemetry::Options {
+        service_name: "rampart-node",
+        default_log_filter: "info,openraft=warn",
+        traces: true,
     };
-    let result = runtime.block_on(rampart_node::run(cli.node));
-    telemetry.shutdown();
+    let result = rampart_telemetry::run_on_runtime(&options, rampart_node::run(cli.node))?;
     Ok(result?)
 }

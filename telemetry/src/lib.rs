@@ -123,6 +123,25 @@ impl Telemetry {
 ///
 /// A bad exporter configuration does not stop the process: it is logged and
 /// the process runs without traces.
+/// The standalone binaries' `main`: runs `serve` on a new multi-threaded
+/// tokio runtime with telemetry set up inside it (the OTLP exporter needs
+/// the runtime), and flushes traces once `serve` returns.
+pub fn run_on_runtime<F: std::future::Future>(
+    options: &Options,
+    serve: F,
+) -> std::io::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let telemetry = {
+        let _runtime = runtime.enter();
+        init(options)
+    };
+    let output = runtime.block_on(serve);
+    telemetry.shutdown();
+    Ok(output)
+}
+
 pub fn init(options: &Options) -> Telemetry {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(options.default_log_filter));
