@@ -206,6 +206,7 @@ where
                     self.execute_chunk(std::mem::take(&mut chunk), output).await;
                     // RESET leaves subscribed mode without confirmations.
                     self.session.pubsub.clear();
+                    self.session.pubsub.settle().await;
                 }
                 PubSubRoute::Local(spec) => {
                     self.execute_chunk(std::mem::take(&mut chunk), output).await;

@@ -505,7 +505,12 @@ impl PubSub {
     }
 
     /// Removes `client` from `names`.
-    fn remove<'a>(&self, client: u64, kind: Kind, names: impl IntoIterator<Item = &'a Bytes>) {
+    fn remove<'a>(
+        &self,
+        client: u64,
+        kind: Kind,
+        names: impl IntoIterator<Item = &'a Bytes>,
+    ) -> Option<u64> {
         let mut state = self.state();
         let mut changes = Vec::new();
         for name in names {
@@ -526,7 +531,7 @@ impl PubSub {
                 subscribers: u32::try_from(left).unwrap_or(u32::MAX),
             });
         }
-        state.announce(changes);
+        state.announce(changes)
     }
 
     /// Waits (bounded) until every established link confirmed `version`,
@@ -776,6 +781,9 @@ pub struct ClientPubSub {
     handle: Arc<ClientHandle>,
     outbox: Arc<Outbox>,
     subs: [BTreeSet<Bytes>; 3],
+    /// The interest version of the last removal, until the nodes confirm
+    /// it ([`ClientPubSub::settle`]).
+    unsettled: Option<u64>,
 }
 
 impl ClientPubSub {
@@ -785,6 +793,7 @@ impl ClientPubSub {
             hub,
             handle,
             subs: Default::default(),
+            unsettled: None,
         }
     }
 
@@ -856,16 +865,28 @@ impl ClientPubSub {
                 _ => self.count(),
             });
         }
-        self.hub.remove(self.handle.id, kind, names);
+        if let Some(version) = self.hub.remove(self.handle.id, kind, names) {
+            self.unsettled = Some(version);
+        }
         self.publish_counts();
         counts
+    }
+
+    /// Waits (bounded) until the nodes know about the last unsubscribe or
+    /// RESET, so a PUBLISH after its reply no longer counts this client.
+    pub async fn settle(&mut self) {
+        if let Some(version) = self.unsettled.take() {
+            self.hub.wait_applied(version).await;
+        }
     }
 
     /// Drops every subscription without confirmations (RESET).
     pub fn clear(&mut self) {
         for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
             let names = std::mem::take(&mut self.subs[kind.index()]);
-            self.hub.remove(self.handle.id, kind, &names);
+            if let Some(version) = self.hub.remove(self.handle.id, kind, &names) {
+                self.unsettled = Some(version);
+            }
         }
         self.publish_counts();
     }

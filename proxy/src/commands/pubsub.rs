@@ -107,7 +107,9 @@ pub async fn subscribe_family(
     let counts = if subscribing {
         session.pubsub.subscribe(kind, &names).await
     } else {
-        session.pubsub.unsubscribe(kind, &names)
+        let counts = session.pubsub.unsubscribe(kind, &names);
+        session.pubsub.settle().await;
+        counts
     };
     let protocol = session.protocol;
     if names.is_empty() {
