@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::error::{CheckIsLeaderError, RaftError};
 use rampart_proto::pb::execute_response::Outcome;
 use rampart_proto::pb::reply::Kind;
 use rampart_proto::pb::Replies;
@@ -184,26 +183,7 @@ pub(crate) async fn execute_batch(
 }
 
 fn wrong_arity(name: &str) -> Reply {
-    reply::error(format!(
-        "ERR wrong number of arguments for '{name}' command"
-    ))
-}
-
-/// ReadIndex: everything committed before now is applied here.
-async fn barrier(ctx: &NodeCtx) -> Result<(), Failure> {
-    match tokio::time::timeout(ctx.write_timeout, ctx.reads.wait(&ctx.raft)).await {
-        Err(_) => Err(Failure::Unavailable(
-            "timed out confirming leadership for a script".into(),
-        )),
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(fwd)))) => {
-            Err(Failure::NotLeader(ctx.not_leader(&fwd)))
-        }
-        Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
-            Err(Failure::Unavailable(e.to_string()))
-        }
-        Ok(Err(RaftError::Fatal(e))) => Err(Failure::Unavailable(format!("raft stopped: {e}"))),
-    }
+    reply::error(rampart_proto::errors::wrong_arity(name))
 }
 
 /// Compiles `body` and tells whether it is cached already (off the async
@@ -285,7 +265,7 @@ async fn run_command(
             let jitter = rand::random::<u64>() % (2 * u64::from(attempt)).max(1);
             tokio::time::sleep(Duration::from_millis(jitter)).await;
         }
-        barrier(ctx).await?;
+        kv::confirm_leadership(ctx, "a script").await?;
         let run = {
             let running = ctx.scripts.start();
             let flag = running.flag.clone();
@@ -384,7 +364,7 @@ async fn script_command(ctx: &NodeCtx, argv: Argv) -> Result<Reply, Failure> {
             if argv.len() < 3 {
                 return Ok(wrong_arity("script|exists"));
             }
-            barrier(ctx).await?;
+            kv::confirm_leadership(ctx, "a script").await?;
             let engine = ctx.engine.clone();
             let shas: Vec<Vec<u8>> = argv[2..].iter().map(|s| s.to_ascii_lowercase()).collect();
             let found = tokio::task::spawn_blocking(move || {

@@ -348,8 +348,10 @@ pub(crate) fn single_reply(mut replies: Vec<Reply>) -> Reply {
         .unwrap_or_else(|| reply::error("ERR internal error: no reply for the command"))
 }
 
-pub(crate) async fn read_run(ctx: &NodeCtx, run: Vec<Argv>) -> Result<Vec<Reply>, Failure> {
-    // ReadIndex: the leadership confirmation the read waits for.
+/// ReadIndex: waits until this node has confirmed its leadership with a
+/// quorum and applied everything committed before the call (`what` names
+/// the caller in the timeout text).
+pub(crate) async fn confirm_leadership(ctx: &NodeCtx, what: &str) -> Result<(), Failure> {
     let confirm = tracing::debug_span!("raft.read_index");
     let confirmed = tokio::time::timeout(ctx.write_timeout, ctx.reads.wait(&ctx.raft))
         .instrument(confirm.clone())
@@ -358,23 +360,24 @@ pub(crate) async fn read_run(ctx: &NodeCtx, run: Vec<Argv>) -> Result<Vec<Reply>
         rampart_telemetry::record_error(&confirm, "leadership not confirmed");
     }
     match confirmed {
-        Err(_) => {
-            return Err(Failure::Unavailable(
-                "timed out confirming leadership for a read".into(),
-            ))
-        }
-        Ok(Ok(_)) => {}
+        Err(_) => Err(Failure::Unavailable(format!(
+            "timed out confirming leadership for {what}"
+        ))),
+        Ok(Ok(_)) => Ok(()),
         Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(fwd)))) => {
-            return Err(Failure::NotLeader(ctx.not_leader(&fwd)))
+            Err(Failure::NotLeader(ctx.not_leader(&fwd)))
         }
         Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
-            return Err(Failure::Unavailable(e.to_string()))
+            Err(Failure::Unavailable(e.to_string()))
         }
-        Ok(Err(RaftError::Fatal(e))) => {
-            return Err(Failure::Unavailable(format!("raft stopped: {e}")))
-        }
+        Ok(Err(RaftError::Fatal(e))) => Err(Failure::Unavailable(format!("raft stopped: {e}"))),
     }
+}
+
+pub(crate) async fn read_run(ctx: &NodeCtx, run: Vec<Argv>) -> Result<Vec<Reply>, Failure> {
+    confirm_leadership(ctx, "a read").await?;
     let len = run.len();
+
     // RocksDB reads block: keep them off the async workers. A run holding a
     // heavy command goes to the bounded heavy executor, which answers its
     // heavy commands -BUSY when full; cheap runs use the blocking pool.
