@@ -18,6 +18,7 @@ pub const CHEAP: &str = "cheap";
 pub const HEAVY: &str = "heavy";
 pub const HEAVY_SCAN: &str = "heavy_scan";
 pub const HEAVY_DATA: &str = "heavy_data";
+pub const HEAVY_SCRIPT: &str = "heavy_script";
 pub const ADMIN: &str = "admin";
 pub const BLOCKING: &str = "blocking";
 
@@ -63,14 +64,22 @@ pub const DEFAULT_TABLE: &[(&str, &[&str])] = &[
             "zdiffstore",
             "zintercard",
             "lrange",
+            "sort",
+            "sort_ro",
+        ],
+    ),
+    // Scripts get their own sub-pool: a flood of big XREADs fills
+    // heavy_data, and must not leave an application's small Lua scripts
+    // (locks, rate limiters) without a slot.
+    (
+        HEAVY_SCRIPT,
+        &[
             "eval",
             "evalsha",
             "eval_ro",
             "evalsha_ro",
             "fcall",
             "fcall_ro",
-            "sort",
-            "sort_ro",
         ],
     ),
     (
@@ -133,6 +142,7 @@ fn builtin_classes(cpus: u32) -> Vec<(String, ClassConfig)> {
         // the other can never take.
         (HEAVY_SCAN.into(), class((heavy / 2).max(1), Some(HEAVY), 1)),
         (HEAVY_DATA.into(), class(heavy, Some(HEAVY), 1)),
+        (HEAVY_SCRIPT.into(), class(heavy, Some(HEAVY), 1)),
         (ADMIN.into(), class(2, None, 0)),
         // Waiting blocking commands hold no heavy slot; this bounds how many
         // may wait at once (each costs a task and a node-side waiter).
@@ -252,12 +262,21 @@ pub fn build_table(
     for (name, default_max) in [
         (HEAVY_SCAN, (heavy_max / 2).max(1)),
         (HEAVY_DATA, heavy_max),
+        (HEAVY_SCRIPT, heavy_max),
     ] {
         let explicit = classes.get(name).and_then(|c| c.max).is_some();
         if let Some((_, c)) = merged.iter_mut().find(|(n, _)| n == name) {
             if !explicit {
                 c.max = Some(default_max);
             }
+        }
+    }
+    // Three reserved slots need heavy >= 3 (a 1-CPU host has heavy = 2):
+    // below that, scripts share instead of reserving, unless configured.
+    let script_reserve_explicit = classes.get(HEAVY_SCRIPT).and_then(|c| c.reserve).is_some();
+    if heavy_max < 3 && !script_reserve_explicit {
+        if let Some((_, c)) = merged.iter_mut().find(|(n, _)| n == HEAVY_SCRIPT) {
+            c.reserve = Some(0);
         }
     }
     let index: HashMap<&str, usize> = merged
@@ -500,7 +519,7 @@ mod tests {
         assert_eq!(class(&["scan", "0"]), Some(HEAVY_SCAN));
         assert_eq!(class(&["HGETALL", "h"]), Some(HEAVY_DATA));
         assert_eq!(class(&["zrangebyscore", "z", "0", "1"]), Some(HEAVY_DATA));
-        assert_eq!(class(&["EVAL", "return 1", "0"]), Some(HEAVY_DATA));
+        assert_eq!(class(&["EVAL", "return 1", "0"]), Some(HEAVY_SCRIPT));
         assert_eq!(class(&["FLUSHALL"]), Some(ADMIN));
         assert_eq!(class(&["BLPOP", "l", "0"]), Some(BLOCKING));
         assert_eq!(class(&["nosuchcommand"]), Some(CHEAP));

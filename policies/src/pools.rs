@@ -7,7 +7,8 @@
 //! uses fewer than r_i (its reservation, which nobody else can take), or
 //! while the shared part (M - Σr) has room; never more than m_i. So the
 //! default `heavy_scan` (max M/2, reserve 1) can never take more than half
-//! of `heavy`, and `heavy_data` always keeps at least one slot for scans.
+//! of `heavy`, and `heavy_data` always keeps at least one slot for scans
+//! and one for scripts (`heavy_script`).
 //!
 //! **Reload.** Pools live across reloads (by class name) and only their
 //! limits change, so permits taken before a reload are still counted.
@@ -358,7 +359,7 @@ impl Inflight {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classes::{build_table, HEAVY_DATA, HEAVY_SCAN};
+    use crate::classes::{build_table, HEAVY_DATA, HEAVY_SCAN, HEAVY_SCRIPT};
     use crate::config::ClassConfig;
     use std::collections::BTreeMap;
 
@@ -399,18 +400,22 @@ mod tests {
 
     #[tokio::test]
     async fn scans_cannot_starve_data_commands_nor_the_reverse() {
-        // 4 CPUs: heavy = 8, scans at most 4, each sub-pool reserves 1.
+        // 4 CPUs: heavy = 8, scans at most 4; scan, data and script
+        // sub-pools each reserve 1, so 5 slots are shared.
         let (t, s, _p) = slots(&[], 4);
         let scan = slot(&t, &s, HEAVY_SCAN);
         let data = slot(&t, &s, HEAVY_DATA);
+        let script = slot(&t, &s, HEAVY_SCRIPT);
         let scans: Vec<_> = (0..4)
             .map(|_| scan.try_acquire(MIN, MAX).unwrap())
             .collect();
         assert!(scan.try_acquire(MIN, MAX).is_err(), "scans capped at half");
-        let datas: Vec<_> = (0..4)
+        let datas: Vec<_> = (0..3)
             .map(|_| data.try_acquire(MIN, MAX).unwrap())
             .collect();
-        assert!(data.try_acquire(MIN, MAX).is_err(), "heavy is full");
+        assert!(data.try_acquire(MIN, MAX).is_err(), "shared part is full");
+        let lua = script.try_acquire(MIN, MAX);
+        assert!(lua.is_ok(), "a script still gets its reserved slot");
         drop(scans);
         // Data may now take everything but the scans' reserved slot.
         let more: Vec<_> = (0..3)
@@ -419,7 +424,7 @@ mod tests {
         assert!(data.try_acquire(MIN, MAX).is_err());
         let reserved = scan.try_acquire(MIN, MAX);
         assert!(reserved.is_ok(), "a scan still gets its reserved slot");
-        drop((datas, more));
+        drop((datas, more, lua));
     }
 
     #[tokio::test(start_paused = true)]
