@@ -1,6 +1,8 @@
 //! `rampart-loadtest` as a user runs it: the built binary against a real
 //! cluster. `populate` must leave the collection it promised, `bench` must
-//! exit 0 and write a well-formed JSON report with measured operations.
+//! exit 0 and write a well-formed JSON report with measured operations;
+//! `incident --smoke` (alone and `--compare`d against a second proxy with
+//! every policy off) must write the report of issue 7 and a plot.
 //! Nothing here asserts speed.
 //!
 //! The binary is found next to `rampart` in the same target dir (`cargo
@@ -11,9 +13,10 @@
 mod common;
 
 use common::{int, Cluster, RAMPART};
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -268,4 +271,332 @@ fn bench_and_populate_against_a_cluster() {
     ]);
     assert!(!ok, "bench against a closed port succeeded");
     assert!(err.contains("cannot reach"), "{err}");
+}
+
+/// The nine per-phase fields of issue 7.
+const PHASE_FIELDS: [&str; 9] = [
+    "cheap_p50_ms",
+    "cheap_p99_ms",
+    "cheap_p999_ms",
+    "cheap_errors",
+    "abuser_ops",
+    "abuser_busy",
+    "abuser_conn_rejects",
+    "raft_commit_p99_ms",
+    "apply_overflow",
+];
+
+/// Checks one run's report: `{"phases": {baseline, abuse, recovery}}` with
+/// exactly the issue's fields, ordinary clients measured in every phase,
+/// the stream prepared. `raft_metrics`: whether the Raft fields must be
+/// numbers (nodes scraped) rather than `null`.
+fn check_incident(report: &serde_json::Value, entries: u64, raft_metrics: bool) {
+    let phases = report["phases"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no phases object: {report}"));
+    let names: Vec<&str> = phases.keys().map(|k| k.as_str()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    for name in ["baseline", "abuse", "recovery"] {
+        let phase = phases[name]
+            .as_object()
+            .unwrap_or_else(|| panic!("phase {name} missing: {report}"));
+        let mut keys: Vec<&str> = phase.keys().map(|k| k.as_str()).collect();
+        keys.sort_unstable();
+        let mut want = PHASE_FIELDS.to_vec();
+        want.sort_unstable();
+        assert_eq!(keys, want, "fields of phase {name}");
+        for f in &PHASE_FIELDS[..7] {
+            assert!(phase[*f].is_number(), "{name}.{f}: {}", phase[*f]);
+        }
+        let (p50, p99, p999) = (
+            phase["cheap_p50_ms"].as_f64().unwrap(),
+            phase["cheap_p99_ms"].as_f64().unwrap(),
+            phase["cheap_p999_ms"].as_f64().unwrap(),
+        );
+        assert!(
+            0.0 < p50 && p50 <= p99 && p99 <= p999,
+            "{name}: percentiles {p50} {p99} {p999}"
+        );
+        for f in ["raft_commit_p99_ms", "apply_overflow"] {
+            if !raft_metrics {
+                assert!(phase[f].is_null(), "{name}.{f}: {}", phase[f]);
+            } else if name == "baseline" {
+                // The calm phase: every node answers, writes commit.
+                assert!(phase[f].is_number(), "{name}.{f} not scraped: {report}");
+            } else {
+                // Under abuse a scrape may time out: a number or null.
+                assert!(phase[f].is_number() || phase[f].is_null(), "{name}.{f}");
+            }
+        }
+        let detail = &report["phase_details"][name];
+        assert!(
+            detail["cheap_ops"].as_u64().is_some_and(|n| n > 0),
+            "{name}: no ordinary replies: {detail}"
+        );
+        if name != "abuse" {
+            for f in ["abuser_ops", "abuser_busy", "abuser_conn_rejects"] {
+                assert_eq!(phase[f], 0, "{name}.{f}");
+            }
+        }
+    }
+    // The big stream is there (fails with `unknown command 'xadd'` until the
+    // node implements streams).
+    let prepare = &report["prepare"];
+    assert_eq!(prepare["errors"], 0, "prepare errors: {prepare}");
+    assert_eq!(prepare["stream_len"].as_u64(), Some(entries), "{prepare}");
+    let abuser = &report["abuser"];
+    assert_eq!(
+        abuser["commands"].as_array().map(Vec::len),
+        Some(3),
+        "{abuser}"
+    );
+    let timeline = report["timeline"].as_array().expect("timeline array");
+    assert_eq!(
+        timeline.len() as f64,
+        3.0 * report["settings"]["phase_secs"].as_f64().unwrap()
+    );
+    assert!(
+        timeline.iter().any(|p| p["cheap_p99_ms"].is_number()),
+        "{report}"
+    );
+}
+
+fn check_plot(path: &Path, magic: &[u8]) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    assert!(bytes.len() > 1000, "{} is tiny", path.display());
+    assert!(
+        bytes.windows(magic.len()).take(200).any(|w| w == magic),
+        "{} lacks {:?}",
+        path.display(),
+        String::from_utf8_lossy(magic)
+    );
+}
+
+/// A second proxy in front of the cluster's nodes with every policy off
+/// (what `--compare` is for: policies on vs off on the same data).
+struct OpenProxy {
+    addr: String,
+    child: Child,
+}
+
+impl OpenProxy {
+    fn start(cluster: &Cluster) -> OpenProxy {
+        let addr = format!("127.0.0.1:{}", common::free_ports(1)[0]);
+        let nodes: Vec<String> = (1..=3).map(|id| cluster.client_addr(id)).collect();
+        let log = std::fs::File::create(cluster.dir().join("open-proxy.log")).expect("log file");
+        let mut cmd = common::rampart_command();
+        cmd.arg("proxy")
+            .args(["--listen", &addr])
+            .args(["--nodes", &nodes.join(",")])
+            .args(["--policies", "false"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log"))
+            .stderr(log);
+        let child = common::spawn_tied(cmd);
+        common::wait_for(
+            &format!("policy-free proxy {addr} to answer PING"),
+            common::STARTUP_TIMEOUT,
+            Duration::from_millis(200),
+            || {
+                let mut c = common::RawConn::connect(&addr).map_err(|e| e.to_string())?;
+                match c.cmd(&["PING"]).as_slice() {
+                    b"+PONG\r\n" => Ok(()),
+                    other => Err(String::from_utf8_lossy(other).into_owned()),
+                }
+            },
+        );
+        OpenProxy { addr, child }
+    }
+}
+
+impl Drop for OpenProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn incident_smoke_and_compare_against_a_cluster() {
+    let cluster = Cluster::start();
+    let guarded = cluster.proxy_addr().to_string();
+    let open = OpenProxy::start(&cluster);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = |name: &str| dir.path().join(name);
+    let s = |p: &Path| p.to_str().expect("utf-8 path").to_string();
+
+    // One run against the proxy with the default policies; the harness's
+    // nodes serve no metrics, so the Raft fields are null.
+    let (json, svg) = (path("incident.json"), path("incident.svg"));
+    let out = run_ok(&[
+        "incident",
+        "--smoke",
+        "--quiet",
+        "--endpoint",
+        &guarded,
+        "--seed",
+        "7",
+        "--json",
+        &s(&json),
+        "--plot",
+        &s(&svg),
+    ]);
+    assert!(
+        out.contains("baseline") && out.contains("recovery") && out.contains("abuse / baseline"),
+        "table:\n{out}"
+    );
+    let report = read_json(&json);
+    check_incident(&report, 2000, false);
+    assert_eq!(report["endpoint"], guarded.as_str());
+    // 37 connections from one address against a cap of 8 per IP.
+    assert!(
+        report["phases"]["abuse"]["abuser_conn_rejects"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{report}"
+    );
+    check_plot(&svg, b"<svg");
+
+    // --compare: the same scenario through the policy-free proxy, data
+    // reused; PNG this time.
+    let (json, png) = (path("compare.json"), path("compare.png"));
+    let out = run_ok(&[
+        "incident",
+        "--smoke",
+        "--quiet",
+        "--reuse-data",
+        "--endpoint",
+        &guarded,
+        "--compare",
+        &open.addr,
+        "--name",
+        "on",
+        "--compare-name",
+        "off",
+        "--json",
+        &s(&json),
+        "--plot",
+        &s(&png),
+    ]);
+    assert!(
+        out.contains("=== on ===") && out.contains("=== off ===") && out.contains("off / on"),
+        "table:\n{out}"
+    );
+    let report = read_json(&json);
+    assert_eq!(report["order"], serde_json::json!(["on", "off"]));
+    check_incident(&report["runs"]["on"], 2000, false);
+    check_incident(&report["runs"]["off"], 2000, false);
+    assert_eq!(report["runs"]["off"]["endpoint"], open.addr.as_str());
+    assert_eq!(report["runs"]["on"]["prepare"]["reused"], true);
+    // No per-IP cap on the open proxy.
+    assert_eq!(
+        report["runs"]["off"]["phases"]["abuse"]["abuser_conn_rejects"],
+        0
+    );
+    for phase in ["baseline", "abuse", "recovery"] {
+        let row = &report["ratios"]["second_over_first"][phase];
+        for f in PHASE_FIELDS {
+            assert!(
+                row.get(f).is_some_and(|v| v.is_number() || v.is_null()),
+                "ratio {phase}.{f}: {row}"
+            );
+        }
+    }
+    for name in ["on", "off"] {
+        assert!(
+            report["ratios"]["abuse_over_baseline"][name]["cheap_p99_ms"].is_number(),
+            "{report}"
+        );
+    }
+    check_plot(&png, b"PNG");
+}
+
+/// `rampart dev` registers each node's metrics URL, so `incident` finds the
+/// nodes through the proxy's INFO and reports Raft commit p99 and overflow.
+#[test]
+fn incident_scrapes_node_metrics_of_a_dev_cluster() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let proxy_port = common::free_ports(1)[0];
+    let base = free_base_port();
+    let mut cmd = common::rampart_command();
+    cmd.arg("dev")
+        .args(["--proxy-port", &proxy_port.to_string()])
+        .args(["--base-port", &base.to_string()])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--fresh")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = common::spawn_tied(cmd);
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel::<String>();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) if line.contains("ready") => break,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("rampart dev printed no `ready` line within 90 s ({e})");
+            }
+        }
+    }
+    let json = dir.path().join("incident.json");
+    let endpoint = format!("127.0.0.1:{proxy_port}");
+    let result = std::panic::catch_unwind(|| {
+        run_ok(&[
+            "incident",
+            "--smoke",
+            "--quiet",
+            "--endpoint",
+            &endpoint,
+            "--json",
+            json.to_str().expect("utf-8 path"),
+        ]);
+        let report = read_json(&json);
+        let urls = report["node_metrics"]["urls"]
+            .as_array()
+            .expect("node_metrics.urls");
+        assert_eq!(urls.len(), 3, "{report}");
+        check_incident(&report, 2000, true);
+        let baseline = &report["phase_details"]["baseline"];
+        assert_eq!(baseline["nodes_scraped"], 3, "{baseline}");
+        assert!(
+            baseline["raft_commits"].as_u64().is_some_and(|n| n > 0),
+            "{baseline}"
+        );
+        assert!(
+            report["timeline"]
+                .as_array()
+                .expect("timeline")
+                .iter()
+                .any(|p| p["raft_commit_p99_ms"].is_number()),
+            "{report}"
+        );
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A base port with base+1..=base+30 free (`rampart dev` uses base+1..3
+/// for clients, +11..13 for Raft, +21..23 and +30 for metrics).
+fn free_base_port() -> u16 {
+    use rand::Rng;
+    for _ in 0..200 {
+        let base: u16 = rand::thread_rng().gen_range(20_000..40_000);
+        if (base + 1..=base + 30).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free range of 30 ports found");
 }

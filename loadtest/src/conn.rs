@@ -176,6 +176,7 @@ pub struct RespConn {
     stream: TcpStream,
     rbuf: BytesMut,
     wbuf: Vec<u8>,
+    scanner: Scanner,
 }
 
 impl RespConn {
@@ -186,6 +187,7 @@ impl RespConn {
             stream,
             rbuf: BytesMut::with_capacity(64 * 1024),
             wbuf: Vec::with_capacity(64 * 1024),
+            scanner: Scanner::default(),
         };
         if let Some(pw) = &opts.password {
             if let Value::Error(e) = conn.command(&[b"AUTH", pw.as_bytes()]).await? {
@@ -226,7 +228,7 @@ impl RespConn {
 
     /// The next complete reply already in the read buffer, scanned.
     pub fn try_next_reply(&mut self) -> Result<Option<Reply>, ConnError> {
-        let Some(end) = scan(&self.rbuf, 0, 0)? else {
+        let Some(end) = self.scanner.advance(&self.rbuf)? else {
             return Ok(None);
         };
         let reply = match self.rbuf[0] {
@@ -243,6 +245,8 @@ impl RespConn {
             return Ok(None);
         };
         self.rbuf.advance(end);
+        // The bytes the scanner may have looked at are gone.
+        self.scanner = Scanner::default();
         Ok(Some(value))
     }
 
@@ -295,52 +299,95 @@ fn number(text: &[u8]) -> Result<i64, ConnError> {
         })
 }
 
-/// End position of the complete reply starting at `pos`, or `None` if the
-/// buffer does not hold all of it yet.
-fn scan(buf: &[u8], pos: usize, depth: usize) -> Result<Option<usize>, ConnError> {
-    if pos >= buf.len() {
-        return Ok(None);
-    }
-    if depth > MAX_DEPTH {
-        return Err(ConnError::Protocol("reply nested too deeply".into()));
-    }
-    let kind = buf[pos];
-    let Some((head, mut next)) = line(buf, pos)? else {
-        return Ok(None);
-    };
-    match kind {
-        b'+' | b'-' | b':' | b'_' | b'#' | b',' | b'(' => Ok(Some(next)),
-        b'$' | b'!' | b'=' => {
-            let n = number(head)?;
-            if n < 0 {
-                return Ok(Some(next));
+/// End position of the complete reply at the start of `buf`, or `None` if
+/// the buffer does not hold all of it yet.
+#[cfg(test)]
+fn scan(buf: &[u8]) -> Result<Option<usize>, ConnError> {
+    Scanner::default().advance(buf)
+}
+
+/// Finds where the reply at the start of the read buffer ends, resuming
+/// where the previous call stopped: a multi-megabyte reply (an XREAD without
+/// COUNT over a big stream) arrives in many reads, and rescanning it from
+/// the start after each one would be quadratic.
+#[derive(Debug, Default)]
+struct Scanner {
+    /// Start of the next element not yet scanned.
+    pos: usize,
+    /// Elements still missing in each open aggregate, outermost first.
+    pending: Vec<u64>,
+}
+
+impl Scanner {
+    fn advance(&mut self, buf: &[u8]) -> Result<Option<usize>, ConnError> {
+        loop {
+            if self.pos >= buf.len() {
+                return Ok(None);
             }
-            let end = next + n as usize + 2;
-            Ok((end <= buf.len()).then_some(end))
-        }
-        b'*' | b'~' | b'>' | b'%' | b'|' => {
-            let n = number(head)?;
-            let mut items = if matches!(kind, b'%' | b'|') {
-                n.max(0) * 2
-            } else {
-                n.max(0)
+            let kind = buf[self.pos];
+            let Some((head, next)) = line(buf, self.pos)? else {
+                return Ok(None);
             };
-            // An attribute is followed by the reply it annotates.
-            if kind == b'|' {
-                items += 1;
-            }
-            for _ in 0..items {
-                match scan(buf, next, depth + 1)? {
-                    Some(end) => next = end,
-                    None => return Ok(None),
+            let children = match kind {
+                b'+' | b'-' | b':' | b'_' | b'#' | b',' | b'(' => {
+                    self.pos = next;
+                    0
                 }
+                b'$' | b'!' | b'=' => {
+                    let n = number(head)?;
+                    if n >= 0 {
+                        let end = next.saturating_add(n as usize).saturating_add(2);
+                        if end > buf.len() {
+                            return Ok(None);
+                        }
+                        self.pos = end;
+                    } else {
+                        self.pos = next;
+                    }
+                    0
+                }
+                b'*' | b'~' | b'>' | b'%' | b'|' => {
+                    let n = number(head)?.max(0) as u64;
+                    let mut items = if matches!(kind, b'%' | b'|') {
+                        n * 2
+                    } else {
+                        n
+                    };
+                    // An attribute is followed by the reply it annotates.
+                    if kind == b'|' {
+                        items += 1;
+                    }
+                    self.pos = next;
+                    items
+                }
+                other => {
+                    return Err(ConnError::Protocol(format!(
+                        "unknown reply type byte {:?}",
+                        other as char
+                    )))
+                }
+            };
+            if children > 0 {
+                if self.pending.len() >= MAX_DEPTH {
+                    return Err(ConnError::Protocol("reply nested too deeply".into()));
+                }
+                self.pending.push(children);
+                continue;
             }
-            Ok(Some(next))
+            // One element is complete; close every aggregate it completes.
+            loop {
+                let Some(left) = self.pending.last_mut() else {
+                    let end = self.pos;
+                    self.pos = 0;
+                    return Ok(Some(end));
+                };
+                *left -= 1;
+                if *left > 0 {
+                    break;
+                }
+                self.pending.pop();
+            }
         }
-        other => Err(ConnError::Protocol(format!(
-            "unknown reply type byte {:?}",
-            other as char
-        ))),
     }
 }
 
@@ -456,17 +503,26 @@ mod tests {
             b"_\r\n",
         ];
         for case in cases {
-            assert_eq!(scan(case, 0, 0).unwrap(), Some(case.len()), "{case:?}");
+            assert_eq!(scan(case).unwrap(), Some(case.len()), "{case:?}");
             for cut in 0..case.len() {
-                assert_eq!(
-                    scan(&case[..cut], 0, 0).unwrap(),
-                    None,
-                    "{case:?} cut {cut}"
-                );
+                assert_eq!(scan(&case[..cut]).unwrap(), None, "{case:?} cut {cut}");
                 assert!(parse(&case[..cut], 0, 0).unwrap().is_none());
             }
             assert_eq!(parse(case, 0, 0).unwrap().unwrap().1, case.len());
         }
+    }
+
+    #[test]
+    fn scanner_resumes_across_reads() {
+        let reply: &[u8] = b"*3\r\n*2\r\n$2\r\nab\r\n:1\r\n%1\r\n+k\r\n$1\r\nv\r\n_\r\n+NEXT\r\n";
+        let first = reply.len() - b"+NEXT\r\n".len();
+        let mut s = Scanner::default();
+        for cut in 0..first {
+            assert_eq!(s.advance(&reply[..cut]).unwrap(), None, "cut {cut}");
+        }
+        assert_eq!(s.advance(reply).unwrap(), Some(first));
+        // The state is reset for the reply after it.
+        assert_eq!(s.advance(&reply[first..]).unwrap(), Some(7));
     }
 
     #[test]
@@ -498,8 +554,8 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        assert!(scan(b"?x\r\n", 0, 0).is_err());
-        assert!(scan(b"+OK\n", 0, 0).is_err());
-        assert!(scan(b"$x\r\n", 0, 0).is_err());
+        assert!(scan(b"?x\r\n").is_err());
+        assert!(scan(b"+OK\n").is_err());
+        assert!(scan(b"$x\r\n").is_err());
     }
 }

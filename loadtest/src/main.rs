@@ -1,10 +1,13 @@
-//! `rampart-loadtest` command line. Subcommands: `bench`, `populate`
-//! (`incident` will join them).
+//! `rampart-loadtest` command line. Subcommands: `bench`, `populate`,
+//! `incident`.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use rampart_loadtest::bench::{self, BenchConfig, StopAt};
 use rampart_loadtest::conn::ConnectOptions;
+use rampart_loadtest::incident::{
+    self, abuser::Backoff, plot, report::CompareReport, IncidentConfig, NodeMetrics,
+};
 use rampart_loadtest::populate::{self, CollectionType, PopulateConfig};
 use rampart_loadtest::report::RunSettings;
 use rampart_loadtest::workload::{self, KeyPattern, Mix};
@@ -36,6 +39,10 @@ enum Command {
     /// Fill one big hash/set/zset/list (or N string keys) with pipelined
     /// multi-element commands.
     Populate(PopulateArgs),
+    /// Reproduce the incident: a big stream, ordinary clients at a fixed
+    /// rate, then an abusive host in an XREAD/KEYS/HGETALL loop, then
+    /// recovery; per-phase latency, rejects and the nodes' Raft metrics.
+    Incident(Box<IncidentArgs>),
 }
 
 /// Connection options shared by the subcommands.
@@ -139,6 +146,232 @@ struct PopulateArgs {
     /// Also write a JSON summary to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct IncidentArgs {
+    #[command(flatten)]
+    endpoint: Endpoint,
+    /// Small sizes for CI: --stream-entries 2000 --phase-secs 2
+    /// --hash-fields 100 --cheap-keyspace 100 --cheap-rate 200
+    /// --settle-secs 0 (each still overridable).
+    #[arg(long)]
+    smoke: bool,
+    /// Entries in the big stream [default: 200000; smoke: 2000].
+    #[arg(long)]
+    stream_entries: Option<u64>,
+    /// Bytes of each stream entry's value, hash value and string value.
+    #[arg(long, default_value_t = 64)]
+    value_size: usize,
+    /// Fields of the hash the abuser reads with HGETALL [default: 1000; smoke: 100].
+    #[arg(long)]
+    hash_fields: Option<u64>,
+    /// String/counter keys of the ordinary clients [default: 10000; smoke: 100].
+    #[arg(long)]
+    cheap_keyspace: Option<u64>,
+    /// Prefix of every key the scenario writes.
+    #[arg(long, default_value = "incident")]
+    key_prefix: String,
+    /// Skip preparing when the stream and hash already have enough entries.
+    #[arg(long)]
+    reuse_data: bool,
+    /// Pause between preparing and the baseline, seconds [default: 2; smoke: 0].
+    #[arg(long)]
+    settle_secs: Option<f64>,
+    /// Length of each phase (baseline, abuse, recovery), whole seconds
+    /// [default: 30; smoke: 2].
+    #[arg(long)]
+    phase_secs: Option<u64>,
+    /// Ordinary-client connections.
+    #[arg(long, default_value_t = 8)]
+    cheap_clients: usize,
+    /// Source addresses of the ordinary clients, round-robin; `none` = the
+    /// kernel's choice.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5"
+    )]
+    cheap_source_ips: Vec<String>,
+    /// Requests per second over all ordinary clients (fixed, open loop)
+    /// [default: 1000; smoke: 200].
+    #[arg(long)]
+    cheap_rate: Option<f64>,
+    /// Weights of the ordinary mix GET, SET, INCR, EVAL.
+    #[arg(long, value_delimiter = ',', default_value = "50,20,20,10")]
+    cheap_weights: Vec<u32>,
+    /// Requests one ordinary connection may have in flight when replies lag.
+    #[arg(long, default_value_t = 64)]
+    cheap_max_inflight: usize,
+    /// Connections of the abusive host.
+    #[arg(long, default_value_t = 37)]
+    abusers: usize,
+    /// The abusive host's source address; `none` = the kernel's choice.
+    #[arg(long, default_value = "127.0.0.100")]
+    abuser_source_ip: String,
+    /// Weights of the abuser's XREAD, KEYS *, HGETALL.
+    #[arg(long, value_delimiter = ',', default_value = "8,1,1")]
+    abuser_weights: Vec<u32>,
+    /// XREAD COUNT; 0 = no COUNT (every XREAD returns the whole stream).
+    #[arg(long, default_value_t = 100)]
+    xread_count: u64,
+    /// On `-BUSY ... retry after Nms`: sleep N ms (`hint`) or retry at once.
+    #[arg(long, value_enum, default_value_t = Backoff::Hint)]
+    abuser_backoff: Backoff,
+    /// Pause before the abuser reconnects after a reject, milliseconds.
+    #[arg(long, default_value_t = 100)]
+    abuser_reconnect_ms: u64,
+    /// Storage nodes' metrics URLs, comma-separated; '' = none. Default:
+    /// the nodes listed in the proxy's `INFO rampart`.
+    #[arg(long)]
+    node_metrics: Option<String>,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Draw latency per second with the phases marked (.svg or .png).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// TrueType font for the plot's text (default: a system sans font).
+    #[arg(long)]
+    plot_font: Option<PathBuf>,
+    /// Run the scenario a second time against this endpoint and compare.
+    #[arg(long, alias = "compare-endpoint", value_name = "HOST:PORT")]
+    compare: Option<String>,
+    /// Password for the --compare endpoint (default: --password).
+    #[arg(long)]
+    compare_password: Option<String>,
+    /// Node metrics for the --compare endpoint (default: its INFO rampart).
+    #[arg(long)]
+    compare_node_metrics: Option<String>,
+    /// Name of the first run in the comparison.
+    #[arg(long, default_value = "a")]
+    name: String,
+    /// Name of the second run in the comparison.
+    #[arg(long, default_value = "b")]
+    compare_name: String,
+}
+
+fn source_ips(list: &[String], what: &str) -> Result<Vec<IpAddr>> {
+    list.iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty() && *s != "none")
+        .map(|s| {
+            s.parse()
+                .with_context(|| format!("{what}: {s:?} is not an IP address"))
+        })
+        .collect()
+}
+
+fn node_metrics(flag: &Option<String>) -> NodeMetrics {
+    match flag {
+        None => NodeMetrics::Discover,
+        Some(list) => NodeMetrics::Urls(
+            list.split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_string)
+                .collect(),
+        ),
+    }
+}
+
+fn incident_config(a: &IncidentArgs) -> Result<IncidentConfig> {
+    let pick =
+        |v: Option<u64>, full: u64, smoke: u64| v.unwrap_or(if a.smoke { smoke } else { full });
+    let weights: [u32; 3] = a
+        .abuser_weights
+        .as_slice()
+        .try_into()
+        .context("--abuser-weights takes three weights: XREAD,KEYS,HGETALL")?;
+    if a.cheap_weights.len() != 4 {
+        bail!("--cheap-weights takes four weights: GET,SET,INCR,EVAL");
+    }
+    let phase_secs = pick(a.phase_secs, 30, 2);
+    if phase_secs == 0 {
+        bail!("--phase-secs must be at least 1");
+    }
+    Ok(IncidentConfig {
+        connect: connect_options(&a.endpoint, None)?,
+        key_prefix: a.key_prefix.clone(),
+        stream_entries: pick(a.stream_entries, 200_000, 2_000),
+        value_size: a.value_size,
+        hash_fields: pick(a.hash_fields, 1_000, 100),
+        cheap_keyspace: pick(a.cheap_keyspace, 10_000, 100),
+        reuse_data: a.reuse_data,
+        settle: secs(
+            a.settle_secs.unwrap_or(if a.smoke { 0.0 } else { 2.0 }),
+            "--settle-secs",
+        )?,
+        phase: Duration::from_secs(phase_secs),
+        cheap_clients: a.cheap_clients,
+        cheap_source_ips: source_ips(&a.cheap_source_ips, "--cheap-source-ips")?,
+        cheap_rate: a.cheap_rate.unwrap_or(if a.smoke { 200.0 } else { 1000.0 }),
+        cheap_weights: a.cheap_weights.clone(),
+        cheap_max_inflight: a.cheap_max_inflight,
+        abusers: a.abusers,
+        abuser_source_ip: source_ips(
+            std::slice::from_ref(&a.abuser_source_ip),
+            "--abuser-source-ip",
+        )?
+        .first()
+        .copied(),
+        abuser_weights: weights,
+        xread_count: a.xread_count,
+        abuser_backoff: a.abuser_backoff,
+        abuser_reconnect: Duration::from_millis(a.abuser_reconnect_ms),
+        node_metrics: node_metrics(&a.node_metrics),
+        reply_timeout: secs(a.endpoint.reply_timeout, "--reply-timeout")?,
+        seed: seed(&a.endpoint),
+        quiet: a.endpoint.quiet,
+    })
+}
+
+fn run_incident(args: &IncidentArgs) -> Result<()> {
+    let first = incident_config(args)?;
+    let rt = runtime(&args.endpoint)?;
+    let Some(other) = &args.compare else {
+        let report = rt.block_on(incident::run(&first))?;
+        report
+            .write_table(&mut std::io::stdout().lock())
+            .context("write the table")?;
+        if let Some(path) = &args.json {
+            write_json(path, &report)?;
+        }
+        if let Some(path) = &args.plot {
+            plot::draw(
+                path,
+                &[(args.name.as_str(), &report)],
+                args.plot_font.as_deref(),
+            )?;
+        }
+        return Ok(());
+    };
+    if args.name == args.compare_name {
+        bail!("--name and --compare-name must differ");
+    }
+    let mut second = first.clone();
+    second.connect.endpoint = other.clone();
+    if args.compare_password.is_some() {
+        second.connect.password = args.compare_password.clone();
+    }
+    second.node_metrics = node_metrics(&args.compare_node_metrics);
+    let a = rt.block_on(incident::run(&first))?;
+    let b = rt.block_on(incident::run(&second))?;
+    let report = CompareReport::new((args.name.clone(), a), (args.compare_name.clone(), b));
+    report
+        .write_table(&mut std::io::stdout().lock())
+        .context("write the table")?;
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+    }
+    if let Some(path) = &args.plot {
+        let runs = [
+            (report.order[0].as_str(), report.first()),
+            (report.order[1].as_str(), report.second()),
+        ];
+        plot::draw(path, &runs, args.plot_font.as_deref())?;
+    }
+    Ok(())
 }
 
 fn secs(s: f64, what: &str) -> Result<Duration> {
@@ -282,5 +515,6 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Bench(args) => run_bench(args),
         Command::Populate(args) => run_populate(args),
+        Command::Incident(args) => run_incident(&args),
     }
 }

@@ -11,10 +11,13 @@
 //! | `zset` | `ZADD KEY i m:i ...` | member `m:i`, score `i` |
 //! | `list` | `RPUSH KEY V ...` | value V |
 //! | `string` | `MSET KEY:i V ...` | key `KEY:i`, value V |
+//! | `stream` | `XADD KEY (i+1)-0 f V` (one entry per command: `--batch` is ignored) | entry id `(i+1)-0` |
 //!
 //! V is `--value-size` random alphanumerics. So `bench --keyspace N` with
 //! `HGET KEY f:__key__`, `ZSCORE KEY m:__key__`, `SISMEMBER KEY m:__key__`
-//! or `GET KEY:__key__` hits existing elements when N ≤ `--elements`.
+//! or `GET KEY:__key__` hits existing elements when N ≤ `--elements`; a
+//! stream's ids are known, so `XREAD COUNT 10 STREAMS KEY <n-10>-0` reads
+//! its newest 10 entries.
 
 use crate::conn::{ConnError, ConnectOptions, Reply, RespConn};
 use crate::progress;
@@ -42,6 +45,7 @@ pub enum CollectionType {
     Zset,
     List,
     String,
+    Stream,
 }
 
 #[derive(Clone, Debug)]
@@ -84,6 +88,7 @@ fn encode_batch(out: &mut Vec<u8>, cfg: &PopulateConfig, value: &[u8], from: u64
         CollectionType::Zset => b"ZADD",
         CollectionType::List => b"RPUSH",
         CollectionType::String => b"MSET",
+        CollectionType::Stream => b"XADD",
     };
     args.push(name.to_vec());
     if cfg.kind != CollectionType::String {
@@ -101,6 +106,11 @@ fn encode_batch(out: &mut Vec<u8>, cfg: &PopulateConfig, value: &[u8], from: u64
                 args.push(format!("m:{i}").into_bytes());
             }
             CollectionType::List => args.push(value.to_vec()),
+            CollectionType::Stream => {
+                args.push(format!("{}-0", i + 1).into_bytes());
+                args.push(b"f".to_vec());
+                args.push(value.to_vec());
+            }
             CollectionType::String => {
                 let mut k = key.to_vec();
                 k.push(b':');
@@ -119,6 +129,12 @@ pub async fn run(cfg: &PopulateConfig) -> Result<PopulateReport, PopulateError> 
     if cfg.batch == 0 {
         return Err(PopulateError::EmptyBatch);
     }
+    // XADD adds one entry per command.
+    let batch = if cfg.kind == CollectionType::Stream {
+        1
+    } else {
+        cfg.batch
+    };
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let value = crate::workload::random_data(cfg.value_size, &mut rng);
     let mut conn = RespConn::connect(&cfg.connect).await?;
@@ -135,7 +151,7 @@ pub async fn run(cfg: &PopulateConfig) -> Result<PopulateReport, PopulateError> 
     let mut commands = 0u64;
     while next < end || !inflight.is_empty() {
         while next < end && inflight.len() < cfg.pipeline.max(1) {
-            let to = (next + cfg.batch).min(end);
+            let to = (next + batch).min(end);
             encode_batch(conn.wbuf(), cfg, &value, next, to);
             inflight.push_back(to - next);
             next = to;
@@ -223,6 +239,10 @@ mod tests {
         assert_eq!(
             encoded(CollectionType::String, 7, 8),
             "*3 $4 MSET $3 k:7 $1 v "
+        );
+        assert_eq!(
+            encoded(CollectionType::Stream, 4, 5),
+            "*5 $4 XADD $1 k $3 5-0 $1 f $1 v "
         );
     }
 }

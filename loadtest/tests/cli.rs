@@ -29,8 +29,9 @@ fn read_command(r: &mut BufReader<TcpStream>) -> Option<Vec<Vec<u8>>> {
     Some(args)
 }
 
-/// Answers PING with PONG, `FAIL` with a BUSY error, anything else with
-/// `+OK`, one reply per command, in order.
+/// Answers PING with PONG, `FAIL` and `XREAD` with a BUSY error, `XADD`
+/// as a server without streams, anything else with `+OK`, one reply per
+/// command, in order.
 fn fake_server() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
@@ -42,7 +43,8 @@ fn fake_server() -> String {
                 while let Some(args) = read_command(&mut reader) {
                     let reply: &[u8] = match args[0].to_ascii_uppercase().as_slice() {
                         b"PING" => b"+PONG\r\n",
-                        b"FAIL" => b"-BUSY test class full retry after 1ms\r\n",
+                        b"FAIL" | b"XREAD" => b"-BUSY test class full retry after 1ms\r\n",
+                        b"XADD" => b"-ERR unknown command 'xadd', with args beginning with: \r\n",
                         _ => b"+OK\r\n",
                     };
                     if writer.write_all(reply).is_err() {
@@ -182,4 +184,61 @@ fn bad_input_is_rejected() {
     let (ok, _, err) = run(&["bench", "--endpoint", &addr, "--command", "PING"]);
     assert!(!ok);
     assert!(err.contains("cannot reach"), "{err}");
+}
+
+#[test]
+fn incident_survives_error_replies_and_writes_its_reports() {
+    let addr = fake_server();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("incident.json");
+    let svg = dir.path().join("incident.svg");
+    let (ok, out, err) = run(&[
+        "incident",
+        "--smoke",
+        "--phase-secs",
+        "1",
+        "--stream-entries",
+        "300",
+        "--endpoint",
+        &addr,
+        "--node-metrics",
+        "",
+        "--cheap-source-ips",
+        "none",
+        "--abuser-source-ip",
+        "none",
+        "--abusers",
+        "3",
+        "--seed",
+        "3",
+        "--json",
+        json.to_str().expect("utf-8 path"),
+        "--plot",
+        svg.to_str().expect("utf-8 path"),
+    ]);
+    assert!(ok, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("unknown command 'xadd'"), "{err}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
+            .expect("valid JSON");
+    assert_eq!(report["prepare"]["errors"], 300, "{report}");
+    assert!(report["prepare"]["stream_len"].is_null(), "{report}");
+    let abuse = &report["phases"]["abuse"];
+    assert!(
+        abuse["abuser_busy"].as_u64().is_some_and(|n| n > 0),
+        "{abuse}"
+    );
+    assert!(
+        abuse["abuser_ops"].as_u64().is_some_and(|n| n > 0),
+        "{abuse}"
+    );
+    assert_eq!(abuse["abuser_conn_rejects"], 0, "{abuse}");
+    for phase in ["baseline", "abuse", "recovery"] {
+        let p = &report["phases"][phase];
+        assert!(p["raft_commit_p99_ms"].is_null() && p["apply_overflow"].is_null());
+        assert_eq!(p["cheap_errors"], 0, "{p}");
+        assert!(p["cheap_p99_ms"].as_f64().is_some_and(|v| v > 0.0), "{p}");
+    }
+    let plot = std::fs::read_to_string(&svg).expect("plot written");
+    assert!(plot.contains("<svg") && plot.contains("abuse"), "{plot}");
 }

@@ -246,6 +246,9 @@ pub struct ClusterOptions {
     pub retry_deadline_ms: Option<u64>,
     /// Extra flags for every node, e.g. `["--heavy-threads", "1"]`.
     pub node_args: Vec<String>,
+    /// Give every node `--metrics-addr` on a port of its own
+    /// ([`Cluster::metrics_addr`]).
+    pub node_metrics: bool,
     /// Extra flags for every proxy, e.g. `["--policies", "false"]`.
     pub proxy_args: Vec<String>,
     /// Environment variables for every node and proxy process, e.g.
@@ -303,6 +306,7 @@ struct Node {
     raft_addr: String,
     client_addr: String,
     data_dir: PathBuf,
+    metrics_addr: String,
     child: Option<Child>,
 }
 
@@ -332,7 +336,7 @@ impl Cluster {
             .prefix("rampart-it-")
             .tempdir()
             .expect("create temp dir");
-        let ports = free_ports(7);
+        let ports = free_ports(10);
         let nodes = (1..=3u64)
             .map(|id| {
                 let i = (id - 1) as usize;
@@ -341,6 +345,7 @@ impl Cluster {
                     raft_addr: format!("127.0.0.1:{}", ports[i]),
                     client_addr: format!("127.0.0.1:{}", ports[3 + i]),
                     data_dir: dir.path().join(format!("node{id}")),
+                    metrics_addr: format!("127.0.0.1:{}", ports[7 + i]),
                     child: None,
                 }
             })
@@ -390,6 +395,11 @@ impl Cluster {
         self.with_node(id, |n| n.client_addr.clone())
     }
 
+    /// Where node `id` serves `/metrics` (with `node_metrics` set).
+    pub fn metrics_addr(&self, id: u64) -> String {
+        self.with_node(id, |n| n.metrics_addr.clone())
+    }
+
     pub fn redis_client(&self) -> redis::Client {
         redis_client(&self.proxy_addr, None)
     }
@@ -429,6 +439,9 @@ impl Cluster {
             }
             if let Some(e) = opts.election_timeout_ms {
                 cmd.args(["--election-timeout-ms", &e.to_string()]);
+            }
+            if opts.node_metrics {
+                cmd.args(["--metrics-addr", &n.metrics_addr]);
             }
             cmd.args(&opts.node_args);
             cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
