@@ -141,6 +141,28 @@ fn pubsub_across_proxies() {
         list.contains("flags=P db=0 sub=2 psub=2 ssub=0"),
         "CLIENT LIST: {list}"
     );
+    // TYPE pubsub selects the subscribed clients, TYPE normal the others.
+    let pubsub_only = s(&other.cmd(&["CLIENT", "LIST", "TYPE", "pubsub"]));
+    let lines: Vec<&str> = pubsub_only.lines().filter(|l| l.contains("id=")).collect();
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l.contains(" flags=P ")),
+        "CLIENT LIST TYPE pubsub: {pubsub_only}"
+    );
+    let normal = s(&other.cmd(&["CLIENT", "LIST", "TYPE", "normal"]));
+    assert!(
+        normal
+            .lines()
+            .filter(|l| l.contains("id="))
+            .all(|l| l.contains(" flags=N ")),
+        "CLIENT LIST TYPE normal: {normal}"
+    );
+    // INFO's pub/sub stats are cluster-wide: proxy B has no subscriber of
+    // its own and still counts proxy A's two patterns.
+    let stats = s(&publisher.cmd(&["INFO", "stats"]));
+    assert!(
+        stats.contains("# Stats\r\n") && stats.contains("\r\npubsub_patterns:2\r\n"),
+        "INFO stats: {stats}"
+    );
 
     // PUNSUBSCRIBE / UNSUBSCRIBE without arguments drop everything.
     sub.send(&resp_command(&["PUNSUBSCRIBE"])).unwrap();

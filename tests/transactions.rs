@@ -284,3 +284,169 @@ fn concurrent_watch_increments_never_lose_an_update() {
     let mut c = raw(proxy());
     expect(&mut c, &["GET", "cas:n"], "$2\r\n80\r\n");
 }
+
+fn sha_of(c: &mut RawConn, body: &str) -> String {
+    let got = String::from_utf8_lossy(&c.cmd(&["SCRIPT", "LOAD", body])).into_owned();
+    got.lines().nth(1).unwrap_or_default().to_string()
+}
+
+#[test]
+fn scripts_inside_multi_run_in_order_with_the_other_commands() {
+    let mut c = raw(proxy());
+    c.cmd(&["DEL", "txs:a"]);
+    let incrby = "return redis.call('INCRBY', KEYS[1], ARGV[1])";
+    let incrby_sha = sha_of(&mut c, incrby);
+    let bad = "return redis.call('LPUSH', KEYS[1], 'x')";
+    let bad_sha = sha_of(&mut c, bad);
+    expect(&mut c, &["MULTI"], "+OK\r\n");
+    expect(&mut c, &["SET", "txs:a", "1"], "+QUEUED\r\n");
+    expect(
+        &mut c,
+        &["EVAL", "return redis.call('INCR', KEYS[1])", "1", "txs:a"],
+        "+QUEUED\r\n",
+    );
+    expect(
+        &mut c,
+        &["EVALSHA", &incrby_sha, "1", "txs:a", "10"],
+        "+QUEUED\r\n",
+    );
+    // A script's runtime error is that command's reply only.
+    expect(&mut c, &["EVAL", bad, "1", "txs:a"], "+QUEUED\r\n");
+    expect(
+        &mut c,
+        &["EVAL_RO", "return redis.call('GET', KEYS[1])", "1", "txs:a"],
+        "+QUEUED\r\n",
+    );
+    expect(
+        &mut c,
+        &["EVAL", "return {1, 'two', {ok='fine'}}", "0"],
+        "+QUEUED\r\n",
+    );
+    expect(&mut c, &["EVALSHA", &"0".repeat(40), "0"], "+QUEUED\r\n");
+    expect(&mut c, &["GET", "txs:a"], "+QUEUED\r\n");
+    expect(
+        &mut c,
+        &["EXEC"],
+        &format!(
+            "*8\r\n+OK\r\n:2\r\n:12\r\n\
+             -WRONGTYPE Operation against a key holding the wrong kind of value script: {bad_sha}, on @user_script:1.\r\n\
+             $2\r\n12\r\n*3\r\n:1\r\n$3\r\ntwo\r\n+fine\r\n\
+             -NOSCRIPT No matching script. Please use EVAL.\r\n$2\r\n12\r\n"
+        ),
+    );
+    // A script first seen inside MULTI is cached by its EXEC.
+    let fresh = "return 'fresh-txs-script'";
+    let fresh_sha = {
+        expect(&mut c, &["MULTI"], "+OK\r\n");
+        expect(&mut c, &["EVAL", fresh, "0"], "+QUEUED\r\n");
+        expect(&mut c, &["EXEC"], "*1\r\n$16\r\nfresh-txs-script\r\n");
+        sha_of(&mut c, fresh)
+    };
+    expect(
+        &mut c,
+        &["EVALSHA", &fresh_sha, "0"],
+        "$16\r\nfresh-txs-script\r\n",
+    );
+}
+
+#[test]
+fn watch_aborts_a_transaction_holding_a_script() {
+    let other = other_proxy();
+    let mut c = raw(proxy());
+    let mut o = raw(&other);
+    expect(
+        &mut c,
+        &["MSET", "txw:k", "1", "txw:out", "none"],
+        "+OK\r\n",
+    );
+    let body = "redis.call('SET', KEYS[2], redis.call('GET', KEYS[1])) return 'done'";
+    // Changed through another proxy between WATCH and EXEC: nothing applies.
+    expect(&mut c, &["WATCH", "txw:k"], "+OK\r\n");
+    expect(&mut o, &["SET", "txw:k", "2"], "+OK\r\n");
+    expect(&mut c, &["MULTI"], "+OK\r\n");
+    expect(
+        &mut c,
+        &["EVAL", body, "2", "txw:k", "txw:out"],
+        "+QUEUED\r\n",
+    );
+    expect(&mut c, &["SET", "txw:other", "x"], "+QUEUED\r\n");
+    expect(&mut c, &["EXEC"], "*-1\r\n");
+    expect(&mut c, &["GET", "txw:out"], "$4\r\nnone\r\n");
+    expect(&mut c, &["EXISTS", "txw:other"], ":0\r\n");
+    // Unchanged: it applies, and the script saw the latest value.
+    expect(&mut c, &["WATCH", "txw:k"], "+OK\r\n");
+    expect(&mut c, &["MULTI"], "+OK\r\n");
+    expect(
+        &mut c,
+        &["EVAL", body, "2", "txw:k", "txw:out"],
+        "+QUEUED\r\n",
+    );
+    expect(&mut c, &["EXEC"], "*1\r\n$4\r\ndone\r\n");
+    expect(&mut o, &["GET", "txw:out"], "$1\r\n2\r\n");
+}
+
+#[test]
+fn transactions_with_scripts_are_atomic_and_lose_no_update() {
+    // Read-modify-write inside a script inside MULTI, from two proxies at
+    // once: conflicting commits are re-run, so no increment is lost, and a
+    // reader on a third connection never sees the two keys apart.
+    let other = other_proxy();
+    let mut setup = raw(proxy());
+    expect(&mut setup, &["MSET", "txa:a", "0", "txa:b", "0"], "+OK\r\n");
+    let body = "local v = tonumber(redis.call('GET', KEYS[1])) \
+                redis.call('SET', KEYS[1], v + 1) return v + 1";
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let done = done.clone();
+        let addr = other.clone();
+        thread::spawn(move || {
+            let mut r = raw(&addr);
+            let mut torn = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                let reply =
+                    String::from_utf8_lossy(&r.cmd(&["MGET", "txa:a", "txa:b"])).into_owned();
+                let values: Vec<&str> = reply
+                    .split("\r\n")
+                    .filter(|l| !l.is_empty() && !l.starts_with('*') && !l.starts_with('$'))
+                    .collect();
+                if values.len() != 2 || values[0] != values[1] {
+                    torn.push(reply);
+                }
+            }
+            torn
+        })
+    };
+    let workers: Vec<_> = [proxy().to_string(), other]
+        .into_iter()
+        .map(|addr| {
+            thread::spawn(move || {
+                let mut c = raw(&addr);
+                for _ in 0..30 {
+                    expect(&mut c, &["MULTI"], "+OK\r\n");
+                    expect(&mut c, &["EVAL", body, "1", "txa:a"], "+QUEUED\r\n");
+                    expect(&mut c, &["INCR", "txa:b"], "+QUEUED\r\n");
+                    let reply = String::from_utf8_lossy(&c.cmd(&["EXEC"])).into_owned();
+                    let values: Vec<&str> = reply.split("\r\n").collect();
+                    assert!(
+                        values.len() == 4 && values[0] == "*2" && values[1] == values[2],
+                        "EXEC replied {reply:?}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker");
+    }
+    done.store(true, Ordering::Relaxed);
+    let torn = reader.join().expect("reader");
+    assert!(
+        torn.is_empty(),
+        "the reader saw partial transactions: {torn:?}"
+    );
+    expect(
+        &mut setup,
+        &["MGET", "txa:a", "txa:b"],
+        "*2\r\n$2\r\n60\r\n$2\r\n60\r\n",
+    );
+}

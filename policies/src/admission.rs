@@ -174,6 +174,11 @@ where
             let mut rejected: Vec<Option<Reply>> = Vec::with_capacity(count);
             let mut held = Vec::with_capacity(count);
             let mut timed = Vec::with_capacity(count);
+            // A transaction runs as one unit on the node (one heavy slot
+            // there too): it holds at most one slot per class, or one with
+            // more heavy commands than the class allows could never run.
+            let one_per_class = batch.all_or_nothing();
+            let mut classes_held: Vec<usize> = Vec::new();
             for argv in batch.commands() {
                 let entry = match live.table.classify(argv) {
                     Classified::Exempt => {
@@ -184,14 +189,19 @@ where
                 };
                 entry.metrics.submitted.increment(1);
                 let slot = &live.slots[entry.class];
-                let class_permit = if slot.is_unbounded() {
+                let class_permit = if slot.is_unbounded()
+                    || (one_per_class && classes_held.contains(&entry.class))
+                {
                     None
                 } else {
                     match slot
                         .acquire(live.wait, live.min_retry, live.max_retry)
                         .await
                     {
-                        Ok(permit) => Some(permit),
+                        Ok(permit) => {
+                            classes_held.push(entry.class);
+                            Some(permit)
+                        }
                         Err(full) => {
                             entry.metrics.rejected_class.increment(1);
                             rejected.push(Some(reply::error(busy_class_text(
@@ -316,7 +326,11 @@ mod tests {
             self.calls.fetch_add(1, Ordering::SeqCst);
             // One reply for the whole transaction, like the node's EXEC.
             let n = b.0 .0.len() as i64;
-            Box::pin(async move { Ok(vec![reply::integer(n)]) })
+            let delay = self.delay;
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                Ok(vec![reply::integer(n)])
+            })
         }
     }
 
@@ -325,7 +339,7 @@ mod tests {
         let cfg: PolicyConfig = toml::from_str(HEAVY2).unwrap();
         let control = AdmissionControl::new(&cfg.resolve().unwrap());
         let calls = Arc::new(AtomicUsize::new(0));
-        let svc = AdmissionLayer::new(control).layer(Echo {
+        let svc = AdmissionLayer::new(control.clone()).layer(Echo {
             delay: Duration::ZERO,
             calls: calls.clone(),
         });
@@ -337,8 +351,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(texts(&ok), vec![format!("{:?}", reply::integer(2))]);
-        // Three KEYS exceed heavy_scan's 2 slots: nothing runs, one BUSY.
-        let refused = svc
+        // A transaction runs as one unit: three KEYS hold one of
+        // heavy_scan's 2 slots.
+        let three = svc
+            .clone()
             .oneshot(TxBatch(batch(&[
                 &["SET", "a", "1"],
                 &["KEYS", "1"],
@@ -347,11 +363,32 @@ mod tests {
             ])))
             .await
             .unwrap();
+        assert_eq!(texts(&three), vec![format!("{:?}", reply::integer(4))]);
+        // Both slots taken by slow transactions: the next one needing the
+        // class is refused whole, nothing of it runs.
+        let slow = AdmissionLayer::new(control.clone()).layer(Echo {
+            delay: Duration::from_secs(10),
+            calls: calls.clone(),
+        });
+        let holders: Vec<_> = ["x", "y"]
+            .into_iter()
+            .map(|k| tokio::spawn(slow.clone().oneshot(TxBatch(batch(&[&["KEYS", k]])))))
+            .collect();
+        while calls.load(Ordering::SeqCst) < 4 {
+            tokio::task::yield_now().await;
+        }
+        let refused = svc
+            .oneshot(TxBatch(batch(&[&["SET", "a", "1"], &["KEYS", "1"]])))
+            .await
+            .unwrap();
         assert_eq!(refused.len(), 1);
         assert!(refused[0]
             .error_text()
             .is_some_and(|t| t.starts_with("BUSY class heavy_scan")));
-        assert_eq!(calls.load(Ordering::SeqCst), 1, "the refused one never ran");
+        assert_eq!(calls.load(Ordering::SeqCst), 4, "the refused one never ran");
+        for h in holders {
+            h.await.unwrap().unwrap();
+        }
     }
 
     impl CommandBatch for TestBatch {
@@ -423,7 +460,7 @@ mod tests {
             .collect()
     }
 
-    const HEAVY2: &str = "[classes.heavy]\nmax = 2\n[classes.heavy_scan]\nmax = 2\nreserve = 0\n[classes.heavy_data]\nreserve = 0\n";
+    const HEAVY2: &str = "[classes.heavy]\nmax = 2\n[classes.heavy_scan]\nmax = 2\nreserve = 0\n[classes.heavy_data]\nreserve = 0\n[classes.heavy_script]\nreserve = 0\n";
 
     #[tokio::test(start_paused = true)]
     async fn third_concurrent_heavy_command_is_busy_at_once_while_cheap_runs() {

@@ -50,7 +50,8 @@ pub struct ProxyArgs {
     pub drain_timeout_ms: Option<u64>,
     /// TOML file with the same keys (listen, nodes, requirepass, retry_deadline_ms,
     /// max_bulk_len, max_query_buffer, drain_timeout_ms, metrics_addr,
-    /// pubsub_output_buffer_limit) and a [policies] section
+    /// pubsub_output_buffer_limit, pubsub_output_buffer_soft_limit,
+    /// pubsub_output_buffer_soft_seconds) and a [policies] section
     /// (docs/policies.md); re-read on SIGHUP and when it changes
     #[arg(long, env = "RAMPART_PROXY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -87,6 +88,14 @@ pub struct ProxyArgs {
     /// `client-output-buffer-limit pubsub` hard limit [default: 33554432]
     #[arg(long, env = "RAMPART_PUBSUB_OUTPUT_BUFFER_LIMIT")]
     pub pubsub_output_buffer_limit: Option<u64>,
+    /// Pending pub/sub bytes a client may stay above for at most
+    /// --pubsub-output-buffer-soft-seconds before it is disconnected,
+    /// 0 = no soft limit; Redis's pubsub soft limit [default: 8388608]
+    #[arg(long, env = "RAMPART_PUBSUB_OUTPUT_BUFFER_SOFT_LIMIT")]
+    pub pubsub_output_buffer_soft_limit: Option<u64>,
+    /// Seconds a client may stay above the soft limit [default: 60]
+    #[arg(long, env = "RAMPART_PUBSUB_OUTPUT_BUFFER_SOFT_SECONDS")]
+    pub pubsub_output_buffer_soft_seconds: Option<u64>,
 }
 
 /// The config file. `nodes` is a TOML array of "host:port" strings.
@@ -102,6 +111,8 @@ struct FileConfig {
     drain_timeout_ms: Option<u64>,
     metrics_addr: Option<SocketAddr>,
     pubsub_output_buffer_limit: Option<u64>,
+    pubsub_output_buffer_soft_limit: Option<u64>,
+    pubsub_output_buffer_soft_seconds: Option<u64>,
     policies: Option<PolicyConfig>,
 }
 
@@ -119,6 +130,10 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Pending pub/sub bytes per client before it is cut off (0 = no limit).
     pub pubsub_output_buffer_limit: usize,
+    /// Soft limit: pending bytes a client may stay above for at most
+    /// `pubsub_output_buffer_soft_seconds` (0 = no soft limit).
+    pub pubsub_output_buffer_soft_limit: usize,
+    pub pubsub_output_buffer_soft_seconds: u64,
     /// The config file used, reported by INFO.
     pub config_file: Option<PathBuf>,
     /// `[policies]` with flag/env overrides applied (checked: it resolves).
@@ -128,6 +143,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// The pub/sub output buffer limits of every client.
+    pub fn pubsub_limits(&self) -> crate::pubsub::OutputLimits {
+        crate::pubsub::OutputLimits {
+            hard: self.pubsub_output_buffer_limit,
+            soft: self.pubsub_output_buffer_soft_limit,
+            soft_for: Duration::from_secs(self.pubsub_output_buffer_soft_seconds),
+        }
+    }
+
     /// Applies flags/env over the config file (if any) over the defaults.
     pub fn load(args: ProxyArgs) -> Result<Config, ProxyError> {
         let mut file = read_file(&args)?;
@@ -192,6 +216,16 @@ impl Config {
                     .unwrap_or(crate::pubsub::DEFAULT_OUTPUT_BUFFER_LIMIT),
             )
             .map_err(|_| ProxyError::Config("pubsub_output_buffer_limit too large".into()))?,
+            pubsub_output_buffer_soft_limit: usize::try_from(
+                args.pubsub_output_buffer_soft_limit
+                    .or(file.pubsub_output_buffer_soft_limit)
+                    .unwrap_or(crate::pubsub::DEFAULT_OUTPUT_BUFFER_SOFT_LIMIT),
+            )
+            .map_err(|_| ProxyError::Config("pubsub_output_buffer_soft_limit too large".into()))?,
+            pubsub_output_buffer_soft_seconds: args
+                .pubsub_output_buffer_soft_seconds
+                .or(file.pubsub_output_buffer_soft_seconds)
+                .unwrap_or(crate::pubsub::DEFAULT_OUTPUT_BUFFER_SOFT_SECONDS),
             config_file: args.config.clone(),
             policies,
             args,
@@ -275,6 +309,8 @@ mod tests {
         assert!(config.requirepass.is_none());
         assert!(config.metrics_addr.is_none());
         assert_eq!(config.pubsub_output_buffer_limit, 32 * 1024 * 1024);
+        assert_eq!(config.pubsub_output_buffer_soft_limit, 8 * 1024 * 1024);
+        assert_eq!(config.pubsub_output_buffer_soft_seconds, 60);
         let cli = Cli::parse_from(["proxy", "--pubsub-output-buffer-limit", "4096"]);
         assert_eq!(
             Config::load(cli.proxy).unwrap().pubsub_output_buffer_limit,

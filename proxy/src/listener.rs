@@ -73,7 +73,7 @@ impl Server {
         );
         let pubsub = Arc::new(PubSub::new(
             &config.nodes,
-            config.pubsub_output_buffer_limit,
+            config.pubsub_limits(),
             config.retry_deadline,
         )?);
         let shared = Arc::new(Shared {

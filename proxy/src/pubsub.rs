@@ -39,6 +39,31 @@ use crate::resp::Protocol;
 
 /// Default `--pubsub-output-buffer-limit`, Redis's pubsub hard limit.
 pub const DEFAULT_OUTPUT_BUFFER_LIMIT: u64 = 32 * 1024 * 1024;
+/// Default `--pubsub-output-buffer-soft-limit`, Redis's pubsub soft limit.
+pub const DEFAULT_OUTPUT_BUFFER_SOFT_LIMIT: u64 = 8 * 1024 * 1024;
+/// Default `--pubsub-output-buffer-soft-seconds`.
+pub const DEFAULT_OUTPUT_BUFFER_SOFT_SECONDS: u64 = 60;
+
+/// Redis's `client-output-buffer-limit pubsub <hard> <soft> <seconds>`:
+/// a client is cut off at once past `hard` bytes pending, or when it has
+/// stayed past `soft` bytes for longer than `soft_for` (0 = no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimits {
+    pub hard: usize,
+    pub soft: usize,
+    pub soft_for: Duration,
+}
+
+impl OutputLimits {
+    /// Only a hard limit (0 = none).
+    pub fn hard(hard: usize) -> OutputLimits {
+        OutputLimits {
+            hard,
+            soft: 0,
+            soft_for: Duration::ZERO,
+        }
+    }
+}
 
 /// How long SUBSCRIBE waits for the linked nodes to confirm the new
 /// interest before answering anyway.
@@ -57,8 +82,14 @@ const SETTLE: Duration = Duration::from_secs(3);
 /// Bytes of pushed messages encoded per socket write.
 const DRAIN_CHUNK: usize = 256 * 1024;
 
-/// Clients cut off for passing the output buffer limit.
+/// Clients cut off for passing the output buffer limit, by `limit`
+/// (`hard` or `soft`).
 pub const CLIENTS_CUT_TOTAL: &str = "rampart_pubsub_slow_clients_disconnected_total";
+/// Messages handed to subscribed clients of this proxy (one per receiving
+/// subscription), by `kind` (`message`, `pmessage`, `smessage`).
+pub const MESSAGES_TOTAL: &str = "rampart_pubsub_messages_total";
+/// Clients of this proxy with at least one subscription.
+pub const SUBSCRIBED_CLIENTS: &str = "rampart_pubsub_subscribed_clients";
 
 /// The three subscription namespaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +142,14 @@ enum Delivery {
 }
 
 impl Delivery {
+    fn kind(&self) -> &'static str {
+        match self {
+            Delivery::Message { .. } => "message",
+            Delivery::PMessage { .. } => "pmessage",
+            Delivery::SMessage { .. } => "smessage",
+        }
+    }
+
     /// What it costs in the client's output buffer (its RESP size).
     fn size(&self) -> usize {
         let bulk = |b: &Bytes| b.len() + 16;
@@ -207,6 +246,8 @@ struct OutboxState {
     queue: VecDeque<Delivery>,
     /// Queued bytes plus bytes taken but not yet written to the socket.
     bytes: usize,
+    /// Since when `bytes` has been past the soft limit.
+    over_soft_since: Option<std::time::Instant>,
 }
 
 /// One client's pending pushed messages, bounded in bytes.
@@ -215,17 +256,16 @@ pub struct Outbox {
     state: Mutex<OutboxState>,
     ready: Notify,
     cut: CancellationToken,
-    /// 0 = unlimited.
-    limit: usize,
+    limits: OutputLimits,
 }
 
 impl Outbox {
-    pub fn new(limit: usize) -> Outbox {
+    pub fn new(limits: OutputLimits) -> Outbox {
         Outbox {
             state: Mutex::new(OutboxState::default()),
             ready: Notify::new(),
             cut: CancellationToken::new(),
-            limit,
+            limits,
         }
     }
 
@@ -241,14 +281,32 @@ impl Outbox {
         }
         let size = delivery.size();
         let mut state = self.state();
-        if self.limit > 0 && state.bytes + size > self.limit {
+        let after = state.bytes + size;
+        let limits = &self.limits;
+        // Redis checks the soft limit when output is added, and restarts
+        // its clock once the buffer is back under it.
+        let over_soft = limits.soft > 0 && after > limits.soft;
+        if !over_soft {
+            state.over_soft_since = None;
+        }
+        let soft_expired = over_soft && {
+            let since = *state
+                .over_soft_since
+                .get_or_insert_with(std::time::Instant::now);
+            since.elapsed() > limits.soft_for
+        };
+        let hard = limits.hard > 0 && after > limits.hard;
+        if hard || soft_expired {
             state.queue.clear();
             state.bytes = 0;
             drop(state);
-            metrics::counter!(CLIENTS_CUT_TOTAL).increment(1);
+            let limit = if hard { "hard" } else { "soft" };
+            metrics::counter!(CLIENTS_CUT_TOTAL, "limit" => limit).increment(1);
+            tracing::debug!(limit, "pub/sub client over its output buffer limit");
             self.cut.cancel();
             return;
         }
+        metrics::counter!(MESSAGES_TOTAL, "kind" => delivery.kind()).increment(1);
         state.bytes += size;
         state.queue.push_back(delivery);
         drop(state);
@@ -412,7 +470,7 @@ pub struct PubSub {
     /// Random per process: the publisher part of message ids.
     origin: u64,
     seq: AtomicU64,
-    output_limit: usize,
+    output_limits: OutputLimits,
     deadline: Duration,
     links: Vec<Link>,
     /// The link PUBLISH used last (it keeps using it while it is up).
@@ -425,7 +483,7 @@ impl PubSub {
     /// [`PubSub::start`]. `deadline` bounds one PUBLISH over all nodes.
     pub fn new(
         nodes: &[String],
-        output_limit: usize,
+        output_limits: OutputLimits,
         deadline: Duration,
     ) -> Result<PubSub, ProxyError> {
         let mut links = Vec::with_capacity(nodes.len());
@@ -458,7 +516,7 @@ impl PubSub {
         Ok(PubSub {
             origin: rand::random(),
             seq: AtomicU64::new(0),
-            output_limit,
+            output_limits,
             deadline,
             links,
             last_used: std::sync::atomic::AtomicUsize::new(0),
@@ -481,9 +539,9 @@ impl PubSub {
         }
     }
 
-    /// A new client's outbox, with the configured limit.
+    /// A new client's outbox, with the configured limits.
     pub fn outbox(&self) -> Arc<Outbox> {
-        Arc::new(Outbox::new(self.output_limit))
+        Arc::new(Outbox::new(self.output_limits))
     }
 
     /// Adds `client` to `names`; returns the interest version to wait for
@@ -784,6 +842,8 @@ pub struct ClientPubSub {
     /// The interest version of the last removal, until the nodes confirm
     /// it ([`ClientPubSub::settle`]).
     unsettled: Option<u64>,
+    /// Counted in [`SUBSCRIBED_CLIENTS`].
+    counted: bool,
 }
 
 impl ClientPubSub {
@@ -794,6 +854,7 @@ impl ClientPubSub {
             handle,
             subs: Default::default(),
             unsettled: None,
+            counted: false,
         }
     }
 
@@ -825,11 +886,23 @@ impl ClientPubSub {
         self.subs[kind.index()].iter().cloned().collect()
     }
 
-    fn publish_counts(&self) {
-        let mut info = self.handle.info();
-        info.sub = self.subs[0].len();
-        info.psub = self.subs[1].len();
-        info.ssub = self.subs[2].len();
+    fn publish_counts(&mut self) {
+        {
+            let mut info = self.handle.info();
+            info.sub = self.subs[0].len();
+            info.psub = self.subs[1].len();
+            info.ssub = self.subs[2].len();
+        }
+        let subscribed = self.is_subscribed();
+        if subscribed != self.counted {
+            self.counted = subscribed;
+            let gauge = metrics::gauge!(SUBSCRIBED_CLIENTS);
+            if subscribed {
+                gauge.increment(1.0);
+            } else {
+                gauge.decrement(1.0);
+            }
+        }
     }
 
     /// Subscribes to `name`; true when it is new for this client.
@@ -905,7 +978,14 @@ mod tests {
     use super::*;
 
     fn hub(limit: usize) -> Arc<PubSub> {
-        Arc::new(PubSub::new(&["127.0.0.1:1".into()], limit, Duration::from_millis(100)).unwrap())
+        Arc::new(
+            PubSub::new(
+                &["127.0.0.1:1".into()],
+                OutputLimits::hard(limit),
+                Duration::from_millis(100),
+            )
+            .unwrap(),
+        )
     }
 
     fn message(kind: PubSubKind, channel: &str, payload: &str, seq: u64) -> PublishedMessage {
@@ -975,8 +1055,45 @@ mod tests {
     }
 
     #[test]
+    fn the_soft_limit_cuts_only_after_its_seconds_and_restarts_below_it() {
+        let soft = OutputLimits {
+            hard: 0,
+            soft: 100,
+            soft_for: Duration::from_millis(200),
+        };
+        let msg = || Delivery::Message {
+            channel: Bytes::from_static(b"c"),
+            payload: Bytes::from(vec![b'x'; 40]),
+        };
+        let outbox = Outbox::new(soft);
+        for _ in 0..5 {
+            outbox.push(msg());
+        }
+        assert!(outbox.pending_bytes() > 100);
+        assert!(!outbox.cut().is_cancelled(), "over soft, but not for long");
+        // Back under the soft limit: the clock restarts.
+        let mut out = BytesMut::new();
+        let taken = outbox.drain_into(&mut out, Protocol::Resp2);
+        outbox.written(taken);
+        std::thread::sleep(Duration::from_millis(250));
+        outbox.push(msg());
+        assert!(!outbox.cut().is_cancelled());
+        for _ in 0..4 {
+            outbox.push(msg());
+        }
+        assert!(!outbox.cut().is_cancelled());
+        std::thread::sleep(Duration::from_millis(250));
+        outbox.push(msg());
+        assert!(
+            outbox.cut().is_cancelled(),
+            "over soft for longer than its time"
+        );
+        assert_eq!(outbox.pending_bytes(), 0);
+    }
+
+    #[test]
     fn written_bytes_stay_counted_until_written() {
-        let outbox = Outbox::new(0);
+        let outbox = Outbox::new(OutputLimits::hard(0));
         outbox.push(Delivery::Message {
             channel: Bytes::from_static(b"c"),
             payload: Bytes::from_static(b"p"),

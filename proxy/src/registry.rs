@@ -47,6 +47,13 @@ impl ClientHandle {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Whether the client has a subscription (Redis's `CLIENT_PUBSUB`
+    /// flag: `flags=P`, `CLIENT LIST TYPE pubsub`).
+    pub fn is_pubsub(&self) -> bool {
+        let info = self.info();
+        info.sub + info.psub + info.ssub > 0
+    }
+
     /// One `CLIENT LIST` line, formatted like Redis 7.2 (no trailing newline).
     pub fn list_line(&self, now: Instant) -> String {
         let info = self.info();

@@ -30,7 +30,7 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use crate::error::{ProxyError, CLUSTERDOWN_TEXT};
-use crate::upstream::Upstream;
+use crate::upstream::{SendOptions, Upstream};
 
 /// Who sent a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +101,9 @@ impl Service<Batch> for ProxyService {
             Some(None) => FOREVER,
             Some(Some(wait)) => self.retry_deadline.saturating_add(wait),
         };
+        let options = SendOptions {
+            unbounded: batch.commands.iter().any(|argv| runs_script(argv)),
+        };
         Box::pin(async move {
             match batch.transaction {
                 Some(watches) => upstream
@@ -110,17 +113,33 @@ impl Service<Batch> for ProxyService {
                         batch.client.client_id,
                         batch.seq,
                         deadline,
+                        options,
                     )
                     .await
                     .map(|reply| vec![reply]),
                 None => {
                     upstream
-                        .execute_within(batch.commands, batch.client.client_id, batch.seq, deadline)
+                        .execute_with(
+                            batch.commands,
+                            batch.client.client_id,
+                            batch.seq,
+                            deadline,
+                            options,
+                        )
                         .await
                 }
             }
         })
     }
+}
+
+/// Whether `argv` runs a Lua script (EVAL, EVALSHA and their _RO forms).
+fn runs_script(argv: &[Vec<u8>]) -> bool {
+    argv.first().is_some_and(|name| {
+        ["eval", "evalsha", "eval_ro", "evalsha_ro"]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+    })
 }
 
 impl CommandBatch for Batch {

@@ -43,6 +43,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
+/// How one batch is sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendOptions {
+    /// The batch runs a Lua script: an attempt is not cut by the deadline
+    /// (a script may run until it ends or SCRIPT KILL stops it).
+    pub unbounded: bool,
+}
+
 /// The node tier as one client: a lazily connected tonic channel per node
 /// address and the address of the last known leader.
 pub struct Upstream {
@@ -133,6 +141,19 @@ impl Upstream {
         seq: u64,
         deadline: Duration,
     ) -> Result<Vec<Reply>, ProxyError> {
+        self.execute_with(commands, client_id, seq, deadline, SendOptions::default())
+            .await
+    }
+
+    /// [`Upstream::execute_within`] with [`SendOptions`].
+    pub async fn execute_with(
+        &self,
+        commands: Vec<Vec<Vec<u8>>>,
+        client_id: String,
+        seq: u64,
+        deadline: Duration,
+        options: SendOptions,
+    ) -> Result<Vec<Reply>, ProxyError> {
         let expected = commands.len();
         let request = ExecuteRequest {
             commands: commands.into_iter().map(|args| Command { args }).collect(),
@@ -140,7 +161,8 @@ impl Upstream {
             request_seq: seq,
             ..Default::default()
         };
-        self.execute_request(request, expected, deadline).await
+        self.execute_request(request, expected, deadline, options)
+            .await
     }
 
     /// MULTI/EXEC: `commands` applied all or nothing in one Raft entry if no
@@ -153,6 +175,7 @@ impl Upstream {
         client_id: String,
         seq: u64,
         deadline: Duration,
+        options: SendOptions,
     ) -> Result<Reply, ProxyError> {
         let request = ExecuteRequest {
             commands: commands.into_iter().map(|args| Command { args }).collect(),
@@ -161,7 +184,7 @@ impl Upstream {
             transaction: true,
             watches,
         };
-        let mut replies = self.execute_request(request, 1, deadline).await?;
+        let mut replies = self.execute_request(request, 1, deadline, options).await?;
         replies
             .pop()
             .ok_or_else(|| ProxyError::Upstream("no reply to a transaction".into()))
@@ -174,8 +197,9 @@ impl Upstream {
         request: ExecuteRequest,
         expected: usize,
         deadline: Duration,
+        options: SendOptions,
     ) -> Result<Vec<Reply>, ProxyError> {
-        let give_up = Instant::now() + deadline;
+        let mut give_up = Instant::now() + deadline;
         let mut target = match self.leader() {
             Some(leader) => leader,
             None => self
@@ -199,9 +223,18 @@ impl Upstream {
             rampart_telemetry::grpc::inject(&span, call.metadata_mut());
             // Bounded by the deadline: a node that accepted the connection
             // but hangs (lost quorum) must not hold the batch forever.
-            let attempt = tokio::time::timeout(give_up - now, client.execute(call))
-                .instrument(span.clone())
-                .await;
+            let attempt = if options.unbounded {
+                // A script runs as long as it runs (until SCRIPT KILL), as
+                // in Redis; the time it took does not count against the
+                // deadline of the retries around it.
+                let answer = client.execute(call).instrument(span.clone()).await;
+                give_up += now.elapsed();
+                Ok(answer)
+            } else {
+                tokio::time::timeout(give_up - now, client.execute(call))
+                    .instrument(span.clone())
+                    .await
+            };
             let outcome = match &attempt {
                 Ok(Ok(_)) => "ok",
                 Ok(Err(_)) => "error",

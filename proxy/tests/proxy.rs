@@ -366,7 +366,7 @@ async fn start_fake() -> (SocketAddr, FakeNodes) {
         pubsub: Arc::new(
             rampart_proxy::pubsub::PubSub::new(
                 &config.nodes,
-                config.pubsub_output_buffer_limit,
+                config.pubsub_limits(),
                 config.retry_deadline,
             )
             .unwrap(),

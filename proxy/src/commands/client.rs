@@ -159,21 +159,14 @@ fn setinfo(attr: &[u8], value: &[u8], session: &mut Session) -> Reply {
 
 fn list(args: &[Vec<u8>], session: &Session, shared: &Shared) -> Reply {
     let mut ids: Option<Vec<u64>> = None;
-    let mut only_type_normal = true;
+    let mut kind: Option<ClientType> = None;
     let mut i = 0;
     while i < args.len() {
         let option = String::from_utf8_lossy(&args[i]).to_ascii_uppercase();
         if option == "TYPE" && i + 1 < args.len() {
-            let kind = String::from_utf8_lossy(&args[i + 1]).to_ascii_lowercase();
-            match kind.as_str() {
-                "normal" => only_type_normal = true,
-                "master" | "replica" | "slave" | "pubsub" => only_type_normal = false,
-                _ => {
-                    return reply::error(format!(
-                        "ERR Unknown client type '{}'",
-                        String::from_utf8_lossy(&args[i + 1])
-                    ))
-                }
+            match ClientType::parse(&args[i + 1]) {
+                Ok(k) => kind = Some(k),
+                Err(e) => return e,
             }
             i += 2;
         } else if option == "ID" && i + 1 < args.len() {
@@ -192,16 +185,48 @@ fn list(args: &[Vec<u8>], session: &Session, shared: &Shared) -> Reply {
     }
     let now = Instant::now();
     let mut text = String::new();
-    if only_type_normal {
-        for handle in shared.registry.all() {
-            if ids.as_ref().is_some_and(|ids| !ids.contains(&handle.id)) {
-                continue;
-            }
-            text.push_str(&handle.list_line(now));
-            text.push('\n');
+    for handle in shared.registry.all() {
+        if ids.as_ref().is_some_and(|ids| !ids.contains(&handle.id))
+            || kind.is_some_and(|k| !k.matches(&handle))
+        {
+            continue;
         }
+        text.push_str(&handle.list_line(now));
+        text.push('\n');
     }
     session.text_reply(text)
+}
+
+/// `TYPE` of `CLIENT LIST` and `CLIENT KILL`: a proxy has no master or
+/// replica connections; a client with a subscription is `pubsub` (as
+/// Redis's `CLIENT_PUBSUB` flag), the others `normal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientType {
+    Normal,
+    PubSub,
+    Replication,
+}
+
+impl ClientType {
+    fn parse(value: &[u8]) -> Result<ClientType, Reply> {
+        match String::from_utf8_lossy(value).to_ascii_lowercase().as_str() {
+            "normal" => Ok(ClientType::Normal),
+            "pubsub" => Ok(ClientType::PubSub),
+            "master" | "replica" | "slave" => Ok(ClientType::Replication),
+            _ => Err(reply::error(format!(
+                "ERR Unknown client type '{}'",
+                String::from_utf8_lossy(value)
+            ))),
+        }
+    }
+
+    fn matches(self, handle: &ClientHandle) -> bool {
+        match self {
+            ClientType::Normal => !handle.is_pubsub(),
+            ClientType::PubSub => handle.is_pubsub(),
+            ClientType::Replication => false,
+        }
+    }
 }
 
 /// Filters of `CLIENT KILL <option> <value> ...`.
@@ -211,7 +236,7 @@ struct KillFilter {
     addr: Option<String>,
     laddr: Option<String>,
     user: Option<Vec<u8>>,
-    type_normal: Option<bool>,
+    kind: Option<ClientType>,
     skip_me: bool,
 }
 
@@ -228,7 +253,7 @@ impl KillFilter {
                 .as_ref()
                 .is_none_or(|a| *a == handle.laddr.to_string())
             && self.user.as_ref().is_none_or(|u| u == b"default")
-            && self.type_normal.unwrap_or(true)
+            && self.kind.is_none_or(|k| k.matches(handle))
     }
 }
 
@@ -265,19 +290,10 @@ fn kill(args: &[Vec<u8>], session: &mut Session, shared: &Shared) -> Reply {
             "ADDR" => filter.addr = Some(String::from_utf8_lossy(value).into_owned()),
             "LADDR" => filter.laddr = Some(String::from_utf8_lossy(value).into_owned()),
             "USER" => filter.user = Some(value.clone()),
-            "TYPE" => {
-                let kind = String::from_utf8_lossy(value).to_ascii_lowercase();
-                filter.type_normal = match kind.as_str() {
-                    "normal" => Some(true),
-                    "master" | "replica" | "slave" | "pubsub" => Some(false),
-                    _ => {
-                        return reply::error(format!(
-                            "ERR Unknown client type '{}'",
-                            String::from_utf8_lossy(value)
-                        ))
-                    }
-                };
-            }
+            "TYPE" => match ClientType::parse(value) {
+                Ok(kind) => filter.kind = Some(kind),
+                Err(e) => return e,
+            },
             "SKIPME" => {
                 if value.eq_ignore_ascii_case(b"yes") {
                     filter.skip_me = true;
@@ -384,6 +400,20 @@ mod tests {
         assert_eq!(
             text(&client(&argv(&["LIST", "TYPE", "pubsub"]), &mut s, &shared)),
             "$"
+        );
+        other.handle().info().psub = 2;
+        let pubsub = text(&client(&argv(&["LIST", "TYPE", "pubsub"]), &mut s, &shared));
+        assert!(
+            pubsub.contains("addr=127.0.0.1:50001")
+                && pubsub.contains(" flags=P ")
+                && pubsub.contains(" psub=2 ")
+                && pubsub.matches('\n').count() == 1,
+            "{pubsub}"
+        );
+        let normal = text(&client(&argv(&["LIST", "TYPE", "normal"]), &mut s, &shared));
+        assert!(
+            !normal.contains("addr=127.0.0.1:50001") && normal.matches('\n').count() == 1,
+            "{normal}"
         );
         assert_eq!(
             text(&client(&argv(&["LIST", "ID", "x"]), &mut s, &shared)),

@@ -1,5 +1,5 @@
-//! INFO [section ...]: server, clients, replication and keyspace like Redis
-//! 7.2, plus a `# Rampart` section describing the storage nodes.
+//! INFO [section ...]: server, clients, stats (its pub/sub fields),
+//! replication and keyspace like Redis 7.2, plus a `# Rampart` section describing the storage nodes.
 //!
 //! The keyspace section comes from the leader (argv `INFO keyspace`
 //! forwarded as a one-command batch; the node answers with the
@@ -18,7 +18,14 @@ use super::{Session, Shared};
 /// makes are bounded well below the batch retry deadline.
 const NODE_QUERY_TIMEOUT: Duration = Duration::from_millis(500);
 
-const ALL_SECTIONS: &[&str] = &["server", "clients", "replication", "keyspace", "rampart"];
+const ALL_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "stats",
+    "replication",
+    "keyspace",
+    "rampart",
+];
 
 pub async fn info(args: &[Vec<u8>], session: &mut Session, shared: &Shared) -> Reply {
     let mut wanted: Vec<&str> = Vec::new();
@@ -41,6 +48,7 @@ pub async fn info(args: &[Vec<u8>], session: &mut Session, shared: &Shared) -> R
         sections.push(match *name {
             "server" => server(shared),
             "clients" => clients(shared),
+            "stats" => stats(shared).await,
             "replication" => replication(shared),
             "keyspace" => keyspace(session, shared).await,
             _ => rampart(shared).await,
@@ -115,6 +123,35 @@ fn clients(shared: &Shared) -> String {
             ("blocked_clients", shared.registry.blocked().to_string()),
             ("tracking_clients", "0".into()),
             ("clients_in_timeout_table", "0".into()),
+        ],
+    )
+}
+
+/// The pub/sub fields of Redis 7.2's Stats section, cluster-wide: one
+/// node counts the distinct channels, patterns and shard channels of every
+/// proxy linked to it (as PUBSUB NUMPAT does). If no node answers in time,
+/// this proxy's own subscriptions.
+async fn stats(shared: &Shared) -> String {
+    let query = rampart_proto::pb::PubSubQuery {
+        subcommand: "counts".into(),
+        ..Default::default()
+    };
+    let cluster = tokio::time::timeout(NODE_QUERY_TIMEOUT, shared.pubsub.query(query))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .filter(|r| r.counts.len() == 3)
+        .map(|r| (r.counts[0], r.counts[1], r.counts[2]));
+    let (channels, patterns, shard) = cluster.unwrap_or_else(|| {
+        let (c, p, s) = shared.pubsub.local_counts();
+        (c as i64, p as i64, s as i64)
+    });
+    section(
+        "Stats",
+        &[
+            ("pubsub_channels", channels.to_string()),
+            ("pubsub_patterns", patterns.to_string()),
+            ("pubsubshard_channels", shard.to_string()),
         ],
     )
 }
@@ -219,6 +256,8 @@ mod tests {
             "redis_mode:standalone\r\n",
             "\r\n\r\n# Clients\r\nconnected_clients:1\r\n",
             "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n",
+            // No node answers: this proxy's own (zero) subscriptions.
+            "# Stats\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\n",
             "# Keyspace\r\n",
             "# Rampart\r\n",
             "node0:addr=127.0.0.1:1,role=unreachable",

@@ -144,12 +144,8 @@ pub(crate) mod tests {
         Shared {
             upstream: Arc::new(Upstream::new(config.nodes.clone(), config.retry_deadline)),
             pubsub: Arc::new(
-                PubSub::new(
-                    &config.nodes,
-                    config.pubsub_output_buffer_limit,
-                    config.retry_deadline,
-                )
-                .expect("pubsub"),
+                PubSub::new(&config.nodes, config.pubsub_limits(), config.retry_deadline)
+                    .expect("pubsub"),
             ),
             config,
             registry: Arc::new(ClientRegistry::new()),
@@ -178,7 +174,7 @@ pub(crate) mod tests {
             Some(Kind::Bulk(b)) => format!("${}", String::from_utf8_lossy(b)),
             Some(Kind::Null(_)) | Some(Kind::NullArray(_)) | None => "_".into(),
             Some(Kind::Array(l)) => format!("*[{}]", list(&l.items)),
-            Some(Kind::Map(l)) => format!("%{{{}}}", list(&l.items)),
+            Some(Kind::Map(l) | Kind::Keyed(l)) => format!("%{{{}}}", list(&l.items)),
             Some(Kind::Set(l)) => format!("~[{}]", list(&l.items)),
             Some(Kind::Pairs(l)) => format!("*[{}]", list(&l.items)),
             Some(Kind::Double(d)) => format!(",{d}"),

@@ -40,6 +40,15 @@ fn encode_resp2(out: &mut BytesMut, reply: &Reply) {
     // array (`*-1`), and any aggregate holding one, is written here.
     match &reply.kind {
         Some(Kind::NullArray(_)) => out.extend_from_slice(b"*-1\r\n"),
+        Some(Kind::Keyed(list)) if list.items.iter().any(contains_null_array) => {
+            out.extend_from_slice(format!("*{}\r\n", list.items.len() / 2).as_bytes());
+            for pair in list.items.chunks(2) {
+                out.extend_from_slice(format!("*{}\r\n", pair.len()).as_bytes());
+                for item in pair {
+                    encode_resp2(out, item);
+                }
+            }
+        }
         Some(Kind::Array(list) | Kind::Map(list) | Kind::Set(list) | Kind::Pairs(list))
             if list.items.iter().any(contains_null_array) =>
         {
@@ -60,9 +69,13 @@ fn encode_resp2(out: &mut BytesMut, reply: &Reply) {
 fn contains_null_array(reply: &Reply) -> bool {
     match &reply.kind {
         Some(Kind::NullArray(_)) => true,
-        Some(Kind::Array(list) | Kind::Map(list) | Kind::Set(list) | Kind::Pairs(list)) => {
-            list.items.iter().any(contains_null_array)
-        }
+        Some(
+            Kind::Array(list)
+            | Kind::Map(list)
+            | Kind::Set(list)
+            | Kind::Pairs(list)
+            | Kind::Keyed(list),
+        ) => list.items.iter().any(contains_null_array),
         _ => false,
     }
 }
@@ -82,6 +95,12 @@ fn to_resp2(reply: &Reply) -> Frame2 {
         Some(Kind::Array(list) | Kind::Map(list) | Kind::Set(list) | Kind::Pairs(list)) => {
             Frame2::Array(list.items.iter().map(to_resp2).collect())
         }
+        Some(Kind::Keyed(list)) => Frame2::Array(
+            list.items
+                .chunks(2)
+                .map(|pair| Frame2::Array(pair.iter().map(to_resp2).collect()))
+                .collect(),
+        ),
         Some(Kind::Double(d)) => Frame2::BulkString(Bytes::from(format_double(*d))),
         Some(Kind::Boolean(b)) => Frame2::Integer(i64::from(*b)),
         Some(Kind::Verbatim(v)) => Frame2::BulkString(Bytes::copy_from_slice(&v.text)),
@@ -122,7 +141,7 @@ fn to_resp3(reply: &Reply) -> Frame3 {
                 .collect(),
             attributes: None,
         },
-        Some(Kind::Map(list)) => {
+        Some(Kind::Map(list) | Kind::Keyed(list)) => {
             let mut data = FrameMap::with_capacity(list.items.len() / 2);
             for pair in list.items.chunks(2) {
                 if let [k, v] = pair {
@@ -225,6 +244,16 @@ mod tests {
         let set = reply::set(vec![reply::status("write"), reply::status("fast")]);
         assert_eq!(r2(&set), "*2\r\n+write\r\n+fast\r\n");
         assert_eq!(r3(&set), "~2\r\n+write\r\n+fast\r\n");
+    }
+
+    #[test]
+    fn keyed_is_a_map_or_an_array_of_pairs() {
+        let keyed = reply::keyed(vec![(reply::bulk("k"), reply::array(vec![]))]);
+        assert_eq!(r2(&keyed), "*1\r\n*2\r\n$1\r\nk\r\n*0\r\n");
+        assert_eq!(r3(&keyed), "%1\r\n$1\r\nk\r\n*0\r\n");
+        // The RESP2 path that writes nested null arrays itself.
+        let with_null = reply::keyed(vec![(reply::bulk("k"), reply::null_array())]);
+        assert_eq!(r2(&with_null), "*1\r\n*2\r\n$1\r\nk\r\n*-1\r\n");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The libraries Redis ships in its Lua environment that Lua 5.1 itself
 //! lacks, written in Rust: `cjson` (on serde_json) and `bit` (LuaBitOp's
-//! API). `cmsgpack` and `struct` are not provided (docs/scripting.md).
+//! API). `cmsgpack` and `struct` have their own modules.
 
 use mlua::{Lua, Table, Value, Variadic};
 

@@ -8,7 +8,7 @@
 //! the caller commits them as one Raft entry guarded by those revisions.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,31 +31,97 @@ const MEMORY_LIMIT: usize = 256 << 20;
 /// levels per nested array).
 const MAX_DEPTH: usize = 30;
 
-/// Why a run must stop (shared with SCRIPT KILL and the caller).
-#[derive(Debug, Default)]
-pub struct StopFlag(AtomicU8);
+/// Why a run must stop (shared with SCRIPT KILL and the caller), and
+/// what SCRIPT KILL needs to know: how long the script has run and whether
+/// it called a write command.
+#[derive(Debug)]
+pub struct StopFlag {
+    state: AtomicU8,
+    started: Instant,
+    /// `--script-time-limit-ms`: SCRIPT KILL only stops a script running
+    /// for longer (before, it is not "busy" in Redis's terms).
+    limit: Duration,
+    /// The script called a write command: SCRIPT KILL answers UNKILLABLE.
+    dirty: AtomicBool,
+    /// A flag whose stop stops this run too (the request a script of a
+    /// MULTI/EXEC transaction runs for).
+    parent: Option<Arc<StopFlag>>,
+}
 
 const RUNNING: u8 = 0;
 const KILLED: u8 = 1;
 const CANCELLED: u8 = 2;
 
+/// What SCRIPT KILL did to one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kill {
+    /// Not running past the time limit: left alone.
+    NotBusy,
+    /// Past the time limit but it already wrote: left alone.
+    Unkillable,
+    /// Stopped.
+    Killed,
+}
+
 impl StopFlag {
-    /// SCRIPT KILL.
-    pub fn kill(&self) {
-        let _ = self
-            .0
-            .compare_exchange(RUNNING, KILLED, Ordering::SeqCst, Ordering::SeqCst);
+    /// A flag for a run starting now with time limit `limit`.
+    pub fn new(limit: Duration) -> StopFlag {
+        StopFlag {
+            state: AtomicU8::new(RUNNING),
+            started: Instant::now(),
+            limit,
+            dirty: AtomicBool::new(false),
+            parent: None,
+        }
+    }
+
+    /// A flag that also stops when `parent` does.
+    pub fn with_parent(limit: Duration, parent: Arc<StopFlag>) -> StopFlag {
+        StopFlag {
+            parent: Some(parent),
+            ..StopFlag::new(limit)
+        }
+    }
+
+    /// SCRIPT KILL, with Redis's rules: only a script past the time limit
+    /// that has not called a write command is stopped.
+    pub fn kill(&self) -> Kill {
+        if self.state() != RUNNING || self.started.elapsed() < self.limit {
+            return Kill::NotBusy;
+        }
+        if self.dirty.load(Ordering::SeqCst) {
+            return Kill::Unkillable;
+        }
+        match self
+            .state
+            .compare_exchange(RUNNING, KILLED, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => Kill::Killed,
+            Err(_) => Kill::NotBusy,
+        }
     }
 
     /// The caller went away (the request was cancelled).
     pub fn cancel(&self) {
         let _ = self
-            .0
+            .state
             .compare_exchange(RUNNING, CANCELLED, Ordering::SeqCst, Ordering::SeqCst);
     }
 
     fn state(&self) -> u8 {
-        self.0.load(Ordering::SeqCst)
+        match self.state.load(Ordering::SeqCst) {
+            RUNNING => self.parent.as_ref().map_or(RUNNING, |p| p.state()),
+            other => other,
+        }
+    }
+
+    /// Killed or cancelled (itself or through its parent).
+    pub fn is_stopped(&self) -> bool {
+        self.state() != RUNNING
+    }
+
+    fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::SeqCst);
     }
 }
 
@@ -70,7 +136,6 @@ pub struct ScriptInput {
     pub read_only: bool,
     /// The leader's clock for the run's commands.
     pub now_ms: i64,
-    pub time_limit: Duration,
 }
 
 /// The outcome of one run.
@@ -128,36 +193,65 @@ fn clean(text: &str) -> String {
     text.replace(['\r', '\n'], " ")
 }
 
-/// Runs the script. Never panics on any script; every failure is a reply.
+/// Runs the script on its own overlay over a fresh snapshot. Never panics
+/// on any script; every failure is a reply.
 pub fn run(engine: &Engine, input: &ScriptInput, stop: &Arc<StopFlag>) -> ScriptRun {
+    let mut txn = Txn::over_snapshot(engine);
+    txn.track_reads(input.now_ms);
+    let txn = RefCell::new(txn);
+    let writes: RefCell<Vec<Argv>> = RefCell::new(Vec::new());
+    let (reply, stopped) = run_in(&txn, &writes, input, stop);
+    let txn = txn.into_inner();
+    ScriptRun {
+        reply,
+        writes: if stopped {
+            Vec::new()
+        } else {
+            writes.into_inner()
+        },
+        reads: txn.read_keys(),
+        stopped,
+    }
+}
+
+/// The RESP version of the script's `redis.call` replies (`redis.setresp`).
+#[derive(Debug, Clone, Copy)]
+struct ScriptResp(u8);
+
+/// Runs the script against `txn` (which may already hold earlier writes,
+/// as in a MULTI/EXEC transaction), appending the write commands it runs to
+/// `writes`. Returns the reply and whether the run was stopped (killed or
+/// cancelled: the caller must then drop what it wrote). Never panics on any
+/// script; every failure is a reply.
+pub fn run_in(
+    txn: &RefCell<Txn<'_>>,
+    writes: &RefCell<Vec<Argv>>,
+    input: &ScriptInput,
+    stop: &Arc<StopFlag>,
+) -> (Reply, bool) {
     let lua = match Lua::new_with(
         StdLib::TABLE | StdLib::STRING | StdLib::MATH,
         LuaOptions::new(),
     ) {
         Ok(lua) => lua,
-        Err(e) => return ScriptRun::failed(reply::error(format!("ERR cannot start Lua: {e}"))),
+        Err(e) => return (reply::error(format!("ERR cannot start Lua: {e}")), false),
     };
     let _ = lua.set_memory_limit(MEMORY_LIMIT);
-    let mut txn = Txn::over_snapshot(engine);
-    txn.track_reads(input.now_ms);
-    let txn = RefCell::new(txn);
-    let writes: RefCell<Vec<Argv>> = RefCell::new(Vec::new());
+    lua.set_app_data(ScriptResp(2));
     // Line of the user script where the last redis.call / hook ran.
     let line = Arc::new(std::sync::atomic::AtomicI32::new(1));
     let call_line = Cell::new(1);
-    let deadline = Instant::now() + input.time_limit;
     {
         let stop = stop.clone();
         let line = line.clone();
+        // Past the time limit the script keeps running (as in Redis) until
+        // it ends or SCRIPT KILL stops it; the hook only checks the flag.
         lua.set_hook(
             HookTriggers::new().every_nth_instruction(HOOK_EVERY),
             move |_lua, debug| {
                 let current = debug.curr_line();
                 if current > 0 {
                     line.store(current, Ordering::Relaxed);
-                }
-                if stop.state() == RUNNING && Instant::now() >= deadline {
-                    stop.0.store(TIMED_OUT, Ordering::SeqCst);
                 }
                 if stop.state() != RUNNING {
                     return Err(mlua::Error::RuntimeError("script stopped".into()));
@@ -174,7 +268,7 @@ pub fn run(engine: &Engine, input: &ScriptInput, stop: &Arc<StopFlag>) -> Script
             if let Some(l) = user_line(lua) {
                 call_line.set(l);
             }
-            let outcome = redis_call(lua, &txn, &writes, input, args)?;
+            let outcome = redis_call(lua, txn, writes, input, stop, args)?;
             Ok(outcome)
         })?;
         install_libs(&lua)?;
@@ -205,7 +299,9 @@ pub fn run(engine: &Engine, input: &ScriptInput, stop: &Arc<StopFlag>) -> Script
         let ok = matches!(out.next(), Some(Value::Boolean(true)));
         let value = out.next().unwrap_or(Value::Nil);
         if ok {
-            Ok(Ok(lua_to_reply(&value, 0)))
+            // Booleans follow the script's own protocol (redis.setresp).
+            let resp3 = lua.app_data_ref::<ScriptResp>().is_some_and(|r| r.0 == 3);
+            Ok(Ok(lua_to_reply(&value, 0, resp3)))
         } else {
             Ok(Err(raised_error(&value, &input.sha, call_line.get())))
         }
@@ -214,12 +310,8 @@ pub fn run(engine: &Engine, input: &ScriptInput, stop: &Arc<StopFlag>) -> Script
     let at = line.load(Ordering::Relaxed).max(call_line.get());
     let reply = if stopped != RUNNING {
         let text = match stopped {
-            KILLED => "ERR Script killed by user with SCRIPT KILL...".to_string(),
-            TIMED_OUT => format!(
-                "ERR Script killed: it ran longer than the script time limit ({} ms)...",
-                input.time_limit.as_millis()
-            ),
-            _ => "ERR Script cancelled: the client went away...".to_string(),
+            KILLED => "ERR Script killed by user with SCRIPT KILL...",
+            _ => "ERR Script cancelled: the client went away...",
         };
         reply::error(format!(
             "{text} script: {}, on @user_script:{at}.",
@@ -235,20 +327,8 @@ pub fn run(engine: &Engine, input: &ScriptInput, stop: &Arc<StopFlag>) -> Script
             ))),
         }
     };
-    let txn = txn.into_inner();
-    ScriptRun {
-        reply,
-        writes: if stopped != RUNNING {
-            Vec::new()
-        } else {
-            writes.into_inner()
-        },
-        reads: txn.read_keys(),
-        stopped: stopped != RUNNING,
-    }
+    (reply, stopped != RUNNING)
 }
-
-const TIMED_OUT: u8 = 3;
 
 /// The line of the innermost user-script frame, if any.
 fn user_line(lua: &Lua) -> Option<i32> {
@@ -313,6 +393,7 @@ fn redis_call(
     txn: &RefCell<Txn<'_>>,
     writes: &RefCell<Vec<Argv>>,
     input: &ScriptInput,
+    stop: &StopFlag,
     args: Variadic<Value>,
 ) -> mlua::Result<(Value, bool)> {
     let fail = |text: &str| -> mlua::Result<(Value, bool)> {
@@ -354,48 +435,101 @@ fn redis_call(
         commands::apply_write(&mut txn, &argv, input.now_ms)
     };
     if write {
+        stop.mark_dirty();
         writes.borrow_mut().push(argv);
     }
     if let Some(Kind::Error(text)) = &result.kind {
         return fail(text);
     }
-    Ok((reply_to_lua(lua, &result, 0)?, false))
+    let resp3 = lua.app_data_ref::<ScriptResp>().is_some_and(|r| r.0 == 3);
+    Ok((reply_to_lua(lua, &result, 0, resp3)?, false))
 }
 
-/// Redis reply → Lua value (Redis's conversion rules, RESP2).
-fn reply_to_lua(lua: &Lua, r: &Reply, depth: usize) -> mlua::Result<Value> {
+/// Redis reply → Lua value (Redis's conversion rules): RESP2 by default,
+/// RESP3 after `redis.setresp(3)` (maps, sets, doubles, booleans, nulls and
+/// verbatim strings keep their type).
+fn reply_to_lua(lua: &Lua, r: &Reply, depth: usize, resp3: bool) -> mlua::Result<Value> {
     let list = |items: &[Reply]| -> mlua::Result<Value> {
         let t = lua.create_table_with_capacity(items.len(), 0)?;
         for (i, item) in items.iter().enumerate() {
-            t.raw_set(i + 1, reply_to_lua(lua, item, depth + 1)?)?;
+            t.raw_set(i + 1, reply_to_lua(lua, item, depth + 1, resp3)?)?;
         }
         Ok(Value::Table(t))
     };
+    let wrap = |field: &str, value: Value| -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        t.raw_set(field, value)?;
+        Ok(Value::Table(t))
+    };
+    if depth > MAX_DEPTH {
+        return Ok(Value::Boolean(false));
+    }
     Ok(match &r.kind {
-        Some(Kind::Status(s)) => {
-            let t = lua.create_table()?;
-            t.set("ok", s.as_str())?;
-            Value::Table(t)
-        }
-        Some(Kind::Error(e)) => {
-            let t = lua.create_table()?;
-            t.set("err", e.as_str())?;
-            Value::Table(t)
-        }
+        Some(Kind::Status(s)) => wrap("ok", Value::String(lua.create_string(s)?))?,
+        Some(Kind::Error(e)) => wrap("err", Value::String(lua.create_string(e)?))?,
         Some(Kind::Integer(i)) => Value::Number(*i as f64),
         Some(Kind::Bulk(b)) => Value::String(lua.create_string(b)?),
-        Some(Kind::Null(_)) | Some(Kind::NullArray(_)) | None => Value::Boolean(false),
-        Some(Kind::Array(l)) | Some(Kind::Set(l)) | Some(Kind::Map(l)) | Some(Kind::Pairs(l)) => {
-            if depth > MAX_DEPTH {
-                Value::Boolean(false)
+        Some(Kind::Null(_)) | Some(Kind::NullArray(_)) | None => {
+            if resp3 {
+                Value::Nil
             } else {
-                list(&l.items)?
+                Value::Boolean(false)
             }
         }
+        Some(Kind::Map(l) | Kind::Keyed(l)) if resp3 => {
+            let t = lua.create_table()?;
+            for pair in l.items.chunks(2) {
+                let key = reply_to_lua(lua, &pair[0], depth + 1, resp3)?;
+                let value = match pair.get(1) {
+                    Some(v) => reply_to_lua(lua, v, depth + 1, resp3)?,
+                    None => Value::Nil,
+                };
+                if !matches!(key, Value::Nil) {
+                    t.raw_set(key, value)?;
+                }
+            }
+            wrap("map", Value::Table(t))?
+        }
+        Some(Kind::Set(l)) if resp3 => {
+            let t = lua.create_table()?;
+            for item in &l.items {
+                let member = reply_to_lua(lua, item, depth + 1, resp3)?;
+                if !matches!(member, Value::Nil) {
+                    t.raw_set(member, true)?;
+                }
+            }
+            wrap("set", Value::Table(t))?
+        }
+        // Keyed in RESP2 (RESP3 is a map above): an array of [key, value].
+        Some(Kind::Keyed(l)) => {
+            let t = lua.create_table_with_capacity(l.items.len() / 2, 0)?;
+            for (i, pair) in l.items.chunks(2).enumerate() {
+                t.raw_set(i + 1, list(pair)?)?;
+            }
+            Value::Table(t)
+        }
+        Some(Kind::Pairs(l)) if resp3 => {
+            let t = lua.create_table_with_capacity(l.items.len() / 2, 0)?;
+            for (i, pair) in l.items.chunks(2).enumerate() {
+                t.raw_set(i + 1, list(pair)?)?;
+            }
+            Value::Table(t)
+        }
+        Some(Kind::Array(l)) | Some(Kind::Set(l)) | Some(Kind::Map(l)) | Some(Kind::Pairs(l)) => {
+            list(&l.items)?
+        }
+        Some(Kind::Double(d)) if resp3 => wrap("double", Value::Number(*d))?,
         Some(Kind::Double(d)) => {
             Value::String(lua.create_string(rampart_proto::reply::format_double(*d))?)
         }
+        Some(Kind::Boolean(b)) if resp3 => Value::Boolean(*b),
         Some(Kind::Boolean(b)) => Value::Number(if *b { 1.0 } else { 0.0 }),
+        Some(Kind::Verbatim(v)) if resp3 => {
+            let t = lua.create_table()?;
+            t.raw_set("format", v.format.as_str())?;
+            t.raw_set("string", lua.create_string(&v.text)?)?;
+            wrap("verbatim_string", Value::Table(t))?
+        }
         Some(Kind::Verbatim(v)) => Value::String(lua.create_string(&v.text)?),
     })
 }
@@ -410,35 +544,90 @@ fn number_to_integer(n: f64) -> i64 {
     }
 }
 
-/// Lua value → Redis reply (Redis's conversion rules).
-pub(crate) fn lua_to_reply(value: &Value, depth: usize) -> Reply {
+/// Lua value → Redis reply (Redis's conversion rules). `resp3`: the script
+/// called `redis.setresp(3)`, and Lua booleans are booleans (RESP2: `true`
+/// is 1 and `false` a null), as Redis converts them with the script's
+/// protocol, whatever the caller's. The RESP3 tables `{map=}`, `{set=}`, `{double=}`,
+/// `{big_number=}` and `{verbatim_string=}` keep their type for both; the
+/// proxy sends them to RESP2 clients as Redis does (flat array, array, bulk
+/// string).
+pub(crate) fn lua_to_reply(value: &Value, depth: usize, resp3: bool) -> Reply {
     match value {
-        Value::Nil | Value::Boolean(false) => reply::null(),
+        Value::Nil => reply::null(),
+        Value::Boolean(b) if resp3 => Reply {
+            kind: Some(Kind::Boolean(*b)),
+        },
+        Value::Boolean(false) => reply::null(),
         Value::Boolean(true) => reply::integer(1),
         Value::Integer(i) => reply::integer(*i),
         Value::Number(n) => reply::integer(number_to_integer(*n)),
         Value::String(s) => reply::bulk(s.as_bytes().to_vec()),
-        Value::Table(t) => {
-            if let Ok(Value::String(err)) = t.raw_get::<Value>("err") {
-                return reply::error(clean(&String::from_utf8_lossy(&err.as_bytes())));
-            }
-            if let Ok(Value::String(ok)) = t.raw_get::<Value>("ok") {
-                return reply::status(clean(&String::from_utf8_lossy(&ok.as_bytes())));
-            }
-            if depth >= MAX_DEPTH {
-                return reply::null();
-            }
-            let mut items = Vec::new();
-            for i in 1.. {
-                match t.raw_get::<Value>(i) {
-                    Ok(Value::Nil) | Err(_) => break,
-                    Ok(v) => items.push(lua_to_reply(&v, depth + 1)),
-                }
-            }
-            reply::array(items)
-        }
+        Value::Table(t) => table_to_reply(t, depth, resp3),
         _ => reply::null(),
     }
+}
+
+fn table_to_reply(t: &Table, depth: usize, resp3: bool) -> Reply {
+    let field = |name: &str| t.raw_get::<Value>(name).unwrap_or(Value::Nil);
+    let text = |s: &mlua::String| clean(&String::from_utf8_lossy(&s.as_bytes()));
+    if let Value::String(err) = field("err") {
+        return reply::error(text(&err));
+    }
+    if let Value::String(ok) = field("ok") {
+        return reply::status(text(&ok));
+    }
+    match field("double") {
+        Value::Number(d) => return reply::double(d),
+        Value::Integer(i) => return reply::double(i as f64),
+        _ => {}
+    }
+    if let Value::String(n) = field("big_number") {
+        // No RESP3 big number in our replies: a bulk string, as RESP2 has.
+        return reply::bulk(text(&n));
+    }
+    if let Value::Table(v) = field("verbatim_string") {
+        if let (Ok(Value::String(format)), Ok(Value::String(s))) =
+            (v.raw_get::<Value>("format"), v.raw_get::<Value>("string"))
+        {
+            return Reply {
+                kind: Some(Kind::Verbatim(rampart_proto::pb::Verbatim {
+                    format: String::from_utf8_lossy(&format.as_bytes()).into_owned(),
+                    text: s.as_bytes().to_vec(),
+                })),
+            };
+        }
+    }
+    if depth >= MAX_DEPTH {
+        return reply::null();
+    }
+    if let Value::Table(map) = field("map") {
+        let mut items = Vec::new();
+        for (k, v) in map.pairs::<Value, Value>().flatten() {
+            items.push(lua_to_reply(&k, depth + 1, resp3));
+            items.push(lua_to_reply(&v, depth + 1, resp3));
+        }
+        return Reply {
+            kind: Some(Kind::Map(rampart_proto::pb::ReplyList { items })),
+        };
+    }
+    if let Value::Table(set) = field("set") {
+        let items = set
+            .pairs::<Value, Value>()
+            .flatten()
+            .map(|(k, _)| lua_to_reply(&k, depth + 1, resp3))
+            .collect();
+        return Reply {
+            kind: Some(Kind::Set(rampart_proto::pb::ReplyList { items })),
+        };
+    }
+    let mut items = Vec::new();
+    for i in 1.. {
+        match t.raw_get::<Value>(i) {
+            Ok(Value::Nil) | Err(_) => break,
+            Ok(v) => items.push(lua_to_reply(&v, depth + 1, resp3)),
+        }
+    }
+    reply::array(items)
 }
 
 /// KEYS and ARGV.
@@ -454,7 +643,7 @@ fn install_args(lua: &Lua, keys: &[Vec<u8>], args: &[Vec<u8>]) -> mlua::Result<(
     Ok(())
 }
 
-/// Builds `redis`, `cjson` and `bit`, then the wrappers and the read-only
+/// Builds the `redis` wrappers and the read-only
 /// global environment (left in `__rampart_env`).
 const SETUP: &str = r#"
 local raw_call = __rampart_call
@@ -469,6 +658,21 @@ local function check(...)
 end
 pcall = function(...) return check(orig_pcall(...)) end
 xpcall = function(...) return check(orig_xpcall(...)) end
+-- Library functions (protected in Rust) raise plain strings with the
+-- caller's position, like Redis's C libraries.
+local select, unpack, error, type, pairs = select, unpack, error, type, pairs
+local function results(...) return select('#', ...), {...} end
+for _, lib in ipairs({cjson, bit, cmsgpack, struct}) do
+  for name, f in pairs(lib) do
+    if type(f) == "function" then
+      lib[name] = function(...)
+        local n, r = results(f(...))
+        if r[1] then return unpack(r, 2, n) end
+        error(r[2], 2)
+      end
+    end
+  end
+end
 redis.call = function(...)
   local v, failed = raw_call(...)
   if failed then error(v) end
@@ -502,7 +706,8 @@ __rampart_env = env
 return env
 "#;
 
-/// Installs the `redis`, `cjson` and `bit` libraries (Rust functions).
+/// Installs the `redis`, `cjson`, `bit`, `cmsgpack` and `struct` libraries
+/// (Rust functions).
 pub(crate) fn install_libs(lua: &Lua) -> mlua::Result<()> {
     let g = lua.globals();
     let redis = lua.create_table()?;
@@ -555,19 +760,70 @@ pub(crate) fn install_libs(lua: &Lua) -> mlua::Result<()> {
     )?;
     redis.set(
         "setresp",
-        lua.create_function(|_, v: i64| match v {
-            2 => Ok(()),
-            3 => Err(mlua::Error::RuntimeError(
-                "RESP3 replies in scripts are not supported by Rampart (only redis.setresp(2))"
-                    .into(),
-            )),
-            _ => Err(mlua::Error::RuntimeError(
-                "RESP version must be 2 or 3.".into(),
-            )),
+        lua.create_function(|lua, args: Variadic<Value>| {
+            if args.len() != 1 {
+                return Err(mlua::Error::RuntimeError(
+                    "redis.setresp() requires one argument.".into(),
+                ));
+            }
+            match lua.coerce_number(args[0].clone())?.map(|n| n as i64) {
+                Some(v @ (2 | 3)) => {
+                    lua.set_app_data(ScriptResp(v as u8));
+                    Ok(())
+                }
+                _ => Err(mlua::Error::RuntimeError(
+                    "RESP version must be 2 or 3.".into(),
+                )),
+            }
         })?,
     )?;
     redis.set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
-    redis.set("set_repl", lua.create_function(|_, _v: Value| Ok(()))?)?;
+    // Effects replication is the only mode (Redis 7): set_repl only checks
+    // its argument, as Redis does.
+    redis.set(
+        "set_repl",
+        lua.create_function(|lua, args: Variadic<Value>| {
+            if args.len() != 1 {
+                return Err(mlua::Error::RuntimeError(
+                    "redis.set_repl() requires one argument.".into(),
+                ));
+            }
+            let flags = lua.coerce_number(args[0].clone())?.unwrap_or(0.0) as i64;
+            if flags & !3 != 0 {
+                return Err(mlua::Error::RuntimeError(
+                    "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."
+                        .into(),
+                ));
+            }
+            Ok(())
+        })?,
+    )?;
+    // Outside the Lua debugger (SCRIPT DEBUG, which Rampart lacks) Redis's
+    // breakpoint answers false and debug does nothing.
+    redis.set(
+        "breakpoint",
+        lua.create_function(|_, _: Variadic<Value>| Ok(false))?,
+    )?;
+    redis.set(
+        "debug",
+        lua.create_function(|_, _: Variadic<Value>| Ok(()))?,
+    )?;
+    // No ACL users: every existing command is allowed.
+    redis.set(
+        "acl_check_cmd",
+        lua.create_function(|lua, args: Variadic<Value>| {
+            let name = match args.first() {
+                Some(v) => lua.coerce_string(v.clone())?,
+                None => None,
+            };
+            match name.and_then(|n| command_table::lookup(&n.as_bytes())) {
+                Some(_) => Ok(true),
+                None => Err(mlua::Error::RuntimeError(
+                    "Invalid command passed to redis.acl_check_cmd()".into(),
+                )),
+            }
+        })?,
+    )?;
     for (name, value) in [
         ("LOG_DEBUG", 0),
         ("LOG_VERBOSE", 1),
@@ -584,8 +840,47 @@ pub(crate) fn install_libs(lua: &Lua) -> mlua::Result<()> {
     }
     redis.set("REDIS_VERSION", "7.2.0")?;
     g.set("redis", redis)?;
-    g.set("cjson", super::libs::cjson(lua)?)?;
-    g.set("bit", super::libs::bit(lua)?)?;
+    for (name, lib) in [
+        ("cjson", super::libs::cjson(lua)?),
+        ("bit", super::libs::bit(lua)?),
+        ("cmsgpack", super::cmsgpack::cmsgpack(lua)?),
+        ("struct", super::lua_struct::lua_struct(lua)?),
+    ] {
+        protect_library(lua, &lib)?;
+        g.set(name, lib)?;
+    }
+    Ok(())
+}
+
+/// Makes every function of a Rust library return `(true, results...)` or
+/// `(false, message)` instead of raising. SETUP wraps them again in Lua so
+/// that they raise the message as a string with the caller's position
+/// (`user_script:3: bad argument #1 to 'pack' ...`), as Redis's C
+/// libraries do; an mlua error would reach a script's `pcall` as userdata.
+fn protect_library(lua: &Lua, lib: &Table) -> mlua::Result<()> {
+    let functions: Vec<(Value, mlua::Function)> = lib
+        .clone()
+        .pairs::<Value, Value>()
+        .filter_map(|pair| match pair {
+            Ok((k, Value::Function(f))) => Some((k, f)),
+            _ => None,
+        })
+        .collect();
+    for (name, f) in functions {
+        let protected = lua.create_function(move |lua, args: MultiValue| {
+            Ok(match f.call::<MultiValue>(args) {
+                Ok(mut results) => {
+                    results.push_front(Value::Boolean(true));
+                    results
+                }
+                Err(e) => MultiValue::from_iter([
+                    Value::Boolean(false),
+                    Value::String(lua.create_string(lua_error_text(&e))?),
+                ]),
+            })
+        })?;
+        lib.raw_set(name, protected)?;
+    }
     Ok(())
 }
 
@@ -601,15 +896,18 @@ mod tests {
             args: Vec::new(),
             read_only,
             now_ms: 0,
-            time_limit: Duration::from_millis(200),
         }
+    }
+
+    fn flag(limit_ms: u64) -> Arc<StopFlag> {
+        Arc::new(StopFlag::new(Duration::from_millis(limit_ms)))
     }
 
     #[test]
     fn a_run_collects_writes_and_reads_and_sees_its_own_writes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = Engine::open(dir.path()).expect("open");
-        let stop = Arc::new(StopFlag::default());
+        let stop = flag(5000);
         let body = "redis.call('SET', KEYS[1], 'x') return redis.call('GET', KEYS[1])";
         let run = run(&engine, &input(body, &["k"], false), &stop);
         assert_eq!(run.reply, reply::bulk("x"));
@@ -627,18 +925,105 @@ mod tests {
     }
 
     #[test]
-    fn a_runaway_script_is_stopped_by_the_time_limit_without_writes() {
+    fn a_runaway_script_keeps_running_past_the_limit_until_killed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = Engine::open(dir.path()).expect("open");
-        let stop = Arc::new(StopFlag::default());
-        let body =
-            "redis.call('SET', 'k', 'v') while true do pcall(function() while true do end end) end";
+        let stop = flag(100);
+        // Before the limit SCRIPT KILL leaves it alone.
+        assert_eq!(stop.kill(), Kill::NotBusy);
+        let killer = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(400));
+                stop.kill()
+            })
+        };
+        let started = Instant::now();
+        let body = "while true do pcall(function() while true do end end) end";
         let run = run(&engine, &input(body, &[], false), &stop);
+        assert_eq!(killer.join().expect("killer"), Kill::Killed);
+        assert!(started.elapsed() >= Duration::from_millis(400));
         assert!(run.stopped);
         assert!(run.writes.is_empty());
         let text = run.reply.error_text().unwrap_or_default().to_string();
         assert!(
-            text.starts_with("ERR Script killed: it ran longer than"),
+            text.starts_with("ERR Script killed by user with SCRIPT KILL..."),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_script_that_wrote_is_unkillable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::open(dir.path()).expect("open");
+        let stop = flag(0);
+        let body =
+            "redis.call('SET', 'k', 'v') local i = 0 while i < 3000000 do i = i + 1 end return i";
+        let killer = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut last = Kill::NotBusy;
+                for _ in 0..50 {
+                    std::thread::sleep(Duration::from_millis(2));
+                    last = stop.kill();
+                    if last == Kill::Unkillable {
+                        break;
+                    }
+                }
+                last
+            })
+        };
+        let run = run(&engine, &input(body, &[], false), &stop);
+        let seen = killer.join().expect("killer");
+        assert_eq!(run.reply, reply::integer(3_000_000));
+        assert!(!run.stopped);
+        assert_eq!(run.writes.len(), 1);
+        assert_ne!(seen, Kill::Killed);
+    }
+
+    #[test]
+    fn resp3_conversions_both_ways() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::open(dir.path()).expect("open");
+        let body = r#"
+            redis.setresp(3)
+            redis.call('HSET', 'h', 'f', 'v')
+            local m = redis.call('HGETALL', 'h')
+            local missing = redis.call('GET', 'nokey')
+            return {m.map.f, tostring(missing), redis.call('EXISTS', 'h')}
+        "#;
+        let run = run(&engine, &input(body, &[], false), &flag(5000));
+        assert_eq!(
+            run.reply,
+            reply::array(vec![
+                reply::bulk("v"),
+                reply::bulk("nil"),
+                reply::integer(1)
+            ])
+        );
+        let typed = "return {map={a=1}}";
+        let run2 = super::run(&engine, &input(typed, &[], true), &flag(5000));
+        assert_eq!(
+            run2.reply,
+            reply::map(vec![(reply::bulk("a"), reply::integer(1))])
+        );
+        for (body, want) in [
+            ("return {double=1.5}", reply::double(1.5)),
+            ("return {set={x=true}}", reply::set(vec![reply::bulk("x")])),
+            // Booleans follow the script's protocol, not the caller's.
+            ("redis.setresp(3) return true", reply::boolean(true)),
+            ("redis.setresp(3) return false", reply::boolean(false)),
+            ("return false", reply::null()),
+            ("return true", reply::integer(1)),
+            ("return redis.breakpoint()", reply::null()),
+        ] {
+            let out = super::run(&engine, &input(body, &[], true), &flag(5000));
+            assert_eq!(out.reply, want, "{body}");
+        }
+        let bad = super::run(&engine, &input("redis.setresp(4)", &[], true), &flag(5000));
+        let text = bad.reply.error_text().unwrap_or_default().to_string();
+        assert!(
+            text.starts_with("ERR RESP version must be 2 or 3."),
             "{text}"
         );
     }
@@ -650,16 +1035,19 @@ mod tests {
         for body in [
             "return {1, 2.9, 'a', true, false, nil, 3}",
             "local t = {} t[1] = t return t",
+            "local t = {} t.map = t return t",
+            "local t = {} t.set = {[t] = true} return t",
             "return string.rep('x', 1e9)",
             "error(nil)",
             "error(setmetatable({}, {__tostring = function() error('x') end}))",
             "return redis.call(nil)",
             "return cjson.decode('[[[[')",
+            "return cmsgpack.unpack('\\221')",
+            "return struct.pack('!0 i', 1)",
             "return 1e300",
             "return -0/0",
         ] {
-            let stop = Arc::new(StopFlag::default());
-            let run = run(&engine, &input(body, &[], true), &stop);
+            let run = run(&engine, &input(body, &[], true), &flag(5000));
             let _ = run.reply;
         }
         assert_eq!(number_to_integer(1e20), i64::MIN);

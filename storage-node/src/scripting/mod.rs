@@ -10,9 +10,12 @@
 //! keys changed since the snapshot, else the script runs again (bounded).
 //! A read-only script needs no entry at all.
 
+mod cmsgpack;
 mod libs;
 pub mod lua;
+mod lua_struct;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,10 +28,11 @@ use rampart_proto::{reply, Reply};
 
 use crate::commands;
 use crate::commands::scripting as internal;
+use crate::engine::{Engine, Txn};
 use crate::raft::types::{WatchToken, WriteRun};
 use crate::server::kv::{self, Failure};
 use crate::server::{now_ms, NodeCtx};
-use lua::{ScriptInput, ScriptRun, StopFlag};
+use lua::{Kill, ScriptInput, ScriptRun, StopFlag};
 
 type Argv = Vec<Vec<u8>>;
 
@@ -43,6 +47,8 @@ const MAX_ATTEMPTS: u32 = 10;
 const PARTS_PER_COMMAND: u32 = 16;
 
 const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+const NOTBUSY: &str = "NOTBUSY No scripts in execution right now.";
+const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
 
 /// The scripts running on this node, for SCRIPT KILL.
 pub struct Scripts {
@@ -85,8 +91,20 @@ impl Scripts {
     }
 
     fn start(&self) -> Running<'_> {
+        self.register(Arc::new(StopFlag::new(self.time_limit)))
+    }
+
+    /// A run that also stops when `parent` does (a script inside a
+    /// MULTI/EXEC transaction: the request is the parent).
+    fn start_child(&self, parent: &Arc<StopFlag>) -> Running<'_> {
+        self.register(Arc::new(StopFlag::with_parent(
+            self.time_limit,
+            parent.clone(),
+        )))
+    }
+
+    fn register(&self, flag: Arc<StopFlag>) -> Running<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let flag = Arc::new(StopFlag::default());
         self.running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -98,13 +116,30 @@ impl Scripts {
         }
     }
 
-    /// SCRIPT KILL: stops every running script; false when none runs.
-    pub fn kill_all(&self) -> bool {
+    /// SCRIPT KILL: stops every script running past the time limit that
+    /// has not called a write command (Redis has one script at a time; a
+    /// leader here may run several). `Killed` if it stopped one, else
+    /// `Unkillable` if a busy one had written, else `NotBusy`.
+    pub fn kill_all(&self) -> Kill {
         let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut outcome = Kill::NotBusy;
         for flag in running.values() {
-            flag.kill();
+            match flag.kill() {
+                Kill::Killed => outcome = Kill::Killed,
+                Kill::Unkillable if outcome == Kill::NotBusy => outcome = Kill::Unkillable,
+                _ => {}
+            }
         }
-        !running.is_empty()
+        outcome
+    }
+
+    /// SCRIPT KILL's reply.
+    fn kill_reply(&self) -> Reply {
+        match self.kill_all() {
+            Kill::Killed => reply::ok(),
+            Kill::Unkillable => reply::error(UNKILLABLE),
+            Kill::NotBusy => reply::error(NOTBUSY),
+        }
     }
 }
 
@@ -211,6 +246,68 @@ async fn store(ctx: &NodeCtx, sha: &str, body: &[u8]) -> Result<Option<Reply>, F
     Ok(r.is_error().then_some(r))
 }
 
+/// The arguments of an EVAL-family command.
+struct Eval {
+    /// `EVAL_RO` / `EVALSHA_RO`.
+    read_only: bool,
+    sha: String,
+    /// `None` for EVALSHA (loaded from the cache).
+    body: Option<Vec<u8>>,
+    keys: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
+}
+
+impl Eval {
+    /// Parses `EVAL* script|sha numkeys key... arg...`; the error reply
+    /// Redis gives otherwise.
+    fn parse(argv: &[Vec<u8>]) -> Result<Eval, Reply> {
+        let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+        if argv.len() < 3 {
+            return Err(wrong_arity(&name));
+        }
+        let numkeys = match std::str::from_utf8(&argv[2])
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+        {
+            Some(n) if n < 0 => return Err(reply::error("ERR Number of keys can't be negative")),
+            Some(n) if n > (argv.len() - 3) as i64 => {
+                return Err(reply::error(
+                    "ERR Number of keys can't be greater than number of args",
+                ))
+            }
+            Some(n) => n as usize,
+            None => return Err(reply::error("ERR value is not an integer or out of range")),
+        };
+        let (sha, body) = if name.starts_with("evalsha") {
+            (String::from_utf8_lossy(&argv[1]).to_ascii_lowercase(), None)
+        } else {
+            (lua::sha1_hex(&argv[1]), Some(argv[1].clone()))
+        };
+        Ok(Eval {
+            read_only: name.ends_with("_ro"),
+            sha,
+            body,
+            keys: argv[3..3 + numkeys].to_vec(),
+            args: argv[3 + numkeys..].to_vec(),
+        })
+    }
+
+    fn input(&self, body: Vec<u8>, now_ms: i64) -> ScriptInput {
+        ScriptInput {
+            sha: self.sha.clone(),
+            body,
+            keys: self.keys.clone(),
+            args: self.args.clone(),
+            read_only: self.read_only,
+            now_ms,
+        }
+    }
+}
+
+fn is_eval(argv: &[Vec<u8>]) -> bool {
+    is_script_command(argv) && !argv[0].eq_ignore_ascii_case(b"script")
+}
+
 async fn run_command(
     ctx: &NodeCtx,
     client_id: &str,
@@ -218,87 +315,56 @@ async fn run_command(
     part: u32,
     argv: Argv,
 ) -> Result<Reply, Failure> {
-    let name = argv[0].to_ascii_lowercase();
-    if name == b"script" {
+    if !is_eval(&argv) {
         return script_command(ctx, argv).await;
     }
-    let name = String::from_utf8_lossy(&name).into_owned();
-    if argv.len() < 3 {
-        return Ok(wrong_arity(&name));
-    }
-    let numkeys = match std::str::from_utf8(&argv[2])
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-    {
-        Some(n) if n < 0 => return Ok(reply::error("ERR Number of keys can't be negative")),
-        Some(n) if n > (argv.len() - 3) as i64 => {
-            return Ok(reply::error(
-                "ERR Number of keys can't be greater than number of args",
-            ))
-        }
-        Some(n) => n as usize,
-        None => return Ok(reply::error("ERR value is not an integer or out of range")),
+    let eval = match Eval::parse(&argv) {
+        Ok(eval) => eval,
+        Err(error) => return Ok(error),
     };
-    let read_only = name.ends_with("_ro");
-    let (sha, body) = if name.starts_with("evalsha") {
-        (String::from_utf8_lossy(&argv[1]).to_ascii_lowercase(), None)
-    } else {
-        let sha = lua::sha1_hex(&argv[1]);
-        match check_script(ctx, &sha, &argv[1]).await {
+    if let Some(body) = &eval.body {
+        match check_script(ctx, &eval.sha, body).await {
             Err(compile_error) => return Ok(compile_error),
             Ok(true) => {}
             Ok(false) => {
-                if let Some(err) = store(ctx, &sha, &argv[1]).await? {
+                if let Some(err) = store(ctx, &eval.sha, body).await? {
                     return Ok(err);
                 }
             }
         }
-        (sha, Some(argv[1].clone()))
-    };
-    let keys: Vec<Vec<u8>> = argv[3..3 + numkeys].to_vec();
-    let args: Vec<Vec<u8>> = argv[3 + numkeys..].to_vec();
+    }
     // Declared keys serialize scripts on this leader; a conflict then only
     // comes from other writes (or undeclared keys) and is retried.
-    let _locks = ctx.scripts.lock_keys(&keys).await;
+    let _locks = ctx.scripts.lock_keys(&eval.keys).await;
+    let eval = Arc::new(eval);
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
-            let jitter = rand::random::<u64>() % (2 * u64::from(attempt)).max(1);
-            tokio::time::sleep(Duration::from_millis(jitter)).await;
+            backoff(attempt).await;
         }
         kv::confirm_leadership(ctx, "a script").await?;
         let run = {
+            // Registered while the request is alive: dropping the request
+            // (the proxy gave up, the client left) stops the run.
             let running = ctx.scripts.start();
             let flag = running.flag.clone();
             let engine = ctx.engine.clone();
-            let input = ScriptInput {
-                sha: sha.clone(),
-                body: body.clone().unwrap_or_default(),
-                keys: keys.clone(),
-                args: args.clone(),
-                read_only,
-                now_ms: now_ms(),
-                time_limit: ctx.scripts.time_limit,
-            };
-            let by_sha = body.is_none();
+            let eval = eval.clone();
+            let now = now_ms();
             let job = ctx.heavy.try_run(move || {
-                let mut input = input;
-                if by_sha {
-                    match internal::load(&engine.read_view(), input.sha.as_bytes()) {
-                        Some(b) => input.body = b,
+                let body = match &eval.body {
+                    Some(body) => body.clone(),
+                    None => match internal::load(&engine.read_view(), eval.sha.as_bytes()) {
+                        Some(b) => b,
                         None => return ScriptRun::failed(reply::error(NOSCRIPT)),
-                    }
-                }
-                lua::run(&engine, &input, &flag)
+                    },
+                };
+                lua::run(&engine, &eval.input(body, now), &flag)
             });
             match job {
                 Err(full) => return Ok(full.reply()),
                 Ok(rx) => match rx.await {
                     Ok(run) => run,
-                    Err(_) => {
-                        return Ok(reply::error(
-                            "ERR internal error: the script stopped without an answer",
-                        ))
-                    }
+                    Err(_) => return Ok(no_answer()),
                 },
             }
         };
@@ -307,37 +373,347 @@ async fn run_command(
         }
         let mut commands = run.writes;
         commands.push(internal::reply_command(&run.reply));
-        let watches = run
-            .reads
-            .into_iter()
-            .map(|r| WatchToken {
-                key: r.key,
-                revision: r.revision,
-                existed: r.existed,
-            })
-            .collect();
-        let write_run = WriteRun {
-            client_id: client_id.to_string(),
+        let watches = run.reads.into_iter().map(watch_token).collect();
+        match commit(
+            ctx,
+            client_id,
             seq,
-            part: part.saturating_add(attempt),
+            part.saturating_add(attempt),
             commands,
-        };
-        let committed = kv::transaction(ctx, write_run, watches).await?;
-        match committed.kind {
-            // A key the script read changed before the entry applied.
-            Some(Kind::NullArray(_)) => {
-                metrics::counter!("rampart_script_conflicts_total").increment(1);
-                continue;
-            }
-            Some(Kind::Array(list)) => {
-                return Ok(list.items.last().cloned().unwrap_or_else(reply::null));
-            }
-            _ => return Ok(committed),
+            watches,
+        )
+        .await?
+        {
+            Some(reply) => return Ok(reply),
+            None => continue,
         }
     }
-    Ok(reply::error(format!(
+    Ok(gave_up())
+}
+
+fn no_answer() -> Reply {
+    reply::error("ERR internal error: the script stopped without an answer")
+}
+
+fn gave_up() -> Reply {
+    reply::error(format!(
         "ERR the script's keys kept changing: gave up after {MAX_ATTEMPTS} attempts"
-    )))
+    ))
+}
+
+/// Small random wait before attempt `attempt` (> 0) of a conflicted run.
+async fn backoff(attempt: u32) {
+    let jitter = rand::random::<u64>() % (2 * u64::from(attempt)).max(1);
+    tokio::time::sleep(Duration::from_millis(jitter)).await;
+}
+
+fn watch_token(r: crate::engine::ReadKey) -> WatchToken {
+    WatchToken {
+        key: r.key,
+        revision: r.revision,
+        existed: r.existed,
+    }
+}
+
+/// Commits a run's writes (the last command answers the run's reply) as
+/// one `Op::Transaction` guarded by `watches`. `None`: a watched key
+/// changed before the entry applied, nothing was applied (run again).
+async fn commit(
+    ctx: &NodeCtx,
+    client_id: &str,
+    seq: u64,
+    part: u32,
+    commands: Vec<Argv>,
+    watches: Vec<WatchToken>,
+) -> Result<Option<Reply>, Failure> {
+    let write_run = WriteRun {
+        client_id: client_id.to_string(),
+        seq,
+        part,
+        commands,
+    };
+    let committed = kv::transaction(ctx, write_run, watches).await?;
+    Ok(match committed.kind {
+        Some(Kind::NullArray(_)) => {
+            metrics::counter!("rampart_script_conflicts_total").increment(1);
+            None
+        }
+        Some(Kind::Array(list)) => Some(list.items.last().cloned().unwrap_or_else(reply::null)),
+        _ => Some(committed),
+    })
+}
+
+/// Cancels a flag when dropped (the request went away).
+struct CancelOnDrop(Arc<StopFlag>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// MULTI/EXEC holding EVAL* or SCRIPT: the whole transaction runs like a
+/// script (docs/transactions.md). On the heavy executor, against one
+/// tracked snapshot, every command runs in order (scripts inline); the
+/// writes commit as ONE `Op::Transaction` entry guarded by the client's
+/// WATCH tokens and every key read, re-run on conflict. The reply is the
+/// EXEC array, or a null array when a watched key changed.
+pub(crate) async fn execute_transaction(
+    ctx: &NodeCtx,
+    client_id: &str,
+    seq: u64,
+    commands: Vec<Argv>,
+    watches: Vec<WatchToken>,
+) -> Result<Reply, Failure> {
+    let declared: Vec<Vec<u8>> = commands
+        .iter()
+        .filter(|argv| is_eval(argv))
+        .filter_map(|argv| Eval::parse(argv).ok())
+        .flat_map(|eval| eval.keys)
+        .collect();
+    let _locks = ctx.scripts.lock_keys(&declared).await;
+    let commands = Arc::new(commands);
+    let watches = Arc::new(watches);
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            backoff(attempt).await;
+        }
+        kv::confirm_leadership(ctx, "a transaction").await?;
+        let parent = Arc::new(StopFlag::new(Duration::MAX));
+        let _cancel = CancelOnDrop(parent.clone());
+        let engine = ctx.engine.clone();
+        let scripts = ctx.scripts.clone();
+        let (job_commands, job_watches) = (commands.clone(), watches.clone());
+        let now = now_ms();
+        let job = ctx.heavy.try_run(move || {
+            run_transaction(&engine, &scripts, &parent, &job_commands, &job_watches, now)
+        });
+        let run = match job {
+            Err(full) => return Ok(full.reply()),
+            Ok(rx) => match rx.await {
+                Ok(run) => run,
+                Err(_) => return Ok(no_answer()),
+            },
+        };
+        if run.cancelled || run.writes.is_empty() {
+            return Ok(run.reply);
+        }
+        let mut entry = run.writes;
+        entry.push(internal::reply_command(&run.reply));
+        let mut guards: Vec<WatchToken> = watches.as_ref().clone();
+        guards.extend(run.reads.into_iter().map(watch_token));
+        match commit(ctx, client_id, seq, attempt, entry, guards).await? {
+            Some(reply) => return Ok(reply),
+            None => continue,
+        }
+    }
+    Ok(gave_up())
+}
+
+/// One run of a transaction holding scripts (see [`execute_transaction`]).
+struct TransactionRun {
+    /// The EXEC array, or a null array when a watched key had changed.
+    reply: Reply,
+    writes: Vec<Argv>,
+    reads: Vec<crate::engine::ReadKey>,
+    /// The request went away: nothing may be committed.
+    cancelled: bool,
+}
+
+fn run_transaction(
+    engine: &Engine,
+    scripts: &Scripts,
+    parent: &Arc<StopFlag>,
+    commands: &[Argv],
+    watches: &[WatchToken],
+    now: i64,
+) -> TransactionRun {
+    let mut txn = Txn::over_snapshot(engine);
+    let unchanged = watches
+        .iter()
+        .all(|w| commands::transactions::unchanged(&txn, w, now));
+    if !unchanged {
+        // Linearizable: the snapshot was taken after a ReadIndex barrier.
+        return TransactionRun {
+            reply: reply::null_array(),
+            writes: Vec::new(),
+            reads: Vec::new(),
+            cancelled: false,
+        };
+    }
+    txn.track_reads(now);
+    let txn = RefCell::new(txn);
+    let writes: RefCell<Vec<Argv>> = RefCell::new(Vec::new());
+    let mut replies = Vec::with_capacity(commands.len());
+    for argv in commands {
+        let reply = if argv.is_empty() {
+            reply::error("ERR empty command")
+        } else if is_eval(argv) {
+            let running = scripts.start_child(parent);
+            eval_in_transaction(&txn, &writes, argv, now, &running.flag)
+        } else if is_script_command(argv) {
+            script_in_transaction(&txn, &writes, scripts, argv, now)
+        } else {
+            let r = commands::apply_write(&mut txn.borrow_mut(), argv, now);
+            if commands::is_write(argv) {
+                writes.borrow_mut().push(argv.clone());
+            }
+            r
+        };
+        replies.push(reply);
+        if parent.is_stopped() {
+            return TransactionRun {
+                reply: reply::error("ERR transaction cancelled: the client went away"),
+                writes: Vec::new(),
+                reads: Vec::new(),
+                cancelled: true,
+            };
+        }
+    }
+    let reads = txn.borrow().read_keys();
+    TransactionRun {
+        reply: reply::array(replies),
+        writes: writes.into_inner(),
+        reads,
+        cancelled: false,
+    }
+}
+
+/// Caches a script body in the transaction (a write of the commit) unless
+/// it is cached already; the compile error otherwise.
+fn cache_in_transaction(
+    txn: &RefCell<Txn<'_>>,
+    writes: &RefCell<Vec<Argv>>,
+    sha: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<(), Reply> {
+    if internal::load(&*txn.borrow(), sha.as_bytes()).is_some() {
+        return Ok(());
+    }
+    lua::check_compiles(body)?;
+    let store = internal::store_command(sha, body);
+    commands::apply_write(&mut txn.borrow_mut(), &store, now);
+    writes.borrow_mut().push(store);
+    Ok(())
+}
+
+fn eval_in_transaction(
+    txn: &RefCell<Txn<'_>>,
+    writes: &RefCell<Vec<Argv>>,
+    argv: &[Vec<u8>],
+    now: i64,
+    flag: &Arc<StopFlag>,
+) -> Reply {
+    let eval = match Eval::parse(argv) {
+        Ok(eval) => eval,
+        Err(error) => return error,
+    };
+    let body = match &eval.body {
+        Some(body) => {
+            if let Err(compile_error) = cache_in_transaction(txn, writes, &eval.sha, body, now) {
+                return compile_error;
+            }
+            body.clone()
+        }
+        None => match internal::load(&*txn.borrow(), eval.sha.as_bytes()) {
+            Some(body) => body,
+            None => return reply::error(NOSCRIPT),
+        },
+    };
+    // A killed script keeps what it wrote before the kill (as a failing
+    // script does): the overlay already holds it.
+    let (reply, _stopped) = lua::run_in(txn, writes, &eval.input(body, now), flag);
+    reply
+}
+
+/// SCRIPT inside MULTI: LOAD and FLUSH become writes of the commit,
+/// EXISTS reads the transaction's view.
+fn script_in_transaction(
+    txn: &RefCell<Txn<'_>>,
+    writes: &RefCell<Vec<Argv>>,
+    scripts: &Scripts,
+    argv: &[Vec<u8>],
+    now: i64,
+) -> Reply {
+    let sub = argv
+        .get(1)
+        .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+        .unwrap_or_default();
+    match (sub.as_str(), argv.len()) {
+        ("load", 3) => {
+            let sha = lua::sha1_hex(&argv[2]);
+            match cache_in_transaction(txn, writes, &sha, &argv[2], now) {
+                Ok(()) => reply::bulk(sha),
+                Err(compile_error) => compile_error,
+            }
+        }
+        ("exists", n) if n >= 3 => reply::array(
+            argv[2..]
+                .iter()
+                .map(|sha| {
+                    let sha = sha.to_ascii_lowercase();
+                    reply::integer(internal::load(&*txn.borrow(), &sha).is_some() as i64)
+                })
+                .collect(),
+        ),
+        ("flush", _) => match flush_mode_error(argv) {
+            Some(error) => error,
+            None => {
+                let flush = internal::flush_command();
+                commands::apply_write(&mut txn.borrow_mut(), &flush, now);
+                writes.borrow_mut().push(flush);
+                reply::ok()
+            }
+        },
+        ("kill", 2) => scripts.kill_reply(),
+        ("help", 2) => help(),
+        ("load" | "exists" | "kill" | "help", _) => wrong_arity(&format!("script|{sub}")),
+        _ => unknown_subcommand(argv),
+    }
+}
+
+fn flush_mode_error(argv: &[Vec<u8>]) -> Option<Reply> {
+    match argv.get(2) {
+        None => None,
+        Some(mode)
+            if argv.len() == 3
+                && (mode.eq_ignore_ascii_case(b"sync") || mode.eq_ignore_ascii_case(b"async")) =>
+        {
+            None
+        }
+        Some(_) => Some(reply::error(
+            "ERR SCRIPT FLUSH only support SYNC|ASYNC option",
+        )),
+    }
+}
+
+fn unknown_subcommand(argv: &[Vec<u8>]) -> Reply {
+    reply::error(format!(
+        "ERR unknown subcommand '{}'. Try SCRIPT HELP.",
+        String::from_utf8_lossy(argv.get(1).map(Vec::as_slice).unwrap_or_default())
+    ))
+}
+
+fn help() -> Reply {
+    reply::array(
+        [
+            "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "EXISTS <sha1> [<sha1> ...]",
+            "    Return information about the existence of the scripts in the script cache.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Flush the Lua scripts cache.",
+            "KILL",
+            "    Kill the currently executing Lua script.",
+            "LOAD <script>",
+            "    Load a script into the scripts cache without executing it.",
+            "HELP",
+            "    Print this help.",
+        ]
+        .iter()
+        .map(|line| reply::status(*line))
+        .collect(),
+    )
 }
 
 async fn script_command(ctx: &NodeCtx, argv: Argv) -> Result<Reply, Failure> {
@@ -378,17 +754,8 @@ async fn script_command(ctx: &NodeCtx, argv: Argv) -> Result<Reply, Failure> {
             Ok(reply::array(found))
         }
         "flush" => {
-            match argv.get(2) {
-                None => {}
-                Some(mode)
-                    if argv.len() == 3
-                        && (mode.eq_ignore_ascii_case(b"sync")
-                            || mode.eq_ignore_ascii_case(b"async")) => {}
-                Some(_) => {
-                    return Ok(reply::error(
-                        "ERR SCRIPT FLUSH only support SYNC|ASYNC option",
-                    ))
-                }
+            if let Some(error) = flush_mode_error(&argv) {
+                return Ok(error);
             }
             let replies = kv::write_run(ctx, "", 0, 0, vec![internal::flush_command()]).await?;
             Ok(kv::single_reply(replies))
@@ -397,33 +764,9 @@ async fn script_command(ctx: &NodeCtx, argv: Argv) -> Result<Reply, Failure> {
             if argv.len() != 2 {
                 return Ok(wrong_arity("script|kill"));
             }
-            Ok(if ctx.scripts.kill_all() {
-                reply::ok()
-            } else {
-                reply::error("NOTBUSY No scripts in execution right now.")
-            })
+            Ok(ctx.scripts.kill_reply())
         }
-        "help" => Ok(reply::array(
-            [
-                "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "EXISTS <sha1> [<sha1> ...]",
-                "    Return information about the existence of the scripts in the script cache.",
-                "FLUSH [ASYNC|SYNC]",
-                "    Flush the Lua scripts cache.",
-                "KILL",
-                "    Kill the currently executing Lua script.",
-                "LOAD <script>",
-                "    Load a script into the scripts cache without executing it.",
-                "HELP",
-                "    Print this help.",
-            ]
-            .iter()
-            .map(|line| reply::status(*line))
-            .collect(),
-        )),
-        _ => Ok(reply::error(format!(
-            "ERR unknown subcommand '{}'. Try SCRIPT HELP.",
-            String::from_utf8_lossy(&argv[1])
-        ))),
+        "help" => Ok(help()),
+        _ => Ok(unknown_subcommand(&argv)),
     }
 }

@@ -217,6 +217,23 @@ impl NodeHub {
                     .collect();
                 response.numpat = patterns.len() as i64;
             }
+            "counts" => {
+                // INFO: distinct channels, patterns and shard channels.
+                response.counts = [
+                    PubSubKind::Channel,
+                    PubSubKind::Pattern,
+                    PubSubKind::ShardChannel,
+                ]
+                .into_iter()
+                .map(|kind| {
+                    links
+                        .values()
+                        .flat_map(|l| l.interest[kind_index(kind)].keys())
+                        .collect::<BTreeSet<_>>()
+                        .len() as i64
+                })
+                .collect();
+            }
             other => {
                 return Err(Status::invalid_argument(format!(
                     "unknown pubsub query {other:?}"
@@ -428,6 +445,7 @@ mod tests {
         );
         assert_eq!(q("numsub", None, &["a1", "zz"]).counts, vec![3, 0]);
         assert_eq!(q("numpat", None, &[]).numpat, 2);
+        assert_eq!(q("counts", None, &[]).counts, vec![2, 2, 0]);
         assert!(q("shardchannels", None, &[]).channels.is_empty());
         assert!(hub
             .query(&PubSubQuery {
