@@ -147,6 +147,12 @@ const PS_SUB: &[&str] = &["pubsub", "noscript", "loading", "stale"];
 const PS_PUB: &[&str] = &["pubsub", "loading", "stale", "fast", "may_replicate"];
 const PS_SLOW: &[&str] = &["pubsub", "slow"];
 const PS_FAST: &[&str] = &["pubsub", "fast"];
+const X_WF: &[&str] = &["write", "stream", "fast"];
+const X_WS: &[&str] = &["write", "stream", "slow"];
+const X_RF: &[&str] = &["read", "stream", "fast"];
+const X_RS: &[&str] = &["read", "stream", "slow"];
+/// Rampart's own stream administration (the legacy layout, docs/streams.md).
+const X_ADMIN: &[&str] = &["admin", "stream", "slow", "dangerous"];
 
 /// The table. Sorted by name so lookups can binary-search.
 pub static COMMANDS: &[CommandSpec] = &[
@@ -237,6 +243,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("pubsub", -2, &[], 0, 0, 0, &["slow"], Proxy, "pubsub", "2.8.0", "A container for Pub/Sub commands."),
     cmd!("punsubscribe", -1, PS_SUB, 0, 0, 0, PS_SLOW, Proxy, "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns."),
     cmd!("quit", -1, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0, CONN_CATS, Proxy, "connection", "1.0.0", "Closes the connection."),
+    cmd!("rampart.streamformat", 2, R, 1, 1, 1, X_ADMIN, NodeRead, "stream", "0.1.0", "Rampart: reports a stream's storage layout (per-entry, legacy, or mixed during a chunked migration)."),
+    cmd!("rampart.streamimport", -3, W, 1, 1, 1, X_ADMIN, NodeWrite, "stream", "0.1.0", "Rampart: stores a stream given as a legacy-layout protobuf blob (importing old data)."),
+    cmd!("rampart.streamtolegacy", 2, W, 1, 1, 1, X_ADMIN, NodeWrite, "stream", "0.1.0", "Rampart: rewrites a stream in the legacy one-blob layout (tests and migration drills)."),
     cmd!("randomkey", 1, R, 0, 0, 0, &["keyspace", "read", "slow"], NodeRead, "generic", "1.0.0", "Returns a random key name from the database."),
     cmd!("rename", 3, WNOOM, 1, 2, 1, KEY_WS, NodeWrite, "generic", "1.0.0", "Renames a key and overwrites the destination."),
     cmd!("renamenx", 3, WFNOOM, 1, 2, 1, KEY_WF, NodeWrite, "generic", "1.0.0", "Renames a key only when the target key name doesn't exist."),
@@ -280,6 +289,21 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("unsubscribe", -1, PS_SUB, 0, 0, 0, PS_SLOW, Proxy, "pubsub", "2.0.0", "Stops listening to messages posted to channels."),
     cmd!("unwatch", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], 0, 0, 0, &["fast", "transaction"], Proxy, "transactions", "2.2.0", "Forgets about watched keys of a transaction."),
     cmd!("watch", -2, &["noscript", "loading", "stale", "fast", "allow_busy"], 1, -1, 1, &["fast", "transaction"], NodeRead, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction."),
+    cmd!("xack", -4, WF, 1, 1, 1, X_WF, NodeWrite, "stream", "5.0.0", "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream."),
+    cmd!("xadd", -5, WF, 1, 1, 1, X_WF, NodeWrite, "stream", "5.0.0", "Appends a new message to a stream. Creates the key if it doesn't exist."),
+    cmd!("xautoclaim", -6, WFNOOM, 1, 1, 1, X_WF, NodeWrite, "stream", "6.2.0", "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member."),
+    cmd!("xclaim", -6, WFNOOM, 1, 1, 1, X_WF, NodeWrite, "stream", "5.0.0", "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member."),
+    cmd!("xdel", -3, WFNOOM, 1, 1, 1, X_WF, NodeWrite, "stream", "5.0.0", "Returns the number of messages after removing them from a stream."),
+    cmd!("xgroup", -2, &[], 2, 2, 1, X_WS, NodeWrite, "stream", "5.0.0", "A container for consumer groups commands."),
+    cmd!("xinfo", -2, R, 2, 2, 1, X_RS, NodeRead, "stream", "5.0.0", "A container for stream introspection commands."),
+    cmd!("xlen", 2, RF, 1, 1, 1, X_RF, NodeRead, "stream", "5.0.0", "Return the number of messages in a stream."),
+    cmd!("xpending", -3, R, 1, 1, 1, X_RS, NodeRead, "stream", "5.0.0", "Returns the information and entries from a stream consumer group's pending entries list."),
+    cmd!("xrange", -4, R, 1, 1, 1, X_RS, NodeRead, "stream", "5.0.0", "Returns the messages from a stream within a range of IDs."),
+    cmd!("xread", -4, &["readonly", "blocking", "movablekeys"], 0, 0, 0, &["read", "stream", "slow", "blocking"], NodeRead, "stream", "5.0.0", "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise."),
+    cmd!("xreadgroup", -7, &["write", "blocking", "movablekeys"], 0, 0, 0, &["write", "stream", "slow", "blocking"], NodeWrite, "stream", "5.0.0", "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise."),
+    cmd!("xrevrange", -4, R, 1, 1, 1, X_RS, NodeRead, "stream", "5.0.0", "Returns the messages from a stream within a range of IDs in reverse order."),
+    cmd!("xsetid", -3, WF, 1, 1, 1, X_WF, NodeWrite, "stream", "5.0.0", "An internal command for replicating stream values."),
+    cmd!("xtrim", -4, WNOOM, 1, 1, 1, X_WS, NodeWrite, "stream", "5.0.0", "Deletes messages from the beginning of a stream."),
     cmd!("zadd", -4, WF, 1, 1, 1, Z_WF, NodeWrite, "sorted-set", "1.2.0", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist."),
     cmd!("zcard", 2, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "1.2.0", "Returns the number of members in a sorted set."),
     cmd!("zcount", 4, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "2.0.0", "Returns the count of members in a sorted set that have scores within a range."),

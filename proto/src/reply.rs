@@ -73,6 +73,17 @@ pub fn pairs(pairs: Vec<(Reply, Reply)>) -> Reply {
     of(Kind::Pairs(ReplyList { items }))
 }
 
+/// Keyed results such as XREAD's `key -> entries`: RESP3 clients receive a
+/// map, RESP2 clients an array of `[key, value]` arrays.
+pub fn keyed(pairs: Vec<(Reply, Reply)>) -> Reply {
+    let mut items = Vec::with_capacity(pairs.len() * 2);
+    for (k, v) in pairs {
+        items.push(k);
+        items.push(v);
+    }
+    of(Kind::Keyed(ReplyList { items }))
+}
+
 pub fn set(items: Vec<Reply>) -> Reply {
     of(Kind::Set(ReplyList { items }))
 }

@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::commands::streams::legacy::{MigrationMode, DEFAULT_CHUNK};
 use crate::NodeError;
+
+/// `--stream-drain-rate`'s default: entries migrated per second.
+pub const DEFAULT_STREAM_DRAIN_RATE: u64 = 10_000;
 
 pub const DEFAULT_RAFT_ADDR: &str = "127.0.0.1:7111";
 pub const DEFAULT_CLIENT_ADDR: &str = "127.0.0.1:7101";
@@ -38,6 +42,9 @@ pub const HEARTBEAT_INTERVAL_MS: u64 = 250;
 /// script_time_limit_ms = 5000
 /// pin_cores = true
 /// raft_cores = "0"
+/// stream_migration_mode = "b"
+/// stream_migration_chunk = 1024
+/// stream_drain_rate = 10000
 /// ```
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct NodeArgs {
@@ -97,6 +104,20 @@ pub struct NodeArgs {
     /// [default: the first available CPU].
     #[arg(long, env = "RAMPART_RAFT_CORES")]
     pub raft_cores: Option<String>,
+    /// How writes migrate legacy-layout streams: `a` rewrites the whole
+    /// stream on its first write, `b` moves at most
+    /// --stream-migration-chunk entries per write. Replicated: the leader's
+    /// value is written into the log [default: b].
+    #[arg(long, env = "RAMPART_STREAM_MIGRATION_MODE")]
+    pub stream_migration_mode: Option<String>,
+    /// Mode B: entries moved per write (STREAM_MIGRATION_CHUNK)
+    /// [default: 1024].
+    #[arg(long, env = "RAMPART_STREAM_MIGRATION_CHUNK")]
+    pub stream_migration_chunk: Option<u64>,
+    /// Entries per second the leader's background drainer may migrate out
+    /// of legacy streams nobody writes to; 0 turns it off [default: 10000].
+    #[arg(long, env = "RAMPART_STREAM_DRAIN_RATE")]
+    pub stream_drain_rate: Option<u64>,
 }
 
 /// The settings file: the same names as the flags.
@@ -117,6 +138,9 @@ struct FileConfig {
     script_time_limit_ms: Option<u64>,
     pin_cores: Option<bool>,
     raft_cores: Option<String>,
+    stream_migration_mode: Option<String>,
+    stream_migration_chunk: Option<u64>,
+    stream_drain_rate: Option<u64>,
 }
 
 /// Resolved settings of one node.
@@ -142,6 +166,10 @@ pub struct NodeConfig {
     /// `Some(raft cores)` when pinning is on; an empty list means "the first
     /// available CPU".
     pub pin_cores: Option<Vec<usize>>,
+    /// The legacy-stream migration mode this node proposes when leader.
+    pub stream_migration: MigrationMode,
+    /// Entries per second the background drainer migrates (0 = off).
+    pub stream_drain_rate: u64,
 }
 
 impl NodeArgs {
@@ -208,6 +236,30 @@ impl NodeArgs {
             (Some(true), None) => Some(Vec::new()),
             (None, None) => None,
         };
+        let chunk = self
+            .stream_migration_chunk
+            .or(file.stream_migration_chunk)
+            .unwrap_or(DEFAULT_CHUNK);
+        if chunk == 0 {
+            return Err(NodeError::Config(
+                "--stream-migration-chunk must be at least 1".into(),
+            ));
+        }
+        let stream_migration = match self
+            .stream_migration_mode
+            .as_deref()
+            .or(file.stream_migration_mode.as_deref())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("a") => MigrationMode::A,
+            Some("b") | None => MigrationMode::B { chunk },
+            Some(other) => {
+                return Err(NodeError::Config(format!(
+                    "--stream-migration-mode must be a or b, not {other:?}"
+                )))
+            }
+        };
         Ok(NodeConfig {
             id,
             raft_addr: self
@@ -245,6 +297,11 @@ impl NodeArgs {
                 .unwrap_or(crate::scripting::DEFAULT_TIME_LIMIT_MS)
                 .max(1),
             pin_cores,
+            stream_migration,
+            stream_drain_rate: self
+                .stream_drain_rate
+                .or(file.stream_drain_rate)
+                .unwrap_or(DEFAULT_STREAM_DRAIN_RATE),
         })
     }
 }
@@ -277,6 +334,49 @@ mod tests {
         assert!(cfg.heavy_threads >= 1);
         assert_eq!(cfg.heavy_queue, 64);
         assert_eq!(cfg.pin_cores, None);
+        assert_eq!(cfg.stream_migration, MigrationMode::B { chunk: 1024 });
+        assert_eq!(cfg.stream_drain_rate, DEFAULT_STREAM_DRAIN_RATE);
+    }
+
+    #[test]
+    fn stream_migration_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "id = 1\nstream_migration_mode = \"b\"\nstream_migration_chunk = 7\nstream_drain_rate = 0\n",
+        )
+        .expect("write");
+        let cfg = NodeArgs {
+            config: Some(path.clone()),
+            ..NodeArgs::default()
+        }
+        .resolve()
+        .expect("resolve");
+        assert_eq!(cfg.stream_migration, MigrationMode::B { chunk: 7 });
+        assert_eq!(cfg.stream_drain_rate, 0);
+        let cfg = NodeArgs {
+            config: Some(path),
+            stream_migration_mode: Some("A".into()),
+            ..NodeArgs::default()
+        }
+        .resolve()
+        .expect("resolve");
+        assert_eq!(cfg.stream_migration, MigrationMode::A);
+        for bad in [
+            NodeArgs {
+                id: Some(1),
+                stream_migration_mode: Some("c".into()),
+                ..NodeArgs::default()
+            },
+            NodeArgs {
+                id: Some(1),
+                stream_migration_chunk: Some(0),
+                ..NodeArgs::default()
+            },
+        ] {
+            assert!(bad.resolve().is_err());
+        }
     }
 
     #[test]

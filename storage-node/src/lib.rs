@@ -387,6 +387,18 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
             Ok(())
         })
     };
+    let stream_drainer = {
+        let drain = server::stream_drainer::DrainConfig {
+            mode: cfg.stream_migration,
+            rate: cfg.stream_drain_rate,
+        };
+        let ctx = ctx.clone();
+        let shutdown = shutdown_rx.clone();
+        tokio::spawn(async move {
+            server::stream_drainer::run(ctx, drain, shutdown).await;
+            Ok(())
+        })
+    };
     let expiry = tokio::spawn(expiry::run(ctx, shutdown_rx));
 
     tracing::info!(
@@ -402,7 +414,13 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
         client_addr,
         raft,
         shutdown_tx,
-        tasks: vec![raft_server, client_server, gauges, rocksdb_gauges],
+        tasks: vec![
+            raft_server,
+            client_server,
+            gauges,
+            rocksdb_gauges,
+            stream_drainer,
+        ],
         expiry,
         runtime,
     })

@@ -48,6 +48,11 @@ pub const HEAVY_QUEUE_CAPACITY: &str = "rampart_heavy_queue_capacity";
 pub const HEAVY_SUBMITTED: &str = "rampart_heavy_submitted_total";
 pub const HEAVY_REJECTED: &str = "rampart_heavy_rejected_total";
 pub const HEAVY_SECONDS: &str = "rampart_heavy_run_seconds";
+/// Decodes of a legacy stream blob (reads and migration steps of streams
+/// still in the one-blob layout; docs/streams.md).
+pub const STREAM_LEGACY_READS: &str = "rampart_stream_legacy_format_reads_total";
+/// Streams still (partly) in the legacy layout: the sidecar markers.
+pub const STREAM_LEGACY_KEYS: &str = "rampart_stream_legacy_format_keys";
 /// gRPC server handling time by `service` and `method`.
 pub const GRPC_SERVER_SECONDS: &str = "rampart_grpc_server_seconds";
 /// RocksDB properties, sampled every [`ROCKSDB_SAMPLE_INTERVAL`].

@@ -6,7 +6,7 @@ use rampart_proto::{errors, reply};
 
 use super::{CmdError, CmdResult};
 use crate::engine::keys::{self as layout, HASH_LIMIT};
-use crate::engine::meta::MetaHeader;
+use crate::engine::meta::{MetaHeader, ValueType};
 use crate::engine::{live_meta, DataRead, EngineError, Pair, Txn};
 use rampart_proto::glob::glob_match;
 
@@ -78,8 +78,15 @@ pub fn rename(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64, nx: bool) -> CmdRes
         }
         meta.version = version;
     }
+    // A legacy stream's blob moved with its sub-keys; its marker must too
+    // (delete_key below drops the source's).
+    let legacy =
+        meta.kind == ValueType::Stream && txn.get(&layout::legacy_stream_marker(source))?.is_some();
     txn.put_meta(target, &meta)?;
     txn.delete_key(source)?;
+    if legacy {
+        txn.put(layout::legacy_stream_marker(target), Vec::new());
+    }
     Ok(if nx { reply::integer(1) } else { reply::ok() })
 }
 

@@ -21,6 +21,7 @@ mod object;
 pub mod scripting;
 mod server;
 mod sets;
+pub(crate) mod streams;
 mod strings;
 pub(crate) mod transactions;
 mod zsets;
@@ -53,13 +54,46 @@ pub const BLOCKING: &[&str] = &[
     "bzpopmin",
 ];
 
-/// Whether `argv` is one of [`BLOCKING`].
+/// Whether `argv` is one of [`BLOCKING`], or an XREAD / XREADGROUP with
+/// a BLOCK option (a blocking XREAD waits as repeated reads, a blocking
+/// XREADGROUP as repeated write attempts like the pops).
 pub fn is_blocking(argv: &[Vec<u8>]) -> bool {
     argv.first().is_some_and(|name| {
         BLOCKING
             .iter()
             .any(|b| name.eq_ignore_ascii_case(b.as_bytes()))
-    })
+    }) || has_block_option(argv)
+}
+
+/// XREAD / XREADGROUP with `BLOCK` among its options (before `STREAMS`,
+/// after which keys and ids may spell anything).
+pub fn has_block_option(argv: &[Vec<u8>]) -> bool {
+    let Some(name) = argv.first() else {
+        return false;
+    };
+    let group = name.eq_ignore_ascii_case(b"xreadgroup");
+    if !group && !name.eq_ignore_ascii_case(b"xread") {
+        return false;
+    }
+    let mut i = 1;
+    while let Some(arg) = argv.get(i) {
+        let word = |w: &str| arg.eq_ignore_ascii_case(w.as_bytes());
+        if word("streams") {
+            return false;
+        }
+        if word("block") {
+            return i + 1 < argv.len();
+        }
+        // GROUP's names and COUNT's value are not options.
+        i += if group && word("group") {
+            3
+        } else if word("count") {
+            2
+        } else {
+            1
+        };
+    }
+    false
 }
 
 /// Whether a blocking attempt's reply means "no data yet" (the null a
@@ -85,6 +119,9 @@ pub fn execute_read(engine: &Engine, argv: &[Vec<u8>], now_ms: i64) -> Reply {
 
 pub fn apply_write(txn: &mut Txn<'_>, argv: &[Vec<u8>], now_ms: i64) -> Reply {
     if let Some(reply) = scripting::apply_internal(txn, argv) {
+        return reply;
+    }
+    if let Some(reply) = streams::admin::apply_internal(txn, argv, now_ms) {
         return reply;
     }
     let (name, args) = match validate(argv) {
@@ -238,6 +275,13 @@ fn run_read<R: DataRead + ?Sized>(
         "info" => server::info(r, args),
         "object" => object::object(r, args, now),
         "watch" => transactions::watch(r, args, now),
+        "xlen" => streams::entries::xlen(r, args, now),
+        "xrange" => streams::entries::xrange(r, args, now, false),
+        "xrevrange" => streams::entries::xrange(r, args, now, true),
+        "xread" => streams::read::xread(r, args, now),
+        "xinfo" => streams::info::xinfo(r, args, now),
+        "xpending" => streams::groups::xpending(r, args, now),
+        "rampart.streamformat" => streams::admin::streamformat(r, args, now),
         _ => return None,
     })
 }
@@ -318,6 +362,17 @@ fn run_write(txn: &mut Txn<'_>, name: &str, args: &[Vec<u8>], now: i64) -> Optio
         "bzpopmin" => zsets::bzpop(txn, args, now, false),
         "bzpopmax" => zsets::bzpop(txn, args, now, true),
         "bzmpop" => zsets::bzmpop(txn, args, now),
+        "xadd" => streams::entries::xadd(txn, args, now),
+        "xdel" => streams::entries::xdel(txn, args, now),
+        "xtrim" => streams::entries::xtrim(txn, args, now),
+        "xsetid" => streams::entries::xsetid(txn, args, now),
+        "xgroup" => streams::groups::xgroup(txn, args, now),
+        "xreadgroup" => streams::groups::xreadgroup(txn, args, now),
+        "xack" => streams::groups::xack(txn, args, now),
+        "xclaim" => streams::groups::xclaim(txn, args, now),
+        "xautoclaim" => streams::groups::xautoclaim(txn, args, now),
+        "rampart.streamimport" => streams::admin::streamimport(txn, args, now),
+        "rampart.streamtolegacy" => streams::admin::streamtolegacy(txn, args, now),
         _ => return None,
     })
 }
@@ -382,7 +437,7 @@ pub(crate) mod test_support {
                 let items: Vec<String> = list.items.iter().map(show).collect();
                 format!("[{}]", items.join(", "))
             }
-            Some(Kind::Pairs(list)) => {
+            Some(Kind::Pairs(list)) | Some(Kind::Keyed(list)) => {
                 let items: Vec<String> = list
                     .items
                     .chunks(2)

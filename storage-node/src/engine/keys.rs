@@ -77,6 +77,16 @@ pub const REVISION_TAG: u8 = b'w';
 /// Redis; SCRIPT FLUSH deletes [`script_range`].
 pub const SCRIPT_TAG: u8 = b'x';
 
+/// Tag of the sidecar legacy-stream index: `l` + user_key → empty, one
+/// marker per stream whose entries are (partly) still in the legacy
+/// one-blob layout. Written with the blob, deleted in the same entry that
+/// finishes its migration or deletes the key, so counting legacy streams
+/// is a scan of this range: O(legacy streams). Inside [`flush_range`].
+pub const LEGACY_STREAM_TAG: u8 = b'l';
+/// Tag of replicated node-wide settings: `y` + name → value (e.g. the
+/// stream migration mode). Outside [`flush_range`]: FLUSHALL keeps them.
+pub const SETTING_TAG: u8 = b'y';
+
 /// Counter: number of meta records.
 pub const COUNTER_KEYS: &[u8] = b"keys";
 /// Counter: number of meta records with a TTL.
@@ -313,6 +323,27 @@ pub fn revision_key(user_key: &[u8]) -> Vec<u8> {
     out.push(REVISION_TAG);
     out.extend_from_slice(&key_hash(user_key).to_be_bytes());
     out.extend_from_slice(user_key);
+    out
+}
+
+/// RocksDB key of the legacy-stream marker of `user_key`.
+pub fn legacy_stream_marker(user_key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + user_key.len());
+    out.push(LEGACY_STREAM_TAG);
+    out.extend_from_slice(user_key);
+    out
+}
+
+/// `[start, end)` of every legacy-stream marker.
+pub fn legacy_stream_range() -> (Vec<u8>, Vec<u8>) {
+    (vec![LEGACY_STREAM_TAG], vec![LEGACY_STREAM_TAG + 1])
+}
+
+/// RocksDB key of the replicated setting `name`.
+pub fn setting_key(name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + name.len());
+    out.push(SETTING_TAG);
+    out.extend_from_slice(name);
     out
 }
 

@@ -84,6 +84,11 @@ impl Txn<'_> {
         if let Some(end) = keys::prefix_end(&prefix) {
             self.delete_range(prefix, end);
         }
+        if header.kind == ValueType::Stream {
+            // Its legacy blob (if any) went with the sub-keys: so does the
+            // sidecar marker that counts it.
+            self.delete(keys::legacy_stream_marker(user_key));
+        }
     }
 
     /// Writes `meta` as the record of `user_key`, replacing any record

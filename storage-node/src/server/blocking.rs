@@ -1,5 +1,8 @@
 //! Blocking pops on the node (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP,
-//! BZPOPMIN, BZPOPMAX, BZMPOP).
+//! BZPOPMIN, BZPOPMAX, BZMPOP), and XREADGROUP BLOCK, which waits the same
+//! way (its attempts are writes: they change the group's PEL). XREAD BLOCK
+//! uses the same waiters, but its attempts are linearizable reads
+//! (`kv::blocking_xread`).
 //!
 //! A blocking command arrives alone in its batch (the proxy sends it so).
 //! The leader registers a waiter on its keys, then applies the command
@@ -15,6 +18,8 @@
 //! Fairness: waiters queue per key in arrival order and a write wakes only
 //! the head of each queue; a waiter that leaves (served, timed out,
 //! cancelled) hands the turn to the next one, which re-checks the key.
+//! Stream waiters are the exception: a write to a stream wakes all of them
+//! (readers do not consume entries).
 //!
 //! Retries: all attempts of one request share its `(client_id, seq)`. The
 //! state machine records only the attempt that popped something, so a
@@ -102,9 +107,21 @@ impl WriteObserver for KeyWaiters {
         }
         let inner = self.lock();
         for key in keys {
-            let head = inner.queues.get(key).and_then(|q| q.front());
-            if let Some(waker) = head.and_then(|id| inner.wakers.get(id)) {
-                waker.notify_one();
+            let Some(queue) = inner.queues.get(key) else {
+                continue;
+            };
+            // Stream readers do not consume what they read (XREAD), and
+            // each XREADGROUP waiter may wait after a different id or in
+            // another group: all of them re-check, not only the head.
+            let woken = if key.0 == ValueType::Stream {
+                queue.len()
+            } else {
+                1
+            };
+            for id in queue.iter().take(woken) {
+                if let Some(waker) = inner.wakers.get(id) {
+                    waker.notify_one();
+                }
             }
         }
     }
@@ -185,6 +202,8 @@ enum Shape {
     TimeoutNumkeys,
     /// One source key; the command is retried unchanged.
     SingleSource,
+    /// XREADGROUP: its streams are the keys; retried unchanged.
+    StreamGroupRead,
 }
 
 impl BlockingCall {
@@ -244,6 +263,10 @@ impl BlockingCall {
                     Shape::TimeoutNumkeys,
                 )
             }
+            b"xreadgroup" => {
+                let (keys, timeout) = xreadgroup_keys_and_timeout(argv, now_ms)?;
+                (keys, timeout, ValueType::Stream, Shape::StreamGroupRead)
+            }
             _ => return None,
         };
         Some(BlockingCall {
@@ -277,7 +300,7 @@ impl BlockingCall {
     /// serves a blocked client from the key that became ready).
     pub fn narrowed(&self, argv: &[Vec<u8>], ready: &[Vec<u8>]) -> Argv {
         match self.shape {
-            Shape::SingleSource => argv.to_vec(),
+            Shape::SingleSource | Shape::StreamGroupRead => argv.to_vec(),
             Shape::KeysThenTimeout => {
                 let mut out = Vec::with_capacity(ready.len() + 2);
                 out.push(argv[0].clone());
@@ -296,6 +319,43 @@ impl BlockingCall {
             }
         }
     }
+}
+
+/// XREADGROUP's streams and BLOCK timeout (milliseconds, 0 = forever);
+/// `None` without BLOCK or with invalid arguments (the attempt answers).
+fn xreadgroup_keys_and_timeout(
+    argv: &[Vec<u8>],
+    now_ms: i64,
+) -> Option<(Vec<Vec<u8>>, Option<Duration>)> {
+    let mut timeout = None;
+    let mut i = 1;
+    while i < argv.len() {
+        let word = |w: &str| argv[i].eq_ignore_ascii_case(w.as_bytes());
+        if word("streams") {
+            let rest = &argv[i + 1..];
+            if rest.is_empty() || !rest.len().is_multiple_of(2) {
+                return None;
+            }
+            let ms: i64 = timeout?;
+            let wait = (ms > 0).then(|| Duration::from_millis(ms as u64));
+            return Some((rest[..rest.len() / 2].to_vec(), wait));
+        }
+        if word("block") {
+            let ms = rampart_proto::args::parse_i64(argv.get(i + 1)?)?;
+            if ms < 0 || ms > i64::MAX - now_ms.max(0) {
+                return None;
+            }
+            timeout = Some(ms);
+            i += 2;
+        } else if word("group") {
+            i += 3;
+        } else if word("count") {
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    None
 }
 
 /// Whether this node is the leader, as a watch that changes only when that

@@ -223,9 +223,49 @@ impl HeavyExecutor {
         Ok(rx)
     }
 
+    /// Takes one place of the executor (counted as a running run) for
+    /// work done elsewhere, e.g. a write to a legacy stream waiting for its
+    /// Raft commit: the place is given back when the [`Slot`] drops. Answers
+    /// [`Full`] at once when every place is taken.
+    pub fn try_reserve(&self) -> Result<Slot, Full> {
+        let mut st = self.shared.lock();
+        if st.closed || st.queue.len() + st.running >= self.shared.threads + self.shared.queue_cap {
+            drop(st);
+            metrics::counter!(HEAVY_REJECTED).increment(1);
+            return Err(Full {
+                retry_after: self.shared.retry_after(),
+            });
+        }
+        st.running += 1;
+        self.shared.publish(&st);
+        drop(st);
+        metrics::counter!(HEAVY_SUBMITTED).increment(1);
+        Ok(Slot {
+            shared: self.shared.clone(),
+            started: Instant::now(),
+        })
+    }
+
     /// Threads of the executor.
     pub fn threads(&self) -> usize {
         self.shared.threads
+    }
+}
+
+/// A place of the executor held by [`HeavyExecutor::try_reserve`].
+pub struct Slot {
+    shared: Arc<Shared>,
+    started: Instant,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let took = self.started.elapsed();
+        metrics::histogram!(HEAVY_SECONDS).record(took);
+        self.shared.note_run(took);
+        let mut st = self.shared.lock();
+        st.running -= 1;
+        self.shared.publish(&st);
     }
 }
 
@@ -367,6 +407,19 @@ mod tests {
         assert_eq!(second.await.expect("answer"), 7);
         // Room again.
         assert_eq!(exec.try_run(|| 3).expect("runs").await.expect("answer"), 3);
+    }
+
+    #[tokio::test]
+    async fn a_reserved_slot_counts_until_dropped() {
+        let exec = HeavyExecutor::new(1, 1, || {}).expect("start");
+        let first = exec.try_reserve().expect("a thread place");
+        let second = exec.try_reserve().expect("a queue place");
+        assert!(exec.try_reserve().is_err());
+        assert!(exec.try_run(|| 1).is_err());
+        drop(first);
+        assert_eq!(exec.try_run(|| 2).expect("room").await.expect("answer"), 2);
+        drop(second);
+        let _again = exec.try_reserve().expect("room again");
     }
 
     #[tokio::test]

@@ -30,6 +30,7 @@ use super::blocking::BlockingCall;
 use super::proposals::ProposeError;
 use super::{now_ms, NodeCtx};
 use crate::commands;
+use crate::engine::meta::ValueType;
 use crate::raft::types::{Op, Request as RaftRequest, WatchToken, WriteRun};
 
 type Argv = Vec<Vec<u8>>;
@@ -130,6 +131,27 @@ pub(crate) async fn execute(ctx: &NodeCtx, req: ExecuteRequest) -> Outcome {
                 existed: w.existed,
             })
             .collect();
+        if commands
+            .iter()
+            .any(|argv| crate::scripting::is_script_command(argv))
+        {
+            // Scripts never run on the apply path: the whole transaction
+            // runs like a script (docs/transactions.md).
+            let result = crate::scripting::execute_transaction(
+                ctx,
+                &req.client_id,
+                req.request_seq,
+                commands,
+                watches,
+            )
+            .await;
+            return match result {
+                Ok(reply) => Outcome::Replies(Replies {
+                    replies: vec![reply],
+                }),
+                Err(failure) => failure.into_outcome(),
+            };
+        }
         let run = WriteRun {
             client_id: req.client_id,
             seq: req.request_seq,
@@ -171,6 +193,15 @@ pub(crate) async fn execute(ctx: &NodeCtx, req: ExecuteRequest) -> Outcome {
     for (part, (write, run)) in split_runs(commands).into_iter().enumerate() {
         let len = run.len();
         let result = if write {
+            // A write to a legacy stream pays its migration: heavy class,
+            // -BUSY (nothing proposed) when the heavy executor is full.
+            let _slot = match super::stream_drainer::legacy_write_slot(ctx, &run) {
+                Ok(slot) => slot,
+                Err(busy) => {
+                    replies.extend(std::iter::repeat_n(busy, len));
+                    continue;
+                }
+            };
             // Batches have far fewer than 2^32 runs (gRPC message size).
             write_run(ctx, &req.client_id, req.request_seq, part as u32, run).await
         } else {
@@ -300,6 +331,9 @@ async fn blocking_command(
     seq: u64,
     argv: Argv,
 ) -> Result<Reply, Failure> {
+    if argv[0].eq_ignore_ascii_case(b"xread") {
+        return blocking_xread(ctx, argv).await;
+    }
     let Some(call) = BlockingCall::parse(&argv, now_ms()) else {
         // Invalid arguments: the attempt answers the error.
         return Ok(single_reply(
@@ -332,6 +366,65 @@ async fn blocking_command(
                 break call.narrowed(&argv, &ready);
             }
         };
+    }
+}
+
+/// XREAD with BLOCK sent alone: linearizable reads (never Raft writes)
+/// until one returns entries, waiting between them for a write to one of
+/// its streams. `$` is resolved once, when the call starts, so entries
+/// added while it waits are the ones it returns. A leader change ends the
+/// wait with NotLeader; the proxy re-sends the command to the new leader,
+/// where `$` is resolved again.
+async fn blocking_xread(ctx: &NodeCtx, argv: Argv) -> Result<Reply, Failure> {
+    let started = tokio::time::Instant::now();
+    let now = now_ms();
+    let Ok(call) = commands::streams::read::parse(&argv[1..], now) else {
+        // Invalid arguments: the read answers the error.
+        return Ok(single_reply(read_run(ctx, vec![argv]).await?));
+    };
+    // Registered before `$` is resolved, so no entry added after it is missed.
+    let registration = ctx.waiters.register(ValueType::Stream, &call.keys);
+    confirm_leadership(ctx, "a blocking read").await?;
+    let engine = ctx.engine.clone();
+    let command = argv.clone();
+    let resolved = tokio::task::spawn_blocking(move || {
+        let view = engine.read_view();
+        commands::streams::read::resolve_for_wait(&view, &command, now)
+    })
+    .await
+    .map_err(|e| Failure::Unavailable(format!("blocking read failed: {e}")))?;
+    let wait = match resolved {
+        Some(Ok(wait)) => wait,
+        Some(Err(reply)) => return Ok(reply),
+        // Not reachable (`is_blocking` and the parser agree on BLOCK), but
+        // a plain read is the right answer for an XREAD that cannot wait.
+        None => return Ok(single_reply(read_run(ctx, vec![argv]).await?)),
+    };
+    let deadline = wait
+        .call
+        .block
+        .flatten()
+        .map(|ms| started + std::time::Duration::from_millis(ms));
+    let mut leadership = ctx.leadership.clone();
+    loop {
+        let reply = single_reply(read_run(ctx, vec![wait.attempt.clone()]).await?);
+        if !commands::is_empty_blocking_reply(&reply) {
+            return Ok(reply);
+        }
+        loop {
+            tokio::select! {
+                _ = registration.woken() => {}
+                _ = sleep_until(deadline) => return Ok(reply::null_array()),
+                _ = leadership.wait_for(|leader| !*leader) => {
+                    return Err(Failure::NotLeader(ctx.current_not_leader()));
+                }
+            }
+            // A cheap local look before paying for a linearizable read.
+            let keys = &wait.call.keys;
+            if commands::streams::read::may_have_new(&ctx.engine, keys, &wait.after, now_ms()) {
+                break;
+            }
+        }
     }
 }
 

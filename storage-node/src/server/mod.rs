@@ -8,6 +8,7 @@ pub mod kv;
 pub mod proposals;
 pub mod pubsub;
 pub mod read_index;
+pub mod stream_drainer;
 pub mod transport;
 
 use std::time::Duration;

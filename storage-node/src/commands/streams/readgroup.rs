@@ -1,0 +1,255 @@
+//! XREADGROUP: one non-blocking attempt (`server::blocking` waits and
+//! retries for BLOCK). `>` delivers entries after the group's last id and
+//! records them in the PEL; an explicit id re-reads the consumer's own
+//! pending entries.
+
+use rampart_proto::args::parse_i64;
+use rampart_proto::{errors, reply, Reply};
+
+use super::groups::{
+    advance_group, apply_pending, corrupt, is, parse_strict_id, quote, reopen, EntryLookup,
+};
+use super::id::StreamId;
+use super::layout::{entry_reply, PendingRecord, Stream};
+use super::legacy;
+use super::pel::{self, GroupEdit};
+use crate::commands::{CmdError, CmdResult};
+use crate::engine::Txn;
+
+/// XREADGROUP's parsed arguments.
+pub struct ReadGroupArgs<'a> {
+    pub group: &'a [u8],
+    pub consumer: &'a [u8],
+    /// 0: no limit.
+    pub count: usize,
+    pub noack: bool,
+    pub keys: &'a [Vec<u8>],
+    pub ids: &'a [Vec<u8>],
+}
+
+/// Checks BLOCK's timeout (milliseconds) with Redis's errors; the waiting
+/// itself is `server::blocking`'s.
+fn check_block_ms(raw: &[u8], now: i64) -> Result<(), CmdError> {
+    let ms = parse_i64(raw).ok_or("ERR timeout is not an integer or out of range")?;
+    if ms < 0 {
+        return Err("ERR timeout is negative".into());
+    }
+    if ms > 0 && ms > i64::MAX - now.max(0) {
+        return Err("ERR timeout is out of range".into());
+    }
+    Ok(())
+}
+
+/// Parses XREADGROUP's arguments (after the command name) like Redis's
+/// `xreadCommand`: options in any order until STREAMS, which takes the rest.
+pub fn parse_readgroup(args: &[Vec<u8>], now: i64) -> Result<ReadGroupArgs<'_>, CmdError> {
+    let mut group_consumer = None;
+    let mut count = 0usize;
+    let mut noack = false;
+    let mut streams_at = None;
+    let mut i = 0;
+    while i < args.len() {
+        let more = args.len() - i - 1;
+        let opt = &args[i];
+        if is(opt, "BLOCK") && more > 0 {
+            i += 1;
+            check_block_ms(&args[i], now)?;
+        } else if is(opt, "COUNT") && more > 0 {
+            i += 1;
+            let n = parse_i64(&args[i]).ok_or(errors::NOT_INTEGER)?;
+            count = n.max(0) as usize;
+        } else if is(opt, "STREAMS") && more > 0 {
+            if !more.is_multiple_of(2) {
+                return Err("ERR Unbalanced 'xreadgroup' list of streams: for each stream key an ID or '>' must be specified.".into());
+            }
+            streams_at = Some(i + 1);
+            break;
+        } else if is(opt, "GROUP") && more >= 2 {
+            group_consumer = Some((&args[i + 1][..], &args[i + 2][..]));
+            i += 2;
+        } else if is(opt, "NOACK") {
+            noack = true;
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+        i += 1;
+    }
+    let Some(at) = streams_at else {
+        return Err(errors::SYNTAX.into());
+    };
+    let Some((group, consumer)) = group_consumer else {
+        return Err("ERR Missing GROUP option for XREADGROUP".into());
+    };
+    let n = (args.len() - at) / 2;
+    Ok(ReadGroupArgs {
+        group,
+        consumer,
+        count,
+        noack,
+        keys: &args[at..at + n],
+        ids: &args[at + n..],
+    })
+}
+
+/// `>` is encoded as the maximum id, as Redis does (so an explicit maximum
+/// id also means "new entries").
+const NEW_ENTRIES: StreamId = StreamId::MAX;
+
+/// XREADGROUP, one non-blocking attempt: serves what is there now. When
+/// nothing can be served (only `>` streams without new entries) the reply
+/// is a null array, which the blocking machinery takes as "wait" for
+/// BLOCK (it owns the waiting; BLOCK is parsed here but never waits).
+pub fn xreadgroup(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
+    let parsed = parse_readgroup(args, now)?;
+    let group = parsed.group;
+    // Every stream is checked (type, group, id) before any is served.
+    let mut targets = Vec::with_capacity(parsed.keys.len());
+    for (key, raw_id) in parsed.keys.iter().zip(parsed.ids) {
+        let stream = legacy::open_for_write(txn, key, now)?;
+        if stream.is_none_or(|s| s.info.group(group).is_none()) {
+            return Err(format!(
+                "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
+                quote(key),
+                quote(group)
+            )
+            .into());
+        }
+        let id = match raw_id.as_slice() {
+            b"$" => return Err("ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.".into()),
+            b">" => NEW_ENTRIES,
+            raw => parse_strict_id(raw)?,
+        };
+        targets.push((key, id));
+    }
+    let mut served = Vec::new();
+    for (key, id) in targets {
+        let mut stream = reopen(txn, key, now)?;
+        let mut edit = GroupEdit::new(group);
+        let (consumer, _) = edit.get_or_create(txn, &stream, parsed.consumer, now)?;
+        consumer.seen_time_ms = now;
+        let entries = if id == NEW_ENTRIES {
+            read_new(txn, &mut stream, &mut edit, &parsed, now)?
+        } else {
+            Some(read_history(txn, &stream, &mut edit, &parsed, id, now)?)
+        };
+        // `>` that delivered moved the group: its meta changes.
+        let moved = id == NEW_ENTRIES && entries.is_some();
+        let delta = edit.finish(txn, &stream);
+        if moved || delta != 0 {
+            apply_pending(&mut stream, group, delta);
+            stream.save(txn)?;
+        }
+        if let Some(entries) = entries {
+            served.push((reply::bulk(key.clone()), reply::array(entries)));
+        }
+    }
+    if served.is_empty() {
+        return Ok(reply::null_array());
+    }
+    Ok(reply::keyed(served))
+}
+
+/// `>`: the entries after the group's last delivered id, delivered to the
+/// consumer (PEL entries unless NOACK). `None` when there are none. Moves
+/// the group in `stream.info`; the caller saves it.
+fn read_new(
+    txn: &mut Txn<'_>,
+    stream: &mut Stream,
+    edit: &mut GroupEdit,
+    parsed: &ReadGroupArgs<'_>,
+    now: i64,
+) -> Result<Option<Vec<Reply>>, CmdError> {
+    let mut group = stream
+        .info
+        .group(parsed.group)
+        .cloned()
+        .ok_or_else(|| corrupt("group checked above"))?;
+    let Some(start) = group.last_id().successor() else {
+        return Ok(None);
+    };
+    let limit = (parsed.count > 0).then_some(parsed.count);
+    let entries = stream.range(&*txn, start, StreamId::MAX, false, limit)?;
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let id = entry.id;
+        advance_group(&stream.info, &mut group, id);
+        if !parsed.noack {
+            let record = PendingRecord {
+                consumer: parsed.consumer.to_vec(),
+                delivery_time_ms: now,
+                delivery_count: 1,
+            };
+            match pel::pending(&*txn, stream, parsed.group, id)? {
+                // Delivered before (the group's id was moved back with
+                // SETID): the entry now belongs to this consumer.
+                Some(mut old) => {
+                    old.delivery_time_ms = now;
+                    old.delivery_count = 1;
+                    edit.reassign(txn, stream, id, &mut old, parsed.consumer)?;
+                }
+                None => edit.insert(txn, stream, id, &record)?,
+            }
+            if let Some(consumer) = edit.get(txn, stream, parsed.consumer)? {
+                consumer.active_time_ms = now;
+            }
+        }
+        out.push(entry_reply(entry));
+    }
+    if let Some(g) = stream.info.group_mut(parsed.group) {
+        g.set_last_id(group.last_id());
+        g.entries_read = group.entries_read;
+    }
+    Ok(Some(out))
+}
+
+/// An explicit id: the consumer's own pending entries after `after`, each
+/// redelivered (delivery time now, count + 1); an entry deleted since
+/// comes back as `[id, nil]`.
+fn read_history(
+    txn: &mut Txn<'_>,
+    stream: &Stream,
+    edit: &mut GroupEdit,
+    parsed: &ReadGroupArgs<'_>,
+    after: StreamId,
+    now: i64,
+) -> Result<Vec<Reply>, CmdError> {
+    let Some(start) = after.successor() else {
+        return Ok(Vec::new());
+    };
+    let limit = if parsed.count > 0 {
+        parsed.count
+    } else {
+        usize::MAX
+    };
+    let ids = pel::consumer_pel_ids(
+        &*txn,
+        stream,
+        parsed.group,
+        parsed.consumer,
+        start,
+        StreamId::MAX,
+        limit,
+    )?;
+    let mut entries = EntryLookup::new(stream);
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        match entries.get(&*txn, id)? {
+            Some(entry) => {
+                if let Some(mut record) = pel::pending(&*txn, stream, parsed.group, id)? {
+                    record.delivery_time_ms = now;
+                    record.delivery_count = record.delivery_count.saturating_add(1);
+                    edit.update(txn, stream, id, &record);
+                }
+                out.push(entry_reply(entry));
+            }
+            None => out.push(reply::array(vec![
+                reply::bulk(id.to_reply_bytes()),
+                reply::null_array(),
+            ])),
+        }
+    }
+    Ok(out)
+}
