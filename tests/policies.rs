@@ -444,8 +444,7 @@ fn third_concurrent_heavy_command_gets_busy_while_cheap_commands_and_ping_succee
     let Some(proxy) = PolicyProxy::start(
         "[policies.classes.heavy]\nmax = 2\n\
          [policies.classes.heavy_scan]\nmax = 2\nreserve = 0\n\
-         [policies.classes.heavy_data]\nreserve = 0\n\
-         [policies.classes.heavy_script]\nreserve = 0\n",
+         [policies.classes.heavy_data]\nreserve = 0\n",
     ) else {
         return;
     };

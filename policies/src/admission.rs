@@ -460,7 +460,7 @@ mod tests {
             .collect()
     }
 
-    const HEAVY2: &str = "[classes.heavy]\nmax = 2\n[classes.heavy_scan]\nmax = 2\nreserve = 0\n[classes.heavy_data]\nreserve = 0\n[classes.heavy_script]\nreserve = 0\n";
+    const HEAVY2: &str = "[classes.heavy]\nmax = 2\n[classes.heavy_scan]\nmax = 2\nreserve = 0\n[classes.heavy_data]\nreserve = 0\n";
 
     #[tokio::test(start_paused = true)]
     async fn third_concurrent_heavy_command_is_busy_at_once_while_cheap_runs() {

@@ -68,9 +68,7 @@ pub const DEFAULT_TABLE: &[(&str, &[&str])] = &[
             "sort_ro",
         ],
     ),
-    // Scripts get their own sub-pool: a flood of big XREADs fills
-    // heavy_data, and must not leave an application's small Lua scripts
-    // (locks, rate limiters) without a slot.
+    // Scripts: their own class (see `builtin_classes`).
     (
         HEAVY_SCRIPT,
         &[
@@ -142,7 +140,13 @@ fn builtin_classes(cpus: u32) -> Vec<(String, ClassConfig)> {
         // the other can never take.
         (HEAVY_SCAN.into(), class((heavy / 2).max(1), Some(HEAVY), 1)),
         (HEAVY_DATA.into(), class(heavy, Some(HEAVY), 1)),
-        (HEAVY_SCRIPT.into(), class(heavy, Some(HEAVY), 1)),
+        // Scripts are heavy but bounded on their own, not inside `heavy`:
+        // a flood of big XREADs fills heavy, and must not leave an
+        // application's small Lua scripts (locks, rate limiters) without a
+        // slot. Wider than heavy: typical scripts are short, the node's
+        // heavy executor (threads + queue) bounds them with heavy reads, and
+        // a tight cap here turned every latency spike into -BUSY errors.
+        (HEAVY_SCRIPT.into(), class(4 * heavy, None, 0)),
         (ADMIN.into(), class(2, None, 0)),
         // Waiting blocking commands hold no heavy slot; this bounds how many
         // may wait at once (each costs a task and a node-side waiter).
@@ -262,21 +266,12 @@ pub fn build_table(
     for (name, default_max) in [
         (HEAVY_SCAN, (heavy_max / 2).max(1)),
         (HEAVY_DATA, heavy_max),
-        (HEAVY_SCRIPT, heavy_max),
     ] {
         let explicit = classes.get(name).and_then(|c| c.max).is_some();
         if let Some((_, c)) = merged.iter_mut().find(|(n, _)| n == name) {
             if !explicit {
                 c.max = Some(default_max);
             }
-        }
-    }
-    // Three reserved slots need heavy >= 3 (a 1-CPU host has heavy = 2):
-    // below that, scripts share instead of reserving, unless configured.
-    let script_reserve_explicit = classes.get(HEAVY_SCRIPT).and_then(|c| c.reserve).is_some();
-    if heavy_max < 3 && !script_reserve_explicit {
-        if let Some((_, c)) = merged.iter_mut().find(|(n, _)| n == HEAVY_SCRIPT) {
-            c.reserve = Some(0);
         }
     }
     let index: HashMap<&str, usize> = merged

@@ -7,8 +7,7 @@
 //! uses fewer than r_i (its reservation, which nobody else can take), or
 //! while the shared part (M - Σr) has room; never more than m_i. So the
 //! default `heavy_scan` (max M/2, reserve 1) can never take more than half
-//! of `heavy`, and `heavy_data` always keeps at least one slot for scans
-//! and one for scripts (`heavy_script`).
+//! of `heavy`, and `heavy_data` always keeps at least one slot for scans.
 //!
 //! **Reload.** Pools live across reloads (by class name) and only their
 //! limits change, so permits taken before a reload are still counted.
@@ -400,8 +399,7 @@ mod tests {
 
     #[tokio::test]
     async fn scans_cannot_starve_data_commands_nor_the_reverse() {
-        // 4 CPUs: heavy = 8, scans at most 4; scan, data and script
-        // sub-pools each reserve 1, so 5 slots are shared.
+        // 4 CPUs: heavy = 8, scans at most 4, each sub-pool reserves 1.
         let (t, s, _p) = slots(&[], 4);
         let scan = slot(&t, &s, HEAVY_SCAN);
         let data = slot(&t, &s, HEAVY_DATA);
@@ -410,12 +408,17 @@ mod tests {
             .map(|_| scan.try_acquire(MIN, MAX).unwrap())
             .collect();
         assert!(scan.try_acquire(MIN, MAX).is_err(), "scans capped at half");
-        let datas: Vec<_> = (0..3)
+        let datas: Vec<_> = (0..4)
             .map(|_| data.try_acquire(MIN, MAX).unwrap())
             .collect();
-        assert!(data.try_acquire(MIN, MAX).is_err(), "shared part is full");
-        let lua = script.try_acquire(MIN, MAX);
-        assert!(lua.is_ok(), "a script still gets its reserved slot");
+        assert!(data.try_acquire(MIN, MAX).is_err(), "heavy is full");
+        let scripts: Vec<_> = (0..32)
+            .map(|_| script.try_acquire(MIN, MAX).unwrap())
+            .collect();
+        assert!(
+            script.try_acquire(MIN, MAX).is_err(),
+            "scripts are bounded on their own, not by a full heavy"
+        );
         drop(scans);
         // Data may now take everything but the scans' reserved slot.
         let more: Vec<_> = (0..3)
@@ -424,7 +427,7 @@ mod tests {
         assert!(data.try_acquire(MIN, MAX).is_err());
         let reserved = scan.try_acquire(MIN, MAX);
         assert!(reserved.is_ok(), "a scan still gets its reserved slot");
-        drop((datas, more, lua));
+        drop((datas, more, scripts));
     }
 
     #[tokio::test(start_paused = true)]
