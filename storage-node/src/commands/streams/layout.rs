@@ -406,31 +406,21 @@ impl Stream {
             Some(next) => self.entry_key(next),
             None => keys::prefix_end(&self.tagged(ENTRY_TAG)).ok_or_else(|| corrupt("prefix"))?,
         };
-        let mut out = Vec::new();
-        let mut failed = None;
         let id_at = self.prefix.len() + 1;
-        let mut visit = |k: &[u8], v: &[u8]| -> bool {
-            match (StreamId::from_bytes(&k[id_at..]), EntryRecord::decode(v)) {
-                (Some(id), Ok(record)) => out.push(Entry {
-                    id,
-                    field_values: record.field_values,
-                }),
-                _ => {
-                    failed = Some(corrupt("undecodable stream entry"));
-                    return false;
-                }
-            }
-            out.len() < limit
-        };
-        if rev {
-            r.for_each_rev(&start, &end, &mut visit)?;
-        } else {
-            r.for_each(&start, &end, &mut visit)?;
-        }
-        match failed {
-            Some(err) => Err(err),
-            None => Ok(out),
-        }
+        let records = scan_id_records(r, &start, &end, id_at, rev, limit, |v| {
+            EntryRecord::decode(v).ok()
+        })
+        .map_err(|err| match err {
+            ScanError::Engine(err) => err.into(),
+            ScanError::Undecodable => corrupt("undecodable stream entry"),
+        })?;
+        Ok(records
+            .into_iter()
+            .map(|(id, record)| Entry {
+                id,
+                field_values: record.field_values,
+            })
+            .collect())
     }
 
     /// The entry with id `id`, from whichever layout holds it.
@@ -492,6 +482,55 @@ impl Stream {
         self.info.set_first_id(first);
         Ok(())
     }
+}
+
+/// Why [`scan_id_records`] stopped early.
+#[derive(Debug)]
+pub enum ScanError {
+    /// A key without an id at `id_at`, or a value `decode` refused.
+    Undecodable,
+    Engine(EngineError),
+}
+
+impl From<EngineError> for ScanError {
+    fn from(err: EngineError) -> Self {
+        ScanError::Engine(err)
+    }
+}
+
+/// Up to `limit` records in `[start, end)` whose keys end in a stream id
+/// at `id_at`, decoded by `decode`, ascending (descending when `rev`).
+/// Shared by the entry scan and the PEL scans.
+pub fn scan_id_records<R: DataRead + ?Sized, T>(
+    r: &R,
+    start: &[u8],
+    end: &[u8],
+    id_at: usize,
+    rev: bool,
+    limit: usize,
+    decode: impl Fn(&[u8]) -> Option<T>,
+) -> Result<Vec<(StreamId, T)>, ScanError> {
+    let mut out = Vec::new();
+    let mut failed = false;
+    let mut visit = |k: &[u8], v: &[u8]| -> bool {
+        match (k.get(id_at..).and_then(StreamId::from_bytes), decode(v)) {
+            (Some(id), Some(record)) => out.push((id, record)),
+            _ => {
+                failed = true;
+                return false;
+            }
+        }
+        out.len() < limit
+    };
+    if rev {
+        r.for_each_rev(start, end, &mut visit)?;
+    } else {
+        r.for_each(start, end, &mut visit)?;
+    }
+    if failed {
+        return Err(ScanError::Undecodable);
+    }
+    Ok(out)
 }
 
 /// Merges two id-sorted runs (both ascending, or both descending when

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use prost::Message;
 
 use super::id::StreamId;
-use super::layout::{ConsumerRecord, PendingRecord, Stream};
+use super::layout::{scan_id_records, ConsumerRecord, PendingRecord, ScanError, Stream};
 use crate::commands::CmdError;
 use crate::engine::{keys, DataRead, EngineError, Txn};
 
@@ -76,30 +76,16 @@ pub fn pel_range<R: DataRead + ?Sized>(
     let Some((start, end)) = id_bounds(&prefix, from, to) else {
         return Ok(Vec::new());
     };
-    let mut out = Vec::new();
     if limit == 0 {
-        return Ok(out);
+        return Ok(Vec::new());
     }
-    let mut bad = None;
-    let mut visit = |k: &[u8], v: &[u8]| -> bool {
-        match (StreamId::from_bytes(&k[prefix.len()..]), decode_pending(v)) {
-            (Some(id), Ok(record)) => out.push((id, record)),
-            _ => {
-                bad = Some(corrupt("bad PEL record"));
-                return false;
-            }
-        }
-        out.len() < limit
-    };
-    if rev {
-        r.for_each_rev(&start, &end, &mut visit)?;
-    } else {
-        r.for_each(&start, &end, &mut visit)?;
-    }
-    match bad {
-        Some(err) => Err(err),
-        None => Ok(out),
-    }
+    scan_id_records(r, &start, &end, prefix.len(), rev, limit, |v| {
+        decode_pending(v).ok()
+    })
+    .map_err(|err| match err {
+        ScanError::Engine(err) => err.into(),
+        ScanError::Undecodable => corrupt("bad PEL record"),
+    })
 }
 
 /// Up to `limit` ids of `consumer`'s PEL index with ids in `[from, to]`, ascending.
