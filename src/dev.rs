@@ -271,12 +271,22 @@ fn spawn(exe: &Path, name: &str, logs: &Path, args: &[&str]) -> Result<Managed> 
         .create(true)
         .append(true)
         .open(&log)?;
-    let child = Command::new(exe)
+    let mut child = Command::new(exe);
+    child
         .args(args)
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
         .stderr(file)
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    // kill_on_drop does not run when `rampart dev` itself is killed with
+    // SIGKILL; the kernel's parent-death signal stops the cluster then too.
+    // SAFETY: prctl is async-signal-safe and touches no state of ours.
+    unsafe {
+        child.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
+        });
+    }
+    let child = child
         .spawn()
         .with_context(|| format!("cannot start {name}"))?;
     Ok(Managed {
