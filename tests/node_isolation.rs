@@ -149,3 +149,47 @@ fn raft_keeps_committing_while_the_heavy_executor_is_saturated() {
         after.committed_index
     );
 }
+
+/// `--heavy-nice`: the heavy executor's threads run at a lower CPU priority
+/// than the rest of the node (Linux keeps nice values per thread).
+#[cfg(target_os = "linux")]
+#[test]
+fn heavy_threads_run_at_a_lower_cpu_priority_than_raft() {
+    let cluster = Cluster::start_with(ClusterOptions {
+        node_args: vec![
+            "--heavy-nice".into(),
+            "7".into(),
+            "--heavy-threads".into(),
+            "2".into(),
+        ],
+        ..Default::default()
+    });
+    let pid = cluster.node_pid(1).expect("node 1 runs");
+    // (thread name, nice) of every thread of the node.
+    let threads: Vec<(String, i64)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("task list")
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.ok()?.path().join("stat")).ok()?;
+            let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+            let name = stat[open + 1..close].to_string();
+            // Fields after the name start at field 3 (state); nice is 19.
+            let nice = stat[close + 2..].split_whitespace().nth(16)?.parse().ok()?;
+            Some((name, nice))
+        })
+        .collect();
+    let base = threads
+        .iter()
+        .find(|(n, _)| n.starts_with("raft-"))
+        .map(|(_, nice)| *nice)
+        .expect("a raft thread");
+    let heavy: Vec<i64> = threads
+        .iter()
+        .filter(|(n, _)| n.starts_with("heavy-"))
+        .map(|(_, nice)| *nice)
+        .collect();
+    assert_eq!(heavy.len(), 2, "{threads:?}");
+    assert!(
+        heavy.iter().all(|&n| n == (base + 7).min(19)),
+        "heavy threads at base {base} + 7: {threads:?}"
+    );
+}

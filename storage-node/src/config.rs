@@ -96,6 +96,12 @@ pub struct NodeArgs {
     /// are answered -BUSY at once [default: 64].
     #[arg(long, env = "RAMPART_HEAVY_QUEUE")]
     pub heavy_queue: Option<usize>,
+    /// How much lower the CPU priority of the heavy executor's threads and
+    /// of snapshot builds is than the rest of the node's (added to their
+    /// nice value, 0..=19; 0 = same priority). Only matters when CPUs are contended: Raft and cheap
+    /// requests are then scheduled first [default: 10].
+    #[arg(long, env = "RAMPART_HEAVY_NICE")]
+    pub heavy_nice: Option<i32>,
     /// A Lua script (EVAL) running longer than this is stopped with an
     /// error; SCRIPT KILL stops one earlier [default: 5000].
     #[arg(long, env = "RAMPART_SCRIPT_TIME_LIMIT_MS")]
@@ -139,6 +145,7 @@ struct FileConfig {
     metrics_addr: Option<SocketAddr>,
     heavy_threads: Option<usize>,
     heavy_queue: Option<usize>,
+    heavy_nice: Option<i32>,
     script_time_limit_ms: Option<u64>,
     pin_cores: Option<bool>,
     raft_cores: Option<String>,
@@ -165,6 +172,8 @@ pub struct NodeConfig {
     pub heavy_threads: usize,
     /// Heavy read runs that may wait beyond the running ones.
     pub heavy_queue: usize,
+    /// Added to the nice value of heavy and snapshot-build threads (0..=19).
+    pub heavy_nice: i32,
     /// How long a Lua script may run before it is stopped.
     pub script_time_limit_ms: u64,
     /// `Some(raft cores)` when pinning is on; an empty list means "the first
@@ -227,6 +236,16 @@ impl NodeArgs {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
+        let heavy_nice = self
+            .heavy_nice
+            .or(file.heavy_nice)
+            .unwrap_or(crate::priority::DEFAULT_HEAVY_NICE);
+        if !(0..=crate::priority::MAX_NICE).contains(&heavy_nice) {
+            return Err(NodeError::Config(format!(
+                "--heavy-nice must be between 0 and {}",
+                crate::priority::MAX_NICE
+            )));
+        }
         let raft_cores = match self.raft_cores.as_ref().or(file.raft_cores.as_ref()) {
             Some(list) => Some(
                 crate::pinning::parse_core_list(list)
@@ -295,6 +314,7 @@ impl NodeArgs {
                 .heavy_queue
                 .or(file.heavy_queue)
                 .unwrap_or(crate::server::heavy::DEFAULT_QUEUE),
+            heavy_nice,
             script_time_limit_ms: self
                 .script_time_limit_ms
                 .or(file.script_time_limit_ms)

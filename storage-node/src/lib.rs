@@ -16,6 +16,7 @@ pub mod engine;
 pub mod expiry;
 pub mod metrics;
 pub mod pinning;
+pub mod priority;
 pub mod raft;
 pub mod scripting;
 pub mod server;
@@ -273,6 +274,7 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
     let raft = {
         let log_store = LogStore::new(engine.db().clone()).with_commit_clock(commit_clock.clone());
         let state_machine = StateMachineStore::new(engine.clone())
+            .with_snapshot_build_nice(cfg.heavy_nice)
             .with_observer(waiters.clone())
             .with_reclaimer(Reclaimer::start(engine.clone(), RECLAIM_MIN_BYTES)?);
         let id = cfg.id;
@@ -300,10 +302,12 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
         proposals: ProposalBatcher::new(raft.clone(), commit_clock),
         heavy: {
             let others = pin.as_ref().and_then(|p| p.others.clone());
+            let nice = cfg.heavy_nice;
             HeavyExecutor::new(cfg.heavy_threads, cfg.heavy_queue, move || {
                 if let Some(cores) = &others {
                     pinning::pin_current(cores);
                 }
+                priority::lower_current_thread_priority(nice);
             })?
         },
         waiters,

@@ -590,6 +590,11 @@ impl Cluster {
         self.wait_for_leader(STARTUP_TIMEOUT)
     }
 
+    /// The process id of node `id`, if it is running.
+    pub fn node_pid(&self, id: u64) -> Option<u32> {
+        self.with_node(id, |n| n.child.as_ref().map(|c| c.id()))
+    }
+
     /// SIGKILL node `id` and reap it.
     pub fn kill_node(&self, id: u64) {
         self.with_node(id, |n| {

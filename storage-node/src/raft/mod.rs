@@ -4,6 +4,7 @@
 pub mod commit_clock;
 pub mod log_store;
 pub mod network;
+pub mod snapshot_file;
 pub mod state_machine;
 pub mod types;
 

@@ -29,6 +29,7 @@ use rampart_proto::{reply, Reply};
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 
+use super::snapshot_file::SnapshotFiles;
 use super::types::{
     codec, replies_serde, Entry, LogId, Op, Request, Response, Snapshot, SnapshotMeta,
     StorageError, StoredMembership, TypeConfig, WatchToken, WriteRun,
@@ -41,7 +42,12 @@ use crate::engine::{cf, Engine, DB};
 
 const KEY_LAST_APPLIED: &[u8] = b"last_applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
+/// Before snapshot files: the whole [`LegacyStoredSnapshot`] as one value.
+/// Still read (data folders written by older versions) until a newer
+/// snapshot replaces it.
 const KEY_SNAPSHOT: &[u8] = b"snapshot";
+/// The current [`SnapshotRecord`].
+const KEY_SNAPSHOT_FILE: &[u8] = b"snapshot_file";
 
 /// Dedup records live this long (by the leader-stamped clock of later
 /// entries); a proxy retries a batch within seconds, far below this.
@@ -79,12 +85,103 @@ struct SnapshotPayload {
     dedup: Pairs,
 }
 
-/// The current snapshot, persisted in SM_META so it can be served to a
-/// lagging follower after a restart.
+/// The current snapshot as older versions stored it in SM_META.
 #[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
+struct LegacyStoredSnapshot {
     meta: SnapshotMeta,
     data: Vec<u8>,
+}
+
+/// The current snapshot, recorded in SM_META so it can be served to a
+/// lagging follower after a restart; its bytes are in `file`.
+#[derive(Serialize, Deserialize)]
+struct SnapshotRecord {
+    meta: SnapshotMeta,
+    file: String,
+}
+
+/// What the state machine and its snapshot builders share about stored
+/// snapshots.
+struct SnapshotStore {
+    /// Serialises "is the stored snapshot newer?" checks with writes of it.
+    lock: Mutex<()>,
+    files: SnapshotFiles,
+    /// Added to the nice value of the thread building a snapshot, which
+    /// reads and encodes the whole data set: CPU that clients need more.
+    build_nice: i32,
+}
+
+impl SnapshotStore {
+    /// The last log id of the stored snapshot, if any.
+    fn current_last_log(db: &DB) -> Result<Option<Option<LogId>>, StorageError> {
+        if let Some(r) = get_decoded::<SnapshotRecord>(db, cf::SM_META, KEY_SNAPSHOT_FILE)? {
+            return Ok(Some(r.meta.last_log_id));
+        }
+        Ok(
+            get_decoded::<LegacyStoredSnapshot>(db, cf::SM_META, KEY_SNAPSHOT)?
+                .map(|l| l.meta.last_log_id),
+        )
+    }
+
+    /// Stores `data` as the current snapshot unless a newer one is already
+    /// stored (a build can finish after a newer snapshot was installed),
+    /// and writes `extra` in the same synced batch either way.
+    fn persist(
+        &self,
+        db: &DB,
+        meta: &SnapshotMeta,
+        data: &[u8],
+        extra: Option<WriteBatch>,
+    ) -> Result<(), StorageError> {
+        let _lock = self
+            .lock
+            .lock()
+            .map_err(|_| snap_err(ErrorVerb::Write, "snapshot lock poisoned"))?;
+        let newer_exists = Self::current_last_log(db)?
+            .map(|current| current > meta.last_log_id)
+            .unwrap_or(false);
+        let mut batch = extra.unwrap_or_default();
+        let mut written = None;
+        if !newer_exists {
+            let file = SnapshotFiles::name_for(&meta.snapshot_id);
+            self.files
+                .write(&file, data)
+                .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            let record = SnapshotRecord {
+                meta: meta.clone(),
+                file: file.clone(),
+            };
+            put_encoded(db, &mut batch, cf::SM_META, KEY_SNAPSHOT_FILE, &record)?;
+            batch.delete_cf(cf_of(db, cf::SM_META)?, KEY_SNAPSHOT);
+            written = Some(file);
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        db.write_opt(batch, &opts)
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        if let Some(file) = written {
+            // Only now is the new record durable; older files may go.
+            if let Err(e) = self.files.remove_all_but(&file) {
+                tracing::warn!(error = %e, "cannot delete old snapshot files");
+            }
+        }
+        Ok(())
+    }
+
+    /// The stored snapshot's meta and bytes.
+    fn load(&self, db: &DB) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StorageError> {
+        if let Some(r) = get_decoded::<SnapshotRecord>(db, cf::SM_META, KEY_SNAPSHOT_FILE)? {
+            let data = self
+                .files
+                .read(&r.file)
+                .map_err(|e| snap_err(ErrorVerb::Read, e))?;
+            return Ok(Some((r.meta, data)));
+        }
+        Ok(
+            get_decoded::<LegacyStoredSnapshot>(db, cf::SM_META, KEY_SNAPSHOT)?
+                .map(|l| (l.meta, l.data)),
+        )
+    }
 }
 
 fn sm_err(verb: ErrorVerb, e: impl ToString) -> StorageError {
@@ -155,31 +252,6 @@ fn put_encoded<T: Serialize>(
     Ok(())
 }
 
-/// Stores `snap` as the current snapshot unless a newer one is already
-/// stored (a build can finish after a newer snapshot was installed).
-fn persist_snapshot(
-    db: &DB,
-    guard: &Mutex<()>,
-    snap: &StoredSnapshot,
-    extra: Option<WriteBatch>,
-) -> Result<(), StorageError> {
-    let _lock = guard
-        .lock()
-        .map_err(|_| snap_err(ErrorVerb::Write, "snapshot lock poisoned"))?;
-    let current: Option<StoredSnapshot> = get_decoded(db, cf::SM_META, KEY_SNAPSHOT)?;
-    let mut batch = extra.unwrap_or_default();
-    let newer_exists = current
-        .map(|c| c.meta.last_log_id > snap.meta.last_log_id)
-        .unwrap_or(false);
-    if !newer_exists {
-        put_encoded(db, &mut batch, cf::SM_META, KEY_SNAPSHOT, snap)?;
-    }
-    let mut opts = WriteOptions::default();
-    opts.set_sync(true);
-    db.write_opt(batch, &opts)
-        .map_err(|e| snap_err(ErrorVerb::Write, e))
-}
-
 /// Told which keys applied entries wrote, once the entry is in RocksDB, so
 /// clients blocked on those keys (BLPOP, BZPOPMIN...) can retry.
 pub trait WriteObserver: Send + Sync + 'static {
@@ -203,8 +275,7 @@ struct Applied {
 /// The state machine over the node's RocksDB.
 pub struct StateMachineStore {
     engine: Engine,
-    /// Serialises "is the stored snapshot newer?" checks with writes of it.
-    snapshot_lock: Arc<Mutex<()>>,
+    snapshots: Arc<SnapshotStore>,
     observer: Option<Arc<dyn WriteObserver>>,
     reclaimer: Option<Reclaimer>,
     /// Where dedup pruning resumes: every time key below it is deleted.
@@ -218,9 +289,14 @@ pub struct StateMachineStore {
 
 impl StateMachineStore {
     pub fn new(engine: Engine) -> StateMachineStore {
+        let files = SnapshotFiles::new(engine.db().path());
         StateMachineStore {
             engine,
-            snapshot_lock: Arc::new(Mutex::new(())),
+            snapshots: Arc::new(SnapshotStore {
+                lock: Mutex::new(()),
+                files,
+                build_nice: 0,
+            }),
             observer: None,
             reclaimer: None,
             prune_from: std::sync::Mutex::new(None),
@@ -234,6 +310,15 @@ impl StateMachineStore {
     /// Adds the background reclaimer of deleted ranges.
     pub fn with_reclaimer(mut self, reclaimer: Reclaimer) -> StateMachineStore {
         self.reclaimer = Some(reclaimer);
+        self
+    }
+
+    /// Builds snapshots on a thread whose nice value is raised by `nice`
+    /// (see [`crate::priority`]).
+    pub fn with_snapshot_build_nice(mut self, nice: i32) -> StateMachineStore {
+        if let Some(store) = Arc::get_mut(&mut self.snapshots) {
+            store.build_nice = nice;
+        }
         self
     }
 
@@ -522,7 +607,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
         SnapshotBuilder {
             db: self.engine.db().clone(),
-            snapshot_lock: self.snapshot_lock.clone(),
+            snapshots: self.snapshots.clone(),
         }
     }
 
@@ -564,12 +649,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             KEY_MEMBERSHIP,
             &meta.last_membership,
         )?;
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        };
-        // One synced batch: data, dedup, SM meta and the snapshot itself.
-        persist_snapshot(db, &self.snapshot_lock, &stored, Some(batch))?;
+        // One synced batch: data, dedup, SM meta and the snapshot's record
+        // (its file is durable before the batch is written).
+        self.snapshots.persist(db, meta, &data, Some(batch))?;
         if let Some(observer) = &self.observer {
             observer.everything_changed();
         }
@@ -577,10 +659,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        let stored: Option<StoredSnapshot> = get_decoded(self.db(), cf::SM_META, KEY_SNAPSHOT)?;
-        Ok(stored.map(|s| Snapshot {
-            meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.data)),
+        let db = self.engine.db().clone();
+        let snapshots = self.snapshots.clone();
+        // Reading a file of tens of MB: off the Raft runtime's workers.
+        let stored = tokio::task::spawn_blocking(move || snapshots.load(&db))
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Read, e))??;
+        Ok(stored.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
         }))
     }
 }
@@ -590,7 +677,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 /// exactly even while entries keep being applied.
 pub struct SnapshotBuilder {
     db: Arc<DB>,
-    snapshot_lock: Arc<Mutex<()>>,
+    snapshots: Arc<SnapshotStore>,
 }
 
 impl SnapshotBuilder {
@@ -633,38 +720,55 @@ impl SnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let db = self.db.clone();
-        let lock = self.snapshot_lock.clone();
-        // Exporting the whole data set is long blocking I/O: keep it off the
-        // Raft runtime's async workers.
-        let result =
-            tokio::task::spawn_blocking(move || -> Result<StoredSnapshot, StorageError> {
-                let (payload, data) = Self::build_blocking(&db)?;
-                let snapshot_id = match payload.last_applied {
-                    Some(id) => format!(
-                        "{}-{}-{}",
-                        id.leader_id.term,
-                        id.index,
-                        SNAPSHOT_SEQ.fetch_add(1, Ordering::Relaxed)
-                    ),
-                    None => format!("empty-{}", SNAPSHOT_SEQ.fetch_add(1, Ordering::Relaxed)),
-                };
-                let stored = StoredSnapshot {
-                    meta: SnapshotMeta {
-                        last_log_id: payload.last_applied,
-                        last_membership: payload.membership,
-                        snapshot_id,
-                    },
-                    data,
-                };
-                persist_snapshot(&db, &lock, &stored, None)?;
-                Ok(stored)
+        let snapshots = self.snapshots.clone();
+        // Exporting the whole data set is long blocking work: on a thread of
+        // its own (not the Raft runtime's workers, not the shared blocking
+        // pool, whose threads must not keep the lowered priority).
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("snapshot-build".into())
+            .spawn(move || {
+                crate::priority::lower_current_thread_priority(snapshots.build_nice);
+                let result = Self::build_and_persist(&db, &snapshots);
+                // Let go of the DB before answering: the receiver may close
+                // it (or the process exit) right after, and a RocksDB closed
+                // from a detached thread during exit crashes.
+                drop((db, snapshots));
+                let _ = tx.send(result);
             })
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        let (meta, data) = rx
             .await
-            .map_err(|e| snap_err(ErrorVerb::Write, e))??;
+            .map_err(|_| snap_err(ErrorVerb::Write, "snapshot build thread panicked"))??;
         Ok(Snapshot {
-            meta: result.meta,
-            snapshot: Box::new(Cursor::new(result.data)),
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
         })
+    }
+}
+
+impl SnapshotBuilder {
+    fn build_and_persist(
+        db: &DB,
+        snapshots: &SnapshotStore,
+    ) -> Result<(SnapshotMeta, Vec<u8>), StorageError> {
+        let (payload, data) = Self::build_blocking(db)?;
+        let snapshot_id = match payload.last_applied {
+            Some(id) => format!(
+                "{}-{}-{}",
+                id.leader_id.term,
+                id.index,
+                SNAPSHOT_SEQ.fetch_add(1, Ordering::Relaxed)
+            ),
+            None => format!("empty-{}", SNAPSHOT_SEQ.fetch_add(1, Ordering::Relaxed)),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: payload.last_applied,
+            last_membership: payload.membership,
+            snapshot_id,
+        };
+        snapshots.persist(db, &meta, &data, None)?;
+        Ok((meta, data))
     }
 }
 
@@ -710,6 +814,75 @@ mod tests {
             log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
             payload: EntryPayload::Normal(Request { now_ms: 1_000, op }),
         }
+    }
+
+    /// A data folder from before snapshot files keeps serving its stored
+    /// snapshot; the first new snapshot moves to a file and drops the old
+    /// value.
+    #[tokio::test]
+    async fn snapshots_live_in_files_and_a_legacy_stored_snapshot_is_still_served() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::open(dir.path()).expect("open");
+        let mut sm = StateMachineStore::new(engine.clone());
+        let legacy = LegacyStoredSnapshot {
+            meta: SnapshotMeta {
+                last_log_id: None,
+                last_membership: StoredMembership::default(),
+                snapshot_id: "legacy-1".into(),
+            },
+            data: b"old bytes".to_vec(),
+        };
+        let db = engine.db();
+        let mut batch = WriteBatch::default();
+        put_encoded(db, &mut batch, cf::SM_META, KEY_SNAPSHOT, &legacy).expect("encode");
+        db.write(batch).expect("write");
+        let served = sm
+            .get_current_snapshot()
+            .await
+            .expect("read")
+            .expect("some");
+        assert_eq!(served.meta.snapshot_id, "legacy-1");
+        assert_eq!(served.snapshot.into_inner(), b"old bytes");
+
+        sm.apply_entry(entry(
+            1,
+            Op::Commands {
+                client_id: String::new(),
+                seq: 0,
+                part: 0,
+                commands: vec![argv(&["SET", "k", "v"])],
+            },
+        ))
+        .expect("apply");
+        let built = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .expect("build");
+        let served = sm
+            .get_current_snapshot()
+            .await
+            .expect("read")
+            .expect("some");
+        assert_eq!(served.meta, built.meta);
+        assert_eq!(served.snapshot.into_inner(), built.snapshot.into_inner());
+        assert!(
+            get_decoded::<LegacyStoredSnapshot>(db, cf::SM_META, KEY_SNAPSHOT)
+                .expect("read")
+                .is_none(),
+            "the legacy value is gone"
+        );
+        let files: Vec<_> = std::fs::read_dir(dir.path().join("raft-snapshots"))
+            .expect("snapshot folder")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(
+            files,
+            vec![std::ffi::OsString::from(SnapshotFiles::name_for(
+                &built.meta.snapshot_id
+            ))]
+        );
     }
 
     #[test]
