@@ -544,6 +544,77 @@ fn third_concurrent_heavy_command_gets_busy_while_cheap_commands_and_ping_succee
     assert!(runs.iter().all(|&n| n > 0), "both hogs ran scans: {runs:?}");
 }
 
+/// One host cannot hold more than its share of a class however many
+/// connections it opens, while another host's same commands still run.
+#[test]
+fn a_host_past_its_share_of_a_class_gets_busy_while_another_host_runs() {
+    // heavy = 8: heavy_scan has max 4 and allows 1 request per client.
+    let Some(proxy) = PolicyProxy::start("[policies.classes.heavy]\nmax = 8\n") else {
+        return;
+    };
+    large_keyspace(proxy.addr);
+    let stop = Arc::new(AtomicBool::new(false));
+    // The host's first connection keeps one scan running at all times.
+    let hog = {
+        let (stop, addr) = (stop.clone(), proxy.addr);
+        thread::spawn(move || {
+            let mut c = Resp::connect_from("127.0.0.21", addr).expect("connect");
+            let mut replies = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                replies.push(c.cmd(&["KEYS", "*policies-nomatch"]).expect("KEYS"));
+            }
+            replies
+        })
+    };
+    // Another host scanning at the same time is never refused.
+    let neighbour = {
+        let (stop, addr) = (stop.clone(), proxy.addr);
+        thread::spawn(move || {
+            let mut c = Resp::connect_from("127.0.0.22", addr).expect("connect");
+            let mut replies = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                replies.push(c.cmd(&["KEYS", "*policies-nomatch"]).expect("KEYS"));
+            }
+            replies
+        })
+    };
+    thread::sleep(Duration::from_millis(200));
+    let mut second = Resp::connect_from("127.0.0.21", proxy.addr).expect("connect");
+    let mut refused = None;
+    for _ in 0..200 {
+        let r = second.cmd(&["KEYS", "*policies-nomatch"]).expect("KEYS");
+        if r.starts_with(b"-BUSY") {
+            refused = Some(String::from_utf8_lossy(&r).into_owned());
+            break;
+        }
+        assert_eq!(r, b"*0\r\n", "KEYS either runs or is BUSY");
+    }
+    thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let hog = hog.join().expect("hog");
+    let neighbour = neighbour.join().expect("neighbour");
+    let text = refused.expect("the host's second concurrent scan was never refused");
+    assert!(
+        text.starts_with(
+            "-BUSY class heavy_scan: this client already holds its share (1 of 4 slots), retry after "
+        ) && text.trim_end().ends_with("ms"),
+        "{text}"
+    );
+    assert!(
+        hog.iter().all(|r| r == b"*0\r\n"),
+        "the host's first connection always ran"
+    );
+    assert!(!neighbour.is_empty());
+    assert!(
+        neighbour.iter().all(|r| r == b"*0\r\n"),
+        "the other host was refused: {:?}",
+        neighbour
+            .iter()
+            .find(|r| *r != b"*0\r\n")
+            .map(|r| String::from_utf8_lossy(r).into_owned())
+    );
+}
+
 #[test]
 fn class_table_override_from_config_reclassifies_a_command() {
     let Some(proxy) = PolicyProxy::start(

@@ -8,6 +8,7 @@
 //! including when the client disconnects and the future is dropped.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -32,12 +33,25 @@ pub trait CommandBatch: Send + 'static {
     fn all_or_nothing(&self) -> bool {
         false
     }
+    /// The client's IP, for per-client shares of a class (`None`: no
+    /// share applies).
+    fn client_ip(&self) -> Option<IpAddr> {
+        None
+    }
 }
 
 /// The `-BUSY` text (without the leading '-') for a full class.
 pub fn busy_class_text(class: &str, retry_after: Duration) -> String {
     format!(
         "BUSY class {class} is at its concurrency limit, retry after {}ms",
+        retry_after.as_millis().max(1)
+    )
+}
+
+/// The `-BUSY` text when this client already holds its share of a class.
+pub fn busy_share_text(class: &str, held: u32, max: u32, retry_after: Duration) -> String {
+    format!(
+        "BUSY class {class}: this client already holds its share ({held} of {max} slots), retry after {}ms",
         retry_after.as_millis().max(1)
     )
 }
@@ -178,6 +192,7 @@ where
             // there too): it holds at most one slot per class, or one with
             // more heavy commands than the class allows could never run.
             let one_per_class = batch.all_or_nothing();
+            let client = batch.client_ip();
             let mut classes_held: Vec<usize> = Vec::new();
             for argv in batch.commands() {
                 let entry = match live.table.classify(argv) {
@@ -194,8 +209,16 @@ where
                 {
                     None
                 } else {
+                    // A client's share counts requests, not commands: the
+                    // rest of a pipeline segment that already holds this
+                    // class runs with it (the node runs a segment as one).
+                    let share_of = if classes_held.contains(&entry.class) {
+                        None
+                    } else {
+                        client
+                    };
                     match slot
-                        .acquire(live.wait, live.min_retry, live.max_retry)
+                        .acquire_for(share_of, live.wait, live.min_retry, live.max_retry)
                         .await
                     {
                         Ok(permit) => {
@@ -203,11 +226,17 @@ where
                             Some(permit)
                         }
                         Err(full) => {
-                            entry.metrics.rejected_class.increment(1);
-                            rejected.push(Some(reply::error(busy_class_text(
-                                full.class,
-                                full.retry_after,
-                            ))));
+                            let text = match full.client_share {
+                                Some((held, max)) => {
+                                    entry.metrics.rejected_share.increment(1);
+                                    busy_share_text(full.class, held, max, full.retry_after)
+                                }
+                                None => {
+                                    entry.metrics.rejected_class.increment(1);
+                                    busy_class_text(full.class, full.retry_after)
+                                }
+                            };
+                            rejected.push(Some(reply::error(text)));
                             continue;
                         }
                     }
@@ -499,6 +528,76 @@ mod tests {
         // Slots came back.
         let again = svc.oneshot(batch(&[&["KEYS", "*"]])).await.unwrap();
         assert!(again[0].error_text().is_none());
+    }
+
+    /// A batch from a client IP, for per-client shares.
+    #[derive(Debug, Clone)]
+    struct FromIp(IpAddr, TestBatch);
+
+    impl CommandBatch for FromIp {
+        fn commands(&self) -> &[Vec<Vec<u8>>] {
+            self.1.commands()
+        }
+        fn retain_commands(&mut self, keep: &[bool]) {
+            self.1.retain_commands(keep)
+        }
+        fn client_ip(&self) -> Option<IpAddr> {
+            Some(self.0)
+        }
+    }
+
+    impl Service<FromIp> for Echo {
+        type Response = Vec<Reply>;
+        type Error = Infallible;
+        type Future = Pin<Box<dyn Future<Output = Result<Vec<Reply>, Infallible>> + Send>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, b: FromIp) -> Self::Future {
+            <Echo as Service<TestBatch>>::call(self, b.1)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_past_its_share_gets_busy_while_other_clients_are_admitted() {
+        // heavy = 8: heavy_data allows 2 requests per client.
+        let (svc, _) = stack("[classes.heavy]\nmax = 8\n", Duration::from_secs(10));
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let send = |from: &str, cmds: &[&[&str]]| {
+            let (svc, b) = (svc.clone(), FromIp(ip(from), batch(cmds)));
+            tokio::spawn(async move { svc.oneshot(b).await.unwrap() })
+        };
+        let held = [
+            send("10.0.0.1", &[&["HGETALL", "a"]]),
+            send("10.0.0.1", &[&["HGETALL", "b"]]),
+        ];
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let third = svc
+            .clone()
+            .oneshot(FromIp(ip("10.0.0.1"), batch(&[&["HGETALL", "c"]])))
+            .await
+            .unwrap();
+        let text = third[0].error_text().unwrap();
+        assert!(
+            text.starts_with(
+                "BUSY class heavy_data: this client already holds its share (2 of 8 slots), retry after "
+            ),
+            "{text}"
+        );
+        // Another host is admitted; a pipeline counts as one request.
+        let other = send(
+            "10.0.0.2",
+            &[&["HGETALL", "d"], &["HGETALL", "e"], &["HGETALL", "f"]],
+        );
+        let other = other.await.unwrap();
+        assert!(
+            other.iter().all(|r| r.error_text().is_none()),
+            "{:?}",
+            texts(&other)
+        );
+        for h in held {
+            assert!(h.await.unwrap()[0].error_text().is_none());
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -132,6 +132,7 @@ fn builtin_classes(cpus: u32) -> Vec<(String, ClassConfig)> {
         max: Some(max),
         within: within.map(str::to_string),
         reserve: Some(reserve),
+        per_client: None,
     };
     vec![
         (CHEAP.into(), class(0, None, 0)),
@@ -160,6 +161,8 @@ pub struct ClassDef {
     pub name: &'static str,
     /// 0 = unbounded.
     pub max: u32,
+    /// Requests one client IP may run in this class at once; 0 = no limit.
+    pub per_client: u32,
     /// The top-level class whose slots this sub-pool shares (index into
     /// [`ClassTable::classes`]).
     pub within: Option<usize>,
@@ -245,6 +248,9 @@ pub fn build_table(
                 if cfg.reserve.is_some() {
                     existing.reserve = cfg.reserve;
                 }
+                if cfg.per_client.is_some() {
+                    existing.per_client = cfg.per_client;
+                }
             }
             None => {
                 if cfg.max.is_none() {
@@ -271,6 +277,23 @@ pub fn build_table(
         if let Some((_, c)) = merged.iter_mut().find(|(n, _)| n == name) {
             if !explicit {
                 c.max = Some(default_max);
+            }
+        }
+    }
+    // One client may hold a quarter of a heavy class (half of the script
+    // class, whose slots are short-lived) unless set explicitly: with the
+    // default 8 connections per IP, one host could otherwise hold every
+    // heavy slot, as the incident's abusive host did.
+    for (name, divisor) in [
+        (HEAVY, 4),
+        (HEAVY_SCAN, 4),
+        (HEAVY_DATA, 4),
+        (HEAVY_SCRIPT, 2),
+    ] {
+        if let Some((_, c)) = merged.iter_mut().find(|(n, _)| n == name) {
+            if c.per_client.is_none() {
+                let max = c.max.unwrap_or(0);
+                c.per_client = Some(if max == 0 { 0 } else { max.div_ceil(divisor) });
             }
         }
     }
@@ -303,6 +326,7 @@ pub fn build_table(
         defs.push(ClassDef {
             name: intern(name),
             max: cfg.max.unwrap_or(0),
+            per_client: cfg.per_client.unwrap_or(0),
             within,
             reserve: if within.is_some() {
                 cfg.reserve.unwrap_or(0)
@@ -310,6 +334,17 @@ pub fn build_table(
                 0
             },
         });
+    }
+    // Admission never takes a slot of an unbounded class, so a share of
+    // one would silently do nothing.
+    for d in &defs {
+        let parent_max = d.within.map_or(0, |p| defs[p].max);
+        if d.per_client > 0 && d.max == 0 && parent_max == 0 {
+            return Err(ConfigError::Class {
+                class: d.name.to_string(),
+                reason: "per_client needs a bounded class (max > 0)".into(),
+            });
+        }
     }
     // A sub-pool's reservations must fit in its parent.
     for (p, parent) in defs.iter().enumerate() {
@@ -635,7 +670,21 @@ mod tests {
                 max: Some(1),
                 within: Some("heavy_scan".into()),
                 reserve: None,
+                per_client: None,
             },
+        );
+        let mut unbounded_share = BTreeMap::new();
+        unbounded_share.insert(
+            "cheap".to_string(),
+            ClassConfig {
+                per_client: Some(4),
+                ..Default::default()
+            },
+        );
+        let err = build_table(&unbounded_share, &no_cmds, 2).unwrap_err();
+        assert!(
+            err.to_string().contains("per_client needs a bounded class"),
+            "{err}"
         );
         assert!(
             build_table(&classes, &no_cmds, 2).is_err(),

@@ -173,6 +173,9 @@ pub struct ClassConfig {
     /// Slots of the parent reserved for this sub-pool: the others can never
     /// take them, so this sub-pool cannot be starved.
     pub reserve: Option<u32>,
+    /// Requests (pipeline segments) of one client IP that may run in this
+    /// class at once; 0 = no limit.
+    pub per_client: Option<u32>,
 }
 
 /// Connection policy with defaults filled in.

@@ -23,6 +23,7 @@ pub const POLICY_RELOADS: &str = "rampart_policy_reloads_total";
 /// Reasons in `rampart_commands_rejected_total{reason}`.
 pub const REASON_CLASS_FULL: &str = "class_full";
 pub const REASON_INFLIGHT_FULL: &str = "inflight_full";
+pub const REASON_CLIENT_SHARE: &str = "client_share";
 
 /// The handles for one (command, class) pair.
 #[derive(Debug, Clone)]
@@ -30,6 +31,7 @@ pub struct CommandMetrics {
     pub submitted: Counter,
     pub admitted: Counter,
     pub rejected_class: Counter,
+    pub rejected_share: Counter,
     pub rejected_inflight: Counter,
     pub duration: Histogram,
 }
@@ -41,6 +43,9 @@ impl CommandMetrics {
             admitted: metrics::counter!(COMMANDS_ADMITTED, "command" => command, "class" => class),
             rejected_class: metrics::counter!(
                 COMMANDS_REJECTED, "command" => command, "class" => class, "reason" => REASON_CLASS_FULL
+            ),
+            rejected_share: metrics::counter!(
+                COMMANDS_REJECTED, "command" => command, "class" => class, "reason" => REASON_CLIENT_SHARE
             ),
             rejected_inflight: metrics::counter!(
                 COMMANDS_REJECTED, "command" => command, "class" => class, "reason" => REASON_INFLIGHT_FULL

@@ -9,10 +9,19 @@
 //! default `heavy_scan` (max M/2, reserve 1) can never take more than half
 //! of `heavy`, and `heavy_data` always keeps at least one slot for scans.
 //!
+//! **Per-client share.** A class may also bound how many requests of one
+//! client IP run in it at once (`per_client`), so one host cannot take a
+//! whole class from the others however many connections it opens: the
+//! incident's abusive host held every heavy slot. Admission counts a
+//! pipeline segment once (only its first command of the class passes the
+//! client to [`Slot::try_acquire_for`]). Counted under the same lock as the
+//! slots; an IP's count is dropped when it reaches zero.
+//!
 //! **Reload.** Pools live across reloads (by class name) and only their
 //! limits change, so permits taken before a reload are still counted.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -36,6 +45,9 @@ pub struct ClassFull {
     pub class: &'static str,
     /// How long the slots of this class are typically held.
     pub retry_after: Duration,
+    /// `Some((share, max))`: the class had room, but this client already
+    /// held `share` of its `max` slots.
+    pub client_share: Option<(u32, u32)>,
 }
 
 #[derive(Debug)]
@@ -44,6 +56,10 @@ struct Member {
     max: u32,
     reserve: u32,
     used: u32,
+    /// Requests one client IP may run in this class at once; 0 = no limit.
+    per_client: u32,
+    /// Requests running per client IP (only IPs with at least one).
+    by_client: HashMap<IpAddr, u32>,
     ewma_hold_ms: Option<f64>,
     gauge: Gauge,
 }
@@ -97,6 +113,7 @@ impl Group {
 pub struct ClassPermit {
     group: Arc<Group>,
     member: usize,
+    client: Option<IpAddr>,
     since: Instant,
 }
 
@@ -108,6 +125,14 @@ impl Drop for ClassPermit {
             if let Some(m) = state.members.get_mut(self.member) {
                 m.used = m.used.saturating_sub(1);
                 m.gauge.decrement(1.0);
+                if let Some(ip) = self.client {
+                    if let Some(n) = m.by_client.get_mut(&ip) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            m.by_client.remove(&ip);
+                        }
+                    }
+                }
                 m.ewma_hold_ms = Some(match m.ewma_hold_ms {
                     Some(avg) => avg + EWMA_ALPHA * (held - avg),
                     None => held,
@@ -132,17 +157,40 @@ pub struct Slot {
 impl Slot {
     /// Takes a slot now, or says how long to back off.
     pub fn try_acquire(&self, min: Duration, max: Duration) -> Result<ClassPermit, ClassFull> {
+        self.try_acquire_for(None, min, max)
+    }
+
+    /// [`Slot::try_acquire`] on behalf of `client`, within its share.
+    pub fn try_acquire_for(
+        &self,
+        client: Option<IpAddr>,
+        min: Duration,
+        max: Duration,
+    ) -> Result<ClassPermit, ClassFull> {
         let mut state = self.group.lock();
+        let mut client_share = None;
         if state.has_room(self.member) {
             if let Some(m) = state.members.get_mut(self.member) {
-                m.used += 1;
-                m.gauge.increment(1.0);
+                // The client is counted only where the class has a share.
+                let tracked = client.filter(|_| m.per_client > 0);
+                let held = tracked.map_or(0, |ip| m.by_client.get(&ip).copied().unwrap_or(0));
+                if tracked.is_some() && held >= m.per_client {
+                    let class_max = if m.max > 0 { m.max } else { state.max };
+                    client_share = Some((held, class_max));
+                } else {
+                    m.used += 1;
+                    m.gauge.increment(1.0);
+                    if let Some(ip) = tracked {
+                        *m.by_client.entry(ip).or_insert(0) += 1;
+                    }
+                    return Ok(ClassPermit {
+                        group: self.group.clone(),
+                        member: self.member,
+                        client: tracked,
+                        since: Instant::now(),
+                    });
+                }
             }
-            return Ok(ClassPermit {
-                group: self.group.clone(),
-                member: self.member,
-                since: Instant::now(),
-            });
         }
         let hold = state
             .members
@@ -153,6 +201,7 @@ impl Slot {
         Err(ClassFull {
             class: self.name,
             retry_after: hold.clamp(min, max),
+            client_share,
         })
     }
 
@@ -163,7 +212,18 @@ impl Slot {
         min: Duration,
         max: Duration,
     ) -> Result<ClassPermit, ClassFull> {
-        let first = self.try_acquire(min, max);
+        self.acquire_for(None, wait, min, max).await
+    }
+
+    /// [`Slot::acquire`] on behalf of `client`, within its share.
+    pub async fn acquire_for(
+        &self,
+        client: Option<IpAddr>,
+        wait: Duration,
+        min: Duration,
+        max: Duration,
+    ) -> Result<ClassPermit, ClassFull> {
+        let first = self.try_acquire_for(client, min, max);
         if first.is_ok() || wait.is_zero() {
             return first;
         }
@@ -174,11 +234,11 @@ impl Slot {
             let freed = self.group.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            match self.try_acquire(min, max) {
+            match self.try_acquire_for(client, min, max) {
                 Ok(p) => return Ok(p),
                 Err(full) => {
                     if tokio::time::timeout_at(deadline, freed).await.is_err() {
-                        return self.try_acquire(min, max).map_err(|_| full);
+                        return self.try_acquire_for(client, min, max).map_err(|_| full);
                     }
                 }
             }
@@ -246,6 +306,7 @@ impl Pools {
                     Some(i) => {
                         state.members[i].max = max;
                         state.members[i].reserve = reserve;
+                        state.members[i].per_client = class.per_client;
                         i
                     }
                     None => {
@@ -254,6 +315,8 @@ impl Pools {
                             max,
                             reserve,
                             used: 0,
+                            per_client: class.per_client,
+                            by_client: HashMap::new(),
                             ewma_hold_ms: None,
                             gauge: metrics::gauge!(CLASS_IN_FLIGHT, "class" => class.name),
                         });
@@ -395,6 +458,41 @@ mod tests {
         assert_eq!(full.retry_after, UNKNOWN_HOLD);
         drop(a);
         assert!(heavy.try_acquire(MIN, MAX).is_ok());
+    }
+
+    #[tokio::test]
+    async fn one_client_holds_at_most_its_share_and_others_still_get_slots() {
+        // 4 CPUs: heavy_data max 8, per client a quarter (2).
+        let (t, s, _p) = slots(&[], 4);
+        let data = slot(&t, &s, HEAVY_DATA);
+        let abuser: Option<IpAddr> = Some("10.0.0.1".parse().unwrap());
+        let other: Option<IpAddr> = Some("10.0.0.2".parse().unwrap());
+        let a1 = data.try_acquire_for(abuser, MIN, MAX).unwrap();
+        let _a2 = data.try_acquire_for(abuser, MIN, MAX).unwrap();
+        let refused = data.try_acquire_for(abuser, MIN, MAX).unwrap_err();
+        assert_eq!(refused.class, HEAVY_DATA);
+        assert_eq!(refused.client_share, Some((2, 8)));
+        let _o = data.try_acquire_for(other, MIN, MAX).unwrap();
+        // Untracked acquisitions (the rest of a pipeline) are not shares.
+        let _untracked = data.try_acquire_for(None, MIN, MAX).unwrap();
+        drop(a1);
+        assert!(
+            data.try_acquire_for(abuser, MIN, MAX).is_ok(),
+            "a released share can be taken again"
+        );
+        // A full class (7 usable: heavy_scan reserves 1) is a class
+        // rejection, not a share one.
+        let rest: Vec<_> = (0..4)
+            .map(|i| {
+                let ip: IpAddr = format!("10.0.1.{i}").parse().unwrap();
+                data.try_acquire_for(Some(ip), MIN, MAX).unwrap()
+            })
+            .collect();
+        let full = data
+            .try_acquire_for(Some("10.0.2.1".parse().unwrap()), MIN, MAX)
+            .unwrap_err();
+        assert_eq!(full.client_share, None);
+        drop(rest);
     }
 
     #[tokio::test]

@@ -151,6 +151,12 @@ impl CommandBatch for Batch {
         self.transaction.is_some()
     }
 
+    fn client_ip(&self) -> Option<std::net::IpAddr> {
+        Some(rampart_policies::config::canonical_ip(
+            self.client.peer.ip(),
+        ))
+    }
+
     fn retain_commands(&mut self, keep: &[bool]) {
         let mut flags = keep.iter();
         self.commands
