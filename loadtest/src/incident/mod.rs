@@ -56,6 +56,8 @@ pub enum IncidentError {
     Mix(#[from] crate::workload::WorkloadError),
     #[error("{0}")]
     Config(String),
+    #[error("cannot start the abuser's runtime: {0}")]
+    Runtime(#[from] std::io::Error),
 }
 
 /// The scenario's timeline: `t0` is the start of the baseline.
@@ -356,6 +358,10 @@ pub async fn run(cfg: &IncidentConfig) -> Result<IncidentReport, IncidentError> 
         cfg.xread_count,
         cfg.abuser_weights,
     ));
+    // The abusive host runs on threads of its own: its replies (whole
+    // stream pages, the keyspace) take time to parse, and on the ordinary
+    // clients' runtime that time would show up as their latency.
+    let abuser_rt = abuser_runtime()?;
     let mut abuser_tasks = Vec::with_capacity(cfg.abusers);
     for i in 0..cfg.abusers {
         let mut connect = cfg.connect.clone();
@@ -370,7 +376,7 @@ pub async fn run(cfg: &IncidentConfig) -> Result<IncidentReport, IncidentError> 
             reply_timeout: cfg.reply_timeout,
             counters: Arc::clone(&counters),
         };
-        abuser_tasks.push(tokio::spawn(abuser.run()));
+        abuser_tasks.push(abuser_rt.spawn(abuser.run()));
     }
     let ticker = progress_ticker(cfg.quiet, clock, Arc::clone(&counters), &endpoint);
 
@@ -382,6 +388,8 @@ pub async fn run(cfg: &IncidentConfig) -> Result<IncidentReport, IncidentError> 
     for t in abuser_tasks {
         abuse.merge(&t.await.expect("abuser task panicked"));
     }
+    // Dropping a runtime inside async code would panic.
+    abuser_rt.shutdown_background();
     let scrapes = match scrapes {
         Some(h) => Some(h.await.expect("scraper task panicked")),
         None => None,
@@ -392,6 +400,16 @@ pub async fn run(cfg: &IncidentConfig) -> Result<IncidentReport, IncidentError> 
     Ok(report::build(
         cfg, &mix, &commands, clock, prepared, urls, warning, cheap, abuse, scrapes,
     ))
+}
+
+/// One worker thread for the abusive connections.
+fn abuser_runtime() -> Result<tokio::runtime::Runtime, IncidentError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("abuser")
+        .enable_all()
+        .build()
+        .map_err(IncidentError::from)
 }
 
 /// A progress bar over the three phases.
