@@ -36,7 +36,11 @@ use crate::metrics::{
 };
 
 type Argv = Vec<Vec<u8>>;
-type Job = Box<dyn FnOnce() + Send + 'static>;
+/// A job computes its answer and hands back the step that delivers it, so
+/// the worker can give its place back before the caller hears the answer: a
+/// caller that sends its next heavy read at once must find the place free.
+type Job = Box<dyn FnOnce() -> Deliver + Send + 'static>;
+type Deliver = Box<dyn FnOnce() + Send + 'static>;
 
 /// Default `--heavy-queue`: read runs waiting for a heavy thread.
 pub const DEFAULT_QUEUE: usize = 64;
@@ -201,11 +205,14 @@ impl HeavyExecutor {
         F: FnOnce() -> T + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move || {
+        let job: Job = Box::new(move || -> Deliver {
             if tx.is_closed() {
-                return;
+                return Box::new(|| {});
             }
-            let _ = tx.send(f());
+            let answer = f();
+            Box::new(move || {
+                let _ = tx.send(answer);
+            })
         });
         let mut st = self.shared.lock();
         if st.closed || st.queue.len() + st.running >= self.shared.threads + self.shared.queue_cap {
@@ -286,7 +293,8 @@ fn worker(shared: &Shared) {
             }
         };
         let started = Instant::now();
-        if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+        let deliver = std::panic::catch_unwind(AssertUnwindSafe(job));
+        if deliver.is_err() {
             tracing::error!("a heavy read panicked");
         }
         let took = started.elapsed();
@@ -295,6 +303,10 @@ fn worker(shared: &Shared) {
         let mut st = shared.lock();
         st.running -= 1;
         shared.publish(&st);
+        drop(st);
+        if let Ok(deliver) = deliver {
+            deliver();
+        }
     }
 }
 
@@ -407,6 +419,22 @@ mod tests {
         assert_eq!(second.await.expect("answer"), 7);
         // Room again.
         assert_eq!(exec.try_run(|| 3).expect("runs").await.expect("answer"), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_place_is_free_once_the_answer_arrives() {
+        // One thread, no queue: every run needs the one place, so a run
+        // sent right after the previous answer finds it taken unless the
+        // worker gives it back before answering.
+        let exec = HeavyExecutor::new(1, 0, || {}).expect("start");
+        for i in 0..500u32 {
+            let answer = exec
+                .try_run(move || i)
+                .unwrap_or_else(|_| panic!("run {i} found the executor full"))
+                .await
+                .expect("answer");
+            assert_eq!(answer, i);
+        }
     }
 
     #[tokio::test]
