@@ -150,11 +150,15 @@ fn raft_keeps_committing_while_the_heavy_executor_is_saturated() {
     );
 }
 
-/// `--heavy-nice`: the heavy executor's threads run at a lower CPU priority
-/// than the rest of the node (Linux keeps nice values per thread).
+/// `--heavy-nice` and `--heavy-sched-idle` (on by default): the heavy
+/// executor's threads run at a lower CPU priority than the rest of the node
+/// and in the SCHED_IDLE policy, while the Raft threads keep the normal one
+/// (Linux keeps both per thread).
 #[cfg(target_os = "linux")]
 #[test]
 fn heavy_threads_run_at_a_lower_cpu_priority_than_raft() {
+    const SCHED_OTHER: i64 = 0;
+    const SCHED_IDLE: i64 = 5;
     let cluster = Cluster::start_with(ClusterOptions {
         node_args: vec![
             "--heavy-nice".into(),
@@ -165,31 +169,42 @@ fn heavy_threads_run_at_a_lower_cpu_priority_than_raft() {
         ..Default::default()
     });
     let pid = cluster.node_pid(1).expect("node 1 runs");
-    // (thread name, nice) of every thread of the node.
-    let threads: Vec<(String, i64)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+    // (thread name, nice, policy) of every thread of the node.
+    let threads: Vec<(String, i64, i64)> = std::fs::read_dir(format!("/proc/{pid}/task"))
         .expect("task list")
         .filter_map(|t| {
             let stat = std::fs::read_to_string(t.ok()?.path().join("stat")).ok()?;
             let (open, close) = (stat.find('(')?, stat.rfind(')')?);
             let name = stat[open + 1..close].to_string();
-            // Fields after the name start at field 3 (state); nice is 19.
-            let nice = stat[close + 2..].split_whitespace().nth(16)?.parse().ok()?;
-            Some((name, nice))
+            // Fields after the name start at field 3 (state); nice is field
+            // 19 and the scheduling policy field 41.
+            let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+            Some((
+                name,
+                fields.get(16)?.parse().ok()?,
+                fields.get(38)?.parse().ok()?,
+            ))
         })
         .collect();
-    let base = threads
+    let raft: Vec<&(String, i64, i64)> = threads
         .iter()
-        .find(|(n, _)| n.starts_with("raft-"))
-        .map(|(_, nice)| *nice)
-        .expect("a raft thread");
-    let heavy: Vec<i64> = threads
+        .filter(|(n, _, _)| n.starts_with("raft-"))
+        .collect();
+    assert!(!raft.is_empty(), "{threads:?}");
+    assert!(
+        raft.iter().all(|(_, _, policy)| *policy == SCHED_OTHER),
+        "raft threads keep the normal policy: {threads:?}"
+    );
+    let base = raft[0].1;
+    let heavy: Vec<&(String, i64, i64)> = threads
         .iter()
-        .filter(|(n, _)| n.starts_with("heavy-"))
-        .map(|(_, nice)| *nice)
+        .filter(|(n, _, _)| n.starts_with("heavy-"))
         .collect();
     assert_eq!(heavy.len(), 2, "{threads:?}");
     assert!(
-        heavy.iter().all(|&n| n == (base + 7).min(19)),
-        "heavy threads at base {base} + 7: {threads:?}"
+        heavy
+            .iter()
+            .all(|(_, nice, policy)| *nice == (base + 7).min(19) && *policy == SCHED_IDLE),
+        "heavy threads at base {base} + 7 and SCHED_IDLE: {threads:?}"
     );
 }

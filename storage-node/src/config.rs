@@ -43,6 +43,8 @@ pub const HEARTBEAT_INTERVAL_MS: u64 = 250;
 /// metrics_addr = "10.0.0.1:7121"
 /// heavy_threads = 4
 /// heavy_queue = 64
+/// heavy_nice = 10
+/// heavy_sched_idle = true
 /// script_time_limit_ms = 5000
 /// pin_cores = true
 /// raft_cores = "0"
@@ -102,6 +104,12 @@ pub struct NodeArgs {
     /// requests are then scheduled first [default: 10].
     #[arg(long, env = "RAMPART_HEAVY_NICE")]
     pub heavy_nice: Option<i32>,
+    /// Run the heavy executor's threads in Linux's SCHED_IDLE policy: any
+    /// Raft or request thread that wakes preempts them at once, and they
+    /// get only a small share of a CPU the rest of the node keeps busy
+    /// [default: true].
+    #[arg(long, env = "RAMPART_HEAVY_SCHED_IDLE", num_args = 0..=1, default_missing_value = "true")]
+    pub heavy_sched_idle: Option<bool>,
     /// A Lua script (EVAL) running longer than this is stopped with an
     /// error; SCRIPT KILL stops one earlier [default: 5000].
     #[arg(long, env = "RAMPART_SCRIPT_TIME_LIMIT_MS")]
@@ -146,6 +154,7 @@ struct FileConfig {
     heavy_threads: Option<usize>,
     heavy_queue: Option<usize>,
     heavy_nice: Option<i32>,
+    heavy_sched_idle: Option<bool>,
     script_time_limit_ms: Option<u64>,
     pin_cores: Option<bool>,
     raft_cores: Option<String>,
@@ -174,6 +183,8 @@ pub struct NodeConfig {
     pub heavy_queue: usize,
     /// Added to the nice value of heavy and snapshot-build threads (0..=19).
     pub heavy_nice: i32,
+    /// Heavy executor threads run in the SCHED_IDLE policy.
+    pub heavy_sched_idle: bool,
     /// How long a Lua script may run before it is stopped.
     pub script_time_limit_ms: u64,
     /// `Some(raft cores)` when pinning is on; an empty list means "the first
@@ -315,6 +326,10 @@ impl NodeArgs {
                 .or(file.heavy_queue)
                 .unwrap_or(crate::server::heavy::DEFAULT_QUEUE),
             heavy_nice,
+            heavy_sched_idle: self
+                .heavy_sched_idle
+                .or(file.heavy_sched_idle)
+                .unwrap_or(true),
             script_time_limit_ms: self
                 .script_time_limit_ms
                 .or(file.script_time_limit_ms)
@@ -357,6 +372,8 @@ mod tests {
         assert_eq!(cfg.metrics_addr, None);
         assert!(cfg.heavy_threads >= 1);
         assert_eq!(cfg.heavy_queue, 64);
+        assert_eq!(cfg.heavy_nice, crate::priority::DEFAULT_HEAVY_NICE);
+        assert!(cfg.heavy_sched_idle);
         assert_eq!(cfg.pin_cores, None);
         assert_eq!(cfg.stream_migration, MigrationMode::B { chunk: 1024 });
         assert_eq!(cfg.stream_drain_rate, DEFAULT_STREAM_DRAIN_RATE);
@@ -409,7 +426,7 @@ mod tests {
         let path = dir.path().join("node.toml");
         std::fs::write(
             &path,
-            "id = 1\nheavy_threads = 3\nheavy_queue = 5\nraft_cores = \"1-2\"\n",
+            "id = 1\nheavy_threads = 3\nheavy_queue = 5\nraft_cores = \"1-2\"\nheavy_sched_idle = false\n",
         )
         .expect("write");
         let cfg = NodeArgs {
@@ -420,6 +437,7 @@ mod tests {
         .resolve()
         .expect("resolve");
         assert_eq!((cfg.heavy_threads, cfg.heavy_queue), (3, 0));
+        assert!(!cfg.heavy_sched_idle, "the file turns SCHED_IDLE off");
         assert_eq!(cfg.pin_cores, Some(vec![1, 2]));
         // --pin-cores false wins over a core list.
         let cfg = NodeArgs {

@@ -302,12 +302,15 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
         proposals: ProposalBatcher::new(raft.clone(), commit_clock),
         heavy: {
             let others = pin.as_ref().and_then(|p| p.others.clone());
-            let nice = cfg.heavy_nice;
+            let (nice, idle) = (cfg.heavy_nice, cfg.heavy_sched_idle);
             HeavyExecutor::new(cfg.heavy_threads, cfg.heavy_queue, move || {
                 if let Some(cores) = &others {
                     pinning::pin_current(cores);
                 }
                 priority::lower_current_thread_priority(nice);
+                if idle {
+                    priority::make_current_thread_idle();
+                }
             })?
         },
         waiters,

@@ -7,8 +7,19 @@
 //! work takes what is left. On an idle host this changes nothing: a niced
 //! thread still runs at full speed when no other thread wants the CPU.
 //!
-//! Linux keeps the nice value per thread, so the calls below affect only
-//! the thread that makes them. Raising it needs no privilege.
+//! A nice value alone shares CPU time by weight but does not make a waking
+//! Raft or request thread preempt a heavy thread at once: under EEVDF (Linux
+//! 6.6+) the heavy thread may finish its slice first, a few milliseconds
+//! that showed as ordinary-client p99 in the incident run. The heavy
+//! executor's threads therefore also use `SCHED_IDLE` by default
+//! (`--heavy-sched-idle`): any normal thread that wakes preempts them at
+//! once, and they get only a small share while normal threads want all of
+//! the CPU. Snapshot builds keep the normal policy (with the nice value):
+//! log compaction must not starve under sustained load.
+//!
+//! Linux keeps the nice value and the policy per thread, so the calls below
+//! affect only the thread that makes them. Lowering either needs no
+//! privilege.
 
 /// Default `--heavy-nice`: a nice-10 thread gets about a tenth of the CPU
 /// share of a nice-0 one when both want to run.
@@ -43,6 +54,42 @@ pub fn lower_current_thread_priority(by: i32) {
     #[cfg(not(target_os = "linux"))]
     {
         tracing::debug!(by, "per-thread nice values are Linux-only: ignored");
+    }
+}
+
+/// Puts the calling thread in the `SCHED_IDLE` policy (Linux; a no-op
+/// elsewhere). Failures are logged, never fatal.
+pub fn make_current_thread_idle() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: pid 0 is the calling thread; `param` outlives the call.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+        if rc != 0 {
+            tracing::warn!(
+                error = %std::io::Error::last_os_error(),
+                "cannot put this thread in the SCHED_IDLE policy"
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        tracing::debug!("SCHED_IDLE is Linux-only: ignored");
+    }
+}
+
+/// Whether the calling thread runs in the `SCHED_IDLE` policy (Linux;
+/// `None` elsewhere or on error).
+pub fn current_thread_is_idle() -> Option<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: pid 0 is the calling thread.
+        let policy = unsafe { libc::sched_getscheduler(0) };
+        (policy >= 0).then_some(policy == libc::SCHED_IDLE)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
     }
 }
 
@@ -83,6 +130,24 @@ mod tests {
         assert_eq!(
             current_thread_nice(),
             Some(before),
+            "other threads keep theirs"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn idle_policy_applies_to_the_calling_thread_only() {
+        assert_eq!(current_thread_is_idle(), Some(false));
+        let inside = std::thread::spawn(|| {
+            make_current_thread_idle();
+            current_thread_is_idle()
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(inside, Some(true));
+        assert_eq!(
+            current_thread_is_idle(),
+            Some(false),
             "other threads keep theirs"
         );
     }
