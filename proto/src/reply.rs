@@ -133,6 +133,77 @@ impl Reply {
     }
 }
 
+/// Replies with at least this many elements (nested ones included) leave a
+/// node's heavy threads already encoded ([`encode_if_large`]).
+pub const PRE_ENCODE_MIN_ELEMENTS: usize = 256;
+
+/// `reply` as [`Kind::Resp`] when it is an array of at least `min_elements`
+/// elements (nested included) whose RESP2 and RESP3 encodings are the same;
+/// otherwise `reply` unchanged.
+///
+/// Written here rather than through `redis_protocol`'s frames: those copy
+/// every element into a frame tree first, the per-element cost this exists
+/// to take off the request path.
+pub fn encode_if_large(reply: Reply, min_elements: usize) -> Reply {
+    let Some(Kind::Array(list)) = &reply.kind else {
+        return reply;
+    };
+    let mut elements = 0;
+    if !list.items.iter().all(|item| neutral(item, &mut elements)) || elements < min_elements {
+        return reply;
+    }
+    let mut out = Vec::with_capacity(16 * elements);
+    write_neutral(&reply, &mut out);
+    of(Kind::Resp(out))
+}
+
+/// Whether `reply`'s RESP2 and RESP3 encodings are the same, counting its
+/// elements.
+fn neutral(reply: &Reply, elements: &mut usize) -> bool {
+    *elements += 1;
+    match &reply.kind {
+        Some(Kind::Bulk(_) | Kind::Integer(_) | Kind::Status(_)) => true,
+        Some(Kind::Array(list)) => list.items.iter().all(|item| neutral(item, elements)),
+        _ => false,
+    }
+}
+
+fn write_neutral(reply: &Reply, out: &mut Vec<u8>) {
+    match &reply.kind {
+        Some(Kind::Bulk(b)) => {
+            out.push(b'$');
+            out.extend_from_slice(b.len().to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(b);
+            out.extend_from_slice(b"\r\n");
+        }
+        Some(Kind::Integer(i)) => {
+            out.push(b':');
+            out.extend_from_slice(i.to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Some(Kind::Status(text)) => {
+            out.push(b'+');
+            // Status lines cannot carry CR/LF; Redis replaces them with spaces.
+            out.extend(
+                text.bytes()
+                    .map(|c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+            );
+            out.extend_from_slice(b"\r\n");
+        }
+        Some(Kind::Array(list)) => {
+            out.push(b'*');
+            out.extend_from_slice(list.items.len().to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+            for item in &list.items {
+                write_neutral(item, out);
+            }
+        }
+        // `neutral` admitted nothing else.
+        _ => {}
+    }
+}
+
 /// Formats a float the way Redis 7.2 does for scores and RESP2 doubles
 /// (`d2string`): integral values within ±2^62 print as integers, others as
 /// the shortest round-trip digits, in plain notation unless the exponent is
@@ -223,6 +294,39 @@ mod tests {
         assert_eq!(format_double(1e-7), "1e-7");
         assert_eq!(format_double(123456.789), "123456.789");
         assert_eq!(format_double(f64::NAN), "nan");
+    }
+
+    #[test]
+    fn large_protocol_neutral_arrays_are_encoded_and_others_are_not() {
+        let nested = array(vec![bulk("1-0"), array(vec![bulk("f"), bulk("v")])]);
+        let value = array(vec![
+            bulk("a\r\nb"),
+            integer(-7),
+            status("OK"),
+            nested,
+            array(vec![]),
+        ]);
+        // 5 items + 2 in the entry + 2 in its fields = 9 elements.
+        assert_eq!(encode_if_large(value.clone(), 10), value, "below the bound");
+        let encoded = encode_if_large(value, 9);
+        assert_eq!(
+            encoded.kind,
+            Some(Kind::Resp(
+                b"*5\r\n$4\r\na\r\nb\r\n:-7\r\n+OK\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n*0\r\n"
+                    .to_vec()
+            ))
+        );
+        // Anything whose RESP2 and RESP3 forms differ stays a tree.
+        for differs in [
+            array(vec![bulk("a"), null()]),
+            array(vec![bulk("a"), double(1.5)]),
+            array(vec![map(vec![(bulk("k"), bulk("v"))])]),
+            array(vec![bulk("a"), error("ERR x")]),
+            map(vec![(bulk("k"), bulk("v"))]),
+            bulk("x"),
+        ] {
+            assert_eq!(encode_if_large(differs.clone(), 0), differs);
+        }
     }
 
     #[test]

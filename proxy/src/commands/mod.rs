@@ -180,6 +180,7 @@ pub(crate) mod tests {
             Some(Kind::Double(d)) => format!(",{d}"),
             Some(Kind::Boolean(b)) => format!("#{b}"),
             Some(Kind::Verbatim(v)) => format!("={}", String::from_utf8_lossy(&v.text)),
+            Some(Kind::Resp(r)) => format!("resp:{}", String::from_utf8_lossy(r)),
         }
     }
 

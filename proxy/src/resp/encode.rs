@@ -15,6 +15,11 @@ use super::Protocol;
 
 /// Appends the encoding of `reply` to `out`.
 pub fn encode_reply(out: &mut BytesMut, reply: &Reply, protocol: Protocol) {
+    if let Some(Kind::Resp(encoded)) = &reply.kind {
+        // Encoded by the node, the same in both protocols.
+        out.extend_from_slice(encoded);
+        return;
+    }
     match protocol {
         Protocol::Resp2 => encode_resp2(out, reply),
         Protocol::Resp3 => {
@@ -104,8 +109,13 @@ fn to_resp2(reply: &Reply) -> Frame2 {
         Some(Kind::Double(d)) => Frame2::BulkString(Bytes::from(format_double(*d))),
         Some(Kind::Boolean(b)) => Frame2::Integer(i64::from(*b)),
         Some(Kind::Verbatim(v)) => Frame2::BulkString(Bytes::copy_from_slice(&v.text)),
+        Some(Kind::Resp(_)) => Frame2::Error(NESTED_ENCODED.into()),
     }
 }
+
+/// Nodes encode only whole top-level replies ([`encode_reply`] writes
+/// those); one nested in another reply would be a node bug.
+const NESTED_ENCODED: &str = "ERR internal error: nested encoded reply";
 
 fn to_resp3(reply: &Reply) -> Frame3 {
     match &reply.kind {
@@ -178,6 +188,10 @@ fn to_resp3(reply: &Reply) -> Frame3 {
             } else {
                 VerbatimStringFormat::Text
             },
+            attributes: None,
+        },
+        Some(Kind::Resp(_)) => Frame3::SimpleError {
+            data: NESTED_ENCODED.into(),
             attributes: None,
         },
     }
@@ -292,6 +306,27 @@ mod tests {
     #[test]
     fn error_lines_cannot_break_framing() {
         assert_eq!(r2(&reply::error("ERR a\r\nb")), "-ERR a  b\r\n");
+    }
+
+    #[test]
+    fn a_node_encoded_reply_is_written_as_it_is_and_matches_both_protocols() {
+        let keys: Vec<Reply> = (0..300).map(|i| reply::bulk(format!("key:{i}"))).collect();
+        let entry = reply::array(vec![
+            reply::bulk("1-1"),
+            reply::array(vec![reply::bulk("f"), reply::bulk("v")]),
+        ]);
+        for tree in [
+            reply::array(keys),
+            reply::array(vec![reply::bulk("0"), reply::array(vec![entry; 100])]),
+            reply::array((0..300).map(reply::integer).collect()),
+        ] {
+            let encoded = reply::encode_if_large(tree.clone(), reply::PRE_ENCODE_MIN_ELEMENTS);
+            assert!(matches!(encoded.kind, Some(Kind::Resp(_))), "{tree:?}");
+            let resp2 = encode_to_vec(&tree, Protocol::Resp2);
+            assert_eq!(resp2, encode_to_vec(&tree, Protocol::Resp3));
+            assert_eq!(encode_to_vec(&encoded, Protocol::Resp2), resp2);
+            assert_eq!(encode_to_vec(&encoded, Protocol::Resp3), resp2);
+        }
     }
 
     #[test]

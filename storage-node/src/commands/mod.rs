@@ -433,6 +433,7 @@ pub(crate) mod test_support {
             Some(Kind::Integer(i)) => format!(":{i}"),
             Some(Kind::Bulk(b)) => format!("\"{}\"", String::from_utf8_lossy(b)),
             Some(Kind::Null(_)) | Some(Kind::NullArray(_)) => "nil".to_string(),
+            Some(Kind::Resp(r)) => format!("resp:{}", String::from_utf8_lossy(r)),
             Some(Kind::Array(list)) | Some(Kind::Set(list)) | Some(Kind::Map(list)) => {
                 let items: Vec<String> = list.items.iter().map(show).collect();
                 format!("[{}]", items.join(", "))

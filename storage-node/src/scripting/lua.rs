@@ -469,6 +469,12 @@ fn reply_to_lua(lua: &Lua, r: &Reply, depth: usize, resp3: bool) -> mlua::Result
         Some(Kind::Error(e)) => wrap("err", Value::String(lua.create_string(e)?))?,
         Some(Kind::Integer(i)) => Value::Number(*i as f64),
         Some(Kind::Bulk(b)) => Value::String(lua.create_string(b)?),
+        // Only made on the way out of a node (heavy read runs), never for
+        // a script's own calls.
+        Some(Kind::Resp(_)) => wrap(
+            "err",
+            Value::String(lua.create_string("ERR internal error: encoded reply in a script")?),
+        )?,
         Some(Kind::Null(_)) | Some(Kind::NullArray(_)) | None => {
             if resp3 {
                 Value::Nil

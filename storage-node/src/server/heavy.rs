@@ -356,7 +356,12 @@ pub async fn run_reads(
                 .unwrap_or_else(|p| p.into_inner())
                 .take()
                 .unwrap_or_default();
+            // Encoded here, at the heavy threads' low priority, rather than
+            // element by element on the request runtime and in the proxy.
             read_commands(&job_engine, &run, None, |_| false)
+                .into_iter()
+                .map(|r| reply::encode_if_large(r, reply::PRE_ENCODE_MIN_ELEMENTS))
+                .collect::<Vec<_>>()
         }) {
             Ok(rx) => {
                 drop(slot);
@@ -507,5 +512,38 @@ mod tests {
             .expect("replies");
         assert_eq!(replies.len(), 1);
         assert!(!replies[0].is_error(), "{:?}", replies[0]);
+    }
+
+    #[tokio::test]
+    async fn big_heavy_replies_leave_encoded_and_small_ones_as_trees() {
+        let node = crate::commands::test_support::Node::new();
+        let keys = reply::PRE_ENCODE_MIN_ELEMENTS + 1;
+        for i in 0..keys {
+            node.run_at(0, &argv(&["RPUSH", "big", &format!("v{i}")]));
+        }
+        node.run_at(0, &argv(&["RPUSH", "small", "a", "b"]));
+        let engine = node.engine.clone();
+        let exec = HeavyExecutor::new(1, 4, || {}).expect("start");
+        let replies = run_reads(
+            &exec,
+            engine,
+            vec![
+                argv(&["LRANGE", "big", "0", "-1"]),
+                argv(&["LRANGE", "small", "0", "-1"]),
+            ],
+        )
+        .await
+        .expect("replies");
+        let Some(rampart_proto::pb::reply::Kind::Resp(encoded)) = &replies[0].kind else {
+            panic!("a big LRANGE leaves encoded: {:?}", replies[0].kind);
+        };
+        let expected: String = std::iter::once(format!("*{keys}\r\n"))
+            .chain((0..keys).map(|i| {
+                let v = format!("v{i}");
+                format!("${}\r\n{v}\r\n", v.len())
+            }))
+            .collect();
+        assert_eq!(String::from_utf8_lossy(encoded), expected);
+        assert_eq!(replies[1], reply::bulk_array(["a", "b"]));
     }
 }
