@@ -554,30 +554,22 @@ fn a_host_past_its_share_of_a_class_gets_busy_while_another_host_runs() {
     };
     large_keyspace(proxy.addr);
     let stop = Arc::new(AtomicBool::new(false));
+    // A connection from `ip` that scans back to back until `stop`.
+    let scanner = |ip: &'static str| {
+        let (stop, addr) = (stop.clone(), proxy.addr);
+        thread::spawn(move || {
+            let mut c = Resp::connect_from(ip, addr).expect("connect");
+            let mut replies = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                replies.push(c.cmd(&["KEYS", "*policies-nomatch"]).expect("KEYS"));
+            }
+            replies
+        })
+    };
     // The host's first connection keeps one scan running at all times.
-    let hog = {
-        let (stop, addr) = (stop.clone(), proxy.addr);
-        thread::spawn(move || {
-            let mut c = Resp::connect_from("127.0.0.21", addr).expect("connect");
-            let mut replies = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                replies.push(c.cmd(&["KEYS", "*policies-nomatch"]).expect("KEYS"));
-            }
-            replies
-        })
-    };
+    let hog = scanner("127.0.0.21");
     // Another host scanning at the same time is never refused.
-    let neighbour = {
-        let (stop, addr) = (stop.clone(), proxy.addr);
-        thread::spawn(move || {
-            let mut c = Resp::connect_from("127.0.0.22", addr).expect("connect");
-            let mut replies = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                replies.push(c.cmd(&["KEYS", "*policies-nomatch"]).expect("KEYS"));
-            }
-            replies
-        })
-    };
+    let neighbour = scanner("127.0.0.22");
     thread::sleep(Duration::from_millis(200));
     let mut second = Resp::connect_from("127.0.0.21", proxy.addr).expect("connect");
     let mut refused = None;
