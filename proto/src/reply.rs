@@ -133,6 +133,12 @@ impl Reply {
     }
 }
 
+/// Status and error lines cannot carry CR/LF; Redis replaces them with
+/// spaces.
+pub fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
 /// Replies with at least this many elements (nested ones included) leave a
 /// node's heavy threads already encoded ([`encode_if_large`]).
 pub const PRE_ENCODE_MIN_ELEMENTS: usize = 256;
@@ -184,11 +190,7 @@ fn write_neutral(reply: &Reply, out: &mut Vec<u8>) {
         }
         Some(Kind::Status(text)) => {
             out.push(b'+');
-            // Status lines cannot carry CR/LF; Redis replaces them with spaces.
-            out.extend(
-                text.bytes()
-                    .map(|c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
-            );
+            out.extend_from_slice(one_line(text).as_bytes());
             out.extend_from_slice(b"\r\n");
         }
         Some(Kind::Array(list)) => {

@@ -4,7 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 use rampart_proto::pb::reply::Kind;
-use rampart_proto::reply::format_double;
+use rampart_proto::reply::{format_double, one_line};
 use rampart_proto::Reply;
 use redis_protocol::resp2::types::BytesFrame as Frame2;
 use redis_protocol::resp3::types::{
@@ -83,11 +83,6 @@ fn contains_null_array(reply: &Reply) -> bool {
         ) => list.items.iter().any(contains_null_array),
         _ => false,
     }
-}
-
-/// Status and error lines cannot carry CR/LF; Redis replaces them with spaces.
-fn one_line(text: &str) -> String {
-    text.replace(['\r', '\n'], " ")
 }
 
 fn to_resp2(reply: &Reply) -> Frame2 {
