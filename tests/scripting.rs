@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{shared_target, RawConn};
+use common::{resp_command_bytes, shared_target, RawConn};
 
 /// The tests run one at a time: SCRIPT KILL stops every script running on
 /// the leader and SCRIPT FLUSH forgets every script, so concurrent tests
@@ -424,6 +424,46 @@ fn sandbox_rejects_globals_and_has_no_os_or_io() {
     // A runaway table (cycle) is cut, not a crash.
     let got = ask(&mut c, &["EVAL", "local t = {} t[1] = t return t", "0"]);
     assert!(got.starts_with('*'), "{got}");
+}
+
+/// [`ask`] with binary-safe arguments.
+fn ask_bytes(c: &mut RawConn, args: &[&[u8]]) -> String {
+    c.send(&resp_command_bytes(args)).expect("send");
+    String::from_utf8_lossy(&c.read_reply().expect("reply")).into_owned()
+}
+
+#[test]
+fn precompiled_chunks_are_refused() {
+    // Lua 5.1 does not verify bytecode: a crafted chunk could corrupt the
+    // node's memory, so neither EVAL, SCRIPT LOAD nor load() accepts one.
+    let _serial = serial();
+    let mut c = raw(proxy());
+    let dumped = c.cmd(&["EVAL", "return string.dump(function() return 42 end)", "0"]);
+    let header_end = dumped
+        .iter()
+        .position(|&b| b == b'\n')
+        .expect("bulk header")
+        + 1;
+    let bytecode = dumped[header_end..dumped.len() - 2].to_vec();
+    assert_eq!(bytecode.first(), Some(&0x1b), "{dumped:?}");
+    let refused = "-ERR Error compiling script (new function): user_script:1: unexpected symbol near 'char(27)'\r\n";
+    assert_eq!(ask_bytes(&mut c, &[b"EVAL", &bytecode, b"0"]), refused);
+    assert_eq!(ask_bytes(&mut c, &[b"SCRIPT", b"LOAD", &bytecode]), refused);
+    // load() with a reader: text still loads, bytecode gives nil + message.
+    let via_load = "local src = ARGV[1] \
+        local done = false \
+        local f, err = load(function() if done then return nil end done = true return src end) \
+        if f then return f() end return err";
+    assert_eq!(
+        ask_bytes(&mut c, &[b"EVAL", via_load.as_bytes(), b"0", b"return 7"]),
+        ":7\r\n"
+    );
+    assert_eq!(
+        ask_bytes(&mut c, &[b"EVAL", via_load.as_bytes(), b"0", &bytecode]),
+        "$34\r\nprecompiled chunks are not allowed\r\n"
+    );
+    // The connection is still usable.
+    expect(&mut c, &["EVAL", "return 1", "0"], ":1\r\n");
 }
 
 #[test]

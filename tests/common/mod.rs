@@ -805,10 +805,16 @@ fn raw_ping(addr: &str, password: Option<&str>) -> Result<(), String> {
 
 /// Encodes a command as a RESP array of bulk strings.
 pub fn resp_command(args: &[&str]) -> Vec<u8> {
+    let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    resp_command_bytes(&bytes)
+}
+
+/// [`resp_command`] for binary-safe arguments.
+pub fn resp_command_bytes(args: &[&[u8]]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
     for a in args {
         out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a.as_bytes());
+        out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
     }
     out

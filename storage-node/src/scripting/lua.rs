@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic, VmState};
+use mlua::{
+    ChunkMode, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic, VmState,
+};
 use rampart_proto::command_table::{self, Runs};
 use rampart_proto::pb::reply::Kind;
 use rampart_proto::{reply, Reply};
@@ -167,12 +169,30 @@ pub fn sha1_hex(data: &[u8]) -> String {
     sha1_smol::Sha1::from(data).digest().to_string()
 }
 
+/// Lua 5.1's first byte of a precompiled (bytecode) chunk.
+const BYTECODE_SIGNATURE: u8 = 0x1b;
+
+/// Precompiled chunks are refused: Lua 5.1 does not verify bytecode, so a
+/// crafted one can corrupt the VM's memory (Redis disabled them for the same
+/// reason, CVE-2015-4335). Redis's patched parser then reads the chunk as
+/// text and stops at its first byte; this is the reply it gives.
+fn refuse_bytecode(body: &[u8]) -> Result<(), Reply> {
+    if body.first() == Some(&BYTECODE_SIGNATURE) {
+        return Err(reply::error(
+            "ERR Error compiling script (new function): user_script:1: unexpected symbol near 'char(27)'",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks that `body` compiles; the error reply Redis gives otherwise.
 pub fn check_compiles(body: &[u8]) -> Result<(), Reply> {
+    refuse_bytecode(body)?;
     let lua = Lua::new_with(StdLib::NONE, LuaOptions::new())
         .map_err(|e| reply::error(format!("ERR cannot start Lua: {e}")))?;
     lua.load(body)
         .set_name("@user_script")
+        .set_mode(ChunkMode::Text)
         .into_function()
         .map(drop)
         .map_err(|e| compile_error(&e))
@@ -229,6 +249,10 @@ pub fn run_in(
     input: &ScriptInput,
     stop: &Arc<StopFlag>,
 ) -> (Reply, bool) {
+    // Scripts stored by an older version may still hold bytecode.
+    if let Err(refused) = refuse_bytecode(&input.body) {
+        return (refused, false);
+    }
     let lua = match Lua::new_with(
         StdLib::TABLE | StdLib::STRING | StdLib::MATH,
         LuaOptions::new(),
@@ -279,11 +303,19 @@ pub fn run_in(
             "__rampart_stopped",
             lua.create_function(move |_, ()| Ok(flag.state() != RUNNING))?,
         )?;
-        let env: Table = lua.load(SETUP).set_name("=rampart_setup").call(())?;
+        let env: Table = match setup_bytecode() {
+            Some(compiled) => lua
+                .load(compiled)
+                .set_name("=rampart_setup")
+                .set_mode(ChunkMode::Binary)
+                .call(())?,
+            None => lua.load(SETUP).set_name("=rampart_setup").call(())?,
+        };
         lua.globals().raw_set("__rampart_env", Value::Nil)?;
         let function = match lua
             .load(input.body.as_slice())
             .set_name("@user_script")
+            .set_mode(ChunkMode::Text)
             .set_environment(env)
             .into_function()
         {
@@ -651,6 +683,23 @@ fn install_args(lua: &Lua, keys: &[Vec<u8>], args: &[Vec<u8>]) -> mlua::Result<(
 
 /// Builds the `redis` wrappers and the read-only
 /// global environment (left in `__rampart_env`).
+/// [`SETUP`] compiled once per process (our own chunk: the only bytecode
+/// ever loaded). Parsing it on every run was most of a small script's CPU.
+fn setup_bytecode() -> Option<&'static [u8]> {
+    static COMPILED: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    COMPILED
+        .get_or_init(|| {
+            let lua = Lua::new_with(StdLib::NONE, LuaOptions::new()).ok()?;
+            let f = lua
+                .load(SETUP)
+                .set_name("=rampart_setup")
+                .into_function()
+                .ok()?;
+            Some(f.dump(false))
+        })
+        .as_deref()
+}
+
 const SETUP: &str = r#"
 local raw_call = __rampart_call
 __rampart_call = nil
@@ -688,6 +737,20 @@ redis.pcall = function(...)
   local v = raw_call(...)
   return v
 end
+-- load() reads its chunk from a function: refuse precompiled chunks there
+-- too (the reader's error makes load return nil and the message).
+local orig_load, byte = load, string.byte
+rawset(_G, "load", function(reader, chunkname)
+  local first = true
+  return orig_load(function()
+    local piece = reader()
+    if first and type(piece) == "string" and piece ~= "" then
+      first = false
+      if byte(piece, 1) == 27 then error("precompiled chunks are not allowed", 0) end
+    end
+    return piece
+  end, chunkname)
+end)
 for _, name in ipairs({"dofile", "loadfile", "print", "setfenv", "getfenv",
                        "loadstring", "gcinfo", "newproxy", "module", "require"}) do
   rawset(_G, name, nil)
