@@ -549,7 +549,11 @@ fn third_concurrent_heavy_command_gets_busy_while_cheap_commands_and_ping_succee
 #[test]
 fn a_host_past_its_share_of_a_class_gets_busy_while_another_host_runs() {
     // heavy = 8: heavy_scan has max 4 and allows 1 request per client.
-    let Some(proxy) = PolicyProxy::start("[policies.classes.heavy]\nmax = 8\n") else {
+    // Its time budget is off here: this test is about concurrency only.
+    let Some(proxy) = PolicyProxy::start(
+        "[policies.classes.heavy]\nmax = 8\n\
+         [policies.classes.heavy_scan]\nper_client_ms_per_sec = 0\n",
+    ) else {
         return;
     };
     large_keyspace(proxy.addr);
@@ -604,6 +608,73 @@ fn a_host_past_its_share_of_a_class_gets_busy_while_another_host_runs() {
             .iter()
             .find(|r| *r != b"*0\r\n")
             .map(|r| String::from_utf8_lossy(r).into_owned())
+    );
+}
+
+/// A host that keeps scanning uses up its time budget of the class and is
+/// told when to come back, while another host's scan runs.
+#[test]
+fn a_host_past_its_time_budget_gets_busy_until_paid_off_while_another_host_runs() {
+    // 100 ms of slot time per second, 100 ms at once: a few slow KEYS.
+    let metrics_port = free_ports(1)[0];
+    let Some(proxy) = PolicyProxy::start(&format!(
+        "metrics_addr = \"127.0.0.1:{metrics_port}\"\n\
+         [policies.classes.heavy_scan]\nper_client_ms_per_sec = 100\nper_client_burst_ms = 100\n"
+    )) else {
+        return;
+    };
+    large_keyspace(proxy.addr);
+    let mut hog = Resp::connect_from("127.0.0.31", proxy.addr).expect("connect");
+    let mut ran = 0;
+    let refused = loop {
+        let r = hog.cmd(&["KEYS", "*policies-nomatch"]).expect("KEYS");
+        if r.starts_with(b"-BUSY") {
+            break String::from_utf8_lossy(&r).into_owned();
+        }
+        assert_eq!(r, b"*0\r\n", "KEYS either runs or is BUSY");
+        ran += 1;
+        assert!(ran < 1000, "the hog was never refused");
+    };
+    let prefix =
+        "-BUSY class heavy_scan: this client used its time budget (100ms per second), retry after ";
+    let wait_ms: u64 = refused
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.trim_end().strip_suffix("ms"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{refused}"));
+    assert!(wait_ms >= 1, "{refused}");
+    // Another host is not charged for the hog's scans.
+    let mut neighbour = Resp::connect_from("127.0.0.32", proxy.addr).expect("connect");
+    assert_eq!(
+        neighbour.cmd(&["KEYS", "*policies-nomatch"]).expect("KEYS"),
+        b"*0\r\n"
+    );
+    // The hog's connection stays usable: cheap commands run, and after the
+    // hinted wait its scan runs again.
+    assert_eq!(hog.cmd(&["PING"]).expect("PING"), b"+PONG\r\n");
+    assert_eq!(
+        hog.cmd(&["EXISTS", "policies:bulk:0:0"]).expect("EXISTS"),
+        b":1\r\n"
+    );
+    thread::sleep(Duration::from_millis(wait_ms + 50));
+    assert_eq!(
+        hog.cmd(&["KEYS", "*policies-nomatch"]).expect("KEYS"),
+        b"*0\r\n"
+    );
+    // HTTP/1.0: the answer is not chunked, so lines arrive whole.
+    let mut http = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).expect("metrics");
+    http.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .expect("GET");
+    let mut metrics = String::new();
+    http.read_to_string(&mut metrics).expect("metrics body");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("rampart_commands_rejected_total")
+                && l.contains("reason=\"client_time\"")
+                && l.contains("command=\"keys\"")
+                && !l.ends_with(" 0")),
+        "no client_time rejection in the metrics:\n{metrics}"
     );
 }
 

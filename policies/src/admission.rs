@@ -20,7 +20,7 @@ use tower::{Layer, Service};
 
 use crate::classes::{ClassTable, Classified};
 use crate::config::Resolved;
-use crate::pools::{Inflight, Pools, Slot};
+use crate::pools::{Inflight, Pools, Refusal, Slot};
 
 /// A request made of commands (the proxy's pipeline segment).
 pub trait CommandBatch: Send + 'static {
@@ -52,6 +52,14 @@ pub fn busy_class_text(class: &str, retry_after: Duration) -> String {
 pub fn busy_share_text(class: &str, held: u32, max: u32, retry_after: Duration) -> String {
     format!(
         "BUSY class {class}: this client already holds its share ({held} of {max} slots), retry after {}ms",
+        retry_after.as_millis().max(1)
+    )
+}
+
+/// The `-BUSY` text when this client used up its time budget of a class.
+pub fn busy_time_text(class: &str, ms_per_sec: u32, retry_after: Duration) -> String {
+    format!(
+        "BUSY class {class}: this client used its time budget ({ms_per_sec}ms per second), retry after {}ms",
         retry_after.as_millis().max(1)
     )
 }
@@ -226,12 +234,16 @@ where
                             Some(permit)
                         }
                         Err(full) => {
-                            let text = match full.client_share {
-                                Some((held, max)) => {
+                            let text = match full.refusal {
+                                Refusal::ClientShare { held, max } => {
                                     entry.metrics.rejected_share.increment(1);
                                     busy_share_text(full.class, held, max, full.retry_after)
                                 }
-                                None => {
+                                Refusal::ClientTime { ms_per_sec } => {
+                                    entry.metrics.rejected_time.increment(1);
+                                    busy_time_text(full.class, ms_per_sec, full.retry_after)
+                                }
+                                Refusal::Full => {
                                     entry.metrics.rejected_class.increment(1);
                                     busy_class_text(full.class, full.retry_after)
                                 }

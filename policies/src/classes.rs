@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::budget::TimeBudget;
 use crate::config::{ClassConfig, ConfigError};
 use crate::metrics::CommandMetrics;
 
@@ -124,6 +125,15 @@ pub const DEFAULT_TABLE: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Default time budget of one client IP in `heavy_scan`: a host running
+/// `KEYS *` back to back keeps a quarter of one slot busy, not all of it
+/// (every command's cost grows with the keyspace; `SCAN`'s small steps fit
+/// easily). Other classes have none by default: `HGETALL`, `ZRANGE` or
+/// small Lua scripts at high rates are ordinary application traffic.
+pub const DEFAULT_SCAN_MS_PER_SEC: u32 = 250;
+/// The slot time an idle client may use at once in `heavy_scan`.
+pub const DEFAULT_SCAN_BURST_MS: u32 = 1000;
+
 /// Built-in classes and their default bounds for `cpus` available CPUs:
 /// (name, max, within, reserve). 0 = unbounded.
 fn builtin_classes(cpus: u32) -> Vec<(String, ClassConfig)> {
@@ -132,14 +142,21 @@ fn builtin_classes(cpus: u32) -> Vec<(String, ClassConfig)> {
         max: Some(max),
         within: within.map(str::to_string),
         reserve: Some(reserve),
-        per_client: None,
+        ..ClassConfig::default()
     };
     vec![
         (CHEAP.into(), class(0, None, 0)),
         (HEAVY.into(), class(heavy, None, 0)),
         // Scans may use at most half of heavy; each sub-pool keeps one slot
         // the other can never take.
-        (HEAVY_SCAN.into(), class((heavy / 2).max(1), Some(HEAVY), 1)),
+        (
+            HEAVY_SCAN.into(),
+            ClassConfig {
+                per_client_ms_per_sec: Some(DEFAULT_SCAN_MS_PER_SEC),
+                per_client_burst_ms: Some(DEFAULT_SCAN_BURST_MS),
+                ..class((heavy / 2).max(1), Some(HEAVY), 1)
+            },
+        ),
         (HEAVY_DATA.into(), class(heavy, Some(HEAVY), 1)),
         // Scripts are heavy but bounded on their own, not inside `heavy`:
         // a flood of big XREADs fills heavy, and must not leave an
@@ -163,6 +180,8 @@ pub struct ClassDef {
     pub max: u32,
     /// Requests one client IP may run in this class at once; 0 = no limit.
     pub per_client: u32,
+    /// Slot time one client IP may use per second; `None` = no limit.
+    pub time_budget: Option<TimeBudget>,
     /// The top-level class whose slots this sub-pool shares (index into
     /// [`ClassTable::classes`]).
     pub within: Option<usize>,
@@ -213,6 +232,28 @@ pub(crate) fn intern(name: &str) -> &'static str {
     leaked
 }
 
+/// A class's time budget from its config: none when the rate is 0 or
+/// unset; a rate needs a burst of at least 1 ms (default: one second's
+/// worth of the rate).
+fn time_budget(class: &str, cfg: &ClassConfig) -> Result<Option<TimeBudget>, ConfigError> {
+    let ms_per_sec = cfg.per_client_ms_per_sec.unwrap_or(0);
+    if ms_per_sec == 0 {
+        return Ok(None);
+    }
+    let burst_ms = cfg.per_client_burst_ms.unwrap_or(ms_per_sec);
+    if burst_ms == 0 {
+        return Err(ConfigError::Class {
+            class: class.to_string(),
+            reason: "per_client_burst_ms must be at least 1 when per_client_ms_per_sec is set"
+                .into(),
+        });
+    }
+    Ok(Some(TimeBudget {
+        ms_per_sec,
+        burst_ms,
+    }))
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -250,6 +291,12 @@ pub fn build_table(
                 }
                 if cfg.per_client.is_some() {
                     existing.per_client = cfg.per_client;
+                }
+                if cfg.per_client_ms_per_sec.is_some() {
+                    existing.per_client_ms_per_sec = cfg.per_client_ms_per_sec;
+                }
+                if cfg.per_client_burst_ms.is_some() {
+                    existing.per_client_burst_ms = cfg.per_client_burst_ms;
                 }
             }
             None => {
@@ -327,6 +374,7 @@ pub fn build_table(
             name: intern(name),
             max: cfg.max.unwrap_or(0),
             per_client: cfg.per_client.unwrap_or(0),
+            time_budget: time_budget(name, cfg)?,
             within,
             reserve: if within.is_some() {
                 cfg.reserve.unwrap_or(0)
@@ -343,6 +391,12 @@ pub fn build_table(
             return Err(ConfigError::Class {
                 class: d.name.to_string(),
                 reason: "per_client needs a bounded class (max > 0)".into(),
+            });
+        }
+        if d.time_budget.is_some() && d.max == 0 && parent_max == 0 {
+            return Err(ConfigError::Class {
+                class: d.name.to_string(),
+                reason: "per_client_ms_per_sec needs a bounded class (max > 0)".into(),
             });
         }
     }
@@ -669,8 +723,7 @@ mod tests {
             ClassConfig {
                 max: Some(1),
                 within: Some("heavy_scan".into()),
-                reserve: None,
-                per_client: None,
+                ..Default::default()
             },
         );
         let mut unbounded_share = BTreeMap::new();
@@ -689,6 +742,75 @@ mod tests {
         assert!(
             build_table(&classes, &no_cmds, 2).is_err(),
             "two-level nesting"
+        );
+        let mut unbounded_budget = BTreeMap::new();
+        unbounded_budget.insert(
+            "cheap".to_string(),
+            ClassConfig {
+                per_client_ms_per_sec: Some(100),
+                ..Default::default()
+            },
+        );
+        let err = build_table(&unbounded_budget, &no_cmds, 2).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("per_client_ms_per_sec needs a bounded class"),
+            "{err}"
+        );
+        let mut no_burst = BTreeMap::new();
+        no_burst.insert(
+            "heavy_data".to_string(),
+            ClassConfig {
+                per_client_ms_per_sec: Some(100),
+                per_client_burst_ms: Some(0),
+                ..Default::default()
+            },
+        );
+        let err = build_table(&no_burst, &no_cmds, 2).unwrap_err();
+        assert!(err.to_string().contains("per_client_burst_ms"), "{err}");
+    }
+
+    #[test]
+    fn time_budgets_default_to_scans_only_and_can_be_set_or_turned_off() {
+        let none: BTreeMap<String, ClassConfig> = BTreeMap::new();
+        let no_cmds: BTreeMap<String, String> = BTreeMap::new();
+        let budget =
+            |t: &ClassTable, name: &str| t.classes[t.class_index(name).unwrap()].time_budget;
+        let t = build_table(&none, &no_cmds, 2).unwrap();
+        assert_eq!(
+            budget(&t, HEAVY_SCAN),
+            Some(TimeBudget {
+                ms_per_sec: DEFAULT_SCAN_MS_PER_SEC,
+                burst_ms: DEFAULT_SCAN_BURST_MS
+            })
+        );
+        for other in [HEAVY, HEAVY_DATA, HEAVY_SCRIPT, CHEAP, ADMIN, BLOCKING] {
+            assert_eq!(budget(&t, other), None, "{other}");
+        }
+        let mut classes = BTreeMap::new();
+        classes.insert(
+            "heavy_scan".to_string(),
+            ClassConfig {
+                per_client_ms_per_sec: Some(0),
+                ..Default::default()
+            },
+        );
+        classes.insert(
+            "heavy_data".to_string(),
+            ClassConfig {
+                per_client_ms_per_sec: Some(500),
+                ..Default::default()
+            },
+        );
+        let t = build_table(&classes, &no_cmds, 2).unwrap();
+        assert_eq!(budget(&t, HEAVY_SCAN), None, "0 turns it off");
+        assert_eq!(
+            budget(&t, HEAVY_DATA),
+            Some(TimeBudget {
+                ms_per_sec: 500,
+                burst_ms: 500
+            }),
+            "the burst defaults to one second's worth"
         );
     }
 }

@@ -176,6 +176,12 @@ pub struct ClassConfig {
     /// Requests (pipeline segments) of one client IP that may run in this
     /// class at once; 0 = no limit.
     pub per_client: Option<u32>,
+    /// Slot milliseconds one client IP may use per second, on average
+    /// (the time its commands of this class hold their slots); 0 = no limit.
+    pub per_client_ms_per_sec: Option<u32>,
+    /// Slot milliseconds an idle client IP may use at once before
+    /// `per_client_ms_per_sec` applies.
+    pub per_client_burst_ms: Option<u32>,
 }
 
 /// Connection policy with defaults filled in.

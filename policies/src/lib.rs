@@ -12,6 +12,7 @@
 //! - [`proxy_protocol`]: PROXY protocol v1/v2 header reading.
 
 pub mod admission;
+pub mod budget;
 pub mod classes;
 pub mod config;
 pub mod connections;

@@ -24,6 +24,7 @@ pub const POLICY_RELOADS: &str = "rampart_policy_reloads_total";
 pub const REASON_CLASS_FULL: &str = "class_full";
 pub const REASON_INFLIGHT_FULL: &str = "inflight_full";
 pub const REASON_CLIENT_SHARE: &str = "client_share";
+pub const REASON_CLIENT_TIME: &str = "client_time";
 
 /// The handles for one (command, class) pair.
 #[derive(Debug, Clone)]
@@ -32,6 +33,7 @@ pub struct CommandMetrics {
     pub admitted: Counter,
     pub rejected_class: Counter,
     pub rejected_share: Counter,
+    pub rejected_time: Counter,
     pub rejected_inflight: Counter,
     pub duration: Histogram,
 }
@@ -46,6 +48,9 @@ impl CommandMetrics {
             ),
             rejected_share: metrics::counter!(
                 COMMANDS_REJECTED, "command" => command, "class" => class, "reason" => REASON_CLIENT_SHARE
+            ),
+            rejected_time: metrics::counter!(
+                COMMANDS_REJECTED, "command" => command, "class" => class, "reason" => REASON_CLIENT_TIME
             ),
             rejected_inflight: metrics::counter!(
                 COMMANDS_REJECTED, "command" => command, "class" => class, "reason" => REASON_INFLIGHT_FULL

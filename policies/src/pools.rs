@@ -17,6 +17,11 @@
 //! client to [`Slot::try_acquire_for`]). Counted under the same lock as the
 //! slots; an IP's count is dropped when it reaches zero.
 //!
+//! **Per-client time budget.** A class may also bound the slot time one
+//! client IP uses per second (`per_client_ms_per_sec`, see
+//! [`crate::budget`]): each permit charges its holding time when it drops,
+//! and a client past its budget is refused until it is paid off.
+//!
 //! **Reload.** Pools live across reloads (by class name) and only their
 //! limits change, so permits taken before a reload are still counted.
 
@@ -30,6 +35,7 @@ use metrics::Gauge;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::budget::{Debts, TimeBudget};
 use crate::classes::ClassTable;
 use crate::metrics::{CLASS_IN_FLIGHT, REQUESTS_IN_FLIGHT};
 
@@ -38,16 +44,27 @@ const UNKNOWN_HOLD: Duration = Duration::from_millis(100);
 /// Weight of the newest sample in the hold-time average.
 const EWMA_ALPHA: f64 = 0.2;
 
-/// A class (or its parent) had no free slot.
+/// A class refused a command: why, and when to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("class {class} is at its concurrency limit, retry after {}ms", retry_after.as_millis())]
+#[error("class {class} refused the command ({refusal:?}), retry after {}ms", retry_after.as_millis())]
 pub struct ClassFull {
     pub class: &'static str,
-    /// How long the slots of this class are typically held.
+    /// For a full class, how long its slots are typically held; for a
+    /// spent budget, when it is paid off.
     pub retry_after: Duration,
-    /// `Some((share, max))`: the class had room, but this client already
-    /// held `share` of its `max` slots.
-    pub client_share: Option<(u32, u32)>,
+    pub refusal: Refusal,
+}
+
+/// Why a class refused a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The class (or its parent) had no free slot.
+    Full,
+    /// The class had room, but this client already held `held` of its
+    /// `max` slots.
+    ClientShare { held: u32, max: u32 },
+    /// This client used up its time budget of the class.
+    ClientTime { ms_per_sec: u32 },
 }
 
 #[derive(Debug)]
@@ -60,6 +77,9 @@ struct Member {
     per_client: u32,
     /// Requests running per client IP (only IPs with at least one).
     by_client: HashMap<IpAddr, u32>,
+    /// Slot time one client IP may use per second; `None` = no limit.
+    budget: Option<TimeBudget>,
+    debts: Debts,
     ewma_hold_ms: Option<f64>,
     gauge: Gauge,
 }
@@ -113,16 +133,24 @@ impl Group {
 pub struct ClassPermit {
     group: Arc<Group>,
     member: usize,
+    /// Counted in the client's share.
     client: Option<IpAddr>,
+    /// Charged to the client's time budget.
+    charged: Option<IpAddr>,
     since: Instant,
 }
 
 impl Drop for ClassPermit {
     fn drop(&mut self) {
-        let held = self.since.elapsed().as_secs_f64() * 1000.0;
+        let now = Instant::now();
+        let held_for = now.saturating_duration_since(self.since);
+        let held = held_for.as_secs_f64() * 1000.0;
         {
             let mut state = self.group.lock();
             if let Some(m) = state.members.get_mut(self.member) {
+                if let (Some(ip), Some(budget)) = (self.charged, m.budget) {
+                    m.debts.charge(&budget, ip, held_for, now);
+                }
                 m.used = m.used.saturating_sub(1);
                 m.gauge.decrement(1.0);
                 if let Some(ip) = self.client {
@@ -168,15 +196,32 @@ impl Slot {
         max: Duration,
     ) -> Result<ClassPermit, ClassFull> {
         let mut state = self.group.lock();
-        let mut client_share = None;
+        let mut refusal = Refusal::Full;
+        if let (Some(ip), Some(m)) = (client, state.members.get(self.member)) {
+            if let Some(budget) = m.budget {
+                if let Some(wait) = m.debts.refusal(&budget, ip, Instant::now()) {
+                    return Err(ClassFull {
+                        class: self.name,
+                        retry_after: wait.clamp(min, max),
+                        refusal: Refusal::ClientTime {
+                            ms_per_sec: budget.ms_per_sec,
+                        },
+                    });
+                }
+            }
+        }
         if state.has_room(self.member) {
+            let group_max = state.max;
             if let Some(m) = state.members.get_mut(self.member) {
                 // The client is counted only where the class has a share.
                 let tracked = client.filter(|_| m.per_client > 0);
                 let held = tracked.map_or(0, |ip| m.by_client.get(&ip).copied().unwrap_or(0));
                 if tracked.is_some() && held >= m.per_client {
-                    let class_max = if m.max > 0 { m.max } else { state.max };
-                    client_share = Some((held, class_max));
+                    let class_max = if m.max > 0 { m.max } else { group_max };
+                    refusal = Refusal::ClientShare {
+                        held,
+                        max: class_max,
+                    };
                 } else {
                     m.used += 1;
                     m.gauge.increment(1.0);
@@ -187,6 +232,7 @@ impl Slot {
                         group: self.group.clone(),
                         member: self.member,
                         client: tracked,
+                        charged: client.filter(|_| m.budget.is_some()),
                         since: Instant::now(),
                     });
                 }
@@ -201,7 +247,7 @@ impl Slot {
         Err(ClassFull {
             class: self.name,
             retry_after: hold.clamp(min, max),
-            client_share,
+            refusal,
         })
     }
 
@@ -307,6 +353,7 @@ impl Pools {
                         state.members[i].max = max;
                         state.members[i].reserve = reserve;
                         state.members[i].per_client = class.per_client;
+                        state.members[i].budget = class.time_budget;
                         i
                     }
                     None => {
@@ -317,6 +364,8 @@ impl Pools {
                             used: 0,
                             per_client: class.per_client,
                             by_client: HashMap::new(),
+                            budget: class.time_budget,
+                            debts: Debts::default(),
                             ewma_hold_ms: None,
                             gauge: metrics::gauge!(CLASS_IN_FLIGHT, "class" => class.name),
                         });
@@ -471,7 +520,7 @@ mod tests {
         let _a2 = data.try_acquire_for(abuser, MIN, MAX).unwrap();
         let refused = data.try_acquire_for(abuser, MIN, MAX).unwrap_err();
         assert_eq!(refused.class, HEAVY_DATA);
-        assert_eq!(refused.client_share, Some((2, 8)));
+        assert_eq!(refused.refusal, Refusal::ClientShare { held: 2, max: 8 });
         let _o = data.try_acquire_for(other, MIN, MAX).unwrap();
         // Untracked acquisitions (the rest of a pipeline) are not shares.
         let _untracked = data.try_acquire_for(None, MIN, MAX).unwrap();
@@ -491,8 +540,40 @@ mod tests {
         let full = data
             .try_acquire_for(Some("10.0.2.1".parse().unwrap()), MIN, MAX)
             .unwrap_err();
-        assert_eq!(full.client_share, None);
+        assert_eq!(full.refusal, Refusal::Full);
         drop(rest);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_past_its_time_budget_is_refused_until_paid_off() {
+        // Default heavy_scan budget: 250 ms of slot time per second, burst
+        // 1000 ms. Share 1 per client (4 CPUs: max 4).
+        let (t, s, _p) = slots(&[], 4);
+        let scan = slot(&t, &s, HEAVY_SCAN);
+        let hog: Option<IpAddr> = Some("10.0.0.1".parse().unwrap());
+        let other: Option<IpAddr> = Some("10.0.0.2".parse().unwrap());
+        // Held for 2 s in one go: 8 s of debt, 4 s of it beyond what the
+        // burst tolerates.
+        let long = scan.try_acquire_for(hog, MIN, MAX).unwrap();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        drop(long);
+        let refused = scan.try_acquire_for(hog, MIN, MAX).unwrap_err();
+        assert_eq!(refused.refusal, Refusal::ClientTime { ms_per_sec: 250 });
+        assert_eq!(refused.retry_after, Duration::from_millis(4000));
+        // Others, and the rest of a pipeline (no client), are unaffected.
+        drop(scan.try_acquire_for(other, MIN, MAX).unwrap());
+        drop(scan.try_acquire_for(None, MIN, MAX).unwrap());
+        tokio::time::advance(Duration::from_millis(3900)).await;
+        let almost = scan.try_acquire_for(hog, MIN, MAX).unwrap_err();
+        assert_eq!(almost.retry_after, Duration::from_millis(100));
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert!(scan.try_acquire_for(hog, MIN, MAX).is_ok());
+        // Classes without a budget never refuse for time.
+        let data = slot(&t, &s, HEAVY_DATA);
+        let long = data.try_acquire_for(hog, MIN, MAX).unwrap();
+        tokio::time::advance(Duration::from_secs(60)).await;
+        drop(long);
+        assert!(data.try_acquire_for(hog, MIN, MAX).is_ok());
     }
 
     #[tokio::test]
