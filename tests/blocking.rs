@@ -58,6 +58,15 @@ fn spawn_blocked(addr: &str, args: &[&str]) -> thread::JoinHandle<(String, Durat
     })
 }
 
+/// `blocked_clients` of `INFO clients` on the proxy behind `c`.
+fn blocked_clients(c: &mut RawConn) -> usize {
+    let info = text(&c.cmd(&["INFO", "clients"]));
+    info.lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0)
+}
+
 /// Waits until `addr`'s proxy reports at least `n` clients blocked in
 /// blocking commands (`INFO clients`).
 fn wait_blocked(addr: &str, n: usize) {
@@ -66,18 +75,9 @@ fn wait_blocked(addr: &str, n: usize) {
         &format!("{n} blocked clients on {addr}"),
         Duration::from_secs(20),
         Duration::from_millis(20),
-        || {
-            let info = text(&c.cmd(&["INFO", "clients"]));
-            let blocked = info
-                .lines()
-                .find_map(|l| l.strip_prefix("blocked_clients:"))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            if blocked >= n {
-                Ok(())
-            } else {
-                Err(format!("blocked_clients = {blocked}"))
-            }
+        || match blocked_clients(&mut c) {
+            blocked if blocked >= n => Ok(()),
+            blocked => Err(format!("blocked_clients = {blocked}")),
         },
     );
 }
@@ -384,4 +384,62 @@ fn a_waiter_survives_a_leader_change() {
     let (reply, _) = waiter.join().unwrap();
     assert_eq!(reply, pair("lc:l", "after"));
     assert_eq!(text(&c.cmd(&["EXISTS", "lc:l"])), ":0\r\n");
+}
+
+/// Redis counts a client in `blocked_clients` once it is blocked. A
+/// command the proxy cannot yet place on a node that waits (no quorum: its
+/// first attempt cannot run) is not blocked; counting it would tell a
+/// client that writes made now reach it, when they may land before it
+/// looks (an XREAD's `$`).
+#[test]
+fn a_command_that_cannot_wait_yet_is_not_counted_as_blocked() {
+    let cluster = Cluster::start();
+    let addr = cluster.proxy_addr().to_string();
+    let mut c = raw(&addr);
+    let leader = cluster.leader_id();
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    for id in &followers {
+        cluster.kill_node(*id);
+    }
+    let waiter = spawn_blocked(&addr, &["BLPOP", "nq:l", "0"]);
+    // The proxy has the command (CLIENT LIST names it) and sends it on.
+    wait_for(
+        "the BLPOP in CLIENT LIST",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || {
+            let list = text(&c.cmd(&["CLIENT", "LIST"]));
+            if list.contains("cmd=blpop") {
+                Ok(())
+            } else {
+                Err(list)
+            }
+        },
+    );
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(blocked_clients(&mut c), 0, "counted before it could wait");
+
+    // With a quorum again the command waits, and from then on counts.
+    for id in &followers {
+        cluster.restart_node(*id);
+    }
+    cluster.wait_for_leader(Duration::from_secs(30));
+    wait_blocked(&addr, 1);
+    let pushed = wait_for(
+        "a push once the cluster is back",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            let reply = text(&c.cmd(&["RPUSH", "nq:l", "v"]));
+            if reply.starts_with(':') {
+                Ok(reply)
+            } else {
+                Err(reply)
+            }
+        },
+    );
+    assert_eq!(pushed, ":1\r\n");
+    let (reply, _) = waiter.join().unwrap();
+    assert_eq!(reply, pair("nq:l", "v"));
+    assert_eq!(blocked_clients(&mut c), 0);
 }

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceExt};
 
 use crate::commands::{self, Session, Shared};
+use crate::registry::BlockedMark;
 use crate::resp::{encode_reply, Argv, Protocol, RequestDecoder};
 use crate::service::{rescue_batch, Batch, BoxError, ClientMeta};
 use rampart_policies::classes::block_timeout;
@@ -434,6 +435,7 @@ where
             seq: self.seq,
             commands: vec![argv.clone()],
             block: None,
+            on_waiting: None,
             transaction: None,
         };
         let reply = self.call_service(batch, 1).await.pop();
@@ -485,6 +487,7 @@ where
                 seq: self.seq,
                 commands: node_commands,
                 block: None,
+                on_waiting: None,
                 transaction: Some(watches),
             };
             let reply = self.call_service(batch, 1).await.pop();
@@ -526,11 +529,15 @@ where
         } = std::mem::take(run);
         self.seq += 1;
         let count = commands.len();
+        // Counted in `blocked_clients` only once the node says it waits, as
+        // Redis counts a client only once it is blocked.
+        let blocked = block.map(|_| BlockedMark::new(&self.shared.registry));
         let batch = Batch {
             client: self.client.clone(),
             seq: self.seq,
             commands,
             block,
+            on_waiting: blocked.as_ref().map(BlockedMark::on_waiting),
             transaction: None,
         };
         let service = &mut self.service;
@@ -541,7 +548,6 @@ where
             }
         };
         let result: Result<Vec<Reply>, BoxError> = if block.is_some() {
-            let _blocked = self.shared.registry.blocked_guard();
             // While a command blocks, a client that hangs up must end the
             // wait (as in Redis): dropping the call cancels the RPC, and the
             // node drops its waiter.
@@ -555,6 +561,7 @@ where
         } else {
             call.await
         };
+        drop(blocked);
         let replies = replies_or_errors(result, count);
         for (position, reply) in positions.into_iter().zip(replies) {
             if let Some(slot) = slots.get_mut(position) {

@@ -4,11 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
+
+use crate::upstream::OnWaiting;
 
 /// Mutable, displayable state of one client.
 #[derive(Debug, Clone)]
@@ -135,14 +137,6 @@ impl ClientRegistry {
         }
     }
 
-    /// Counts the caller as blocked until the guard drops.
-    pub fn blocked_guard(self: &Arc<Self>) -> BlockedGuard {
-        self.blocked.fetch_add(1, Ordering::Relaxed);
-        BlockedGuard {
-            registry: self.clone(),
-        }
-    }
-
     /// Clients waiting in a blocking command right now.
     pub fn blocked(&self) -> u64 {
         self.blocked.load(Ordering::Relaxed)
@@ -187,6 +181,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_blocked_mark_counts_once_from_its_first_waiting_event_until_dropped() {
+        let registry = Arc::new(ClientRegistry::new());
+        let mark = BlockedMark::new(&registry);
+        let hook = mark.on_waiting();
+        assert_eq!(registry.blocked(), 0, "sent, not yet waiting");
+        hook.call();
+        assert_eq!(registry.blocked(), 1);
+        // A retry on a new leader waits again: still one client.
+        hook.call();
+        assert_eq!(registry.blocked(), 1);
+        drop(mark);
+        assert_eq!(registry.blocked(), 0);
+        // Answered at once (never waited): never counted.
+        drop(BlockedMark::new(&registry));
+        assert_eq!(registry.blocked(), 0);
+    }
+
+    #[test]
     fn registration_is_released_on_drop() {
         let registry = Arc::new(ClientRegistry::new());
         let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
@@ -214,14 +226,38 @@ mod tests {
     }
 }
 
-/// One client counted as blocked, for as long as it lives.
-#[derive(Debug)]
-pub struct BlockedGuard {
+/// One blocking command's place in `blocked_clients`: counted from the
+/// first time the node reports it waits until the mark drops.
+pub struct BlockedMark {
     registry: Arc<ClientRegistry>,
+    counted: Arc<AtomicBool>,
 }
 
-impl Drop for BlockedGuard {
+impl BlockedMark {
+    pub fn new(registry: &Arc<ClientRegistry>) -> Self {
+        BlockedMark {
+            registry: registry.clone(),
+            counted: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The hook the upstream calls on each `waiting` event (once per node
+    /// the command was sent to); only the first counts.
+    pub fn on_waiting(&self) -> OnWaiting {
+        let registry = self.registry.clone();
+        let counted = self.counted.clone();
+        OnWaiting::new(move || {
+            if !counted.swap(true, Ordering::Relaxed) {
+                registry.blocked.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    }
+}
+
+impl Drop for BlockedMark {
     fn drop(&mut self) {
-        self.registry.blocked.fetch_sub(1, Ordering::Relaxed);
+        if self.counted.swap(false, Ordering::Relaxed) {
+            self.registry.blocked.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }

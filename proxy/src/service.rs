@@ -30,7 +30,7 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use crate::error::{ProxyError, CLUSTERDOWN_TEXT};
-use crate::upstream::{SendOptions, Upstream};
+use crate::upstream::{OnWaiting, SendOptions, Upstream};
 
 /// Who sent a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +55,8 @@ pub struct Batch {
     /// Set for a blocking command (sent alone): how long it may block
     /// (`Some(None)`: forever). The upstream deadline is extended by it.
     pub block: Option<Option<Duration>>,
+    /// Set with `block`: called when the node reports the command waits.
+    pub on_waiting: Option<OnWaiting>,
     /// Set for MULTI/EXEC: the commands run all or nothing in one Raft
     /// entry, if none of these watched keys changed; the response is ONE
     /// reply (the EXEC array or a null array).
@@ -103,6 +105,7 @@ impl Service<Batch> for ProxyService {
         };
         let options = SendOptions {
             unbounded: batch.commands.iter().any(|argv| runs_script(argv)),
+            on_waiting: batch.on_waiting.clone(),
         };
         Box::pin(async move {
             match batch.transaction {

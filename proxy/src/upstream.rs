@@ -15,17 +15,20 @@
 //! state machine returns the remembered replies instead.
 //!
 //! With traces on, each attempt is a `grpc.client` span (kind client, named
-//! `rampart.v1.Kv/Execute`) whose context travels to the node in the
+//! `rampart.v1.Kv/Execute` or `/ExecuteBlocking`) whose context travels to the node in the
 //! request's `traceparent` metadata.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rampart_proto::pb::admin_client::AdminClient;
+use rampart_proto::pb::blocking_event::Event;
 use rampart_proto::pb::execute_response::Outcome;
 use rampart_proto::pb::kv_client::KvClient;
-use rampart_proto::pb::{ClusterStatus, Command, ExecuteRequest, StatusRequest, WatchedKey};
+use rampart_proto::pb::{
+    ClusterStatus, Command, ExecuteRequest, ExecuteResponse, StatusRequest, WatchedKey,
+};
 use rampart_proto::Reply;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
@@ -44,11 +47,35 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
 /// How one batch is sent.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct SendOptions {
     /// The batch runs a Lua script: an attempt is not cut by the deadline
     /// (a script may run until it ends or SCRIPT KILL stops it).
     pub unbounded: bool,
+    /// The batch is one blocking command: sent with `ExecuteBlocking`, and
+    /// this is called each time a node reports that the command waits.
+    pub on_waiting: Option<OnWaiting>,
+}
+
+/// Called when a node reports that a blocking command waits (its first
+/// attempt found nothing; an XREAD's `$` is resolved).
+#[derive(Clone)]
+pub struct OnWaiting(Arc<dyn Fn() + Send + Sync>);
+
+impl OnWaiting {
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Self {
+        OnWaiting(Arc::new(f))
+    }
+
+    pub fn call(&self) {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for OnWaiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnWaiting")
+    }
 }
 
 /// The node tier as one client: a lazily connected tonic channel per node
@@ -218,20 +245,26 @@ impl Upstream {
             let mut client = KvClient::new(self.channel(&target)?)
                 .max_decoding_message_size(usize::MAX)
                 .max_encoding_message_size(usize::MAX);
-            let span = attempt_span(&target);
+            let method = if options.on_waiting.is_some() {
+                "ExecuteBlocking"
+            } else {
+                "Execute"
+            };
+            let span = attempt_span(&target, method);
             let mut call = tonic::Request::new(request.clone());
             rampart_telemetry::grpc::inject(&span, call.metadata_mut());
+            let send = send_once(&mut client, call, options.on_waiting.as_ref());
             // Bounded by the deadline: a node that accepted the connection
             // but hangs (lost quorum) must not hold the batch forever.
             let attempt = if options.unbounded {
                 // A script runs as long as it runs (until SCRIPT KILL), as
                 // in Redis; the time it took does not count against the
                 // deadline of the retries around it.
-                let answer = client.execute(call).instrument(span.clone()).await;
+                let answer = send.instrument(span.clone()).await;
                 give_up += now.elapsed();
                 Ok(answer)
             } else {
-                tokio::time::timeout(give_up - now, client.execute(call))
+                tokio::time::timeout(give_up - now, send)
                     .instrument(span.clone())
                     .await
             };
@@ -246,7 +279,7 @@ impl Upstream {
             metrics::histogram!(
                 GRPC_CLIENT_SECONDS,
                 "service" => "rampart.v1.Kv",
-                "method" => "Execute",
+                "method" => method,
                 "outcome" => outcome
             )
             .record(now.elapsed());
@@ -344,16 +377,41 @@ impl Upstream {
     }
 }
 
+/// One attempt: `Execute`, or with `on_waiting` the `ExecuteBlocking`
+/// stream, whose `waiting` events call it and whose `done` is the answer.
+async fn send_once(
+    client: &mut KvClient<Channel>,
+    call: tonic::Request<ExecuteRequest>,
+    on_waiting: Option<&OnWaiting>,
+) -> Result<tonic::Response<ExecuteResponse>, tonic::Status> {
+    let Some(on_waiting) = on_waiting else {
+        return client.execute(call).await;
+    };
+    let mut events = client.execute_blocking(call).await?.into_inner();
+    while let Some(event) = events.message().await? {
+        match event.event {
+            Some(Event::Waiting(_)) => on_waiting.call(),
+            Some(Event::Done(response)) => return Ok(tonic::Response::new(response)),
+            None => {}
+        }
+    }
+    // The node stopped (or dropped the call) before answering: retryable,
+    // the request id makes a resend safe.
+    Err(tonic::Status::unavailable(
+        "the node ended a blocking call without an answer",
+    ))
+}
+
 /// The span of one `Kv.Execute` attempt to `target` (disabled when traces
 /// are off).
-fn attempt_span(target: &str) -> tracing::Span {
+fn attempt_span(target: &str, method: &str) -> tracing::Span {
     tracing::debug_span!(
         "grpc.client",
-        otel.name = "rampart.v1.Kv/Execute",
+        otel.name = format!("rampart.v1.Kv/{method}"),
         otel.kind = "client",
         rpc.system = "grpc",
         rpc.service = "rampart.v1.Kv",
-        rpc.method = "Execute",
+        rpc.method = method,
         server.address = target,
         rpc.grpc.status_code = Empty,
         rampart.outcome = Empty,

@@ -1,4 +1,6 @@
-//! `Kv.Execute`: runs a pipelined batch in order.
+//! `Kv.Execute`: runs a pipelined batch in order. `Kv.ExecuteBlocking` is
+//! the same for a blocking command sent alone, and also tells the proxy
+//! when the command starts to wait.
 //!
 //! The batch is split into maximal runs of consecutive writes or reads.
 //! Each write run is committed whole in ONE Raft entry (so a pipeline of
@@ -16,13 +18,21 @@
 //! but makes no assumption about clock drift, which a leader lease would (a
 //! paused or skewed leader could serve stale reads).
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use futures::Stream;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use rampart_proto::pb::blocking_event::Event;
 use rampart_proto::pb::execute_response::Outcome;
 use rampart_proto::pb::kv_server::Kv;
-use rampart_proto::pb::{ExecuteRequest, ExecuteResponse, NotLeader, Replies, Unavailable};
+use rampart_proto::pb::{
+    BlockingEvent, ExecuteRequest, ExecuteResponse, NotLeader, Replies, Unavailable, Waiting,
+};
 use rampart_proto::{reply, Reply};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -51,29 +61,85 @@ impl Kv for KvService {
         &self,
         request: Request<ExecuteRequest>,
     ) -> Result<Response<ExecuteResponse>, Status> {
-        // Child of the `grpc.server` span that carries the proxy's trace.
-        let span = tracing::debug_span!(
-            "kv.execute",
-            rampart.node.id = self.ctx.id as i64,
-            rampart.batch.commands = request.get_ref().commands.len() as i64,
-            rampart.outcome = tracing::field::Empty,
+        let response = serve(&self.ctx, request.into_inner(), &|| {}).await;
+        Ok(Response::new(response))
+    }
+
+    type ExecuteBlockingStream = BlockingEvents;
+
+    async fn execute_blocking(
+        &self,
+        request: Request<ExecuteRequest>,
+    ) -> Result<Response<BlockingEvents>, Status> {
+        // `waiting` and `done`: the channel never fills.
+        let (tx, rx) = mpsc::channel(2);
+        let ctx = self.ctx.clone();
+        let request = request.into_inner();
+        // The span stays a child of the `grpc.server` span of this call.
+        let parent = tracing::Span::current();
+        tokio::spawn(
+            async move {
+                let notify = tx.clone();
+                let told = AtomicBool::new(false);
+                let on_waiting = move || {
+                    if told.swap(true, Ordering::Relaxed) {
+                        return;
+                    }
+                    let waiting = Event::Waiting(Waiting {});
+                    let _ = notify.try_send(Ok(BlockingEvent {
+                        event: Some(waiting),
+                    }));
+                };
+                tokio::select! {
+                    response = serve(&ctx, request, &on_waiting) => {
+                        let done = Event::Done(response);
+                        let _ = tx.send(Ok(BlockingEvent { event: Some(done) })).await;
+                    }
+                    // The proxy cancelled the call (its client hung up):
+                    // dropping `serve` ends the wait.
+                    () = tx.closed() => {}
+                }
+            }
+            .instrument(parent),
         );
-        let outcome = execute(&self.ctx, request.into_inner())
-            .instrument(span.clone())
-            .await;
-        let label = match &outcome {
-            Outcome::Replies(_) => "replies",
-            Outcome::NotLeader(_) => "not_leader",
-            Outcome::Unavailable(_) => "unavailable",
-        };
-        span.record("rampart.outcome", label);
-        if let Outcome::Unavailable(u) = &outcome {
-            rampart_telemetry::record_error(&span, u.reason.clone());
-        }
-        metrics::counter!(crate::metrics::KV_REQUESTS, "outcome" => label).increment(1);
-        Ok(Response::new(ExecuteResponse {
-            outcome: Some(outcome),
-        }))
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+type BlockingEvents = Pin<Box<dyn Stream<Item = Result<BlockingEvent, Status>> + Send>>;
+
+/// Told once when a blocking command starts to wait (ExecuteBlocking's
+/// `waiting` event); a no-op for Execute.
+pub(crate) type OnWaiting<'a> = &'a (dyn Fn() + Sync);
+
+/// One Execute call: [`execute`] in a `kv.execute` span, with its metric.
+async fn serve(
+    ctx: &NodeCtx,
+    request: ExecuteRequest,
+    on_waiting: OnWaiting<'_>,
+) -> ExecuteResponse {
+    // Child of the `grpc.server` span that carries the proxy's trace.
+    let span = tracing::debug_span!(
+        "kv.execute",
+        rampart.node.id = ctx.id as i64,
+        rampart.batch.commands = request.commands.len() as i64,
+        rampart.outcome = tracing::field::Empty,
+    );
+    let outcome = execute(ctx, request, on_waiting)
+        .instrument(span.clone())
+        .await;
+    let label = match &outcome {
+        Outcome::Replies(_) => "replies",
+        Outcome::NotLeader(_) => "not_leader",
+        Outcome::Unavailable(_) => "unavailable",
+    };
+    span.record("rampart.outcome", label);
+    if let Outcome::Unavailable(u) = &outcome {
+        rampart_telemetry::record_error(&span, u.reason.clone());
+    }
+    metrics::counter!(crate::metrics::KV_REQUESTS, "outcome" => label).increment(1);
+    ExecuteResponse {
+        outcome: Some(outcome),
     }
 }
 
@@ -119,7 +185,11 @@ fn split_runs(commands: Vec<Argv>) -> Vec<(bool, Vec<Argv>)> {
     runs
 }
 
-pub(crate) async fn execute(ctx: &NodeCtx, req: ExecuteRequest) -> Outcome {
+pub(crate) async fn execute(
+    ctx: &NodeCtx,
+    req: ExecuteRequest,
+    on_waiting: OnWaiting<'_>,
+) -> Outcome {
     let commands: Vec<Argv> = req.commands.into_iter().map(|c| c.args).collect();
     if req.transaction {
         let watches = req
@@ -180,7 +250,8 @@ pub(crate) async fn execute(ctx: &NodeCtx, req: ExecuteRequest) -> Outcome {
     }
     if commands.len() == 1 && commands::is_blocking(&commands[0]) {
         let argv = commands.into_iter().next().unwrap_or_default();
-        return match blocking_command(ctx, &req.client_id, req.request_seq, argv).await {
+        return match blocking_command(ctx, &req.client_id, req.request_seq, argv, on_waiting).await
+        {
             Ok(reply) => Outcome::Replies(Replies {
                 replies: vec![reply],
             }),
@@ -330,9 +401,10 @@ async fn blocking_command(
     client_id: &str,
     seq: u64,
     argv: Argv,
+    on_waiting: OnWaiting<'_>,
 ) -> Result<Reply, Failure> {
     if argv[0].eq_ignore_ascii_case(b"xread") {
-        return blocking_xread(ctx, argv).await;
+        return blocking_xread(ctx, argv, on_waiting).await;
     }
     let Some(call) = BlockingCall::parse(&argv, now_ms()) else {
         // Invalid arguments: the attempt answers the error.
@@ -350,6 +422,7 @@ async fn blocking_command(
         if !commands::is_empty_blocking_reply(&reply) {
             return Ok(reply);
         }
+        on_waiting();
         attempt = loop {
             tokio::select! {
                 _ = registration.woken() => {}
@@ -375,7 +448,11 @@ async fn blocking_command(
 /// added while it waits are the ones it returns. A leader change ends the
 /// wait with NotLeader; the proxy re-sends the command to the new leader,
 /// where `$` is resolved again.
-async fn blocking_xread(ctx: &NodeCtx, argv: Argv) -> Result<Reply, Failure> {
+async fn blocking_xread(
+    ctx: &NodeCtx,
+    argv: Argv,
+    on_waiting: OnWaiting<'_>,
+) -> Result<Reply, Failure> {
     let started = tokio::time::Instant::now();
     let now = now_ms();
     let Ok(call) = commands::streams::read::parse(&argv[1..], now) else {
@@ -411,6 +488,7 @@ async fn blocking_xread(ctx: &NodeCtx, argv: Argv) -> Result<Reply, Failure> {
         if !commands::is_empty_blocking_reply(&reply) {
             return Ok(reply);
         }
+        on_waiting();
         loop {
             tokio::select! {
                 _ = registration.woken() => {}
