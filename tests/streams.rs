@@ -15,6 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{ask, check, connect, int, shared_target, text, wait_for, Cluster, RawConn};
+use nix::sys::signal::Signal;
 
 const WRONGTYPE: &str = "-WRONGTYPE Operation against a key holding the wrong kind of value";
 const INVALID_ID: &str = "-ERR Invalid stream ID specified as stream command argument";
@@ -694,6 +695,50 @@ fn xread_block_is_woken_by_xadd_through_another_proxy() {
         format!(
             "*1\r\n*2\r\n$3\r\nw:t\r\n*1\r\n{}",
             raw_entry("3-0", "g", "h")
+        )
+    );
+}
+
+/// A reader's `$` is resolved once, on the node where it first waited. If
+/// its proxy must re-send the command to a new leader, an entry added in
+/// between is still one the reader asked for (Redis never re-resolves `$`
+/// for a blocked client). The reader's proxy is paused while the leader
+/// dies and the entry is added, so its retry surely comes after the entry.
+#[test]
+fn a_blocked_reader_moved_to_a_new_leader_keeps_its_dollar() {
+    let cluster = Cluster::start();
+    let reader_proxy = cluster.proxy_addr().to_string();
+    let other = cluster.start_proxy(&[1, 2, 3], None);
+    let mut c = raw(&other);
+    c.cmd(&["XADD", "mv:s", "1-1", "f", "old"]);
+    let reader = spawn_blocked(
+        &reader_proxy,
+        &["XREAD", "BLOCK", "8000", "STREAMS", "mv:s", "$"],
+    );
+    wait_blocked(&reader_proxy, 1);
+
+    cluster.signal_proxy(&reader_proxy, Signal::SIGSTOP);
+    let old = cluster.leader_id();
+    cluster.kill_node(old);
+    let new = cluster.wait_for_leader(Duration::from_secs(30));
+    assert_ne!(new, old);
+    let added = wait_for(
+        "an XADD on the new leader",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || match bytes_text(&c.cmd(&["XADD", "mv:s", "2-1", "f", "new"])) {
+            reply if reply.starts_with('$') => Ok(reply),
+            reply => Err(reply),
+        },
+    );
+    assert_eq!(added, "$3\r\n2-1\r\n");
+    cluster.signal_proxy(&reader_proxy, Signal::SIGCONT);
+
+    assert_eq!(
+        reader.join().unwrap(),
+        format!(
+            "*1\r\n*2\r\n$4\r\nmv:s\r\n*1\r\n{}",
+            raw_entry("2-1", "f", "new")
         )
     );
 }

@@ -12,7 +12,9 @@
 //!
 //! Every attempt resends the same `client_id` and `request_seq`, so a write
 //! that was applied but whose answer was lost is not applied twice: the node's
-//! state machine returns the remembered replies instead.
+//! state machine returns the remembered replies instead. A blocking XREAD
+//! that already waited on a node is resent as that node resolved it (its
+//! `$` ids replaced), so a retry does not skip entries added in between.
 //!
 //! With traces on, each attempt is a `grpc.client` span (kind client, named
 //! `rampart.v1.Kv/Execute` or `/ExecuteBlocking`) whose context travels to the node in the
@@ -221,7 +223,7 @@ impl Upstream {
     /// `deadline`; the node must answer `expected` replies.
     async fn execute_request(
         &self,
-        request: ExecuteRequest,
+        mut request: ExecuteRequest,
         expected: usize,
         deadline: Duration,
         options: SendOptions,
@@ -253,7 +255,8 @@ impl Upstream {
             let span = attempt_span(&target, method);
             let mut call = tonic::Request::new(request.clone());
             rampart_telemetry::grpc::inject(&span, call.metadata_mut());
-            let send = send_once(&mut client, call, options.on_waiting.as_ref());
+            let mut resume = None;
+            let send = send_once(&mut client, call, options.on_waiting.as_ref(), &mut resume);
             // Bounded by the deadline: a node that accepted the connection
             // but hangs (lost quorum) must not hold the batch forever.
             let attempt = if options.unbounded {
@@ -268,6 +271,10 @@ impl Upstream {
                     .instrument(span.clone())
                     .await
             };
+            if let Some(command) = resume {
+                // A retry continues this wait: same ids, not a new `$`.
+                request.commands = vec![command];
+            }
             let outcome = match &attempt {
                 Ok(Ok(_)) => "ok",
                 Ok(Err(_)) => "error",
@@ -378,11 +385,13 @@ impl Upstream {
 }
 
 /// One attempt: `Execute`, or with `on_waiting` the `ExecuteBlocking`
-/// stream, whose `waiting` events call it and whose `done` is the answer.
+/// stream, whose `waiting` events call it (and leave in `resume` the
+/// command a retry must send) and whose `done` is the answer.
 async fn send_once(
     client: &mut KvClient<Channel>,
     call: tonic::Request<ExecuteRequest>,
     on_waiting: Option<&OnWaiting>,
+    resume: &mut Option<Command>,
 ) -> Result<tonic::Response<ExecuteResponse>, tonic::Status> {
     let Some(on_waiting) = on_waiting else {
         return client.execute(call).await;
@@ -390,7 +399,12 @@ async fn send_once(
     let mut events = client.execute_blocking(call).await?.into_inner();
     while let Some(event) = events.message().await? {
         match event.event {
-            Some(Event::Waiting(_)) => on_waiting.call(),
+            Some(Event::Waiting(waiting)) => {
+                on_waiting.call();
+                if waiting.resume.is_some() {
+                    *resume = waiting.resume;
+                }
+            }
             Some(Event::Done(response)) => return Ok(tonic::Response::new(response)),
             None => {}
         }

@@ -682,6 +682,18 @@ impl Cluster {
             .and_then(|p| p.child.try_wait().ok().flatten())
     }
 
+    /// Sends `signal` to the proxy process listening on `addr`.
+    pub fn signal_proxy(&self, addr: &str, signal: nix::sys::signal::Signal) {
+        let proxies = self.proxies.lock().unwrap_or_else(|p| p.into_inner());
+        let proxy = proxies
+            .iter()
+            .find(|p| p.addr == addr)
+            .unwrap_or_else(|| panic!("no proxy at {addr}"));
+        let pid = nix::unistd::Pid::from_raw(proxy.child.id() as i32);
+        nix::sys::signal::kill(pid, signal)
+            .unwrap_or_else(|e| panic!("{signal} to proxy {addr}: {e}"));
+    }
+
     /// True while the proxy process listening on `addr` has not exited.
     pub fn proxy_alive(&self, addr: &str) -> bool {
         self.proxy_exit_status(addr).is_none()

@@ -28,7 +28,8 @@ use rampart_proto::pb::blocking_event::Event;
 use rampart_proto::pb::execute_response::Outcome;
 use rampart_proto::pb::kv_server::Kv;
 use rampart_proto::pb::{
-    BlockingEvent, ExecuteRequest, ExecuteResponse, NotLeader, Replies, Unavailable, Waiting,
+    BlockingEvent, Command, ExecuteRequest, ExecuteResponse, NotLeader, Replies, Unavailable,
+    Waiting,
 };
 use rampart_proto::{reply, Reply};
 use tokio::sync::mpsc;
@@ -61,7 +62,7 @@ impl Kv for KvService {
         &self,
         request: Request<ExecuteRequest>,
     ) -> Result<Response<ExecuteResponse>, Status> {
-        let response = serve(&self.ctx, request.into_inner(), &|| {}).await;
+        let response = serve(&self.ctx, request.into_inner(), &|_| {}).await;
         Ok(Response::new(response))
     }
 
@@ -81,11 +82,13 @@ impl Kv for KvService {
             async move {
                 let notify = tx.clone();
                 let told = AtomicBool::new(false);
-                let on_waiting = move || {
+                let on_waiting = move |resume: Option<&Argv>| {
                     if told.swap(true, Ordering::Relaxed) {
                         return;
                     }
-                    let waiting = Event::Waiting(Waiting {});
+                    let waiting = Event::Waiting(Waiting {
+                        resume: resume.map(|args| Command { args: args.clone() }),
+                    });
                     let _ = notify.try_send(Ok(BlockingEvent {
                         event: Some(waiting),
                     }));
@@ -108,9 +111,10 @@ impl Kv for KvService {
 
 type BlockingEvents = Pin<Box<dyn Stream<Item = Result<BlockingEvent, Status>> + Send>>;
 
-/// Told once when a blocking command starts to wait (ExecuteBlocking's
-/// `waiting` event); a no-op for Execute.
-pub(crate) type OnWaiting<'a> = &'a (dyn Fn() + Sync);
+/// Told when a blocking command starts to wait (ExecuteBlocking's
+/// `waiting` event), with the command a retry must send instead of the
+/// original, if any; a no-op for Execute.
+pub(crate) type OnWaiting<'a> = &'a (dyn Fn(Option<&Argv>) + Sync);
 
 /// One Execute call: [`execute`] in a `kv.execute` span, with its metric.
 async fn serve(
@@ -422,7 +426,8 @@ async fn blocking_command(
         if !commands::is_empty_blocking_reply(&reply) {
             return Ok(reply);
         }
-        on_waiting();
+        // Retries resend the command unchanged (dedup by request id).
+        on_waiting(None);
         attempt = loop {
             tokio::select! {
                 _ = registration.woken() => {}
@@ -446,8 +451,9 @@ async fn blocking_command(
 /// until one returns entries, waiting between them for a write to one of
 /// its streams. `$` is resolved once, when the call starts, so entries
 /// added while it waits are the ones it returns. A leader change ends the
-/// wait with NotLeader; the proxy re-sends the command to the new leader,
-/// where `$` is resolved again.
+/// wait with NotLeader; the proxy re-sends the command to the new leader
+/// with the ids resolved here (the `resume` of the `waiting` event), so
+/// entries added in between are not skipped.
 async fn blocking_xread(
     ctx: &NodeCtx,
     argv: Argv,
@@ -482,13 +488,16 @@ async fn blocking_xread(
         .block
         .flatten()
         .map(|ms| started + std::time::Duration::from_millis(ms));
+    // XREAD's ids are its last arguments, one per key.
+    let mut resume = argv[..argv.len() - wait.after.len()].to_vec();
+    resume.extend(wait.after.iter().map(|id| id.to_reply_bytes()));
     let mut leadership = ctx.leadership.clone();
     loop {
         let reply = single_reply(read_run(ctx, vec![wait.attempt.clone()]).await?);
         if !commands::is_empty_blocking_reply(&reply) {
             return Ok(reply);
         }
-        on_waiting();
+        on_waiting(Some(&resume));
         loop {
             tokio::select! {
                 _ = registration.woken() => {}
