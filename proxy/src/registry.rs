@@ -176,6 +176,42 @@ impl Drop for Registration {
     }
 }
 
+/// One blocking command's place in `blocked_clients`: counted from the
+/// first time the node reports it waits until the mark drops.
+pub struct BlockedMark {
+    registry: Arc<ClientRegistry>,
+    counted: Arc<AtomicBool>,
+}
+
+impl BlockedMark {
+    pub fn new(registry: &Arc<ClientRegistry>) -> Self {
+        BlockedMark {
+            registry: registry.clone(),
+            counted: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The hook the upstream calls on each `waiting` event (once per node
+    /// the command was sent to); only the first counts.
+    pub fn on_waiting(&self) -> OnWaiting {
+        let registry = self.registry.clone();
+        let counted = self.counted.clone();
+        OnWaiting::new(move || {
+            if !counted.swap(true, Ordering::Relaxed) {
+                registry.blocked.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    }
+}
+
+impl Drop for BlockedMark {
+    fn drop(&mut self) {
+        if self.counted.swap(false, Ordering::Relaxed) {
+            self.registry.blocked.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,41 +259,5 @@ mod tests {
             line.ends_with("user=default redir=-1 resp=2 lib-name= lib-ver="),
             "{line}"
         );
-    }
-}
-
-/// One blocking command's place in `blocked_clients`: counted from the
-/// first time the node reports it waits until the mark drops.
-pub struct BlockedMark {
-    registry: Arc<ClientRegistry>,
-    counted: Arc<AtomicBool>,
-}
-
-impl BlockedMark {
-    pub fn new(registry: &Arc<ClientRegistry>) -> Self {
-        BlockedMark {
-            registry: registry.clone(),
-            counted: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
-    /// The hook the upstream calls on each `waiting` event (once per node
-    /// the command was sent to); only the first counts.
-    pub fn on_waiting(&self) -> OnWaiting {
-        let registry = self.registry.clone();
-        let counted = self.counted.clone();
-        OnWaiting::new(move || {
-            if !counted.swap(true, Ordering::Relaxed) {
-                registry.blocked.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    }
-}
-
-impl Drop for BlockedMark {
-    fn drop(&mut self) {
-        if self.counted.swap(false, Ordering::Relaxed) {
-            self.registry.blocked.fetch_sub(1, Ordering::Relaxed);
-        }
     }
 }
