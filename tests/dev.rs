@@ -8,30 +8,16 @@ use common::{connect, wait_for};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-/// A base port whose node ports (base+1..=base+13) are all free right now.
-fn free_base_port() -> u16 {
-    use rand::Rng;
-    for _ in 0..200 {
-        let base: u16 = rand::thread_rng().gen_range(20_000..40_000);
-        let all_free = (base..=base + 13).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no free range of 14 ports found");
-}
-
 #[test]
 fn dev_starts_serves_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
     let proxy_port = common::free_ports(1)[0];
-    let base = free_base_port();
+    let base = common::free_dev_base_port();
     let data_dir = dir.path().join("data");
     let mut cmd = common::rampart_command();
     cmd.arg("dev")

@@ -517,7 +517,7 @@ fn incident_smoke_and_compare_against_a_cluster() {
 fn incident_scrapes_node_metrics_of_a_dev_cluster() {
     let dir = tempfile::tempdir().expect("temp dir");
     let proxy_port = common::free_ports(1)[0];
-    let base = free_base_port();
+    let base = common::free_dev_base_port();
     let mut cmd = common::rampart_command();
     cmd.arg("dev")
         .args(["--proxy-port", &proxy_port.to_string()])
@@ -586,17 +586,4 @@ fn incident_scrapes_node_metrics_of_a_dev_cluster() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
-}
-
-/// A base port with base+1..=base+30 free (`rampart dev` uses base+1..3
-/// for clients, +11..13 for Raft, +21..23 and +30 for metrics).
-fn free_base_port() -> u16 {
-    use rand::Rng;
-    for _ in 0..200 {
-        let base: u16 = rand::thread_rng().gen_range(20_000..40_000);
-        if (base + 1..=base + 30).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no free range of 30 ports found");
 }

@@ -9,23 +9,11 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// A base port whose dev ports (base+1..=base+30) are all free right now.
-fn free_base_port() -> u16 {
-    use rand::Rng;
-    for _ in 0..200 {
-        let base: u16 = rand::thread_rng().gen_range(20_000..40_000);
-        if (base + 1..=base + 30).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no free range of 30 ports found");
-}
 
 /// GET /metrics over a plain TcpStream; the body of a 200 answer.
 fn scrape(port: u16) -> Result<String, String> {
@@ -111,7 +99,7 @@ fn has_type(page: &str, name: &str, kind: &str) -> bool {
 fn dev_cluster_exports_proxy_and_raft_metrics() {
     let dir = tempfile::tempdir().expect("temp dir");
     let proxy_port = common::free_ports(1)[0];
-    let base = free_base_port();
+    let base = common::free_dev_base_port();
     let proxy_metrics = base + 30;
     let node_metrics: Vec<u16> = (1..=3).map(|i| base + 20 + i).collect();
     let mut cmd = common::rampart_command();

@@ -67,6 +67,22 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
+/// A base port for `rampart dev --base-port` whose ports (base+1 ..=
+/// base+30: clients +1..3, Raft +11..13, node metrics +21..23, proxy
+/// metrics +30) are all free right now. Drawn below Linux's default
+/// ephemeral range (32768-60999), where other tests' outgoing connections
+/// could take one of them before `rampart dev` binds it.
+pub fn free_dev_base_port() -> u16 {
+    use rand::Rng;
+    for _ in 0..200 {
+        let base: u16 = rand::thread_rng().gen_range(20_000..32_700);
+        if (base + 1..=base + 30).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free range of 30 ports found");
+}
+
 // ---------------------------------------------------------------------------
 // Process spawning with a parent-death signal.
 
