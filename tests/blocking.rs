@@ -58,6 +58,24 @@ fn spawn_blocked(addr: &str, args: &[&str]) -> thread::JoinHandle<(String, Durat
     })
 }
 
+/// RPUSH `key` `value`, retried while the cluster answers errors (a leader
+/// change in progress); the integer reply.
+fn rpush_once_served(c: &mut RawConn, key: &str, value: &str) -> String {
+    wait_for(
+        &format!("RPUSH {key} to be served"),
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            let reply = text(&c.cmd(&["RPUSH", key, value]));
+            if reply.starts_with(':') {
+                Ok(reply)
+            } else {
+                Err(reply)
+            }
+        },
+    )
+}
+
 /// `blocked_clients` of `INFO clients` on the proxy behind `c`.
 fn blocked_clients(c: &mut RawConn) -> usize {
     let info = text(&c.cmd(&["INFO", "clients"]));
@@ -367,19 +385,7 @@ fn a_waiter_survives_a_leader_change() {
     // The push goes through the same proxy, which follows the new leader;
     // the waiter was re-armed there.
     let mut c = raw(&addr);
-    let pushed = wait_for(
-        "a push after the leader change",
-        Duration::from_secs(30),
-        Duration::from_millis(100),
-        || {
-            let reply = text(&c.cmd(&["RPUSH", "lc:l", "after"]));
-            if reply.starts_with(':') {
-                Ok(reply)
-            } else {
-                Err(reply)
-            }
-        },
-    );
+    let pushed = rpush_once_served(&mut c, "lc:l", "after");
     assert_eq!(pushed, ":1\r\n");
     let (reply, _) = waiter.join().unwrap();
     assert_eq!(reply, pair("lc:l", "after"));
@@ -425,19 +431,7 @@ fn a_command_that_cannot_wait_yet_is_not_counted_as_blocked() {
     }
     cluster.wait_for_leader(Duration::from_secs(30));
     wait_blocked(&addr, 1);
-    let pushed = wait_for(
-        "a push once the cluster is back",
-        Duration::from_secs(30),
-        Duration::from_millis(100),
-        || {
-            let reply = text(&c.cmd(&["RPUSH", "nq:l", "v"]));
-            if reply.starts_with(':') {
-                Ok(reply)
-            } else {
-                Err(reply)
-            }
-        },
-    );
+    let pushed = rpush_once_served(&mut c, "nq:l", "v");
     assert_eq!(pushed, ":1\r\n");
     let (reply, _) = waiter.join().unwrap();
     assert_eq!(reply, pair("nq:l", "v"));
