@@ -155,6 +155,18 @@ fn dev_cluster_exports_proxy_and_raft_metrics() {
     common::check(&mut c, &["HSET", "m:h", "f", "1"], ":1");
     common::check(&mut c, &["HGETALL", "m:h"], "[\"f\", \"1\"]");
     common::check(&mut c, &["KEYS", "m:h"], "[\"m:h\"]");
+    // Scripts run on the heavy executor's scripts lane; one calling a heavy
+    // command is lowered to the heavy reads' priority.
+    common::check(
+        &mut c,
+        &["EVAL", "return redis.call('GET', KEYS[1])", "1", "m:0"],
+        "\"v\"",
+    );
+    common::check(
+        &mut c,
+        &["EVAL", "return redis.call('KEYS', 'm:h')", "0"],
+        "[\"m:h\"]",
+    );
 
     // INFO rampart lists each node with its metrics URL.
     let info = common::text(&mut c, &["INFO", "rampart"]);
@@ -299,6 +311,7 @@ fn dev_cluster_exports_proxy_and_raft_metrics() {
             ("rampart_heavy_queue_capacity", "gauge"),
             ("rampart_heavy_rejected_total", "counter"),
             ("rampart_heavy_submitted_total", "counter"),
+            ("rampart_heavy_demoted_total", "counter"),
             ("rampart_grpc_server_seconds", "histogram"),
             ("rampart_rocksdb_sst_bytes", "gauge"),
             ("rampart_rocksdb_live_data_bytes", "gauge"),
@@ -311,8 +324,12 @@ fn dev_cluster_exports_proxy_and_raft_metrics() {
         }
         assert!(value(page, "rampart_raft_apply_seconds_count").expect("applies") >= 6.0);
         assert_eq!(value(page, "rampart_rocksdb_write_stopped"), Ok(0.0));
-        assert!(value(page, "rampart_heavy_threads").expect("threads") >= 1.0);
-        assert_eq!(value(page, "rampart_heavy_queue_capacity"), Ok(64.0));
+        for lane in ["reads", "scripts"] {
+            let threads = format!("rampart_heavy_threads{{lane=\"{lane}\"}}");
+            assert!(value(page, &threads).expect("threads") >= 1.0);
+            let capacity = format!("rampart_heavy_queue_capacity{{lane=\"{lane}\"}}");
+            assert_eq!(value(page, &capacity), Ok(64.0));
+        }
     }
     // Followers serve the leader's AppendEntries.
     for page in pages
@@ -348,13 +365,23 @@ fn dev_cluster_exports_proxy_and_raft_metrics() {
                 ),
                 (
                     "heavy submitted",
-                    value(&page, "rampart_heavy_submitted_total")?,
+                    value(&page, "rampart_heavy_submitted_total{lane=\"reads\"}")?,
                     2.0,
                 ),
                 (
                     "heavy runs",
-                    value(&page, "rampart_heavy_run_seconds_count")?,
+                    value(&page, "rampart_heavy_run_seconds_count{lane=\"reads\"}")?,
                     2.0,
+                ),
+                (
+                    "scripts run",
+                    value(&page, "rampart_heavy_submitted_total{lane=\"scripts\"}")?,
+                    1.0,
+                ),
+                (
+                    "scripts lowered (one called KEYS)",
+                    value(&page, "rampart_heavy_demoted_total{lane=\"scripts\"}")?,
+                    1.0,
                 ),
                 (
                     "kv execute",
@@ -397,7 +424,10 @@ fn dev_cluster_exports_proxy_and_raft_metrics() {
         sum_where(&leader_page, "rampart_raft_proposal_overflow_total", &[]),
         0.0
     );
-    assert_eq!(value(&leader_page, "rampart_heavy_rejected_total"), Ok(0.0));
+    assert_eq!(
+        sum_where(&leader_page, "rampart_heavy_rejected_total", &[]),
+        0.0
+    );
 
     // The proxy times its gRPC calls to the nodes.
     let proxy_page = scrape(proxy_metrics).expect("proxy metrics");

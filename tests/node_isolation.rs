@@ -150,27 +150,10 @@ fn raft_keeps_committing_while_the_heavy_executor_is_saturated() {
     );
 }
 
-/// `--heavy-nice` and `--heavy-sched-idle` (on by default): the heavy
-/// executor's threads run at a lower CPU priority than the rest of the node
-/// and in the SCHED_IDLE policy, while the Raft threads keep the normal one
-/// (Linux keeps both per thread).
+/// (thread name, nice, policy) of every thread of process `pid`.
 #[cfg(target_os = "linux")]
-#[test]
-fn heavy_threads_run_at_a_lower_cpu_priority_than_raft() {
-    const SCHED_OTHER: i64 = 0;
-    const SCHED_IDLE: i64 = 5;
-    let cluster = Cluster::start_with(ClusterOptions {
-        node_args: vec![
-            "--heavy-nice".into(),
-            "7".into(),
-            "--heavy-threads".into(),
-            "2".into(),
-        ],
-        ..Default::default()
-    });
-    let pid = cluster.node_pid(1).expect("node 1 runs");
-    // (thread name, nice, policy) of every thread of the node.
-    let threads: Vec<(String, i64, i64)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+fn threads_of(pid: u32) -> Vec<(String, i64, i64)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
         .expect("task list")
         .filter_map(|t| {
             let stat = std::fs::read_to_string(t.ok()?.path().join("stat")).ok()?;
@@ -185,7 +168,36 @@ fn heavy_threads_run_at_a_lower_cpu_priority_than_raft() {
                 fields.get(38)?.parse().ok()?,
             ))
         })
-        .collect();
+        .collect()
+}
+
+/// `--heavy-nice` and `--heavy-sched-idle` (on by default): the heavy
+/// executor's reads lane runs at a lower CPU priority than the rest of the
+/// node and in the SCHED_IDLE policy, while the Raft threads keep the
+/// normal one (Linux keeps both per thread). The scripts lane starts at the
+/// normal priority; a script calling a heavy command lowers its thread,
+/// which ends after its run while a fresh normal thread takes its place.
+#[cfg(target_os = "linux")]
+#[test]
+fn heavy_threads_run_at_a_lower_cpu_priority_than_raft() {
+    const SCHED_OTHER: i64 = 0;
+    const SCHED_IDLE: i64 = 5;
+    let cluster = Cluster::start_with(ClusterOptions {
+        node_args: [
+            "--heavy-nice",
+            "7",
+            "--heavy-threads",
+            "2",
+            "--script-threads",
+            "2",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Default::default()
+    });
+    let leader = cluster.wait_for_leader(Duration::from_secs(20));
+    let pid = cluster.node_pid(leader).expect("the leader runs");
+    let threads = threads_of(pid);
     let raft: Vec<&(String, i64, i64)> = threads
         .iter()
         .filter(|(n, _, _)| n.starts_with("raft-"))
@@ -196,15 +208,52 @@ fn heavy_threads_run_at_a_lower_cpu_priority_than_raft() {
         "raft threads keep the normal policy: {threads:?}"
     );
     let base = raft[0].1;
-    let heavy: Vec<&(String, i64, i64)> = threads
-        .iter()
-        .filter(|(n, _, _)| n.starts_with("heavy-"))
-        .collect();
+    let named = |threads: &[(String, i64, i64)], prefix: &str| -> Vec<(String, i64, i64)> {
+        threads
+            .iter()
+            .filter(|(n, _, _)| n.starts_with(prefix))
+            .cloned()
+            .collect()
+    };
+    let heavy = named(&threads, "heavy-");
     assert_eq!(heavy.len(), 2, "{threads:?}");
     assert!(
         heavy
             .iter()
             .all(|(_, nice, policy)| *nice == (base + 7).min(19) && *policy == SCHED_IDLE),
         "heavy threads at base {base} + 7 and SCHED_IDLE: {threads:?}"
+    );
+    let normal = |t: &(String, i64, i64)| t.1 == base && t.2 == SCHED_OTHER;
+    let scripts = named(&threads, "script-");
+    assert_eq!(scripts.len(), 2, "{threads:?}");
+    assert!(
+        scripts.iter().all(normal),
+        "script threads at the normal priority: {threads:?}"
+    );
+
+    // A script that calls KEYS runs it at the heavy reads' priority: its
+    // thread is lowered and replaced.
+    let mut con = cluster.connection();
+    let reply: Vec<String> = redis::cmd("EVAL")
+        .arg("redis.call('SET', 'iso:k', 'v') return redis.call('KEYS', 'iso:*')")
+        .arg(0)
+        .query(&mut con)
+        .expect("EVAL with KEYS");
+    assert_eq!(reply, vec!["iso:k".to_string()]);
+    common::wait_for(
+        "the lowered script thread to end and a fresh one to take its place",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let scripts = named(&threads_of(pid), "script-");
+            let mut names: Vec<&str> = scripts.iter().map(|(n, _, _)| n.as_str()).collect();
+            names.sort_unstable();
+            let replaced = names == ["script-0", "script-2"] || names == ["script-1", "script-2"];
+            if replaced && scripts.iter().all(normal) {
+                Ok(())
+            } else {
+                Err(format!("{scripts:?}"))
+            }
+        },
     );
 }

@@ -45,6 +45,8 @@ pub const HEARTBEAT_INTERVAL_MS: u64 = 250;
 /// heavy_queue = 64
 /// heavy_nice = 10
 /// heavy_sched_idle = true
+/// script_threads = 4
+/// script_demote_ms = 2
 /// script_time_limit_ms = 5000
 /// pin_cores = true
 /// raft_cores = "0"
@@ -94,8 +96,8 @@ pub struct NodeArgs {
     /// KEYS, SCAN, ZRANGE, LRANGE, ...) [default: the CPUs available].
     #[arg(long, env = "RAMPART_HEAVY_THREADS")]
     pub heavy_threads: Option<usize>,
-    /// Heavy read runs that may wait for a heavy thread; beyond that they
-    /// are answered -BUSY at once [default: 64].
+    /// Jobs that may wait in each lane of the heavy executor (heavy reads,
+    /// scripts); beyond that they are answered -BUSY at once [default: 64].
     #[arg(long, env = "RAMPART_HEAVY_QUEUE")]
     pub heavy_queue: Option<usize>,
     /// How much lower the CPU priority of the heavy executor's threads and
@@ -110,6 +112,17 @@ pub struct NodeArgs {
     /// [default: true].
     #[arg(long, env = "RAMPART_HEAVY_SCHED_IDLE", num_args = 0..=1, default_missing_value = "true")]
     pub heavy_sched_idle: Option<bool>,
+    /// Threads of the heavy executor's scripts lane, which runs Lua
+    /// scripts (EVAL, EVALSHA, FCALL) apart from the heavy reads
+    /// [default: the CPUs available].
+    #[arg(long, env = "RAMPART_SCRIPT_THREADS")]
+    pub script_threads: Option<usize>,
+    /// Scripts start at the node's normal CPU priority; one that has used
+    /// this much CPU time (or calls a heavy command) is lowered to the heavy
+    /// reads' priority for the rest of its run. 0 = scripts always run at
+    /// the heavy reads' priority [default: 2].
+    #[arg(long, env = "RAMPART_SCRIPT_DEMOTE_MS")]
+    pub script_demote_ms: Option<u64>,
     /// A Lua script (EVAL) running longer than this is stopped with an
     /// error; SCRIPT KILL stops one earlier [default: 5000].
     #[arg(long, env = "RAMPART_SCRIPT_TIME_LIMIT_MS")]
@@ -155,6 +168,8 @@ struct FileConfig {
     heavy_queue: Option<usize>,
     heavy_nice: Option<i32>,
     heavy_sched_idle: Option<bool>,
+    script_threads: Option<usize>,
+    script_demote_ms: Option<u64>,
     script_time_limit_ms: Option<u64>,
     pin_cores: Option<bool>,
     raft_cores: Option<String>,
@@ -185,6 +200,11 @@ pub struct NodeConfig {
     pub heavy_nice: i32,
     /// Heavy executor threads run in the SCHED_IDLE policy.
     pub heavy_sched_idle: bool,
+    /// Threads of the heavy executor's scripts lane (at least 1).
+    pub script_threads: usize,
+    /// A script's CPU time before its thread is lowered to the heavy
+    /// reads' priority (0 = from the start).
+    pub script_demote_ms: u64,
     /// How long a Lua script may run before it is stopped.
     pub script_time_limit_ms: u64,
     /// `Some(raft cores)` when pinning is on; an empty list means "the first
@@ -242,6 +262,15 @@ impl NodeArgs {
             Some(0) => {
                 return Err(NodeError::Config(
                     "--heavy-threads must be at least 1".into(),
+                ))
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let script_threads = match self.script_threads.or(file.script_threads) {
+            Some(0) => {
+                return Err(NodeError::Config(
+                    "--script-threads must be at least 1".into(),
                 ))
             }
             Some(n) => n,
@@ -330,6 +359,11 @@ impl NodeArgs {
                 .heavy_sched_idle
                 .or(file.heavy_sched_idle)
                 .unwrap_or(true),
+            script_threads,
+            script_demote_ms: self
+                .script_demote_ms
+                .or(file.script_demote_ms)
+                .unwrap_or(crate::server::heavy::DEFAULT_SCRIPT_DEMOTE_MS),
             script_time_limit_ms: self
                 .script_time_limit_ms
                 .or(file.script_time_limit_ms)
@@ -374,6 +408,8 @@ mod tests {
         assert_eq!(cfg.heavy_queue, 64);
         assert_eq!(cfg.heavy_nice, crate::priority::DEFAULT_HEAVY_NICE);
         assert!(cfg.heavy_sched_idle);
+        assert!(cfg.script_threads >= 1);
+        assert_eq!(cfg.script_demote_ms, 2);
         assert_eq!(cfg.pin_cores, None);
         assert_eq!(cfg.stream_migration, MigrationMode::B { chunk: 1024 });
         assert_eq!(cfg.stream_drain_rate, DEFAULT_STREAM_DRAIN_RATE);
@@ -426,7 +462,7 @@ mod tests {
         let path = dir.path().join("node.toml");
         std::fs::write(
             &path,
-            "id = 1\nheavy_threads = 3\nheavy_queue = 5\nraft_cores = \"1-2\"\nheavy_sched_idle = false\n",
+            "id = 1\nheavy_threads = 3\nheavy_queue = 5\nraft_cores = \"1-2\"\nheavy_sched_idle = false\nscript_threads = 2\nscript_demote_ms = 0\n",
         )
         .expect("write");
         let cfg = NodeArgs {
@@ -438,6 +474,7 @@ mod tests {
         .expect("resolve");
         assert_eq!((cfg.heavy_threads, cfg.heavy_queue), (3, 0));
         assert!(!cfg.heavy_sched_idle, "the file turns SCHED_IDLE off");
+        assert_eq!((cfg.script_threads, cfg.script_demote_ms), (2, 0));
         assert_eq!(cfg.pin_cores, Some(vec![1, 2]));
         // --pin-cores false wins over a core list.
         let cfg = NodeArgs {
@@ -460,6 +497,11 @@ mod tests {
             NodeArgs {
                 id: Some(1),
                 heavy_threads: Some(0),
+                ..NodeArgs::default()
+            },
+            NodeArgs {
+                id: Some(1),
+                script_threads: Some(0),
                 ..NodeArgs::default()
             },
             NodeArgs {

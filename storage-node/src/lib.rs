@@ -48,7 +48,7 @@ use crate::raft::Raft;
 use crate::server::admin::AdminService;
 use crate::server::blocking::{self, KeyWaiters};
 use crate::server::grpc_metrics::GrpcMetricsLayer;
-use crate::server::heavy::HeavyExecutor;
+use crate::server::heavy::{Demotion, HeavyExecutor, LaneSettings};
 use crate::server::kv::KvService;
 use crate::server::proposals::ProposalBatcher;
 use crate::server::pubsub::{NodeHub, PubSubService};
@@ -238,6 +238,46 @@ fn raft_config(cfg: &NodeConfig) -> Result<openraft::Config, NodeError> {
     .map_err(|e| NodeError::Config(e.to_string()))
 }
 
+/// The heavy executor's two lanes: heavy reads at the lowest priority
+/// (`--heavy-nice`, `--heavy-sched-idle`); scripts at normal priority until
+/// they overrun `--script-demote-ms`, then at the reads' priority.
+fn heavy_executor(cfg: &NodeConfig, others: Option<Vec<usize>>) -> std::io::Result<HeavyExecutor> {
+    let pin = move || {
+        if let Some(cores) = &others {
+            pinning::pin_current(cores);
+        }
+    };
+    let (nice, idle) = (cfg.heavy_nice, cfg.heavy_sched_idle);
+    let lower = move || {
+        priority::lower_current_thread_priority(nice);
+        if idle {
+            priority::make_current_thread_idle();
+        }
+    };
+    let (pin, lower) = (Arc::new(pin), Arc::new(lower));
+    let reads = {
+        let (pin, lower) = (pin.clone(), lower.clone());
+        LaneSettings::new(cfg.heavy_threads, cfg.heavy_queue, move || {
+            pin();
+            lower();
+        })
+    };
+    let scripts = if cfg.script_demote_ms == 0 {
+        LaneSettings::new(cfg.script_threads, cfg.heavy_queue, move || {
+            pin();
+            lower();
+        })
+    } else {
+        LaneSettings::new(cfg.script_threads, cfg.heavy_queue, move || pin()).with_demotion(
+            Demotion {
+                after: Duration::from_millis(cfg.script_demote_ms),
+                lower,
+            },
+        )
+    };
+    HeavyExecutor::start(reads, scripts)
+}
+
 /// Opens the engine, starts Raft and both gRPC servers, and returns once
 /// they are listening.
 pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
@@ -300,19 +340,7 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
         write_timeout: Duration::from_millis(cfg.write_timeout_ms),
         reads: Default::default(),
         proposals: ProposalBatcher::new(raft.clone(), commit_clock),
-        heavy: {
-            let others = pin.as_ref().and_then(|p| p.others.clone());
-            let (nice, idle) = (cfg.heavy_nice, cfg.heavy_sched_idle);
-            HeavyExecutor::new(cfg.heavy_threads, cfg.heavy_queue, move || {
-                if let Some(cores) = &others {
-                    pinning::pin_current(cores);
-                }
-                priority::lower_current_thread_priority(nice);
-                if idle {
-                    priority::make_current_thread_idle();
-                }
-            })?
-        },
+        heavy: heavy_executor(&cfg, pin.as_ref().and_then(|p| p.others.clone()))?,
         waiters,
         leadership: blocking::leadership(&raft, cfg.id),
         scripts: Arc::new(scripting::Scripts::new(Duration::from_millis(

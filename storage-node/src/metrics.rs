@@ -39,8 +39,9 @@ pub const RAFT_PROPOSAL_QUEUE_DEPTH: &str = "rampart_raft_proposal_queue_depth";
 /// queue full (`reason="queue_full"`, the submitter waits) or whose submitter
 /// gave up before they could be proposed (`reason="expired"`).
 pub const RAFT_PROPOSAL_OVERFLOW: &str = "rampart_raft_proposal_overflow_total";
-/// Heavy executor: read runs waiting for a thread, running, admitted,
-/// answered `-BUSY`, and the time a run spent executing.
+/// Heavy executor, per `lane` (`reads`, `scripts`): jobs waiting for a
+/// thread, running, admitted, answered `-BUSY`, and the time a job spent
+/// executing.
 pub const HEAVY_QUEUE_DEPTH: &str = "rampart_heavy_queue_depth";
 pub const HEAVY_RUNNING: &str = "rampart_heavy_running";
 pub const HEAVY_THREADS: &str = "rampart_heavy_threads";
@@ -48,6 +49,9 @@ pub const HEAVY_QUEUE_CAPACITY: &str = "rampart_heavy_queue_capacity";
 pub const HEAVY_SUBMITTED: &str = "rampart_heavy_submitted_total";
 pub const HEAVY_REJECTED: &str = "rampart_heavy_rejected_total";
 pub const HEAVY_SECONDS: &str = "rampart_heavy_run_seconds";
+/// Scripts lowered to the heavy reads' priority (they overran
+/// `--script-demote-ms` or called a heavy command).
+pub const HEAVY_DEMOTED: &str = "rampart_heavy_demoted_total";
 /// Decodes of a legacy stream blob (reads and migration steps of streams
 /// still in the one-blob layout; docs/streams.md).
 pub const STREAM_LEGACY_READS: &str = "rampart_stream_legacy_format_reads_total";

@@ -8,12 +8,14 @@
 //! the caller commits them as one Raft entry guarded by those revisions.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mlua::{
-    ChunkMode, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic, VmState,
+    ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic,
+    VmState,
 };
 use rampart_proto::command_table::{self, Runs};
 use rampart_proto::pb::reply::Kind;
@@ -21,6 +23,7 @@ use rampart_proto::{reply, Reply};
 
 use crate::commands;
 use crate::engine::{Engine, ReadKey, Txn};
+use crate::server::heavy;
 
 type Argv = Vec<Vec<u8>>;
 
@@ -238,6 +241,118 @@ pub fn run(engine: &Engine, input: &ScriptInput, stop: &Arc<StopFlag>) -> Script
 #[derive(Debug, Clone, Copy)]
 struct ScriptResp(u8);
 
+/// The stop flag of the run in progress (read by SETUP's `pcall` guard).
+struct CurrentStop(Arc<StopFlag>);
+
+/// Compiled scripts one state keeps (their bodies' total size is bounded
+/// too); past either bound the cache starts over.
+const MAX_CACHED_SCRIPTS: usize = 512;
+const MAX_CACHED_BYTES: usize = 16 << 20;
+/// Garbage a run may leave before the state is collected in full.
+const MAX_LEFT_OVER_MEMORY: usize = 16 << 20;
+
+/// A Lua state kept by one thread from run to run, as Redis keeps one per
+/// server: building a state, its libraries and the sandbox, then closing
+/// it, cost far more than a short script's own work. Each run gets a fresh
+/// global environment; a run that changed anything shared (a library
+/// table, the string metatable), was stopped or failed outside the script
+/// leaves the state to be dropped, so no run sees another's traces.
+struct ScriptState {
+    lua: Lua,
+    /// SETUP's entry points: install the run's `redis.call` backend, run a
+    /// compiled script in a fresh environment, check nothing shared changed.
+    set_call: Function,
+    run: Function,
+    intact: Function,
+    /// Compiled scripts by SHA1 (with the body's length, a cheap check).
+    compiled: HashMap<String, (usize, Function)>,
+    compiled_bytes: usize,
+    /// Memory in use right after building.
+    base_memory: usize,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<ScriptState>> = const { RefCell::new(None) };
+}
+
+impl ScriptState {
+    fn build() -> mlua::Result<ScriptState> {
+        let lua = Lua::new_with(
+            StdLib::TABLE | StdLib::STRING | StdLib::MATH,
+            LuaOptions::new(),
+        )?;
+        let _ = lua.set_memory_limit(MEMORY_LIMIT);
+        install_libs(&lua)?;
+        lua.globals().set(
+            "__rampart_stopped",
+            lua.create_function(|lua, ()| {
+                Ok(lua
+                    .app_data_ref::<CurrentStop>()
+                    .is_some_and(|s| s.0.is_stopped()))
+            })?,
+        )?;
+        let (set_call, run, intact): (Function, Function, Function) = match setup_bytecode() {
+            Some(compiled) => lua
+                .load(compiled)
+                .set_name("=rampart_setup")
+                .set_mode(ChunkMode::Binary)
+                .call(())?,
+            None => lua.load(SETUP).set_name("=rampart_setup").call(())?,
+        };
+        lua.gc_collect()?;
+        let base_memory = lua.used_memory();
+        Ok(ScriptState {
+            lua,
+            set_call,
+            run,
+            intact,
+            compiled: HashMap::new(),
+            compiled_bytes: 0,
+            base_memory,
+        })
+    }
+
+    /// The compiled script, from the cache or compiled now.
+    fn function(&mut self, sha: &str, body: &[u8]) -> mlua::Result<Function> {
+        if let Some((len, f)) = self.compiled.get(sha) {
+            if *len == body.len() {
+                return Ok(f.clone());
+            }
+        }
+        let f = self
+            .lua
+            .load(body)
+            .set_name("@user_script")
+            .set_mode(ChunkMode::Text)
+            .into_function()?;
+        if self.compiled.len() >= MAX_CACHED_SCRIPTS
+            || self.compiled_bytes + body.len() > MAX_CACHED_BYTES
+        {
+            self.compiled.clear();
+            self.compiled_bytes = 0;
+        }
+        if body.len() <= MAX_CACHED_BYTES {
+            self.compiled_bytes += body.len();
+            self.compiled
+                .insert(sha.to_string(), (body.len(), f.clone()));
+        }
+        Ok(f)
+    }
+
+    /// Readies the state for the next run; false if it must be dropped.
+    fn clean_up(&self) -> bool {
+        // A script may have stopped the collector (collectgarbage "stop").
+        self.lua.gc_restart();
+        if self.lua.used_memory() > self.base_memory + MAX_LEFT_OVER_MEMORY
+            && (self.lua.gc_collect().is_err()
+                || self.lua.used_memory() > self.base_memory + MAX_LEFT_OVER_MEMORY)
+        {
+            return false;
+        }
+        self.intact.call::<bool>(()).unwrap_or(false)
+    }
+}
+
 /// Runs the script against `txn` (which may already hold earlier writes,
 /// as in a MULTI/EXEC transaction), appending the write commands it runs to
 /// `writes`. Returns the reply and whether the run was stopped (killed or
@@ -253,15 +368,33 @@ pub fn run_in(
     if let Err(refused) = refuse_bytecode(&input.body) {
         return (refused, false);
     }
-    let lua = match Lua::new_with(
-        StdLib::TABLE | StdLib::STRING | StdLib::MATH,
-        LuaOptions::new(),
-    ) {
-        Ok(lua) => lua,
-        Err(e) => return (reply::error(format!("ERR cannot start Lua: {e}")), false),
+    // Taken out while it runs: a run that panics leaves no state behind.
+    let mut state = match STATE.with(|s| s.borrow_mut().take()) {
+        Some(state) => state,
+        None => match ScriptState::build() {
+            Ok(state) => state,
+            Err(e) => return (reply::error(format!("ERR cannot start Lua: {e}")), false),
+        },
     };
-    let _ = lua.set_memory_limit(MEMORY_LIMIT);
+    let (reply, stopped, reusable) = run_on(&mut state, txn, writes, input, stop);
+    if reusable && state.clean_up() {
+        STATE.with(|s| *s.borrow_mut() = Some(state));
+    }
+    (reply, stopped)
+}
+
+/// One run on `state`: the reply, whether it was stopped, and whether the
+/// state may serve another run.
+fn run_on(
+    state: &mut ScriptState,
+    txn: &RefCell<Txn<'_>>,
+    writes: &RefCell<Vec<Argv>>,
+    input: &ScriptInput,
+    stop: &Arc<StopFlag>,
+) -> (Reply, bool, bool) {
+    let lua = state.lua.clone();
     lua.set_app_data(ScriptResp(2));
+    lua.set_app_data(CurrentStop(stop.clone()));
     // Line of the user script where the last redis.call / hook ran.
     let line = Arc::new(std::sync::atomic::AtomicI32::new(1));
     let call_line = Cell::new(1);
@@ -280,6 +413,7 @@ pub fn run_in(
                 if stop.state() != RUNNING {
                     return Err(mlua::Error::RuntimeError("script stopped".into()));
                 }
+                heavy::demote_if_overdue();
                 Ok(VmState::Continue)
             },
         );
@@ -295,38 +429,13 @@ pub fn run_in(
             let outcome = redis_call(lua, txn, writes, input, stop, args)?;
             Ok(outcome)
         })?;
-        install_libs(&lua)?;
+        state.set_call.call::<()>(raw_call)?;
         install_args(&lua, &input.keys, &input.args)?;
-        lua.globals().set("__rampart_call", raw_call)?;
-        let flag = stop.clone();
-        lua.globals().set(
-            "__rampart_stopped",
-            lua.create_function(move |_, ()| Ok(flag.state() != RUNNING))?,
-        )?;
-        let env: Table = match setup_bytecode() {
-            Some(compiled) => lua
-                .load(compiled)
-                .set_name("=rampart_setup")
-                .set_mode(ChunkMode::Binary)
-                .call(())?,
-            None => lua.load(SETUP).set_name("=rampart_setup").call(())?,
-        };
-        lua.globals().raw_set("__rampart_env", Value::Nil)?;
-        let function = match lua
-            .load(input.body.as_slice())
-            .set_name("@user_script")
-            .set_mode(ChunkMode::Text)
-            .set_environment(env)
-            .into_function()
-        {
+        let function = match state.function(&input.sha, &input.body) {
             Ok(f) => f,
             Err(e) => return Ok(Err(compile_error(&e))),
         };
-        let runner = lua
-            .load("local f = ... return pcall(f)")
-            .set_name("=rampart_runner")
-            .into_function()?;
-        let out: MultiValue = runner.call(function)?;
+        let out: MultiValue = state.run.call(function)?;
         let mut out = out.into_iter();
         let ok = matches!(out.next(), Some(Value::Boolean(true)));
         let value = out.next().unwrap_or(Value::Nil);
@@ -338,8 +447,12 @@ pub fn run_in(
             Ok(Err(raised_error(&value, &input.sha, call_line.get())))
         }
     });
+    lua.remove_hook();
+    let cleared = state.set_call.call::<()>(Value::Nil).is_ok();
+    lua.remove_app_data::<CurrentStop>();
     let stopped = stop.state();
     let at = line.load(Ordering::Relaxed).max(call_line.get());
+    let reusable = cleared && stopped == RUNNING && result.is_ok();
     let reply = if stopped != RUNNING {
         let text = match stopped {
             KILLED => "ERR Script killed by user with SCRIPT KILL...",
@@ -359,7 +472,7 @@ pub fn run_in(
             ))),
         }
     };
-    (reply, stopped != RUNNING)
+    (reply, stopped != RUNNING, reusable)
 }
 
 /// The line of the innermost user-script frame, if any.
@@ -462,10 +575,15 @@ fn redis_call(
     if write && input.read_only {
         return fail("ERR Write commands are not allowed from read-only scripts.");
     }
+    if command_table::is_heavy(&argv[0]) {
+        // Its cost grows with the data: paid at the heavy reads' priority.
+        heavy::demote_now();
+    }
     let result = {
         let mut txn = txn.borrow_mut();
         commands::apply_write(&mut txn, &argv, input.now_ms)
     };
+    heavy::demote_if_overdue();
     if write {
         stop.mark_dirty();
         writes.borrow_mut().push(argv);
@@ -681,8 +799,6 @@ fn install_args(lua: &Lua, keys: &[Vec<u8>], args: &[Vec<u8>]) -> mlua::Result<(
     Ok(())
 }
 
-/// Builds the `redis` wrappers and the read-only
-/// global environment (left in `__rampart_env`).
 /// [`SETUP`] compiled once per process (our own chunk: the only bytecode
 /// ever loaded). Parsing it on every run was most of a small script's CPU.
 fn setup_bytecode() -> Option<&'static [u8]> {
@@ -701,10 +817,10 @@ fn setup_bytecode() -> Option<&'static [u8]> {
 }
 
 const SETUP: &str = r#"
-local raw_call = __rampart_call
-__rampart_call = nil
 local stopped = __rampart_stopped
 __rampart_stopped = nil
+-- The run's redis.call backend (set for each run, cleared after it).
+local raw_call
 -- A stopped script cannot swallow its stop with pcall.
 local orig_pcall, orig_xpcall = pcall, xpcall
 local function check(...)
@@ -713,6 +829,7 @@ local function check(...)
 end
 pcall = function(...) return check(orig_pcall(...)) end
 xpcall = function(...) return check(orig_xpcall(...)) end
+local guarded_pcall = pcall
 -- Library functions (protected in Rust) raise plain strings with the
 -- caller's position, like Redis's C libraries.
 local select, unpack, error, type, pairs = select, unpack, error, type, pairs
@@ -751,13 +868,14 @@ rawset(_G, "load", function(reader, chunkname)
     return piece
   end, chunkname)
 end)
+local setfenv, setmetatable, getmetatable, next, rawget =
+  setfenv, setmetatable, getmetatable, next, rawget
 for _, name in ipairs({"dofile", "loadfile", "print", "setfenv", "getfenv",
                        "loadstring", "gcinfo", "newproxy", "module", "require"}) do
   rawset(_G, name, nil)
 end
 local real = _G
-local env = {}
-setmetatable(env, {
+local env_mt = {
   __index = function(_, k)
     local v = rawget(real, k)
     if v == nil then
@@ -769,10 +887,61 @@ setmetatable(env, {
     error("Attempt to modify a readonly table", 2)
   end,
   __metatable = false,
-})
-real._G = env
-__rampart_env = env
-return env
+}
+-- What every run shares, as built: the globals and every table reachable
+-- from them (libraries, the string metatable), with their contents.
+local per_run = { _G = true, KEYS = true, ARGV = true }
+local globals, built, metas = {}, { [real] = false }, {}
+local function remember(t)
+  if type(t) ~= "table" or built[t] ~= nil then return end
+  local copy = {}
+  built[t], metas[t] = copy, getmetatable(t)
+  for k, v in next, t do
+    copy[k] = v
+    remember(v)
+  end
+end
+for k, v in next, real do
+  if not per_run[k] then
+    globals[k] = v
+    remember(v)
+  end
+end
+remember(getmetatable(""))
+local function unchanged(t, copy)
+  if not copy then return true end
+  if getmetatable(t) ~= metas[t] then return false end
+  for k, v in next, t do
+    if copy[k] ~= v then return false end
+  end
+  for k, v in next, copy do
+    if rawget(t, k) ~= v then return false end
+  end
+  return true
+end
+local function set_call(f) raw_call = f end
+-- Runs a compiled script in a fresh global environment.
+local function run(f)
+  local env = setmetatable({}, env_mt)
+  real._G = env
+  setfenv(f, env)
+  return guarded_pcall(f)
+end
+-- Whether the last run left everything shared as built.
+local function intact()
+  for t, copy in next, built do
+    if not unchanged(t, copy) then return false end
+  end
+  for k, v in next, real do
+    if not per_run[k] and globals[k] ~= v then return false end
+  end
+  for k, v in next, globals do
+    if rawget(real, k) ~= v then return false end
+  end
+  real.KEYS, real.ARGV, real._G = nil, nil, nil
+  return true
+end
+return set_call, run, intact
 "#;
 
 /// Installs the `redis`, `cjson`, `bit`, `cmsgpack` and `struct` libraries
@@ -991,6 +1160,72 @@ mod tests {
             commands::execute_read(&engine, &[b"GET".to_vec(), b"k".to_vec()], 0),
             reply::null()
         );
+    }
+
+    /// Whether this thread keeps a Lua state for its next run.
+    fn state_kept() -> bool {
+        STATE.with(|s| s.borrow().is_some())
+    }
+
+    #[test]
+    fn runs_share_a_state_but_never_each_others_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::open(dir.path()).expect("open");
+        let eval = |body: &str, keys: &[&str]| run(&engine, &input(body, keys, false), &flag(5000));
+        assert_eq!(eval("return KEYS[1]", &["a"]).reply, reply::bulk("a"));
+        assert!(state_kept(), "a clean run leaves its state for the next");
+        // A compiled script runs again from the cache, in a fresh
+        // environment each time.
+        let leak = "local seen = rawget(_G, 'mine') rawset(_G, 'mine', 1) return seen";
+        assert_eq!(eval(leak, &[]).reply, reply::null());
+        assert_eq!(eval(leak, &[]).reply, reply::null());
+        assert!(state_kept());
+        // Arguments of an earlier run are gone.
+        assert_eq!(eval("return #KEYS", &[]).reply, reply::integer(0));
+        // Changing a shared table is allowed within the run (as before),
+        // but the state is then dropped: the next run sees the original.
+        let changes = [
+            "string.len = function() return 42 end return string.len('abc')",
+            "redis.call = nil return 42",
+            "getmetatable('').__index = {len = function() return 42 end} return ('abc'):len()",
+            "setmetatable(math, {__index = function() return 1 end}) return 42",
+            "rawset(cjson, 'extra', 1) return 42",
+        ];
+        for body in changes {
+            assert_eq!(eval(body, &[]).reply, reply::integer(42), "{body}");
+            assert!(!state_kept(), "{body}: the state is not reused");
+            let check = "return {string.len('abc'), ('abc'):len(), \
+                         type(redis.call), tostring(rawget(math, 'nothing')), \
+                         tostring(rawget(cjson, 'extra'))}";
+            assert_eq!(
+                eval(check, &[]).reply,
+                reply::array(vec![
+                    reply::integer(3),
+                    reply::integer(3),
+                    reply::bulk("function"),
+                    reply::bulk("nil"),
+                    reply::bulk("nil"),
+                ]),
+                "after {body}"
+            );
+            assert!(state_kept());
+        }
+        // Garbage left by a run (the collector stopped, even) is collected
+        // before the state's memory could hurt the next run.
+        let hoard = "collectgarbage('stop') local t = {} \
+                     for i = 1, 200 do t[i] = string.rep('x', 100000) .. i end return 1";
+        for _ in 0..5 {
+            assert_eq!(eval(hoard, &[]).reply, reply::integer(1));
+        }
+        let used = STATE.with(|s| s.borrow().as_ref().map(|st| st.lua.used_memory()));
+        assert!(
+            used.is_some_and(|u| u < 2 * MAX_LEFT_OVER_MEMORY),
+            "{used:?}"
+        );
+        // Errors and compile errors leave a usable state.
+        assert!(eval("error('boom')", &[]).reply.is_error());
+        assert!(eval("return +", &[]).reply.is_error());
+        assert_eq!(eval("return 1", &[]).reply, reply::integer(1));
     }
 
     #[test]

@@ -30,6 +30,7 @@ use crate::commands;
 use crate::commands::scripting as internal;
 use crate::engine::{Engine, Txn};
 use crate::raft::types::{WatchToken, WriteRun};
+use crate::server::heavy::{self, Lane};
 use crate::server::kv::{self, Failure};
 use crate::server::{now_ms, NodeCtx};
 use lua::{Kill, ScriptInput, ScriptRun, StopFlag};
@@ -221,15 +222,20 @@ fn wrong_arity(name: &str) -> Reply {
     reply::error(rampart_proto::errors::wrong_arity(name))
 }
 
-/// Compiles `body` and tells whether it is cached already (off the async
-/// workers: both may take a while).
+/// Tells whether `body` is cached already, else checks that it compiles
+/// (off the async workers: both may take a while). A cached body compiled
+/// when it was stored, so the usual EVAL of a known script compiles once,
+/// in its run.
 async fn check_script(ctx: &NodeCtx, sha: &str, body: &[u8]) -> Result<bool, Reply> {
     let engine = ctx.engine.clone();
     let sha = sha.to_string();
     let body = body.to_vec();
     tokio::task::spawn_blocking(move || {
+        if internal::load(&engine.read_view(), sha.as_bytes()).is_some() {
+            return Ok(true);
+        }
         lua::check_compiles(&body)?;
-        Ok(internal::load(&engine.read_view(), sha.as_bytes()).is_some())
+        Ok(false)
     })
     .await
     .unwrap_or_else(|_| {
@@ -350,7 +356,7 @@ async fn run_command(
             let engine = ctx.engine.clone();
             let eval = eval.clone();
             let now = now_ms();
-            let job = ctx.heavy.try_run(move || {
+            let job = ctx.heavy.try_run(Lane::Scripts, move || {
                 let body = match &eval.body {
                     Some(body) => body.clone(),
                     None => match internal::load(&engine.read_view(), eval.sha.as_bytes()) {
@@ -485,7 +491,7 @@ pub(crate) async fn execute_transaction(
         let scripts = ctx.scripts.clone();
         let (job_commands, job_watches) = (commands.clone(), watches.clone());
         let now = now_ms();
-        let job = ctx.heavy.try_run(move || {
+        let job = ctx.heavy.try_run(Lane::Scripts, move || {
             run_transaction(&engine, &scripts, &parent, &job_commands, &job_watches, now)
         });
         let run = match job {
@@ -554,12 +560,16 @@ fn run_transaction(
         } else if is_script_command(argv) {
             script_in_transaction(&txn, &writes, scripts, argv, now)
         } else {
+            if heavy::is_heavy_argv(argv) {
+                heavy::demote_now();
+            }
             let r = commands::apply_write(&mut txn.borrow_mut(), argv, now);
             if commands::is_write(argv) {
                 writes.borrow_mut().push(argv.clone());
             }
             r
         };
+        heavy::demote_if_overdue();
         replies.push(reply);
         if parent.is_stopped() {
             return TransactionRun {

@@ -1,25 +1,42 @@
-//! The heavy executor: a fixed set of dedicated OS threads with a bounded
-//! queue, for reads whose cost grows with the data they touch (full
-//! collection reads, range scans, keyspace scans, scripts: the command
-//! table's [`HEAVY_COMMANDS`](rampart_proto::command_table::HEAVY_COMMANDS)).
+//! The heavy executor: dedicated OS threads with bounded queues, for work
+//! whose cost grows with the data it touches (full collection reads, range
+//! scans, keyspace scans: the command table's
+//! [`HEAVY_COMMANDS`](rampart_proto::command_table::HEAVY_COMMANDS)) and for
+//! Lua scripts.
 //!
 //! Why (SPEC Layer 2): the proxy's class limits protect one proxy, but many
-//! proxies can send to one node. Here a node caps its own heavy work at
-//! `--heavy-threads` running plus `--heavy-queue` waiting read runs; the
-//! next one is answered at once with
-//! `-BUSY heavy executor is full, retry after <ms>ms` (never queued without
-//! bound), which the proxy relays to the client like any error reply. Cheap
-//! reads keep using tokio's blocking pool and never wait behind heavy ones;
-//! Raft runs on its own runtime and is not touched by either.
+//! proxies can send to one node. Here a node caps its own heavy work: each
+//! lane runs at most its threads plus its queue at once; the next job is
+//! answered at once with `-BUSY heavy executor is full, retry after <ms>ms`
+//! (never queued without bound), which the proxy relays to the client like
+//! any error reply. Cheap reads keep using tokio's blocking pool and never
+//! wait behind heavy ones; Raft runs on its own runtime and is not touched
+//! by either.
 //!
-//! A read run that contains a heavy command runs whole on the executor, so
-//! its replies keep their order. When the executor is full, only the heavy
+//! Two lanes, so that one kind of heavy work cannot queue the other out
+//! (SPEC Layer 1's sub-pools, again on the node):
+//! - [`Lane::Reads`]: heavy read runs. Its threads run at the lowest CPU
+//!   priority (`SCHED_IDLE`, see [`crate::priority`]): an abusive reader
+//!   only gets CPU the rest of the node leaves.
+//! - [`Lane::Scripts`]: `EVAL*` and transactions holding them. Applications
+//!   put short data-path logic in scripts (locks, rate limiters, counters),
+//!   so a script starts at the node's normal priority. One that has used
+//!   `--script-demote-ms` of CPU time, or calls a heavy command, lowers its own thread
+//!   to the reads' priority for the rest of its run ([`demote_if_overdue`],
+//!   [`demote_now`]); a fresh thread takes its place in the lane, so the
+//!   short scripts behind it keep their priority. A demoted thread ends
+//!   after its job (Linux lets a thread lower its priority without a
+//!   privilege, not raise it back).
+//!
+//! A read run that contains a heavy command runs whole on the reads lane,
+//! so its replies keep their order. When the lane is full, only the heavy
 //! commands of the run get `-BUSY`; its cheap commands still run (the
 //! proxy's admission answers a batch the same way).
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -31,8 +48,8 @@ use super::now_ms;
 use crate::commands;
 use crate::engine::Engine;
 use crate::metrics::{
-    HEAVY_QUEUE_CAPACITY, HEAVY_QUEUE_DEPTH, HEAVY_REJECTED, HEAVY_RUNNING, HEAVY_SECONDS,
-    HEAVY_SUBMITTED, HEAVY_THREADS,
+    HEAVY_DEMOTED, HEAVY_QUEUE_CAPACITY, HEAVY_QUEUE_DEPTH, HEAVY_REJECTED, HEAVY_RUNNING,
+    HEAVY_SECONDS, HEAVY_SUBMITTED, HEAVY_THREADS,
 };
 
 type Argv = Vec<Vec<u8>>;
@@ -41,14 +58,47 @@ type Argv = Vec<Vec<u8>>;
 /// caller that sends its next heavy read at once must find the place free.
 type Job = Box<dyn FnOnce() -> Deliver + Send + 'static>;
 type Deliver = Box<dyn FnOnce() + Send + 'static>;
+/// Runs on a thread (at start, or when its job is demoted).
+type ThreadHook = Arc<dyn Fn() + Send + Sync + 'static>;
 
-/// Default `--heavy-queue`: read runs waiting for a heavy thread.
+/// Default `--heavy-queue`: jobs that may wait in each lane.
 pub const DEFAULT_QUEUE: usize = 64;
+/// Default `--script-demote-ms`: a script running longer is lowered to the
+/// heavy reads' priority. A typical application script (a few
+/// `redis.call`s) takes well under a millisecond.
+pub const DEFAULT_SCRIPT_DEMOTE_MS: u64 = 2;
 /// Bounds of the `retry after` hint, as the proxy's defaults.
 const MIN_RETRY: Duration = Duration::from_millis(10);
 const MAX_RETRY: Duration = Duration::from_millis(5000);
 /// The hint before any run has completed.
 const FIRST_RETRY: Duration = Duration::from_millis(100);
+
+/// Which lane of the executor a job runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Heavy read runs (scans, full collection reads), at low priority.
+    Reads,
+    /// Lua scripts, at normal priority until they overrun.
+    Scripts,
+}
+
+impl Lane {
+    /// The `lane` label of the executor's metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Lane::Reads => "reads",
+            Lane::Scripts => "scripts",
+        }
+    }
+
+    /// Prefix of the lane's thread names.
+    fn thread_prefix(self) -> &'static str {
+        match self {
+            Lane::Reads => "heavy",
+            Lane::Scripts => "script",
+        }
+    }
+}
 
 /// Whether `argv` names a heavy command.
 pub fn is_heavy_argv(argv: &[Vec<u8>]) -> bool {
@@ -84,6 +134,47 @@ impl Full {
 #[error("a read run failed: {0}")]
 pub struct RunFailed(String);
 
+/// How one lane runs.
+#[derive(Clone)]
+pub struct LaneSettings {
+    /// Threads (at least 1).
+    pub threads: usize,
+    /// Jobs that may wait for a thread.
+    pub queue: usize,
+    /// Runs first on every thread of the lane (core pinning, priority).
+    pub on_start: ThreadHook,
+    /// Set for a lane whose jobs start at normal priority: lowers a job's
+    /// thread once the job overruns.
+    pub demotion: Option<Demotion>,
+}
+
+impl LaneSettings {
+    /// `threads` threads and `queue` places, each thread set up by
+    /// `on_start`, no demotion.
+    pub fn new(threads: usize, queue: usize, on_start: impl Fn() + Send + Sync + 'static) -> Self {
+        LaneSettings {
+            threads,
+            queue,
+            on_start: Arc::new(on_start),
+            demotion: None,
+        }
+    }
+
+    pub fn with_demotion(mut self, demotion: Demotion) -> Self {
+        self.demotion = Some(demotion);
+        self
+    }
+}
+
+/// When and how a job's thread is lowered.
+#[derive(Clone)]
+pub struct Demotion {
+    /// Run time after which the job's thread is lowered.
+    pub after: Duration,
+    /// Lowers the calling thread's priority (one way).
+    pub lower: ThreadHook,
+}
+
 struct State {
     queue: VecDeque<Job>,
     running: usize,
@@ -91,10 +182,15 @@ struct State {
 }
 
 struct Shared {
+    lane: Lane,
     state: Mutex<State>,
     work: Condvar,
     threads: usize,
     queue_cap: usize,
+    on_start: ThreadHook,
+    demotion: Option<Demotion>,
+    /// Numbers new threads' names (replacements keep counting).
+    next_thread: AtomicUsize,
     /// Exponentially weighted average run time, in microseconds (0 = none
     /// completed yet).
     avg_run_us: AtomicU64,
@@ -107,8 +203,9 @@ impl Shared {
     }
 
     fn publish(&self, st: &State) {
-        metrics::gauge!(HEAVY_QUEUE_DEPTH).set(st.queue.len() as f64);
-        metrics::gauge!(HEAVY_RUNNING).set(st.running as f64);
+        let lane = self.lane.label();
+        metrics::gauge!(HEAVY_QUEUE_DEPTH, "lane" => lane).set(st.queue.len() as f64);
+        metrics::gauge!(HEAVY_RUNNING, "lane" => lane).set(st.running as f64);
     }
 
     fn retry_after(&self) -> Duration {
@@ -119,6 +216,7 @@ impl Shared {
     }
 
     fn note_run(&self, took: Duration) {
+        metrics::histogram!(HEAVY_SECONDS, "lane" => self.lane.label()).record(took);
         let us = took.as_micros().min(u64::MAX as u128) as u64;
         // avg += (sample - avg) / 8; lost updates under a race only make the
         // hint a little less smooth.
@@ -130,38 +228,45 @@ impl Shared {
         };
         self.avg_run_us.store(new, Ordering::Relaxed);
     }
-}
 
-/// Handle to the executor; cheap to clone. The threads stop when the last
-/// handle is dropped (after finishing the queued jobs).
-#[derive(Clone)]
-pub struct HeavyExecutor {
-    shared: Arc<Shared>,
-    _stop: Arc<StopOnDrop>,
-}
-
-struct StopOnDrop(Arc<Shared>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        let mut st = self.0.lock();
-        st.closed = true;
-        drop(st);
-        self.0.work.notify_all();
+    /// Admits one more job (queued or reserved) unless the lane is full.
+    fn admit(&self) -> Result<MutexGuard<'_, State>, Full> {
+        let st = self.lock();
+        if st.closed || st.queue.len() + st.running >= self.threads + self.queue_cap {
+            drop(st);
+            metrics::counter!(HEAVY_REJECTED, "lane" => self.lane.label()).increment(1);
+            return Err(Full {
+                retry_after: self.retry_after(),
+            });
+        }
+        metrics::counter!(HEAVY_SUBMITTED, "lane" => self.lane.label()).increment(1);
+        Ok(st)
     }
 }
 
-impl HeavyExecutor {
-    /// Starts `threads` (at least 1) threads named `heavy-<n>`, admitting at
-    /// most `threads + queue` runs at once. `on_start` runs first on every
-    /// thread (core pinning).
-    pub fn new(
-        threads: usize,
-        queue: usize,
-        on_start: impl Fn() + Send + Sync + 'static,
-    ) -> std::io::Result<HeavyExecutor> {
-        let threads = threads.max(1);
+/// Starts one worker thread of the lane.
+fn spawn_worker(shared: &Arc<Shared>) -> std::io::Result<()> {
+    let n = shared.next_thread.fetch_add(1, Ordering::Relaxed);
+    let shared = shared.clone();
+    std::thread::Builder::new()
+        .name(format!("{}-{n}", shared.lane.thread_prefix()))
+        .spawn(move || {
+            (shared.on_start)();
+            worker(&shared);
+        })
+        .map(drop)
+}
+
+/// One lane: its threads and queue.
+struct Pool {
+    shared: Arc<Shared>,
+}
+
+impl Pool {
+    fn start(lane: Lane, settings: LaneSettings) -> std::io::Result<Pool> {
+        let threads = settings.threads.max(1);
         let shared = Arc::new(Shared {
+            lane,
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 running: 0,
@@ -169,37 +274,89 @@ impl HeavyExecutor {
             }),
             work: Condvar::new(),
             threads,
-            queue_cap: queue,
+            queue_cap: settings.queue,
+            on_start: settings.on_start,
+            demotion: settings.demotion,
+            next_thread: AtomicUsize::new(0),
             avg_run_us: AtomicU64::new(0),
         });
-        let on_start = Arc::new(on_start);
-        for i in 0..threads {
-            let shared = shared.clone();
-            let on_start = on_start.clone();
-            std::thread::Builder::new()
-                .name(format!("heavy-{i}"))
-                .spawn(move || {
-                    on_start();
-                    worker(&shared);
-                })?;
+        for _ in 0..threads {
+            spawn_worker(&shared)?;
         }
-        metrics::gauge!(HEAVY_THREADS).set(threads as f64);
-        metrics::gauge!(HEAVY_QUEUE_CAPACITY).set(queue as f64);
+        let label = lane.label();
+        metrics::gauge!(HEAVY_THREADS, "lane" => label).set(threads as f64);
+        metrics::gauge!(HEAVY_QUEUE_CAPACITY, "lane" => label).set(settings.queue as f64);
         // Exported from the start (at 0), so alerts see the series.
-        metrics::counter!(HEAVY_SUBMITTED).increment(0);
-        metrics::counter!(HEAVY_REJECTED).increment(0);
+        metrics::counter!(HEAVY_SUBMITTED, "lane" => label).increment(0);
+        metrics::counter!(HEAVY_REJECTED, "lane" => label).increment(0);
+        if shared.demotion.is_some() {
+            metrics::counter!(HEAVY_DEMOTED, "lane" => label).increment(0);
+        }
         shared.publish(&shared.lock());
+        Ok(Pool { shared })
+    }
+
+    fn close(&self) {
+        let mut st = self.shared.lock();
+        st.closed = true;
+        drop(st);
+        self.shared.work.notify_all();
+    }
+}
+
+/// Handle to the executor; cheap to clone. The threads stop when the last
+/// handle is dropped (after finishing the queued jobs).
+#[derive(Clone)]
+pub struct HeavyExecutor {
+    lanes: Arc<Lanes>,
+}
+
+struct Lanes {
+    reads: Pool,
+    scripts: Pool,
+}
+
+impl Drop for Lanes {
+    fn drop(&mut self) {
+        self.reads.close();
+        self.scripts.close();
+    }
+}
+
+impl HeavyExecutor {
+    /// Starts both lanes.
+    pub fn start(reads: LaneSettings, scripts: LaneSettings) -> std::io::Result<HeavyExecutor> {
         Ok(HeavyExecutor {
-            _stop: Arc::new(StopOnDrop(shared.clone())),
-            shared,
+            lanes: Arc::new(Lanes {
+                reads: Pool::start(Lane::Reads, reads)?,
+                scripts: Pool::start(Lane::Scripts, scripts)?,
+            }),
         })
     }
 
-    /// Queues `f` if a thread or a queue place is free, else answers
-    /// [`Full`] at once. The receiver yields `f`'s result; it fails if `f`
-    /// panicked. A job whose receiver was dropped before it started is
-    /// skipped.
-    pub fn try_run<T, F>(&self, f: F) -> Result<oneshot::Receiver<T>, Full>
+    /// Both lanes with `threads` threads and `queue` places each, every
+    /// thread set up by `on_start`, no demotion (tests).
+    pub fn new(
+        threads: usize,
+        queue: usize,
+        on_start: impl Fn() + Send + Sync + 'static,
+    ) -> std::io::Result<HeavyExecutor> {
+        let settings = LaneSettings::new(threads, queue, on_start);
+        HeavyExecutor::start(settings.clone(), settings)
+    }
+
+    fn pool(&self, lane: Lane) -> &Shared {
+        match lane {
+            Lane::Reads => &self.lanes.reads.shared,
+            Lane::Scripts => &self.lanes.scripts.shared,
+        }
+    }
+
+    /// Queues `f` on `lane` if a thread or a queue place is free, else
+    /// answers [`Full`] at once. The receiver yields `f`'s result; it fails
+    /// if `f` panicked. A job whose receiver was dropped before it started
+    /// is skipped.
+    pub fn try_run<T, F>(&self, lane: Lane, f: F) -> Result<oneshot::Receiver<T>, Full>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
@@ -214,7 +371,7 @@ impl HeavyExecutor {
                     let _ = tx.send(answer);
                 }),
                 Err(panic) => {
-                    tracing::error!("a heavy read panicked");
+                    tracing::error!("a heavy job panicked");
                     // Dropping `tx` (after the place is given back) is the
                     // caller's error.
                     drop(panic);
@@ -222,48 +379,34 @@ impl HeavyExecutor {
                 }
             }
         });
-        let mut st = self.shared.lock();
-        if st.closed || st.queue.len() + st.running >= self.shared.threads + self.shared.queue_cap {
-            drop(st);
-            metrics::counter!(HEAVY_REJECTED).increment(1);
-            return Err(Full {
-                retry_after: self.shared.retry_after(),
-            });
-        }
+        let shared = self.pool(lane);
+        let mut st = shared.admit()?;
         st.queue.push_back(job);
-        self.shared.publish(&st);
+        shared.publish(&st);
         drop(st);
-        metrics::counter!(HEAVY_SUBMITTED).increment(1);
-        self.shared.work.notify_one();
+        shared.work.notify_one();
         Ok(rx)
     }
 
-    /// Takes one place of the executor (counted as a running run) for
+    /// Takes one place of the reads lane (counted as a running run) for
     /// work done elsewhere, e.g. a write to a legacy stream waiting for its
     /// Raft commit: the place is given back when the [`Slot`] drops. Answers
     /// [`Full`] at once when every place is taken.
     pub fn try_reserve(&self) -> Result<Slot, Full> {
-        let mut st = self.shared.lock();
-        if st.closed || st.queue.len() + st.running >= self.shared.threads + self.shared.queue_cap {
-            drop(st);
-            metrics::counter!(HEAVY_REJECTED).increment(1);
-            return Err(Full {
-                retry_after: self.shared.retry_after(),
-            });
-        }
+        let shared = &self.lanes.reads.shared;
+        let mut st = shared.admit()?;
         st.running += 1;
-        self.shared.publish(&st);
+        shared.publish(&st);
         drop(st);
-        metrics::counter!(HEAVY_SUBMITTED).increment(1);
         Ok(Slot {
-            shared: self.shared.clone(),
+            shared: shared.clone(),
             started: Instant::now(),
         })
     }
 
-    /// Threads of the executor.
+    /// Threads of the reads lane.
     pub fn threads(&self) -> usize {
-        self.shared.threads
+        self.lanes.reads.shared.threads
     }
 }
 
@@ -275,16 +418,95 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let took = self.started.elapsed();
-        metrics::histogram!(HEAVY_SECONDS).record(took);
-        self.shared.note_run(took);
+        self.shared.note_run(self.started.elapsed());
         let mut st = self.shared.lock();
         st.running -= 1;
         self.shared.publish(&st);
     }
 }
 
-fn worker(shared: &Shared) {
+/// The job running on this thread, for demotion.
+struct CurrentJob {
+    shared: Arc<Shared>,
+    started: Instant,
+    /// This thread's CPU time when the job started.
+    cpu_started: Duration,
+    /// The thread was lowered (and, if a replacement started, ends after
+    /// this job).
+    demoted: bool,
+    replaced: bool,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<CurrentJob>> = const { RefCell::new(None) };
+}
+
+/// Lowers this thread if it runs a job of a demoting lane that has run past
+/// the lane's limit. Cheap; a no-op on any other thread. Called from the
+/// Lua hook and between a script's commands.
+pub fn demote_if_overdue() {
+    demote(false);
+}
+
+/// Lowers this thread now if it runs a job of a demoting lane (a script
+/// about to run a heavy command: it pays that command's cost at the heavy
+/// reads' priority).
+pub fn demote_now() {
+    demote(true);
+}
+
+fn demote(now: bool) {
+    CURRENT.with(|current| {
+        let mut current = current.borrow_mut();
+        let Some(job) = current.as_mut() else {
+            return;
+        };
+        if job.demoted {
+            return;
+        }
+        let Some(demotion) = &job.shared.demotion else {
+            return;
+        };
+        // CPU time, not wall time: a short script preempted on a busy host
+        // is not an expensive one. Wall time bounds CPU time, so the cheap
+        // check comes first.
+        if !now
+            && (job.started.elapsed() < demotion.after
+                || thread_cpu_time().saturating_sub(job.cpu_started) < demotion.after)
+        {
+            return;
+        }
+        // A fresh thread serves the lane's queue at the lane's priority;
+        // this one ends after its job. Started first: a new thread inherits
+        // its creator's priority.
+        match spawn_worker(&job.shared) {
+            Ok(()) => job.replaced = true,
+            Err(e) => tracing::warn!(error = %e, "cannot start a replacement heavy thread"),
+        }
+        (demotion.lower)();
+        job.demoted = true;
+        metrics::counter!(HEAVY_DEMOTED, "lane" => job.shared.lane.label()).increment(1);
+    });
+}
+
+/// CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
+fn worker(shared: &Arc<Shared>) {
     loop {
         let job = {
             let mut st = shared.lock();
@@ -301,16 +523,31 @@ fn worker(shared: &Shared) {
             }
         };
         let started = Instant::now();
+        if shared.demotion.is_some() {
+            CURRENT.with(|c| {
+                *c.borrow_mut() = Some(CurrentJob {
+                    shared: shared.clone(),
+                    started,
+                    cpu_started: thread_cpu_time(),
+                    demoted: false,
+                    replaced: false,
+                })
+            });
+        }
         // `job` catches a panic of the read itself.
         let deliver = job();
-        let took = started.elapsed();
-        metrics::histogram!(HEAVY_SECONDS).record(took);
-        shared.note_run(took);
+        let replaced = CURRENT
+            .with(|c| c.borrow_mut().take())
+            .is_some_and(|job| job.replaced);
+        shared.note_run(started.elapsed());
         let mut st = shared.lock();
         st.running -= 1;
         shared.publish(&st);
         drop(st);
         deliver();
+        if replaced {
+            return;
+        }
     }
 }
 
@@ -354,7 +591,7 @@ pub async fn run_reads(
         // if it does not.
         let slot = Arc::new(Mutex::new(Some(run)));
         let job_slot = slot.clone();
-        match heavy.try_run(move || {
+        match heavy.try_run(Lane::Reads, move || {
             let run = job_slot
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -411,10 +648,14 @@ mod tests {
                 7
             }
         };
-        let first = exec.try_run(blocker(release_rx.clone())).expect("runs");
-        let second = exec.try_run(blocker(release_rx.clone())).expect("queued");
+        let first = exec
+            .try_run(Lane::Reads, blocker(release_rx.clone()))
+            .expect("runs");
+        let second = exec
+            .try_run(Lane::Reads, blocker(release_rx.clone()))
+            .expect("queued");
         let full = exec
-            .try_run(|| 0)
+            .try_run(Lane::Reads, || 0)
             .expect_err("one thread + one queue place are taken");
         assert!(full.retry_after >= MIN_RETRY && full.retry_after <= MAX_RETRY);
         let text = busy_text(full.retry_after);
@@ -427,7 +668,13 @@ mod tests {
         assert_eq!(first.await.expect("answer"), 7);
         assert_eq!(second.await.expect("answer"), 7);
         // Room again.
-        assert_eq!(exec.try_run(|| 3).expect("runs").await.expect("answer"), 3);
+        assert_eq!(
+            exec.try_run(Lane::Reads, || 3)
+                .expect("runs")
+                .await
+                .expect("answer"),
+            3
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -438,7 +685,7 @@ mod tests {
         let exec = HeavyExecutor::new(1, 0, || {}).expect("start");
         for i in 0..500u32 {
             let answer = exec
-                .try_run(move || i)
+                .try_run(Lane::Reads, move || i)
                 .unwrap_or_else(|_| panic!("run {i} found the executor full"))
                 .await
                 .expect("answer");
@@ -452,9 +699,15 @@ mod tests {
         let first = exec.try_reserve().expect("a thread place");
         let second = exec.try_reserve().expect("a queue place");
         assert!(exec.try_reserve().is_err());
-        assert!(exec.try_run(|| 1).is_err());
+        assert!(exec.try_run(Lane::Reads, || 1).is_err());
         drop(first);
-        assert_eq!(exec.try_run(|| 2).expect("room").await.expect("answer"), 2);
+        assert_eq!(
+            exec.try_run(Lane::Reads, || 2)
+                .expect("room")
+                .await
+                .expect("answer"),
+            2
+        );
         drop(second);
         let _again = exec.try_reserve().expect("room again");
     }
@@ -465,10 +718,123 @@ mod tests {
         // held, so it must be free by the time the caller hears the error.
         let exec = HeavyExecutor::new(1, 0, || {}).expect("start");
         for _ in 0..20 {
-            let bad = exec.try_run(|| -> u32 { panic!("boom") }).expect("runs");
+            let bad = exec
+                .try_run(Lane::Reads, || -> u32 { panic!("boom") })
+                .expect("runs");
             assert!(bad.await.is_err());
-            assert_eq!(exec.try_run(|| 5).expect("runs").await.expect("answer"), 5);
+            assert_eq!(
+                exec.try_run(Lane::Reads, || 5)
+                    .expect("runs")
+                    .await
+                    .expect("answer"),
+                5
+            );
         }
+    }
+
+    /// A scripts lane of one thread that demotes after `after`, counting
+    /// the demotions and the threads started.
+    fn demoting_lane(after: Duration) -> (HeavyExecutor, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let (lowered, started) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let count_start = started.clone();
+        let count_lower = lowered.clone();
+        let scripts = LaneSettings::new(1, 4, move || {
+            count_start.fetch_add(1, Ordering::SeqCst);
+        })
+        .with_demotion(Demotion {
+            after,
+            lower: Arc::new(move || {
+                count_lower.fetch_add(1, Ordering::SeqCst);
+            }),
+        });
+        let exec = HeavyExecutor::start(LaneSettings::new(1, 0, || {}), scripts).expect("start");
+        (exec, lowered, started)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_overdue_script_is_lowered_and_the_jobs_behind_it_still_run() {
+        let (exec, lowered, started) = demoting_lane(Duration::from_millis(5));
+        let (ran_tx, ran_rx) = mpsc::channel::<()>();
+        // The one thread runs a long job; the job behind it can only run
+        // (and signal) while the long one still waits if a replacement
+        // thread took over once the long one was demoted.
+        let long = exec
+            .try_run(Lane::Scripts, move || {
+                demote_if_overdue();
+                let early = lowered_now();
+                // Waiting is not running: only CPU time counts.
+                std::thread::sleep(Duration::from_millis(20));
+                demote_if_overdue();
+                let slept_only = lowered_now();
+                let spin = Instant::now();
+                while !lowered_now() && spin.elapsed() < Duration::from_secs(10) {
+                    std::hint::black_box((0..1000u64).sum::<u64>());
+                    demote_if_overdue();
+                }
+                let other_ran = ran_rx.recv_timeout(Duration::from_secs(10)).is_ok();
+                (early || slept_only, other_ran)
+            })
+            .expect("runs");
+        let short = exec
+            .try_run(Lane::Scripts, move || {
+                let _ = ran_tx.send(());
+                lowered_now()
+            })
+            .expect("queued");
+        assert!(
+            !short.await.expect("answer"),
+            "the short job ran at the lane's priority"
+        );
+        let (early, other_ran) = long.await.expect("answer");
+        assert!(!early, "not lowered before it used its CPU time");
+        assert!(
+            other_ran,
+            "the queued job ran while the demoted one was still running"
+        );
+        assert_eq!(lowered.load(Ordering::SeqCst), 1);
+        assert_eq!(started.load(Ordering::SeqCst), 2, "one replacement thread");
+        // The lane keeps serving: the demoted thread ended, its replacement
+        // took its place.
+        for i in 0..20u32 {
+            assert_eq!(
+                exec.try_run(Lane::Scripts, move || i)
+                    .expect("runs")
+                    .await
+                    .expect("answer"),
+                i
+            );
+        }
+        assert_eq!(started.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_heavy_command_in_a_script_lowers_it_at_once_and_reads_never_demote() {
+        let (exec, lowered, _) = demoting_lane(Duration::from_secs(3600));
+        let demoted = exec
+            .try_run(Lane::Scripts, || {
+                demote_if_overdue();
+                let before = lowered_now();
+                demote_now();
+                demote_now();
+                (before, lowered_now())
+            })
+            .expect("runs")
+            .await
+            .expect("answer");
+        assert_eq!(demoted, (false, true));
+        assert_eq!(lowered.load(Ordering::SeqCst), 1, "lowered once per run");
+        // Reads have no demotion; outside a job both calls do nothing.
+        exec.try_run(Lane::Reads, demote_now)
+            .expect("runs")
+            .await
+            .expect("answer");
+        demote_now();
+        assert_eq!(lowered.load(Ordering::SeqCst), 1);
+    }
+
+    /// Whether the job on this thread has been lowered.
+    fn lowered_now() -> bool {
+        CURRENT.with(|c| c.borrow().as_ref().is_some_and(|j| j.demoted))
     }
 
     fn argv(parts: &[&str]) -> Argv {
@@ -490,7 +856,7 @@ mod tests {
         let exec = HeavyExecutor::new(1, 0, || {}).expect("start");
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let hold = exec
-            .try_run(move || {
+            .try_run(Lane::Reads, move || {
                 let _ = release_rx.recv();
             })
             .expect("runs");
