@@ -216,6 +216,17 @@ pub struct NodeConfig {
     pub stream_drain_rate: u64,
 }
 
+/// `--<lane>-threads`: at least 1, by default the CPUs available.
+fn thread_count(given: Option<usize>, lane: &str) -> Result<usize, NodeError> {
+    match given {
+        Some(0) => Err(NodeError::Config(format!(
+            "--{lane}-threads must be at least 1"
+        ))),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
 impl NodeArgs {
     /// Merges flags/env with the `--config` file (if any) and the defaults.
     pub fn resolve(&self) -> Result<NodeConfig, NodeError> {
@@ -258,24 +269,8 @@ impl NodeArgs {
                 "--write-timeout-ms must be at least 1".into(),
             ));
         }
-        let heavy_threads = match self.heavy_threads.or(file.heavy_threads) {
-            Some(0) => {
-                return Err(NodeError::Config(
-                    "--heavy-threads must be at least 1".into(),
-                ))
-            }
-            Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        };
-        let script_threads = match self.script_threads.or(file.script_threads) {
-            Some(0) => {
-                return Err(NodeError::Config(
-                    "--script-threads must be at least 1".into(),
-                ))
-            }
-            Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        };
+        let heavy_threads = thread_count(self.heavy_threads.or(file.heavy_threads), "heavy")?;
+        let script_threads = thread_count(self.script_threads.or(file.script_threads), "script")?;
         let heavy_nice = self
             .heavy_nice
             .or(file.heavy_nice)
