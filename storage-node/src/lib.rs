@@ -240,33 +240,34 @@ fn raft_config(cfg: &NodeConfig) -> Result<openraft::Config, NodeError> {
 
 /// The heavy executor's two lanes: heavy reads at the lowest priority
 /// (`--heavy-nice`, `--heavy-sched-idle`); scripts at normal priority until
-/// they overrun `--script-demote-ms`, then at the reads' priority.
+/// they have used `--script-demote-ms` of CPU, then at the reads' priority.
 fn heavy_executor(cfg: &NodeConfig, others: Option<Vec<usize>>) -> std::io::Result<HeavyExecutor> {
-    let pin = move || {
+    let pin = Arc::new(move || {
         if let Some(cores) = &others {
             pinning::pin_current(cores);
         }
-    };
+    });
     let (nice, idle) = (cfg.heavy_nice, cfg.heavy_sched_idle);
-    let lower = move || {
+    let lower = Arc::new(move || {
         priority::lower_current_thread_priority(nice);
         if idle {
             priority::make_current_thread_idle();
         }
-    };
-    let (pin, lower) = (Arc::new(pin), Arc::new(lower));
-    let reads = {
+    });
+    let low_priority_start = {
         let (pin, lower) = (pin.clone(), lower.clone());
-        LaneSettings::new(cfg.heavy_threads, cfg.heavy_queue, move || {
+        move || {
             pin();
             lower();
-        })
+        }
     };
+    let reads = LaneSettings::new(
+        cfg.heavy_threads,
+        cfg.heavy_queue,
+        low_priority_start.clone(),
+    );
     let scripts = if cfg.script_demote_ms == 0 {
-        LaneSettings::new(cfg.script_threads, cfg.heavy_queue, move || {
-            pin();
-            lower();
-        })
+        LaneSettings::new(cfg.script_threads, cfg.heavy_queue, low_priority_start)
     } else {
         LaneSettings::new(cfg.script_threads, cfg.heavy_queue, move || pin()).with_demotion(
             Demotion {

@@ -575,15 +575,9 @@ fn redis_call(
     if write && input.read_only {
         return fail("ERR Write commands are not allowed from read-only scripts.");
     }
-    if command_table::is_heavy(&argv[0]) {
-        // Its cost grows with the data: paid at the heavy reads' priority.
-        heavy::demote_now();
-    }
-    let result = {
-        let mut txn = txn.borrow_mut();
-        commands::apply_write(&mut txn, &argv, input.now_ms)
-    };
-    heavy::demote_if_overdue();
+    let result = heavy::script_command(&argv, || {
+        commands::apply_write(&mut txn.borrow_mut(), &argv, input.now_ms)
+    });
     if write {
         stop.mark_dirty();
         writes.borrow_mut().push(argv);

@@ -554,22 +554,24 @@ fn run_transaction(
     for argv in commands {
         let reply = if argv.is_empty() {
             reply::error("ERR empty command")
-        } else if is_eval(argv) {
-            let running = scripts.start_child(parent);
-            eval_in_transaction(&txn, &writes, argv, now, &running.flag)
         } else if is_script_command(argv) {
-            script_in_transaction(&txn, &writes, scripts, argv, now)
-        } else {
-            if heavy::is_heavy_argv(argv) {
-                heavy::demote_now();
-            }
-            let r = commands::apply_write(&mut txn.borrow_mut(), argv, now);
-            if commands::is_write(argv) {
-                writes.borrow_mut().push(argv.clone());
-            }
+            let r = if is_eval(argv) {
+                let running = scripts.start_child(parent);
+                eval_in_transaction(&txn, &writes, argv, now, &running.flag)
+            } else {
+                script_in_transaction(&txn, &writes, scripts, argv, now)
+            };
+            heavy::demote_if_overdue();
             r
+        } else {
+            heavy::script_command(argv, || {
+                let r = commands::apply_write(&mut txn.borrow_mut(), argv, now);
+                if commands::is_write(argv) {
+                    writes.borrow_mut().push(argv.clone());
+                }
+                r
+            })
         };
-        heavy::demote_if_overdue();
         replies.push(reply);
         if parent.is_stopped() {
             return TransactionRun {

@@ -63,8 +63,8 @@ type ThreadHook = Arc<dyn Fn() + Send + Sync + 'static>;
 
 /// Default `--heavy-queue`: jobs that may wait in each lane.
 pub const DEFAULT_QUEUE: usize = 64;
-/// Default `--script-demote-ms`: a script running longer is lowered to the
-/// heavy reads' priority. A typical application script (a few
+/// Default `--script-demote-ms`: a script that has used this much CPU time
+/// is lowered to the heavy reads' priority. A typical application script (a few
 /// `redis.call`s) takes well under a millisecond.
 pub const DEFAULT_SCRIPT_DEMOTE_MS: u64 = 2;
 /// Bounds of the `retry after` hint, as the proxy's defaults.
@@ -169,7 +169,7 @@ impl LaneSettings {
 /// When and how a job's thread is lowered.
 #[derive(Clone)]
 pub struct Demotion {
-    /// Run time after which the job's thread is lowered.
+    /// CPU time of the job after which its thread is lowered.
     pub after: Duration,
     /// Lowers the calling thread's priority (one way).
     pub lower: ThreadHook,
@@ -403,11 +403,6 @@ impl HeavyExecutor {
             started: Instant::now(),
         })
     }
-
-    /// Threads of the reads lane.
-    pub fn threads(&self) -> usize {
-        self.lanes.reads.shared.threads
-    }
 }
 
 /// A place of the executor held by [`HeavyExecutor::try_reserve`].
@@ -453,6 +448,19 @@ pub fn demote_if_overdue() {
 /// reads' priority).
 pub fn demote_now() {
     demote(true);
+}
+
+/// Runs one command of a script (`redis.call`, or a command of a MULTI
+/// holding scripts) on this thread: a heavy command at the heavy reads'
+/// priority, whatever its arguments; afterwards the script is lowered if it
+/// has overrun.
+pub fn script_command<R>(argv: &[Vec<u8>], run: impl FnOnce() -> R) -> R {
+    if is_heavy_argv(argv) {
+        demote_now();
+    }
+    let result = run();
+    demote_if_overdue();
+    result
 }
 
 fn demote(now: bool) {
