@@ -22,3 +22,6 @@ pub mod pb {
 }
 
 pub use pb::Reply;
+
+/// One command as it arrived: its name first, then its arguments, as raw bytes.
+pub type Argv = Vec<Vec<u8>>;
