@@ -3,127 +3,42 @@
 //!
 //! Classification is by command name only, plus one argument check: `XREAD`
 //! and `XREADGROUP` with a `BLOCK` option are the blocking variant. The
-//! compiled-in default is [`DEFAULT_TABLE`]; `[policies.commands]` moves
-//! commands between classes and `[policies.classes.NAME]` re-tunes or adds
-//! classes.
+//! compiled-in default is each command's class in the shared command table
+//! ([`CommandSpec::class`](rampart_proto::command_table::CommandSpec));
+//! `[policies.commands]` moves commands between classes and
+//! `[policies.classes.NAME]` re-tunes or adds classes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
 use crate::budget::TimeBudget;
 use crate::config::{ClassConfig, ConfigError};
 use crate::metrics::CommandMetrics;
 
-pub const CHEAP: &str = "cheap";
+use rampart_proto::command_table::{self, Blocking, Class, CommandSpec, COMMANDS};
+
+/// The policy class names of the command table's [`Class`]es.
+const fn class_name(class: Class) -> &'static str {
+    match class.policy_class() {
+        Some(name) => name,
+        None => "",
+    }
+}
+
+pub const CHEAP: &str = class_name(Class::Cheap);
 pub const HEAVY: &str = "heavy";
-pub const HEAVY_SCAN: &str = "heavy_scan";
-pub const HEAVY_DATA: &str = "heavy_data";
-pub const HEAVY_SCRIPT: &str = "heavy_script";
-pub const ADMIN: &str = "admin";
-pub const BLOCKING: &str = "blocking";
+pub const HEAVY_SCAN: &str = class_name(Class::HeavyScan);
+pub const HEAVY_DATA: &str = class_name(Class::HeavyData);
+pub const HEAVY_SCRIPT: &str = class_name(Class::HeavyScript);
+pub const ADMIN: &str = class_name(Class::Admin);
+pub const BLOCKING: &str = class_name(Class::Blocking);
 
-/// Commands Layer 1 never rejects: health checks must see the truth. They
-/// are answered by the proxy itself and cannot be reclassified.
-pub const NEVER_REJECTED: &[&str] = &["ping", "info", "client", "hello", "auth", "quit"];
-
-/// The compiled-in table: (class, commands). Commands not listed are `cheap`.
-/// It lists commands Rampart does not implement yet so that they are
-/// classified correctly the day they are.
-pub const DEFAULT_TABLE: &[(&str, &[&str])] = &[
-    (HEAVY_SCAN, &["keys", "scan", "hscan", "sscan", "zscan"]),
-    (
-        HEAVY_DATA,
-        &[
-            "xread",
-            "xrange",
-            "xrevrange",
-            "xreadgroup",
-            "hgetall",
-            "hkeys",
-            "hvals",
-            "smembers",
-            "sunion",
-            "sinter",
-            "sdiff",
-            "sunionstore",
-            "sinterstore",
-            "sdiffstore",
-            "sintercard",
-            "zrange",
-            "zrangestore",
-            "zrangebyscore",
-            "zrangebylex",
-            "zrevrange",
-            "zrevrangebyscore",
-            "zrevrangebylex",
-            "zunion",
-            "zinter",
-            "zdiff",
-            "zunionstore",
-            "zinterstore",
-            "zdiffstore",
-            "zintercard",
-            "lrange",
-            "sort",
-            "sort_ro",
-        ],
-    ),
-    // Scripts: their own class (see `builtin_classes`).
-    (
-        HEAVY_SCRIPT,
-        &[
-            "eval",
-            "evalsha",
-            "eval_ro",
-            "evalsha_ro",
-            "fcall",
-            "fcall_ro",
-        ],
-    ),
-    (
-        ADMIN,
-        &[
-            "flushall",
-            "flushdb",
-            "config",
-            "debug",
-            "shutdown",
-            "save",
-            "bgsave",
-            "bgrewriteaof",
-            "swapdb",
-            "migrate",
-            "replicaof",
-            "slaveof",
-            "failover",
-            "cluster",
-            "monitor",
-            "module",
-            "acl",
-            "script",
-            "function",
-            "slowlog",
-            "latency",
-            "memory",
-        ],
-    ),
-    (
-        BLOCKING,
-        &[
-            "blpop",
-            "brpop",
-            "brpoplpush",
-            "blmove",
-            "blmpop",
-            "bzpopmin",
-            "bzpopmax",
-            "bzmpop",
-            "wait",
-            "waitaof",
-        ],
-    ),
-];
+/// Whether Layer 1 never rejects `command` (lower case): health checks must
+/// see the truth. Such commands are answered by the proxy itself and cannot
+/// be reclassified.
+pub fn never_rejected(command: &str) -> bool {
+    command_table::lookup(command.as_bytes()).is_some_and(|spec| spec.class == Class::Exempt)
+}
 
 /// Default time budget of one client IP in `heavy_scan`: a host running
 /// `KEYS *` back to back keeps a quarter of one slot busy, not all of it
@@ -210,10 +125,13 @@ pub enum Classified<'a> {
 pub struct ClassTable {
     pub classes: Vec<ClassDef>,
     entries: HashMap<Vec<u8>, Entry>,
-    /// Per class: the entry used for commands not in the map, and for the
-    /// blocking variants of XREAD/XREADGROUP.
+    /// The entry used for commands not in the map.
     fallback: Entry,
-    blocking_stream: HashMap<Vec<u8>, Entry>,
+    /// Commands Layer 1 never rejects (lower case).
+    exempt: Vec<Vec<u8>>,
+    /// Commands that block only with an option (XREAD ... BLOCK): their
+    /// spec, and their entry in the blocking class when they do.
+    blocking_variants: HashMap<Vec<u8>, (&'static CommandSpec, Entry)>,
 }
 
 /// Interns class and command names so metric labels are `&'static str`
@@ -423,17 +341,19 @@ pub fn build_table(
     let class_of = |name: &str| index.get(name).copied();
     let cheap = class_of(CHEAP).unwrap_or(0);
     let mut assignment: HashMap<String, usize> = HashMap::new();
-    for (class, names) in DEFAULT_TABLE {
-        if let Some(c) = class_of(class) {
-            for n in *names {
-                assignment.insert((*n).to_string(), c);
+    let mut exempt = Vec::new();
+    for spec in COMMANDS {
+        match spec.class.policy_class() {
+            Some(class) => {
+                assignment.insert(spec.name.to_string(), class_of(class).unwrap_or(cheap));
             }
+            None => exempt.push(spec.name.as_bytes().to_vec()),
         }
     }
     for (command, class) in commands {
         let command = command.to_ascii_lowercase();
         let class = class.to_ascii_lowercase();
-        if NEVER_REJECTED.contains(&command.as_str()) {
+        if never_rejected(&command) {
             return Err(ConfigError::Command {
                 command,
                 reason: "is never rejected and cannot be classified".into(),
@@ -453,9 +373,6 @@ pub fn build_table(
         };
         assignment.insert(command, c);
     }
-    for spec in rampart_proto::command_table::COMMANDS {
-        assignment.entry(spec.name.to_string()).or_insert(cheap);
-    }
     let entry = |command: &str, class: usize| Entry {
         class,
         command: intern(command),
@@ -466,75 +383,23 @@ pub fn build_table(
         .map(|(name, &class)| (name.as_bytes().to_vec(), entry(name, class)))
         .collect();
     let blocking = class_of(BLOCKING).unwrap_or(cheap);
-    let blocking_stream = ["xread", "xreadgroup"]
+    let blocking_variants = COMMANDS
         .iter()
-        .map(|n| (n.as_bytes().to_vec(), entry(n, blocking)))
+        .filter(|spec| spec.blocking == Blocking::BlockOption)
+        .map(|spec| {
+            (
+                spec.name.as_bytes().to_vec(),
+                (spec, entry(spec.name, blocking)),
+            )
+        })
         .collect();
     Ok(ClassTable {
         fallback: entry("other", cheap),
         classes: defs,
         entries,
-        blocking_stream,
+        exempt,
+        blocking_variants,
     })
-}
-
-/// `XREAD`/`XREADGROUP` with a `BLOCK` option before `STREAMS` (what follows
-/// `STREAMS` are keys and ids, which may spell "BLOCK").
-pub fn is_blocking_stream_read(argv: &[Vec<u8>]) -> bool {
-    let Some(name) = argv.first() else {
-        return false;
-    };
-    if !name.eq_ignore_ascii_case(b"xread") && !name.eq_ignore_ascii_case(b"xreadgroup") {
-        return false;
-    }
-    for arg in &argv[1..] {
-        if arg.eq_ignore_ascii_case(b"streams") {
-            return false;
-        }
-        if arg.eq_ignore_ascii_case(b"block") {
-            return true;
-        }
-    }
-    false
-}
-
-/// How long a blocking command may block, read from its own arguments:
-/// `None` when `argv` is not a blocking command (or its timeout does not
-/// parse: the node then answers the error at once), `Some(None)` for
-/// "forever" (timeout 0), `Some(Some(d))` otherwise. Used by the proxy to
-/// give the upstream call room for the wait; the node enforces the timeout.
-pub fn block_timeout(argv: &[Vec<u8>]) -> Option<Option<Duration>> {
-    let name = argv.first()?.to_ascii_lowercase();
-    let arg = |i: usize| argv.get(i).and_then(|a| std::str::from_utf8(a).ok());
-    let last = || arg(argv.len().checked_sub(1)?);
-    let seconds = |s: &str| -> Option<Option<Duration>> {
-        let v: f64 = s.parse().ok()?;
-        if !v.is_finite() || v < 0.0 {
-            return None;
-        }
-        // Redis truncates to whole milliseconds: under 1 ms blocks forever.
-        let ms = (v * 1000.0).min(1e12) as u64;
-        Some((ms > 0).then(|| Duration::from_millis(ms)))
-    };
-    let millis = |s: &str| -> Option<Option<Duration>> {
-        let v: u64 = s.parse().ok()?;
-        Some((v > 0).then(|| Duration::from_millis(v)))
-    };
-    match name.as_slice() {
-        b"blpop" | b"brpop" | b"bzpopmin" | b"bzpopmax" | b"brpoplpush" | b"blmove" => {
-            seconds(last()?)
-        }
-        b"blmpop" | b"bzmpop" => seconds(arg(1)?),
-        b"wait" | b"waitaof" => millis(last()?),
-        b"xread" | b"xreadgroup" => {
-            if !is_blocking_stream_read(argv) {
-                return None;
-            }
-            let at = argv.iter().position(|a| a.eq_ignore_ascii_case(b"block"))?;
-            millis(arg(at + 1)?)
-        }
-        _ => None,
-    }
 }
 
 impl ClassTable {
@@ -552,11 +417,11 @@ impl ClassTable {
         } else {
             return Classified::Class(&self.fallback);
         };
-        if NEVER_REJECTED.iter().any(|n| n.as_bytes() == lower) {
+        if self.exempt.iter().any(|n| n == lower) {
             return Classified::Exempt;
         }
-        if is_blocking_stream_read(argv) {
-            if let Some(e) = self.blocking_stream.get(lower) {
+        if let Some((spec, e)) = self.blocking_variants.get(lower) {
+            if spec.blocks(argv) {
                 return Classified::Class(e);
             }
         }
@@ -607,9 +472,11 @@ mod tests {
         assert_eq!(class(&["FLUSHALL"]), Some(ADMIN));
         assert_eq!(class(&["BLPOP", "l", "0"]), Some(BLOCKING));
         assert_eq!(class(&["nosuchcommand"]), Some(CHEAP));
-        for exempt in NEVER_REJECTED {
+        for exempt in ["ping", "info", "client", "hello", "auth", "quit"] {
+            assert!(never_rejected(exempt));
             assert_eq!(class(&[exempt]), None, "{exempt} must be exempt");
         }
+        assert!(!never_rejected("get"));
         assert_eq!(class(&["PiNg"]), None);
         assert_eq!(t.class_max(HEAVY), Some(8));
         assert_eq!(t.class_max(HEAVY_SCAN), Some(4));
@@ -643,27 +510,11 @@ mod tests {
             ]),
             Some(BLOCKING)
         );
-    }
-
-    #[test]
-    fn block_timeouts_are_read_from_the_arguments() {
-        let t = |parts: &[&str]| block_timeout(&argv(parts));
         assert_eq!(
-            t(&["BLPOP", "a", "b", "1.5"]),
-            Some(Some(Duration::from_millis(1500)))
+            class(&["XREADGROUP", "GROUP", "block", "c", "STREAMS", "s", ">"]),
+            Some(HEAVY_DATA),
+            "a group named block is not the option"
         );
-        assert_eq!(t(&["blpop", "a", "0"]), Some(None), "0 blocks forever");
-        assert_eq!(
-            t(&["BLMPOP", "2", "1", "k", "LEFT"]),
-            Some(Some(Duration::from_secs(2)))
-        );
-        assert_eq!(
-            t(&["XREAD", "BLOCK", "250", "STREAMS", "s", "$"]),
-            Some(Some(Duration::from_millis(250)))
-        );
-        assert_eq!(t(&["XREAD", "STREAMS", "s", "$"]), None);
-        assert_eq!(t(&["BLPOP", "a", "-1"]), None, "the node answers the error");
-        assert_eq!(t(&["GET", "k"]), None);
     }
 
     #[test]

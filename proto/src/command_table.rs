@@ -1,73 +1,11 @@
-//! Every command Rampart understands, as data: name, arity, flags and key
-//! positions (Redis's `COMMAND INFO` model). The proxy uses it to answer
-//! `COMMAND`, check arity before forwarding and decide where a command runs;
-//! the node uses it to tell reads from writes.
+//! Every command Rampart understands, as data: one [`CommandSpec`] row per
+//! command (Redis's `COMMAND INFO` model plus Rampart's admission class,
+//! where it runs, how it blocks, and Redis 7 key specs). The proxy, the
+//! policies and the node all read it; nothing about a command is listed
+//! anywhere else. Adding a command: docs/commands.md.
 
-/// Where a command is executed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Runs {
-    /// Answered by the proxy from connection state (PING, HELLO, CLIENT...).
-    Proxy,
-    /// Read on the node, after a linearizability check.
-    NodeRead,
-    /// Replicated through the Raft log and applied by every node.
-    NodeWrite,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct CommandSpec {
-    /// Lower-case name, as `COMMAND` reports it.
-    pub name: &'static str,
-    /// Redis arity: positive = exact argument count (name included),
-    /// negative = at least that many.
-    pub arity: i32,
-    /// Redis command flags as `COMMAND` reports them.
-    pub flags: &'static [&'static str],
-    pub first_key: i32,
-    pub last_key: i32,
-    pub step: i32,
-    /// ACL categories as `COMMAND` reports them (without the '@').
-    pub categories: &'static [&'static str],
-    pub runs: Runs,
-    /// Redis documentation group, for `COMMAND DOCS`.
-    pub group: &'static str,
-    pub summary: &'static str,
-    pub since: &'static str,
-}
-
-impl CommandSpec {
-    /// Whether `argc` (name included) satisfies the arity.
-    pub fn arity_ok(&self, argc: usize) -> bool {
-        let argc = argc as i64;
-        let arity = self.arity as i64;
-        if arity >= 0 {
-            argc == arity
-        } else {
-            argc >= -arity
-        }
-    }
-
-    pub fn is_write(&self) -> bool {
-        self.runs == Runs::NodeWrite
-    }
-
-    /// Positions of the key arguments in `argc` arguments (name at 0).
-    pub fn key_positions(&self, argc: usize) -> Vec<usize> {
-        if self.first_key <= 0 {
-            return Vec::new();
-        }
-        let last = if self.last_key < 0 {
-            argc as i64 + self.last_key as i64
-        } else {
-            self.last_key as i64
-        };
-        let step = self.step.max(1) as usize;
-        (self.first_key as usize..=last.max(0) as usize)
-            .step_by(step)
-            .filter(|&i| i < argc)
-            .collect()
-    }
-}
+pub use crate::command_spec::{Blocking, Class, CommandSpec, Runs};
+pub use crate::key_spec::{GetKeysProc, KeyFlags, KeyRef, KeySpec};
 
 const W: &[&str] = &["write", "denyoom"];
 const WF: &[&str] = &["write", "denyoom", "fast"];
@@ -77,18 +15,33 @@ const R: &[&str] = &["readonly"];
 const RF: &[&str] = &["readonly", "fast"];
 const CONN: &[&str] = &["noscript", "loading", "stale", "fast"];
 
+macro_rules! or_default {
+    ($default:expr) => {
+        $default
+    };
+    ($default:expr, $value:expr) => {
+        $value
+    };
+}
+
+/// One row: name, arity, flags, ACL categories, where it runs, its class,
+/// docs group, since, summary, key specs; then, where they apply, how it
+/// blocks, Redis's fallback getkeys rule and the subcommands.
 macro_rules! cmd {
-    ($name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr,
-     $cats:expr, $runs:ident, $group:literal, $since:literal, $summary:literal) => {
+    ($name:literal, $arity:expr, $flags:expr, $cats:expr, $runs:ident, $class:ident,
+     $group:literal, $since:literal, $summary:literal, keys: $keys:expr
+     $(, block: $block:expr)? $(, getkeys: $getkeys:expr)? $(, subs: $subs:expr)? $(,)?) => {
         CommandSpec {
             name: $name,
             arity: $arity,
             flags: $flags,
-            first_key: $first,
-            last_key: $last,
-            step: $step,
             categories: $cats,
             runs: Runs::$runs,
+            class: Class::$class,
+            blocking: or_default!(Blocking::Never $(, $block)?),
+            keys: $keys,
+            getkeys: or_default!(None $(, Some($getkeys))?),
+            subcommands: or_default!(&[] $(, $subs)?),
             group: $group,
             summary: $summary,
             since: $since,
@@ -154,188 +107,237 @@ const X_RS: &[&str] = &["read", "stream", "slow"];
 /// Rampart's own stream administration (the legacy layout, docs/streams.md).
 const X_ADMIN: &[&str] = &["admin", "stream", "slow", "dangerous"];
 
+// Key flag sets used by the rows below.
+const NOT_KEY: KeyFlags = KeyFlags::of(&[KeyFlags::NOT_KEY]);
+const OW_INSERT: KeyFlags = KeyFlags::of(&[KeyFlags::OW, KeyFlags::INSERT]);
+const OW_UPDATE: KeyFlags = KeyFlags::of(&[KeyFlags::OW, KeyFlags::UPDATE]);
+const RM_DELETE: KeyFlags = KeyFlags::of(&[KeyFlags::RM, KeyFlags::DELETE]);
+const RO: KeyFlags = KeyFlags::of(&[KeyFlags::RO]);
+const RO_ACCESS: KeyFlags = KeyFlags::of(&[KeyFlags::RO, KeyFlags::ACCESS]);
+const RW_ACCESS_DELETE: KeyFlags =
+    KeyFlags::of(&[KeyFlags::RW, KeyFlags::ACCESS, KeyFlags::DELETE]);
+const RW_ACCESS_UPDATE: KeyFlags =
+    KeyFlags::of(&[KeyFlags::RW, KeyFlags::ACCESS, KeyFlags::UPDATE]);
+const RW_ACCESS_UPDATE_VARIABLE_FLAGS: KeyFlags = KeyFlags::of(&[
+    KeyFlags::RW,
+    KeyFlags::ACCESS,
+    KeyFlags::UPDATE,
+    KeyFlags::VARIABLE_FLAGS,
+]);
+const RW_DELETE: KeyFlags = KeyFlags::of(&[KeyFlags::RW, KeyFlags::DELETE]);
+const RW_INSERT: KeyFlags = KeyFlags::of(&[KeyFlags::RW, KeyFlags::INSERT]);
+const RW_UPDATE: KeyFlags = KeyFlags::of(&[KeyFlags::RW, KeyFlags::UPDATE]);
+
+#[rustfmt::skip]
+static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
+    cmd!("object|encoding", 3, &["readonly"], &["keyspace", "read", "slow"], NodeRead, Cheap, "generic", "2.2.3", "Inspect the internal encoding of a Redis object", keys: &[KeySpec::at(2, RO)]),
+    cmd!("object|freq", 3, &["readonly"], &["keyspace", "read", "slow"], NodeRead, Cheap, "generic", "4.0.0", "Get the logarithmic access frequency counter of a Redis object", keys: &[KeySpec::at(2, RO)]),
+    cmd!("object|help", 2, &["loading", "stale"], &["keyspace", "slow"], NodeRead, Cheap, "generic", "6.2.0", "Show helpful text about the different subcommands", keys: &[]),
+    cmd!("object|idletime", 3, &["readonly"], &["keyspace", "read", "slow"], NodeRead, Cheap, "generic", "2.2.3", "Get the time since a Redis object was last accessed", keys: &[KeySpec::at(2, RO)]),
+    cmd!("object|refcount", 3, &["readonly"], &["keyspace", "read", "slow"], NodeRead, Cheap, "generic", "2.2.3", "Get the number of references to the value of the key", keys: &[KeySpec::at(2, RO)]),
+];
+
+#[rustfmt::skip]
+static XGROUP_SUBCOMMANDS: &[CommandSpec] = &[
+    cmd!("xgroup|create", -5, &["write", "denyoom"], &["write", "stream", "slow"], NodeWrite, Cheap, "stream", "5.0.0", "Create a consumer group.", keys: &[KeySpec::at(2, RW_INSERT)]),
+    cmd!("xgroup|createconsumer", 5, &["write", "denyoom"], &["write", "stream", "slow"], NodeWrite, Cheap, "stream", "6.2.0", "Create a consumer in a consumer group.", keys: &[KeySpec::at(2, RW_INSERT)]),
+    cmd!("xgroup|delconsumer", 5, &["write"], &["write", "stream", "slow"], NodeWrite, Cheap, "stream", "5.0.0", "Delete a consumer from a consumer group.", keys: &[KeySpec::at(2, RW_DELETE)]),
+    cmd!("xgroup|destroy", 4, &["write"], &["write", "stream", "slow"], NodeWrite, Cheap, "stream", "5.0.0", "Destroy a consumer group.", keys: &[KeySpec::at(2, RW_DELETE)]),
+    cmd!("xgroup|help", 2, &["loading", "stale"], &["stream", "slow"], NodeWrite, Cheap, "stream", "5.0.0", "Show helpful text about the different subcommands", keys: &[]),
+    cmd!("xgroup|setid", -5, &["write"], &["write", "stream", "slow"], NodeWrite, Cheap, "stream", "5.0.0", "Set a consumer group to an arbitrary last delivered ID value.", keys: &[KeySpec::at(2, RW_UPDATE)]),
+];
+
+#[rustfmt::skip]
+static XINFO_SUBCOMMANDS: &[CommandSpec] = &[
+    cmd!("xinfo|consumers", 4, &["readonly"], &["read", "stream", "slow"], NodeRead, Cheap, "stream", "5.0.0", "List the consumers in a consumer group", keys: &[KeySpec::at(2, RO_ACCESS)]),
+    cmd!("xinfo|groups", 3, &["readonly"], &["read", "stream", "slow"], NodeRead, Cheap, "stream", "5.0.0", "List the consumer groups of a stream", keys: &[KeySpec::at(2, RO_ACCESS)]),
+    cmd!("xinfo|help", 2, &["loading", "stale"], &["stream", "slow"], NodeRead, Cheap, "stream", "5.0.0", "Show helpful text about the different subcommands", keys: &[]),
+    cmd!("xinfo|stream", -3, &["readonly"], &["read", "stream", "slow"], NodeRead, Cheap, "stream", "5.0.0", "Get information about a stream", keys: &[KeySpec::at(2, RO_ACCESS)]),
+];
+
 /// The table. Sorted by name so lookups can binary-search.
+#[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd!("append", 3, W, 1, 1, 1, STR_WF, NodeWrite, "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist."),
-    cmd!("auth", -2, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0, CONN_CATS, Proxy, "connection", "1.0.0", "Authenticates the connection."),
-    cmd!("blmove", 6, &["write", "denyoom", "blocking"], 1, 2, 1, &["write", "list", "slow", "blocking"], NodeWrite, "list", "6.2.0", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved."),
-    cmd!("blmpop", -5, &["write", "blocking", "movablekeys"], 0, 0, 0, &["write", "list", "slow", "blocking"], NodeWrite, "list", "7.0.0", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
-    cmd!("blpop", -3, &["write", "blocking"], 1, -2, 1, &["write", "list", "slow", "blocking"], NodeWrite, "list", "2.0.0", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
-    cmd!("brpop", -3, &["write", "blocking"], 1, -2, 1, &["write", "list", "slow", "blocking"], NodeWrite, "list", "2.0.0", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
-    cmd!("brpoplpush", 4, &["write", "denyoom", "blocking"], 1, 2, 1, &["write", "list", "slow", "blocking"], NodeWrite, "list", "2.2.0", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped."),
-    cmd!("bzmpop", -5, &["write", "blocking", "movablekeys"], 0, 0, 0, &["write", "sortedset", "slow", "blocking"], NodeWrite, "sorted-set", "7.0.0", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped."),
-    cmd!("bzpopmax", -3, &["write", "blocking", "fast"], 1, -2, 1, &["write", "sortedset", "fast", "blocking"], NodeWrite, "sorted-set", "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped."),
-    cmd!("bzpopmin", -3, &["write", "blocking", "fast"], 1, -2, 1, &["write", "sortedset", "fast", "blocking"], NodeWrite, "sorted-set", "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped."),
-    cmd!("client", -2, &[], 0, 0, 0, &["slow"], Proxy, "connection", "2.4.0", "A container for client connection commands."),
-    cmd!("command", -1, &["loading", "stale"], 0, 0, 0, &["slow", "connection"], Proxy, "server", "2.8.13", "Returns detailed information about all commands."),
-    cmd!("copy", -3, W, 1, 2, 1, &["keyspace", "write", "slow"], NodeWrite, "generic", "6.2.0", "Copies the value of a key to a new key."),
-    cmd!("dbsize", 1, RF, 0, 0, 0, &["keyspace", "read", "fast"], NodeRead, "server", "1.0.0", "Returns the number of keys in the database."),
-    cmd!("decr", 2, WF, 1, 1, 1, STR_WF, NodeWrite, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
-    cmd!("decrby", 3, WF, 1, 1, 1, STR_WF, NodeWrite, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
-    cmd!("del", -2, WNOOM, 1, -1, 1, KEY_WS, NodeWrite, "generic", "1.0.0", "Deletes one or more keys."),
-    cmd!("discard", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], 0, 0, 0, &["fast", "transaction"], Proxy, "transactions", "2.0.0", "Discards a transaction."),
-    cmd!("echo", 2, CONN, 0, 0, 0, CONN_CATS, Proxy, "connection", "1.0.0", "Returns the given string."),
-    cmd!("eval", -3, EVAL_FLAGS, 0, 0, 0, SCRIPTING, NodeRead, "scripting", "2.6.0", "Executes a server-side Lua script."),
-    cmd!("eval_ro", -3, EVAL_RO_FLAGS, 0, 0, 0, SCRIPTING, NodeRead, "scripting", "7.0.0", "Executes a read-only server-side Lua script."),
-    cmd!("evalsha", -3, EVAL_FLAGS, 0, 0, 0, SCRIPTING, NodeRead, "scripting", "2.6.0", "Executes a server-side Lua script by SHA1 digest."),
-    cmd!("evalsha_ro", -3, EVAL_RO_FLAGS, 0, 0, 0, SCRIPTING, NodeRead, "scripting", "7.0.0", "Executes a read-only server-side Lua script by SHA1 digest."),
-    cmd!("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], 0, 0, 0, &["slow", "transaction"], Proxy, "transactions", "1.2.0", "Executes all commands in a transaction."),
-    cmd!("exists", -2, RF, 1, -1, 1, KEY_RF, NodeRead, "generic", "1.0.0", "Determines whether one or more keys exist."),
-    cmd!("expire", -3, WFNOOM, 1, 1, 1, KEY_WF, NodeWrite, "generic", "1.0.0", "Sets the expiration time of a key in seconds."),
-    cmd!("expireat", -3, WFNOOM, 1, 1, 1, KEY_WF, NodeWrite, "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp."),
-    cmd!("expiretime", 2, RF, 1, 1, 1, KEY_RF, NodeRead, "generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp."),
-    cmd!("flushall", -1, WNOOM, 0, 0, 0, SRV_DANGER, NodeWrite, "server", "1.0.0", "Removes all keys from all databases."),
-    cmd!("flushdb", -1, WNOOM, 0, 0, 0, SRV_DANGER, NodeWrite, "server", "1.0.0", "Remove all keys from the current database."),
-    cmd!("get", 2, RF, 1, 1, 1, STR_RF, NodeRead, "string", "1.0.0", "Returns the string value of a key."),
-    cmd!("getdel", 2, WFNOOM, 1, 1, 1, STR_WF, NodeWrite, "string", "6.2.0", "Returns the string value of a key after deleting the key."),
-    cmd!("getex", -2, WFNOOM, 1, 1, 1, STR_WF, NodeWrite, "string", "6.2.0", "Returns the string value of a key after setting its expiration time."),
-    cmd!("getrange", 4, R, 1, 1, 1, STR_RS, NodeRead, "string", "2.4.0", "Returns a substring of the string stored at a key."),
-    cmd!("getset", 3, WF, 1, 1, 1, STR_WF, NodeWrite, "string", "1.0.0", "Returns the previous string value of a key after setting it to a new value."),
-    cmd!("hdel", -3, WFNOOM, 1, 1, 1, HASH_WF, NodeWrite, "hash", "2.0.0", "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain."),
-    cmd!("hello", -1, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0, CONN_CATS, Proxy, "connection", "6.0.0", "Handshakes with the Redis server."),
-    cmd!("hexists", 3, RF, 1, 1, 1, HASH_RF, NodeRead, "hash", "2.0.0", "Determines whether a field exists in a hash."),
-    cmd!("hget", 3, RF, 1, 1, 1, HASH_RF, NodeRead, "hash", "2.0.0", "Returns the value of a field in a hash."),
-    cmd!("hgetall", 2, R, 1, 1, 1, HASH_RS, NodeRead, "hash", "2.0.0", "Returns all fields and values in a hash."),
-    cmd!("hincrby", 4, WF, 1, 1, 1, HASH_WF, NodeWrite, "hash", "2.0.0", "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist."),
-    cmd!("hincrbyfloat", 4, WF, 1, 1, 1, HASH_WF, NodeWrite, "hash", "2.6.0", "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist."),
-    cmd!("hkeys", 2, R, 1, 1, 1, HASH_RS, NodeRead, "hash", "2.0.0", "Returns all fields in a hash."),
-    cmd!("hlen", 2, RF, 1, 1, 1, HASH_RF, NodeRead, "hash", "2.0.0", "Returns the number of fields in a hash."),
-    cmd!("hmget", -3, RF, 1, 1, 1, HASH_RF, NodeRead, "hash", "2.0.0", "Returns the values of all fields in a hash."),
-    cmd!("hmset", -4, WF, 1, 1, 1, HASH_WF, NodeWrite, "hash", "2.0.0", "Sets the values of multiple fields."),
-    cmd!("hrandfield", -2, R, 1, 1, 1, HASH_RS, NodeRead, "hash", "6.2.0", "Returns one or more random fields from a hash."),
-    cmd!("hscan", -3, R, 1, 1, 1, HASH_RS, NodeRead, "hash", "2.8.0", "Iterates over fields and values of a hash."),
-    cmd!("hset", -4, WF, 1, 1, 1, HASH_WF, NodeWrite, "hash", "2.0.0", "Creates or modifies the value of a field in a hash."),
-    cmd!("hsetnx", 4, WF, 1, 1, 1, HASH_WF, NodeWrite, "hash", "2.0.0", "Sets the value of a field in a hash only when the field doesn't exist."),
-    cmd!("hstrlen", 3, RF, 1, 1, 1, HASH_RF, NodeRead, "hash", "3.2.0", "Returns the length of the value of a field."),
-    cmd!("hvals", 2, R, 1, 1, 1, HASH_RS, NodeRead, "hash", "2.0.0", "Returns all values in a hash."),
-    cmd!("incr", 2, WF, 1, 1, 1, STR_WF, NodeWrite, "string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
-    cmd!("incrby", 3, WF, 1, 1, 1, STR_WF, NodeWrite, "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
-    cmd!("incrbyfloat", 3, WF, 1, 1, 1, STR_WF, NodeWrite, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
-    cmd!("info", -1, &["loading", "stale"], 0, 0, 0, &["slow", "dangerous"], Proxy, "server", "1.0.0", "Returns information and statistics about the server."),
-    cmd!("keys", 2, R, 0, 0, 0, KEY_RS, NodeRead, "generic", "1.0.0", "Returns all key names that match a pattern."),
-    cmd!("lindex", 3, R, 1, 1, 1, L_RS, NodeRead, "list", "1.0.0", "Returns an element from a list by its index."),
-    cmd!("linsert", 5, W, 1, 1, 1, L_WS, NodeWrite, "list", "2.2.0", "Inserts an element before or after another element in a list."),
-    cmd!("llen", 2, RF, 1, 1, 1, L_RF, NodeRead, "list", "1.0.0", "Returns the length of a list."),
-    cmd!("lmove", 5, W, 1, 2, 1, L_WS, NodeWrite, "list", "6.2.0", "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved."),
-    cmd!("lmpop", -4, WMOV, 0, 0, 0, L_WS, NodeWrite, "list", "7.0.0", "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped."),
-    cmd!("lpop", -2, WFNOOM, 1, 1, 1, L_WF, NodeWrite, "list", "1.0.0", "Returns the first elements in a list after removing it. Deletes the list if the last element was popped."),
-    cmd!("lpos", -3, R, 1, 1, 1, L_RS, NodeRead, "list", "6.0.6", "Returns the index of matching elements in a list."),
-    cmd!("lpush", -3, WF, 1, 1, 1, L_WF, NodeWrite, "list", "1.0.0", "Prepends one or more elements to a list. Creates the key if it doesn't exist."),
-    cmd!("lpushx", -3, WF, 1, 1, 1, L_WF, NodeWrite, "list", "2.2.0", "Prepends one or more elements to a list only when the list exists."),
-    cmd!("lrange", 4, R, 1, 1, 1, L_RS, NodeRead, "list", "1.0.0", "Returns a range of elements from a list."),
-    cmd!("lrem", 4, WNOOM, 1, 1, 1, L_WS, NodeWrite, "list", "1.0.0", "Removes elements from a list. Deletes the list if the last element was removed."),
-    cmd!("lset", 4, W, 1, 1, 1, L_WS, NodeWrite, "list", "1.0.0", "Sets the value of an element in a list by its index."),
-    cmd!("ltrim", 4, WNOOM, 1, 1, 1, L_WS, NodeWrite, "list", "1.0.0", "Removes elements from both ends a list. Deletes the list if all elements were trimmed."),
-    cmd!("mget", -2, RF, 1, -1, 1, STR_RF, NodeRead, "string", "1.0.0", "Atomically returns the string values of one or more keys."),
-    cmd!("mset", -3, W, 1, -1, 2, STR_WS, NodeWrite, "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys."),
-    cmd!("msetnx", -3, W, 1, -1, 2, STR_WS, NodeWrite, "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist."),
-    cmd!("multi", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], 0, 0, 0, &["fast", "transaction"], Proxy, "transactions", "1.2.0", "Starts a transaction."),
-    cmd!("object", -2, R, 2, 2, 1, &["keyspace", "read", "slow"], NodeRead, "generic", "2.2.3", "A container for object introspection commands."),
-    cmd!("persist", 2, WFNOOM, 1, 1, 1, KEY_WF, NodeWrite, "generic", "2.2.0", "Removes the expiration time of a key."),
-    cmd!("pexpire", -3, WFNOOM, 1, 1, 1, KEY_WF, NodeWrite, "generic", "2.6.0", "Sets the expiration time of a key in milliseconds."),
-    cmd!("pexpireat", -3, WFNOOM, 1, 1, 1, KEY_WF, NodeWrite, "generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp."),
-    cmd!("pexpiretime", 2, RF, 1, 1, 1, KEY_RF, NodeRead, "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp."),
-    cmd!("ping", -1, &["fast"], 0, 0, 0, CONN_CATS, Proxy, "connection", "1.0.0", "Returns the server's liveliness response."),
-    cmd!("psetex", 4, W, 1, 1, 1, STR_WS, NodeWrite, "string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist."),
-    cmd!("psubscribe", -2, PS_SUB, 0, 0, 0, PS_SLOW, Proxy, "pubsub", "2.0.0", "Listens for messages published to channels that match one or more patterns."),
-    cmd!("pttl", 2, RF, 1, 1, 1, KEY_RF, NodeRead, "generic", "2.6.0", "Returns the expiration time in milliseconds of a key."),
-    cmd!("publish", 3, PS_PUB, 0, 0, 0, PS_FAST, Proxy, "pubsub", "2.0.0", "Posts a message to a channel."),
-    cmd!("pubsub", -2, &[], 0, 0, 0, &["slow"], Proxy, "pubsub", "2.8.0", "A container for Pub/Sub commands."),
-    cmd!("punsubscribe", -1, PS_SUB, 0, 0, 0, PS_SLOW, Proxy, "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns."),
-    cmd!("quit", -1, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0, CONN_CATS, Proxy, "connection", "1.0.0", "Closes the connection."),
-    cmd!("rampart.streamformat", 2, R, 1, 1, 1, X_ADMIN, NodeRead, "stream", "0.1.0", "Rampart: reports a stream's storage layout (per-entry, legacy, or mixed during a chunked migration)."),
-    cmd!("rampart.streamimport", -3, W, 1, 1, 1, X_ADMIN, NodeWrite, "stream", "0.1.0", "Rampart: stores a stream given as a legacy-layout protobuf blob (importing old data)."),
-    cmd!("rampart.streamtolegacy", 2, W, 1, 1, 1, X_ADMIN, NodeWrite, "stream", "0.1.0", "Rampart: rewrites a stream in the legacy one-blob layout (tests and migration drills)."),
-    cmd!("randomkey", 1, R, 0, 0, 0, &["keyspace", "read", "slow"], NodeRead, "generic", "1.0.0", "Returns a random key name from the database."),
-    cmd!("rename", 3, WNOOM, 1, 2, 1, KEY_WS, NodeWrite, "generic", "1.0.0", "Renames a key and overwrites the destination."),
-    cmd!("renamenx", 3, WFNOOM, 1, 2, 1, KEY_WF, NodeWrite, "generic", "1.0.0", "Renames a key only when the target key name doesn't exist."),
-    cmd!("reset", 1, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0, CONN_CATS, Proxy, "connection", "6.2.0", "Resets the connection."),
-    cmd!("rpop", -2, WFNOOM, 1, 1, 1, L_WF, NodeWrite, "list", "1.0.0", "Returns and removes the last elements of a list. Deletes the list if the last element was popped."),
-    cmd!("rpoplpush", 3, W, 1, 2, 1, L_WS, NodeWrite, "list", "1.2.0", "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped."),
-    cmd!("rpush", -3, WF, 1, 1, 1, L_WF, NodeWrite, "list", "1.0.0", "Appends one or more elements to a list. Creates the key if it doesn't exist."),
-    cmd!("rpushx", -3, WF, 1, 1, 1, L_WF, NodeWrite, "list", "2.2.0", "Appends an element to a list only when the list exists."),
-    cmd!("sadd", -3, WF, 1, 1, 1, SET_WF, NodeWrite, "set", "1.0.0", "Adds one or more members to a set. Creates the key if it doesn't exist."),
-    cmd!("scan", -2, R, 0, 0, 0, &["keyspace", "read", "slow"], NodeRead, "generic", "2.8.0", "Iterates over the key names in the database."),
-    cmd!("scard", 2, RF, 1, 1, 1, SET_RF, NodeRead, "set", "1.0.0", "Returns the number of members in a set."),
-    cmd!("script", -2, &[], 0, 0, 0, &["slow"], NodeRead, "scripting", "2.6.0", "A container for Lua scripts management commands (LOAD, EXISTS, FLUSH, KILL)."),
-    cmd!("sdiff", -2, R, 1, -1, 1, SET_RS, NodeRead, "set", "1.0.0", "Returns the difference of multiple sets."),
-    cmd!("sdiffstore", -3, W, 1, -1, 1, SET_WS, NodeWrite, "set", "1.0.0", "Stores the difference of multiple sets in a key."),
-    cmd!("select", 2, CONN, 0, 0, 0, CONN_CATS, Proxy, "connection", "1.0.0", "Changes the selected database."),
-    cmd!("set", -3, W, 1, 1, 1, STR_WS, NodeWrite, "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist."),
-    cmd!("setex", 4, W, 1, 1, 1, STR_WS, NodeWrite, "string", "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."),
-    cmd!("setnx", 3, WF, 1, 1, 1, STR_WF, NodeWrite, "string", "1.0.0", "Set the string value of a key only when the key doesn't exist."),
-    cmd!("setrange", 4, W, 1, 1, 1, STR_WS, NodeWrite, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
-    cmd!("sinter", -2, R, 1, -1, 1, SET_RS, NodeRead, "set", "1.0.0", "Returns the intersect of multiple sets."),
-    cmd!("sintercard", -3, RMOV, 0, 0, 0, SET_RS, NodeRead, "set", "7.0.0", "Returns the number of members of the intersect of multiple sets."),
-    cmd!("sinterstore", -3, W, 1, -1, 1, SET_WS, NodeWrite, "set", "1.0.0", "Stores the intersect of multiple sets in a key."),
-    cmd!("sismember", 3, RF, 1, 1, 1, SET_RF, NodeRead, "set", "1.0.0", "Determines whether a member belongs to a set."),
-    cmd!("smembers", 2, R, 1, 1, 1, SET_RS, NodeRead, "set", "1.0.0", "Returns all members of a set."),
-    cmd!("smismember", -3, RF, 1, 1, 1, SET_RF, NodeRead, "set", "6.2.0", "Determines whether multiple members belong to a set."),
-    cmd!("smove", 4, WFNOOM, 1, 2, 1, SET_WF, NodeWrite, "set", "1.0.0", "Moves a member from one set to another."),
-    cmd!("spop", -2, WFNOOM, 1, 1, 1, SET_WF, NodeWrite, "set", "1.0.0", "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped."),
-    cmd!("spublish", 3, PS_PUB, 1, 1, 1, PS_FAST, Proxy, "pubsub", "7.0.0", "Post a message to a shard channel"),
-    cmd!("srandmember", -2, R, 1, 1, 1, SET_RS, NodeRead, "set", "1.0.0", "Get one or multiple random members from a set"),
-    cmd!("srem", -3, WFNOOM, 1, 1, 1, SET_WF, NodeWrite, "set", "1.0.0", "Removes one or more members from a set. Deletes the set if the last member was removed."),
-    cmd!("sscan", -3, R, 1, 1, 1, SET_RS, NodeRead, "set", "2.8.0", "Iterates over members of a set."),
-    cmd!("ssubscribe", -2, PS_SUB, 1, -1, 1, PS_SLOW, Proxy, "pubsub", "7.0.0", "Listens for messages published to shard channels."),
-    cmd!("strlen", 2, RF, 1, 1, 1, STR_RF, NodeRead, "string", "2.2.0", "Returns the length of a string value."),
-    cmd!("subscribe", -2, PS_SUB, 0, 0, 0, PS_SLOW, Proxy, "pubsub", "2.0.0", "Listens for messages published to channels."),
-    cmd!("sunion", -2, R, 1, -1, 1, SET_RS, NodeRead, "set", "1.0.0", "Returns the union of multiple sets."),
-    cmd!("sunionstore", -3, W, 1, -1, 1, SET_WS, NodeWrite, "set", "1.0.0", "Stores the union of multiple sets in a key."),
-    cmd!("sunsubscribe", -1, PS_SUB, 1, -1, 1, PS_SLOW, Proxy, "pubsub", "7.0.0", "Stops listening to messages posted to shard channels."),
-    cmd!("ttl", 2, RF, 1, 1, 1, KEY_RF, NodeRead, "generic", "1.0.0", "Returns the expiration time in seconds of a key."),
-    cmd!("type", 2, RF, 1, 1, 1, KEY_RF, NodeRead, "generic", "1.0.0", "Determines the type of value stored at a key."),
-    cmd!("unlink", -2, WFNOOM, 1, -1, 1, KEY_WF, NodeWrite, "generic", "4.0.0", "Asynchronously deletes one or more keys."),
-    cmd!("unsubscribe", -1, PS_SUB, 0, 0, 0, PS_SLOW, Proxy, "pubsub", "2.0.0", "Stops listening to messages posted to channels."),
-    cmd!("unwatch", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], 0, 0, 0, &["fast", "transaction"], Proxy, "transactions", "2.2.0", "Forgets about watched keys of a transaction."),
-    cmd!("watch", -2, &["noscript", "loading", "stale", "fast", "allow_busy"], 1, -1, 1, &["fast", "transaction"], NodeRead, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction."),
-    cmd!("xack", -4, WF, 1, 1, 1, X_WF, NodeWrite, "stream", "5.0.0", "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream."),
-    cmd!("xadd", -5, WF, 1, 1, 1, X_WF, NodeWrite, "stream", "5.0.0", "Appends a new message to a stream. Creates the key if it doesn't exist."),
-    cmd!("xautoclaim", -6, WFNOOM, 1, 1, 1, X_WF, NodeWrite, "stream", "6.2.0", "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member."),
-    cmd!("xclaim", -6, WFNOOM, 1, 1, 1, X_WF, NodeWrite, "stream", "5.0.0", "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member."),
-    cmd!("xdel", -3, WFNOOM, 1, 1, 1, X_WF, NodeWrite, "stream", "5.0.0", "Returns the number of messages after removing them from a stream."),
-    cmd!("xgroup", -2, &[], 2, 2, 1, X_WS, NodeWrite, "stream", "5.0.0", "A container for consumer groups commands."),
-    cmd!("xinfo", -2, R, 2, 2, 1, X_RS, NodeRead, "stream", "5.0.0", "A container for stream introspection commands."),
-    cmd!("xlen", 2, RF, 1, 1, 1, X_RF, NodeRead, "stream", "5.0.0", "Return the number of messages in a stream."),
-    cmd!("xpending", -3, R, 1, 1, 1, X_RS, NodeRead, "stream", "5.0.0", "Returns the information and entries from a stream consumer group's pending entries list."),
-    cmd!("xrange", -4, R, 1, 1, 1, X_RS, NodeRead, "stream", "5.0.0", "Returns the messages from a stream within a range of IDs."),
-    cmd!("xread", -4, &["readonly", "blocking", "movablekeys"], 0, 0, 0, &["read", "stream", "slow", "blocking"], NodeRead, "stream", "5.0.0", "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise."),
-    cmd!("xreadgroup", -7, &["write", "blocking", "movablekeys"], 0, 0, 0, &["write", "stream", "slow", "blocking"], NodeWrite, "stream", "5.0.0", "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise."),
-    cmd!("xrevrange", -4, R, 1, 1, 1, X_RS, NodeRead, "stream", "5.0.0", "Returns the messages from a stream within a range of IDs in reverse order."),
-    cmd!("xsetid", -3, WF, 1, 1, 1, X_WF, NodeWrite, "stream", "5.0.0", "An internal command for replicating stream values."),
-    cmd!("xtrim", -4, WNOOM, 1, 1, 1, X_WS, NodeWrite, "stream", "5.0.0", "Deletes messages from the beginning of a stream."),
-    cmd!("zadd", -4, WF, 1, 1, 1, Z_WF, NodeWrite, "sorted-set", "1.2.0", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist."),
-    cmd!("zcard", 2, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "1.2.0", "Returns the number of members in a sorted set."),
-    cmd!("zcount", 4, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "2.0.0", "Returns the count of members in a sorted set that have scores within a range."),
-    cmd!("zdiff", -3, RMOV, 0, 0, 0, Z_RS, NodeRead, "sorted-set", "6.2.0", "Returns the difference between multiple sorted sets."),
-    cmd!("zdiffstore", -4, WDMOV, 1, 1, 1, Z_WS, NodeWrite, "sorted-set", "6.2.0", "Stores the difference of multiple sorted sets in a key."),
-    cmd!("zincrby", 4, WF, 1, 1, 1, Z_WF, NodeWrite, "sorted-set", "1.2.0", "Increments the score of a member in a sorted set."),
-    cmd!("zinter", -3, RMOV, 0, 0, 0, Z_RS, NodeRead, "sorted-set", "6.2.0", "Returns the intersect of multiple sorted sets."),
-    cmd!("zintercard", -3, RMOV, 0, 0, 0, Z_RS, NodeRead, "sorted-set", "7.0.0", "Returns the number of members of the intersect of multiple sorted sets."),
-    cmd!("zinterstore", -4, WDMOV, 1, 1, 1, Z_WS, NodeWrite, "sorted-set", "2.0.0", "Stores the intersect of multiple sorted sets in a key."),
-    cmd!("zlexcount", 4, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "2.8.9", "Returns the number of members in a sorted set within a lexicographical range."),
-    cmd!("zmpop", -4, WMOV, 0, 0, 0, Z_WS, NodeWrite, "sorted-set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped."),
-    cmd!("zmscore", -3, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "6.2.0", "Returns the score of one or more members in a sorted set."),
-    cmd!("zpopmax", -2, WFNOOM, 1, 1, 1, Z_WF, NodeWrite, "sorted-set", "5.0.0", "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."),
-    cmd!("zpopmin", -2, WFNOOM, 1, 1, 1, Z_WF, NodeWrite, "sorted-set", "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."),
-    cmd!("zrandmember", -2, R, 1, 1, 1, Z_RS, NodeRead, "sorted-set", "6.2.0", "Returns one or more random members from a sorted set."),
-    cmd!("zrange", -4, R, 1, 1, 1, Z_RS, NodeRead, "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes."),
-    cmd!("zrangebylex", -4, R, 1, 1, 1, Z_RS, NodeRead, "sorted-set", "2.8.9", "Returns members in a sorted set within a lexicographical range."),
-    cmd!("zrangebyscore", -4, R, 1, 1, 1, Z_RS, NodeRead, "sorted-set", "1.0.5", "Returns members in a sorted set within a range of scores."),
-    cmd!("zrangestore", -5, W, 1, 2, 1, Z_WS, NodeWrite, "sorted-set", "6.2.0", "Stores a range of members from sorted set in a key."),
-    cmd!("zrank", -3, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by ascending scores."),
-    cmd!("zrem", -3, WFNOOM, 1, 1, 1, Z_WF, NodeWrite, "sorted-set", "1.2.0", "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed."),
-    cmd!("zremrangebylex", 4, WNOOM, 1, 1, 1, Z_WS, NodeWrite, "sorted-set", "2.8.9", "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed."),
-    cmd!("zremrangebyrank", 4, WNOOM, 1, 1, 1, Z_WS, NodeWrite, "sorted-set", "2.0.0", "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed."),
-    cmd!("zremrangebyscore", 4, WNOOM, 1, 1, 1, Z_WS, NodeWrite, "sorted-set", "1.2.0", "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed."),
-    cmd!("zrevrange", -4, R, 1, 1, 1, Z_RS, NodeRead, "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes in reverse order."),
-    cmd!("zrevrangebylex", -4, R, 1, 1, 1, Z_RS, NodeRead, "sorted-set", "2.8.9", "Returns members in a sorted set within a lexicographical range in reverse order."),
-    cmd!("zrevrangebyscore", -4, R, 1, 1, 1, Z_RS, NodeRead, "sorted-set", "2.2.0", "Returns members in a sorted set within a range of scores in reverse order."),
-    cmd!("zrevrank", -3, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by descending scores."),
-    cmd!("zscan", -3, R, 1, 1, 1, Z_RS, NodeRead, "sorted-set", "2.8.0", "Iterates over members and scores of a sorted set."),
-    cmd!("zscore", 3, RF, 1, 1, 1, Z_RF, NodeRead, "sorted-set", "1.2.0", "Returns the score of a member in a sorted set."),
-    cmd!("zunion", -3, RMOV, 0, 0, 0, Z_RS, NodeRead, "sorted-set", "6.2.0", "Returns the union of multiple sorted sets."),
-    cmd!("zunionstore", -4, WDMOV, 1, 1, 1, Z_WS, NodeWrite, "sorted-set", "2.0.0", "Stores the union of multiple sorted sets in a key."),
+    cmd!("append", 3, W, STR_WF, NodeWrite, Cheap, "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist.", keys: &[KeySpec::at(1, RW_INSERT)]),
+    cmd!("auth", -2, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], CONN_CATS, Proxy, Exempt, "connection", "1.0.0", "Authenticates the connection.", keys: &[]),
+    cmd!("blmove", 6, &["write", "denyoom", "blocking"], &["write", "list", "slow", "blocking"], NodeWrite, Blocking, "list", "6.2.0", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", keys: &[KeySpec::at(1, RW_ACCESS_DELETE), KeySpec::at(2, RW_INSERT)], block: Blocking::TimeoutLast),
+    cmd!("blmpop", -5, &["write", "blocking", "movablekeys"], &["write", "list", "slow", "blocking"], NodeWrite, Blocking, "list", "7.0.0", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", keys: &[KeySpec::keynum(2, RW_ACCESS_DELETE)], block: Blocking::TimeoutAt(1), getkeys: GetKeysProc::Numkeys { store_at: None, count_at: 2, first_at: 3 }),
+    cmd!("blpop", -3, &["write", "blocking"], &["write", "list", "slow", "blocking"], NodeWrite, Blocking, "list", "2.0.0", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", keys: &[KeySpec::range(1, -2, 1, RW_ACCESS_DELETE)], block: Blocking::TimeoutLast),
+    cmd!("brpop", -3, &["write", "blocking"], &["write", "list", "slow", "blocking"], NodeWrite, Blocking, "list", "2.0.0", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", keys: &[KeySpec::range(1, -2, 1, RW_ACCESS_DELETE)], block: Blocking::TimeoutLast),
+    cmd!("brpoplpush", 4, &["write", "denyoom", "blocking"], &["write", "list", "slow", "blocking"], NodeWrite, Blocking, "list", "2.2.0", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", keys: &[KeySpec::at(1, RW_ACCESS_DELETE), KeySpec::at(2, RW_INSERT)], block: Blocking::TimeoutLast),
+    cmd!("bzmpop", -5, &["write", "blocking", "movablekeys"], &["write", "sortedset", "slow", "blocking"], NodeWrite, Blocking, "sorted-set", "7.0.0", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", keys: &[KeySpec::keynum(2, RW_ACCESS_DELETE)], block: Blocking::TimeoutAt(1), getkeys: GetKeysProc::Numkeys { store_at: None, count_at: 2, first_at: 3 }),
+    cmd!("bzpopmax", -3, &["write", "blocking", "fast"], &["write", "sortedset", "fast", "blocking"], NodeWrite, Blocking, "sorted-set", "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.", keys: &[KeySpec::range(1, -2, 1, RW_ACCESS_DELETE)], block: Blocking::TimeoutLast),
+    cmd!("bzpopmin", -3, &["write", "blocking", "fast"], &["write", "sortedset", "fast", "blocking"], NodeWrite, Blocking, "sorted-set", "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", keys: &[KeySpec::range(1, -2, 1, RW_ACCESS_DELETE)], block: Blocking::TimeoutLast),
+    cmd!("client", -2, &[], &["slow"], Proxy, Exempt, "connection", "2.4.0", "A container for client connection commands.", keys: &[]),
+    cmd!("command", -1, &["loading", "stale"], &["slow", "connection"], Proxy, Cheap, "server", "2.8.13", "Returns detailed information about all commands.", keys: &[]),
+    cmd!("copy", -3, W, &["keyspace", "write", "slow"], NodeWrite, Cheap, "generic", "6.2.0", "Copies the value of a key to a new key.", keys: &[KeySpec::at(1, RO_ACCESS), KeySpec::at(2, OW_UPDATE)]),
+    cmd!("dbsize", 1, RF, &["keyspace", "read", "fast"], NodeRead, Cheap, "server", "1.0.0", "Returns the number of keys in the database.", keys: &[]),
+    cmd!("decr", 2, WF, STR_WF, NodeWrite, Cheap, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", keys: &[KeySpec::at(1, RW_ACCESS_UPDATE)]),
+    cmd!("decrby", 3, WF, STR_WF, NodeWrite, Cheap, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", keys: &[KeySpec::at(1, RW_ACCESS_UPDATE)]),
+    cmd!("del", -2, WNOOM, KEY_WS, NodeWrite, Cheap, "generic", "1.0.0", "Deletes one or more keys.", keys: &[KeySpec::range(1, -1, 1, RM_DELETE)]),
+    cmd!("discard", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], &["fast", "transaction"], Proxy, Cheap, "transactions", "2.0.0", "Discards a transaction.", keys: &[]),
+    cmd!("echo", 2, CONN, CONN_CATS, Proxy, Cheap, "connection", "1.0.0", "Returns the given string.", keys: &[]),
+    cmd!("eval", -3, EVAL_FLAGS, SCRIPTING, Script, HeavyScript, "scripting", "2.6.0", "Executes a server-side Lua script.", keys: &[KeySpec::keynum(2, RW_ACCESS_UPDATE).with_notes("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE")], getkeys: GetKeysProc::Numkeys { store_at: None, count_at: 2, first_at: 3 }),
+    cmd!("eval_ro", -3, EVAL_RO_FLAGS, SCRIPTING, Script, HeavyScript, "scripting", "7.0.0", "Executes a read-only server-side Lua script.", keys: &[KeySpec::keynum(2, RO_ACCESS).with_notes("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS")], getkeys: GetKeysProc::Numkeys { store_at: None, count_at: 2, first_at: 3 }),
+    cmd!("evalsha", -3, EVAL_FLAGS, SCRIPTING, Script, HeavyScript, "scripting", "2.6.0", "Executes a server-side Lua script by SHA1 digest.", keys: &[KeySpec::keynum(2, RW_ACCESS_UPDATE)], getkeys: GetKeysProc::Numkeys { store_at: None, count_at: 2, first_at: 3 }),
+    cmd!("evalsha_ro", -3, EVAL_RO_FLAGS, SCRIPTING, Script, HeavyScript, "scripting", "7.0.0", "Executes a read-only server-side Lua script by SHA1 digest.", keys: &[KeySpec::keynum(2, RO_ACCESS)], getkeys: GetKeysProc::Numkeys { store_at: None, count_at: 2, first_at: 3 }),
+    cmd!("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], &["slow", "transaction"], Proxy, Cheap, "transactions", "1.2.0", "Executes all commands in a transaction.", keys: &[]),
+    cmd!("exists", -2, RF, KEY_RF, NodeRead, Cheap, "generic", "1.0.0", "Determines whether one or more keys exist.", keys: &[KeySpec::range(1, -1, 1, RO)]),
+    cmd!("expire", -3, WFNOOM, KEY_WF, NodeWrite, Cheap, "generic", "1.0.0", "Sets the expiration time of a key in seconds.", keys: &[KeySpec::at(1, RW_UPDATE)]),
+    cmd!("expireat", -3, WFNOOM, KEY_WF, NodeWrite, Cheap, "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp.", keys: &[KeySpec::at(1, RW_UPDATE)]),
+    cmd!("expiretime", 2, RF, KEY_RF, NodeRead, Cheap, "generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("flushall", -1, WNOOM, SRV_DANGER, NodeWrite, Admin, "server", "1.0.0", "Removes all keys from all databases.", keys: &[]),
+    cmd!("flushdb", -1, WNOOM, SRV_DANGER, NodeWrite, Admin, "server", "1.0.0", "Remove all keys from the current database.", keys: &[]),
+    cmd!("get", 2, RF, STR_RF, NodeRead, Cheap, "string", "1.0.0", "Returns the string value of a key.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("getdel", 2, WFNOOM, STR_WF, NodeWrite, Cheap, "string", "6.2.0", "Returns the string value of a key after deleting the key.", keys: &[KeySpec::at(1, RW_ACCESS_DELETE)]),
+    cmd!("getex", -2, WFNOOM, STR_WF, NodeWrite, Cheap, "string", "6.2.0", "Returns the string value of a key after setting its expiration time.", keys: &[KeySpec::at(1, RW_ACCESS_UPDATE).with_notes("RW and UPDATE because it changes the TTL")]),
+    cmd!("getrange", 4, R, STR_RS, NodeRead, Cheap, "string", "2.4.0", "Returns a substring of the string stored at a key.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("getset", 3, WF, STR_WF, NodeWrite, Cheap, "string", "1.0.0", "Returns the previous string value of a key after setting it to a new value.", keys: &[KeySpec::at(1, RW_ACCESS_UPDATE)]),
+    cmd!("hdel", -3, WFNOOM, HASH_WF, NodeWrite, Cheap, "hash", "2.0.0", "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.", keys: &[KeySpec::at(1, RW_DELETE)]),
+    cmd!("hello", -1, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], CONN_CATS, Proxy, Exempt, "connection", "6.0.0", "Handshakes with the Redis server.", keys: &[]),
+    cmd!("hexists", 3, RF, HASH_RF, NodeRead, Cheap, "hash", "2.0.0", "Determines whether a field exists in a hash.", keys: &[KeySpec::at(1, RO)]),
+    cmd!("hget", 3, RF, HASH_RF, NodeRead, Cheap, "hash", "2.0.0", "Returns the value of a field in a hash.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("hgetall", 2, R, HASH_RS, NodeRead, HeavyData, "hash", "2.0.0", "Returns all fields and values in a hash.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("hincrby", 4, WF, HASH_WF, NodeWrite, Cheap, "hash", "2.0.0", "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist.", keys: &[KeySpec::at(1, RW_ACCESS_UPDATE)]),
+    cmd!("hincrbyfloat", 4, WF, HASH_WF, NodeWrite, Cheap, "hash", "2.6.0", "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.", keys: &[KeySpec::at(1, RW_ACCESS_UPDATE)]),
+    cmd!("hkeys", 2, R, HASH_RS, NodeRead, HeavyData, "hash", "2.0.0", "Returns all fields in a hash.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("hlen", 2, RF, HASH_RF, NodeRead, Cheap, "hash", "2.0.0", "Returns the number of fields in a hash.", keys: &[KeySpec::at(1, RO)]),
+    cmd!("hmget", -3, RF, HASH_RF, NodeRead, Cheap, "hash", "2.0.0", "Returns the values of all fields in a hash.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("hmset", -4, WF, HASH_WF, NodeWrite, Cheap, "hash", "2.0.0", "Sets the values of multiple fields.", keys: &[KeySpec::at(1, RW_UPDATE)]),
+    cmd!("hrandfield", -2, R, HASH_RS, NodeRead, Cheap, "hash", "6.2.0", "Returns one or more random fields from a hash.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("hscan", -3, R, HASH_RS, NodeRead, HeavyScan, "hash", "2.8.0", "Iterates over fields and values of a hash.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("hset", -4, WF, HASH_WF, NodeWrite, Cheap, "hash", "2.0.0", "Creates or modifies the value of a field in a hash.", keys: &[KeySpec::at(1, RW_UPDATE)]),
+    cmd!("hsetnx", 4, WF, HASH_WF, NodeWrite, Cheap, "hash", "2.0.0", "Sets the value of a field in a hash only when the field doesn't exist.", keys: &[KeySpec::at(1, RW_INSERT)]),
+    cmd!("hstrlen", 3, RF, HASH_RF, NodeRead, Cheap, "hash", "3.2.0", "Returns the length of the value of a field.", keys: &[KeySpec::at(1, RO)]),
+    cmd!("hvals", 2, R, HASH_RS, NodeRead, HeavyData, "hash", "2.0.0", "Returns all values in a hash.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("incr", 2, WF, STR_WF, NodeWrite, Cheap, "string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", keys: &[KeySpec::at(1, RW_ACCESS_UPDATE)]),
+    cmd!("incrby", 3, WF, STR_WF, NodeWrite, Cheap, "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", keys: &[KeySpec::at(1, RW_ACCESS_UPDATE)]),
+    cmd!("incrbyfloat", 3, WF, STR_WF, NodeWrite, Cheap, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", keys: &[KeySpec::at(1, RW_ACCESS_UPDATE)]),
+    cmd!("info", -1, &["loading", "stale"], &["slow", "dangerous"], Proxy, Exempt, "server", "1.0.0", "Returns information and statistics about the server.", keys: &[]),
+    cmd!("keys", 2, R, KEY_RS, NodeRead, HeavyScan, "generic", "1.0.0", "Returns all key names that match a pattern.", keys: &[]),
+    cmd!("lindex", 3, R, L_RS, NodeRead, Cheap, "list", "1.0.0", "Returns an element from a list by its index.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("linsert", 5, W, L_WS, NodeWrite, Cheap, "list", "2.2.0", "Inserts an element before or after another element in a list.", keys: &[KeySpec::at(1, RW_INSERT)]),
+    cmd!("llen", 2, RF, L_RF, NodeRead, Cheap, "list", "1.0.0", "Returns the length of a list.", keys: &[KeySpec::at(1, RO)]),
+    cmd!("lmove", 5, W, L_WS, NodeWrite, Cheap, "list", "6.2.0", "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.", keys: &[KeySpec::at(1, RW_ACCESS_DELETE), KeySpec::at(2, RW_INSERT)]),
+    cmd!("lmpop", -4, WMOV, L_WS, NodeWrite, Cheap, "list", "7.0.0", "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", keys: &[KeySpec::keynum(1, RW_ACCESS_DELETE)], getkeys: GetKeysProc::Numkeys { store_at: None, count_at: 1, first_at: 2 }),
+    cmd!("lpop", -2, WFNOOM, L_WF, NodeWrite, Cheap, "list", "1.0.0", "Returns the first elements in a list after removing it. Deletes the list if the last element was popped.", keys: &[KeySpec::at(1, RW_ACCESS_DELETE)]),
+    cmd!("lpos", -3, R, L_RS, NodeRead, Cheap, "list", "6.0.6", "Returns the index of matching elements in a list.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("lpush", -3, WF, L_WF, NodeWrite, Cheap, "list", "1.0.0", "Prepends one or more elements to a list. Creates the key if it doesn't exist.", keys: &[KeySpec::at(1, RW_INSERT)]),
+    cmd!("lpushx", -3, WF, L_WF, NodeWrite, Cheap, "list", "2.2.0", "Prepends one or more elements to a list only when the list exists.", keys: &[KeySpec::at(1, RW_INSERT)]),
+    cmd!("lrange", 4, R, L_RS, NodeRead, HeavyData, "list", "1.0.0", "Returns a range of elements from a list.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("lrem", 4, WNOOM, L_WS, NodeWrite, Cheap, "list", "1.0.0", "Removes elements from a list. Deletes the list if the last element was removed.", keys: &[KeySpec::at(1, RW_DELETE)]),
+    cmd!("lset", 4, W, L_WS, NodeWrite, Cheap, "list", "1.0.0", "Sets the value of an element in a list by its index.", keys: &[KeySpec::at(1, RW_UPDATE)]),
+    cmd!("ltrim", 4, WNOOM, L_WS, NodeWrite, Cheap, "list", "1.0.0", "Removes elements from both ends a list. Deletes the list if all elements were trimmed.", keys: &[KeySpec::at(1, RW_DELETE)]),
+    cmd!("mget", -2, RF, STR_RF, NodeRead, Cheap, "string", "1.0.0", "Atomically returns the string values of one or more keys.", keys: &[KeySpec::range(1, -1, 1, RO_ACCESS)]),
+    cmd!("mset", -3, W, STR_WS, NodeWrite, Cheap, "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys.", keys: &[KeySpec::range(1, -1, 2, OW_UPDATE)]),
+    cmd!("msetnx", -3, W, STR_WS, NodeWrite, Cheap, "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", keys: &[KeySpec::range(1, -1, 2, OW_INSERT)]),
+    cmd!("multi", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], &["fast", "transaction"], Proxy, Cheap, "transactions", "1.2.0", "Starts a transaction.", keys: &[]),
+    cmd!("object", -2, R, &["keyspace", "read", "slow"], NodeRead, Cheap, "generic", "2.2.3", "A container for object introspection commands.", keys: &[], subs: OBJECT_SUBCOMMANDS),
+    cmd!("persist", 2, WFNOOM, KEY_WF, NodeWrite, Cheap, "generic", "2.2.0", "Removes the expiration time of a key.", keys: &[KeySpec::at(1, RW_UPDATE)]),
+    cmd!("pexpire", -3, WFNOOM, KEY_WF, NodeWrite, Cheap, "generic", "2.6.0", "Sets the expiration time of a key in milliseconds.", keys: &[KeySpec::at(1, RW_UPDATE)]),
+    cmd!("pexpireat", -3, WFNOOM, KEY_WF, NodeWrite, Cheap, "generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp.", keys: &[KeySpec::at(1, RW_UPDATE)]),
+    cmd!("pexpiretime", 2, RF, KEY_RF, NodeRead, Cheap, "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("ping", -1, &["fast"], CONN_CATS, Proxy, Exempt, "connection", "1.0.0", "Returns the server's liveliness response.", keys: &[]),
+    cmd!("psetex", 4, W, STR_WS, NodeWrite, Cheap, "string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", keys: &[KeySpec::at(1, OW_UPDATE)]),
+    cmd!("psubscribe", -2, PS_SUB, PS_SLOW, Proxy, Cheap, "pubsub", "2.0.0", "Listens for messages published to channels that match one or more patterns.", keys: &[]),
+    cmd!("pttl", 2, RF, KEY_RF, NodeRead, Cheap, "generic", "2.6.0", "Returns the expiration time in milliseconds of a key.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("publish", 3, PS_PUB, PS_FAST, Proxy, Cheap, "pubsub", "2.0.0", "Posts a message to a channel.", keys: &[]),
+    cmd!("pubsub", -2, &[], &["slow"], Proxy, Cheap, "pubsub", "2.8.0", "A container for Pub/Sub commands.", keys: &[]),
+    cmd!("punsubscribe", -1, PS_SUB, PS_SLOW, Proxy, Cheap, "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns.", keys: &[]),
+    cmd!("quit", -1, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], CONN_CATS, Proxy, Exempt, "connection", "1.0.0", "Closes the connection.", keys: &[]),
+    cmd!("rampart.streamformat", 2, R, X_ADMIN, NodeRead, Cheap, "stream", "0.1.0", "Rampart: reports a stream's storage layout (per-entry, legacy, or mixed during a chunked migration).", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("rampart.streamimport", -3, W, X_ADMIN, NodeWrite, Cheap, "stream", "0.1.0", "Rampart: stores a stream given as a legacy-layout protobuf blob (importing old data).", keys: &[KeySpec::at(1, RW_UPDATE)]),
+    cmd!("rampart.streamtolegacy", 2, W, X_ADMIN, NodeWrite, Cheap, "stream", "0.1.0", "Rampart: rewrites a stream in the legacy one-blob layout (tests and migration drills).", keys: &[KeySpec::at(1, RW_UPDATE)]),
+    cmd!("randomkey", 1, R, &["keyspace", "read", "slow"], NodeRead, Cheap, "generic", "1.0.0", "Returns a random key name from the database.", keys: &[]),
+    cmd!("rename", 3, WNOOM, KEY_WS, NodeWrite, Cheap, "generic", "1.0.0", "Renames a key and overwrites the destination.", keys: &[KeySpec::at(1, RW_ACCESS_DELETE), KeySpec::at(2, OW_UPDATE)]),
+    cmd!("renamenx", 3, WFNOOM, KEY_WF, NodeWrite, Cheap, "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", keys: &[KeySpec::at(1, RW_ACCESS_DELETE), KeySpec::at(2, OW_INSERT)]),
+    cmd!("reset", 1, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], CONN_CATS, Proxy, Cheap, "connection", "6.2.0", "Resets the connection.", keys: &[]),
+    cmd!("rpop", -2, WFNOOM, L_WF, NodeWrite, Cheap, "list", "1.0.0", "Returns and removes the last elements of a list. Deletes the list if the last element was popped.", keys: &[KeySpec::at(1, RW_ACCESS_DELETE)]),
+    cmd!("rpoplpush", 3, W, L_WS, NodeWrite, Cheap, "list", "1.2.0", "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.", keys: &[KeySpec::at(1, RW_ACCESS_DELETE), KeySpec::at(2, RW_INSERT)]),
+    cmd!("rpush", -3, WF, L_WF, NodeWrite, Cheap, "list", "1.0.0", "Appends one or more elements to a list. Creates the key if it doesn't exist.", keys: &[KeySpec::at(1, RW_INSERT)]),
+    cmd!("rpushx", -3, WF, L_WF, NodeWrite, Cheap, "list", "2.2.0", "Appends an element to a list only when the list exists.", keys: &[KeySpec::at(1, RW_INSERT)]),
+    cmd!("sadd", -3, WF, SET_WF, NodeWrite, Cheap, "set", "1.0.0", "Adds one or more members to a set. Creates the key if it doesn't exist.", keys: &[KeySpec::at(1, RW_INSERT)]),
+    cmd!("scan", -2, R, &["keyspace", "read", "slow"], NodeRead, HeavyScan, "generic", "2.8.0", "Iterates over the key names in the database.", keys: &[]),
+    cmd!("scard", 2, RF, SET_RF, NodeRead, Cheap, "set", "1.0.0", "Returns the number of members in a set.", keys: &[KeySpec::at(1, RO)]),
+    cmd!("script", -2, &[], &["slow"], ScriptAdmin, Admin, "scripting", "2.6.0", "A container for Lua scripts management commands (LOAD, EXISTS, FLUSH, KILL).", keys: &[]),
+    cmd!("sdiff", -2, R, SET_RS, NodeRead, HeavyData, "set", "1.0.0", "Returns the difference of multiple sets.", keys: &[KeySpec::range(1, -1, 1, RO_ACCESS)]),
+    cmd!("sdiffstore", -3, W, SET_WS, NodeWrite, HeavyData, "set", "1.0.0", "Stores the difference of multiple sets in a key.", keys: &[KeySpec::at(1, OW_UPDATE), KeySpec::range(2, -1, 1, RO_ACCESS)]),
+    cmd!("select", 2, CONN, CONN_CATS, Proxy, Cheap, "connection", "1.0.0", "Changes the selected database.", keys: &[]),
+    cmd!("set", -3, W, STR_WS, NodeWrite, Cheap, "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", keys: &[KeySpec::at(1, RW_ACCESS_UPDATE_VARIABLE_FLAGS).with_notes("RW and ACCESS due to the optional `GET` argument")], getkeys: GetKeysProc::Set),
+    cmd!("setex", 4, W, STR_WS, NodeWrite, Cheap, "string", "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", keys: &[KeySpec::at(1, OW_UPDATE)]),
+    cmd!("setnx", 3, WF, STR_WF, NodeWrite, Cheap, "string", "1.0.0", "Set the string value of a key only when the key doesn't exist.", keys: &[KeySpec::at(1, OW_INSERT)]),
+    cmd!("setrange", 4, W, STR_WS, NodeWrite, Cheap, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", keys: &[KeySpec::at(1, RW_UPDATE)]),
+    cmd!("sinter", -2, R, SET_RS, NodeRead, HeavyData, "set", "1.0.0", "Returns the intersect of multiple sets.", keys: &[KeySpec::range(1, -1, 1, RO_ACCESS)]),
+    cmd!("sintercard", -3, RMOV, SET_RS, NodeRead, HeavyData, "set", "7.0.0", "Returns the number of members of the intersect of multiple sets.", keys: &[KeySpec::keynum(1, RO_ACCESS)], getkeys: GetKeysProc::Numkeys { store_at: None, count_at: 1, first_at: 2 }),
+    cmd!("sinterstore", -3, W, SET_WS, NodeWrite, HeavyData, "set", "1.0.0", "Stores the intersect of multiple sets in a key.", keys: &[KeySpec::at(1, RW_UPDATE), KeySpec::range(2, -1, 1, RO_ACCESS)]),
+    cmd!("sismember", 3, RF, SET_RF, NodeRead, Cheap, "set", "1.0.0", "Determines whether a member belongs to a set.", keys: &[KeySpec::at(1, RO)]),
+    cmd!("smembers", 2, R, SET_RS, NodeRead, HeavyData, "set", "1.0.0", "Returns all members of a set.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("smismember", -3, RF, SET_RF, NodeRead, Cheap, "set", "6.2.0", "Determines whether multiple members belong to a set.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("smove", 4, WFNOOM, SET_WF, NodeWrite, Cheap, "set", "1.0.0", "Moves a member from one set to another.", keys: &[KeySpec::at(1, RW_ACCESS_DELETE), KeySpec::at(2, RW_INSERT)]),
+    cmd!("spop", -2, WFNOOM, SET_WF, NodeWrite, Cheap, "set", "1.0.0", "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.", keys: &[KeySpec::at(1, RW_ACCESS_DELETE)]),
+    cmd!("spublish", 3, PS_PUB, PS_FAST, Proxy, Cheap, "pubsub", "7.0.0", "Post a message to a shard channel", keys: &[KeySpec::at(1, NOT_KEY)]),
+    cmd!("srandmember", -2, R, SET_RS, NodeRead, Cheap, "set", "1.0.0", "Get one or multiple random members from a set", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("srem", -3, WFNOOM, SET_WF, NodeWrite, Cheap, "set", "1.0.0", "Removes one or more members from a set. Deletes the set if the last member was removed.", keys: &[KeySpec::at(1, RW_DELETE)]),
+    cmd!("sscan", -3, R, SET_RS, NodeRead, HeavyScan, "set", "2.8.0", "Iterates over members of a set.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("ssubscribe", -2, PS_SUB, PS_SLOW, Proxy, Cheap, "pubsub", "7.0.0", "Listens for messages published to shard channels.", keys: &[KeySpec::range(1, -1, 1, NOT_KEY)]),
+    cmd!("strlen", 2, RF, STR_RF, NodeRead, Cheap, "string", "2.2.0", "Returns the length of a string value.", keys: &[KeySpec::at(1, RO)]),
+    cmd!("subscribe", -2, PS_SUB, PS_SLOW, Proxy, Cheap, "pubsub", "2.0.0", "Listens for messages published to channels.", keys: &[]),
+    cmd!("sunion", -2, R, SET_RS, NodeRead, HeavyData, "set", "1.0.0", "Returns the union of multiple sets.", keys: &[KeySpec::range(1, -1, 1, RO_ACCESS)]),
+    cmd!("sunionstore", -3, W, SET_WS, NodeWrite, HeavyData, "set", "1.0.0", "Stores the union of multiple sets in a key.", keys: &[KeySpec::at(1, OW_UPDATE), KeySpec::range(2, -1, 1, RO_ACCESS)]),
+    cmd!("sunsubscribe", -1, PS_SUB, PS_SLOW, Proxy, Cheap, "pubsub", "7.0.0", "Stops listening to messages posted to shard channels.", keys: &[KeySpec::range(1, -1, 1, NOT_KEY)]),
+    cmd!("ttl", 2, RF, KEY_RF, NodeRead, Cheap, "generic", "1.0.0", "Returns the expiration time in seconds of a key.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("type", 2, RF, KEY_RF, NodeRead, Cheap, "generic", "1.0.0", "Determines the type of value stored at a key.", keys: &[KeySpec::at(1, RO)]),
+    cmd!("unlink", -2, WFNOOM, KEY_WF, NodeWrite, Cheap, "generic", "4.0.0", "Asynchronously deletes one or more keys.", keys: &[KeySpec::range(1, -1, 1, RM_DELETE)]),
+    cmd!("unsubscribe", -1, PS_SUB, PS_SLOW, Proxy, Cheap, "pubsub", "2.0.0", "Stops listening to messages posted to channels.", keys: &[]),
+    cmd!("unwatch", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], &["fast", "transaction"], Proxy, Cheap, "transactions", "2.2.0", "Forgets about watched keys of a transaction.", keys: &[]),
+    cmd!("watch", -2, &["noscript", "loading", "stale", "fast", "allow_busy"], &["fast", "transaction"], NodeRead, Cheap, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", keys: &[KeySpec::range(1, -1, 1, RO)]),
+    cmd!("xack", -4, WF, X_WF, NodeWrite, Cheap, "stream", "5.0.0", "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.", keys: &[KeySpec::at(1, RW_UPDATE)]),
+    cmd!("xadd", -5, WF, X_WF, NodeWrite, Cheap, "stream", "5.0.0", "Appends a new message to a stream. Creates the key if it doesn't exist.", keys: &[KeySpec::at(1, RW_UPDATE).with_notes("UPDATE instead of INSERT because of the optional trimming feature")]),
+    cmd!("xautoclaim", -6, WFNOOM, X_WF, NodeWrite, Cheap, "stream", "6.2.0", "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.", keys: &[KeySpec::at(1, RW_DELETE)]),
+    cmd!("xclaim", -6, WFNOOM, X_WF, NodeWrite, Cheap, "stream", "5.0.0", "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.", keys: &[KeySpec::at(1, RW_UPDATE)]),
+    cmd!("xdel", -3, WFNOOM, X_WF, NodeWrite, Cheap, "stream", "5.0.0", "Returns the number of messages after removing them from a stream.", keys: &[KeySpec::at(1, RW_DELETE)]),
+    cmd!("xgroup", -2, &[], X_WS, NodeWrite, Cheap, "stream", "5.0.0", "A container for consumer groups commands.", keys: &[], subs: XGROUP_SUBCOMMANDS),
+    cmd!("xinfo", -2, R, X_RS, NodeRead, Cheap, "stream", "5.0.0", "A container for stream introspection commands.", keys: &[], subs: XINFO_SUBCOMMANDS),
+    cmd!("xlen", 2, RF, X_RF, NodeRead, Cheap, "stream", "5.0.0", "Return the number of messages in a stream.", keys: &[KeySpec::at(1, RO)]),
+    cmd!("xpending", -3, R, X_RS, NodeRead, Cheap, "stream", "5.0.0", "Returns the information and entries from a stream consumer group's pending entries list.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("xrange", -4, R, X_RS, NodeRead, HeavyData, "stream", "5.0.0", "Returns the messages from a stream within a range of IDs.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("xread", -4, &["readonly", "blocking", "movablekeys"], &["read", "stream", "slow", "blocking"], NodeRead, HeavyData, "stream", "5.0.0", "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.", keys: &[KeySpec::half_after("STREAMS", 1, RO_ACCESS)], block: Blocking::BlockOption, getkeys: GetKeysProc::StreamRead),
+    cmd!("xreadgroup", -7, &["write", "blocking", "movablekeys"], &["write", "stream", "slow", "blocking"], NodeWrite, HeavyData, "stream", "5.0.0", "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.", keys: &[KeySpec::half_after("STREAMS", 4, RO_ACCESS)], block: Blocking::BlockOption, getkeys: GetKeysProc::StreamRead),
+    cmd!("xrevrange", -4, R, X_RS, NodeRead, HeavyData, "stream", "5.0.0", "Returns the messages from a stream within a range of IDs in reverse order.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("xsetid", -3, WF, X_WF, NodeWrite, Cheap, "stream", "5.0.0", "An internal command for replicating stream values.", keys: &[KeySpec::at(1, RW_UPDATE)]),
+    cmd!("xtrim", -4, WNOOM, X_WS, NodeWrite, Cheap, "stream", "5.0.0", "Deletes messages from the beginning of a stream.", keys: &[KeySpec::at(1, RW_DELETE)]),
+    cmd!("zadd", -4, WF, Z_WF, NodeWrite, Cheap, "sorted-set", "1.2.0", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.", keys: &[KeySpec::at(1, RW_UPDATE)]),
+    cmd!("zcard", 2, RF, Z_RF, NodeRead, Cheap, "sorted-set", "1.2.0", "Returns the number of members in a sorted set.", keys: &[KeySpec::at(1, RO)]),
+    cmd!("zcount", 4, RF, Z_RF, NodeRead, Cheap, "sorted-set", "2.0.0", "Returns the count of members in a sorted set that have scores within a range.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("zdiff", -3, RMOV, Z_RS, NodeRead, HeavyData, "sorted-set", "6.2.0", "Returns the difference between multiple sorted sets.", keys: &[KeySpec::keynum(1, RO_ACCESS)], getkeys: GetKeysProc::Numkeys { store_at: None, count_at: 1, first_at: 2 }),
+    cmd!("zdiffstore", -4, WDMOV, Z_WS, NodeWrite, HeavyData, "sorted-set", "6.2.0", "Stores the difference of multiple sorted sets in a key.", keys: &[KeySpec::at(1, OW_UPDATE), KeySpec::keynum(2, RO_ACCESS)], getkeys: GetKeysProc::Numkeys { store_at: Some(1), count_at: 2, first_at: 3 }),
+    cmd!("zincrby", 4, WF, Z_WF, NodeWrite, Cheap, "sorted-set", "1.2.0", "Increments the score of a member in a sorted set.", keys: &[KeySpec::at(1, RW_ACCESS_UPDATE)]),
+    cmd!("zinter", -3, RMOV, Z_RS, NodeRead, HeavyData, "sorted-set", "6.2.0", "Returns the intersect of multiple sorted sets.", keys: &[KeySpec::keynum(1, RO_ACCESS)], getkeys: GetKeysProc::Numkeys { store_at: None, count_at: 1, first_at: 2 }),
+    cmd!("zintercard", -3, RMOV, Z_RS, NodeRead, HeavyData, "sorted-set", "7.0.0", "Returns the number of members of the intersect of multiple sorted sets.", keys: &[KeySpec::keynum(1, RO_ACCESS)], getkeys: GetKeysProc::Numkeys { store_at: None, count_at: 1, first_at: 2 }),
+    cmd!("zinterstore", -4, WDMOV, Z_WS, NodeWrite, HeavyData, "sorted-set", "2.0.0", "Stores the intersect of multiple sorted sets in a key.", keys: &[KeySpec::at(1, OW_UPDATE), KeySpec::keynum(2, RO_ACCESS)], getkeys: GetKeysProc::Numkeys { store_at: Some(1), count_at: 2, first_at: 3 }),
+    cmd!("zlexcount", 4, RF, Z_RF, NodeRead, Cheap, "sorted-set", "2.8.9", "Returns the number of members in a sorted set within a lexicographical range.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("zmpop", -4, WMOV, Z_WS, NodeWrite, Cheap, "sorted-set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", keys: &[KeySpec::keynum(1, RW_ACCESS_DELETE)], getkeys: GetKeysProc::Numkeys { store_at: None, count_at: 1, first_at: 2 }),
+    cmd!("zmscore", -3, RF, Z_RF, NodeRead, Cheap, "sorted-set", "6.2.0", "Returns the score of one or more members in a sorted set.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("zpopmax", -2, WFNOOM, Z_WF, NodeWrite, Cheap, "sorted-set", "5.0.0", "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", keys: &[KeySpec::at(1, RW_ACCESS_DELETE)]),
+    cmd!("zpopmin", -2, WFNOOM, Z_WF, NodeWrite, Cheap, "sorted-set", "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", keys: &[KeySpec::at(1, RW_ACCESS_DELETE)]),
+    cmd!("zrandmember", -2, R, Z_RS, NodeRead, Cheap, "sorted-set", "6.2.0", "Returns one or more random members from a sorted set.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("zrange", -4, R, Z_RS, NodeRead, HeavyData, "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("zrangebylex", -4, R, Z_RS, NodeRead, HeavyData, "sorted-set", "2.8.9", "Returns members in a sorted set within a lexicographical range.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("zrangebyscore", -4, R, Z_RS, NodeRead, HeavyData, "sorted-set", "1.0.5", "Returns members in a sorted set within a range of scores.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("zrangestore", -5, W, Z_WS, NodeWrite, HeavyData, "sorted-set", "6.2.0", "Stores a range of members from sorted set in a key.", keys: &[KeySpec::at(1, OW_UPDATE), KeySpec::at(2, RO_ACCESS)]),
+    cmd!("zrank", -3, RF, Z_RF, NodeRead, Cheap, "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by ascending scores.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("zrem", -3, WFNOOM, Z_WF, NodeWrite, Cheap, "sorted-set", "1.2.0", "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.", keys: &[KeySpec::at(1, RW_DELETE)]),
+    cmd!("zremrangebylex", 4, WNOOM, Z_WS, NodeWrite, Cheap, "sorted-set", "2.8.9", "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.", keys: &[KeySpec::at(1, RW_DELETE)]),
+    cmd!("zremrangebyrank", 4, WNOOM, Z_WS, NodeWrite, Cheap, "sorted-set", "2.0.0", "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.", keys: &[KeySpec::at(1, RW_DELETE)]),
+    cmd!("zremrangebyscore", 4, WNOOM, Z_WS, NodeWrite, Cheap, "sorted-set", "1.2.0", "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.", keys: &[KeySpec::at(1, RW_DELETE)]),
+    cmd!("zrevrange", -4, R, Z_RS, NodeRead, HeavyData, "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes in reverse order.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("zrevrangebylex", -4, R, Z_RS, NodeRead, HeavyData, "sorted-set", "2.8.9", "Returns members in a sorted set within a lexicographical range in reverse order.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("zrevrangebyscore", -4, R, Z_RS, NodeRead, HeavyData, "sorted-set", "2.2.0", "Returns members in a sorted set within a range of scores in reverse order.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("zrevrank", -3, RF, Z_RF, NodeRead, Cheap, "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by descending scores.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("zscan", -3, R, Z_RS, NodeRead, HeavyScan, "sorted-set", "2.8.0", "Iterates over members and scores of a sorted set.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("zscore", 3, RF, Z_RF, NodeRead, Cheap, "sorted-set", "1.2.0", "Returns the score of a member in a sorted set.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("zunion", -3, RMOV, Z_RS, NodeRead, HeavyData, "sorted-set", "6.2.0", "Returns the union of multiple sorted sets.", keys: &[KeySpec::keynum(1, RO_ACCESS)], getkeys: GetKeysProc::Numkeys { store_at: None, count_at: 1, first_at: 2 }),
+    cmd!("zunionstore", -4, WDMOV, Z_WS, NodeWrite, HeavyData, "sorted-set", "2.0.0", "Stores the union of multiple sorted sets in a key.", keys: &[KeySpec::at(1, OW_UPDATE), KeySpec::keynum(2, RO_ACCESS)], getkeys: GetKeysProc::Numkeys { store_at: Some(1), count_at: 2, first_at: 3 }),
 ];
 
 /// Looks a command up by name, case-insensitively.
@@ -351,70 +353,23 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         .map(|i| &COMMANDS[i])
 }
 
-/// Heavy-class commands (SPEC Layer 1): full collection reads, range scans,
-/// keyspace scans and scripts, whose cost grows with the data they touch.
-/// The proxy's policy table classifies them too (`rampart_policies::classes`,
-/// where an operator can re-tune it); this list is what the storage node uses
-/// on its own, without the proxy's configuration: a read run holding one of
-/// them runs on the node's bounded heavy executor, not on the cheap read
-/// path. Commands Rampart does not implement yet are listed so they are
-/// classified the day they are. Sorted, lower case.
-pub const HEAVY_COMMANDS: &[&str] = &[
-    "eval",
-    "eval_ro",
-    "evalsha",
-    "evalsha_ro",
-    "fcall",
-    "fcall_ro",
-    "hgetall",
-    "hkeys",
-    "hscan",
-    "hvals",
-    "keys",
-    "lrange",
-    "scan",
-    "sdiff",
-    "sdiffstore",
-    "sinter",
-    "sintercard",
-    "sinterstore",
-    "smembers",
-    "sort",
-    "sort_ro",
-    "sscan",
-    "sunion",
-    "sunionstore",
-    "xrange",
-    "xread",
-    "xreadgroup",
-    "xrevrange",
-    "zdiff",
-    "zdiffstore",
-    "zinter",
-    "zintercard",
-    "zinterstore",
-    "zrange",
-    "zrangebylex",
-    "zrangebyscore",
-    "zrangestore",
-    "zrevrange",
-    "zrevrangebylex",
-    "zrevrangebyscore",
-    "zscan",
-    "zunion",
-    "zunionstore",
-];
-
-/// Whether the command named `name` (any case) is in [`HEAVY_COMMANDS`].
-pub fn is_heavy(name: &[u8]) -> bool {
-    if name.len() > 32 {
-        return false;
+/// The spec that describes `argv`: a container's subcommand (XGROUP
+/// CREATE) when it has one by that name, else the command itself. `None`
+/// for an unknown command, or a container with an unknown subcommand.
+pub fn lookup_argv(argv: &[Vec<u8>]) -> Option<&'static CommandSpec> {
+    let spec = lookup(argv.first()?)?;
+    if spec.subcommands.is_empty() {
+        return Some(spec);
     }
-    let lower = name.to_ascii_lowercase();
-    let Ok(lower) = std::str::from_utf8(&lower) else {
-        return false;
-    };
-    HEAVY_COMMANDS.binary_search(&lower).is_ok()
+    match argv.get(1) {
+        Some(sub) => spec.subcommand(sub),
+        None => Some(spec),
+    }
+}
+
+/// Whether the command named `name` (any case) is heavy by its class.
+pub fn is_heavy(name: &[u8]) -> bool {
+    lookup(name).is_some_and(|spec| spec.is_heavy())
 }
 
 #[cfg(test)]
@@ -448,21 +403,197 @@ mod tests {
         assert!(set.arity_ok(3) && set.arity_ok(7) && !set.arity_ok(2));
     }
 
-    #[test]
-    fn key_positions_cover_steps() {
-        let mset = lookup(b"mset").unwrap();
-        assert_eq!(mset.key_positions(5), vec![1, 3]);
-        let del = lookup(b"del").unwrap();
-        assert_eq!(del.key_positions(4), vec![1, 2, 3]);
-        assert!(lookup(b"ping").unwrap().key_positions(2).is_empty());
+    fn argv(text: &str) -> Vec<Vec<u8>> {
+        text.split_whitespace()
+            .map(|s| s.as_bytes().to_vec())
+            .collect()
+    }
+
+    /// The keys `argv` names, by its spec (subcommands resolved).
+    fn keys(text: &str) -> Vec<String> {
+        let argv = argv(text);
+        let spec = lookup_argv(&argv).expect("known command");
+        spec.find_keys(&argv)
+            .iter()
+            .map(|k| String::from_utf8_lossy(&argv[k.pos]).into_owned())
+            .collect()
     }
 
     #[test]
-    fn heavy_list_is_sorted_and_lookup_ignores_case() {
-        for pair in HEAVY_COMMANDS.windows(2) {
-            assert!(pair[0] < pair[1], "{} !< {}", pair[0], pair[1]);
+    fn keys_of_fixed_and_variable_commands() {
+        // Each expectation is Redis 7.2's COMMAND GETKEYS answer.
+        let cases: &[(&str, &[&str])] = &[
+            ("GET k", &["k"]),
+            ("MSET a 1 b 2", &["a", "b"]),
+            ("DEL a b c", &["a", "b", "c"]),
+            ("BLPOP a b 0", &["a", "b"]),
+            ("BLMOVE src dst LEFT RIGHT 0", &["src", "dst"]),
+            ("EVAL s 2 k1 k2 a1", &["k1", "k2"]),
+            ("EVALSHA abc 0", &[]),
+            ("ZUNIONSTORE d 2 a b WEIGHTS 1 2", &["d", "a", "b"]),
+            ("ZUNION 2 a b", &["a", "b"]),
+            ("ZINTERCARD 2 a b LIMIT 1", &["a", "b"]),
+            ("SINTERCARD 1 a", &["a"]),
+            ("LMPOP 2 a b LEFT", &["a", "b"]),
+            ("BLMPOP 0 2 a b LEFT", &["a", "b"]),
+            ("BZMPOP 1.5 1 z MIN COUNT 2", &["z"]),
+            ("ZMPOP 1 z MAX", &["z"]),
+            ("XREAD COUNT 2 BLOCK 0 STREAMS s1 s2 0 $", &["s1", "s2"]),
+            ("XREADGROUP GROUP g c COUNT 1 STREAMS s >", &["s"]),
+            ("XREADGROUP GROUP streams STREAMS STREAMS s >", &["s"]),
+            ("XGROUP CREATE s g $ MKSTREAM", &["s"]),
+            ("XINFO STREAM s FULL", &["s"]),
+            ("OBJECT ENCODING k", &["k"]),
+            ("OBJECT HELP", &[]),
+            ("RENAME a b", &["a", "b"]),
+            ("SMOVE a b m", &["a", "b"]),
+            ("SINTERSTORE d a b", &["d", "a", "b"]),
+            ("ZRANGESTORE d s 0 -1", &["d", "s"]),
+            ("WATCH a b", &["a", "b"]),
+            ("SPUBLISH ch m", &[]),
+            ("SET k v GET", &["k"]),
+            ("COPY a b DB 0", &["a", "b"]),
+        ];
+        for (command, expected) in cases {
+            assert_eq!(keys(command), *expected, "{command}");
         }
-        assert!(is_heavy(b"HGETALL") && is_heavy(b"keys") && is_heavy(b"ZRangeByScore"));
-        assert!(!is_heavy(b"get") && !is_heavy(b"hget") && !is_heavy(b""));
+    }
+
+    #[test]
+    fn key_flags_say_what_the_command_does() {
+        let flags = |text: &str| {
+            let argv = argv(text);
+            let spec = lookup_argv(&argv).unwrap();
+            spec.find_keys(&argv)
+                .iter()
+                .map(|k| k.flags.names().join(" "))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(flags("GET k"), vec!["RO access"]);
+        assert_eq!(flags("SET k v"), vec!["OW update"]);
+        assert_eq!(flags("SET k v GET"), vec!["RW access update"]);
+        assert_eq!(
+            flags("LMOVE a b LEFT LEFT"),
+            vec!["RW access delete", "RW insert"]
+        );
+        assert_eq!(flags("DEL k"), vec!["RM delete"]);
+    }
+
+    #[test]
+    fn legacy_ranges_and_movablekeys_agree_with_the_specs() {
+        let get = lookup(b"get").unwrap();
+        assert_eq!(get.legacy_range(), (1, 1, 1));
+        assert_eq!(lookup(b"mset").unwrap().legacy_range(), (1, -1, 2));
+        assert_eq!(lookup(b"zunionstore").unwrap().legacy_range(), (1, 1, 1));
+        assert_eq!(lookup(b"xgroup").unwrap().legacy_range(), (0, 0, 0));
+        for spec in COMMANDS
+            .iter()
+            .chain(COMMANDS.iter().flat_map(|s| s.subcommands))
+        {
+            let movable = crate::key_spec::movable_keys(spec.keys);
+            assert_eq!(
+                spec.flags.contains(&"movablekeys"),
+                movable,
+                "{}: movablekeys flag vs key specs",
+                spec.name
+            );
+        }
+    }
+
+    #[test]
+    fn subcommands_resolve_by_name_in_any_case() {
+        let spec = lookup_argv(&argv("xgroup CreateConsumer s g c")).unwrap();
+        assert_eq!(spec.name, "xgroup|createconsumer");
+        assert!(lookup_argv(&argv("XGROUP NOSUCH s")).is_none());
+        assert_eq!(lookup_argv(&argv("XGROUP")).unwrap().name, "xgroup");
+        assert_eq!(lookup_argv(&argv("GET k")).unwrap().name, "get");
+    }
+
+    #[test]
+    fn classes_blocking_and_script_runner_are_facts_of_the_spec() {
+        let spec = |name: &str| lookup(name.as_bytes()).unwrap();
+        for heavy in [
+            "keys",
+            "scan",
+            "hgetall",
+            "xread",
+            "zrange",
+            "lrange",
+            "eval",
+            "evalsha_ro",
+        ] {
+            assert!(is_heavy(heavy.as_bytes()), "{heavy}");
+        }
+        for cheap in ["get", "set", "hget", "xadd", "blpop", "flushall"] {
+            assert!(!is_heavy(cheap.as_bytes()), "{cheap}");
+        }
+        assert!(!is_heavy(b"nosuchcommand"));
+        for exempt in ["ping", "info", "client", "hello", "auth", "quit"] {
+            assert_eq!(spec(exempt).class, Class::Exempt);
+        }
+        assert_eq!(spec("flushall").class, Class::Admin);
+        assert!(spec("eval").uses_script_runner() && spec("script").uses_script_runner());
+        assert_eq!(spec("eval").runs, Runs::Script);
+        assert!(!spec("get").uses_script_runner());
+        for name in [
+            "blpop",
+            "brpop",
+            "brpoplpush",
+            "blmove",
+            "blmpop",
+            "bzpopmin",
+            "bzpopmax",
+            "bzmpop",
+        ] {
+            assert_eq!(spec(name).class, Class::Blocking, "{name}");
+            assert!(spec(name).blocks(&argv(&format!("{name} k 0"))), "{name}");
+        }
+    }
+
+    #[test]
+    fn xread_blocks_only_with_its_block_option() {
+        let blocks = |text: &str| {
+            let argv = argv(text);
+            lookup(&argv[0]).unwrap().blocks(&argv)
+        };
+        assert!(!blocks("XREAD STREAMS s 0"));
+        assert!(blocks("xread COUNT 1 block 0 STREAMS s 0"));
+        assert!(!blocks("XREAD STREAMS BLOCK 0"), "a key named BLOCK");
+        assert!(
+            !blocks("XREAD COUNT BLOCK STREAMS s 0"),
+            "BLOCK as COUNT's value"
+        );
+        assert!(blocks("XREADGROUP GROUP g c BLOCK 10 STREAMS s >"));
+        assert!(
+            !blocks("XREADGROUP GROUP block c STREAMS s >"),
+            "a group named block"
+        );
+        assert!(
+            !blocks("XREAD BLOCK"),
+            "BLOCK without a value is a syntax error"
+        );
+    }
+
+    #[test]
+    fn block_timeouts_are_read_from_the_arguments() {
+        use std::time::Duration;
+        let t = |text: &str| {
+            let argv = argv(text);
+            lookup(&argv[0]).unwrap().block_timeout(&argv)
+        };
+        assert_eq!(t("BLPOP a b 1.5"), Some(Some(Duration::from_millis(1500))));
+        assert_eq!(t("blpop a 0"), Some(None), "0 blocks forever");
+        assert_eq!(t("BLMPOP 2 1 k LEFT"), Some(Some(Duration::from_secs(2))));
+        assert_eq!(
+            t("XREAD BLOCK 250 STREAMS s $"),
+            Some(Some(Duration::from_millis(250)))
+        );
+        assert_eq!(
+            t("XREADGROUP GROUP g c COUNT 5 BLOCK 100 STREAMS s >"),
+            Some(Some(Duration::from_millis(100)))
+        );
+        assert_eq!(t("XREAD STREAMS s $"), None);
+        assert_eq!(t("BLPOP a -1"), None, "the node answers the error");
+        assert_eq!(t("GET k"), None);
     }
 }

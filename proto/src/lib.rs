@@ -3,16 +3,19 @@
 //! - [`pb`]: the generated gRPC services and messages (`proto/rampart.proto`).
 //! - [`reply`]: constructors and helpers for [`pb::Reply`], the one reply type
 //!   used from the node's command code to the proxy's RESP encoder.
-//! - [`command_table`]: every supported command with its arity, flags and key
-//!   positions; the proxy and the node both read it.
+//! - [`command_table`]: every supported command as one [`command_spec::CommandSpec`]
+//!   (arity, flags, class, how it runs and blocks, [`key_spec`] key specs);
+//!   the proxy, the policies and the node all read it.
 //! - [`args`] and [`errors`]: argument parsing with Redis 7.2's exact error
 //!   texts, kept in one place.
 //! - [`glob`]: Redis's glob matching (KEYS, SCAN MATCH, COMMAND LIST FILTERBY).
 
 pub mod args;
+pub mod command_spec;
 pub mod command_table;
 pub mod errors;
 pub mod glob;
+pub mod key_spec;
 pub mod reply;
 
 /// Generated protobuf and gRPC code.

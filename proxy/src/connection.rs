@@ -24,7 +24,6 @@ use crate::commands::{self, Session, Shared};
 use crate::registry::BlockedMark;
 use crate::resp::{encode_reply, Argv, Protocol, RequestDecoder};
 use crate::service::{rescue_batch, Batch, BoxError, ClientMeta};
-use rampart_policies::classes::block_timeout;
 
 /// A batch is cut at this many commands or bytes so one RPC stays well under
 /// gRPC message limits and a huge pipeline streams through in pieces.
@@ -319,8 +318,8 @@ where
                 continue;
             }
             match spec.runs {
-                Runs::NodeRead | Runs::NodeWrite => {
-                    if let Some(block) = block_timeout(&argv) {
+                Runs::NodeRead | Runs::NodeWrite | Runs::Script | Runs::ScriptAdmin => {
+                    if let Some(block) = spec.block_timeout(&argv) {
                         // A blocking command travels alone, so the commands
                         // around it are not held up by its wait (see
                         // docs/policies.md, "Blocking commands").

@@ -138,11 +138,9 @@ impl Service<Batch> for ProxyService {
 
 /// Whether `argv` runs a Lua script (EVAL, EVALSHA and their _RO forms).
 fn runs_script(argv: &[Vec<u8>]) -> bool {
-    argv.first().is_some_and(|name| {
-        ["eval", "evalsha", "eval_ro", "evalsha_ro"]
-            .iter()
-            .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
-    })
+    argv.first()
+        .and_then(|name| rampart_proto::command_table::lookup(name))
+        .is_some_and(|spec| spec.runs == rampart_proto::command_table::Runs::Script)
 }
 
 impl CommandBatch for Batch {

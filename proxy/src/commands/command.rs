@@ -2,8 +2,9 @@
 //! `rampart_proto::command_table` in Redis 7.2's reply shapes, which
 //! redis-cli (hints) and cluster-aware client libraries (key positions) read.
 
-use rampart_proto::command_table::{lookup, CommandSpec, COMMANDS};
+use rampart_proto::command_table::{lookup, lookup_argv, CommandSpec, COMMANDS};
 use rampart_proto::glob::glob_match;
+use rampart_proto::key_spec::{BeginSearch, FindKeys, KeyFlags, KeySpec};
 use rampart_proto::{errors, reply, Reply};
 
 const HELP: &[&str] = &[
@@ -24,6 +25,8 @@ const HELP: &[&str] = &[
     "    commands are returned.",
     "GETKEYS <full-command>",
     "    Return the keys from a full Redis command.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    Return the keys and the access flags from a full Redis command.",
     "HELP",
     "    Print this help.",
 ];
@@ -60,9 +63,10 @@ pub fn command(args: &[Vec<u8>]) -> Reply {
             )
         }
         "list" => list(rest),
-        "getkeys" if !rest.is_empty() => getkeys(rest),
+        "getkeys" if !rest.is_empty() => getkeys(rest, false),
+        "getkeysandflags" if !rest.is_empty() => getkeys(rest, true),
         "help" if rest.is_empty() => reply::array(HELP.iter().map(|l| reply::status(*l)).collect()),
-        "count" | "help" | "getkeys" => {
+        "count" | "help" | "getkeys" | "getkeysandflags" => {
             reply::error(errors::wrong_arity(&format!("command|{sub_name}")))
         }
         _ => reply::error(errors::unknown_subcommand("command", sub)),
@@ -75,64 +79,88 @@ fn status_set(items: impl IntoIterator<Item = String>) -> Reply {
 
 /// Redis 7.2's 10-element command entry.
 fn info_entry(spec: &CommandSpec) -> Reply {
+    let (first, last, step) = spec.legacy_range();
     reply::array(vec![
         reply::bulk(spec.name),
         reply::integer(spec.arity as i64),
         status_set(spec.flags.iter().map(|f| f.to_string())),
-        reply::integer(spec.first_key as i64),
-        reply::integer(spec.last_key as i64),
-        reply::integer(spec.step as i64),
+        reply::integer(first as i64),
+        reply::integer(last as i64),
+        reply::integer(step as i64),
         status_set(spec.categories.iter().map(|c| format!("@{c}"))),
         reply::set(Vec::new()),
-        key_specs(spec),
-        reply::array(Vec::new()),
+        reply::array(spec.keys.iter().map(key_spec_entry).collect()),
+        reply::array(spec.subcommands.iter().map(info_entry).collect()),
     ])
 }
 
-/// Key specs derived from (first, last, step): one "index" begin-search and a
-/// "range" find-keys, which is how Redis describes these simple commands.
-fn key_specs(spec: &CommandSpec) -> Reply {
-    if spec.first_key <= 0 {
-        return reply::array(Vec::new());
-    }
-    let flags: &[&str] = if spec.is_write() {
-        &["RW", "UPDATE"]
-    } else {
-        &["RO", "ACCESS"]
-    };
-    let last = if spec.last_key < 0 {
-        spec.last_key as i64
-    } else {
-        (spec.last_key - spec.first_key) as i64
-    };
+fn key_flags(flags: KeyFlags) -> Reply {
+    status_set(flags.names().into_iter().map(str::to_string))
+}
+
+/// One key spec in `COMMAND INFO`'s shape.
+fn key_spec_entry(spec: &KeySpec) -> Reply {
     let kv = |k: &str, v: Reply| (reply::bulk(k), v);
-    reply::array(vec![reply::map(vec![
-        kv("flags", status_set(flags.iter().map(|f| f.to_string()))),
-        kv(
-            "begin_search",
-            reply::map(vec![
-                kv("type", reply::bulk("index")),
-                kv(
-                    "spec",
-                    reply::map(vec![kv("index", reply::integer(spec.first_key as i64))]),
-                ),
-            ]),
-        ),
-        kv(
-            "find_keys",
-            reply::map(vec![
-                kv("type", reply::bulk("range")),
-                kv(
-                    "spec",
-                    reply::map(vec![
-                        kv("lastkey", reply::integer(last)),
-                        kv("keystep", reply::integer(spec.step as i64)),
-                        kv("limit", reply::integer(0)),
-                    ]),
-                ),
-            ]),
-        ),
-    ])])
+    let int = |v: i64| reply::integer(v);
+    let begin = match spec.begin {
+        BeginSearch::Index(index) => reply::map(vec![
+            kv("type", reply::bulk("index")),
+            kv("spec", reply::map(vec![kv("index", int(index as i64))])),
+        ]),
+        BeginSearch::Keyword {
+            keyword,
+            start_from,
+        } => reply::map(vec![
+            kv("type", reply::bulk("keyword")),
+            kv(
+                "spec",
+                reply::map(vec![
+                    kv("keyword", reply::bulk(keyword)),
+                    kv("startfrom", int(start_from as i64)),
+                ]),
+            ),
+        ]),
+    };
+    let find = match spec.find {
+        FindKeys::Range {
+            last_key,
+            key_step,
+            limit,
+        } => reply::map(vec![
+            kv("type", reply::bulk("range")),
+            kv(
+                "spec",
+                reply::map(vec![
+                    kv("lastkey", int(last_key as i64)),
+                    kv("keystep", int(key_step as i64)),
+                    kv("limit", int(limit as i64)),
+                ]),
+            ),
+        ]),
+        FindKeys::Keynum {
+            keynum_index,
+            first_key,
+            key_step,
+        } => reply::map(vec![
+            kv("type", reply::bulk("keynum")),
+            kv(
+                "spec",
+                reply::map(vec![
+                    kv("keynumidx", int(keynum_index as i64)),
+                    kv("firstkey", int(first_key as i64)),
+                    kv("keystep", int(key_step as i64)),
+                ]),
+            ),
+        ]),
+    };
+    let mut fields = Vec::with_capacity(4);
+    if !spec.notes.is_empty() {
+        fields.push(kv("notes", reply::bulk(spec.notes)));
+    }
+    fields.push(kv("flags", key_flags(spec.flags)));
+    fields.push(kv("begin_search", begin));
+    fields.push(kv("find_keys", find));
+    reply::map(fields)
 }
 
 fn docs_entry(spec: &CommandSpec) -> Reply {
@@ -143,8 +171,15 @@ fn docs_entry(spec: &CommandSpec) -> Reply {
     ])
 }
 
+/// Every command and subcommand, as `COMMAND LIST` names them.
+fn all_specs() -> impl Iterator<Item = &'static CommandSpec> {
+    COMMANDS
+        .iter()
+        .flat_map(|spec| std::iter::once(spec).chain(spec.subcommands))
+}
+
 fn list(args: &[Vec<u8>]) -> Reply {
-    let names = COMMANDS.iter().map(|s| s.name);
+    let names = all_specs().map(|s| s.name);
     match args {
         [] => reply::bulk_array(names),
         [filterby, kind, value] if filterby.eq_ignore_ascii_case(b"FILTERBY") => {
@@ -153,8 +188,7 @@ fn list(args: &[Vec<u8>]) -> Reply {
             match kind.as_str() {
                 "MODULE" => reply::array(Vec::new()),
                 "ACLCAT" => reply::bulk_array(
-                    COMMANDS
-                        .iter()
+                    all_specs()
                         .filter(|s| s.categories.contains(&value_text.as_str()))
                         .map(|s| s.name),
                 ),
@@ -168,18 +202,33 @@ fn list(args: &[Vec<u8>]) -> Reply {
     }
 }
 
-fn getkeys(argv: &[Vec<u8>]) -> Reply {
-    let Some(spec) = lookup(&argv[0]) else {
+/// COMMAND GETKEYS / GETKEYSANDFLAGS, with Redis 7.2's checks in its order.
+fn getkeys(argv: &[Vec<u8>], with_flags: bool) -> Reply {
+    let Some(spec) = lookup_argv(argv) else {
         return reply::error("ERR Invalid command specified");
     };
+    if !spec.has_keys() {
+        return reply::error("ERR The command has no key arguments");
+    }
     if !spec.arity_ok(argv.len()) {
         return reply::error("ERR Invalid number of arguments specified for command");
     }
-    let positions = spec.key_positions(argv.len());
-    if positions.is_empty() {
-        return reply::error("ERR The command has no key arguments");
+    let keys = spec.find_keys(argv);
+    if keys.is_empty() && !spec.flags.contains(&"no_mandatory_keys") {
+        return reply::error("ERR Invalid arguments specified for command");
     }
-    reply::bulk_array(positions.into_iter().map(|i| argv[i].clone()))
+    reply::array(
+        keys.into_iter()
+            .map(|key| {
+                let name = reply::bulk(argv[key.pos].clone());
+                if with_flags {
+                    reply::array(vec![name, key_flags(key.flags)])
+                } else {
+                    name
+                }
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -210,11 +259,26 @@ mod tests {
         assert_eq!(
             text(&r),
             "*[*[$get, :2, ~[+readonly, +fast], :1, :1, :1, ~[+@read, +@string, +@fast], ~[], \
-             *[%{$flags, ~[+RO, +ACCESS], $begin_search, %{$type, $index, $spec, %{$index, :1}}, \
+             *[%{$flags, ~[+RO, +access], $begin_search, %{$type, $index, $spec, %{$index, :1}}, \
              $find_keys, %{$type, $range, $spec, %{$lastkey, :0, $keystep, :1, $limit, :0}}}], *[]], _]"
         );
         let mset = text(&command(&argv(&["INFO", "mset"])));
         assert!(mset.contains("$lastkey, :-1, $keystep, :2"), "{mset}");
+        let xread = text(&command(&argv(&["INFO", "xread"])));
+        assert!(
+            xread.contains(
+                "$begin_search, %{$type, $keyword, $spec, %{$keyword, $STREAMS, $startfrom, :1}}"
+            ),
+            "{xread}"
+        );
+        let xgroup = text(&command(&argv(&["INFO", "xgroup"])));
+        assert!(
+            xgroup.starts_with("*[*[$xgroup, :-2, ~[], :0, :0, :0"),
+            "{xgroup}"
+        );
+        assert!(xgroup.contains("*[$xgroup|create, :-5"), "{xgroup}");
+        let eval = text(&command(&argv(&["INFO", "eval"])));
+        assert!(eval.contains("%{$notes, $We cannot tell"), "{eval}");
     }
 
     #[test]
@@ -224,7 +288,11 @@ mod tests {
             docs,
             "%{$get, %{$summary, $Returns the string value of a key., $since, $1.0.0, $group, $string}}"
         );
-        assert!(text(&command(&argv(&["LIST"]))).contains("$incrbyfloat"));
+        let list = text(&command(&argv(&["LIST"])));
+        assert!(
+            list.contains("$incrbyfloat") && list.contains("$xgroup|create"),
+            "{list}"
+        );
         assert_eq!(
             text(&command(&argv(&["LIST", "FILTERBY", "PATTERN", "ge*"]))),
             "*[$get, $getdel, $getex, $getrange, $getset]"
@@ -232,6 +300,40 @@ mod tests {
         assert_eq!(
             text(&command(&argv(&["GETKEYS", "MSET", "a", "1", "b", "2"]))),
             "*[$a, $b]"
+        );
+        assert_eq!(
+            text(&command(&argv(&[
+                "GETKEYSANDFLAGS",
+                "LMOVE",
+                "a",
+                "b",
+                "LEFT",
+                "RIGHT"
+            ]))),
+            "*[*[$a, ~[+RW, +access, +delete]], *[$b, ~[+RW, +insert]]]"
+        );
+        assert_eq!(
+            text(&command(&argv(&["GETKEYS", "EVAL", "s", "0"]))),
+            "*[]",
+            "EVAL may have no keys"
+        );
+        assert_eq!(
+            text(&command(&argv(&["GETKEYS", "ZUNIONSTORE", "d", "5", "a"]))),
+            "-ERR Invalid arguments specified for command"
+        );
+        assert_eq!(
+            text(&command(&argv(&["GETKEYS", "GET"]))),
+            "-ERR Invalid number of arguments specified for command"
+        );
+        assert_eq!(
+            text(&command(&argv(&[
+                "GETKEYS", "XGROUP", "CREATE", "s", "g", "$"
+            ]))),
+            "*[$s]"
+        );
+        assert_eq!(
+            text(&command(&argv(&["GETKEYS", "XGROUP", "NOSUCH", "s"]))),
+            "-ERR Invalid command specified"
         );
         assert_eq!(
             text(&command(&argv(&["GETKEYS", "PING"]))),

@@ -41,59 +41,15 @@ pub fn is_write(argv: &[Vec<u8>]) -> bool {
         .unwrap_or(false)
 }
 
-/// The blocking pops (BLPOP, BZPOPMIN, BLMOVE...): applied as one
-/// non-blocking attempt, retried by the node's wait loop.
-pub const BLOCKING: &[&str] = &[
-    "blmove",
-    "blmpop",
-    "blpop",
-    "brpop",
-    "brpoplpush",
-    "bzmpop",
-    "bzpopmax",
-    "bzpopmin",
-];
-
-/// Whether `argv` is one of [`BLOCKING`], or an XREAD / XREADGROUP with
-/// a BLOCK option (a blocking XREAD waits as repeated reads, a blocking
-/// XREADGROUP as repeated write attempts like the pops).
+/// Whether `argv` blocks (its spec's [`Blocking`](command_table::Blocking)
+/// rule): the pops always (applied as one non-blocking attempt, retried by
+/// the node's wait loop), XREAD / XREADGROUP with a `BLOCK` option (a
+/// blocking XREAD waits as repeated reads, a blocking XREADGROUP as
+/// repeated write attempts like the pops).
 pub fn is_blocking(argv: &[Vec<u8>]) -> bool {
-    argv.first().is_some_and(|name| {
-        BLOCKING
-            .iter()
-            .any(|b| name.eq_ignore_ascii_case(b.as_bytes()))
-    }) || has_block_option(argv)
-}
-
-/// XREAD / XREADGROUP with `BLOCK` among its options (before `STREAMS`,
-/// after which keys and ids may spell anything).
-pub fn has_block_option(argv: &[Vec<u8>]) -> bool {
-    let Some(name) = argv.first() else {
-        return false;
-    };
-    let group = name.eq_ignore_ascii_case(b"xreadgroup");
-    if !group && !name.eq_ignore_ascii_case(b"xread") {
-        return false;
-    }
-    let mut i = 1;
-    while let Some(arg) = argv.get(i) {
-        let word = |w: &str| arg.eq_ignore_ascii_case(w.as_bytes());
-        if word("streams") {
-            return false;
-        }
-        if word("block") {
-            return i + 1 < argv.len();
-        }
-        // GROUP's names and COUNT's value are not options.
-        i += if group && word("group") {
-            3
-        } else if word("count") {
-            2
-        } else {
-            1
-        };
-    }
-    false
+    argv.first()
+        .and_then(|name| command_table::lookup(name))
+        .is_some_and(|spec| spec.blocks(argv))
 }
 
 /// Whether a blocking attempt's reply means "no data yet" (the null a

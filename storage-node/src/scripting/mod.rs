@@ -166,11 +166,9 @@ impl Drop for Running<'_> {
 
 /// Whether `argv` is a scripting command (EVAL*, SCRIPT).
 pub fn is_script_command(argv: &[Vec<u8>]) -> bool {
-    argv.first().is_some_and(|name| {
-        ["eval", "evalsha", "eval_ro", "evalsha_ro", "script"]
-            .iter()
-            .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
-    })
+    argv.first()
+        .and_then(|name| rampart_proto::command_table::lookup(name))
+        .is_some_and(|spec| spec.uses_script_runner())
 }
 
 /// A batch holding a scripting command: every command in order, scripts
@@ -311,7 +309,9 @@ impl Eval {
 }
 
 fn is_eval(argv: &[Vec<u8>]) -> bool {
-    is_script_command(argv) && !argv[0].eq_ignore_ascii_case(b"script")
+    argv.first()
+        .and_then(|name| rampart_proto::command_table::lookup(name))
+        .is_some_and(|spec| spec.runs == rampart_proto::command_table::Runs::Script)
 }
 
 async fn run_command(
