@@ -13,7 +13,10 @@ use std::collections::BTreeSet;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{check, shared_target, wait_for, Cluster, RawConn};
+use common::{
+    blocked_clients, check, raw_connect as raw, shared_target, spawn_blocked, wait_blocked,
+    wait_for, Cluster, RawConn,
+};
 
 fn proxy() -> &'static str {
     &shared_target().addr
@@ -27,10 +30,6 @@ fn second_proxy() -> String {
     cluster.start_proxy(&[1, 2, 3], None)
 }
 
-fn raw(addr: &str) -> RawConn {
-    RawConn::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"))
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -42,20 +41,6 @@ fn pair(key: &str, value: &str) -> String {
         key.len(),
         value.len()
     )
-}
-
-/// Sends a blocking command on its own thread; returns the reply bytes and
-/// how long it took.
-fn spawn_blocked(addr: &str, args: &[&str]) -> thread::JoinHandle<(String, Duration)> {
-    let addr = addr.to_string();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    thread::spawn(move || {
-        let mut c = raw(&addr);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let started = Instant::now();
-        let reply = c.cmd(&args);
-        (text(&reply), started.elapsed())
-    })
 }
 
 /// RPUSH `key` `value`, retried while the cluster answers errors (a leader
@@ -74,30 +59,6 @@ fn rpush_once_served(c: &mut RawConn, key: &str, value: &str) -> String {
             }
         },
     )
-}
-
-/// `blocked_clients` of `INFO clients` on the proxy behind `c`.
-fn blocked_clients(c: &mut RawConn) -> usize {
-    let info = text(&c.cmd(&["INFO", "clients"]));
-    info.lines()
-        .find_map(|l| l.strip_prefix("blocked_clients:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0)
-}
-
-/// Waits until `addr`'s proxy reports at least `n` clients blocked in
-/// blocking commands (`INFO clients`).
-fn wait_blocked(addr: &str, n: usize) {
-    let mut c = raw(addr);
-    wait_for(
-        &format!("{n} blocked clients on {addr}"),
-        Duration::from_secs(20),
-        Duration::from_millis(20),
-        || match blocked_clients(&mut c) {
-            blocked if blocked >= n => Ok(()),
-            blocked => Err(format!("blocked_clients = {blocked}")),
-        },
-    );
 }
 
 #[test]

@@ -19,7 +19,10 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ask, check, connect, query, render, shared_target, wait_for, Cluster, RawConn};
+use common::{
+    ask, check, connect, query, render, shared_target, spawn_blocked, wait_blocked, wait_for,
+    Cluster, RawConn,
+};
 
 fn con() -> redis::Connection {
     shared_target().connection()
@@ -622,46 +625,6 @@ fn resp3_shapes() {
         info.starts_with(b"*2\r\n%"),
         "{}",
         String::from_utf8_lossy(&info)
-    );
-}
-
-/// Sends `args` on a raw connection on its own thread; returns the reply
-/// bytes and how long it took.
-fn spawn_blocked(addr: &str, args: &[&str]) -> thread::JoinHandle<(String, Duration)> {
-    let addr = addr.to_string();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    thread::spawn(move || {
-        let mut c = RawConn::connect(&addr).expect("connect");
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let started = Instant::now();
-        let reply = c.cmd(&args);
-        (
-            String::from_utf8_lossy(&reply).into_owned(),
-            started.elapsed(),
-        )
-    })
-}
-
-/// Waits until `addr` reports at least `n` clients blocked (`INFO clients`).
-fn wait_blocked(addr: &str, n: usize) {
-    let mut c = RawConn::connect(addr).expect("connect");
-    wait_for(
-        &format!("{n} blocked clients on {addr}"),
-        Duration::from_secs(20),
-        Duration::from_millis(20),
-        || {
-            let info = String::from_utf8_lossy(&c.cmd(&["INFO", "clients"])).into_owned();
-            let blocked = info
-                .lines()
-                .find_map(|l| l.strip_prefix("blocked_clients:"))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            if blocked >= n {
-                Ok(())
-            } else {
-                Err(format!("blocked_clients = {blocked}"))
-            }
-        },
     );
 }
 

@@ -14,15 +14,14 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ask, check, connect, int, shared_target, text, wait_for, Cluster, RawConn};
+use common::{
+    ask, check, connect, int, raw_connect as raw, shared_target, spawn_blocked, text, wait_blocked,
+    wait_for, Cluster,
+};
 use nix::sys::signal::Signal;
 
 const WRONGTYPE: &str = "-WRONGTYPE Operation against a key holding the wrong kind of value";
 const INVALID_ID: &str = "-ERR Invalid stream ID specified as stream command argument";
-
-fn raw(addr: &str) -> RawConn {
-    RawConn::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"))
-}
 
 fn bytes_text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -34,40 +33,6 @@ fn id_of(raw: &str) -> (u64, u64) {
         .split_once('-')
         .unwrap_or_else(|| panic!("not a stream id: {raw:?}"));
     (ms.parse().expect("ms"), seq.parse().expect("seq"))
-}
-
-/// Sends a command on its own connection and thread; returns the raw reply.
-fn spawn_blocked(addr: &str, args: &[&str]) -> thread::JoinHandle<String> {
-    let addr = addr.to_string();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    thread::spawn(move || {
-        let mut c = raw(&addr);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        bytes_text(&c.cmd(&args))
-    })
-}
-
-/// Waits until the proxy at `addr` reports at least `n` blocked clients.
-fn wait_blocked(addr: &str, n: usize) {
-    let mut c = raw(addr);
-    wait_for(
-        &format!("{n} blocked clients on {addr}"),
-        Duration::from_secs(20),
-        Duration::from_millis(20),
-        || {
-            let info = bytes_text(&c.cmd(&["INFO", "clients"]));
-            let blocked = info
-                .lines()
-                .find_map(|l| l.strip_prefix("blocked_clients:"))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            if blocked >= n {
-                Ok(())
-            } else {
-                Err(format!("blocked_clients = {blocked}"))
-            }
-        },
-    );
 }
 
 /// Raw RESP2 of one entry with one field.
@@ -673,9 +638,9 @@ fn xread_block_is_woken_by_xadd_through_another_proxy() {
         "*1\r\n*2\r\n$3\r\nw:s\r\n*1\r\n{}",
         raw_entry("2-1", "f", "new")
     );
-    assert_eq!(dollar.join().unwrap(), expected);
-    assert_eq!(explicit.join().unwrap(), expected);
-    assert_eq!(two.join().unwrap(), expected);
+    assert_eq!(dollar.join().unwrap().0, expected);
+    assert_eq!(explicit.join().unwrap().0, expected);
+    assert_eq!(two.join().unwrap().0, expected);
 
     // A write of another type on the key does not serve the reader; a
     // stream write to one of its keys does.
@@ -691,7 +656,7 @@ fn xread_block_is_woken_by_xadd_through_another_proxy() {
         "$3\r\n3-0\r\n"
     );
     assert_eq!(
-        waiter.join().unwrap(),
+        waiter.join().unwrap().0,
         format!(
             "*1\r\n*2\r\n$3\r\nw:t\r\n*1\r\n{}",
             raw_entry("3-0", "g", "h")
@@ -735,7 +700,7 @@ fn a_blocked_reader_moved_to_a_new_leader_keeps_its_dollar() {
     cluster.signal_proxy(&reader_proxy, Signal::SIGCONT);
 
     assert_eq!(
-        reader.join().unwrap(),
+        reader.join().unwrap().0,
         format!(
             "*1\r\n*2\r\n$4\r\nmv:s\r\n*1\r\n{}",
             raw_entry("2-1", "f", "new")
@@ -769,7 +734,7 @@ fn xreadgroup_block_is_woken_by_xadd() {
     wait_blocked(&target.addr, 1);
     query_ok(&mut c, &["XADD", "rg:s", "1-1", "f", "v"]);
     assert_eq!(
-        waiter.join().unwrap(),
+        waiter.join().unwrap().0,
         format!(
             "*1\r\n*2\r\n$4\r\nrg:s\r\n*1\r\n{}",
             raw_entry("1-1", "f", "v")
@@ -904,7 +869,7 @@ fn a_stream_and_a_blocked_reader_survive_a_leader_failover() {
     // The blocked reader was re-armed on the new leader.
     query_ok(&mut c, &["XADD", "fo:w", "1-0", "f", "x"]);
     assert_eq!(
-        waiter.join().unwrap(),
+        waiter.join().unwrap().0,
         format!(
             "*1\r\n*2\r\n$4\r\nfo:w\r\n*1\r\n{}",
             raw_entry("1-0", "f", "x")

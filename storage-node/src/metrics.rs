@@ -4,10 +4,8 @@
 //! the `metrics` facade has no recorder and every update is a no-op.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 use openraft::ServerState;
 use tokio::sync::watch;
 
@@ -72,50 +70,15 @@ pub const ROCKSDB_RUNNING_COMPACTIONS: &str = "rampart_rocksdb_running_compactio
 /// and cheap; this only bounds how stale a gauge can be).
 pub const ROCKSDB_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Histogram buckets (seconds) for every `*_seconds` metric: 100 µs to 10 s.
-pub const SECONDS_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
-
 /// How often the Raft gauges may be refreshed at most: metrics change on
 /// every applied entry, and reading the commit index is a call into the
 /// Raft core.
 const RAFT_GAUGE_INTERVAL: Duration = Duration::from_millis(200);
 
-static INSTALLED: AtomicBool = AtomicBool::new(false);
-
-/// Installs the process-wide Prometheus recorder and serves
-/// `http://ADDR/metrics` on the current tokio runtime.
-///
-/// Returns `Ok(false)` (after logging a warning) when a recorder is already
-/// installed in this process, e.g. several nodes started by one test; an
-/// address that cannot be bound is an error.
+/// Installs the Prometheus exporter on `addr` (see
+/// [`rampart_telemetry::prometheus::install`]).
 pub fn install(addr: SocketAddr) -> Result<bool, NodeError> {
-    if INSTALLED.swap(true, Ordering::SeqCst) {
-        tracing::warn!(%addr, "a metrics exporter already runs in this process; not starting another");
-        return Ok(false);
-    }
-    let result = PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
-        .and_then(PrometheusBuilder::install);
-    match result {
-        Ok(()) => {
-            tracing::info!("metrics http://{addr}/metrics");
-            Ok(true)
-        }
-        Err(BuildError::FailedToSetGlobalRecorder(e)) => {
-            tracing::warn!(%addr, error = %e, "another metrics recorder is installed; not exporting");
-            Ok(false)
-        }
-        Err(e) => {
-            INSTALLED.store(false, Ordering::SeqCst);
-            Err(NodeError::Config(format!(
-                "metrics exporter on {addr}: {e}"
-            )))
-        }
-    }
+    rampart_telemetry::prometheus::install(addr).map_err(|e| NodeError::Config(e.to_string()))
 }
 
 /// Keeps the `rampart_raft_*` gauges in step with `raft.metrics()` until

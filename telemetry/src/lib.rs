@@ -21,10 +21,13 @@
 //!   `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT` (ms).
 //! - `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`: traces off.
 //!
+//! [`prometheus`] installs the Prometheus metrics exporter.
+//!
 //! The [`grpc`] module carries W3C trace context (`traceparent`,
 //! `tracestate`) from the proxy's gRPC client to the node's gRPC server.
 
 pub mod grpc;
+pub mod prometheus;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};

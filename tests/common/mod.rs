@@ -1049,6 +1049,55 @@ pub fn parse_info(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
 }
 
 // ---------------------------------------------------------------------------
+// Blocking commands: a client per waiter, and the proxy's count of them.
+
+/// A raw RESP connection to `addr` (panics when it cannot connect).
+pub fn raw_connect(addr: &str) -> RawConn {
+    RawConn::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"))
+}
+
+/// Sends `args` on its own raw connection and thread; returns the raw reply
+/// and how long it took.
+pub fn spawn_blocked(addr: &str, args: &[&str]) -> thread::JoinHandle<(String, Duration)> {
+    let addr = addr.to_string();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    thread::spawn(move || {
+        let mut c = raw_connect(&addr);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let started = Instant::now();
+        let reply = c.cmd(&args);
+        (
+            String::from_utf8_lossy(&reply).into_owned(),
+            started.elapsed(),
+        )
+    })
+}
+
+/// `blocked_clients` of `INFO clients` on the proxy behind `c`.
+pub fn blocked_clients(c: &mut RawConn) -> usize {
+    let info = String::from_utf8_lossy(&c.cmd(&["INFO", "clients"])).into_owned();
+    info.lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0)
+}
+
+/// Waits until the proxy at `addr` reports at least `n` clients blocked in
+/// blocking commands (`INFO clients`).
+pub fn wait_blocked(addr: &str, n: usize) {
+    let mut c = raw_connect(addr);
+    wait_for(
+        &format!("{n} blocked clients on {addr}"),
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || match blocked_clients(&mut c) {
+            blocked if blocked >= n => Ok(()),
+            blocked => Err(format!("blocked_clients = {blocked}")),
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------
 // One cluster shared by all tests of a test binary.
 
 /// What the shared tests talk to: normally a Rampart cluster started by the

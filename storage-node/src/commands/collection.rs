@@ -7,7 +7,7 @@
 //! lists store `head` and `tail` sequence numbers instead (see `lists`).
 //! A collection that becomes empty is deleted, as in Redis.
 
-use rampart_proto::args::Args;
+use rampart_proto::args::{parse_i64, Args};
 use rampart_proto::{errors, reply, Reply};
 
 use super::keys::parse_cursor;
@@ -16,6 +16,56 @@ use crate::engine::keys::{self as layout, HASH_LIMIT};
 use crate::engine::meta::{Meta, ValueType};
 use crate::engine::{live_meta, DataRead, EngineError, Pair, Txn};
 use rampart_proto::glob::glob_match;
+
+/// The parsed tail of the MPOP commands (LMPOP/BLMPOP, ZMPOP/BZMPOP):
+/// `numkeys key [key ...] <end> [COUNT count]`.
+pub(crate) struct MpopArgs<'a> {
+    pub keys: &'a [Vec<u8>],
+    /// The second of the two `ends` words was given (RIGHT, MAX).
+    pub second_end: bool,
+    pub count: u64,
+}
+
+/// Parses an MPOP tail whose `<end>` is one of `ends` (`["LEFT", "RIGHT"]`,
+/// `["MIN", "MAX"]`), with Redis's error texts.
+pub(crate) fn parse_mpop<'a>(
+    args: &'a [Vec<u8>],
+    ends: [&str; 2],
+) -> Result<MpopArgs<'a>, CmdError> {
+    let numkeys = match args.first().and_then(|a| parse_i64(a)) {
+        Some(n) if n >= 1 => n as usize,
+        _ => return Err("ERR numkeys should be greater than 0".into()),
+    };
+    let end_idx = numkeys.saturating_add(1);
+    let Some(end) = args.get(end_idx) else {
+        return Err(errors::SYNTAX.into());
+    };
+    let second_end = if end.eq_ignore_ascii_case(ends[0].as_bytes()) {
+        false
+    } else if end.eq_ignore_ascii_case(ends[1].as_bytes()) {
+        true
+    } else {
+        return Err(errors::SYNTAX.into());
+    };
+    let mut count = None;
+    let mut a = Args::new(&args[end_idx + 1..]);
+    while !a.is_empty() {
+        let opt = a.next_keyword()?;
+        if opt == "COUNT" && count.is_none() && !a.is_empty() {
+            match parse_i64(a.next_bytes()?) {
+                Some(n) if n >= 1 => count = Some(n as u64),
+                _ => return Err("ERR count should be greater than 0".into()),
+            }
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+    }
+    Ok(MpopArgs {
+        keys: &args[1..end_idx],
+        second_end,
+        count: count.unwrap_or(1),
+    })
+}
 
 /// Appends the reply items of one matching element: `(element, value, out)`.
 pub(crate) type Emit<'a> = dyn FnMut(&[u8], &[u8], &mut Vec<Reply>) + 'a;

@@ -522,54 +522,20 @@ pub fn rpoplpush(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
     move_one(txn, &args[0], &args[1], false, true, now)
 }
 
-/// The parsed tail of LMPOP / BLMPOP: `numkeys key [key ...] LEFT | RIGHT
-/// [COUNT count]`.
-struct MpopArgs<'a> {
-    keys: &'a [Vec<u8>],
-    left: bool,
-    count: i64,
-}
-
-fn parse_mpop(args: &[Vec<u8>]) -> Result<MpopArgs<'_>, CmdError> {
-    let numkeys = match parse_i64(&args[0]) {
-        Some(n) if n >= 1 => n as usize,
-        _ => return Err("ERR numkeys should be greater than 0".into()),
-    };
-    let where_idx = numkeys.saturating_add(1);
-    let Some(side) = args.get(where_idx) else {
-        return Err(errors::SYNTAX.into());
-    };
-    let left = parse_side(side)?;
-    let mut count = None;
-    let mut a = Args::new(&args[where_idx + 1..]);
-    while !a.is_empty() {
-        let opt = a.next_keyword()?;
-        if opt == "COUNT" && count.is_none() && !a.is_empty() {
-            match parse_i64(a.next_bytes()?) {
-                Some(n) if n >= 1 => count = Some(n),
-                _ => return Err("ERR count should be greater than 0".into()),
-            }
-        } else {
-            return Err(errors::SYNTAX.into());
-        }
-    }
-    Ok(MpopArgs {
-        keys: &args[1..where_idx],
-        left,
-        count: count.unwrap_or(1),
-    })
+fn parse_mpop(args: &[Vec<u8>]) -> Result<coll::MpopArgs<'_>, CmdError> {
+    coll::parse_mpop(args, ["LEFT", "RIGHT"])
 }
 
 /// Pops up to `count` elements from the first non-empty list of `keys`:
 /// `[key, [elements]]`, or a null array when all are empty.
-fn mpop(txn: &mut Txn<'_>, m: &MpopArgs<'_>, now: i64) -> CmdResult {
+fn mpop(txn: &mut Txn<'_>, m: &coll::MpopArgs<'_>, now: i64) -> CmdResult {
     for key in m.keys {
         let Some(mut list) = load(&*txn, key, now)? else {
             continue;
         };
         let mut out = Vec::new();
-        while (out.len() as i64) < m.count {
-            match list.pop(txn, m.left)? {
+        while (out.len() as u64) < m.count {
+            match list.pop(txn, !m.second_end)? {
                 Some(v) => out.push(v),
                 None => break,
             }

@@ -924,56 +924,18 @@ pub fn zpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64, max: bool) -> CmdResu
     })
 }
 
-/// The parsed tail of ZMPOP / BZMPOP: `numkeys key [key ...] MIN | MAX
-/// [COUNT count]`.
-struct MpopArgs<'a> {
-    keys: &'a [Vec<u8>],
-    max: bool,
-    count: u64,
-}
-
-fn parse_mpop(args: &[Vec<u8>]) -> Result<MpopArgs<'_>, CmdError> {
-    let numkeys = match parse_i64(&args[0]) {
-        Some(n) if n >= 1 => n as usize,
-        _ => return Err("ERR numkeys should be greater than 0".into()),
-    };
-    let where_idx = numkeys.saturating_add(1);
-    let Some(side) = args.get(where_idx) else {
-        return Err(errors::SYNTAX.into());
-    };
-    let max = match side.to_ascii_uppercase().as_slice() {
-        b"MIN" => false,
-        b"MAX" => true,
-        _ => return Err(errors::SYNTAX.into()),
-    };
-    let mut count = None;
-    let mut a = Args::new(&args[where_idx + 1..]);
-    while !a.is_empty() {
-        let opt = a.next_keyword()?;
-        if opt == "COUNT" && count.is_none() && !a.is_empty() {
-            match parse_i64(a.next_bytes()?) {
-                Some(n) if n >= 1 => count = Some(n as u64),
-                _ => return Err("ERR count should be greater than 0".into()),
-            }
-        } else {
-            return Err(errors::SYNTAX.into());
-        }
-    }
-    Ok(MpopArgs {
-        keys: &args[1..where_idx],
-        max,
-        count: count.unwrap_or(1),
-    })
+fn parse_mpop(args: &[Vec<u8>]) -> Result<coll::MpopArgs<'_>, CmdError> {
+    coll::parse_mpop(args, ["MIN", "MAX"])
 }
 
 /// Pops from the first non-empty sorted set of `keys`: `[key, [[member,
 /// score]...]]`, or a null array when all are empty.
-fn mpop(txn: &mut Txn<'_>, m: &MpopArgs<'_>, now: i64) -> CmdResult {
+fn mpop(txn: &mut Txn<'_>, m: &coll::MpopArgs<'_>, now: i64) -> CmdResult {
     for key in m.keys {
         let Some(mut meta) = coll::lookup(&*txn, key, KIND, now)? else {
             continue;
         };
-        let popped = pop(txn, key, &mut meta, m.count, m.max)?;
+        let popped = pop(txn, key, &mut meta, m.count, m.second_end)?;
         // Nested pairs in both protocols, as Redis replies to ZMPOP.
         let pairs = popped
             .into_iter()
