@@ -164,11 +164,23 @@ fn key_spec_entry(spec: &KeySpec) -> Reply {
 }
 
 fn docs_entry(spec: &CommandSpec) -> Reply {
-    reply::map(vec![
+    let mut fields = vec![
         (reply::bulk("summary"), reply::bulk(spec.summary)),
         (reply::bulk("since"), reply::bulk(spec.since)),
         (reply::bulk("group"), reply::bulk(spec.group)),
-    ])
+    ];
+    if !spec.subcommands.is_empty() {
+        fields.push((
+            reply::bulk("subcommands"),
+            reply::map(
+                spec.subcommands
+                    .iter()
+                    .map(|sub| (reply::bulk(sub.name), docs_entry(sub)))
+                    .collect(),
+            ),
+        ));
+    }
+    reply::map(fields)
 }
 
 /// Every command and subcommand, as `COMMAND LIST` names them.
@@ -287,6 +299,11 @@ mod tests {
         assert_eq!(
             docs,
             "%{$get, %{$summary, $Returns the string value of a key., $since, $1.0.0, $group, $string}}"
+        );
+        let xinfo = text(&command(&argv(&["DOCS", "xinfo"])));
+        assert!(
+            xinfo.contains("$subcommands, %{$xinfo|consumers, %{$summary"),
+            "{xinfo}"
         );
         let list = text(&command(&argv(&["LIST"])));
         assert!(
