@@ -1,8 +1,7 @@
 //! The heavy executor: dedicated OS threads with bounded queues, for work
 //! whose cost grows with the data it touches (full collection reads, range
-//! scans, keyspace scans: the command table's
-//! [`HEAVY_COMMANDS`](rampart_proto::command_table::HEAVY_COMMANDS)) and for
-//! Lua scripts.
+//! scans, keyspace scans: commands whose class in the command table is
+//! heavy, [`is_heavy`]) and for Lua scripts.
 //!
 //! Why (SPEC Layer 2): the proxy's class limits protect one proxy, but many
 //! proxies can send to one node. Here a node caps its own heavy work: each
