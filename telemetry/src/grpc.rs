@@ -66,8 +66,9 @@ pub fn extract(headers: &http::HeaderMap) -> opentelemetry::Context {
     TraceContextPropagator::new().extract(&HeaderExtractor(headers))
 }
 
-/// `(service, method)` of a gRPC path `/package.Service/Method`.
-fn split_path(path: &str) -> Option<(&str, &str)> {
+/// `(service, method)` of a gRPC path `/package.Service/Method` (for span
+/// names here and metric labels in the node).
+pub fn split_path(path: &str) -> Option<(&str, &str)> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
     if service.is_empty() || method.is_empty() || method.contains('/') {
         return None;
@@ -213,6 +214,7 @@ mod tests {
         );
         assert_eq!(split_path("/x"), None);
         assert_eq!(split_path("/a/b/c"), None);
+        assert_eq!(split_path("//b"), None);
     }
 
     #[test]

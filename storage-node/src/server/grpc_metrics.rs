@@ -17,6 +17,8 @@ use std::time::Instant;
 use tonic::codegen::http;
 use tower::{Layer, Service};
 
+use rampart_telemetry::grpc::split_path;
+
 use crate::metrics::GRPC_SERVER_SECONDS;
 
 /// gRPC status code "Unimplemented".
@@ -36,15 +38,6 @@ impl<S> Layer<S> for GrpcMetricsLayer {
 #[derive(Debug, Clone)]
 pub struct GrpcMetrics<S> {
     inner: S,
-}
-
-/// `(service, method)` of a gRPC path, if it has that shape.
-fn split_path(path: &str) -> Option<(&str, &str)> {
-    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
-    if service.is_empty() || method.is_empty() || method.contains('/') {
-        return None;
-    }
-    Some((service, method))
 }
 
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for GrpcMetrics<S>
@@ -84,21 +77,5 @@ where
                 .record(started.elapsed());
             result
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_split_into_service_and_method() {
-        assert_eq!(
-            split_path("/rampart.v1.Kv/Execute"),
-            Some(("rampart.v1.Kv", "Execute"))
-        );
-        assert_eq!(split_path("/x"), None);
-        assert_eq!(split_path("/a/b/c"), None);
-        assert_eq!(split_path("//b"), None);
     }
 }
