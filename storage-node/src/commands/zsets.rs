@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use rampart_proto::args::{parse_f64, parse_i64, Args};
+use rampart_proto::args::{parse_f64, parse_i64};
 use rampart_proto::reply::format_double;
 use rampart_proto::{errors, reply, Reply};
 
