@@ -17,7 +17,7 @@
 mod common;
 
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
     ask, check, connect, query, render, shared_target, spawn_blocked, wait_blocked, wait_for,

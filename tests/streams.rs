@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
