@@ -19,8 +19,8 @@ use rampart_proto::{reply, Reply};
 use tower::{Layer, Service};
 
 use crate::classes::{ClassTable, Classified};
-use crate::config::Resolved;
 use crate::pools::{Inflight, Pools, Refusal, Slot};
+use crate::resolved::Resolved;
 
 /// A request made of commands (the proxy's pipeline segment).
 pub trait CommandBatch: Send + 'static {

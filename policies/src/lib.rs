@@ -8,6 +8,7 @@
 //! - [`classes`]: the command-class table as data.
 //! - [`pools`]: bounded concurrency with sub-pool reservations.
 //! - [`config`]: the `[policies]` TOML section and its defaults.
+//! - [`resolved`]: the configuration checked, defaults filled in.
 //! - [`metrics`]: metric names.
 //! - [`proxy_protocol`]: PROXY protocol v1/v2 header reading.
 
@@ -19,6 +20,7 @@ pub mod connections;
 pub mod metrics;
 pub mod pools;
 pub mod proxy_protocol;
+pub mod resolved;
 
 use std::sync::Arc;
 
@@ -26,8 +28,9 @@ use arc_swap::ArcSwap;
 use proxy_protocol::ProxyProtocol;
 
 pub use admission::{AdmissionControl, AdmissionLayer, CommandBatch};
-pub use config::{available_cpus, ConfigError, PolicyConfig, Resolved};
+pub use config::{available_cpus, ConfigError, PolicyConfig};
 pub use connections::{ConnectionLimiter, Decision, MAX_CONNECTIONS_REPLY};
+pub use resolved::Resolved;
 
 /// Every policy of one proxy, reloadable as a whole.
 #[derive(Debug)]
