@@ -706,4 +706,156 @@ mod tests {
             .unwrap();
         assert!(replies.iter().all(|r| r.error_text().is_none()));
     }
+    /// A service on `control` whose commands each take `delay`.
+    fn with_delay(control: &Arc<AdmissionControl>, delay: Duration) -> Admission<Echo> {
+        AdmissionLayer::new(control.clone()).layer(Echo {
+            delay,
+            calls: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    fn from(ip: &str, cmds: &[&[&str]]) -> FromIp {
+        FromIp(ip.parse().unwrap(), batch(cmds))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_class_answers_before_a_spent_share() {
+        // heavy = 8: heavy_data may use 7 (heavy_scan reserves 1), 2 per
+        // client.
+        let (svc, control) = stack("[classes.heavy]\nmax = 8\n", Duration::from_secs(10));
+        let mut holders = Vec::new();
+        for ip in [
+            "10.0.0.1", "10.0.0.1", "10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.4",
+        ] {
+            let b = from(ip, &[&["HGETALL", "h"]]);
+            holders.push(tokio::spawn(svc.clone().oneshot(b)));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let fast = with_delay(&control, Duration::ZERO);
+        let share = fast
+            .clone()
+            .oneshot(from("10.0.0.1", &[&["HGETALL", "h"]]))
+            .await
+            .unwrap();
+        assert!(
+            share[0].error_text().unwrap().starts_with(
+                "BUSY class heavy_data: this client already holds its share (2 of 8 slots)"
+            ),
+            "{:?}",
+            texts(&share)
+        );
+        holders.push(tokio::spawn(
+            svc.clone().oneshot(from("10.0.1.5", &[&["HGETALL", "h"]])),
+        ));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        for ip in ["10.0.0.1", "10.0.2.1"] {
+            let full = fast
+                .clone()
+                .oneshot(from(ip, &[&["HGETALL", "h"]]))
+                .await
+                .unwrap();
+            assert!(
+                full[0]
+                    .error_text()
+                    .unwrap()
+                    .starts_with("BUSY class heavy_data is at its concurrency limit"),
+                "{ip}: {:?}",
+                texts(&full)
+            );
+        }
+        for h in holders {
+            assert!(h.await.unwrap().unwrap()[0].error_text().is_none());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_past_its_time_budget_is_refused_first_while_others_run() {
+        // heavy = 8: heavy_scan max 4, one per client, the default budget
+        // of 250 ms per second with a burst of 1000 ms.
+        let (slow, control) = stack("[classes.heavy]\nmax = 8\n", Duration::from_secs(2));
+        // Held for 2 s in one go: 8 s of debt, 4 s beyond the burst.
+        let ran = slow
+            .clone()
+            .oneshot(from("10.0.0.1", &[&["KEYS", "*"]]))
+            .await
+            .unwrap();
+        assert!(ran[0].error_text().is_none());
+        let fast = with_delay(&control, Duration::ZERO);
+        let refused = fast
+            .clone()
+            .oneshot(from("10.0.0.1", &[&["KEYS", "*"]]))
+            .await
+            .unwrap();
+        assert_eq!(
+            refused[0].error_text(),
+            Some("BUSY class heavy_scan: this client used its time budget (250ms per second), retry after 4000ms")
+        );
+        // Another host, and a client-less batch, run.
+        let other = fast
+            .clone()
+            .oneshot(from("10.0.0.2", &[&["KEYS", "*"]]))
+            .await
+            .unwrap();
+        assert!(other[0].error_text().is_none());
+        // With the class full, the spent budget still answers first.
+        let hog = with_delay(&control, Duration::from_secs(60));
+        let holders: Vec<_> = (1..=4)
+            .map(|i| {
+                let b = from(&format!("10.0.1.{i}"), &[&["KEYS", "*"]]);
+                tokio::spawn(hog.clone().oneshot(b))
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let refused = fast
+            .clone()
+            .oneshot(from("10.0.0.1", &[&["KEYS", "*"]]))
+            .await
+            .unwrap();
+        assert!(refused[0]
+            .error_text()
+            .unwrap()
+            .starts_with("BUSY class heavy_scan: this client used its time budget"));
+        let full = fast
+            .oneshot(from("10.0.0.2", &[&["KEYS", "*"]]))
+            .await
+            .unwrap();
+        assert!(full[0]
+            .error_text()
+            .unwrap()
+            .starts_with("BUSY class heavy_scan is at its concurrency limit"));
+        for h in holders {
+            h.await.unwrap().unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bounded_wait_gets_a_released_slot_or_busy_when_it_expires() {
+        let one = "[classes.admin]\nmax = 1\n[admission]\nwait_ms = 1000\n";
+        let (holder, control) = stack(one, Duration::from_millis(300));
+        let held = tokio::spawn(holder.oneshot(batch(&[&["FLUSHALL"]])));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let started = tokio::time::Instant::now();
+        let waited = with_delay(&control, Duration::ZERO)
+            .oneshot(batch(&[&["FLUSHALL"]]))
+            .await
+            .unwrap();
+        assert!(waited[0].error_text().is_none(), "{:?}", texts(&waited));
+        assert_eq!(started.elapsed(), Duration::from_millis(299));
+        held.await.unwrap().unwrap();
+        // A wait that expires first is BUSY after the wait.
+        let hog = with_delay(&control, Duration::from_secs(10));
+        let held = tokio::spawn(hog.oneshot(batch(&[&["FLUSHALL"]])));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let started = tokio::time::Instant::now();
+        let busy = with_delay(&control, Duration::ZERO)
+            .oneshot(batch(&[&["FLUSHALL"]]))
+            .await
+            .unwrap();
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        assert!(busy[0]
+            .error_text()
+            .unwrap()
+            .starts_with("BUSY class admin is at its concurrency limit"));
+        held.await.unwrap().unwrap();
+    }
 }
