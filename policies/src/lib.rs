@@ -3,10 +3,12 @@
 //!
 //! - [`connections`]: accept-time filter: per-IP cap, CIDR overrides,
 //!   reject-rate limiting (error text, then TCP resets).
-//! - [`admission`]: tower layer: per-command class slots and the global
-//!   in-flight cap, `-BUSY ... retry after <ms>ms` when full.
+//! - [`admission`]: tower layer: each command through the gates, `-BUSY
+//!   ... retry after <ms>ms` from the first that refuses.
+//! - [`gates`]: one admission concern each: class slot (sub-pools and
+//!   reservations), client share, client time budget, in-flight cap.
 //! - [`classes`]: the command-class table as data.
-//! - [`pools`]: bounded concurrency with sub-pool reservations.
+//! - [`budget`]: the time budget's rule (GCRA over slot time).
 //! - [`config`]: the `[policies]` TOML section and its defaults.
 //! - [`resolved`]: the configuration checked, defaults filled in.
 //! - [`metrics`]: metric names.
@@ -17,8 +19,8 @@ pub mod budget;
 pub mod classes;
 pub mod config;
 pub mod connections;
+pub mod gates;
 pub mod metrics;
-pub mod pools;
 pub mod proxy_protocol;
 pub mod resolved;
 
