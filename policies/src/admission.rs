@@ -1,11 +1,14 @@
-//! Layer 1 as a tower layer: per command, take a slot of its class and a unit
-//! of the global in-flight cap, or answer `-BUSY ... retry after <ms>ms` in
-//! its place. The admitted commands of a batch go to the inner service as one
-//! smaller batch; replies come back merged in the original order.
+//! Layer 1 as a tower layer. Each command of a batch passes the gates of
+//! [`crate::gates`] in order (its client's time budget and share of the
+//! command's class, a slot of the class, a unit of the global in-flight cap)
+//! or is answered `-BUSY ... retry after <ms>ms` by the first that refuses.
+//! The admitted commands of a batch go to the inner service as one smaller
+//! batch; replies come back merged in the original order.
 //!
-//! Slots are held until the inner service answers the batch (the node has
-//! executed every command of it) and released however the call ends,
-//! including when the client disconnects and the future is dropped.
+//! The permits are held inside the response future until the inner service
+//! answers the batch (the node has executed every command of it), and
+//! released however the call ends, including when the client disconnects
+//! and the future is dropped.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -15,12 +18,20 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use metrics::Histogram;
 use rampart_proto::{reply, Reply};
+use tokio::time::Instant;
 use tower::{Layer, Service};
 
 use crate::classes::{ClassTable, Classified};
-use crate::config::Resolved;
-use crate::pools::{Inflight, Pools, Refusal, Slot};
+use crate::gates::class_slot::{ClassFull, SlotPermit};
+use crate::gates::client_share::SharePermit;
+use crate::gates::inflight::{Inflight, InflightPermit};
+use crate::gates::time_budget::BudgetCharge;
+use crate::gates::{ClassGates, Gates, Refused};
+use crate::resolved::Resolved;
+
+pub use crate::gates::{busy_class_text, busy_inflight_text, busy_share_text, busy_time_text};
 
 /// A request made of commands (the proxy's pipeline segment).
 pub trait CommandBatch: Send + 'static {
@@ -40,71 +51,34 @@ pub trait CommandBatch: Send + 'static {
     }
 }
 
-/// The `-BUSY` text (without the leading '-') for a full class.
-pub fn busy_class_text(class: &str, retry_after: Duration) -> String {
-    format!(
-        "BUSY class {class} is at its concurrency limit, retry after {}ms",
-        retry_after.as_millis().max(1)
-    )
-}
-
-/// The `-BUSY` text when this client already holds its share of a class.
-pub fn busy_share_text(class: &str, held: u32, max: u32, retry_after: Duration) -> String {
-    format!(
-        "BUSY class {class}: this client already holds its share ({held} of {max} slots), retry after {}ms",
-        retry_after.as_millis().max(1)
-    )
-}
-
-/// The `-BUSY` text when this client used up its time budget of a class.
-pub fn busy_time_text(class: &str, ms_per_sec: u32, retry_after: Duration) -> String {
-    format!(
-        "BUSY class {class}: this client used its time budget ({ms_per_sec}ms per second), retry after {}ms",
-        retry_after.as_millis().max(1)
-    )
-}
-
-/// The `-BUSY` text when the proxy-wide in-flight cap is reached.
-pub fn busy_inflight_text(retry_after: Duration) -> String {
-    format!(
-        "BUSY proxy is at its in-flight request limit, retry after {}ms",
-        retry_after.as_millis().max(1)
-    )
-}
-
 /// The reloadable part of Layer 1.
 #[derive(Debug)]
 struct Live {
     enabled: bool,
     table: ClassTable,
-    slots: Vec<Slot>,
+    /// By class index.
+    gates: Vec<ClassGates>,
     wait: Duration,
     min_retry: Duration,
     max_retry: Duration,
 }
 
-/// Layer 1's shared state: the class table, the pools and the global cap.
+/// Layer 1's shared state: the class table, the gates' state and the
+/// global cap.
 #[derive(Debug)]
 pub struct AdmissionControl {
     live: ArcSwap<Live>,
-    pools: Pools,
+    gates: Gates,
     inflight: Arc<Inflight>,
 }
 
 impl AdmissionControl {
     pub fn new(policy: &Resolved) -> Arc<Self> {
-        let pools = Pools::new();
-        let live = Live {
-            enabled: policy.enabled,
-            slots: pools.bind(&policy.classes),
-            table: policy.classes.clone(),
-            wait: policy.wait,
-            min_retry: policy.min_retry,
-            max_retry: policy.max_retry,
-        };
+        let gates = Gates::new();
+        let live = Live::new(policy, &gates);
         Arc::new(AdmissionControl {
             live: ArcSwap::from_pointee(live),
-            pools,
+            gates,
             inflight: Inflight::new(policy.inflight_max),
         })
     }
@@ -112,14 +86,7 @@ impl AdmissionControl {
     /// New limits apply to admissions from now on; commands already running
     /// keep their slots (and are still counted).
     pub fn reload(&self, policy: &Resolved) {
-        let live = Live {
-            enabled: policy.enabled,
-            slots: self.pools.bind(&policy.classes),
-            table: policy.classes.clone(),
-            wait: policy.wait,
-            min_retry: policy.min_retry,
-            max_retry: policy.max_retry,
-        };
+        let live = Live::new(policy, &self.gates);
         self.inflight.set_max(policy.inflight_max);
         self.live.store(Arc::new(live));
     }
@@ -191,124 +158,286 @@ where
         Box::pin(async move {
             // The caller's trace span, if any (see `trace_decision`).
             let span = tracing::Span::current();
-            let admitting = (!span.is_disabled()).then(tokio::time::Instant::now);
-            let count = batch.commands().len();
-            let mut rejected: Vec<Option<Reply>> = Vec::with_capacity(count);
-            let mut held = Vec::with_capacity(count);
-            let mut timed = Vec::with_capacity(count);
-            // A transaction runs as one unit on the node (one heavy slot
-            // there too): it holds at most one slot per class, or one with
-            // more heavy commands than the class allows could never run.
-            let one_per_class = batch.all_or_nothing();
-            let client = batch.client_ip();
-            let mut classes_held: Vec<usize> = Vec::new();
-            for argv in batch.commands() {
-                let entry = match live.table.classify(argv) {
-                    Classified::Exempt => {
-                        rejected.push(None);
-                        continue;
-                    }
-                    Classified::Class(entry) => entry,
-                };
-                entry.metrics.submitted.increment(1);
-                let slot = &live.slots[entry.class];
-                let class_permit = if slot.is_unbounded()
-                    || (one_per_class && classes_held.contains(&entry.class))
-                {
-                    None
-                } else {
-                    // A client's share counts requests, not commands: the
-                    // rest of a pipeline segment that already holds this
-                    // class runs with it (the node runs a segment as one).
-                    let share_of = if classes_held.contains(&entry.class) {
-                        None
-                    } else {
-                        client
-                    };
-                    match slot
-                        .acquire_for(share_of, live.wait, live.min_retry, live.max_retry)
-                        .await
-                    {
-                        Ok(permit) => {
-                            classes_held.push(entry.class);
-                            Some(permit)
-                        }
-                        Err(full) => {
-                            let text = match full.refusal {
-                                Refusal::ClientShare { held, max } => {
-                                    entry.metrics.rejected_share.increment(1);
-                                    busy_share_text(full.class, held, max, full.retry_after)
-                                }
-                                Refusal::ClientTime { ms_per_sec } => {
-                                    entry.metrics.rejected_time.increment(1);
-                                    busy_time_text(full.class, ms_per_sec, full.retry_after)
-                                }
-                                Refusal::Full => {
-                                    entry.metrics.rejected_class.increment(1);
-                                    busy_class_text(full.class, full.retry_after)
-                                }
-                            };
-                            rejected.push(Some(reply::error(text)));
-                            continue;
-                        }
-                    }
-                };
-                let Some(inflight_permit) = inflight.try_acquire() else {
-                    entry.metrics.rejected_inflight.increment(1);
-                    rejected.push(Some(reply::error(busy_inflight_text(live.min_retry))));
-                    continue;
-                };
-                entry.metrics.admitted.increment(1);
-                held.push((class_permit, inflight_permit));
-                timed.push(entry.metrics.duration.clone());
-                rejected.push(None);
-            }
+            let admitting = (!span.is_disabled()).then(Instant::now);
+            let admitted = live
+                .admit_batch(
+                    batch.commands(),
+                    batch.all_or_nothing(),
+                    batch.client_ip(),
+                    &inflight,
+                )
+                .await;
             if let Some(started) = admitting {
-                let refused = rejected.iter().filter(|r| r.is_some()).count();
-                let decision = match (held.is_empty(), refused) {
-                    (true, 0) => "exempt",
-                    (false, 0) => "admitted",
-                    (true, _) => "rejected",
-                    (false, _) => "partial",
-                };
-                trace_decision(&span, decision, refused, Some(started.elapsed()));
+                admitted.trace(&span, started.elapsed());
             }
-            let keep: Vec<bool> = rejected.iter().map(Option::is_none).collect();
-            let any_rejected = keep.iter().any(|k| !k);
-            if batch.all_or_nothing() {
-                if any_rejected {
-                    // Nothing runs: the first rejection answers for the whole.
-                    drop(held);
-                    return Ok(rejected.into_iter().flatten().take(1).collect());
-                }
-            } else if held.is_empty() {
-                return Ok(rejected.into_iter().flatten().collect());
+            let admitted = match admitted.run_or_answer(batch.all_or_nothing()) {
+                Ok(admitted) => admitted,
+                Err(replies) => return Ok(replies),
+            };
+            if admitted.any_refused() {
+                batch.retain_commands(&admitted.keep());
             }
-            if any_rejected {
-                batch.retain_commands(&keep);
-            }
-            let started = tokio::time::Instant::now();
+            let started = Instant::now();
             let result = inner.call(batch).await;
-            let elapsed = started.elapsed().as_secs_f64();
-            for histogram in &timed {
-                histogram.record(elapsed);
-            }
-            drop(held);
-            let replies = result?;
-            if !any_rejected {
-                return Ok(replies);
-            }
-            let mut replies = replies.into_iter();
-            Ok(rejected
-                .into_iter()
-                .map(|slot| match slot {
-                    Some(busy) => busy,
-                    None => replies
-                        .next()
-                        .unwrap_or_else(|| reply::error("ERR internal error: missing reply")),
-                })
-                .collect())
+            admitted.finish(started.elapsed(), result)
         })
+    }
+}
+
+impl Live {
+    fn new(policy: &Resolved, gates: &Gates) -> Live {
+        Live {
+            enabled: policy.enabled,
+            gates: gates.bind(&policy.classes),
+            table: policy.classes.clone(),
+            wait: policy.wait,
+            min_retry: policy.min_retry,
+            max_retry: policy.max_retry,
+        }
+    }
+
+    /// Every command of a batch through the gates, in order.
+    /// `one_per_class`: a transaction, which runs as one unit on the node
+    /// (one heavy slot there too): it holds at most one slot per class, or
+    /// one with more heavy commands than the class allows could never run.
+    async fn admit_batch(
+        &self,
+        commands: &[Vec<Vec<u8>>],
+        one_per_class: bool,
+        client: Option<IpAddr>,
+        inflight: &Arc<Inflight>,
+    ) -> Admitted {
+        let mut admitted = Admitted::with_capacity(commands.len());
+        // Classes this batch took a slot of.
+        let mut classes_held: Vec<usize> = Vec::new();
+        for argv in commands {
+            let Classified::Class(entry) = self.table.classify(argv) else {
+                admitted.exempt();
+                continue;
+            };
+            entry.metrics.submitted.increment(1);
+            let verdict = self
+                .admit(
+                    entry.class,
+                    client,
+                    one_per_class,
+                    &mut classes_held,
+                    inflight,
+                )
+                .await;
+            match verdict {
+                Ok(held) => {
+                    entry.metrics.admitted.increment(1);
+                    admitted.admit(held, entry.metrics.duration.clone());
+                }
+                Err(refused) => {
+                    refused.count(&entry.metrics);
+                    admitted.refuse(refused);
+                }
+            }
+        }
+        admitted
+    }
+
+    /// One command of `class` through every gate, in order: the class's
+    /// gates (waiting up to `wait` for a release), then the in-flight cap.
+    async fn admit(
+        &self,
+        class: usize,
+        client: Option<IpAddr>,
+        one_per_class: bool,
+        classes_held: &mut Vec<usize>,
+        inflight: &Arc<Inflight>,
+    ) -> Result<Held, Refused> {
+        let gates = &self.gates[class];
+        let holds_class = classes_held.contains(&class);
+        let class_permit = if gates.slot.is_unbounded() || (one_per_class && holds_class) {
+            None
+        } else {
+            // A client's share and budget count requests, not commands: the
+            // rest of a pipeline segment that already holds this class runs
+            // with it (the node runs a segment as one).
+            let client = if holds_class { None } else { client };
+            let permit = gates
+                .slot
+                .retry_on_release(self.wait, || self.try_class_gates(gates, client))
+                .await?;
+            classes_held.push(class);
+            Some(permit)
+        };
+        let inflight = inflight.try_acquire().map_err(|full| Refused::Inflight {
+            full,
+            retry_after: self.min_retry,
+        })?;
+        Ok(Held {
+            _class: class_permit,
+            _inflight: inflight,
+        })
+    }
+
+    /// One command's class gates, in the order their refusals take
+    /// precedence; when one refuses, nothing is held.
+    fn try_class_gates(
+        &self,
+        gates: &ClassGates,
+        client: Option<IpAddr>,
+    ) -> Result<ClassPermit, Refused> {
+        let (class, min, max) = (gates.slot.name(), self.min_retry, self.max_retry);
+        // 1. The client's time budget, whatever room the class has.
+        gates
+            .budget
+            .check(client)
+            .map_err(|over| Refused::ClientTime {
+                class,
+                over,
+                retry_after: over.paid_off_in.clamp(min, max),
+            })?;
+        // 2. The client's share; a full class answers first.
+        let share = match gates.share.try_acquire(client) {
+            Ok(share) => share,
+            Err(over) => {
+                let retry_after = gates.slot.retry_after(min, max);
+                return Err(if gates.slot.has_room() {
+                    Refused::ClientShare {
+                        class,
+                        over,
+                        retry_after,
+                    }
+                } else {
+                    Refused::ClassFull(ClassFull { class, retry_after })
+                });
+            }
+        };
+        // 3. A slot of the class.
+        let slot = gates
+            .slot
+            .try_acquire(min, max)
+            .map_err(Refused::ClassFull)?;
+        Ok(ClassPermit {
+            _charge: gates.budget.charge(client),
+            _share: share,
+            _slot: slot,
+        })
+    }
+}
+
+/// What a command holds from its class's gates. Fields drop in order: the
+/// client is charged and its share freed before the slot, whose release
+/// wakes anybody waiting for the class.
+#[derive(Debug)]
+struct ClassPermit {
+    _charge: Option<BudgetCharge>,
+    _share: Option<SharePermit>,
+    _slot: SlotPermit,
+}
+
+/// What one admitted command holds until the node answers its batch
+/// (`_class` is `None` for an unbounded class, and for a transaction's
+/// further commands of a class it holds).
+#[derive(Debug)]
+struct Held {
+    _class: Option<ClassPermit>,
+    _inflight: InflightPermit,
+}
+
+/// A batch's admission: per command, its refusal if it has one, and what
+/// the admitted commands hold.
+struct Admitted {
+    /// Per command: `None` = admitted (or exempt).
+    refused: Vec<Option<Refused>>,
+    held: Vec<Held>,
+    /// The admitted commands' duration histograms.
+    timed: Vec<Histogram>,
+}
+
+impl Admitted {
+    fn with_capacity(count: usize) -> Self {
+        Admitted {
+            refused: Vec::with_capacity(count),
+            held: Vec::with_capacity(count),
+            timed: Vec::with_capacity(count),
+        }
+    }
+
+    fn exempt(&mut self) {
+        self.refused.push(None);
+    }
+
+    fn admit(&mut self, held: Held, duration: Histogram) {
+        self.held.push(held);
+        self.timed.push(duration);
+        self.refused.push(None);
+    }
+
+    fn refuse(&mut self, refused: Refused) {
+        self.refused.push(Some(refused));
+    }
+
+    fn refusals(&self) -> impl Iterator<Item = &Refused> {
+        self.refused.iter().flatten()
+    }
+
+    fn any_refused(&self) -> bool {
+        self.refusals().next().is_some()
+    }
+
+    /// Which commands go to the inner service.
+    fn keep(&self) -> Vec<bool> {
+        self.refused.iter().map(Option::is_none).collect()
+    }
+
+    fn trace(&self, span: &tracing::Span, waited: Duration) {
+        let refused = self.refusals().count();
+        let decision = match (self.held.is_empty(), refused) {
+            (true, 0) => "exempt",
+            (false, 0) => "admitted",
+            (true, _) => "rejected",
+            (false, _) => "partial",
+        };
+        trace_decision(span, decision, refused, Some(waited));
+    }
+
+    /// `Err(replies)` when nothing is to run: a transaction with a refused
+    /// command (the first refusal answers for the whole; its other permits
+    /// are released), or a batch with nothing admitted.
+    fn run_or_answer(self, all_or_nothing: bool) -> Result<Self, Vec<Reply>> {
+        let answer = |refusals: &mut dyn Iterator<Item = &Refused>| -> Vec<Reply> {
+            refusals.map(|r| reply::error(r.to_string())).collect()
+        };
+        if all_or_nothing {
+            if self.any_refused() {
+                return Err(answer(&mut self.refusals().take(1)));
+            }
+        } else if self.held.is_empty() {
+            return Err(answer(&mut self.refusals()));
+        }
+        Ok(self)
+    }
+
+    /// After the inner service answered in `elapsed`: records the admitted
+    /// commands' durations, releases their permits and puts the `-BUSY`
+    /// replies back between the inner service's, in the original order.
+    fn finish<E>(self, elapsed: Duration, result: Result<Vec<Reply>, E>) -> Result<Vec<Reply>, E> {
+        let elapsed = elapsed.as_secs_f64();
+        for histogram in &self.timed {
+            histogram.record(elapsed);
+        }
+        drop(self.held);
+        let replies = result?;
+        if !self.refused.iter().any(Option::is_some) {
+            return Ok(replies);
+        }
+        let mut replies = replies.into_iter();
+        Ok(self
+            .refused
+            .into_iter()
+            .map(|refused| match refused {
+                Some(busy) => reply::error(busy.to_string()),
+                None => replies
+                    .next()
+                    .unwrap_or_else(|| reply::error("ERR internal error: missing reply")),
+            })
+            .collect())
     }
 }
 
@@ -705,5 +834,157 @@ mod tests {
             .await
             .unwrap();
         assert!(replies.iter().all(|r| r.error_text().is_none()));
+    }
+    /// A service on `control` whose commands each take `delay`.
+    fn with_delay(control: &Arc<AdmissionControl>, delay: Duration) -> Admission<Echo> {
+        AdmissionLayer::new(control.clone()).layer(Echo {
+            delay,
+            calls: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    fn from(ip: &str, cmds: &[&[&str]]) -> FromIp {
+        FromIp(ip.parse().unwrap(), batch(cmds))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_class_answers_before_a_spent_share() {
+        // heavy = 8: heavy_data may use 7 (heavy_scan reserves 1), 2 per
+        // client.
+        let (svc, control) = stack("[classes.heavy]\nmax = 8\n", Duration::from_secs(10));
+        let mut holders = Vec::new();
+        for ip in [
+            "10.0.0.1", "10.0.0.1", "10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.4",
+        ] {
+            let b = from(ip, &[&["HGETALL", "h"]]);
+            holders.push(tokio::spawn(svc.clone().oneshot(b)));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let fast = with_delay(&control, Duration::ZERO);
+        let share = fast
+            .clone()
+            .oneshot(from("10.0.0.1", &[&["HGETALL", "h"]]))
+            .await
+            .unwrap();
+        assert!(
+            share[0].error_text().unwrap().starts_with(
+                "BUSY class heavy_data: this client already holds its share (2 of 8 slots)"
+            ),
+            "{:?}",
+            texts(&share)
+        );
+        holders.push(tokio::spawn(
+            svc.clone().oneshot(from("10.0.1.5", &[&["HGETALL", "h"]])),
+        ));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        for ip in ["10.0.0.1", "10.0.2.1"] {
+            let full = fast
+                .clone()
+                .oneshot(from(ip, &[&["HGETALL", "h"]]))
+                .await
+                .unwrap();
+            assert!(
+                full[0]
+                    .error_text()
+                    .unwrap()
+                    .starts_with("BUSY class heavy_data is at its concurrency limit"),
+                "{ip}: {:?}",
+                texts(&full)
+            );
+        }
+        for h in holders {
+            assert!(h.await.unwrap().unwrap()[0].error_text().is_none());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_past_its_time_budget_is_refused_first_while_others_run() {
+        // heavy = 8: heavy_scan max 4, one per client, the default budget
+        // of 250 ms per second with a burst of 1000 ms.
+        let (slow, control) = stack("[classes.heavy]\nmax = 8\n", Duration::from_secs(2));
+        // Held for 2 s in one go: 8 s of debt, 4 s beyond the burst.
+        let ran = slow
+            .clone()
+            .oneshot(from("10.0.0.1", &[&["KEYS", "*"]]))
+            .await
+            .unwrap();
+        assert!(ran[0].error_text().is_none());
+        let fast = with_delay(&control, Duration::ZERO);
+        let refused = fast
+            .clone()
+            .oneshot(from("10.0.0.1", &[&["KEYS", "*"]]))
+            .await
+            .unwrap();
+        assert_eq!(
+            refused[0].error_text(),
+            Some("BUSY class heavy_scan: this client used its time budget (250ms per second), retry after 4000ms")
+        );
+        // Another host, and a client-less batch, run.
+        let other = fast
+            .clone()
+            .oneshot(from("10.0.0.2", &[&["KEYS", "*"]]))
+            .await
+            .unwrap();
+        assert!(other[0].error_text().is_none());
+        // With the class full, the spent budget still answers first.
+        let hog = with_delay(&control, Duration::from_secs(60));
+        let holders: Vec<_> = (1..=4)
+            .map(|i| {
+                let b = from(&format!("10.0.1.{i}"), &[&["KEYS", "*"]]);
+                tokio::spawn(hog.clone().oneshot(b))
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let refused = fast
+            .clone()
+            .oneshot(from("10.0.0.1", &[&["KEYS", "*"]]))
+            .await
+            .unwrap();
+        assert!(refused[0]
+            .error_text()
+            .unwrap()
+            .starts_with("BUSY class heavy_scan: this client used its time budget"));
+        let full = fast
+            .oneshot(from("10.0.0.2", &[&["KEYS", "*"]]))
+            .await
+            .unwrap();
+        assert!(full[0]
+            .error_text()
+            .unwrap()
+            .starts_with("BUSY class heavy_scan is at its concurrency limit"));
+        for h in holders {
+            h.await.unwrap().unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bounded_wait_gets_a_released_slot_or_busy_when_it_expires() {
+        let one = "[classes.admin]\nmax = 1\n[admission]\nwait_ms = 1000\n";
+        let (holder, control) = stack(one, Duration::from_millis(300));
+        let held = tokio::spawn(holder.oneshot(batch(&[&["FLUSHALL"]])));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let started = tokio::time::Instant::now();
+        let waited = with_delay(&control, Duration::ZERO)
+            .oneshot(batch(&[&["FLUSHALL"]]))
+            .await
+            .unwrap();
+        assert!(waited[0].error_text().is_none(), "{:?}", texts(&waited));
+        assert_eq!(started.elapsed(), Duration::from_millis(299));
+        held.await.unwrap().unwrap();
+        // A wait that expires first is BUSY after the wait.
+        let hog = with_delay(&control, Duration::from_secs(10));
+        let held = tokio::spawn(hog.oneshot(batch(&[&["FLUSHALL"]])));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let started = tokio::time::Instant::now();
+        let busy = with_delay(&control, Duration::ZERO)
+            .oneshot(batch(&[&["FLUSHALL"]]))
+            .await
+            .unwrap();
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        assert!(busy[0]
+            .error_text()
+            .unwrap()
+            .starts_with("BUSY class admin is at its concurrency limit"));
+        held.await.unwrap().unwrap();
     }
 }

@@ -28,10 +28,11 @@ use governor::{Quota, RateLimiter};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use crate::config::{canonical_ip, ConnectionPolicy};
+use crate::config::canonical_ip;
 use crate::metrics::{
     CLIENT_CONNECTIONS, CLIENT_IPS, CONNECTIONS_ACCEPTED, CONNECTIONS_OPEN, CONNECTIONS_REJECTED,
 };
+use crate::resolved::ConnectionPolicy;
 
 /// The exact bytes an over-the-cap client receives.
 pub const MAX_CONNECTIONS_REPLY: &[u8] = b"-ERR max connections per client exceeded\r\n";

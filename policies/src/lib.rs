@@ -3,11 +3,14 @@
 //!
 //! - [`connections`]: accept-time filter: per-IP cap, CIDR overrides,
 //!   reject-rate limiting (error text, then TCP resets).
-//! - [`admission`]: tower layer: per-command class slots and the global
-//!   in-flight cap, `-BUSY ... retry after <ms>ms` when full.
+//! - [`admission`]: tower layer: each command through the gates, `-BUSY
+//!   ... retry after <ms>ms` from the first that refuses.
+//! - [`gates`]: one admission concern each: class slot (sub-pools and
+//!   reservations), client share, client time budget, in-flight cap.
 //! - [`classes`]: the command-class table as data.
-//! - [`pools`]: bounded concurrency with sub-pool reservations.
+//! - [`budget`]: the time budget's rule (GCRA over slot time).
 //! - [`config`]: the `[policies]` TOML section and its defaults.
+//! - [`resolved`]: the configuration checked, defaults filled in.
 //! - [`metrics`]: metric names.
 //! - [`proxy_protocol`]: PROXY protocol v1/v2 header reading.
 
@@ -16,9 +19,10 @@ pub mod budget;
 pub mod classes;
 pub mod config;
 pub mod connections;
+pub mod gates;
 pub mod metrics;
-pub mod pools;
 pub mod proxy_protocol;
+pub mod resolved;
 
 use std::sync::Arc;
 
@@ -26,8 +30,9 @@ use arc_swap::ArcSwap;
 use proxy_protocol::ProxyProtocol;
 
 pub use admission::{AdmissionControl, AdmissionLayer, CommandBatch};
-pub use config::{available_cpus, ConfigError, PolicyConfig, Resolved};
+pub use config::{available_cpus, ConfigError, PolicyConfig};
 pub use connections::{ConnectionLimiter, Decision, MAX_CONNECTIONS_REPLY};
+pub use resolved::Resolved;
 
 /// Every policy of one proxy, reloadable as a whole.
 #[derive(Debug)]

@@ -1,0 +1,161 @@
+//! Gate: one client's share of a class. A class may bound how many requests
+//! of one client IP run in it at once (`per_client`), so one host cannot
+//! take a whole class from the others however many connections it opens:
+//! the incident's abusive host held every heavy slot.
+//!
+//! A request is what the caller counts: admission passes the client only
+//! for the first command of a pipeline segment in a class, so a segment is
+//! counted once. An IP's count is dropped when it reaches zero.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Refusal: the client already holds its share of the class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this client already holds its share ({held} of {max} slots)")]
+pub struct ShareFull {
+    /// Requests of this client running in the class.
+    pub held: u32,
+    /// The class's bound (its slots, not the share).
+    pub max: u32,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Requests one client IP may run at once; 0 = no limit.
+    per_client: u32,
+    /// The class's bound, for the refusal.
+    class_max: u32,
+    /// Requests running per client IP (only IPs with at least one).
+    by_client: HashMap<IpAddr, u32>,
+}
+
+/// The per-client counts of one class, kept across reloads.
+#[derive(Debug, Default)]
+pub struct ClientShare {
+    state: Mutex<State>,
+}
+
+/// One request counted in its client's share, uncounted on drop.
+#[derive(Debug)]
+pub struct SharePermit {
+    share: Arc<ClientShare>,
+    client: IpAddr,
+}
+
+impl Drop for SharePermit {
+    fn drop(&mut self) {
+        let mut state = self.share.lock();
+        if let Some(n) = state.by_client.get_mut(&self.client) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                state.by_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+impl ClientShare {
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// New limits; requests already counted stay counted.
+    pub fn set(&self, per_client: u32, class_max: u32) {
+        let mut state = self.lock();
+        state.per_client = per_client;
+        state.class_max = class_max;
+    }
+
+    /// Counts one request of `client`, or refuses it past its share.
+    /// `Ok(None)`: nothing to count (no client, or the class has no share).
+    pub fn try_acquire(
+        self: &Arc<Self>,
+        client: Option<IpAddr>,
+    ) -> Result<Option<SharePermit>, ShareFull> {
+        let mut state = self.lock();
+        let Some(client) = client.filter(|_| state.per_client > 0) else {
+            return Ok(None);
+        };
+        let held = state.by_client.get(&client).copied().unwrap_or(0);
+        if held >= state.per_client {
+            return Err(ShareFull {
+                held,
+                max: state.class_max,
+            });
+        }
+        *state.by_client.entry(client).or_insert(0) += 1;
+        Ok(Some(SharePermit {
+            share: self.clone(),
+            client,
+        }))
+    }
+
+    /// Requests of `client` counted now.
+    pub fn held_by(&self, client: IpAddr) -> u32 {
+        self.lock().by_client.get(&client).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn one_client_holds_at_most_its_share_and_others_still_get_theirs() {
+        let share = ClientShare::new();
+        share.set(2, 8);
+        let a1 = share.try_acquire(ip("10.0.0.1")).unwrap();
+        let _a2 = share.try_acquire(ip("10.0.0.1")).unwrap();
+        assert_eq!(
+            share.try_acquire(ip("10.0.0.1")).unwrap_err(),
+            ShareFull { held: 2, max: 8 }
+        );
+        let _o = share.try_acquire(ip("10.0.0.2")).unwrap();
+        // No client (the rest of a pipeline): nothing is counted.
+        assert!(share.try_acquire(None).unwrap().is_none());
+        drop(a1);
+        assert_eq!(share.held_by("10.0.0.1".parse().unwrap()), 1);
+        assert!(
+            share.try_acquire(ip("10.0.0.1")).unwrap().is_some(),
+            "a released share can be taken again"
+        );
+    }
+
+    #[test]
+    fn no_share_counts_nothing_and_counts_survive_new_limits() {
+        let share = ClientShare::new();
+        share.set(0, 8);
+        assert!(share.try_acquire(ip("10.0.0.1")).unwrap().is_none());
+        share.set(1, 4);
+        let held = share.try_acquire(ip("10.0.0.1")).unwrap();
+        share.set(2, 8);
+        let _second = share.try_acquire(ip("10.0.0.1")).unwrap();
+        assert_eq!(
+            share.try_acquire(ip("10.0.0.1")).unwrap_err(),
+            ShareFull { held: 2, max: 8 }
+        );
+        // Turning the share off does not lose the count of running ones.
+        share.set(0, 8);
+        drop(held);
+        assert_eq!(share.held_by("10.0.0.1".parse().unwrap()), 1);
+    }
+
+    #[test]
+    fn an_ip_is_forgotten_when_its_last_request_ends() {
+        let share = ClientShare::new();
+        share.set(1, 1);
+        let held = share.try_acquire(ip("10.0.0.1")).unwrap();
+        drop(held);
+        assert!(share.lock().by_client.is_empty());
+    }
+}
