@@ -313,7 +313,7 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
     let waiters = Arc::new(KeyWaiters::default());
     let commit_clock = Arc::new(CommitClock::new());
     let raft = {
-        let log_store = LogStore::new(engine.db().clone()).with_commit_clock(commit_clock.clone());
+        let log_store = LogStore::new(engine.clone()).with_commit_clock(commit_clock.clone());
         let state_machine = StateMachineStore::new(engine.clone())
             .with_snapshot_build_nice(cfg.heavy_nice)
             .with_observer(waiters.clone())
@@ -416,10 +416,10 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
         })
     };
     let rocksdb_gauges = {
-        let db = ctx.engine.db().clone();
+        let engine = ctx.engine.clone();
         let shutdown = shutdown_rx.clone();
         tokio::spawn(async move {
-            metrics::export_rocksdb_gauges(db, shutdown).await;
+            metrics::export_rocksdb_gauges(engine, shutdown).await;
             Ok(())
         })
     };

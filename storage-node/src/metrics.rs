@@ -9,6 +9,7 @@ use std::time::Duration;
 use openraft::ServerState;
 use tokio::sync::watch;
 
+use crate::engine::Engine;
 use crate::raft::Raft;
 use crate::NodeError;
 
@@ -146,19 +147,16 @@ const ROCKSDB_DB_GAUGES: &[(&str, &str)] = &[
 ];
 
 /// Sets the `rampart_rocksdb_*` gauges from the DB's properties once.
-pub fn sample_rocksdb(db: &crate::engine::DB) {
+pub fn sample_rocksdb(engine: &Engine) {
     for cf_name in crate::engine::cf::ALL {
-        let Some(cf) = db.cf_handle(cf_name) else {
-            continue;
-        };
         for (property, gauge) in ROCKSDB_CF_GAUGES {
-            if let Ok(Some(v)) = db.property_int_value_cf(cf, *property) {
+            if let Ok(Some(v)) = engine.property_int_cf(cf_name, property) {
                 metrics::gauge!(*gauge, "cf" => *cf_name).set(v as f64);
             }
         }
     }
     for (property, gauge) in ROCKSDB_DB_GAUGES {
-        if let Ok(Some(v)) = db.property_int_value(*property) {
+        if let Ok(Some(v)) = engine.property_int(property) {
             metrics::gauge!(*gauge).set(v as f64);
         }
     }
@@ -166,12 +164,9 @@ pub fn sample_rocksdb(db: &crate::engine::DB) {
 
 /// Samples the RocksDB gauges every [`ROCKSDB_SAMPLE_INTERVAL`] until
 /// `shutdown` turns true.
-pub async fn export_rocksdb_gauges(
-    db: std::sync::Arc<crate::engine::DB>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn export_rocksdb_gauges(engine: Engine, mut shutdown: watch::Receiver<bool>) {
     loop {
-        sample_rocksdb(&db);
+        sample_rocksdb(&engine);
         tokio::select! {
             _ = tokio::time::sleep(ROCKSDB_SAMPLE_INTERVAL) => {}
             _ = shutdown.changed() => return,

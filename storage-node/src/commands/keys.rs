@@ -494,8 +494,7 @@ mod tests {
         field.extend_from_slice(b"f");
         txn.put(field.clone(), b"v".to_vec());
         node.engine
-            .db()
-            .write(txn.into_write_batch().unwrap())
+            .write_batch(txn.into_write_batch().unwrap(), false)
             .unwrap();
         check(&node, NOW, &[("RENAME h g", "+OK"), ("TYPE g", "+hash")]);
         let view = node.engine.read_view();

@@ -368,7 +368,7 @@ pub(crate) mod test_support {
                 let mut txn = self.engine.txn();
                 let reply = super::apply_write(&mut txn, args, now);
                 let batch = txn.into_write_batch().expect("batch");
-                self.engine.db().write(batch).expect("write");
+                self.engine.write_batch(batch, false).expect("write");
                 reply
             } else {
                 super::execute_read(&self.engine, args, now)
@@ -474,8 +474,7 @@ mod tests {
         // Nothing is visible before the batch is written.
         assert_eq!(show(&node.run(0, "GET k")), "nil");
         node.engine
-            .db()
-            .write(txn.into_write_batch().unwrap())
+            .write_batch(txn.into_write_batch().unwrap(), false)
             .unwrap();
         assert_eq!(show(&node.run(0, "GET k")), "\"2\"");
     }
@@ -503,8 +502,7 @@ mod tests {
             1_200,
         );
         node.engine
-            .db()
-            .write(txn.into_write_batch().unwrap())
+            .write_batch(txn.into_write_batch().unwrap(), false)
             .unwrap();
         check(
             &node,

@@ -577,8 +577,7 @@ mod tests {
         };
         txn.put_meta(b"h", &hash).unwrap();
         node.engine
-            .db()
-            .write(txn.into_write_batch().unwrap())
+            .write_batch(txn.into_write_batch().unwrap(), false)
             .unwrap();
         let wrongtype = format!("-{}", errors::WRONGTYPE);
         check(

@@ -91,7 +91,7 @@ mod tests {
             super::super::apply_write(&mut txn, &argv, NOW);
         }
         let batch = txn.into_write_batch().unwrap();
-        node.engine.db().write(batch).unwrap();
+        node.engine.write_batch(batch, false).unwrap();
     }
 
     #[test]

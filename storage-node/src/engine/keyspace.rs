@@ -174,7 +174,9 @@ mod tests {
     use super::*;
 
     fn commit(engine: &Engine, txn: Txn<'_>) {
-        engine.db().write(txn.into_write_batch().unwrap()).unwrap();
+        engine
+            .write_batch(txn.into_batch().unwrap(), false)
+            .unwrap();
     }
 
     fn expiry_entries(reader: &dyn DataRead) -> Vec<(i64, Vec<u8>)> {

@@ -4,15 +4,21 @@
 //! One DB (not two) on purpose: a single WAL means the synced write of a Raft
 //! log append also makes every earlier state-machine write durable.
 //!
+//! Callers never see RocksDB: the engine offers named operations (point
+//! reads and writes of a column family, ordered scans, atomic [`WriteBatch`]
+//! writes, consistent [`EngineSnapshot`]s, flush/compaction and property
+//! queries) and RocksDB's types stay in this module, as in TiKV's engine
+//! traits. Swapping or tuning the storage library touches `engine/` only.
+//!
 //! CONTRACT (shared by `commands/` and `raft/`; change only together):
 //! - `Engine::open(dir)` opens/creates the DB with all column families in
 //!   [`cf`].
 //! - `commands/` reads through [`ReadView`] (point-in-time reads for one
 //!   command) and writes through [`Txn`] (an overlay: reads see the txn's own
 //!   earlier writes; nothing reaches RocksDB until the state machine commits).
-//! - `raft/` turns a `Txn` into a `rocksdb::WriteBatch` with
-//!   [`Txn::into_write_batch`], adds its own `sm_meta`/`dedup` writes, and
-//!   writes the batch atomically.
+//! - `raft/` turns a `Txn` into a [`WriteBatch`] with [`Txn::into_batch`],
+//!   adds its own `sm_meta`/`dedup` writes, and writes the batch atomically
+//!   with [`Engine::write_batch`].
 
 pub mod keys;
 mod keyspace;
@@ -22,6 +28,8 @@ mod txn;
 
 use std::path::Path;
 use std::sync::Arc;
+
+use rocksdb::{Direction, IteratorMode, WriteOptions};
 
 pub use keyspace::{key_counts, live_meta, load_meta, KeyCounts};
 pub use txn::{ReadKey, Txn};
@@ -48,7 +56,7 @@ pub enum EngineError {
     Corrupt(String),
 }
 
-pub type DB = rocksdb::DB;
+type DB = rocksdb::DB;
 
 /// One RocksDB key and its value.
 pub type Pair = (Vec<u8>, Vec<u8>);
@@ -100,14 +108,150 @@ impl Engine {
         Ok(Engine { db: Arc::new(db) })
     }
 
-    pub fn db(&self) -> &Arc<DB> {
+    /// The raw RocksDB handle. Only for the call site in
+    /// server/stream_drainer.rs, to be converted (everything else uses the
+    /// named operations below).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn db(&self) -> &Arc<DB> {
         &self.db
     }
 
-    pub fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
         self.db
             .cf_handle(name)
             .expect("column family opened at start")
+    }
+
+    /// The folder the DB lives in (the node's data folder; Raft snapshot
+    /// files are kept beside the RocksDB files).
+    pub fn path(&self) -> &Path {
+        self.db.path()
+    }
+
+    /// An empty batch of writes, for [`Engine::write_batch`].
+    pub fn batch(&self) -> WriteBatch<'_> {
+        WriteBatch {
+            engine: self,
+            raw: rocksdb::WriteBatch::default(),
+        }
+    }
+
+    /// Writes `batch` atomically; with `sync` the WAL is fsynced before
+    /// returning (and with it every earlier unsynced write).
+    ///
+    /// Takes a [`WriteBatch`] or, until server/stream_drainer.rs stops
+    /// using it, the raw batch of [`Txn::into_write_batch`].
+    pub fn write_batch(
+        &self,
+        batch: impl Into<rocksdb::WriteBatch>,
+        sync: bool,
+    ) -> Result<(), EngineError> {
+        Ok(self.db.write_opt(batch.into(), &write_options(sync))?)
+    }
+
+    /// The value of `key` in column family `cf`, latest state.
+    pub fn get_cf(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(self.db.get_cf(self.cf(cf), key)?)
+    }
+
+    /// Writes one value of column family `cf` (see [`Engine::write_batch`]
+    /// for `sync`).
+    pub fn put_cf(
+        &self,
+        cf: &str,
+        key: &[u8],
+        value: &[u8],
+        sync: bool,
+    ) -> Result<(), EngineError> {
+        Ok(self
+            .db
+            .put_cf_opt(self.cf(cf), key, value, &write_options(sync))?)
+    }
+
+    /// The pairs of column family `cf` from `start` on, in key order, below
+    /// `end` if given; latest state. Stop reading whenever you like.
+    pub fn iter_cf<'a>(
+        &'a self,
+        cf: &str,
+        start: &[u8],
+        end: Option<&[u8]>,
+    ) -> impl Iterator<Item = Result<Pair, EngineError>> + 'a {
+        let mut opts = rocksdb::ReadOptions::default();
+        if let Some(end) = end {
+            opts.set_iterate_upper_bound(end.to_vec());
+        }
+        self.db
+            .iterator_cf_opt(
+                self.cf(cf),
+                opts,
+                IteratorMode::From(start, Direction::Forward),
+            )
+            .map(|item| {
+                item.map(|(k, v)| (k.into_vec(), v.into_vec()))
+                    .map_err(EngineError::from)
+            })
+    }
+
+    /// The pair with the largest key of column family `cf`, if any.
+    pub fn last_cf(&self, cf: &str) -> Result<Option<Pair>, EngineError> {
+        match self.db.iterator_cf(self.cf(cf), IteratorMode::End).next() {
+            None => Ok(None),
+            Some(item) => {
+                let (k, v) = item?;
+                Ok(Some((k.into_vec(), v.into_vec())))
+            }
+        }
+    }
+
+    /// A consistent point-in-time view of every column family (for
+    /// building a Raft snapshot whose applied index matches its data).
+    ///
+    /// This is the one lower-level handle `raft/` gets: openraft's snapshot
+    /// is the state machine as of one applied index, which several
+    /// independent reads cannot give while entries keep being applied.
+    /// It offers reads only.
+    pub fn snapshot(&self) -> EngineSnapshot<'_> {
+        EngineSnapshot {
+            engine: self,
+            snapshot: self.db.snapshot(),
+        }
+    }
+
+    /// Flushes the memtable of column family `cf` to SST files.
+    pub fn flush_cf(&self, cf: &str) -> Result<(), EngineError> {
+        Ok(self.db.flush_cf(self.cf(cf))?)
+    }
+
+    /// RocksDB's estimate of the on-disk bytes of `[start, end)` in column
+    /// family `cf`.
+    pub fn approximate_size_cf(&self, cf: &str, start: &[u8], end: &[u8]) -> u64 {
+        self.db
+            .get_approximate_sizes_cf(self.cf(cf), &[rocksdb::Range::new(start, end)])
+            .first()
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Compacts `[start, end)` of column family `cf` (rewrites the files
+    /// holding it, dropping deleted records).
+    pub fn compact_range_cf(&self, cf: &str, start: &[u8], end: &[u8]) {
+        self.db
+            .compact_range_cf(self.cf(cf), Some(start), Some(end));
+    }
+
+    /// An integer property of the whole DB (e.g.
+    /// `rocksdb.is-write-stopped`), for metrics.
+    pub fn property_int(&self, name: &str) -> Result<Option<u64>, EngineError> {
+        Ok(self.db.property_int_value(name)?)
+    }
+
+    /// An integer property of column family `cf` (e.g.
+    /// `rocksdb.total-sst-files-size`), for metrics; `None` if unknown.
+    pub fn property_int_cf(&self, cf: &str, name: &str) -> Result<Option<u64>, EngineError> {
+        let Some(handle) = self.db.cf_handle(cf) else {
+            return Ok(None);
+        };
+        Ok(self.db.property_int_value_cf(handle, name)?)
     }
 
     /// A read view for executing read commands (reads the latest applied
@@ -139,16 +283,11 @@ impl Engine {
 
     /// Adds to `batch` the writes that replace the whole DATA column family
     /// with `pairs` (for installing a Raft snapshot).
-    pub fn import_data_into(
-        &self,
-        batch: &mut rocksdb::WriteBatch,
-        pairs: Vec<(Vec<u8>, Vec<u8>)>,
-    ) {
-        let cf = self.cf(cf::DATA);
+    pub fn import_data_into(&self, batch: &mut WriteBatch<'_>, pairs: Vec<(Vec<u8>, Vec<u8>)>) {
         let (start, end) = keys::whole_range();
-        batch.delete_range_cf(cf, start, end);
+        batch.delete_range(cf::DATA, start, end);
         for (key, value) in pairs {
-            batch.put_cf(cf, key, value);
+            batch.put(cf::DATA, key, value);
         }
     }
 
@@ -167,6 +306,69 @@ impl Engine {
             }
             out.len() < limit
         })?;
+        Ok(out)
+    }
+}
+
+fn write_options(sync: bool) -> WriteOptions {
+    let mut opts = WriteOptions::default();
+    opts.set_sync(sync);
+    opts
+}
+
+/// Writes to any column families, applied all or nothing by
+/// [`Engine::write_batch`]. Made by [`Engine::batch`] or
+/// [`Txn::into_batch`].
+pub struct WriteBatch<'e> {
+    engine: &'e Engine,
+    raw: rocksdb::WriteBatch,
+}
+
+impl WriteBatch<'_> {
+    pub fn put(&mut self, cf: &str, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.raw.put_cf(self.engine.cf(cf), key, value);
+    }
+
+    pub fn delete(&mut self, cf: &str, key: impl AsRef<[u8]>) {
+        self.raw.delete_cf(self.engine.cf(cf), key);
+    }
+
+    /// Deletes every key in `[start, end)` of column family `cf`.
+    pub fn delete_range(&mut self, cf: &str, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>) {
+        self.raw
+            .delete_range_cf(self.engine.cf(cf), start.as_ref(), end.as_ref());
+    }
+}
+
+impl From<WriteBatch<'_>> for rocksdb::WriteBatch {
+    fn from(batch: WriteBatch<'_>) -> rocksdb::WriteBatch {
+        batch.raw
+    }
+}
+
+/// Reads of every column family as of one instant (see
+/// [`Engine::snapshot`]).
+pub struct EngineSnapshot<'a> {
+    engine: &'a Engine,
+    snapshot: rocksdb::Snapshot<'a>,
+}
+
+impl EngineSnapshot<'_> {
+    /// The value of `key` in column family `cf` at the snapshot.
+    pub fn get_cf(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(self.snapshot.get_cf(self.engine.cf(cf), key)?)
+    }
+
+    /// Every pair of column family `cf` at the snapshot, in key order.
+    pub fn export_cf(&self, cf: &str) -> Result<Vec<Pair>, EngineError> {
+        let mut out = Vec::new();
+        for item in self
+            .snapshot
+            .iterator_cf(self.engine.cf(cf), IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            out.push((k.into_vec(), v.into_vec()));
+        }
         Ok(out)
     }
 }
@@ -271,11 +473,13 @@ mod tests {
         {
             let engine = Engine::open(dir.path()).unwrap();
             for name in cf::ALL {
-                assert!(engine.db().cf_handle(name).is_some(), "{name}");
+                assert!(engine.db.cf_handle(name).is_some(), "{name}");
             }
             let mut txn = engine.txn();
             txn.put(b"mkey".to_vec(), b"v".to_vec());
-            engine.db().write(txn.into_write_batch().unwrap()).unwrap();
+            engine
+                .write_batch(txn.into_batch().unwrap(), false)
+                .unwrap();
         }
         let engine = Engine::open(dir.path()).unwrap();
         assert_eq!(
@@ -291,7 +495,9 @@ mod tests {
         let view = engine.read_view();
         let mut txn = engine.txn();
         txn.put(b"k".to_vec(), b"v".to_vec());
-        engine.db().write(txn.into_write_batch().unwrap()).unwrap();
+        engine
+            .write_batch(txn.into_batch().unwrap(), false)
+            .unwrap();
         assert_eq!(view.get(b"k").unwrap(), None);
         assert_eq!(engine.read_view().get(b"k").unwrap(), Some(b"v".to_vec()));
     }
@@ -309,7 +515,9 @@ mod tests {
             keys::counter_key(keys::COUNTER_KEYS),
             1i64.to_be_bytes().to_vec(),
         );
-        source.db().write(txn.into_write_batch().unwrap()).unwrap();
+        source
+            .write_batch(txn.into_batch().unwrap(), false)
+            .unwrap();
         let pairs = source.export_data().unwrap();
         assert_eq!(pairs.len(), 2);
 
@@ -317,10 +525,12 @@ mod tests {
         let target = Engine::open(dir2.path()).unwrap();
         let mut txn = target.txn();
         txn.put(keys::meta_key(b"stale"), b"x".to_vec());
-        target.db().write(txn.into_write_batch().unwrap()).unwrap();
-        let mut batch = rocksdb::WriteBatch::default();
+        target
+            .write_batch(txn.into_batch().unwrap(), false)
+            .unwrap();
+        let mut batch = target.batch();
         target.import_data_into(&mut batch, pairs.clone());
-        target.db().write(batch).unwrap();
+        target.write_batch(batch, false).unwrap();
         assert_eq!(target.export_data().unwrap(), pairs);
     }
 
@@ -332,7 +542,9 @@ mod tests {
         txn.put(keys::expiry_key(300, b"late"), Vec::new());
         txn.put(keys::expiry_key(100, b"early"), Vec::new());
         txn.put(keys::expiry_key(200, b"mid"), Vec::new());
-        engine.db().write(txn.into_write_batch().unwrap()).unwrap();
+        engine
+            .write_batch(txn.into_batch().unwrap(), false)
+            .unwrap();
         assert_eq!(
             engine.expired_keys(200, 10).unwrap(),
             vec![b"early".to_vec(), b"mid".to_vec()]

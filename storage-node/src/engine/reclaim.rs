@@ -68,18 +68,12 @@ fn run(engine: Engine, rx: Receiver<(Vec<u8>, Vec<u8>)>, min_bytes: u64) {
 /// Compacts `[start, end)` of the DATA column family if RocksDB estimates
 /// it holds at least `min_bytes` on disk; returns whether it did.
 pub fn reclaim(engine: &Engine, start: &[u8], end: &[u8], min_bytes: u64) -> bool {
-    let data = engine.cf(cf::DATA);
-    let db = engine.db();
-    let estimate = db
-        .get_approximate_sizes_cf(&data, &[rocksdb::Range::new(start, end)])
-        .first()
-        .copied()
-        .unwrap_or(0);
+    let estimate = engine.approximate_size_cf(cf::DATA, start, end);
     if estimate < min_bytes {
         metrics::counter!(RECLAIM_SKIPPED, "reason" => "small").increment(1);
         return false;
     }
-    db.compact_range_cf(&data, Some(start), Some(end));
+    engine.compact_range_cf(cf::DATA, start, end);
     metrics::counter!(RECLAIM_COMPACTIONS).increment(1);
     metrics::counter!(RECLAIM_BYTES).increment(estimate);
     tracing::debug!(bytes = estimate, "reclaimed a deleted key range");
@@ -92,9 +86,7 @@ mod tests {
     use crate::engine::keys;
 
     fn on_disk(engine: &Engine, start: &[u8], end: &[u8]) -> u64 {
-        engine
-            .db()
-            .get_approximate_sizes_cf(&engine.cf(cf::DATA), &[rocksdb::Range::new(start, end)])[0]
+        engine.approximate_size_cf(cf::DATA, start, end)
     }
 
     #[test]
@@ -109,16 +101,20 @@ mod tests {
             k.extend_from_slice(&i.to_be_bytes());
             txn.put(k, vec![b'x'; 64]);
         }
-        engine.db().write(txn.into_write_batch().unwrap()).unwrap();
-        engine.db().flush_cf(&engine.cf(cf::DATA)).unwrap();
+        engine
+            .write_batch(txn.into_batch().unwrap(), false)
+            .unwrap();
+        engine.flush_cf(cf::DATA).unwrap();
         let before = on_disk(&engine, &prefix, &end);
         assert!(before > 100_000, "{before} bytes on disk");
 
         let mut txn = engine.txn();
         txn.delete_range(prefix.clone(), end.clone());
         assert_eq!(txn.deleted_ranges(), &[(prefix.clone(), end.clone())]);
-        engine.db().write(txn.into_write_batch().unwrap()).unwrap();
-        engine.db().flush_cf(&engine.cf(cf::DATA)).unwrap();
+        engine
+            .write_batch(txn.into_batch().unwrap(), false)
+            .unwrap();
+        engine.flush_cf(cf::DATA).unwrap();
         // The tombstone alone frees nothing.
         assert!(on_disk(&engine, &prefix, &end) >= before / 2);
 

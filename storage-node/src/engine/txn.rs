@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use super::meta::ValueType;
-use super::{cf, keys, DataRead, Engine, EngineError};
+use super::{cf, keys, DataRead, Engine, EngineError, WriteBatch};
 
 /// Write transaction for one Raft entry: an overlay over RocksDB whose reads
 /// see its own writes.
@@ -96,7 +96,7 @@ impl<'a> Txn<'a> {
     /// RocksDB snapshot taken now (a Lua script's consistent view).
     pub fn over_snapshot(engine: &'a Engine) -> Txn<'a> {
         let mut txn = Txn::new(engine);
-        txn.snapshot = Some(engine.db().snapshot());
+        txn.snapshot = Some(engine.db.snapshot());
         txn
     }
 
@@ -133,7 +133,7 @@ impl<'a> Txn<'a> {
         let cf = self.engine.cf(cf::DATA);
         Ok(match &self.snapshot {
             Some(snapshot) => snapshot.get_cf(cf, key)?,
-            None => self.engine.db().get_cf(cf, key)?,
+            None => self.engine.db.get_cf(cf, key)?,
         })
     }
 
@@ -253,14 +253,13 @@ impl<'a> Txn<'a> {
     }
 
     /// The atomic batch of everything written; the caller adds its own
-    /// bookkeeping and writes it.
-    pub fn into_write_batch(self) -> Result<rocksdb::WriteBatch, EngineError> {
-        let cf = self.engine.cf(cf::DATA);
-        let mut batch = rocksdb::WriteBatch::default();
+    /// bookkeeping and writes it with [`Engine::write_batch`].
+    pub fn into_batch(self) -> Result<WriteBatch<'a>, EngineError> {
+        let mut batch = self.engine.batch();
         if let Some((index, kind)) = self.revision {
             for user_key in self.changed_user_keys() {
-                batch.put_cf(
-                    cf,
+                batch.put(
+                    cf::DATA,
                     keys::revision_key(&user_key),
                     keys::encode_revision(index, kind),
                 );
@@ -268,15 +267,23 @@ impl<'a> Txn<'a> {
         }
         // Ranges first: point writes made after a range delete must survive it.
         for (start, end) in &self.ranges {
-            batch.delete_range_cf(cf, start, end);
+            batch.delete_range(cf::DATA, start, end);
         }
         for (key, value) in &self.writes {
             match value {
-                Some(value) => batch.put_cf(cf, key, value),
-                None => batch.delete_cf(cf, key),
+                Some(value) => batch.put(cf::DATA, key, value),
+                None => batch.delete(cf::DATA, key),
             }
         }
         Ok(batch)
+    }
+
+    /// [`Txn::into_batch`] as a raw RocksDB batch, for code written before
+    /// the engine's named operations (server/stream_drainer.rs writes it
+    /// through `Engine::db`, to be converted). Pass it to
+    /// [`Engine::write_batch`]; prefer [`Txn::into_batch`].
+    pub fn into_write_batch(self) -> Result<rocksdb::WriteBatch, EngineError> {
+        self.into_batch().map(rocksdb::WriteBatch::from)
     }
 }
 
@@ -312,7 +319,7 @@ impl DataRead for Txn<'_> {
         }
         let mut db_iter = self
             .engine
-            .db()
+            .db
             .raw_iterator_cf_opt(self.engine.cf(cf::DATA), opts);
         db_iter.seek(start);
         let mut pending = self
@@ -388,7 +395,7 @@ impl DataRead for Txn<'_> {
         }
         let mut db_iter = self
             .engine
-            .db()
+            .db
             .raw_iterator_cf_opt(self.engine.cf(cf::DATA), opts);
         db_iter.seek_to_last();
         let mut pending = self
@@ -459,8 +466,8 @@ mod tests {
     }
 
     fn commit(engine: &Engine, txn: Txn<'_>) {
-        let batch = txn.into_write_batch().unwrap();
-        engine.db().write(batch).unwrap();
+        let batch = txn.into_batch().unwrap();
+        engine.write_batch(batch, false).unwrap();
     }
 
     fn kv(k: &str, v: &str) -> (Vec<u8>, Vec<u8>) {

@@ -1,4 +1,4 @@
-//! The Raft log and vote in RocksDB (`cf::RAFT_LOG`, `cf::RAFT_META`).
+//! The Raft log and vote in the engine (`cf::RAFT_LOG`, `cf::RAFT_META`).
 //!
 //! RocksDB is the only copy: every read goes to the DB. Appends and vote
 //! writes are fsynced before they are acknowledged to openraft, which is
@@ -16,13 +16,12 @@ use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, StorageIOError};
-use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::commit_clock::CommitClock;
 use super::types::{codec, Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
-use crate::engine::{cf, DB};
+use crate::engine::{cf, Engine};
 
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
@@ -32,7 +31,7 @@ const KEY_LAST_PURGED: &[u8] = b"last_purged";
 /// clone).
 #[derive(Clone)]
 pub struct LogStore {
-    db: Arc<DB>,
+    engine: Engine,
     /// Told when the commit index advances (commit latency metric).
     commit_clock: Option<Arc<CommitClock>>,
 }
@@ -56,16 +55,10 @@ fn io_err(subject: ErrorSubject<NodeId>, verb: ErrorVerb, msg: impl ToString) ->
     StorageIOError::new(subject, verb, AnyError::error(msg)).into()
 }
 
-fn sync_opts() -> WriteOptions {
-    let mut opts = WriteOptions::default();
-    opts.set_sync(true);
-    opts
-}
-
 impl LogStore {
-    pub fn new(db: Arc<DB>) -> LogStore {
+    pub fn new(engine: Engine) -> LogStore {
         LogStore {
-            db,
+            engine,
             commit_clock: None,
         }
     }
@@ -76,21 +69,10 @@ impl LogStore {
         self
     }
 
-    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StorageError> {
-        self.db.cf_handle(name).ok_or_else(|| {
-            io_err(
-                ErrorSubject::Store,
-                ErrorVerb::Read,
-                format!("column family {name} missing"),
-            )
-        })
-    }
-
     fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
-        let cf = self.cf(cf::RAFT_META)?;
         let raw = self
-            .db
-            .get_cf(cf, key)
+            .engine
+            .get_cf(cf::RAFT_META, key)
             .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))?;
         match raw {
             None => Ok(None),
@@ -107,27 +89,21 @@ impl LogStore {
         value: &T,
         sync: bool,
     ) -> Result<(), StorageError> {
-        let cf = self.cf(cf::RAFT_META)?;
         let bytes =
             codec::encode(value).map_err(|e| io_err(subject.clone(), ErrorVerb::Write, e))?;
-        let opts = if sync {
-            sync_opts()
-        } else {
-            WriteOptions::default()
-        };
-        self.db
-            .put_cf_opt(cf, key, bytes, &opts)
+        self.engine
+            .put_cf(cf::RAFT_META, key, &bytes, sync)
             .map_err(|e| io_err(subject, ErrorVerb::Write, e))
     }
 
     fn last_entry_log_id(&self) -> Result<Option<LogId>, StorageError> {
-        let cf = self.cf(cf::RAFT_LOG)?;
-        let mut iter = self.db.iterator_cf(cf, IteratorMode::End);
-        match iter.next() {
+        let last = self
+            .engine
+            .last_cf(cf::RAFT_LOG)
+            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+        match last {
             None => Ok(None),
-            Some(item) => {
-                let (_, value) =
-                    item.map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            Some((_, value)) => {
                 let entry: Entry = codec::decode(&value)
                     .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
                 Ok(Some(entry.log_id))
@@ -144,11 +120,8 @@ impl LogStore {
             },
             Bound::Unbounded => 0,
         };
-        let cf = self.cf(cf::RAFT_LOG)?;
         let key = index_key(start);
-        let iter = self
-            .db
-            .iterator_cf(cf, IteratorMode::From(&key, Direction::Forward));
+        let iter = self.engine.iter_cf(cf::RAFT_LOG, &key, None);
         let mut entries = Vec::new();
         for item in iter {
             let (key, value) = item.map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
@@ -221,14 +194,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let cf = self.cf(cf::RAFT_LOG)?;
-        let mut batch = WriteBatch::default();
+        let mut batch = self.engine.batch();
         for entry in entries {
             let bytes = codec::encode(&entry)
                 .map_err(|e| io_err(ErrorSubject::Log(entry.log_id), ErrorVerb::Write, e))?;
-            batch.put_cf(cf, index_key(entry.log_id.index), bytes);
+            batch.put(cf::RAFT_LOG, index_key(entry.log_id.index), bytes);
         }
-        let result = self.db.write_opt(batch, &sync_opts());
+        let result = self.engine.write_batch(batch, true);
         match result {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
@@ -243,33 +215,30 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Deletes [log_id.index, end]: conflicting entries from a former leader.
-        let cf = self.cf(cf::RAFT_LOG)?;
-        let mut batch = WriteBatch::default();
-        batch.delete_range_cf(cf, index_key(log_id.index), index_key(u64::MAX));
-        batch.delete_cf(cf, index_key(u64::MAX));
-        self.db
-            .write_opt(batch, &sync_opts())
+        let mut batch = self.engine.batch();
+        batch.delete_range(cf::RAFT_LOG, index_key(log_id.index), index_key(u64::MAX));
+        batch.delete(cf::RAFT_LOG, index_key(u64::MAX));
+        self.engine
+            .write_batch(batch, true)
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Record the purge point first (in the same batch), so a crash never
         // leaves a gap that get_log_state cannot explain.
-        let meta = self.cf(cf::RAFT_META)?;
-        let log = self.cf(cf::RAFT_LOG)?;
         let bytes =
             codec::encode(&log_id).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
-        let mut batch = WriteBatch::default();
-        batch.put_cf(meta, KEY_LAST_PURGED, bytes);
+        let mut batch = self.engine.batch();
+        batch.put(cf::RAFT_META, KEY_LAST_PURGED, bytes);
         match log_id.index.checked_add(1) {
-            Some(end) => batch.delete_range_cf(log, index_key(0), index_key(end)),
+            Some(end) => batch.delete_range(cf::RAFT_LOG, index_key(0), index_key(end)),
             None => {
-                batch.delete_range_cf(log, index_key(0), index_key(u64::MAX));
-                batch.delete_cf(log, index_key(u64::MAX));
+                batch.delete_range(cf::RAFT_LOG, index_key(0), index_key(u64::MAX));
+                batch.delete(cf::RAFT_LOG, index_key(u64::MAX));
             }
         }
-        self.db
-            .write_opt(batch, &sync_opts())
+        self.engine
+            .write_batch(batch, true)
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
     }
 }
@@ -277,7 +246,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Engine;
     use crate::raft::types::{Op, Request};
     use openraft::{CommittedLeaderId, EntryPayload};
 
@@ -300,16 +268,15 @@ mod tests {
     /// Appends without going through openraft's core (the callback type has
     /// no public constructor), using the same batch code path.
     fn append_direct(store: &LogStore, entries: Vec<Entry>) {
-        let cf = store.cf(cf::RAFT_LOG).expect("cf");
-        let mut batch = WriteBatch::default();
+        let mut batch = store.engine.batch();
         for e in entries {
-            batch.put_cf(
-                cf,
+            batch.put(
+                cf::RAFT_LOG,
                 index_key(e.log_id.index),
                 codec::encode(&e).expect("encode"),
             );
         }
-        store.db.write_opt(batch, &sync_opts()).expect("write");
+        store.engine.write_batch(batch, true).expect("write");
     }
 
     fn indexes(entries: &[Entry]) -> Vec<u64> {
@@ -320,7 +287,7 @@ mod tests {
     async fn reads_ranges_truncates_and_purges() {
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = Engine::open(dir.path()).expect("open");
-        let mut store = LogStore::new(engine.db().clone());
+        let mut store = LogStore::new(engine.clone());
 
         let state = store.get_log_state().await.expect("state");
         assert_eq!(state.last_log_id, None);
@@ -381,7 +348,7 @@ mod tests {
         let vote = Vote::new_committed(3, 2);
         {
             let engine = Engine::open(dir.path()).expect("open");
-            let mut store = LogStore::new(engine.db().clone());
+            let mut store = LogStore::new(engine.clone());
             assert_eq!(store.read_vote().await.expect("vote"), None);
             store.save_vote(&vote).await.expect("save vote");
             store
@@ -392,7 +359,7 @@ mod tests {
             store.purge(log_id(3, 1)).await.expect("purge");
         }
         let engine = Engine::open(dir.path()).expect("reopen");
-        let mut store = LogStore::new(engine.db().clone());
+        let mut store = LogStore::new(engine.clone());
         assert_eq!(store.read_vote().await.expect("vote"), Some(vote));
         assert_eq!(
             store.read_committed().await.expect("committed"),

@@ -1,10 +1,21 @@
-//! The Raft layer: openraft types, the RocksDB log store and state machine,
-//! and the gRPC network between nodes.
+//! The Raft layer: openraft types, the log store and state machine over the
+//! engine, and the gRPC network between nodes.
+//!
+//! State machine modules (each depends only on those listed after it):
+//! - `state_machine`: applies committed entries (openraft's
+//!   `RaftStateMachine`);
+//! - `snapshot_store`: builds, installs and records snapshots;
+//! - `snapshot_file`: a snapshot's bytes in a file beside the DB;
+//! - `dedup`: request-id deduplication of retried writes;
+//! - `sm_meta`: applied state in `sm_meta` and shared helpers.
 
 pub mod commit_clock;
+pub mod dedup;
 pub mod log_store;
 pub mod network;
+mod sm_meta;
 pub mod snapshot_file;
+pub mod snapshot_store;
 pub mod state_machine;
 pub mod types;
 

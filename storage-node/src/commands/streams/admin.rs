@@ -477,7 +477,7 @@ mod tests {
         let reply = crate::commands::apply_write(&mut txn, &migrate_command(b"s", None), NOW);
         assert_eq!(show(&reply), "[:2, :3]");
         let batch = txn.into_write_batch().unwrap();
-        node.engine.db().write(batch).unwrap();
+        node.engine.write_batch(batch, false).unwrap();
         check(&node, NOW, &[("RAMPART.STREAMFORMAT s", "\"mixed 3\"")]);
         check(&node, NOW, &[("RAMPART.STREAMTOLEGACY s", ":5")]);
         assert_eq!(raw_blob(&node, "s"), Some(original.clone()));
@@ -488,7 +488,7 @@ mod tests {
         let reply = crate::commands::apply_write(&mut txn, &migrate_command(b"s", Some(1)), NOW);
         assert_eq!(show(&reply), "[:5, :0]");
         let batch = txn.into_write_batch().unwrap();
-        node.engine.db().write(batch).unwrap();
+        node.engine.write_batch(batch, false).unwrap();
         check(&node, NOW, &[("RAMPART.STREAMFORMAT s", "\"per-entry\"")]);
         assert!(!marker(&node, "s"));
         assert_eq!(raw_blob(&node, "s"), None);

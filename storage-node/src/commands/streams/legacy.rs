@@ -525,7 +525,7 @@ mod tests {
         let mut txn = node.engine.txn();
         let out = f(&mut txn);
         let batch = txn.into_write_batch().expect("batch");
-        node.engine.db().write(batch).expect("write");
+        node.engine.write_batch(batch, false).expect("write");
         out
     }
 
