@@ -348,7 +348,7 @@ impl NodeArgs {
             heavy_queue: self
                 .heavy_queue
                 .or(file.heavy_queue)
-                .unwrap_or(crate::server::heavy::DEFAULT_QUEUE),
+                .unwrap_or(crate::exec::heavy::DEFAULT_QUEUE),
             heavy_nice,
             heavy_sched_idle: self
                 .heavy_sched_idle
@@ -358,7 +358,7 @@ impl NodeArgs {
             script_demote_ms: self
                 .script_demote_ms
                 .or(file.script_demote_ms)
-                .unwrap_or(crate::server::heavy::DEFAULT_SCRIPT_DEMOTE_MS),
+                .unwrap_or(crate::exec::heavy::DEFAULT_SCRIPT_DEMOTE_MS),
             script_time_limit_ms: self
                 .script_time_limit_ms
                 .or(file.script_time_limit_ms)

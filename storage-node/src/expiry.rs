@@ -8,8 +8,9 @@ use std::time::Duration;
 use openraft::ServerState;
 use tokio::sync::watch;
 
+use crate::exec::now_ms;
 use crate::raft::{Op, Request};
-use crate::server::{now_ms, NodeCtx};
+use crate::NodeCtx;
 
 const TICK: Duration = Duration::from_millis(100);
 /// Keys deleted per log entry at most.

@@ -7,12 +7,13 @@
 //! and votes are not delayed by client traffic; the Kv server, the expiry
 //! task and cheap blocking RocksDB reads run on the caller's runtime; heavy
 //! reads run on the bounded heavy executor (`heavy-*` threads,
-//! `server::heavy`). Optionally the Raft threads get CPUs of their own
+//! `exec::heavy`). Optionally the Raft threads get CPUs of their own
 //! (`pinning`).
 
 pub mod commands;
 pub mod config;
 pub mod engine;
+pub mod exec;
 pub mod expiry;
 pub mod metrics;
 pub mod pinning;
@@ -40,20 +41,39 @@ pub use config::{NodeArgs, NodeConfig};
 
 use crate::engine::reclaim::Reclaimer;
 use crate::engine::Engine;
+use crate::exec::blocking::{self, KeyWaiters};
+use crate::exec::heavy::{Demotion, HeavyExecutor, LaneSettings};
+use crate::exec::proposals::ProposalBatcher;
+use crate::exec::ExecCtx;
 use crate::raft::commit_clock::CommitClock;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{NetworkFactory, MAX_RAFT_MESSAGE};
 use crate::raft::state_machine::StateMachineStore;
 use crate::raft::Raft;
 use crate::server::admin::AdminService;
-use crate::server::blocking::{self, KeyWaiters};
 use crate::server::grpc_metrics::GrpcMetricsLayer;
-use crate::server::heavy::{Demotion, HeavyExecutor, LaneSettings};
 use crate::server::kv::KvService;
-use crate::server::proposals::ProposalBatcher;
 use crate::server::pubsub::{NodeHub, PubSubService};
 use crate::server::transport::TransportService;
-use crate::server::NodeCtx;
+
+/// What every service and task of one node shares: the execution paths'
+/// state and the scripts running here. The two are kept apart so that
+/// `exec` depends on neither `scripting` nor the services that call it;
+/// [`Deref`](std::ops::Deref) lets all of them read the execution fields
+/// directly (`ctx.engine`) and pass `&NodeCtx` where `&ExecCtx` is asked.
+pub struct NodeCtx {
+    pub exec: ExecCtx,
+    /// Lua scripts running on this node (SCRIPT KILL) and their time limit.
+    pub scripts: Arc<scripting::Scripts>,
+}
+
+impl std::ops::Deref for NodeCtx {
+    type Target = ExecCtx;
+
+    fn deref(&self) -> &ExecCtx {
+        &self.exec
+    }
+}
 
 /// Largest Kv request or response (a pipelined batch and its replies).
 const MAX_CLIENT_MESSAGE: usize = 1 << 30;
@@ -335,15 +355,17 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
     };
 
     let ctx = Arc::new(NodeCtx {
-        id: cfg.id,
-        raft: raft.clone(),
-        engine,
-        write_timeout: Duration::from_millis(cfg.write_timeout_ms),
-        reads: Default::default(),
-        proposals: ProposalBatcher::new(raft.clone(), commit_clock),
-        heavy: heavy_executor(&cfg, pin.as_ref().and_then(|p| p.others.clone()))?,
-        waiters,
-        leadership: blocking::leadership(&raft, cfg.id),
+        exec: ExecCtx {
+            id: cfg.id,
+            raft: raft.clone(),
+            engine,
+            write_timeout: Duration::from_millis(cfg.write_timeout_ms),
+            reads: Default::default(),
+            proposals: ProposalBatcher::new(raft.clone(), commit_clock),
+            heavy: heavy_executor(&cfg, pin.as_ref().and_then(|p| p.others.clone()))?,
+            waiters,
+            leadership: blocking::leadership(&raft, cfg.id),
+        },
         scripts: Arc::new(scripting::Scripts::new(Duration::from_millis(
             cfg.script_time_limit_ms,
         ))),

@@ -19,13 +19,11 @@ use mlua::{
 };
 use rampart_proto::command_table::{self, Runs};
 use rampart_proto::pb::reply::Kind;
-use rampart_proto::{reply, Reply};
+use rampart_proto::{reply, Argv, Reply};
 
 use crate::commands;
 use crate::engine::{Engine, ReadKey, Txn};
-use crate::server::heavy;
-
-type Argv = Vec<Vec<u8>>;
+use crate::exec::heavy;
 
 /// Instructions between two checks of the stop flag and the time limit.
 const HOOK_EVERY: u32 = 10_000;

@@ -24,18 +24,16 @@ use std::time::Duration;
 use rampart_proto::pb::execute_response::Outcome;
 use rampart_proto::pb::reply::Kind;
 use rampart_proto::pb::Replies;
-use rampart_proto::{reply, Reply};
+use rampart_proto::{reply, Argv, Reply};
 
 use crate::commands;
 use crate::commands::scripting as internal;
 use crate::engine::{Engine, Txn};
+use crate::exec::heavy::{self, Lane};
+use crate::exec::{self, now_ms, Failure};
 use crate::raft::types::{WatchToken, WriteRun};
-use crate::server::heavy::{self, Lane};
-use crate::server::kv::{self, Failure};
-use crate::server::{now_ms, NodeCtx};
+use crate::NodeCtx;
 use lua::{Kill, ScriptInput, ScriptRun, StopFlag};
-
-type Argv = Vec<Vec<u8>>;
 
 /// Default `--script-time-limit-ms`.
 pub const DEFAULT_TIME_LIMIT_MS: u64 = 5000;
@@ -190,11 +188,13 @@ pub(crate) async fn execute_batch(
         let (result, may_write) = if is_script_command(&argv) {
             (run_command(ctx, client_id, seq, part, argv).await, true)
         } else if commands::is_write(&argv) {
-            let r = kv::write_run(ctx, client_id, seq, part, vec![argv]).await;
-            (r.map(kv::single_reply), true)
+            let r = exec::write_run(ctx, client_id, seq, part, vec![argv]).await;
+            (r.map(exec::single_reply), true)
         } else {
             (
-                kv::read_run(ctx, vec![argv]).await.map(kv::single_reply),
+                exec::read_run(ctx, vec![argv])
+                    .await
+                    .map(exec::single_reply),
                 false,
             )
         };
@@ -245,8 +245,8 @@ async fn check_script(ctx: &NodeCtx, sha: &str, body: &[u8]) -> Result<bool, Rep
 
 /// Caches the script through Raft (idempotent, so without dedup identity).
 async fn store(ctx: &NodeCtx, sha: &str, body: &[u8]) -> Result<Option<Reply>, Failure> {
-    let replies = kv::write_run(ctx, "", 0, 0, vec![internal::store_command(sha, body)]).await?;
-    let r = kv::single_reply(replies);
+    let replies = exec::write_run(ctx, "", 0, 0, vec![internal::store_command(sha, body)]).await?;
+    let r = exec::single_reply(replies);
     Ok(r.is_error().then_some(r))
 }
 
@@ -347,7 +347,7 @@ async fn run_command(
         if attempt > 0 {
             backoff(attempt).await;
         }
-        kv::confirm_leadership(ctx, "a script").await?;
+        exec::confirm_leadership(ctx, "a script").await?;
         let run = {
             // Registered while the request is alive: dropping the request
             // (the proxy gave up, the client left) stops the run.
@@ -438,7 +438,7 @@ async fn commit(
         part,
         commands,
     };
-    let committed = kv::transaction(ctx, write_run, watches).await?;
+    let committed = exec::transaction(ctx, write_run, watches).await?;
     Ok(match committed.kind {
         Some(Kind::NullArray(_)) => {
             metrics::counter!("rampart_script_conflicts_total").increment(1);
@@ -484,7 +484,7 @@ pub(crate) async fn execute_transaction(
         if attempt > 0 {
             backoff(attempt).await;
         }
-        kv::confirm_leadership(ctx, "a transaction").await?;
+        exec::confirm_leadership(ctx, "a transaction").await?;
         let parent = Arc::new(StopFlag::new(Duration::MAX));
         let _cancel = CancelOnDrop(parent.clone());
         let engine = ctx.engine.clone();
@@ -752,7 +752,7 @@ async fn script_command(ctx: &NodeCtx, argv: Argv) -> Result<Reply, Failure> {
             if argv.len() < 3 {
                 return Ok(wrong_arity("script|exists"));
             }
-            kv::confirm_leadership(ctx, "a script").await?;
+            exec::confirm_leadership(ctx, "a script").await?;
             let engine = ctx.engine.clone();
             let shas: Vec<Vec<u8>> = argv[2..].iter().map(|s| s.to_ascii_lowercase()).collect();
             let found = tokio::task::spawn_blocking(move || {
@@ -769,8 +769,8 @@ async fn script_command(ctx: &NodeCtx, argv: Argv) -> Result<Reply, Failure> {
             if let Some(error) = flush_mode_error(&argv) {
                 return Ok(error);
             }
-            let replies = kv::write_run(ctx, "", 0, 0, vec![internal::flush_command()]).await?;
-            Ok(kv::single_reply(replies))
+            let replies = exec::write_run(ctx, "", 0, 0, vec![internal::flush_command()]).await?;
+            Ok(exec::single_reply(replies))
         }
         "kill" => {
             if argv.len() != 2 {

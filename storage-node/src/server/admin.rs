@@ -14,8 +14,8 @@ use rampart_proto::pb::{
 };
 use tonic::{Request, Response, Status};
 
-use super::NodeCtx;
 use crate::raft::{NodeId, NodeInfo};
+use crate::NodeCtx;
 
 /// How long AddLearner waits for the learner to catch up.
 const ADD_LEARNER_TIMEOUT: Duration = Duration::from_secs(60);

@@ -24,12 +24,12 @@ use std::time::Duration;
 use rampart_proto::pb::reply::Kind;
 use tokio::sync::watch;
 
-use super::kv;
-use super::NodeCtx;
 use crate::commands::streams::admin;
 use crate::commands::streams::legacy::{MigrationMode, MODE_SETTING};
 use crate::engine::{keys, DataRead, Engine, EngineError};
+use crate::exec::write_run;
 use crate::metrics::STREAM_LEGACY_KEYS;
+use crate::NodeCtx;
 
 /// How often the task wakes up when there is nothing to do.
 const TICK: Duration = Duration::from_secs(1);
@@ -122,7 +122,7 @@ async fn replicate_mode(ctx: &NodeCtx, mode: MigrationMode) {
     if stored.as_deref().and_then(MigrationMode::decode) == Some(mode) {
         return;
     }
-    match kv::write_run(ctx, "", 0, 0, vec![admin::settings_command(mode)]).await {
+    match write_run(ctx, "", 0, 0, vec![admin::settings_command(mode)]).await {
         Ok(replies) if replies.iter().all(|r| !r.is_error()) => {
             tracing::info!(?mode, "stream migration mode written to the log");
         }
@@ -162,8 +162,7 @@ async fn drain_pass(ctx: &NodeCtx, cfg: DrainConfig, shutdown: &watch::Receiver<
             let Ok(slot) = ctx.heavy.try_reserve() else {
                 return worked;
             };
-            let result =
-                kv::write_run(ctx, "", 0, 0, vec![admin::migrate_command(&key, max)]).await;
+            let result = write_run(ctx, "", 0, 0, vec![admin::migrate_command(&key, max)]).await;
             drop(slot);
             let reply = match result {
                 Ok(mut replies) => replies.pop(),
@@ -191,60 +190,6 @@ async fn drain_pass(ctx: &NodeCtx, cfg: DrainConfig, shutdown: &watch::Receiver<
         }
     }
     worked
-}
-
-/// The stream keys a stream write command changes (empty for any other
-/// command).
-fn stream_write_keys(argv: &[Vec<u8>]) -> Vec<&[u8]> {
-    let Some(name) = argv.first() else {
-        return Vec::new();
-    };
-    let name = name.to_ascii_lowercase();
-    match name.as_slice() {
-        b"xadd" | b"xdel" | b"xtrim" | b"xsetid" | b"xack" | b"xclaim" | b"xautoclaim" => {
-            argv.get(1).map(|k| vec![k.as_slice()]).unwrap_or_default()
-        }
-        b"xgroup" => argv.get(2).map(|k| vec![k.as_slice()]).unwrap_or_default(),
-        b"xreadgroup" => {
-            // XREADGROUP GROUP g c [COUNT n] [BLOCK ms] [NOACK] STREAMS k1 k2 id1 id2
-            let Some(at) = argv.iter().position(|a| a.eq_ignore_ascii_case(b"streams")) else {
-                return Vec::new();
-            };
-            let rest = &argv[at + 1..];
-            rest[..rest.len() / 2].iter().map(Vec::as_slice).collect()
-        }
-        _ => Vec::new(),
-    }
-}
-
-/// Heavy class for writes to legacy streams (SPEC Layer 4): when a write
-/// of `run` changes a stream that still has a legacy marker (its write
-/// pays a migration step), a place of the heavy executor is taken for the
-/// run's proposal; `Err` is the `-BUSY` reply when the executor is full.
-/// Other runs cost one point read per stream write and nothing else.
-pub fn legacy_write_slot(
-    ctx: &NodeCtx,
-    run: &[Vec<Vec<u8>>],
-) -> Result<Option<super::heavy::Slot>, rampart_proto::Reply> {
-    let mut targets = run
-        .iter()
-        .flat_map(|argv| stream_write_keys(argv))
-        .peekable();
-    if targets.peek().is_none() {
-        return Ok(None);
-    }
-    let view = ctx.engine.read_view();
-    let legacy = targets.any(|key| {
-        // A failed read counts as legacy: the safe side is the heavy class.
-        !matches!(view.get(&keys::legacy_stream_marker(key)), Ok(None))
-    });
-    if !legacy {
-        return Ok(None);
-    }
-    ctx.heavy
-        .try_reserve()
-        .map(Some)
-        .map_err(|full| full.reply())
 }
 
 /// `[moved, remaining]` of a `rampart.stream.migrate` reply.
@@ -300,30 +245,6 @@ mod tests {
         let batch = txn.into_write_batch().expect("batch");
         node.engine.db().write(batch).expect("write");
         reply
-    }
-
-    #[test]
-    fn stream_write_keys_by_command() {
-        let argv = |s: &str| -> Vec<Vec<u8>> {
-            s.split_whitespace()
-                .map(|p| p.as_bytes().to_vec())
-                .collect()
-        };
-        assert_eq!(
-            stream_write_keys(&argv("XADD s * f v")),
-            vec![b"s".as_slice()]
-        );
-        assert_eq!(
-            stream_write_keys(&argv("xgroup CREATE s g $")),
-            vec![b"s".as_slice()]
-        );
-        assert_eq!(
-            stream_write_keys(&argv("XREADGROUP GROUP g c COUNT 1 STREAMS a b > >")),
-            vec![b"a".as_slice(), b"b".as_slice()]
-        );
-        assert!(stream_write_keys(&argv("SET s v")).is_empty());
-        assert!(stream_write_keys(&argv("XREADGROUP GROUP g c")).is_empty());
-        assert!(stream_write_keys(&argv("XADD")).is_empty());
     }
 
     #[test]

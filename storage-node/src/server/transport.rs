@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::{Request, Response, Status};
 
-use super::NodeCtx;
 use crate::raft::types::codec;
+use crate::NodeCtx;
 
 pub struct TransportService {
     ctx: Arc<NodeCtx>,

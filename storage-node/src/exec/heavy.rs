@@ -40,7 +40,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rampart_proto::command_table::is_heavy;
-use rampart_proto::{reply, Reply};
+use rampart_proto::{reply, Argv, Reply};
 use tokio::sync::oneshot;
 
 use super::now_ms;
@@ -51,7 +51,6 @@ use crate::metrics::{
     HEAVY_SECONDS, HEAVY_SUBMITTED, HEAVY_THREADS,
 };
 
-type Argv = Vec<Vec<u8>>;
 /// A job computes its answer and hands back the step that delivers it, so
 /// the worker can give its place back before the caller hears the answer: a
 /// caller that sends its next heavy read at once must find the place free.

@@ -2,7 +2,7 @@
 //! BZPOPMIN, BZPOPMAX, BZMPOP), and XREADGROUP BLOCK, which waits the same
 //! way (its attempts are writes: they change the group's PEL). XREAD BLOCK
 //! uses the same waiters, but its attempts are linearizable reads
-//! (`kv::blocking_xread`).
+//! (`blocking_xread`).
 //!
 //! A blocking command arrives alone in its batch (the proxy sends it so).
 //! The leader registers a waiter on its keys, then applies the command
@@ -31,14 +31,146 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use rampart_proto::{reply, Argv, Reply};
 use tokio::sync::{watch, Notify};
 
+use super::{now_ms, read_run, single_reply, write_run, ExecCtx, Failure};
+use crate::commands;
 use crate::engine::meta::ValueType;
 use crate::engine::{self, Engine};
 use crate::raft::state_machine::WriteObserver;
 use crate::raft::{NodeId, Raft};
 
-type Argv = Vec<Vec<u8>>;
+/// Told when a blocking command starts to wait (ExecuteBlocking's
+/// `waiting` event), with the command a retry must send instead of the
+/// original, if any; a no-op for Execute.
+pub(crate) type OnWaiting<'a> = &'a (dyn Fn(Option<&Argv>) + Sync);
+
+/// A blocking pop sent alone: attempts through Raft until one pops data,
+/// waiting between attempts for a write to one of its keys. In a larger
+/// batch the same command is applied as a single attempt, as Redis does
+/// inside MULTI.
+pub(crate) async fn blocking_command(
+    ctx: &ExecCtx,
+    client_id: &str,
+    seq: u64,
+    argv: Argv,
+    on_waiting: OnWaiting<'_>,
+) -> Result<Reply, Failure> {
+    if argv[0].eq_ignore_ascii_case(b"xread") {
+        return blocking_xread(ctx, argv, on_waiting).await;
+    }
+    let Some(call) = BlockingCall::parse(&argv, now_ms()) else {
+        // Invalid arguments: the attempt answers the error.
+        return Ok(single_reply(
+            write_run(ctx, client_id, seq, 0, vec![argv]).await?,
+        ));
+    };
+    let deadline = call.timeout.map(|t| tokio::time::Instant::now() + t);
+    // Registered before the first attempt, so no write after it is missed.
+    let registration = ctx.waiters.register(call.kind, &call.keys);
+    let mut leadership = ctx.leadership.clone();
+    let mut attempt = argv.clone();
+    loop {
+        let reply = single_reply(write_run(ctx, client_id, seq, 0, vec![attempt]).await?);
+        if !commands::is_empty_blocking_reply(&reply) {
+            return Ok(reply);
+        }
+        // Retries resend the command unchanged (dedup by request id).
+        on_waiting(None);
+        attempt = loop {
+            tokio::select! {
+                _ = registration.woken() => {}
+                _ = sleep_until(deadline) => return Ok(reply::null_array()),
+                _ = leadership.wait_for(|leader| !*leader) => {
+                    // The proxy retries on the new leader, where the wait
+                    // is re-armed (same request id: a pop that did commit
+                    // here is answered from deduplication).
+                    return Err(Failure::NotLeader(ctx.current_not_leader()));
+                }
+            }
+            let ready = call.ready_keys(&ctx.engine, now_ms());
+            if !ready.is_empty() {
+                break call.narrowed(&argv, &ready);
+            }
+        };
+    }
+}
+
+/// XREAD with BLOCK sent alone: linearizable reads (never Raft writes)
+/// until one returns entries, waiting between them for a write to one of
+/// its streams. `$` is resolved once, when the call starts, so entries
+/// added while it waits are the ones it returns. A leader change ends the
+/// wait with NotLeader; the proxy re-sends the command to the new leader
+/// with the ids resolved here (the `resume` of the `waiting` event), so
+/// entries added in between are not skipped.
+async fn blocking_xread(
+    ctx: &ExecCtx,
+    argv: Argv,
+    on_waiting: OnWaiting<'_>,
+) -> Result<Reply, Failure> {
+    let started = tokio::time::Instant::now();
+    let now = now_ms();
+    let Ok(call) = commands::streams::read::parse(&argv[1..], now) else {
+        // Invalid arguments: the read answers the error.
+        return Ok(single_reply(read_run(ctx, vec![argv]).await?));
+    };
+    // Registered before `$` is resolved, so no entry added after it is missed.
+    let registration = ctx.waiters.register(ValueType::Stream, &call.keys);
+    super::confirm_leadership(ctx, "a blocking read").await?;
+    let engine = ctx.engine.clone();
+    let command = argv.clone();
+    let resolved = tokio::task::spawn_blocking(move || {
+        let view = engine.read_view();
+        commands::streams::read::resolve_for_wait(&view, &command, now)
+    })
+    .await
+    .map_err(|e| Failure::Unavailable(format!("blocking read failed: {e}")))?;
+    let wait = match resolved {
+        Some(Ok(wait)) => wait,
+        Some(Err(reply)) => return Ok(reply),
+        // Not reachable (`is_blocking` and the parser agree on BLOCK), but
+        // a plain read is the right answer for an XREAD that cannot wait.
+        None => return Ok(single_reply(read_run(ctx, vec![argv]).await?)),
+    };
+    let deadline = wait
+        .call
+        .block
+        .flatten()
+        .map(|ms| started + Duration::from_millis(ms));
+    // XREAD's ids are its last arguments, one per key.
+    let mut resume = argv[..argv.len() - wait.after.len()].to_vec();
+    resume.extend(wait.after.iter().map(|id| id.to_reply_bytes()));
+    let mut leadership = ctx.leadership.clone();
+    loop {
+        let reply = single_reply(read_run(ctx, vec![wait.attempt.clone()]).await?);
+        if !commands::is_empty_blocking_reply(&reply) {
+            return Ok(reply);
+        }
+        on_waiting(Some(&resume));
+        loop {
+            tokio::select! {
+                _ = registration.woken() => {}
+                _ = sleep_until(deadline) => return Ok(reply::null_array()),
+                _ = leadership.wait_for(|leader| !*leader) => {
+                    return Err(Failure::NotLeader(ctx.current_not_leader()));
+                }
+            }
+            // A cheap local look before paying for a linearizable read.
+            let keys = &wait.call.keys;
+            if commands::streams::read::may_have_new(&ctx.engine, keys, &wait.after, now_ms()) {
+                break;
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Waiters per key, in arrival order.
 #[derive(Default)]

@@ -1,0 +1,37 @@
+//! MULTI/EXEC: the queued commands (reads included) and the WATCH tokens
+//! in one `Op::Transaction` Raft entry of their own (not batched with other
+//! clients' runs), applied all or nothing (see `commands::transactions`).
+//!
+//! One path for every guarded commit: a plain MULTI/EXEC comes here from
+//! the Kv handler, and scripting commits a script's writes (or a MULTI
+//! holding scripts) the same way, guarded by every key it read
+//! (docs/transactions.md).
+
+use rampart_proto::Reply;
+
+use super::proposals::ProposeError;
+use super::{now_ms, propose_failure, single_reply, ExecCtx, Failure};
+use crate::raft::types::{Op, Request as RaftRequest, WatchToken, WriteRun};
+
+/// Commits `run` guarded by `watches`. One reply: the EXEC array, or a
+/// null array when a watched key changed.
+pub(crate) async fn transaction(
+    ctx: &ExecCtx,
+    run: WriteRun,
+    watches: Vec<WatchToken>,
+) -> Result<Reply, Failure> {
+    let request = RaftRequest {
+        now_ms: now_ms(),
+        op: Op::Transaction { run, watches },
+    };
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(ctx.write_timeout, ctx.raft.client_write(request)).await;
+    metrics::histogram!(crate::metrics::RAFT_WRITE_SECONDS).record(started.elapsed());
+    match result {
+        Err(_) => Err(Failure::Unavailable(
+            "timed out waiting for the transaction to commit".into(),
+        )),
+        Ok(Ok(written)) => Ok(single_reply(written.data.replies)),
+        Ok(Err(e)) => Err(propose_failure(ctx, ProposeError::Raft(e))),
+    }
+}
