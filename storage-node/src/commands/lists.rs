@@ -557,7 +557,7 @@ pub fn lmpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
 
 // The blocking commands below are applied as one non-blocking attempt, as
 // Redis runs them inside MULTI: they pop if data is there and answer a null
-// reply otherwise. The node's wait loop (`server::blocking`) retries the
+// reply otherwise. The node's wait loop (`exec::blocking`) retries the
 // attempt when a write makes one of the keys non-empty.
 
 /// Redis's timeout check for a blocking command, before any key is read.

@@ -1,6 +1,6 @@
-//! XREAD (the non-blocking read; BLOCK waits in `server::kv`).
+//! XREAD (the non-blocking read; BLOCK waits in `exec::blocking`).
 //!
-//! A blocking XREAD is served by the node's wait loop (`server::kv`): it
+//! A blocking XREAD is served by the node's wait loop (`exec::blocking`): it
 //! resolves the ids once with [`resolve_for_wait`] (`$` becomes the
 //! stream's last id at the start of the call, and stays that across
 //! wake-ups), then makes linearizable read attempts of the rewritten

@@ -1,4 +1,4 @@
-//! XREADGROUP: one non-blocking attempt (`server::blocking` waits and
+//! XREADGROUP: one non-blocking attempt (`exec::blocking` waits and
 //! retries for BLOCK). `>` delivers entries after the group's last id and
 //! records them in the PEL; an explicit id re-reads the consumer's own
 //! pending entries.
@@ -28,7 +28,7 @@ pub struct ReadGroupArgs<'a> {
 }
 
 /// Checks BLOCK's timeout (milliseconds) with Redis's errors; the waiting
-/// itself is `server::blocking`'s.
+/// itself is `exec::blocking`'s.
 fn check_block_ms(raw: &[u8], now: i64) -> Result<(), CmdError> {
     let ms = parse_i64(raw).ok_or("ERR timeout is not an integer or out of range")?;
     if ms < 0 {
