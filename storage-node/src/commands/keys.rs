@@ -494,7 +494,7 @@ mod tests {
         field.extend_from_slice(b"f");
         txn.put(field.clone(), b"v".to_vec());
         node.engine
-            .write_batch(txn.into_write_batch().unwrap(), false)
+            .write_batch(txn.into_batch().unwrap(), false)
             .unwrap();
         check(&node, NOW, &[("RENAME h g", "+OK"), ("TYPE g", "+hash")]);
         let view = node.engine.read_view();

@@ -367,7 +367,7 @@ pub(crate) mod test_support {
             if super::is_write(args) {
                 let mut txn = self.engine.txn();
                 let reply = super::apply_write(&mut txn, args, now);
-                let batch = txn.into_write_batch().expect("batch");
+                let batch = txn.into_batch().expect("batch");
                 self.engine.write_batch(batch, false).expect("write");
                 reply
             } else {
@@ -474,7 +474,7 @@ mod tests {
         // Nothing is visible before the batch is written.
         assert_eq!(show(&node.run(0, "GET k")), "nil");
         node.engine
-            .write_batch(txn.into_write_batch().unwrap(), false)
+            .write_batch(txn.into_batch().unwrap(), false)
             .unwrap();
         assert_eq!(show(&node.run(0, "GET k")), "\"2\"");
     }
@@ -502,7 +502,7 @@ mod tests {
             1_200,
         );
         node.engine
-            .write_batch(txn.into_write_batch().unwrap(), false)
+            .write_batch(txn.into_batch().unwrap(), false)
             .unwrap();
         check(
             &node,

@@ -577,7 +577,7 @@ mod tests {
         };
         txn.put_meta(b"h", &hash).unwrap();
         node.engine
-            .write_batch(txn.into_write_batch().unwrap(), false)
+            .write_batch(txn.into_batch().unwrap(), false)
             .unwrap();
         let wrongtype = format!("-{}", errors::WRONGTYPE);
         check(

@@ -90,7 +90,7 @@ mod tests {
         } else {
             super::super::apply_write(&mut txn, &argv, NOW);
         }
-        let batch = txn.into_write_batch().unwrap();
+        let batch = txn.into_batch().unwrap();
         node.engine.write_batch(batch, false).unwrap();
     }
 

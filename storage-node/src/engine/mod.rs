@@ -108,14 +108,6 @@ impl Engine {
         Ok(Engine { db: Arc::new(db) })
     }
 
-    /// The raw RocksDB handle. Only for the call site in
-    /// server/stream_drainer.rs, to be converted (everything else uses the
-    /// named operations below).
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn db(&self) -> &Arc<DB> {
-        &self.db
-    }
-
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
         self.db
             .cf_handle(name)
@@ -138,14 +130,7 @@ impl Engine {
 
     /// Writes `batch` atomically; with `sync` the WAL is fsynced before
     /// returning (and with it every earlier unsynced write).
-    ///
-    /// Takes a [`WriteBatch`] or, until server/stream_drainer.rs stops
-    /// using it, the raw batch of [`Txn::into_write_batch`].
-    pub fn write_batch(
-        &self,
-        batch: impl Into<rocksdb::WriteBatch>,
-        sync: bool,
-    ) -> Result<(), EngineError> {
+    pub fn write_batch(&self, batch: WriteBatch<'_>, sync: bool) -> Result<(), EngineError> {
         Ok(self.db.write_opt(batch.into(), &write_options(sync))?)
     }
 

@@ -277,14 +277,6 @@ impl<'a> Txn<'a> {
         }
         Ok(batch)
     }
-
-    /// [`Txn::into_batch`] as a raw RocksDB batch, for code written before
-    /// the engine's named operations (server/stream_drainer.rs writes it
-    /// through `Engine::db`, to be converted). Pass it to
-    /// [`Engine::write_batch`]; prefer [`Txn::into_batch`].
-    pub fn into_write_batch(self) -> Result<rocksdb::WriteBatch, EngineError> {
-        self.into_batch().map(rocksdb::WriteBatch::from)
-    }
 }
 
 impl DataRead for Txn<'_> {

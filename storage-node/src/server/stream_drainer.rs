@@ -242,8 +242,8 @@ mod tests {
     fn apply(node: &Node, argv: &[Vec<u8>]) -> rampart_proto::Reply {
         let mut txn = node.engine.txn();
         let reply = crate::commands::apply_write(&mut txn, argv, NOW);
-        let batch = txn.into_write_batch().expect("batch");
-        node.engine.db().write(batch).expect("write");
+        let batch = txn.into_batch().expect("batch");
+        node.engine.write_batch(batch, false).expect("write");
         reply
     }
 

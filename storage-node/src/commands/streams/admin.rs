@@ -476,7 +476,7 @@ mod tests {
         );
         let reply = crate::commands::apply_write(&mut txn, &migrate_command(b"s", None), NOW);
         assert_eq!(show(&reply), "[:2, :3]");
-        let batch = txn.into_write_batch().unwrap();
+        let batch = txn.into_batch().unwrap();
         node.engine.write_batch(batch, false).unwrap();
         check(&node, NOW, &[("RAMPART.STREAMFORMAT s", "\"mixed 3\"")]);
         check(&node, NOW, &[("RAMPART.STREAMTOLEGACY s", ":5")]);
@@ -487,7 +487,7 @@ mod tests {
         crate::commands::apply_write(&mut txn, &settings_command(MigrationMode::A), NOW);
         let reply = crate::commands::apply_write(&mut txn, &migrate_command(b"s", Some(1)), NOW);
         assert_eq!(show(&reply), "[:5, :0]");
-        let batch = txn.into_write_batch().unwrap();
+        let batch = txn.into_batch().unwrap();
         node.engine.write_batch(batch, false).unwrap();
         check(&node, NOW, &[("RAMPART.STREAMFORMAT s", "\"per-entry\"")]);
         assert!(!marker(&node, "s"));

@@ -581,7 +581,7 @@ mod tests {
             crate::commands::apply_write(&mut txn, &super::super::admin::settings_command(mode), 0);
         assert!(!reply.is_error(), "{reply:?}");
         node.engine
-            .write_batch(txn.into_write_batch().unwrap(), false)
+            .write_batch(txn.into_batch().unwrap(), false)
             .unwrap();
         for i in 1..=10 {
             node.run(0, &format!("XADD s {i}-0 f {i}"));

@@ -521,7 +521,7 @@ fn apply_internal(node: &Node, argv: &[Vec<u8>]) {
     let mut txn = node.engine.txn();
     crate::commands::apply_write(&mut txn, argv, T);
     node.engine
-        .write_batch(txn.into_write_batch().unwrap(), false)
+        .write_batch(txn.into_batch().unwrap(), false)
         .unwrap();
 }
 

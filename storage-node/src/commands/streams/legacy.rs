@@ -524,7 +524,7 @@ mod tests {
     fn commit<T>(node: &Node, f: impl FnOnce(&mut Txn<'_>) -> T) -> T {
         let mut txn = node.engine.txn();
         let out = f(&mut txn);
-        let batch = txn.into_write_batch().expect("batch");
+        let batch = txn.into_batch().expect("batch");
         node.engine.write_batch(batch, false).expect("write");
         out
     }
