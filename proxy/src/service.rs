@@ -24,7 +24,7 @@ use futures::future::Either;
 use rampart_policies::admission::Admission;
 use rampart_policies::{AdmissionControl, AdmissionLayer, CommandBatch};
 use rampart_proto::pb::WatchedKey;
-use rampart_proto::{reply, Reply};
+use rampart_proto::{reply, Argv, Reply};
 use tower::{Layer, Service, ServiceBuilder};
 use tracing::field::Empty;
 use tracing::Instrument;
@@ -51,7 +51,7 @@ pub struct Batch {
     /// Increments per batch per connection; resent unchanged on retries.
     pub seq: u64,
     /// Each command is its argv: name, then arguments.
-    pub commands: Vec<Vec<Vec<u8>>>,
+    pub commands: Vec<Argv>,
     /// Set for a blocking command (sent alone): how long it may block
     /// (`Some(None)`: forever). The upstream deadline is extended by it.
     pub block: Option<Option<Duration>>,
@@ -146,7 +146,7 @@ fn runs_script(argv: &[Vec<u8>]) -> bool {
 }
 
 impl CommandBatch for Batch {
-    fn commands(&self) -> &[Vec<Vec<u8>>] {
+    fn commands(&self) -> &[Argv] {
         &self.commands
     }
 

@@ -31,7 +31,7 @@ use rampart_proto::pb::kv_client::KvClient;
 use rampart_proto::pb::{
     ClusterStatus, Command, ExecuteRequest, ExecuteResponse, StatusRequest, WatchedKey,
 };
-use rampart_proto::Reply;
+use rampart_proto::{Argv, Reply};
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
@@ -154,7 +154,7 @@ impl Upstream {
     /// docs. Returns one reply per command, in order.
     pub async fn execute(
         &self,
-        commands: Vec<Vec<Vec<u8>>>,
+        commands: Vec<Argv>,
         client_id: String,
         seq: u64,
     ) -> Result<Vec<Reply>, ProxyError> {
@@ -165,7 +165,7 @@ impl Upstream {
     /// [`Upstream::execute`] with an explicit deadline (INFO uses a short one).
     pub async fn execute_within(
         &self,
-        commands: Vec<Vec<Vec<u8>>>,
+        commands: Vec<Argv>,
         client_id: String,
         seq: u64,
         deadline: Duration,
@@ -177,7 +177,7 @@ impl Upstream {
     /// [`Upstream::execute_within`] with [`SendOptions`].
     pub async fn execute_with(
         &self,
-        commands: Vec<Vec<Vec<u8>>>,
+        commands: Vec<Argv>,
         client_id: String,
         seq: u64,
         deadline: Duration,
@@ -199,7 +199,7 @@ impl Upstream {
     /// commands' replies, or a null array when a watched key changed.
     pub async fn execute_transaction_within(
         &self,
-        commands: Vec<Vec<Vec<u8>>>,
+        commands: Vec<Argv>,
         watches: Vec<WatchedKey>,
         client_id: String,
         seq: u64,
