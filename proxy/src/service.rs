@@ -30,7 +30,7 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use crate::error::{ProxyError, CLUSTERDOWN_TEXT};
-use crate::upstream::{OnWaiting, SendOptions, Upstream};
+use crate::upstream::{CallOptions, OnWaiting, Upstream};
 
 /// Who sent a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,35 +103,16 @@ impl Service<Batch> for ProxyService {
             Some(None) => FOREVER,
             Some(Some(wait)) => self.retry_deadline.saturating_add(wait),
         };
-        let options = SendOptions {
+        let options = CallOptions {
+            deadline: Some(deadline),
             unbounded: batch.commands.iter().any(|argv| runs_script(argv)),
-            on_waiting: batch.on_waiting.clone(),
+            blocking: batch.on_waiting.clone(),
+            transaction: batch.transaction,
         };
         Box::pin(async move {
-            match batch.transaction {
-                Some(watches) => upstream
-                    .execute_transaction_within(
-                        batch.commands,
-                        watches,
-                        batch.client.client_id,
-                        batch.seq,
-                        deadline,
-                        options,
-                    )
-                    .await
-                    .map(|reply| vec![reply]),
-                None => {
-                    upstream
-                        .execute_with(
-                            batch.commands,
-                            batch.client.client_id,
-                            batch.seq,
-                            deadline,
-                            options,
-                        )
-                        .await
-                }
-            }
+            upstream
+                .call(batch.commands, batch.client.client_id, batch.seq, options)
+                .await
         })
     }
 }
