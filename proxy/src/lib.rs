@@ -2,7 +2,12 @@
 //! the Raft storage nodes over gRPC.
 //!
 //! - [`listener`]: accept loop, SO_REUSEPORT binding, graceful drain.
-//! - [`connection`]: per-connection pipelining loop.
+//! - [`connection`]: per-connection read/write loop: frames requests and
+//!   hands them to the dispatcher.
+//! - `dispatch`: who answers each request, replies in request order.
+//! - `pubsub_route`: the subscribe family and RESP2 subscribed mode.
+//! - `transaction`: the MULTI/EXEC/WATCH state machine.
+//! - `batch`: consecutive forwardable commands sent as one [`Batch`].
 //! - [`resp`]: request decoding with Redis's limits, reply encoding.
 //! - [`commands`]: what the proxy answers itself (PING, HELLO, CLIENT...).
 //! - [`service`]: the request path as a tower `Service<Batch>`.
@@ -10,17 +15,21 @@
 //! - [`pubsub`]: pub/sub across proxies through links to every node.
 //! - [`reload`]: SIGHUP / config-file-change reload of the policies.
 
+mod batch;
 pub mod commands;
 pub mod config;
 pub mod connection;
+mod dispatch;
 pub mod error;
 pub mod listener;
 pub mod metrics_http;
 pub mod pubsub;
+mod pubsub_route;
 pub mod registry;
 pub mod reload;
 pub mod resp;
 pub mod service;
+mod transaction;
 pub mod upstream;
 
 pub use config::{Config, ProxyArgs};

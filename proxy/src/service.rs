@@ -24,13 +24,13 @@ use futures::future::Either;
 use rampart_policies::admission::Admission;
 use rampart_policies::{AdmissionControl, AdmissionLayer, CommandBatch};
 use rampart_proto::pb::WatchedKey;
-use rampart_proto::{reply, Reply};
+use rampart_proto::{reply, Argv, Reply};
 use tower::{Layer, Service, ServiceBuilder};
 use tracing::field::Empty;
 use tracing::Instrument;
 
 use crate::error::{ProxyError, CLUSTERDOWN_TEXT};
-use crate::upstream::{OnWaiting, SendOptions, Upstream};
+use crate::upstream::{CallOptions, OnWaiting, Upstream};
 
 /// Who sent a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub struct Batch {
     /// Increments per batch per connection; resent unchanged on retries.
     pub seq: u64,
     /// Each command is its argv: name, then arguments.
-    pub commands: Vec<Vec<Vec<u8>>>,
+    pub commands: Vec<Argv>,
     /// Set for a blocking command (sent alone): how long it may block
     /// (`Some(None)`: forever). The upstream deadline is extended by it.
     pub block: Option<Option<Duration>>,
@@ -103,35 +103,16 @@ impl Service<Batch> for ProxyService {
             Some(None) => FOREVER,
             Some(Some(wait)) => self.retry_deadline.saturating_add(wait),
         };
-        let options = SendOptions {
+        let options = CallOptions {
+            deadline: Some(deadline),
             unbounded: batch.commands.iter().any(|argv| runs_script(argv)),
-            on_waiting: batch.on_waiting.clone(),
+            blocking: batch.on_waiting.clone(),
+            transaction: batch.transaction,
         };
         Box::pin(async move {
-            match batch.transaction {
-                Some(watches) => upstream
-                    .execute_transaction_within(
-                        batch.commands,
-                        watches,
-                        batch.client.client_id,
-                        batch.seq,
-                        deadline,
-                        options,
-                    )
-                    .await
-                    .map(|reply| vec![reply]),
-                None => {
-                    upstream
-                        .execute_with(
-                            batch.commands,
-                            batch.client.client_id,
-                            batch.seq,
-                            deadline,
-                            options,
-                        )
-                        .await
-                }
-            }
+            upstream
+                .call(batch.commands, batch.client.client_id, batch.seq, options)
+                .await
         })
     }
 }
@@ -144,7 +125,7 @@ fn runs_script(argv: &[Vec<u8>]) -> bool {
 }
 
 impl CommandBatch for Batch {
-    fn commands(&self) -> &[Vec<Vec<u8>>] {
+    fn commands(&self) -> &[Argv] {
         &self.commands
     }
 

@@ -31,7 +31,7 @@ use rampart_proto::pb::kv_client::KvClient;
 use rampart_proto::pb::{
     ClusterStatus, Command, ExecuteRequest, ExecuteResponse, StatusRequest, WatchedKey,
 };
-use rampart_proto::Reply;
+use rampart_proto::{Argv, Reply};
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
@@ -48,15 +48,26 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
-/// How one batch is sent.
+/// How one [`Upstream::call`] is sent. `CallOptions::default()` is a plain
+/// batch: `Kv.Execute`, one reply per command, the upstream's own deadline.
 #[derive(Debug, Clone, Default)]
-pub struct SendOptions {
+pub struct CallOptions {
+    /// How long to keep retrying before [`ProxyError::ClusterDown`];
+    /// `None`: the upstream's deadline (`--retry-deadline-ms`). INFO uses a
+    /// short one, a blocking command one extended by its timeout.
+    pub deadline: Option<Duration>,
     /// The batch runs a Lua script: an attempt is not cut by the deadline
     /// (a script may run until it ends or SCRIPT KILL stops it).
     pub unbounded: bool,
-    /// The batch is one blocking command: sent with `ExecuteBlocking`, and
-    /// this is called each time a node reports that the command waits.
-    pub on_waiting: Option<OnWaiting>,
+    /// Set when the batch is one blocking command: it is sent with
+    /// `Kv.ExecuteBlocking`, and this is called each time a node reports
+    /// that the command waits.
+    pub blocking: Option<OnWaiting>,
+    /// Set for MULTI/EXEC: the commands are applied all or nothing in one
+    /// Raft entry if no key in these watches changed, and the answer is ONE
+    /// reply, the EXEC reply (the array of the commands' replies, or a null
+    /// array when a watched key changed).
+    pub transaction: Option<Vec<WatchedKey>>,
 }
 
 /// Called when a node reports that a blocking command waits (its first
@@ -150,73 +161,40 @@ impl Upstream {
             .unwrap_or_else(|| current.to_string())
     }
 
-    /// Executes a batch on the leader, retrying as described in the module
-    /// docs. Returns one reply per command, in order.
-    pub async fn execute(
+    /// Executes `commands` on the leader, retrying as described in the
+    /// module docs, and returns one reply per command in order (one reply
+    /// in all for a transaction, see [`CallOptions::transaction`]).
+    ///
+    /// `client_id` and `seq` identify the request: every attempt resends
+    /// them, so the node applies a write at most once.
+    pub async fn call(
         &self,
-        commands: Vec<Vec<Vec<u8>>>,
+        commands: Vec<Argv>,
         client_id: String,
         seq: u64,
+        options: CallOptions,
     ) -> Result<Vec<Reply>, ProxyError> {
-        self.execute_within(commands, client_id, seq, self.deadline)
-            .await
-    }
-
-    /// [`Upstream::execute`] with an explicit deadline (INFO uses a short one).
-    pub async fn execute_within(
-        &self,
-        commands: Vec<Vec<Vec<u8>>>,
-        client_id: String,
-        seq: u64,
-        deadline: Duration,
-    ) -> Result<Vec<Reply>, ProxyError> {
-        self.execute_with(commands, client_id, seq, deadline, SendOptions::default())
-            .await
-    }
-
-    /// [`Upstream::execute_within`] with [`SendOptions`].
-    pub async fn execute_with(
-        &self,
-        commands: Vec<Vec<Vec<u8>>>,
-        client_id: String,
-        seq: u64,
-        deadline: Duration,
-        options: SendOptions,
-    ) -> Result<Vec<Reply>, ProxyError> {
-        let expected = commands.len();
+        let CallOptions {
+            deadline,
+            unbounded,
+            blocking,
+            transaction,
+        } = options;
+        let expected = if transaction.is_some() {
+            1
+        } else {
+            commands.len()
+        };
         let request = ExecuteRequest {
             commands: commands.into_iter().map(|args| Command { args }).collect(),
             client_id,
             request_seq: seq,
-            ..Default::default()
+            transaction: transaction.is_some(),
+            watches: transaction.unwrap_or_default(),
         };
-        self.execute_request(request, expected, deadline, options)
+        let deadline = deadline.unwrap_or(self.deadline);
+        self.execute_request(request, expected, deadline, unbounded, blocking.as_ref())
             .await
-    }
-
-    /// MULTI/EXEC: `commands` applied all or nothing in one Raft entry if no
-    /// key in `watches` changed. Returns the EXEC reply: the array of the
-    /// commands' replies, or a null array when a watched key changed.
-    pub async fn execute_transaction_within(
-        &self,
-        commands: Vec<Vec<Vec<u8>>>,
-        watches: Vec<WatchedKey>,
-        client_id: String,
-        seq: u64,
-        deadline: Duration,
-        options: SendOptions,
-    ) -> Result<Reply, ProxyError> {
-        let request = ExecuteRequest {
-            commands: commands.into_iter().map(|args| Command { args }).collect(),
-            client_id,
-            request_seq: seq,
-            transaction: true,
-            watches,
-        };
-        let mut replies = self.execute_request(request, 1, deadline, options).await?;
-        replies
-            .pop()
-            .ok_or_else(|| ProxyError::Upstream("no reply to a transaction".into()))
     }
 
     /// Sends `request` to the leader, following redirects and retrying until
@@ -226,7 +204,8 @@ impl Upstream {
         mut request: ExecuteRequest,
         expected: usize,
         deadline: Duration,
-        options: SendOptions,
+        unbounded: bool,
+        on_waiting: Option<&OnWaiting>,
     ) -> Result<Vec<Reply>, ProxyError> {
         let mut give_up = Instant::now() + deadline;
         let mut target = match self.leader() {
@@ -247,7 +226,7 @@ impl Upstream {
             let mut client = KvClient::new(self.channel(&target)?)
                 .max_decoding_message_size(usize::MAX)
                 .max_encoding_message_size(usize::MAX);
-            let method = if options.on_waiting.is_some() {
+            let method = if on_waiting.is_some() {
                 "ExecuteBlocking"
             } else {
                 "Execute"
@@ -256,10 +235,10 @@ impl Upstream {
             let mut call = tonic::Request::new(request.clone());
             rampart_telemetry::grpc::inject(&span, call.metadata_mut());
             let mut resume = None;
-            let send = send_once(&mut client, call, options.on_waiting.as_ref(), &mut resume);
+            let send = send_once(&mut client, call, on_waiting, &mut resume);
             // Bounded by the deadline: a node that accepted the connection
             // but hangs (lost quorum) must not hold the batch forever.
-            let attempt = if options.unbounded {
+            let attempt = if unbounded {
                 // A script runs as long as it runs (until SCRIPT KILL), as
                 // in Redis; the time it took does not count against the
                 // deadline of the retries around it.
@@ -492,10 +471,11 @@ mod tests {
         );
         let started = std::time::Instant::now();
         let err = upstream
-            .execute(
+            .call(
                 vec![vec![b"GET".to_vec(), b"k".to_vec()]],
                 "test:1".into(),
                 1,
+                CallOptions::default(),
             )
             .await
             .unwrap_err();

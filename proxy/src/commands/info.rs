@@ -13,6 +13,7 @@ use rampart_proto::Reply;
 
 use super::connection::REDIS_VERSION;
 use super::{Session, Shared};
+use crate::upstream::CallOptions;
 
 /// INFO must answer even when the cluster is down, so the node calls it
 /// makes are bounded well below the batch retry deadline.
@@ -182,7 +183,15 @@ async fn keyspace(session: &Session, shared: &Shared) -> String {
     let client_id = format!("{}:{}:info", shared.proxy_id, session.id());
     let result = shared
         .upstream
-        .execute_within(vec![argv], client_id, 0, NODE_QUERY_TIMEOUT)
+        .call(
+            vec![argv],
+            client_id,
+            0,
+            CallOptions {
+                deadline: Some(NODE_QUERY_TIMEOUT),
+                ..CallOptions::default()
+            },
+        )
         .await;
     if let Ok(replies) = result {
         if let Some(Reply {

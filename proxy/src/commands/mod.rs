@@ -101,7 +101,7 @@ pub async fn execute(
         "publish" => pubsub::publish(args, shared, false).await,
         "spublish" => pubsub::publish(args, shared, true).await,
         "pubsub" => pubsub::pubsub(args, shared).await,
-        // The connection loop answers these itself (several replies each);
+        // The pub/sub route answers these itself (several replies each);
         // they only get here from a context that cannot subscribe.
         "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe"
         | "sunsubscribe" => reply::error(format!(

@@ -3,8 +3,9 @@
 //! rules (docs/pubsub.md).
 //!
 //! The subscribe family answers with one array per channel (RESP3: push
-//! frames), so the connection loop calls [`subscribe_family`] itself and
-//! writes the frames; the rest are ordinary one-reply commands.
+//! frames), so the pub/sub route (`pubsub_route.rs`) calls
+//! [`subscribe_family`] itself and writes the frames; the rest are ordinary
+//! one-reply commands.
 
 use bytes::{Bytes, BytesMut};
 use rampart_proto::command_table::CommandSpec;
@@ -35,7 +36,7 @@ const HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
-/// The subscribe-family commands the connection loop answers itself.
+/// The subscribe-family commands the pub/sub route answers itself.
 pub fn is_subscribe_family(name: &str) -> bool {
     matches!(
         name,

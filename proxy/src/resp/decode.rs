@@ -11,6 +11,8 @@
 use bytes::{Buf, BytesMut};
 
 use super::inline;
+/// What the decoder yields: the one command type shared with the nodes.
+pub use rampart_proto::Argv;
 
 /// Redis's `PROTO_INLINE_MAX_SIZE`: the longest inline command, and the longest
 /// `*<n>` / `$<n>` header line we wait for.
@@ -19,9 +21,6 @@ pub const INLINE_MAX_SIZE: usize = 64 * 1024;
 pub const MAX_MULTIBULK_LEN: i64 = 1024 * 1024;
 /// Redis's default `proto-max-bulk-len`.
 pub const DEFAULT_MAX_BULK_LEN: usize = 512 * 1024 * 1024;
-
-/// A command line as the client sent it: name, then arguments.
-pub type Argv = Vec<Vec<u8>>;
 
 /// A malformed request. The connection answers
 /// `-ERR Protocol error: <text>` and closes.

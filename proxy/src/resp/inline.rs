@@ -1,10 +1,12 @@
 //! Inline commands (`PING`, `SET k "a b"` typed into telnet or sent by
 //! redis-cli for simple lines), split exactly like Redis's `sdssplitargs`.
 
+use rampart_proto::Argv;
+
 /// Splits one inline line into arguments. `None` when quotes are unbalanced
 /// (or a closing quote is not followed by a space), which Redis reports as
 /// `Protocol error: unbalanced quotes in request`.
-pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+pub fn split_args(line: &[u8]) -> Option<Argv> {
     let mut args = Vec::new();
     let mut i = 0;
     loop {
