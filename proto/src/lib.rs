@@ -17,6 +17,7 @@ pub mod errors;
 pub mod glob;
 pub mod key_spec;
 pub mod reply;
+pub mod settings;
 
 /// Generated protobuf and gRPC code.
 #[allow(clippy::all)]

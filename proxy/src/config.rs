@@ -5,115 +5,94 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rampart_policies::config::{
+    AdmissionConfig, ProxyProtocolConfig, DEFAULT_PER_IP_MAX, DEFAULT_REJECT_RATE_PER_SEC,
+};
 use rampart_policies::PolicyConfig;
-use serde::Deserialize;
 
 use crate::error::ProxyError;
 use crate::resp::decode::DEFAULT_MAX_BULK_LEN;
 
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:6379";
-pub const DEFAULT_NODES: &str = "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103";
-pub const DEFAULT_RETRY_DEADLINE_MS: u64 = 5000;
-pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 10_000;
 /// Room for one maximal bulk plus the rest of its command line. Redis allows
 /// 1 GB (`client-query-buffer-limit`); half of that per connection is plenty.
+/// Raised to `--max-bulk-len` + 1 MiB when that is larger.
 pub const DEFAULT_MAX_QUERY_BUFFER: u64 = DEFAULT_MAX_BULK_LEN as u64 + 64 * 1024 * 1024;
 
-/// Command-line arguments of the proxy. Embedded by the launcher
-/// (`rampart proxy ...`) through `#[command(flatten)]`.
-///
-/// Every field is optional so a config file can fill what flags and the
-/// environment leave unset; defaults are listed in each help text.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct ProxyArgs {
-    /// Address to accept Redis clients on [default: 127.0.0.1:6379]
-    #[arg(long, env = "RAMPART_PROXY_LISTEN")]
-    pub listen: Option<SocketAddr>,
+rampart_proto::settings! {
+    /// Command-line arguments of the proxy. Embedded by the launcher
+    /// (`rampart proxy ...`) through `#[command(flatten)]`.
+    ///
+    /// Every field is optional so a config file can fill what flags and the
+    /// environment leave unset; defaults are listed in each help text.
+    pub struct ProxyArgs;
+    /// The config file. `nodes` is a TOML array of "host:port" strings.
+    file struct FileConfig {
+        policies: Option<PolicyConfig>,
+    }
+    /// Flags, environment and file merged, declared defaults applied.
+    layered struct Layered;
+
+    /// Address to accept Redis clients on
+    listen: SocketAddr, env "RAMPART_PROXY_LISTEN", file,
+        default SocketAddr::from(([127, 0, 0, 1], 6379));
     /// Client (Kv gRPC) addresses of the storage nodes, comma-separated
-    /// [default: 127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103]
-    #[arg(long, env = "RAMPART_NODES", value_delimiter = ',')]
-    pub nodes: Option<Vec<String>>,
-    /// Password clients must send with AUTH/HELLO before other commands [default: none]
-    #[arg(long, env = "RAMPART_REQUIREPASS", hide_env_values = true)]
-    pub requirepass: Option<String>,
-    /// How long a batch is retried across nodes before -CLUSTERDOWN [default: 5000]
-    #[arg(long, env = "RAMPART_RETRY_DEADLINE_MS")]
-    pub retry_deadline_ms: Option<u64>,
-    /// Largest bulk string a client may send (Redis proto-max-bulk-len) [default: 536870912]
-    #[arg(long, env = "RAMPART_MAX_BULK_LEN")]
-    pub max_bulk_len: Option<u64>,
-    /// Largest unprocessed query per connection before it is closed [default: 603979776]
-    #[arg(long, env = "RAMPART_MAX_QUERY_BUFFER")]
-    pub max_query_buffer: Option<u64>,
-    /// On SIGINT/SIGTERM, how long connections may finish in-flight work [default: 10000]
-    #[arg(long, env = "RAMPART_DRAIN_TIMEOUT_MS")]
-    pub drain_timeout_ms: Option<u64>,
+    #[arg(value_delimiter = ',')]
+    nodes: Vec<String>, env "RAMPART_NODES", file,
+        default ["127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"].map(String::from).to_vec();
+    /// Password clients must send with AUTH/HELLO before other commands
+    #[arg(hide_env_values = true)]
+    requirepass: String, env "RAMPART_REQUIREPASS", file, unset "none";
+    /// How long a batch is retried across nodes before -CLUSTERDOWN
+    retry_deadline_ms: u64, env "RAMPART_RETRY_DEADLINE_MS", file, default 5000;
+    /// Largest bulk string a client may send (Redis proto-max-bulk-len)
+    max_bulk_len: u64, env "RAMPART_MAX_BULK_LEN", file, default DEFAULT_MAX_BULK_LEN as u64;
+    /// Largest unprocessed query per connection before it is closed
+    max_query_buffer: u64, env "RAMPART_MAX_QUERY_BUFFER", file, unset DEFAULT_MAX_QUERY_BUFFER;
+    /// On SIGINT/SIGTERM, how long connections may finish in-flight work
+    drain_timeout_ms: u64, env "RAMPART_DRAIN_TIMEOUT_MS", file, default 10_000;
     /// TOML file with the same keys (listen, nodes, requirepass, retry_deadline_ms,
     /// max_bulk_len, max_query_buffer, drain_timeout_ms, metrics_addr,
     /// pubsub_output_buffer_limit, pubsub_output_buffer_soft_limit,
     /// pubsub_output_buffer_soft_seconds) and a [policies] section
     /// (docs/policies.md); re-read on SIGHUP and when it changes
-    #[arg(long, env = "RAMPART_PROXY_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Admission and isolation policies on or off (policies.enabled) [default: true]
-    #[arg(long, env = "RAMPART_POLICIES")]
-    pub policies: Option<bool>,
-    /// Open connections per client IP, 0 = unlimited (policies.connections.per_ip_max) [default: 8]
-    #[arg(long, env = "RAMPART_PER_IP_MAX_CONNECTIONS")]
-    pub per_ip_max_connections: Option<u32>,
+    config: PathBuf, env "RAMPART_PROXY_CONFIG", no_file, no_default;
+    /// Admission and isolation policies on or off
+    policies: bool, env "RAMPART_POLICIES", file "policies.enabled",
+        unset PolicyConfig::default().enabled;
+    /// Open connections per client IP, 0 = unlimited
+    per_ip_max_connections: u32, env "RAMPART_PER_IP_MAX_CONNECTIONS",
+        file "policies.connections.per_ip_max", unset DEFAULT_PER_IP_MAX;
     /// Rejected connects per second per IP before rejects become TCP resets
-    /// (policies.connections.reject_rate_per_sec) [default: 20]
-    #[arg(long, env = "RAMPART_REJECT_RATE_PER_SEC")]
-    pub reject_rate_per_sec: Option<u32>,
+    reject_rate_per_sec: u32, env "RAMPART_REJECT_RATE_PER_SEC",
+        file "policies.connections.reject_rate_per_sec", unset DEFAULT_REJECT_RATE_PER_SEC;
     /// Commands executing at once across all clients, 0 = unlimited
-    /// (policies.inflight.max) [default: 4096 x CPUs, at least 8192]
-    #[arg(long, env = "RAMPART_MAX_IN_FLIGHT")]
-    pub max_in_flight: Option<u64>,
-    /// Concurrent heavy-class commands (policies.classes.heavy.max) [default: 2 x CPUs]
-    #[arg(long, env = "RAMPART_HEAVY_MAX")]
-    pub heavy_max: Option<u32>,
+    max_in_flight: u64, env "RAMPART_MAX_IN_FLIGHT", file "policies.inflight.max",
+        unset "4096 x CPUs, at least 8192";
+    /// Concurrent heavy-class commands
+    heavy_max: u32, env "RAMPART_HEAVY_MAX", file "policies.classes.heavy.max",
+        unset "2 x CPUs";
     /// How long a command may wait for a slot of its class before -BUSY
-    /// (policies.admission.wait_ms) [default: 0]
-    #[arg(long, env = "RAMPART_CLASS_WAIT_MS")]
-    pub class_wait_ms: Option<u64>,
+    class_wait_ms: u64, env "RAMPART_CLASS_WAIT_MS", file "policies.admission.wait_ms",
+        unset AdmissionConfig::default().wait_ms;
     /// Expect a PROXY protocol v1/v2 header on every connection from the
-    /// trusted peers (policies.proxy_protocol.enabled) [default: false]
-    #[arg(long, env = "RAMPART_PROXY_PROTOCOL")]
-    pub proxy_protocol: Option<bool>,
-    /// Serve Prometheus metrics on http://ADDR/metrics (metrics_addr) [default: off]
-    #[arg(long, env = "RAMPART_METRICS_ADDR")]
-    pub metrics_addr: Option<SocketAddr>,
+    /// trusted peers
+    proxy_protocol: bool, env "RAMPART_PROXY_PROTOCOL", file "policies.proxy_protocol.enabled",
+        unset ProxyProtocolConfig::default().enabled;
+    /// Serve Prometheus metrics on http://ADDR/metrics (metrics_addr)
+    metrics_addr: SocketAddr, env "RAMPART_METRICS_ADDR", file, unset "off";
     /// Bytes of pub/sub messages a client may have pending (queued or not yet
     /// written) before it is disconnected, 0 = unlimited; Redis's
-    /// `client-output-buffer-limit pubsub` hard limit [default: 33554432]
-    #[arg(long, env = "RAMPART_PUBSUB_OUTPUT_BUFFER_LIMIT")]
-    pub pubsub_output_buffer_limit: Option<u64>,
+    /// `client-output-buffer-limit pubsub` hard limit
+    pubsub_output_buffer_limit: u64, env "RAMPART_PUBSUB_OUTPUT_BUFFER_LIMIT", file,
+        default crate::pubsub::DEFAULT_OUTPUT_BUFFER_LIMIT;
     /// Pending pub/sub bytes a client may stay above for at most
     /// --pubsub-output-buffer-soft-seconds before it is disconnected,
-    /// 0 = no soft limit; Redis's pubsub soft limit [default: 8388608]
-    #[arg(long, env = "RAMPART_PUBSUB_OUTPUT_BUFFER_SOFT_LIMIT")]
-    pub pubsub_output_buffer_soft_limit: Option<u64>,
-    /// Seconds a client may stay above the soft limit [default: 60]
-    #[arg(long, env = "RAMPART_PUBSUB_OUTPUT_BUFFER_SOFT_SECONDS")]
-    pub pubsub_output_buffer_soft_seconds: Option<u64>,
-}
-
-/// The config file. `nodes` is a TOML array of "host:port" strings.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    nodes: Option<Vec<String>>,
-    requirepass: Option<String>,
-    retry_deadline_ms: Option<u64>,
-    max_bulk_len: Option<u64>,
-    max_query_buffer: Option<u64>,
-    drain_timeout_ms: Option<u64>,
-    metrics_addr: Option<SocketAddr>,
-    pubsub_output_buffer_limit: Option<u64>,
-    pubsub_output_buffer_soft_limit: Option<u64>,
-    pubsub_output_buffer_soft_seconds: Option<u64>,
-    policies: Option<PolicyConfig>,
+    /// 0 = no soft limit; Redis's pubsub soft limit
+    pubsub_output_buffer_soft_limit: u64, env "RAMPART_PUBSUB_OUTPUT_BUFFER_SOFT_LIMIT", file,
+        default crate::pubsub::DEFAULT_OUTPUT_BUFFER_SOFT_LIMIT;
+    /// Seconds a client may stay above the soft limit
+    pubsub_output_buffer_soft_seconds: u64, env "RAMPART_PUBSUB_OUTPUT_BUFFER_SOFT_SECONDS", file,
+        default crate::pubsub::DEFAULT_OUTPUT_BUFFER_SOFT_SECONDS;
 }
 
 /// Resolved settings.
@@ -156,17 +135,9 @@ impl Config {
     pub fn load(args: ProxyArgs) -> Result<Config, ProxyError> {
         let mut file = read_file(&args)?;
         let policies = policies_with_overrides(file.policies.take().unwrap_or_default(), &args)?;
-        let listen = match args.listen.or(file.listen) {
-            Some(addr) => addr,
-            None => DEFAULT_LISTEN
-                .parse()
-                .map_err(|e| ProxyError::Config(format!("default listen address: {e}")))?,
-        };
-        let nodes: Vec<String> = args
+        let s = args.layer(file);
+        let nodes: Vec<String> = s
             .nodes
-            .clone()
-            .or(file.nodes)
-            .unwrap_or_else(|| DEFAULT_NODES.split(',').map(str::to_string).collect())
             .into_iter()
             .map(|n| n.trim().to_string())
             .filter(|n| !n.is_empty())
@@ -174,58 +145,36 @@ impl Config {
         if nodes.is_empty() {
             return Err(ProxyError::Config("--nodes lists no node address".into()));
         }
-        let max_bulk_len = args
-            .max_bulk_len
-            .or(file.max_bulk_len)
-            .unwrap_or(DEFAULT_MAX_BULK_LEN as u64);
-        let max_query_buffer = args
+        let max_bulk_len = s.max_bulk_len;
+        let max_query_buffer = s
             .max_query_buffer
-            .or(file.max_query_buffer)
             .unwrap_or(DEFAULT_MAX_QUERY_BUFFER.max(max_bulk_len + 1024 * 1024));
         if max_query_buffer < max_bulk_len {
             return Err(ProxyError::Config(format!(
                 "max_query_buffer ({max_query_buffer}) is smaller than max_bulk_len ({max_bulk_len})"
             )));
         }
+        let size = |value: u64, name: &str| {
+            usize::try_from(value).map_err(|_| ProxyError::Config(format!("{name} too large")))
+        };
         Ok(Config {
-            listen,
+            listen: s.listen,
             nodes,
-            requirepass: args
-                .requirepass
-                .clone()
-                .or(file.requirepass)
-                .filter(|p| !p.is_empty()),
-            retry_deadline: Duration::from_millis(
-                args.retry_deadline_ms
-                    .or(file.retry_deadline_ms)
-                    .unwrap_or(DEFAULT_RETRY_DEADLINE_MS),
-            ),
-            max_bulk_len: usize::try_from(max_bulk_len)
-                .map_err(|_| ProxyError::Config("max_bulk_len too large".into()))?,
-            max_query_buffer: usize::try_from(max_query_buffer)
-                .map_err(|_| ProxyError::Config("max_query_buffer too large".into()))?,
-            drain_timeout: Duration::from_millis(
-                args.drain_timeout_ms
-                    .or(file.drain_timeout_ms)
-                    .unwrap_or(DEFAULT_DRAIN_TIMEOUT_MS),
-            ),
-            metrics_addr: args.metrics_addr.or(file.metrics_addr),
-            pubsub_output_buffer_limit: usize::try_from(
-                args.pubsub_output_buffer_limit
-                    .or(file.pubsub_output_buffer_limit)
-                    .unwrap_or(crate::pubsub::DEFAULT_OUTPUT_BUFFER_LIMIT),
-            )
-            .map_err(|_| ProxyError::Config("pubsub_output_buffer_limit too large".into()))?,
-            pubsub_output_buffer_soft_limit: usize::try_from(
-                args.pubsub_output_buffer_soft_limit
-                    .or(file.pubsub_output_buffer_soft_limit)
-                    .unwrap_or(crate::pubsub::DEFAULT_OUTPUT_BUFFER_SOFT_LIMIT),
-            )
-            .map_err(|_| ProxyError::Config("pubsub_output_buffer_soft_limit too large".into()))?,
-            pubsub_output_buffer_soft_seconds: args
-                .pubsub_output_buffer_soft_seconds
-                .or(file.pubsub_output_buffer_soft_seconds)
-                .unwrap_or(crate::pubsub::DEFAULT_OUTPUT_BUFFER_SOFT_SECONDS),
+            requirepass: s.requirepass.filter(|p| !p.is_empty()),
+            retry_deadline: Duration::from_millis(s.retry_deadline_ms),
+            max_bulk_len: size(max_bulk_len, "max_bulk_len")?,
+            max_query_buffer: size(max_query_buffer, "max_query_buffer")?,
+            drain_timeout: Duration::from_millis(s.drain_timeout_ms),
+            metrics_addr: s.metrics_addr,
+            pubsub_output_buffer_limit: size(
+                s.pubsub_output_buffer_limit,
+                "pubsub_output_buffer_limit",
+            )?,
+            pubsub_output_buffer_soft_limit: size(
+                s.pubsub_output_buffer_soft_limit,
+                "pubsub_output_buffer_soft_limit",
+            )?,
+            pubsub_output_buffer_soft_seconds: s.pubsub_output_buffer_soft_seconds,
             config_file: args.config.clone(),
             policies,
             args,
@@ -378,6 +327,62 @@ mod tests {
         let err = Config::reload_policies(&config.args).unwrap_err();
         assert!(err.to_string().contains("nosuchclass"), "{err}");
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn help_shows_every_flag_env_and_default() {
+        use clap::CommandFactory;
+        let help = Cli::command().term_width(0).render_help().to_string();
+        for setting in ProxyArgs::settings() {
+            for shown in [
+                setting.flag(),
+                format!("[env: {}", setting.env),
+                setting
+                    .default
+                    .map(|d| format!("[default: {d}]"))
+                    .unwrap_or_default(),
+            ] {
+                assert!(help.contains(&shown), "{shown} missing from:\n{help}");
+            }
+        }
+        for shown in [
+            "[default: 127.0.0.1:6379]",
+            "[default: 127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103]",
+            "(policies.connections.per_ip_max) [default: 8]",
+            "[default: 603979776]",
+        ] {
+            assert!(help.contains(shown), "{shown} missing from:\n{help}");
+        }
+    }
+
+    #[test]
+    fn config_help_lists_the_file_keys() {
+        let keys: Vec<&str> = ProxyArgs::settings()
+            .iter()
+            .filter_map(|s| s.file_key.filter(|key| *key == s.name))
+            .collect();
+        let config = ProxyArgs::settings()
+            .into_iter()
+            .find(|s| s.name == "config")
+            .expect("--config");
+        assert!(
+            config
+                .doc
+                .contains(&format!("same keys ({}) and", keys.join(", "))),
+            "{}",
+            config.doc
+        );
+    }
+
+    #[test]
+    fn operations_doc_lists_every_setting() {
+        let doc = include_str!("../../docs/operations.md");
+        rampart_proto::settings::check_doc_table(
+            doc,
+            "### `rampart-proxy` (or `rampart proxy`)",
+            &ProxyArgs::settings(),
+        )
+        .unwrap_or_else(|e| panic!("docs/operations.md: {e}"));
     }
 
     #[test]

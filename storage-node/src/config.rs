@@ -4,178 +4,123 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use crate::commands::streams::legacy::{MigrationMode, DEFAULT_CHUNK};
 use crate::NodeError;
 
-/// `--stream-drain-rate`'s default: entries migrated per second.
-pub const DEFAULT_STREAM_DRAIN_RATE: u64 = 10_000;
-
-pub const DEFAULT_RAFT_ADDR: &str = "127.0.0.1:7111";
-pub const DEFAULT_CLIENT_ADDR: &str = "127.0.0.1:7101";
-// A snapshot is a full in-memory export of the data: at 5000 it was built
-// every ~12 s under 400 writes/s with a 200k-entry stream, and each build
-// showed as a 100-500 ms latency spike for every client (docs/benchmarks.md,
-// incident run). The log it lets grow costs only disk.
-pub const DEFAULT_SNAPSHOT_LOGS: u64 = 100_000;
-pub const DEFAULT_SNAPSHOT_KEEP_LOGS: u64 = 1000;
-pub const DEFAULT_ELECTION_TIMEOUT_MS: u64 = 1000;
-pub const DEFAULT_WRITE_TIMEOUT_MS: u64 = 5000;
 pub const HEARTBEAT_INTERVAL_MS: u64 = 250;
 
-/// Flags of a storage node (`rampart-node ...`, or embedded as
-/// `rampart node ...` by the launcher).
-///
-/// Every setting comes from, in order of precedence: the flag, its
-/// environment variable, the TOML file given with `--config`, the default.
-/// The file uses the flag names with underscores, e.g.
-///
-/// ```toml
-/// id = 1
-/// raft_addr = "10.0.0.1:7111"
-/// client_addr = "10.0.0.1:7101"
-/// data_dir = "/var/lib/rampart/node-1"
-/// snapshot_logs = 100000
-/// snapshot_keep_logs = 1000
-/// election_timeout_ms = 1000
-/// write_timeout_ms = 5000
-/// metrics_addr = "10.0.0.1:7121"
-/// heavy_threads = 4
-/// heavy_queue = 64
-/// heavy_nice = 10
-/// heavy_sched_idle = true
-/// script_threads = 4
-/// script_demote_ms = 2
-/// script_time_limit_ms = 5000
-/// pin_cores = true
-/// raft_cores = "0"
-/// stream_migration_mode = "b"
-/// stream_migration_chunk = 1024
-/// stream_drain_rate = 10000
-/// ```
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct NodeArgs {
+rampart_proto::settings! {
+    /// Flags of a storage node (`rampart-node ...`, or embedded as
+    /// `rampart node ...` by the launcher).
+    ///
+    /// Every setting comes from, in order of precedence: the flag, its
+    /// environment variable, the TOML file given with `--config`, the default.
+    /// The file uses the flag names with underscores, e.g.
+    ///
+    /// ```toml
+    /// id = 1
+    /// raft_addr = "10.0.0.1:7111"
+    /// client_addr = "10.0.0.1:7101"
+    /// data_dir = "/var/lib/rampart/node-1"
+    /// snapshot_logs = 100000
+    /// snapshot_keep_logs = 1000
+    /// election_timeout_ms = 1000
+    /// write_timeout_ms = 5000
+    /// metrics_addr = "10.0.0.1:7121"
+    /// heavy_threads = 4
+    /// heavy_queue = 64
+    /// heavy_nice = 10
+    /// heavy_sched_idle = true
+    /// script_threads = 4
+    /// script_demote_ms = 2
+    /// script_time_limit_ms = 5000
+    /// pin_cores = true
+    /// raft_cores = "0"
+    /// stream_migration_mode = "b"
+    /// stream_migration_chunk = 1024
+    /// stream_drain_rate = 10000
+    /// ```
+    pub struct NodeArgs;
+    /// The settings file: the same names as the flags.
+    file struct FileConfig {}
+    /// Flags, environment and file merged, declared defaults applied.
+    layered struct Layered;
+
     /// This node's Raft id (unique in the cluster, not 0).
-    #[arg(long, env = "RAMPART_NODE_ID")]
-    pub id: Option<u64>,
+    id: u64, env "RAMPART_NODE_ID", file, no_default;
     /// Listen address for Raft transport and admin RPCs; also the address
-    /// peers dial [default: 127.0.0.1:7111].
-    #[arg(long, env = "RAMPART_RAFT_ADDR")]
-    pub raft_addr: Option<String>,
+    /// peers dial.
+    raft_addr: String, env "RAMPART_RAFT_ADDR", file, default "127.0.0.1:7111".into();
     /// Listen address for client (Kv) and admin RPCs; also the address
-    /// proxies are sent to [default: 127.0.0.1:7101].
-    #[arg(long, env = "RAMPART_CLIENT_ADDR")]
-    pub client_addr: Option<String>,
-    /// Directory of the node's RocksDB [default: ./rampart-data/node-<id>].
-    #[arg(long, env = "RAMPART_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    /// proxies are sent to.
+    client_addr: String, env "RAMPART_CLIENT_ADDR", file, default "127.0.0.1:7101".into();
+    /// Directory of the node's RocksDB.
+    data_dir: PathBuf, env "RAMPART_DATA_DIR", file, unset "./rampart-data/node-<id>";
     /// TOML file with any of these settings; flags and env override it.
-    #[arg(long, env = "RAMPART_NODE_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Build a snapshot (and compact the log) after this many entries
-    /// [default: 100000].
-    #[arg(long, env = "RAMPART_SNAPSHOT_LOGS")]
-    pub snapshot_logs: Option<u64>,
+    config: PathBuf, env "RAMPART_NODE_CONFIG", no_file, no_default;
+    // A snapshot is a full in-memory export of the data: at 5000 it was built
+    // every ~12 s under 400 writes/s with a 200k-entry stream, and each build
+    // showed as a 100-500 ms latency spike for every client (docs/benchmarks.md,
+    // incident run). The log it lets grow costs only disk.
+    /// Build a snapshot (and compact the log) after this many entries.
+    snapshot_logs: u64, env "RAMPART_SNAPSHOT_LOGS", file, default 100_000;
     /// Entries kept in the log behind the latest snapshot, so a briefly
-    /// lagging follower catches up without a snapshot [default: 1000].
-    #[arg(long, env = "RAMPART_SNAPSHOT_KEEP_LOGS")]
-    pub snapshot_keep_logs: Option<u64>,
+    /// lagging follower catches up without a snapshot.
+    snapshot_keep_logs: u64, env "RAMPART_SNAPSHOT_KEEP_LOGS", file, default 1000;
     /// Minimum election timeout; the maximum is twice this. Heartbeats go
-    /// every 250 ms [default: 1000].
-    #[arg(long, env = "RAMPART_ELECTION_TIMEOUT_MS")]
-    pub election_timeout_ms: Option<u64>,
+    /// every 250 ms.
+    election_timeout_ms: u64, env "RAMPART_ELECTION_TIMEOUT_MS", file, default 1000;
     /// How long a client write or linearizable read waits for the cluster
-    /// before answering Unavailable [default: 5000].
-    #[arg(long, env = "RAMPART_WRITE_TIMEOUT_MS")]
-    pub write_timeout_ms: Option<u64>,
-    /// Serve Prometheus metrics on http://ADDR/metrics [default: off].
-    #[arg(long, env = "RAMPART_METRICS_ADDR")]
-    pub metrics_addr: Option<SocketAddr>,
+    /// before answering Unavailable.
+    write_timeout_ms: u64, env "RAMPART_WRITE_TIMEOUT_MS", file, default 5000;
+    /// Serve Prometheus metrics on http://ADDR/metrics.
+    metrics_addr: SocketAddr, env "RAMPART_METRICS_ADDR", file, unset "off";
     /// Threads of the heavy executor, which runs heavy reads (HGETALL,
-    /// KEYS, SCAN, ZRANGE, LRANGE, ...) [default: the CPUs available].
-    #[arg(long, env = "RAMPART_HEAVY_THREADS")]
-    pub heavy_threads: Option<usize>,
+    /// KEYS, SCAN, ZRANGE, LRANGE, ...).
+    heavy_threads: usize, env "RAMPART_HEAVY_THREADS", file, unset "the CPUs available";
     /// Jobs that may wait in each lane of the heavy executor (heavy reads,
-    /// scripts); beyond that they are answered -BUSY at once [default: 64].
-    #[arg(long, env = "RAMPART_HEAVY_QUEUE")]
-    pub heavy_queue: Option<usize>,
+    /// scripts); beyond that they are answered -BUSY at once.
+    heavy_queue: usize, env "RAMPART_HEAVY_QUEUE", file,
+        default crate::exec::heavy::DEFAULT_QUEUE;
     /// How much lower the CPU priority of the heavy executor's threads and
     /// of snapshot builds is than the rest of the node's (added to their
     /// nice value, 0..=19; 0 = same priority). Only matters when CPUs are contended: Raft and cheap
-    /// requests are then scheduled first [default: 10].
-    #[arg(long, env = "RAMPART_HEAVY_NICE")]
-    pub heavy_nice: Option<i32>,
+    /// requests are then scheduled first.
+    heavy_nice: i32, env "RAMPART_HEAVY_NICE", file, default crate::priority::DEFAULT_HEAVY_NICE;
     /// Run the heavy executor's threads in Linux's SCHED_IDLE policy: any
     /// Raft or request thread that wakes preempts them at once, and they
-    /// get only a small share of a CPU the rest of the node keeps busy
-    /// [default: true].
-    #[arg(long, env = "RAMPART_HEAVY_SCHED_IDLE", num_args = 0..=1, default_missing_value = "true")]
-    pub heavy_sched_idle: Option<bool>,
+    /// get only a small share of a CPU the rest of the node keeps busy.
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    heavy_sched_idle: bool, env "RAMPART_HEAVY_SCHED_IDLE", file, default true;
     /// Threads of the heavy executor's scripts lane, which runs Lua
-    /// scripts (EVAL, EVALSHA, FCALL) apart from the heavy reads
-    /// [default: the CPUs available].
-    #[arg(long, env = "RAMPART_SCRIPT_THREADS")]
-    pub script_threads: Option<usize>,
+    /// scripts (EVAL, EVALSHA, FCALL) apart from the heavy reads.
+    script_threads: usize, env "RAMPART_SCRIPT_THREADS", file, unset "the CPUs available";
     /// Scripts start at the node's normal CPU priority; one that has used
     /// this much CPU time (or calls a heavy command) is lowered to the heavy
     /// reads' priority for the rest of its run. 0 = scripts always run at
-    /// the heavy reads' priority [default: 2].
-    #[arg(long, env = "RAMPART_SCRIPT_DEMOTE_MS")]
-    pub script_demote_ms: Option<u64>,
+    /// the heavy reads' priority.
+    script_demote_ms: u64, env "RAMPART_SCRIPT_DEMOTE_MS", file,
+        default crate::exec::heavy::DEFAULT_SCRIPT_DEMOTE_MS;
     /// A Lua script (EVAL) running longer than this is stopped with an
-    /// error; SCRIPT KILL stops one earlier [default: 5000].
-    #[arg(long, env = "RAMPART_SCRIPT_TIME_LIMIT_MS")]
-    pub script_time_limit_ms: Option<u64>,
+    /// error; SCRIPT KILL stops one earlier.
+    script_time_limit_ms: u64, env "RAMPART_SCRIPT_TIME_LIMIT_MS", file,
+        default crate::scripting::DEFAULT_TIME_LIMIT_MS;
     /// Pin the Raft threads to their own CPU(s) and every other thread to
-    /// the rest (ignored on a single CPU) [default: false].
-    #[arg(long, env = "RAMPART_PIN_CORES", num_args = 0..=1, default_missing_value = "true")]
-    pub pin_cores: Option<bool>,
-    /// CPUs for the Raft threads, e.g. "0" or "0-1,4"; implies --pin-cores
-    /// [default: the first available CPU].
-    #[arg(long, env = "RAMPART_RAFT_CORES")]
-    pub raft_cores: Option<String>,
+    /// the rest (ignored on a single CPU).
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    pin_cores: bool, env "RAMPART_PIN_CORES", file, unset false;
+    /// CPUs for the Raft threads, e.g. "0" or "0-1,4"; implies --pin-cores.
+    raft_cores: String, env "RAMPART_RAFT_CORES", file, unset "the first available CPU";
     /// How writes migrate legacy-layout streams: `a` rewrites the whole
     /// stream on its first write, `b` moves at most
     /// --stream-migration-chunk entries per write. Replicated: the leader's
-    /// value is written into the log [default: b].
-    #[arg(long, env = "RAMPART_STREAM_MIGRATION_MODE")]
-    pub stream_migration_mode: Option<String>,
-    /// Mode B: entries moved per write (STREAM_MIGRATION_CHUNK)
-    /// [default: 1024].
-    #[arg(long, env = "RAMPART_STREAM_MIGRATION_CHUNK")]
-    pub stream_migration_chunk: Option<u64>,
+    /// value is written into the log.
+    stream_migration_mode: String, env "RAMPART_STREAM_MIGRATION_MODE", file, default "b".into();
+    /// Mode B: entries moved per write (STREAM_MIGRATION_CHUNK).
+    stream_migration_chunk: u64, env "RAMPART_STREAM_MIGRATION_CHUNK", file, default DEFAULT_CHUNK;
     /// Entries per second the leader's background drainer may migrate out
-    /// of legacy streams nobody writes to; 0 turns it off [default: 10000].
-    #[arg(long, env = "RAMPART_STREAM_DRAIN_RATE")]
-    pub stream_drain_rate: Option<u64>,
-}
-
-/// The settings file: the same names as the flags.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    id: Option<u64>,
-    raft_addr: Option<String>,
-    client_addr: Option<String>,
-    data_dir: Option<PathBuf>,
-    snapshot_logs: Option<u64>,
-    snapshot_keep_logs: Option<u64>,
-    election_timeout_ms: Option<u64>,
-    write_timeout_ms: Option<u64>,
-    metrics_addr: Option<SocketAddr>,
-    heavy_threads: Option<usize>,
-    heavy_queue: Option<usize>,
-    heavy_nice: Option<i32>,
-    heavy_sched_idle: Option<bool>,
-    script_threads: Option<usize>,
-    script_demote_ms: Option<u64>,
-    script_time_limit_ms: Option<u64>,
-    pin_cores: Option<bool>,
-    raft_cores: Option<String>,
-    stream_migration_mode: Option<String>,
-    stream_migration_chunk: Option<u64>,
-    stream_drain_rate: Option<u64>,
+    /// of legacy streams nobody writes to; 0 turns it off.
+    stream_drain_rate: u64, env "RAMPART_STREAM_DRAIN_RATE", file, default 10_000;
 }
 
 /// Resolved settings of one node.
@@ -234,7 +179,8 @@ impl NodeArgs {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let id = self.id.or(file.id).ok_or_else(|| {
+        let s = self.layer(file);
+        let id = s.id.ok_or_else(|| {
             NodeError::Config(
                 "--id is required (or RAMPART_NODE_ID, or id in the config file)".into(),
             )
@@ -242,77 +188,53 @@ impl NodeArgs {
         if id == 0 {
             return Err(NodeError::Config("--id must not be 0".into()));
         }
-        let election_timeout_ms = self
-            .election_timeout_ms
-            .or(file.election_timeout_ms)
-            .unwrap_or(DEFAULT_ELECTION_TIMEOUT_MS);
-        if election_timeout_ms <= HEARTBEAT_INTERVAL_MS {
+        if s.election_timeout_ms <= HEARTBEAT_INTERVAL_MS {
             return Err(NodeError::Config(format!(
                 "--election-timeout-ms must be greater than the {HEARTBEAT_INTERVAL_MS} ms heartbeat"
             )));
         }
-        let snapshot_logs = self
-            .snapshot_logs
-            .or(file.snapshot_logs)
-            .unwrap_or(DEFAULT_SNAPSHOT_LOGS);
-        if snapshot_logs == 0 {
+        if s.snapshot_logs == 0 {
             return Err(NodeError::Config(
                 "--snapshot-logs must be at least 1".into(),
             ));
         }
-        let write_timeout_ms = self
-            .write_timeout_ms
-            .or(file.write_timeout_ms)
-            .unwrap_or(DEFAULT_WRITE_TIMEOUT_MS);
-        if write_timeout_ms == 0 {
+        if s.write_timeout_ms == 0 {
             return Err(NodeError::Config(
                 "--write-timeout-ms must be at least 1".into(),
             ));
         }
-        let heavy_threads = thread_count(self.heavy_threads.or(file.heavy_threads), "heavy")?;
-        let script_threads = thread_count(self.script_threads.or(file.script_threads), "script")?;
-        let heavy_nice = self
-            .heavy_nice
-            .or(file.heavy_nice)
-            .unwrap_or(crate::priority::DEFAULT_HEAVY_NICE);
-        if !(0..=crate::priority::MAX_NICE).contains(&heavy_nice) {
+        let heavy_threads = thread_count(s.heavy_threads, "heavy")?;
+        let script_threads = thread_count(s.script_threads, "script")?;
+        if !(0..=crate::priority::MAX_NICE).contains(&s.heavy_nice) {
             return Err(NodeError::Config(format!(
                 "--heavy-nice must be between 0 and {}",
                 crate::priority::MAX_NICE
             )));
         }
-        let raft_cores = match self.raft_cores.as_ref().or(file.raft_cores.as_ref()) {
+        let raft_cores = match &s.raft_cores {
             Some(list) => Some(
                 crate::pinning::parse_core_list(list)
                     .map_err(|e| NodeError::Config(format!("--raft-cores: {e}")))?,
             ),
             None => None,
         };
-        let pin_cores = match (self.pin_cores.or(file.pin_cores), raft_cores) {
+        let pin_cores = match (s.pin_cores, raft_cores) {
             (Some(false), _) => None,
             (_, Some(cores)) => Some(cores),
             (Some(true), None) => Some(Vec::new()),
             (None, None) => None,
         };
-        let chunk = self
-            .stream_migration_chunk
-            .or(file.stream_migration_chunk)
-            .unwrap_or(DEFAULT_CHUNK);
-        if chunk == 0 {
+        if s.stream_migration_chunk == 0 {
             return Err(NodeError::Config(
                 "--stream-migration-chunk must be at least 1".into(),
             ));
         }
-        let stream_migration = match self
-            .stream_migration_mode
-            .as_deref()
-            .or(file.stream_migration_mode.as_deref())
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            Some("a") => MigrationMode::A,
-            Some("b") | None => MigrationMode::B { chunk },
-            Some(other) => {
+        let stream_migration = match s.stream_migration_mode.to_ascii_lowercase().as_str() {
+            "a" => MigrationMode::A,
+            "b" => MigrationMode::B {
+                chunk: s.stream_migration_chunk,
+            },
+            other => {
                 return Err(NodeError::Config(format!(
                     "--stream-migration-mode must be a or b, not {other:?}"
                 )))
@@ -320,56 +242,27 @@ impl NodeArgs {
         };
         Ok(NodeConfig {
             id,
-            raft_addr: self
-                .raft_addr
-                .clone()
-                .or(file.raft_addr)
-                .unwrap_or_else(|| DEFAULT_RAFT_ADDR.to_string()),
-            client_addr: self
-                .client_addr
-                .clone()
-                .or(file.client_addr)
-                .unwrap_or_else(|| DEFAULT_CLIENT_ADDR.to_string()),
-            data_dir: self
+            raft_addr: s.raft_addr,
+            client_addr: s.client_addr,
+            data_dir: s
                 .data_dir
-                .clone()
-                .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(format!("./rampart-data/node-{id}"))),
-            snapshot_logs,
-            snapshot_keep_logs: self
-                .snapshot_keep_logs
-                .or(file.snapshot_keep_logs)
-                .unwrap_or(DEFAULT_SNAPSHOT_KEEP_LOGS),
-            election_timeout_ms,
+            snapshot_logs: s.snapshot_logs,
+            snapshot_keep_logs: s.snapshot_keep_logs,
+            election_timeout_ms: s.election_timeout_ms,
             heartbeat_ms: HEARTBEAT_INTERVAL_MS,
-            write_timeout_ms,
-            metrics_addr: self.metrics_addr.or(file.metrics_addr),
+            write_timeout_ms: s.write_timeout_ms,
+            metrics_addr: s.metrics_addr,
             heavy_threads,
-            heavy_queue: self
-                .heavy_queue
-                .or(file.heavy_queue)
-                .unwrap_or(crate::exec::heavy::DEFAULT_QUEUE),
-            heavy_nice,
-            heavy_sched_idle: self
-                .heavy_sched_idle
-                .or(file.heavy_sched_idle)
-                .unwrap_or(true),
+            heavy_queue: s.heavy_queue,
+            heavy_nice: s.heavy_nice,
+            heavy_sched_idle: s.heavy_sched_idle,
             script_threads,
-            script_demote_ms: self
-                .script_demote_ms
-                .or(file.script_demote_ms)
-                .unwrap_or(crate::exec::heavy::DEFAULT_SCRIPT_DEMOTE_MS),
-            script_time_limit_ms: self
-                .script_time_limit_ms
-                .or(file.script_time_limit_ms)
-                .unwrap_or(crate::scripting::DEFAULT_TIME_LIMIT_MS)
-                .max(1),
+            script_demote_ms: s.script_demote_ms,
+            script_time_limit_ms: s.script_time_limit_ms.max(1),
             pin_cores,
             stream_migration,
-            stream_drain_rate: self
-                .stream_drain_rate
-                .or(file.stream_drain_rate)
-                .unwrap_or(DEFAULT_STREAM_DRAIN_RATE),
+            stream_drain_rate: s.stream_drain_rate,
         })
     }
 }
@@ -392,10 +285,11 @@ mod tests {
         }
         .resolve()
         .expect("resolve");
-        assert_eq!(cfg.raft_addr, DEFAULT_RAFT_ADDR);
-        assert_eq!(cfg.client_addr, DEFAULT_CLIENT_ADDR);
+        assert_eq!(cfg.raft_addr, "127.0.0.1:7111");
+        assert_eq!(cfg.client_addr, "127.0.0.1:7101");
         assert_eq!(cfg.data_dir, PathBuf::from("./rampart-data/node-3"));
-        assert_eq!(cfg.snapshot_logs, DEFAULT_SNAPSHOT_LOGS);
+        assert_eq!(cfg.snapshot_logs, 100_000);
+        assert_eq!(cfg.snapshot_keep_logs, 1000);
         assert_eq!(cfg.election_timeout_ms, 1000);
         assert_eq!(cfg.write_timeout_ms, 5000);
         assert_eq!(cfg.metrics_addr, None);
@@ -405,9 +299,72 @@ mod tests {
         assert!(cfg.heavy_sched_idle);
         assert!(cfg.script_threads >= 1);
         assert_eq!(cfg.script_demote_ms, 2);
+        assert_eq!(cfg.script_time_limit_ms, 5000);
         assert_eq!(cfg.pin_cores, None);
         assert_eq!(cfg.stream_migration, MigrationMode::B { chunk: 1024 });
-        assert_eq!(cfg.stream_drain_rate, DEFAULT_STREAM_DRAIN_RATE);
+        assert_eq!(cfg.stream_drain_rate, 10_000);
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        node: NodeArgs,
+    }
+
+    /// The only test that sets RAMPART_SNAPSHOT_KEEP_LOGS.
+    #[test]
+    fn flag_beats_env_beats_file_beats_default() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, "id = 1\nsnapshot_keep_logs = 3\n").expect("write");
+        let config = path.to_str().expect("utf-8 path");
+        let keep = |argv: &[&str]| {
+            Cli::try_parse_from(argv)
+                .expect("parse")
+                .node
+                .resolve()
+                .expect("resolve")
+                .snapshot_keep_logs
+        };
+        assert_eq!(keep(&["node", "--id", "1"]), 1000);
+        assert_eq!(keep(&["node", "--config", config]), 3);
+        std::env::set_var("RAMPART_SNAPSHOT_KEEP_LOGS", "4");
+        let with_env = keep(&["node", "--config", config]);
+        let flag_over_env = keep(&["node", "--config", config, "--snapshot-keep-logs", "5"]);
+        std::env::remove_var("RAMPART_SNAPSHOT_KEEP_LOGS");
+        assert_eq!((with_env, flag_over_env), (4, 5));
+    }
+
+    #[test]
+    fn help_shows_every_flag_env_and_default() {
+        use clap::CommandFactory;
+        let help = Cli::command().term_width(0).render_help().to_string();
+        for setting in NodeArgs::settings() {
+            for shown in [
+                setting.flag(),
+                format!("[env: {}=", setting.env),
+                setting
+                    .default
+                    .map(|d| format!("[default: {d}]"))
+                    .unwrap_or_default(),
+            ] {
+                assert!(help.contains(&shown), "{shown} missing from:\n{help}");
+            }
+        }
+        assert!(help.contains("[default: 127.0.0.1:7111]"), "{help}");
+        assert!(help.contains("[default: 100000]"), "{help}");
+    }
+
+    #[test]
+    fn operations_doc_lists_every_setting() {
+        let doc = include_str!("../../docs/operations.md");
+        rampart_proto::settings::check_doc_table(
+            doc,
+            "### `rampart-node` (or `rampart node`)",
+            &NodeArgs::settings(),
+        )
+        .unwrap_or_else(|e| panic!("docs/operations.md: {e}"));
     }
 
     #[test]
