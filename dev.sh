@@ -3,7 +3,8 @@
 #   ./dev.sh up     build and start a local cluster (3 nodes + proxy on 127.0.0.1:6379)
 #   ./dev.sh test   run the whole test suite
 # Both install what the machine lacks first (clang for RocksDB's bindings,
-# protoc for the gRPC code, cargo-nextest for the test runner).
+# protoc for the gRPC code, redis-server for the key-spec comparison test,
+# cargo-nextest for the test runner).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -18,6 +19,9 @@ install_prerequisites() {
     [ -n "$(ls /usr/lib/llvm-*/lib/libclang.so /usr/lib/*/libclang.so 2>/dev/null | head -n1)" ] || missing+=(libclang-dev)
     command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
     command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+    # tests/command_keys.rs compares every command's key specs with a real
+    # redis-server (started by the test on a free port; none runs as a service).
+    command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing: ${missing[*]}"
         local sudo=""

@@ -89,7 +89,7 @@ fn info_entry(spec: &CommandSpec) -> Reply {
         reply::integer(step as i64),
         status_set(spec.categories.iter().map(|c| format!("@{c}"))),
         reply::set(Vec::new()),
-        reply::array(spec.keys.iter().map(key_spec_entry).collect()),
+        reply::set(spec.keys.iter().map(key_spec_entry).collect()),
         reply::array(spec.subcommands.iter().map(info_entry).collect()),
     ])
 }
@@ -271,7 +271,7 @@ mod tests {
         assert_eq!(
             text(&r),
             "*[*[$get, :2, ~[+readonly, +fast], :1, :1, :1, ~[+@read, +@string, +@fast], ~[], \
-             *[%{$flags, ~[+RO, +access], $begin_search, %{$type, $index, $spec, %{$index, :1}}, \
+             ~[%{$flags, ~[+RO, +access], $begin_search, %{$type, $index, $spec, %{$index, :1}}, \
              $find_keys, %{$type, $range, $spec, %{$lastkey, :0, $keystep, :1, $limit, :0}}}], *[]], _]"
         );
         let mset = text(&command(&argv(&["INFO", "mset"])));

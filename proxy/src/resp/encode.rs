@@ -22,6 +22,7 @@ pub fn encode_reply(out: &mut BytesMut, reply: &Reply, protocol: Protocol) {
     }
     match protocol {
         Protocol::Resp2 => encode_resp2(out, reply),
+        Protocol::Resp3 if holds_unhashable_set(reply) => encode_resp3_by_hand(out, reply),
         Protocol::Resp3 => {
             let frame = to_resp3(reply);
             if redis_protocol::resp3::encode::complete::extend_encode(out, &frame, false).is_err() {
@@ -38,6 +39,67 @@ pub fn encode_to_vec(reply: &Reply, protocol: Protocol) -> Vec<u8> {
     let mut out = BytesMut::new();
     encode_reply(&mut out, reply, protocol);
     out.to_vec()
+}
+
+/// Whether `reply` holds a set with an aggregate member (COMMAND INFO's key
+/// specs: a set of maps). `redis_protocol` keeps a set's members in a hash
+/// set and panics hashing an aggregate, so such replies are written here.
+fn holds_unhashable_set(reply: &Reply) -> bool {
+    let aggregate = |item: &Reply| {
+        matches!(
+            item.kind,
+            Some(Kind::Array(_) | Kind::Map(_) | Kind::Set(_) | Kind::Pairs(_) | Kind::Keyed(_))
+        )
+    };
+    match &reply.kind {
+        Some(Kind::Set(list)) if list.items.iter().any(aggregate) => true,
+        Some(
+            Kind::Array(list)
+            | Kind::Map(list)
+            | Kind::Set(list)
+            | Kind::Pairs(list)
+            | Kind::Keyed(list),
+        ) => list.items.iter().any(holds_unhashable_set),
+        _ => false,
+    }
+}
+
+/// RESP3 aggregates written by hand (the same shapes as [`to_resp3`]),
+/// scalars through `redis_protocol`.
+fn encode_resp3_by_hand(out: &mut BytesMut, reply: &Reply) {
+    let header = |out: &mut BytesMut, kind: char, len: usize| {
+        out.extend_from_slice(format!("{kind}{len}\r\n").as_bytes());
+    };
+    match &reply.kind {
+        Some(Kind::Array(list)) => {
+            header(out, '*', list.items.len());
+            list.items.iter().for_each(|i| encode_resp3_by_hand(out, i));
+        }
+        Some(Kind::Set(list)) => {
+            header(out, '~', list.items.len());
+            list.items.iter().for_each(|i| encode_resp3_by_hand(out, i));
+        }
+        Some(Kind::Map(list) | Kind::Keyed(list)) => {
+            header(out, '%', list.items.len() / 2);
+            for pair in list.items.chunks_exact(2) {
+                pair.iter().for_each(|i| encode_resp3_by_hand(out, i));
+            }
+        }
+        Some(Kind::Pairs(list)) => {
+            header(out, '*', list.items.len().div_ceil(2));
+            for pair in list.items.chunks(2) {
+                header(out, '*', pair.len());
+                pair.iter().for_each(|i| encode_resp3_by_hand(out, i));
+            }
+        }
+        _ => {
+            if redis_protocol::resp3::encode::complete::extend_encode(out, &to_resp3(reply), false)
+                .is_err()
+            {
+                out.extend_from_slice(b"-ERR reply encoding failed\r\n");
+            }
+        }
+    }
 }
 
 fn encode_resp2(out: &mut BytesMut, reply: &Reply) {
@@ -203,6 +265,28 @@ mod tests {
 
     fn r3(reply: &Reply) -> String {
         String::from_utf8(encode_to_vec(reply, Protocol::Resp3)).unwrap()
+    }
+
+    #[test]
+    fn a_set_of_maps_is_written_not_hashed() {
+        let spec = reply::map(vec![(
+            reply::bulk("flags"),
+            reply::set(vec![reply::status("RO")]),
+        )]);
+        let info = reply::array(vec![
+            reply::bulk("get"),
+            reply::set(vec![spec.clone(), spec]),
+        ]);
+        assert_eq!(
+            r3(&info),
+            "*2\r\n$3\r\nget\r\n~2\r\n%1\r\n$5\r\nflags\r\n~1\r\n+RO\r\n\
+             %1\r\n$5\r\nflags\r\n~1\r\n+RO\r\n"
+        );
+        assert_eq!(
+            r2(&info),
+            "*2\r\n$3\r\nget\r\n*2\r\n*2\r\n$5\r\nflags\r\n*1\r\n+RO\r\n\
+             *2\r\n$5\r\nflags\r\n*1\r\n+RO\r\n"
+        );
     }
 
     #[test]
