@@ -28,6 +28,10 @@ install_prerequisites() {
         [ "$(id -u)" -eq 0 ] || sudo="sudo"
         $sudo apt-get update -q
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
+        # Debian's package may start a redis-server on 6379, the proxy's port.
+        if [[ " ${missing[*]} " == *" redis-server "* ]]; then
+            $sudo service redis-server stop >/dev/null 2>&1 || true
+        fi
     fi
     if ! cargo nextest --version >/dev/null 2>&1; then
         cargo install --locked cargo-nextest
