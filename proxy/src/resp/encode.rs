@@ -41,27 +41,34 @@ pub fn encode_to_vec(reply: &Reply, protocol: Protocol) -> Vec<u8> {
     out.to_vec()
 }
 
-/// Whether `reply` holds a set with an aggregate member (COMMAND INFO's key
-/// specs: a set of maps). `redis_protocol` keeps a set's members in a hash
-/// set and panics hashing an aggregate, so such replies are written here.
-fn holds_unhashable_set(reply: &Reply) -> bool {
-    let aggregate = |item: &Reply| {
-        matches!(
-            item.kind,
-            Some(Kind::Array(_) | Kind::Map(_) | Kind::Set(_) | Kind::Pairs(_) | Kind::Keyed(_))
-        )
-    };
+/// The members of an aggregate reply; none for a scalar.
+fn members(reply: &Reply) -> &[Reply] {
     match &reply.kind {
-        Some(Kind::Set(list)) if list.items.iter().any(aggregate) => true,
         Some(
             Kind::Array(list)
             | Kind::Map(list)
             | Kind::Set(list)
             | Kind::Pairs(list)
             | Kind::Keyed(list),
-        ) => list.items.iter().any(holds_unhashable_set),
-        _ => false,
+        ) => &list.items,
+        _ => &[],
     }
+}
+
+fn is_aggregate(reply: &Reply) -> bool {
+    matches!(
+        reply.kind,
+        Some(Kind::Array(_) | Kind::Map(_) | Kind::Set(_) | Kind::Pairs(_) | Kind::Keyed(_))
+    )
+}
+
+/// Whether `reply` holds a set with an aggregate member (COMMAND INFO's key
+/// specs: a set of maps). `redis_protocol` keeps a set's members in a hash
+/// set and panics hashing an aggregate, so such replies are written here.
+fn holds_unhashable_set(reply: &Reply) -> bool {
+    let set_of_aggregates =
+        matches!(reply.kind, Some(Kind::Set(_))) && members(reply).iter().any(is_aggregate);
+    set_of_aggregates || members(reply).iter().any(holds_unhashable_set)
 }
 
 /// RESP3 aggregates written by hand (the same shapes as [`to_resp3`]),
@@ -134,17 +141,7 @@ fn encode_resp2(out: &mut BytesMut, reply: &Reply) {
 }
 
 fn contains_null_array(reply: &Reply) -> bool {
-    match &reply.kind {
-        Some(Kind::NullArray(_)) => true,
-        Some(
-            Kind::Array(list)
-            | Kind::Map(list)
-            | Kind::Set(list)
-            | Kind::Pairs(list)
-            | Kind::Keyed(list),
-        ) => list.items.iter().any(contains_null_array),
-        _ => false,
-    }
+    matches!(reply.kind, Some(Kind::NullArray(_))) || members(reply).iter().any(contains_null_array)
 }
 
 fn to_resp2(reply: &Reply) -> Frame2 {
