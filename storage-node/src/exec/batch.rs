@@ -11,9 +11,9 @@
 
 use rampart_proto::pb::execute_response::Outcome;
 use rampart_proto::pb::Replies;
-use rampart_proto::{reply, Argv};
+use rampart_proto::{reply, Argv, Reply};
 
-use super::{blocking, read_run, write_run, ExecCtx, OnWaiting};
+use super::{blocking, read_run, write_run, ExecCtx, Failure, OnWaiting};
 use crate::commands;
 
 /// Runs a batch without scripting commands (those go to `scripting`, which
@@ -41,9 +41,7 @@ pub(crate) async fn run_batch(
             Err(failure) => failure.into_outcome(),
         };
     }
-    let total = commands.len();
-    let mut replies = Vec::with_capacity(total);
-    let mut applied_any = false;
+    let mut replies = BatchReplies::new(commands.len(), client_id);
     for (part, (write, run)) in split_runs(commands).into_iter().enumerate() {
         let len = run.len();
         let result = if write {
@@ -52,7 +50,7 @@ pub(crate) async fn run_batch(
             let _slot = match super::write::legacy_write_slot(ctx, &run) {
                 Ok(slot) => slot,
                 Err(busy) => {
-                    replies.extend(std::iter::repeat_n(busy, len));
+                    replies.answer_all(busy, len);
                     continue;
                 }
             };
@@ -61,25 +59,73 @@ pub(crate) async fn run_batch(
         } else {
             read_run(ctx, run).await
         };
+        debug_assert!(result.as_ref().map_or(true, |r| r.len() == len));
+        match replies.record(result, write) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(outcome) => return outcome,
+        }
+    }
+    replies.finish()
+}
+
+/// The replies of a batch run piece by piece, and the one rule for a piece
+/// that fails: while nothing was applied, or when the client has an id (its
+/// retry is deduplicated), the whole batch answers the failure so the proxy
+/// may retry it elsewhere; otherwise every command not run yet answers the
+/// failure's error.
+pub(crate) struct BatchReplies<'a> {
+    replies: Vec<Reply>,
+    total: usize,
+    applied_any: bool,
+    client_id: &'a str,
+}
+
+impl<'a> BatchReplies<'a> {
+    pub(crate) fn new(total: usize, client_id: &'a str) -> Self {
+        BatchReplies {
+            replies: Vec::with_capacity(total),
+            total,
+            applied_any: false,
+            client_id,
+        }
+    }
+
+    /// `count` commands answered `reply` without running.
+    pub(crate) fn answer_all(&mut self, reply: Reply, count: usize) {
+        self.replies.extend(std::iter::repeat_n(reply, count));
+    }
+
+    /// Records one piece's result (`may_write`: it could have applied
+    /// something). `Ok(true)`: go on; `Ok(false)`: stop, the remaining
+    /// commands are answered; `Err`: answer the batch with this outcome.
+    pub(crate) fn record(
+        &mut self,
+        result: Result<Vec<Reply>, Failure>,
+        may_write: bool,
+    ) -> Result<bool, Outcome> {
         match result {
-            Ok(run_replies) => {
-                debug_assert_eq!(run_replies.len(), len);
-                replies.extend(run_replies);
-                applied_any |= write;
+            Ok(replies) => {
+                self.replies.extend(replies);
+                self.applied_any |= may_write;
+                Ok(true)
             }
-            // Nothing applied yet, or a retry is deduplicated: the caller may
-            // retry the whole batch elsewhere.
-            Err(failure) if !applied_any || !client_id.is_empty() => {
-                return failure.into_outcome();
+            Err(failure) if !self.applied_any || !self.client_id.is_empty() => {
+                Err(failure.into_outcome())
             }
             Err(failure) => {
                 let err = failure.error_reply();
-                replies.resize(total, err);
-                break;
+                self.replies.resize(self.total, err);
+                Ok(false)
             }
         }
     }
-    Outcome::Replies(Replies { replies })
+
+    pub(crate) fn finish(self) -> Outcome {
+        Outcome::Replies(Replies {
+            replies: self.replies,
+        })
+    }
 }
 
 /// Splits `commands` into maximal runs of consecutive writes / reads.

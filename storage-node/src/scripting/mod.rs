@@ -23,12 +23,12 @@ use std::time::Duration;
 
 use rampart_proto::pb::execute_response::Outcome;
 use rampart_proto::pb::reply::Kind;
-use rampart_proto::pb::Replies;
 use rampart_proto::{reply, Argv, Reply};
 
 use crate::commands;
 use crate::commands::scripting as internal;
 use crate::engine::{Engine, Txn};
+use crate::exec::batch::BatchReplies;
 use crate::exec::heavy::{self, Lane};
 use crate::exec::{self, now_ms, Failure};
 use crate::raft::types::{WatchToken, WriteRun};
@@ -178,9 +178,7 @@ pub(crate) async fn execute_batch(
     seq: u64,
     commands: Vec<Argv>,
 ) -> Outcome {
-    let total = commands.len();
-    let mut replies = Vec::with_capacity(total);
-    let mut applied_any = false;
+    let mut replies = BatchReplies::new(commands.len(), client_id);
     for (i, argv) in commands.into_iter().enumerate() {
         let part = u32::try_from(i)
             .unwrap_or(u32::MAX / PARTS_PER_COMMAND)
@@ -198,22 +196,13 @@ pub(crate) async fn execute_batch(
                 false,
             )
         };
-        match result {
-            Ok(r) => {
-                replies.push(r);
-                applied_any |= may_write;
-            }
-            Err(failure) if !applied_any || !client_id.is_empty() => {
-                return failure.into_outcome();
-            }
-            Err(failure) => {
-                let err = failure.error_reply();
-                replies.resize(total, err);
-                break;
-            }
+        match replies.record(result.map(|r| vec![r]), may_write) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(outcome) => return outcome,
         }
     }
-    Outcome::Replies(Replies { replies })
+    replies.finish()
 }
 
 fn wrong_arity(name: &str) -> Reply {
