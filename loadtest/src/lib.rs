@@ -11,6 +11,7 @@
 //!   source addresses and scans replies incrementally).
 
 pub mod bench;
+pub mod chaos;
 pub mod conn;
 pub mod incident;
 pub mod populate;
