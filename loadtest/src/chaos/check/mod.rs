@@ -1,12 +1,16 @@
 //! Checkers: each takes a workload's [`History`] and returns a [`Verdict`].
+//! What each one verifies, and how, is written down in `docs/reliability.md`.
 
 pub mod counter;
+mod graph;
 pub mod list_append;
 pub mod register;
 pub mod set;
 pub mod stream;
+#[cfg(test)]
+mod testing;
 
-use super::history::{History, Verdict};
+use super::history::{Anomaly, History, Op, Outcome, Verdict};
 
 /// The workloads a chaos run can record, by their command-line names.
 pub const WORKLOADS: &[&str] = &["register", "list-append", "set", "counter", "stream"];
@@ -23,4 +27,42 @@ pub fn run(workload: &str, history: &History) -> Option<Verdict> {
     };
     verdict.workload = workload.to_string();
     Some(verdict)
+}
+
+/// Operations a checker looked at, by outcome.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    ok: usize,
+    fail: usize,
+    info: usize,
+}
+
+impl Counts {
+    fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Ok => self.ok += 1,
+            Outcome::Fail => self.fail += 1,
+            Outcome::Info => self.info += 1,
+        }
+    }
+
+    /// The verdict: valid only when nothing was found and nothing was left
+    /// undecided.
+    fn verdict(self, anomalies: Vec<Anomaly>, unknown: bool) -> Verdict {
+        Verdict {
+            workload: String::new(),
+            valid: anomalies.is_empty() && !unknown,
+            ok: self.ok,
+            fail: self.fail,
+            info: self.info,
+            anomalies,
+            unknown,
+        }
+    }
+}
+
+/// The end used for real-time order. An edited history may carry an end
+/// before its start; clamping keeps every interval well formed.
+fn end_of(op: &Op) -> u64 {
+    op.effective_end().max(op.start_ns)
 }

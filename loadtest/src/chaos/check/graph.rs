@@ -1,0 +1,1 @@
+//! Cycle search for the list-append checker (filled in next).
