@@ -66,3 +66,26 @@ impl Counts {
 fn end_of(op: &Op) -> u64 {
     op.effective_end().max(op.start_ns)
 }
+
+/// Whether `a` finished before `b` began, so every correct system orders `a`
+/// first. Touching intervals count as concurrent: the clocks are not that
+/// precise, and erring that way can only hide an anomaly, never invent one.
+fn precedes(a: &Op, b: &Op) -> bool {
+    end_of(a) < b.start_ns
+}
+
+/// A short, readable list of values for explanations (long runs can lose
+/// thousands of elements; the ops list carries them all).
+fn preview<T: std::fmt::Display>(values: &[T]) -> String {
+    const SHOWN: usize = 10;
+    let mut text = values
+        .iter()
+        .take(SHOWN)
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if values.len() > SHOWN {
+        text.push_str(&format!(" and {} more", values.len() - SHOWN));
+    }
+    text
+}
