@@ -23,8 +23,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::graph::{Graph, Mask};
-use super::{end_of, precedes, preview, Counts};
-use crate::chaos::history::{Anomaly, History, Mop, Op, OpIndex, OpKind, Outcome, Verdict};
+use super::{end_of, precedes, preview, Counts, Report};
+use crate::chaos::history::{History, Mop, Op, OpIndex, OpKind, Outcome, Verdict};
 
 const WW: Mask = 1;
 const WR: Mask = 2;
@@ -99,25 +99,6 @@ struct Read<'a> {
     txn: OpIndex,
     key: &'a str,
     values: &'a [u64],
-}
-
-/// The anomalies found so far, each reported once.
-#[derive(Default)]
-struct Report {
-    anomalies: Vec<Anomaly>,
-    seen: HashSet<(String, Vec<OpIndex>)>,
-}
-
-impl Report {
-    fn push(&mut self, kind: &str, ops: Vec<OpIndex>, explanation: String) {
-        if self.seen.insert((kind.to_string(), ops.clone())) {
-            self.anomalies.push(Anomaly {
-                kind: kind.to_string(),
-                explanation,
-                ops,
-            });
-        }
-    }
 }
 
 /// The writer of every (key, value). Values are unique per key; should a

@@ -10,7 +10,9 @@ pub mod stream;
 #[cfg(test)]
 mod testing;
 
-use super::history::{Anomaly, History, Op, Outcome, Verdict};
+use std::collections::HashSet;
+
+use super::history::{Anomaly, History, Op, OpIndex, Outcome, Verdict};
 
 /// The workloads a chaos run can record, by their command-line names.
 pub const WORKLOADS: &[&str] = &["register", "list-append", "set", "counter", "stream"];
@@ -57,6 +59,26 @@ impl Counts {
             info: self.info,
             anomalies,
             unknown,
+        }
+    }
+}
+
+/// The anomalies found so far, each (kind, operations) reported once: the
+/// same fact is often reachable from several reads.
+#[derive(Default)]
+struct Report {
+    anomalies: Vec<Anomaly>,
+    seen: HashSet<(String, Vec<OpIndex>)>,
+}
+
+impl Report {
+    fn push(&mut self, kind: &str, ops: Vec<OpIndex>, explanation: String) {
+        if self.seen.insert((kind.to_string(), ops.clone())) {
+            self.anomalies.push(Anomaly {
+                kind: kind.to_string(),
+                explanation,
+                ops,
+            });
         }
     }
 }
