@@ -166,7 +166,7 @@ impl Bounds {
         let witness = done
             .checked_sub(1)
             .and_then(|last| self.best_reply[last])
-            .filter(|&(reply, _)| value < reply + own);
+            .filter(|&(reply, _)| value < reply.saturating_add(own));
         if let Some((reply, earlier)) = witness {
             anomalies.push(Anomaly {
                 kind: "counter-too-low".into(),

@@ -111,3 +111,113 @@ fn preview<T: std::fmt::Display>(values: &[T]) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chaos::history::{Mop, OpKind, StreamId, StreamReadVia};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// Histories may come from a JSON file someone edited: nonsense times,
+    /// values and outcomes must give a verdict, never a panic.
+    #[test]
+    fn checkers_survive_arbitrary_histories() {
+        let mut rng = StdRng::seed_from_u64(1);
+        for _ in 0..300 {
+            let ops = (0..rng.gen_range(0..60))
+                .map(|_| arbitrary_op(&mut rng))
+                .collect();
+            let history = History { ops };
+            for workload in WORKLOADS {
+                let verdict = run(workload, &history).expect("a known workload");
+                assert!(!verdict.valid || verdict.anomalies.is_empty());
+            }
+        }
+        assert!(run("nope", &History::default()).is_none());
+    }
+
+    fn arbitrary_op(rng: &mut StdRng) -> Op {
+        let key = ["a", "b"][rng.gen_range(0..2)].to_string();
+        let small = |rng: &mut StdRng| rng.gen_range(0..4u64);
+        let signed = |rng: &mut StdRng| [0, 1, 2, -1, i64::MAX, i64::MIN][rng.gen_range(0..6)];
+        let maybe = |rng: &mut StdRng| rng.gen_bool(0.8);
+        let id = |rng: &mut StdRng| StreamId {
+            ms: small(rng),
+            seq: small(rng),
+        };
+        let kind = match rng.gen_range(0..11) {
+            0 => OpKind::RegRead {
+                key,
+                value: maybe(rng).then(|| signed(rng)),
+            },
+            1 => OpKind::RegWrite {
+                key,
+                value: signed(rng),
+            },
+            2 => OpKind::RegCas {
+                key,
+                from: signed(rng),
+                to: signed(rng),
+            },
+            3 => OpKind::Txn {
+                mops: (0..rng.gen_range(0..4))
+                    .map(|_| {
+                        if rng.gen_bool(0.5) {
+                            Mop::Append {
+                                key: key.clone(),
+                                value: small(rng),
+                            }
+                        } else {
+                            Mop::Read {
+                                key: key.clone(),
+                                value: maybe(rng)
+                                    .then(|| (0..small(rng)).map(|_| small(rng)).collect()),
+                            }
+                        }
+                    })
+                    .collect(),
+            },
+            4 => OpKind::SetAdd {
+                key,
+                element: small(rng),
+            },
+            5 => OpKind::SetRead {
+                key,
+                elements: maybe(rng).then(|| (0..small(rng)).map(|_| small(rng)).collect()),
+            },
+            6 => OpKind::CounterIncr {
+                key,
+                value: maybe(rng).then(|| signed(rng)),
+            },
+            7 => OpKind::CounterRead {
+                key,
+                value: maybe(rng).then(|| signed(rng)),
+            },
+            8 => OpKind::StreamAdd {
+                key,
+                payload: small(rng),
+                id: maybe(rng).then(|| id(rng)),
+            },
+            _ => OpKind::StreamRead {
+                key,
+                via: [
+                    StreamReadVia::Xread,
+                    StreamReadVia::Xreadgroup,
+                    StreamReadVia::Xrange,
+                ][rng.gen_range(0..3)],
+                entries: maybe(rng)
+                    .then(|| (0..small(rng)).map(|_| (id(rng), small(rng))).collect()),
+            },
+        };
+        let times = [0, 1, 5, 10, u64::MAX - 1, u64::MAX];
+        Op {
+            process: rng.gen_range(0..3),
+            start_ns: times[rng.gen_range(0..times.len())],
+            end_ns: maybe(rng).then(|| times[rng.gen_range(0..times.len())]),
+            outcome: [Outcome::Ok, Outcome::Fail, Outcome::Info][rng.gen_range(0..3)],
+            kind,
+            error: None,
+        }
+    }
+}
