@@ -30,7 +30,10 @@ pub enum Mop {
     /// `RPUSH key value`; values are unique per key across the run.
     Append { key: String, value: u64 },
     /// `LRANGE key 0 -1`; `value` is the list read (None until known).
-    Read { key: String, value: Option<Vec<u64>> },
+    Read {
+        key: String,
+        value: Option<Vec<u64>>,
+    },
 }
 
 /// A stream entry id `ms-seq`.
@@ -60,7 +63,10 @@ pub enum OpKind {
     /// `SADD key element`; elements are unique across the run.
     SetAdd { key: String, element: u64 },
     /// The final `SMEMBERS key`.
-    SetRead { key: String, elements: Option<Vec<u64>> },
+    SetRead {
+        key: String,
+        elements: Option<Vec<u64>>,
+    },
 
     // counter workload
     /// `INCR key` (by 1); `value` is the reply.
@@ -70,7 +76,11 @@ pub enum OpKind {
 
     // stream workload
     /// `XADD key * payload <payload>`; `id` is the id the server returned.
-    StreamAdd { key: String, payload: u64, id: Option<StreamId> },
+    StreamAdd {
+        key: String,
+        payload: u64,
+        id: Option<StreamId>,
+    },
     /// An `XREAD`, `XREADGROUP` or the final `XRANGE key - +`; the entries
     /// seen, in reply order.
     StreamRead {
