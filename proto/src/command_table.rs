@@ -129,6 +129,52 @@ const RW_INSERT: KeyFlags = KeyFlags::of(&[KeyFlags::RW, KeyFlags::INSERT]);
 const RW_UPDATE: KeyFlags = KeyFlags::of(&[KeyFlags::RW, KeyFlags::UPDATE]);
 
 #[rustfmt::skip]
+static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
+    cmd!("client|getname", 2, &["noscript", "loading", "stale"], &["slow", "connection"], Proxy, Exempt, "connection", "2.6.9", "Get the current connection name", keys: &[]),
+    cmd!("client|help", 2, &["loading", "stale"], &["slow", "connection"], Proxy, Exempt, "connection", "5.0.0", "Show helpful text about the different subcommands", keys: &[]),
+    cmd!("client|id", 2, &["noscript", "loading", "stale"], &["slow", "connection"], Proxy, Exempt, "connection", "5.0.0", "Returns the client ID for the current connection", keys: &[]),
+    cmd!("client|info", 2, &["noscript", "loading", "stale"], &["slow", "connection"], Proxy, Exempt, "connection", "6.2.0", "Returns information about the current client connection.", keys: &[]),
+    cmd!("client|kill", -3, &["admin", "noscript", "loading", "stale"], &["admin", "slow", "dangerous", "connection"], Proxy, Exempt, "connection", "2.4.0", "Kill the connection of a client", keys: &[]),
+    cmd!("client|list", -2, &["admin", "noscript", "loading", "stale"], &["admin", "slow", "dangerous", "connection"], Proxy, Exempt, "connection", "2.4.0", "Get the list of client connections", keys: &[]),
+    cmd!("client|no-evict", 3, &["admin", "noscript", "loading", "stale"], &["admin", "slow", "dangerous", "connection"], Proxy, Exempt, "connection", "7.0.0", "Set client eviction mode for the current connection", keys: &[]),
+    // Redis 7.2 (not in the 7.0 server the rest was read from).
+    cmd!("client|no-touch", 3, &["noscript", "loading", "stale"], &["slow", "connection"], Proxy, Exempt, "connection", "7.2.0", "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.", keys: &[]),
+    // Redis 7.2 (not in the 7.0 server the rest was read from).
+    cmd!("client|setinfo", 4, &["noscript", "loading", "stale"], &["slow", "connection"], Proxy, Exempt, "connection", "7.2.0", "Sets information specific to the client or connection.", keys: &[]),
+    cmd!("client|setname", 3, &["noscript", "loading", "stale"], &["slow", "connection"], Proxy, Exempt, "connection", "2.6.9", "Set the current connection name", keys: &[]),
+];
+
+#[rustfmt::skip]
+static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
+    cmd!("command|count", 2, &["loading", "stale"], &["slow", "connection"], Proxy, Cheap, "server", "2.8.13", "Get total number of Redis commands", keys: &[]),
+    cmd!("command|docs", -2, &["loading", "stale"], &["slow", "connection"], Proxy, Cheap, "server", "7.0.0", "Get array of specific Redis command documentation", keys: &[]),
+    cmd!("command|getkeys", -4, &["loading", "stale"], &["slow", "connection"], Proxy, Cheap, "server", "2.8.13", "Extract keys given a full Redis command", keys: &[]),
+    cmd!("command|getkeysandflags", -4, &["loading", "stale"], &["slow", "connection"], Proxy, Cheap, "server", "7.0.0", "Extract keys and access flags given a full Redis command", keys: &[]),
+    cmd!("command|help", 2, &["loading", "stale"], &["slow", "connection"], Proxy, Cheap, "server", "5.0.0", "Show helpful text about the different subcommands", keys: &[]),
+    cmd!("command|info", -2, &["loading", "stale"], &["slow", "connection"], Proxy, Cheap, "server", "2.8.13", "Get array of specific Redis command details, or all when no argument is given.", keys: &[]),
+    cmd!("command|list", -2, &["loading", "stale"], &["slow", "connection"], Proxy, Cheap, "server", "7.0.0", "Get an array of Redis command names", keys: &[]),
+];
+
+#[rustfmt::skip]
+static PUBSUB_SUBCOMMANDS: &[CommandSpec] = &[
+    cmd!("pubsub|channels", -2, &["pubsub", "loading", "stale"], &["pubsub", "slow"], Proxy, Cheap, "pubsub", "2.8.0", "List active channels", keys: &[]),
+    cmd!("pubsub|help", 2, &["loading", "stale"], &["slow"], Proxy, Cheap, "pubsub", "6.2.0", "Show helpful text about the different subcommands", keys: &[]),
+    cmd!("pubsub|numpat", 2, &["pubsub", "loading", "stale"], &["pubsub", "slow"], Proxy, Cheap, "pubsub", "2.8.0", "Get the count of unique patterns pattern subscriptions", keys: &[]),
+    cmd!("pubsub|numsub", -2, &["pubsub", "loading", "stale"], &["pubsub", "slow"], Proxy, Cheap, "pubsub", "2.8.0", "Get the count of subscribers for channels", keys: &[]),
+    cmd!("pubsub|shardchannels", -2, &["pubsub", "loading", "stale"], &["pubsub", "slow"], Proxy, Cheap, "pubsub", "7.0.0", "List active shard channels", keys: &[]),
+    cmd!("pubsub|shardnumsub", -2, &["pubsub", "loading", "stale"], &["pubsub", "slow"], Proxy, Cheap, "pubsub", "7.0.0", "Get the count of subscribers for shard channels", keys: &[]),
+];
+
+#[rustfmt::skip]
+static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
+    cmd!("script|exists", -3, &["noscript"], &["slow", "scripting"], ScriptAdmin, Admin, "scripting", "2.6.0", "Check existence of scripts in the script cache.", keys: &[]),
+    cmd!("script|flush", -2, &["noscript"], &["slow", "scripting"], ScriptAdmin, Admin, "scripting", "2.6.0", "Remove all the scripts from the script cache.", keys: &[]),
+    cmd!("script|help", 2, &["loading", "stale"], &["slow", "scripting"], ScriptAdmin, Admin, "scripting", "5.0.0", "Show helpful text about the different subcommands", keys: &[]),
+    cmd!("script|kill", 2, &["noscript", "allow_busy"], &["slow", "scripting"], ScriptAdmin, Admin, "scripting", "2.6.0", "Kill the script currently in execution.", keys: &[]),
+    cmd!("script|load", 3, &["noscript", "stale"], &["slow", "scripting"], ScriptAdmin, Admin, "scripting", "2.6.0", "Load the specified Lua script into the script cache.", keys: &[]),
+];
+
+#[rustfmt::skip]
 static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
     cmd!("object|encoding", 3, &["readonly"], &["keyspace", "read", "slow"], NodeRead, Cheap, "generic", "2.2.3", "Inspect the internal encoding of a Redis object", keys: &[KeySpec::at(2, RO)]),
     cmd!("object|freq", 3, &["readonly"], &["keyspace", "read", "slow"], NodeRead, Cheap, "generic", "4.0.0", "Get the logarithmic access frequency counter of a Redis object", keys: &[KeySpec::at(2, RO)]),
@@ -168,8 +214,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("bzmpop", -5, &["write", "blocking", "movablekeys"], &["write", "sortedset", "slow", "blocking"], NodeWrite, Blocking, "sorted-set", "7.0.0", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", keys: &[KeySpec::keynum(2, RW_ACCESS_DELETE)], block: Blocking::TimeoutAt(1), getkeys: GetKeysProc::Numkeys { store_at: None, count_at: 2, first_at: 3 }),
     cmd!("bzpopmax", -3, &["write", "blocking", "fast"], &["write", "sortedset", "fast", "blocking"], NodeWrite, Blocking, "sorted-set", "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.", keys: &[KeySpec::range(1, -2, 1, RW_ACCESS_DELETE)], block: Blocking::TimeoutLast),
     cmd!("bzpopmin", -3, &["write", "blocking", "fast"], &["write", "sortedset", "fast", "blocking"], NodeWrite, Blocking, "sorted-set", "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", keys: &[KeySpec::range(1, -2, 1, RW_ACCESS_DELETE)], block: Blocking::TimeoutLast),
-    cmd!("client", -2, &[], &["slow"], Proxy, Exempt, "connection", "2.4.0", "A container for client connection commands.", keys: &[]),
-    cmd!("command", -1, &["loading", "stale"], &["slow", "connection"], Proxy, Cheap, "server", "2.8.13", "Returns detailed information about all commands.", keys: &[]),
+    cmd!("client", -2, &[], &["slow"], Proxy, Exempt, "connection", "2.4.0", "A container for client connection commands.", keys: &[], subs: CLIENT_SUBCOMMANDS),
+    cmd!("command", -1, &["loading", "stale"], &["slow", "connection"], Proxy, Cheap, "server", "2.8.13", "Returns detailed information about all commands.", keys: &[], subs: COMMAND_SUBCOMMANDS),
     cmd!("copy", -3, W, &["keyspace", "write", "slow"], NodeWrite, Cheap, "generic", "6.2.0", "Copies the value of a key to a new key.", keys: &[KeySpec::at(1, RO_ACCESS), KeySpec::at(2, OW_UPDATE)]),
     cmd!("dbsize", 1, RF, &["keyspace", "read", "fast"], NodeRead, Cheap, "server", "1.0.0", "Returns the number of keys in the database.", keys: &[]),
     cmd!("decr", 2, WF, STR_WF, NodeWrite, Cheap, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", keys: &[KeySpec::at(1, RW_ACCESS_UPDATE)]),
@@ -242,7 +288,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("psubscribe", -2, PS_SUB, PS_SLOW, Proxy, Cheap, "pubsub", "2.0.0", "Listens for messages published to channels that match one or more patterns.", keys: &[]),
     cmd!("pttl", 2, RF, KEY_RF, NodeRead, Cheap, "generic", "2.6.0", "Returns the expiration time in milliseconds of a key.", keys: &[KeySpec::at(1, RO_ACCESS)]),
     cmd!("publish", 3, PS_PUB, PS_FAST, Proxy, Cheap, "pubsub", "2.0.0", "Posts a message to a channel.", keys: &[]),
-    cmd!("pubsub", -2, &[], &["slow"], Proxy, Cheap, "pubsub", "2.8.0", "A container for Pub/Sub commands.", keys: &[]),
+    cmd!("pubsub", -2, &[], &["slow"], Proxy, Cheap, "pubsub", "2.8.0", "A container for Pub/Sub commands.", keys: &[], subs: PUBSUB_SUBCOMMANDS),
     cmd!("punsubscribe", -1, PS_SUB, PS_SLOW, Proxy, Cheap, "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns.", keys: &[]),
     cmd!("quit", -1, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], CONN_CATS, Proxy, Exempt, "connection", "1.0.0", "Closes the connection.", keys: &[]),
     cmd!("rampart.streamformat", 2, R, X_ADMIN, NodeRead, Cheap, "stream", "0.1.0", "Rampart: reports a stream's storage layout (per-entry, legacy, or mixed during a chunked migration).", keys: &[KeySpec::at(1, RO_ACCESS)]),
@@ -259,7 +305,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("sadd", -3, WF, SET_WF, NodeWrite, Cheap, "set", "1.0.0", "Adds one or more members to a set. Creates the key if it doesn't exist.", keys: &[KeySpec::at(1, RW_INSERT)]),
     cmd!("scan", -2, R, &["keyspace", "read", "slow"], NodeRead, HeavyScan, "generic", "2.8.0", "Iterates over the key names in the database.", keys: &[]),
     cmd!("scard", 2, RF, SET_RF, NodeRead, Cheap, "set", "1.0.0", "Returns the number of members in a set.", keys: &[KeySpec::at(1, RO)]),
-    cmd!("script", -2, &[], &["slow"], ScriptAdmin, Admin, "scripting", "2.6.0", "A container for Lua scripts management commands (LOAD, EXISTS, FLUSH, KILL).", keys: &[]),
+    cmd!("script", -2, &[], &["slow"], ScriptAdmin, Admin, "scripting", "2.6.0", "A container for Lua scripts management commands (LOAD, EXISTS, FLUSH, KILL).", keys: &[], subs: SCRIPT_SUBCOMMANDS),
     cmd!("sdiff", -2, R, SET_RS, NodeRead, HeavyData, "set", "1.0.0", "Returns the difference of multiple sets.", keys: &[KeySpec::range(1, -1, 1, RO_ACCESS)]),
     cmd!("sdiffstore", -3, W, SET_WS, NodeWrite, HeavyData, "set", "1.0.0", "Stores the difference of multiple sets in a key.", keys: &[KeySpec::at(1, OW_UPDATE), KeySpec::range(2, -1, 1, RO_ACCESS)]),
     cmd!("select", 2, CONN, CONN_CATS, Proxy, Cheap, "connection", "1.0.0", "Changes the selected database.", keys: &[]),
@@ -351,6 +397,15 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         .binary_search_by(|spec| spec.name.cmp(lower))
         .ok()
         .map(|i| &COMMANDS[i])
+}
+
+/// Looks a command up by its `COMMAND` name: `get`, or `xgroup|create`
+/// for a subcommand (as `COMMAND INFO` and `COMMAND DOCS` accept them).
+pub fn lookup_name(name: &[u8]) -> Option<&'static CommandSpec> {
+    match name.iter().position(|&b| b == b'|') {
+        Some(bar) => lookup(&name[..bar])?.subcommand(&name[bar + 1..]),
+        None => lookup(name),
+    }
 }
 
 /// The spec that describes `argv`: a container's subcommand (XGROUP
@@ -507,6 +562,9 @@ mod tests {
         assert!(lookup_argv(&argv("XGROUP NOSUCH s")).is_none());
         assert_eq!(lookup_argv(&argv("XGROUP")).unwrap().name, "xgroup");
         assert_eq!(lookup_argv(&argv("GET k")).unwrap().name, "get");
+        assert_eq!(lookup_name(b"XGROUP|Create").unwrap().name, "xgroup|create");
+        assert_eq!(lookup_name(b"client|id").unwrap().name, "client|id");
+        assert!(lookup_name(b"get|x").is_none() && lookup_name(b"xgroup|").is_none());
     }
 
     #[test]

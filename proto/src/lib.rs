@@ -11,6 +11,8 @@
 //! - [`glob`]: Redis's glob matching (KEYS, SCAN MATCH, COMMAND LIST FILTERBY).
 
 pub mod args;
+pub mod command_docs;
+mod command_docs_table;
 pub mod command_spec;
 pub mod command_table;
 pub mod errors;

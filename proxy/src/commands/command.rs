@@ -2,7 +2,8 @@
 //! `rampart_proto::command_table` in Redis 7.2's reply shapes, which
 //! redis-cli (hints) and cluster-aware client libraries (key positions) read.
 
-use rampart_proto::command_table::{lookup, lookup_argv, CommandSpec, COMMANDS};
+use rampart_proto::command_docs::{self, Arg};
+use rampart_proto::command_table::{lookup_argv, lookup_name, CommandSpec, COMMANDS};
 use rampart_proto::glob::glob_match;
 use rampart_proto::key_spec::{BeginSearch, FindKeys, KeyFlags, KeySpec};
 use rampart_proto::{errors, reply, Reply};
@@ -45,7 +46,11 @@ pub fn command(args: &[Vec<u8>]) -> Reply {
             }
             reply::array(
                 rest.iter()
-                    .map(|name| lookup(name).map(info_entry).unwrap_or_else(reply::null))
+                    .map(|name| {
+                        lookup_name(name)
+                            .map(info_entry)
+                            .unwrap_or_else(reply::null)
+                    })
                     .collect(),
             )
         }
@@ -53,7 +58,7 @@ pub fn command(args: &[Vec<u8>]) -> Reply {
             let specs: Vec<&CommandSpec> = if rest.is_empty() {
                 COMMANDS.iter().collect()
             } else {
-                rest.iter().filter_map(|name| lookup(name)).collect()
+                rest.iter().filter_map(|name| lookup_name(name)).collect()
             };
             reply::map(
                 specs
@@ -94,13 +99,17 @@ fn info_entry(spec: &CommandSpec) -> Reply {
     ])
 }
 
+/// One field of a RESP3 map reply.
+fn kv(name: &str, value: Reply) -> (Reply, Reply) {
+    (reply::bulk(name), value)
+}
+
 fn key_flags(flags: KeyFlags) -> Reply {
     status_set(flags.names().into_iter().map(str::to_string))
 }
 
 /// One key spec in `COMMAND INFO`'s shape.
 fn key_spec_entry(spec: &KeySpec) -> Reply {
-    let kv = |k: &str, v: Reply| (reply::bulk(k), v);
     let int = |v: i64| reply::integer(v);
     let begin = match spec.begin {
         BeginSearch::Index(index) => reply::map(vec![
@@ -165,13 +174,38 @@ fn key_spec_entry(spec: &KeySpec) -> Reply {
 
 fn docs_entry(spec: &CommandSpec) -> Reply {
     let mut fields = vec![
-        (reply::bulk("summary"), reply::bulk(spec.summary)),
-        (reply::bulk("since"), reply::bulk(spec.since)),
-        (reply::bulk("group"), reply::bulk(spec.group)),
+        kv("summary", reply::bulk(spec.summary)),
+        kv("since", reply::bulk(spec.since)),
+        kv("group", reply::bulk(spec.group)),
     ];
+    if let Some(docs) = command_docs::docs(spec.name) {
+        fields.push(kv("complexity", reply::bulk(docs.complexity)));
+        if !docs.doc_flags.is_empty() {
+            let flags = docs.doc_flags.iter().map(|f| reply::status(*f)).collect();
+            fields.push(kv("doc_flags", reply::set(flags)));
+        }
+        if let Some(version) = docs.deprecated_since {
+            fields.push(kv("deprecated_since", reply::bulk(version)));
+        }
+        if let Some(other) = docs.replaced_by {
+            fields.push(kv("replaced_by", reply::bulk(other)));
+        }
+        if !docs.history.is_empty() {
+            // A set of pairs, as Redis 7 replies.
+            let history = docs
+                .history
+                .iter()
+                .map(|(version, change)| reply::bulk_array([*version, *change]))
+                .collect();
+            fields.push(kv("history", reply::set(history)));
+        }
+        if !docs.arguments.is_empty() {
+            fields.push(kv("arguments", arguments(docs.arguments)));
+        }
+    }
     if !spec.subcommands.is_empty() {
-        fields.push((
-            reply::bulk("subcommands"),
+        fields.push(kv(
+            "subcommands",
             reply::map(
                 spec.subcommands
                     .iter()
@@ -181,6 +215,42 @@ fn docs_entry(spec: &CommandSpec) -> Reply {
         ));
     }
     reply::map(fields)
+}
+
+/// Argument specs in Redis's field order.
+fn arguments(args: &[Arg]) -> Reply {
+    let entry = |arg: &Arg| {
+        let mut fields = vec![
+            kv("name", reply::bulk(arg.name)),
+            kv("type", reply::bulk(arg.kind.name())),
+        ];
+        if let Some(text) = arg.display_text {
+            fields.push(kv("display_text", reply::bulk(text)));
+        }
+        if let Some(index) = arg.key_spec_index {
+            fields.push(kv("key_spec_index", reply::integer(i64::from(index))));
+        }
+        let optional = [
+            ("token", arg.token),
+            ("summary", arg.summary),
+            ("since", arg.since),
+            ("deprecated_since", arg.deprecated_since),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                fields.push(kv(name, reply::bulk(value)));
+            }
+        }
+        if arg.flags != 0 {
+            let flags = arg.flag_names().map(reply::status).collect();
+            fields.push(kv("flags", reply::set(flags)));
+        }
+        if !arg.arguments.is_empty() {
+            fields.push(kv("arguments", arguments(arg.arguments)));
+        }
+        reply::map(fields)
+    };
+    reply::array(args.iter().map(entry).collect())
 }
 
 /// Every command and subcommand, as `COMMAND LIST` names them.
@@ -298,7 +368,8 @@ mod tests {
         let docs = text(&command(&argv(&["DOCS", "get"])));
         assert_eq!(
             docs,
-            "%{$get, %{$summary, $Returns the string value of a key., $since, $1.0.0, $group, $string}}"
+            "%{$get, %{$summary, $Returns the string value of a key., $since, $1.0.0, $group, $string, \
+             $complexity, $O(1), $arguments, *[%{$name, $key, $type, $key, $key_spec_index, :0}]}}"
         );
         let xinfo = text(&command(&argv(&["DOCS", "xinfo"])));
         assert!(
