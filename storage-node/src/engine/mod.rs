@@ -25,6 +25,7 @@ mod keyspace;
 pub mod meta;
 pub mod reclaim;
 mod txn;
+mod walk;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use rocksdb::{Direction, IteratorMode, WriteOptions};
 
 pub use keyspace::{key_counts, live_meta, load_meta, KeyCounts};
 pub use txn::{ReadKey, Txn};
+pub use walk::Order;
 /// Column family names.
 pub mod cf {
     /// Raft log entries, keyed by big-endian index.
@@ -364,23 +366,35 @@ impl EngineSnapshot<'_> {
 pub trait DataRead {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError>;
 
-    /// Calls `f` with every pair whose key is in `[start, end)`, in key
-    /// order, until `f` returns false.
+    /// Calls `f` with every pair whose key is in `[start, end)`, in `order`,
+    /// until `f` returns false.
+    fn walk(
+        &self,
+        range: (&[u8], &[u8]),
+        order: Order,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), EngineError>;
+
+    /// [`DataRead::walk`] in ascending key order.
     fn for_each(
         &self,
         start: &[u8],
         end: &[u8],
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), EngineError>;
+    ) -> Result<(), EngineError> {
+        self.walk((start, end), Order::Ascending, f)
+    }
 
-    /// Like [`DataRead::for_each`], in descending key order (for ZREVRANGE,
-    /// ZPOPMAX and other reads from the high end of a sorted index).
+    /// [`DataRead::walk`] in descending key order (for ZREVRANGE, ZPOPMAX
+    /// and other reads from the high end of a sorted index).
     fn for_each_rev(
         &self,
         start: &[u8],
         end: &[u8],
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), EngineError>;
+    ) -> Result<(), EngineError> {
+        self.walk((start, end), Order::Descending, f)
+    }
 }
 
 /// Read access to the applied data for one read command: every read of the
@@ -396,55 +410,13 @@ impl DataRead for ReadView<'_> {
         Ok(self.snapshot.get_cf(self.engine.cf(cf::DATA), key)?)
     }
 
-    fn for_each(
+    fn walk(
         &self,
-        start: &[u8],
-        end: &[u8],
+        range: (&[u8], &[u8]),
+        order: Order,
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), EngineError> {
-        if start >= end {
-            return Ok(());
-        }
-        let mut opts = rocksdb::ReadOptions::default();
-        opts.set_iterate_upper_bound(end.to_vec());
-        let mut iter = self
-            .snapshot
-            .raw_iterator_cf_opt(self.engine.cf(cf::DATA), opts);
-        iter.seek(start);
-        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            if !f(key, value) {
-                break;
-            }
-            iter.next();
-        }
-        iter.status()?;
-        Ok(())
-    }
-
-    fn for_each_rev(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), EngineError> {
-        if start >= end {
-            return Ok(());
-        }
-        let mut opts = rocksdb::ReadOptions::default();
-        opts.set_iterate_lower_bound(start.to_vec());
-        opts.set_iterate_upper_bound(end.to_vec());
-        let mut iter = self
-            .snapshot
-            .raw_iterator_cf_opt(self.engine.cf(cf::DATA), opts);
-        iter.seek_to_last();
-        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            if !f(key, value) {
-                break;
-            }
-            iter.prev();
-        }
-        iter.status()?;
-        Ok(())
+        walk::walk_data(self.engine, Some(&self.snapshot), None, range, order, f)
     }
 }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use super::meta::ValueType;
+use super::walk::{self, Order};
 use super::{cf, keys, DataRead, Engine, EngineError, WriteBatch};
 
 /// Write transaction for one Raft entry: an overlay over RocksDB whose reads
@@ -15,7 +16,7 @@ use super::{cf, keys, DataRead, Engine, EngineError, WriteBatch};
 pub struct Txn<'a> {
     engine: &'a Engine,
     /// Pending point writes: `Some` = put, `None` = delete.
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    writes: walk::Overlay,
     /// Pending deleted ranges `[start, end)`. They precede every entry of
     /// `writes` logically: adding a range drops the writes it covers.
     ranges: Vec<(Vec<u8>, Vec<u8>)>,
@@ -59,23 +60,14 @@ impl DataRead for Base<'_, '_> {
         self.0.base_get(key)
     }
 
-    fn for_each(
+    fn walk(
         &self,
-        _start: &[u8],
-        _end: &[u8],
-        _f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+        range: (&[u8], &[u8]),
+        order: Order,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), EngineError> {
-        // Only point reads are needed for a key's meta record.
-        Ok(())
-    }
-
-    fn for_each_rev(
-        &self,
-        _start: &[u8],
-        _end: &[u8],
-        _f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), EngineError> {
-        Ok(())
+        let txn = self.0;
+        walk::walk_data(txn.engine, txn.snapshot.as_ref(), None, range, order, f)
     }
 }
 
@@ -291,153 +283,29 @@ impl DataRead for Txn<'_> {
         self.base_get(key)
     }
 
-    fn for_each(
+    fn walk(
         &self,
-        start: &[u8],
-        end: &[u8],
+        range: (&[u8], &[u8]),
+        order: Order,
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), EngineError> {
-        if start >= end {
-            return Ok(());
-        }
         let mut f = |k: &[u8], v: &[u8]| {
             self.note_read(k);
             f(k, v)
         };
-        let mut opts = rocksdb::ReadOptions::default();
-        opts.set_iterate_upper_bound(end.to_vec());
-        if let Some(snapshot) = &self.snapshot {
-            opts.set_snapshot(snapshot);
-        }
-        let mut db_iter = self
-            .engine
-            .db
-            .raw_iterator_cf_opt(self.engine.cf(cf::DATA), opts);
-        db_iter.seek(start);
-        let mut pending = self
-            .writes
-            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
-            .peekable();
-        loop {
-            // Skip database keys hidden by a pending range delete.
-            while let Some(key) = db_iter.key() {
-                if self.range_deleted(key) {
-                    db_iter.next();
-                } else {
-                    break;
-                }
-            }
-            let db_key = db_iter.key();
-            let next_pending = pending.peek().map(|(k, v)| (k.as_slice(), v));
-            let keep_going = match (db_key, next_pending) {
-                (None, None) => break,
-                (Some(db_key), Some((p_key, _))) if db_key < p_key => {
-                    let value = db_iter.value().unwrap_or_default();
-                    let go = f(db_key, value);
-                    db_iter.next();
-                    go
-                }
-                (Some(_), None) => {
-                    let (Some(key), Some(value)) = (db_iter.key(), db_iter.value()) else {
-                        break;
-                    };
-                    let go = f(key, value);
-                    db_iter.next();
-                    go
-                }
-                (db_key, Some((p_key, p_value))) => {
-                    // The overlay wins over an equal database key.
-                    if db_key == Some(p_key) {
-                        db_iter.next();
-                    }
-                    let go = match p_value {
-                        Some(value) => f(p_key, value),
-                        None => true,
-                    };
-                    pending.next();
-                    go
-                }
-            };
-            if !keep_going {
-                break;
-            }
-        }
-        db_iter.status()?;
-        Ok(())
-    }
-
-    fn for_each_rev(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), EngineError> {
-        if start >= end {
-            return Ok(());
-        }
-        let mut f = |k: &[u8], v: &[u8]| {
-            self.note_read(k);
-            f(k, v)
+        let hidden = |key: &[u8]| self.range_deleted(key);
+        let pending = walk::Pending {
+            writes: &self.writes,
+            hidden: &hidden,
         };
-        let mut opts = rocksdb::ReadOptions::default();
-        opts.set_iterate_lower_bound(start.to_vec());
-        opts.set_iterate_upper_bound(end.to_vec());
-        if let Some(snapshot) = &self.snapshot {
-            opts.set_snapshot(snapshot);
-        }
-        let mut db_iter = self
-            .engine
-            .db
-            .raw_iterator_cf_opt(self.engine.cf(cf::DATA), opts);
-        db_iter.seek_to_last();
-        let mut pending = self
-            .writes
-            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
-            .rev()
-            .peekable();
-        loop {
-            while let Some(key) = db_iter.key() {
-                if self.range_deleted(key) {
-                    db_iter.prev();
-                } else {
-                    break;
-                }
-            }
-            let next_pending = pending.peek().map(|(k, v)| (k.as_slice(), v));
-            let keep_going = match (db_iter.key(), next_pending) {
-                (None, None) => break,
-                (Some(db_key), Some((p_key, _))) if db_key > p_key => {
-                    let value = db_iter.value().unwrap_or_default();
-                    let go = f(db_key, value);
-                    db_iter.prev();
-                    go
-                }
-                (Some(_), None) => {
-                    let (Some(key), Some(value)) = (db_iter.key(), db_iter.value()) else {
-                        break;
-                    };
-                    let go = f(key, value);
-                    db_iter.prev();
-                    go
-                }
-                (db_key, Some((p_key, p_value))) => {
-                    if db_key == Some(p_key) {
-                        db_iter.prev();
-                    }
-                    let go = match p_value {
-                        Some(value) => f(p_key, value),
-                        None => true,
-                    };
-                    pending.next();
-                    go
-                }
-            };
-            if !keep_going {
-                break;
-            }
-        }
-        db_iter.status()?;
-        Ok(())
+        walk::walk_data(
+            self.engine,
+            self.snapshot.as_ref(),
+            Some(pending),
+            range,
+            order,
+            &mut f,
+        )
     }
 }
 
@@ -597,5 +465,40 @@ mod tests {
         })
         .unwrap();
         assert_eq!(seen, 2);
+    }
+
+    #[test]
+    fn both_directions_agree_with_range_deletes_and_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        let mut txn = engine.txn();
+        for k in ["a", "b", "c", "d", "e", "f"] {
+            txn.put(k.as_bytes().to_vec(), b"db".to_vec());
+        }
+        commit(&engine, txn);
+        let mut txn = engine.txn();
+        txn.delete_range(b"b".to_vec(), b"e".to_vec());
+        txn.put(b"c".to_vec(), b"tx".to_vec());
+        txn.put(b"g".to_vec(), b"tx".to_vec());
+        let forward = collect(&txn, b"a", b"g");
+        assert_eq!(
+            forward,
+            vec![kv("a", "db"), kv("c", "tx"), kv("e", "db"), kv("f", "db")]
+        );
+        let mut backward = Vec::new();
+        txn.walk((b"a", b"g"), Order::Descending, &mut |k, v| {
+            backward.push((k.to_vec(), v.to_vec()));
+            true
+        })
+        .unwrap();
+        backward.reverse();
+        assert_eq!(backward, forward, "the end bound excludes the pending g");
+        let mut first_two = Vec::new();
+        txn.for_each_rev(b"", b"z", &mut |k, _| {
+            first_two.push(k.to_vec());
+            first_two.len() < 2
+        })
+        .unwrap();
+        assert_eq!(first_two, vec![b"g".to_vec(), b"f".to_vec()]);
     }
 }

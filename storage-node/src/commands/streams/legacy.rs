@@ -35,7 +35,7 @@ use super::layout::{
     ConsumerRecord, Entry, EntryRecord, Format, GroupMeta, PendingRecord, Stream, StreamMeta,
 };
 use crate::commands::CmdError;
-use crate::engine::{keys, DataRead, EngineError, Pair, Txn};
+use crate::engine::{keys, DataRead, EngineError, Order, Pair, Txn};
 
 /// The legacy blob: the whole stream in one protobuf message.
 #[derive(Clone, PartialEq, Message)]
@@ -432,34 +432,22 @@ impl<R: DataRead + ?Sized> DataRead for Overlay<'_, R> {
         }
     }
 
-    fn for_each(
+    fn walk(
         &self,
-        start: &[u8],
-        end: &[u8],
+        (start, end): (&[u8], &[u8]),
+        order: Order,
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), EngineError> {
         if !self.overlaps(start, end) {
-            return self.base.for_each(start, end, f);
+            return self.base.walk((start, end), order, f);
         }
-        for (k, v) in self.merged(start, end)? {
-            if !f(&k, &v) {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    fn for_each_rev(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), EngineError> {
-        if !self.overlaps(start, end) {
-            return self.base.for_each_rev(start, end, f);
-        }
-        for (k, v) in self.merged(start, end)?.into_iter().rev() {
-            if !f(&k, &v) {
+        let merged = self.merged(start, end)?;
+        let pairs: Box<dyn Iterator<Item = &Pair>> = match order {
+            Order::Ascending => Box::new(merged.iter()),
+            Order::Descending => Box::new(merged.iter().rev()),
+        };
+        for (k, v) in pairs {
+            if !f(k, v) {
                 break;
             }
         }
