@@ -9,10 +9,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use common::{connect, free_ports, query, render, shared_target, spawn_tied, wait_for};
+use common::{connect, query, render, shared_target, start_redis_server};
 
 /// (command, GETKEYSANDFLAGS answer as "key flag|flag; ...", or "-ERR ...").
 /// Checked against redis-server (Debian's 7.0.15) with the same command.
@@ -78,6 +75,11 @@ const CASES: &[(&str, &str)] = &[
     ("EXPIRE k 10", "k RW|update"),
     ("SMOVE a b m", "a RW|access|delete; b RW|insert"),
     ("KEYS *", "-ERR The command has no key arguments"),
+    ("BITFIELD k GET u8 0 OVERFLOW SAT", "k RO|access"),
+    ("BITFIELD k GET u8 0 INCRBY u8 0 1", "k RW|access|update"),
+    ("BITFIELD k GET u8", "k RW|access|update"),
+    ("BITOP AND d a b", "d OW|update; a RO|access; b RO|access"),
+    ("LCS a b IDX", "a RO|access; b RO|access"),
 ];
 
 /// A GETKEYSANDFLAGS reply in the compact form of [`CASES`].
@@ -140,52 +142,6 @@ fn getkeys_lists_the_same_keys_without_flags() {
         };
         assert_eq!(got, want, "{command}");
     }
-}
-
-/// A redis-server on a free loopback port, killed when dropped.
-struct RedisServer {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_redis_server() -> Option<RedisServer> {
-    let found = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        return None;
-    }
-    let port = free_ports(1)[0];
-    let mut cmd = Command::new("redis-server");
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let server = RedisServer {
-        child: spawn_tied(cmd),
-        addr: format!("127.0.0.1:{port}"),
-    };
-    wait_for(
-        "redis-server answers",
-        Duration::from_secs(10),
-        Duration::from_millis(50),
-        || {
-            std::net::TcpStream::connect(&server.addr)
-                .map(drop)
-                .map_err(|e| e.to_string())
-        },
-    );
-    Some(server)
 }
 
 /// The names of every command and subcommand Rampart reports.

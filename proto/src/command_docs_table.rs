@@ -2,7 +2,7 @@
 //! do not edit by hand. The `COMMAND DOCS` facts beyond summary/since/group
 //! for every command in `command_table.rs`.
 
-use crate::command_docs::{Arg, ArgType, Docs, MULTIPLE, OPTIONAL};
+use crate::command_docs::{Arg, ArgType, Docs, MULTIPLE, MULTIPLE_TOKEN, OPTIONAL};
 
 pub(crate) fn lookup(name: &str) -> Option<&'static Docs> {
     Some(match name {
@@ -51,181 +51,190 @@ pub(crate) fn lookup(name: &str) -> Option<&'static Docs> {
         "xinfo|stream" => &DOCS_42,
         "append" => &DOCS_43,
         "auth" => &DOCS_44,
-        "blmove" => &DOCS_45,
-        "blmpop" => &DOCS_46,
-        "blpop" => &DOCS_47,
-        "brpop" => &DOCS_48,
-        "brpoplpush" => &DOCS_49,
-        "bzmpop" => &DOCS_50,
-        "bzpopmax" => &DOCS_51,
-        "bzpopmin" => &DOCS_52,
-        "client" => &DOCS_53,
-        "command" => &DOCS_54,
-        "copy" => &DOCS_55,
-        "dbsize" => &DOCS_56,
-        "decr" => &DOCS_57,
-        "decrby" => &DOCS_58,
-        "del" => &DOCS_59,
-        "discard" => &DOCS_60,
-        "echo" => &DOCS_61,
-        "eval" => &DOCS_62,
-        "eval_ro" => &DOCS_63,
-        "evalsha" => &DOCS_64,
-        "evalsha_ro" => &DOCS_65,
-        "exec" => &DOCS_66,
-        "exists" => &DOCS_67,
-        "expire" => &DOCS_68,
-        "expireat" => &DOCS_69,
-        "expiretime" => &DOCS_70,
-        "flushall" => &DOCS_71,
-        "flushdb" => &DOCS_72,
-        "get" => &DOCS_73,
-        "getdel" => &DOCS_74,
-        "getex" => &DOCS_75,
-        "getrange" => &DOCS_76,
-        "getset" => &DOCS_77,
-        "hdel" => &DOCS_78,
-        "hello" => &DOCS_79,
-        "hexists" => &DOCS_80,
-        "hget" => &DOCS_81,
-        "hgetall" => &DOCS_82,
-        "hincrby" => &DOCS_83,
-        "hincrbyfloat" => &DOCS_84,
-        "hkeys" => &DOCS_85,
-        "hlen" => &DOCS_86,
-        "hmget" => &DOCS_87,
-        "hmset" => &DOCS_88,
-        "hrandfield" => &DOCS_89,
-        "hscan" => &DOCS_90,
-        "hset" => &DOCS_91,
-        "hsetnx" => &DOCS_92,
-        "hstrlen" => &DOCS_93,
-        "hvals" => &DOCS_94,
-        "incr" => &DOCS_95,
-        "incrby" => &DOCS_96,
-        "incrbyfloat" => &DOCS_97,
-        "info" => &DOCS_98,
-        "keys" => &DOCS_99,
-        "lindex" => &DOCS_100,
-        "linsert" => &DOCS_101,
-        "llen" => &DOCS_102,
-        "lmove" => &DOCS_103,
-        "lmpop" => &DOCS_104,
-        "lpop" => &DOCS_105,
-        "lpos" => &DOCS_106,
-        "lpush" => &DOCS_107,
-        "lpushx" => &DOCS_108,
-        "lrange" => &DOCS_109,
-        "lrem" => &DOCS_110,
-        "lset" => &DOCS_111,
-        "ltrim" => &DOCS_112,
-        "mget" => &DOCS_113,
-        "mset" => &DOCS_114,
-        "msetnx" => &DOCS_115,
-        "multi" => &DOCS_116,
-        "object" => &DOCS_117,
-        "persist" => &DOCS_118,
-        "pexpire" => &DOCS_119,
-        "pexpireat" => &DOCS_120,
-        "pexpiretime" => &DOCS_121,
-        "ping" => &DOCS_122,
-        "psetex" => &DOCS_123,
-        "psubscribe" => &DOCS_124,
-        "pttl" => &DOCS_125,
-        "publish" => &DOCS_126,
-        "pubsub" => &DOCS_127,
-        "punsubscribe" => &DOCS_128,
-        "quit" => &DOCS_129,
-        "randomkey" => &DOCS_130,
-        "rename" => &DOCS_131,
-        "renamenx" => &DOCS_132,
-        "reset" => &DOCS_133,
-        "rpop" => &DOCS_134,
-        "rpoplpush" => &DOCS_135,
-        "rpush" => &DOCS_136,
-        "rpushx" => &DOCS_137,
-        "sadd" => &DOCS_138,
-        "scan" => &DOCS_139,
-        "scard" => &DOCS_140,
-        "script" => &DOCS_141,
-        "sdiff" => &DOCS_142,
-        "sdiffstore" => &DOCS_143,
-        "select" => &DOCS_144,
-        "set" => &DOCS_145,
-        "setex" => &DOCS_146,
-        "setnx" => &DOCS_147,
-        "setrange" => &DOCS_148,
-        "sinter" => &DOCS_149,
-        "sintercard" => &DOCS_150,
-        "sinterstore" => &DOCS_151,
-        "sismember" => &DOCS_152,
-        "smembers" => &DOCS_153,
-        "smismember" => &DOCS_154,
-        "smove" => &DOCS_155,
-        "spop" => &DOCS_156,
-        "spublish" => &DOCS_157,
-        "srandmember" => &DOCS_158,
-        "srem" => &DOCS_159,
-        "sscan" => &DOCS_160,
-        "ssubscribe" => &DOCS_161,
-        "strlen" => &DOCS_162,
-        "subscribe" => &DOCS_163,
-        "sunion" => &DOCS_164,
-        "sunionstore" => &DOCS_165,
-        "sunsubscribe" => &DOCS_166,
-        "ttl" => &DOCS_167,
-        "type" => &DOCS_168,
-        "unlink" => &DOCS_169,
-        "unsubscribe" => &DOCS_170,
-        "unwatch" => &DOCS_171,
-        "watch" => &DOCS_172,
-        "xack" => &DOCS_173,
-        "xadd" => &DOCS_174,
-        "xautoclaim" => &DOCS_175,
-        "xclaim" => &DOCS_176,
-        "xdel" => &DOCS_177,
-        "xgroup" => &DOCS_178,
-        "xinfo" => &DOCS_179,
-        "xlen" => &DOCS_180,
-        "xpending" => &DOCS_181,
-        "xrange" => &DOCS_182,
-        "xread" => &DOCS_183,
-        "xreadgroup" => &DOCS_184,
-        "xrevrange" => &DOCS_185,
-        "xsetid" => &DOCS_186,
-        "xtrim" => &DOCS_187,
-        "zadd" => &DOCS_188,
-        "zcard" => &DOCS_189,
-        "zcount" => &DOCS_190,
-        "zdiff" => &DOCS_191,
-        "zdiffstore" => &DOCS_192,
-        "zincrby" => &DOCS_193,
-        "zinter" => &DOCS_194,
-        "zintercard" => &DOCS_195,
-        "zinterstore" => &DOCS_196,
-        "zlexcount" => &DOCS_197,
-        "zmpop" => &DOCS_198,
-        "zmscore" => &DOCS_199,
-        "zpopmax" => &DOCS_200,
-        "zpopmin" => &DOCS_201,
-        "zrandmember" => &DOCS_202,
-        "zrange" => &DOCS_203,
-        "zrangebylex" => &DOCS_204,
-        "zrangebyscore" => &DOCS_205,
-        "zrangestore" => &DOCS_206,
-        "zrank" => &DOCS_207,
-        "zrem" => &DOCS_208,
-        "zremrangebylex" => &DOCS_209,
-        "zremrangebyrank" => &DOCS_210,
-        "zremrangebyscore" => &DOCS_211,
-        "zrevrange" => &DOCS_212,
-        "zrevrangebylex" => &DOCS_213,
-        "zrevrangebyscore" => &DOCS_214,
-        "zrevrank" => &DOCS_215,
-        "zscan" => &DOCS_216,
-        "zscore" => &DOCS_217,
-        "zunion" => &DOCS_218,
-        "zunionstore" => &DOCS_219,
+        "bitcount" => &DOCS_45,
+        "bitfield" => &DOCS_46,
+        "bitfield_ro" => &DOCS_47,
+        "bitop" => &DOCS_48,
+        "bitpos" => &DOCS_49,
+        "blmove" => &DOCS_50,
+        "blmpop" => &DOCS_51,
+        "blpop" => &DOCS_52,
+        "brpop" => &DOCS_53,
+        "brpoplpush" => &DOCS_54,
+        "bzmpop" => &DOCS_55,
+        "bzpopmax" => &DOCS_56,
+        "bzpopmin" => &DOCS_57,
+        "client" => &DOCS_58,
+        "command" => &DOCS_59,
+        "copy" => &DOCS_60,
+        "dbsize" => &DOCS_61,
+        "decr" => &DOCS_62,
+        "decrby" => &DOCS_63,
+        "del" => &DOCS_64,
+        "discard" => &DOCS_65,
+        "echo" => &DOCS_66,
+        "eval" => &DOCS_67,
+        "eval_ro" => &DOCS_68,
+        "evalsha" => &DOCS_69,
+        "evalsha_ro" => &DOCS_70,
+        "exec" => &DOCS_71,
+        "exists" => &DOCS_72,
+        "expire" => &DOCS_73,
+        "expireat" => &DOCS_74,
+        "expiretime" => &DOCS_75,
+        "flushall" => &DOCS_76,
+        "flushdb" => &DOCS_77,
+        "get" => &DOCS_78,
+        "getbit" => &DOCS_79,
+        "getdel" => &DOCS_80,
+        "getex" => &DOCS_81,
+        "getrange" => &DOCS_82,
+        "getset" => &DOCS_83,
+        "hdel" => &DOCS_84,
+        "hello" => &DOCS_85,
+        "hexists" => &DOCS_86,
+        "hget" => &DOCS_87,
+        "hgetall" => &DOCS_88,
+        "hincrby" => &DOCS_89,
+        "hincrbyfloat" => &DOCS_90,
+        "hkeys" => &DOCS_91,
+        "hlen" => &DOCS_92,
+        "hmget" => &DOCS_93,
+        "hmset" => &DOCS_94,
+        "hrandfield" => &DOCS_95,
+        "hscan" => &DOCS_96,
+        "hset" => &DOCS_97,
+        "hsetnx" => &DOCS_98,
+        "hstrlen" => &DOCS_99,
+        "hvals" => &DOCS_100,
+        "incr" => &DOCS_101,
+        "incrby" => &DOCS_102,
+        "incrbyfloat" => &DOCS_103,
+        "info" => &DOCS_104,
+        "keys" => &DOCS_105,
+        "lcs" => &DOCS_106,
+        "lindex" => &DOCS_107,
+        "linsert" => &DOCS_108,
+        "llen" => &DOCS_109,
+        "lmove" => &DOCS_110,
+        "lmpop" => &DOCS_111,
+        "lpop" => &DOCS_112,
+        "lpos" => &DOCS_113,
+        "lpush" => &DOCS_114,
+        "lpushx" => &DOCS_115,
+        "lrange" => &DOCS_116,
+        "lrem" => &DOCS_117,
+        "lset" => &DOCS_118,
+        "ltrim" => &DOCS_119,
+        "mget" => &DOCS_120,
+        "mset" => &DOCS_121,
+        "msetnx" => &DOCS_122,
+        "multi" => &DOCS_123,
+        "object" => &DOCS_124,
+        "persist" => &DOCS_125,
+        "pexpire" => &DOCS_126,
+        "pexpireat" => &DOCS_127,
+        "pexpiretime" => &DOCS_128,
+        "ping" => &DOCS_129,
+        "psetex" => &DOCS_130,
+        "psubscribe" => &DOCS_131,
+        "pttl" => &DOCS_132,
+        "publish" => &DOCS_133,
+        "pubsub" => &DOCS_134,
+        "punsubscribe" => &DOCS_135,
+        "quit" => &DOCS_136,
+        "randomkey" => &DOCS_137,
+        "rename" => &DOCS_138,
+        "renamenx" => &DOCS_139,
+        "reset" => &DOCS_140,
+        "rpop" => &DOCS_141,
+        "rpoplpush" => &DOCS_142,
+        "rpush" => &DOCS_143,
+        "rpushx" => &DOCS_144,
+        "sadd" => &DOCS_145,
+        "scan" => &DOCS_146,
+        "scard" => &DOCS_147,
+        "script" => &DOCS_148,
+        "sdiff" => &DOCS_149,
+        "sdiffstore" => &DOCS_150,
+        "select" => &DOCS_151,
+        "set" => &DOCS_152,
+        "setbit" => &DOCS_153,
+        "setex" => &DOCS_154,
+        "setnx" => &DOCS_155,
+        "setrange" => &DOCS_156,
+        "sinter" => &DOCS_157,
+        "sintercard" => &DOCS_158,
+        "sinterstore" => &DOCS_159,
+        "sismember" => &DOCS_160,
+        "smembers" => &DOCS_161,
+        "smismember" => &DOCS_162,
+        "smove" => &DOCS_163,
+        "spop" => &DOCS_164,
+        "spublish" => &DOCS_165,
+        "srandmember" => &DOCS_166,
+        "srem" => &DOCS_167,
+        "sscan" => &DOCS_168,
+        "ssubscribe" => &DOCS_169,
+        "strlen" => &DOCS_170,
+        "subscribe" => &DOCS_171,
+        "substr" => &DOCS_172,
+        "sunion" => &DOCS_173,
+        "sunionstore" => &DOCS_174,
+        "sunsubscribe" => &DOCS_175,
+        "ttl" => &DOCS_176,
+        "type" => &DOCS_177,
+        "unlink" => &DOCS_178,
+        "unsubscribe" => &DOCS_179,
+        "unwatch" => &DOCS_180,
+        "watch" => &DOCS_181,
+        "xack" => &DOCS_182,
+        "xadd" => &DOCS_183,
+        "xautoclaim" => &DOCS_184,
+        "xclaim" => &DOCS_185,
+        "xdel" => &DOCS_186,
+        "xgroup" => &DOCS_187,
+        "xinfo" => &DOCS_188,
+        "xlen" => &DOCS_189,
+        "xpending" => &DOCS_190,
+        "xrange" => &DOCS_191,
+        "xread" => &DOCS_192,
+        "xreadgroup" => &DOCS_193,
+        "xrevrange" => &DOCS_194,
+        "xsetid" => &DOCS_195,
+        "xtrim" => &DOCS_196,
+        "zadd" => &DOCS_197,
+        "zcard" => &DOCS_198,
+        "zcount" => &DOCS_199,
+        "zdiff" => &DOCS_200,
+        "zdiffstore" => &DOCS_201,
+        "zincrby" => &DOCS_202,
+        "zinter" => &DOCS_203,
+        "zintercard" => &DOCS_204,
+        "zinterstore" => &DOCS_205,
+        "zlexcount" => &DOCS_206,
+        "zmpop" => &DOCS_207,
+        "zmscore" => &DOCS_208,
+        "zpopmax" => &DOCS_209,
+        "zpopmin" => &DOCS_210,
+        "zrandmember" => &DOCS_211,
+        "zrange" => &DOCS_212,
+        "zrangebylex" => &DOCS_213,
+        "zrangebyscore" => &DOCS_214,
+        "zrangestore" => &DOCS_215,
+        "zrank" => &DOCS_216,
+        "zrem" => &DOCS_217,
+        "zremrangebylex" => &DOCS_218,
+        "zremrangebyrank" => &DOCS_219,
+        "zremrangebyscore" => &DOCS_220,
+        "zrevrange" => &DOCS_221,
+        "zrevrangebylex" => &DOCS_222,
+        "zrevrangebyscore" => &DOCS_223,
+        "zrevrank" => &DOCS_224,
+        "zscan" => &DOCS_225,
+        "zscore" => &DOCS_226,
+        "zunion" => &DOCS_227,
+        "zunionstore" => &DOCS_228,
         _ => return None,
     })
 }
@@ -732,8 +741,140 @@ static DOCS_44: Docs = Docs {
     ],
 };
 
-/// blmove
+/// bitcount
 static DOCS_45: Docs = Docs {
+    complexity: "O(N)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[("7.0.0", "Added the `BYTE|BIT` option.")],
+    arguments: &[
+        Arg::key("key", 0),
+        Arg::new("index", ArgType::Block).flags(OPTIONAL).args(&[
+            Arg::new("start", ArgType::Integer),
+            Arg::new("end", ArgType::Integer),
+            Arg::new("index_unit", ArgType::OneOf)
+                .since("7.0.0")
+                .flags(OPTIONAL)
+                .args(&[
+                    Arg::new("byte", ArgType::PureToken).token("BYTE"),
+                    Arg::new("bit", ArgType::PureToken).token("BIT"),
+                ]),
+        ]),
+    ],
+};
+
+/// bitfield
+static DOCS_46: Docs = Docs {
+    complexity: "O(1) for each subcommand specified",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::key("key", 0),
+        Arg::new("operation", ArgType::OneOf)
+            .flags(OPTIONAL | MULTIPLE)
+            .args(&[
+                Arg::new("encoding_offset", ArgType::Block)
+                    .token("GET")
+                    .args(&[
+                        Arg::new("encoding", ArgType::String),
+                        Arg::new("offset", ArgType::Integer),
+                    ]),
+                Arg::new("write", ArgType::Block).args(&[
+                    Arg::new("wrap_sat_fail", ArgType::OneOf)
+                        .token("OVERFLOW")
+                        .flags(OPTIONAL)
+                        .args(&[
+                            Arg::new("wrap", ArgType::PureToken).token("WRAP"),
+                            Arg::new("sat", ArgType::PureToken).token("SAT"),
+                            Arg::new("fail", ArgType::PureToken).token("FAIL"),
+                        ]),
+                    Arg::new("write_operation", ArgType::OneOf).args(&[
+                        Arg::new("encoding_offset_value", ArgType::Block)
+                            .token("SET")
+                            .args(&[
+                                Arg::new("encoding", ArgType::String),
+                                Arg::new("offset", ArgType::Integer),
+                                Arg::new("value", ArgType::Integer),
+                            ]),
+                        Arg::new("encoding_offset_increment", ArgType::Block)
+                            .token("INCRBY")
+                            .args(&[
+                                Arg::new("encoding", ArgType::String),
+                                Arg::new("offset", ArgType::Integer),
+                                Arg::new("increment", ArgType::Integer),
+                            ]),
+                    ]),
+                ]),
+            ]),
+    ],
+};
+
+/// bitfield_ro
+static DOCS_47: Docs = Docs {
+    complexity: "O(1) for each subcommand specified",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::key("key", 0),
+        Arg::new("encoding_offset", ArgType::Block)
+            .token("GET")
+            .flags(OPTIONAL | MULTIPLE | MULTIPLE_TOKEN)
+            .args(&[
+                Arg::new("encoding", ArgType::String),
+                Arg::new("offset", ArgType::Integer),
+            ]),
+    ],
+};
+
+/// bitop
+static DOCS_48: Docs = Docs {
+    complexity: "O(N)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::new("operation", ArgType::String),
+        Arg::key("destkey", 0),
+        Arg::key("key", 1).flags(MULTIPLE),
+    ],
+};
+
+/// bitpos
+static DOCS_49: Docs = Docs {
+    complexity: "O(N)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[("7.0.0", "Added the `BYTE|BIT` option.")],
+    arguments: &[
+        Arg::key("key", 0),
+        Arg::new("bit", ArgType::Integer),
+        Arg::new("index", ArgType::Block).flags(OPTIONAL).args(&[
+            Arg::new("start", ArgType::Integer),
+            Arg::new("end_index", ArgType::Block)
+                .flags(OPTIONAL)
+                .args(&[
+                    Arg::new("end", ArgType::Integer),
+                    Arg::new("index_unit", ArgType::OneOf)
+                        .since("7.0.0")
+                        .flags(OPTIONAL)
+                        .args(&[
+                            Arg::new("byte", ArgType::PureToken).token("BYTE"),
+                            Arg::new("bit", ArgType::PureToken).token("BIT"),
+                        ]),
+                ]),
+        ]),
+    ],
+};
+
+/// blmove
+static DOCS_50: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -755,7 +896,7 @@ static DOCS_45: Docs = Docs {
 };
 
 /// blmpop
-static DOCS_46: Docs = Docs {
+static DOCS_51: Docs = Docs {
     complexity:
         "O(N+M) where N is the number of provided keys and M is the number of elements returned.",
     doc_flags: &[],
@@ -777,7 +918,7 @@ static DOCS_46: Docs = Docs {
 };
 
 /// blpop
-static DOCS_47: Docs = Docs {
+static DOCS_52: Docs = Docs {
     complexity: "O(N) where N is the number of provided keys.",
     doc_flags: &[],
     deprecated_since: None,
@@ -793,7 +934,7 @@ static DOCS_47: Docs = Docs {
 };
 
 /// brpop
-static DOCS_48: Docs = Docs {
+static DOCS_53: Docs = Docs {
     complexity: "O(N) where N is the number of provided keys.",
     doc_flags: &[],
     deprecated_since: None,
@@ -809,7 +950,7 @@ static DOCS_48: Docs = Docs {
 };
 
 /// brpoplpush
-static DOCS_49: Docs = Docs {
+static DOCS_54: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -826,10 +967,10 @@ static DOCS_49: Docs = Docs {
 };
 
 /// bzmpop
-static DOCS_50: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("timeout", ArgType::Double), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_55: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("timeout", ArgType::Double), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// bzpopmax
-static DOCS_51: Docs = Docs {
+static DOCS_56: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -845,7 +986,7 @@ static DOCS_51: Docs = Docs {
 };
 
 /// bzpopmin
-static DOCS_52: Docs = Docs {
+static DOCS_57: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -861,7 +1002,7 @@ static DOCS_52: Docs = Docs {
 };
 
 /// client
-static DOCS_53: Docs = Docs {
+static DOCS_58: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -871,7 +1012,7 @@ static DOCS_53: Docs = Docs {
 };
 
 /// command
-static DOCS_54: Docs = Docs {
+static DOCS_59: Docs = Docs {
     complexity: "O(N) where N is the total number of Redis commands",
     doc_flags: &[],
     deprecated_since: None,
@@ -881,10 +1022,10 @@ static DOCS_54: Docs = Docs {
 };
 
 /// copy
-static DOCS_55: Docs = Docs { complexity: "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("source", 0), Arg::key("destination", 1), Arg::new("destination-db", ArgType::Integer).token("DB").flags(OPTIONAL), Arg::new("replace", ArgType::PureToken).token("REPLACE").flags(OPTIONAL)] };
+static DOCS_60: Docs = Docs { complexity: "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("source", 0), Arg::key("destination", 1), Arg::new("destination-db", ArgType::Integer).token("DB").flags(OPTIONAL), Arg::new("replace", ArgType::PureToken).token("REPLACE").flags(OPTIONAL)] };
 
 /// dbsize
-static DOCS_56: Docs = Docs {
+static DOCS_61: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -894,7 +1035,7 @@ static DOCS_56: Docs = Docs {
 };
 
 /// decr
-static DOCS_57: Docs = Docs {
+static DOCS_62: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -904,7 +1045,7 @@ static DOCS_57: Docs = Docs {
 };
 
 /// decrby
-static DOCS_58: Docs = Docs {
+static DOCS_63: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -914,10 +1055,10 @@ static DOCS_58: Docs = Docs {
 };
 
 /// del
-static DOCS_59: Docs = Docs { complexity: "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_64: Docs = Docs { complexity: "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// discard
-static DOCS_60: Docs = Docs {
+static DOCS_65: Docs = Docs {
     complexity: "O(N), when N is the number of queued commands",
     doc_flags: &[],
     deprecated_since: None,
@@ -927,7 +1068,7 @@ static DOCS_60: Docs = Docs {
 };
 
 /// echo
-static DOCS_61: Docs = Docs {
+static DOCS_66: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -937,7 +1078,7 @@ static DOCS_61: Docs = Docs {
 };
 
 /// eval
-static DOCS_62: Docs = Docs {
+static DOCS_67: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -952,7 +1093,7 @@ static DOCS_62: Docs = Docs {
 };
 
 /// eval_ro
-static DOCS_63: Docs = Docs {
+static DOCS_68: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -967,7 +1108,7 @@ static DOCS_63: Docs = Docs {
 };
 
 /// evalsha
-static DOCS_64: Docs = Docs {
+static DOCS_69: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -982,7 +1123,7 @@ static DOCS_64: Docs = Docs {
 };
 
 /// evalsha_ro
-static DOCS_65: Docs = Docs {
+static DOCS_70: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -997,7 +1138,7 @@ static DOCS_65: Docs = Docs {
 };
 
 /// exec
-static DOCS_66: Docs = Docs {
+static DOCS_71: Docs = Docs {
     complexity: "Depends on commands in the transaction",
     doc_flags: &[],
     deprecated_since: None,
@@ -1007,7 +1148,7 @@ static DOCS_66: Docs = Docs {
 };
 
 /// exists
-static DOCS_67: Docs = Docs {
+static DOCS_72: Docs = Docs {
     complexity: "O(N) where N is the number of keys to check.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1017,7 +1158,7 @@ static DOCS_67: Docs = Docs {
 };
 
 /// expire
-static DOCS_68: Docs = Docs {
+static DOCS_73: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1039,7 +1180,7 @@ static DOCS_68: Docs = Docs {
 };
 
 /// expireat
-static DOCS_69: Docs = Docs {
+static DOCS_74: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1061,7 +1202,7 @@ static DOCS_69: Docs = Docs {
 };
 
 /// expiretime
-static DOCS_70: Docs = Docs {
+static DOCS_75: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1071,7 +1212,7 @@ static DOCS_70: Docs = Docs {
 };
 
 /// flushall
-static DOCS_71: Docs = Docs {
+static DOCS_76: Docs = Docs {
     complexity: "O(N) where N is the total number of keys in all databases",
     doc_flags: &[],
     deprecated_since: None,
@@ -1091,7 +1232,7 @@ static DOCS_71: Docs = Docs {
 };
 
 /// flushdb
-static DOCS_72: Docs = Docs {
+static DOCS_77: Docs = Docs {
     complexity: "O(N) where N is the number of keys in the selected database",
     doc_flags: &[],
     deprecated_since: None,
@@ -1111,7 +1252,7 @@ static DOCS_72: Docs = Docs {
 };
 
 /// get
-static DOCS_73: Docs = Docs {
+static DOCS_78: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1120,8 +1261,18 @@ static DOCS_73: Docs = Docs {
     arguments: &[Arg::key("key", 0)],
 };
 
+/// getbit
+static DOCS_79: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[Arg::key("key", 0), Arg::new("offset", ArgType::Integer)],
+};
+
 /// getdel
-static DOCS_74: Docs = Docs {
+static DOCS_80: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1131,7 +1282,7 @@ static DOCS_74: Docs = Docs {
 };
 
 /// getex
-static DOCS_75: Docs = Docs {
+static DOCS_81: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1152,10 +1303,10 @@ static DOCS_75: Docs = Docs {
 };
 
 /// getrange
-static DOCS_76: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
+static DOCS_82: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
 
 /// getset
-static DOCS_77: Docs = Docs {
+static DOCS_83: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -1165,7 +1316,7 @@ static DOCS_77: Docs = Docs {
 };
 
 /// hdel
-static DOCS_78: Docs = Docs {
+static DOCS_84: Docs = Docs {
     complexity: "O(N) where N is the number of fields to be removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1178,10 +1329,10 @@ static DOCS_78: Docs = Docs {
 };
 
 /// hello
-static DOCS_79: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")], arguments: &[Arg::new("arguments", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("protover", ArgType::Integer), Arg::new("username_password", ArgType::Block).token("AUTH").flags(OPTIONAL).args(&[Arg::new("username", ArgType::String), Arg::new("password", ArgType::String)]), Arg::new("clientname", ArgType::String).token("SETNAME").flags(OPTIONAL)])] };
+static DOCS_85: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")], arguments: &[Arg::new("arguments", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("protover", ArgType::Integer), Arg::new("username_password", ArgType::Block).token("AUTH").flags(OPTIONAL).args(&[Arg::new("username", ArgType::String), Arg::new("password", ArgType::String)]), Arg::new("clientname", ArgType::String).token("SETNAME").flags(OPTIONAL)])] };
 
 /// hexists
-static DOCS_80: Docs = Docs {
+static DOCS_86: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1191,7 +1342,7 @@ static DOCS_80: Docs = Docs {
 };
 
 /// hget
-static DOCS_81: Docs = Docs {
+static DOCS_87: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1201,7 +1352,7 @@ static DOCS_81: Docs = Docs {
 };
 
 /// hgetall
-static DOCS_82: Docs = Docs {
+static DOCS_88: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1211,7 +1362,7 @@ static DOCS_82: Docs = Docs {
 };
 
 /// hincrby
-static DOCS_83: Docs = Docs {
+static DOCS_89: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1225,7 +1376,7 @@ static DOCS_83: Docs = Docs {
 };
 
 /// hincrbyfloat
-static DOCS_84: Docs = Docs {
+static DOCS_90: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1239,7 +1390,7 @@ static DOCS_84: Docs = Docs {
 };
 
 /// hkeys
-static DOCS_85: Docs = Docs {
+static DOCS_91: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1249,7 +1400,7 @@ static DOCS_85: Docs = Docs {
 };
 
 /// hlen
-static DOCS_86: Docs = Docs {
+static DOCS_92: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1259,7 +1410,7 @@ static DOCS_86: Docs = Docs {
 };
 
 /// hmget
-static DOCS_87: Docs = Docs {
+static DOCS_93: Docs = Docs {
     complexity: "O(N) where N is the number of fields being requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1272,7 +1423,7 @@ static DOCS_87: Docs = Docs {
 };
 
 /// hmset
-static DOCS_88: Docs = Docs {
+static DOCS_94: Docs = Docs {
     complexity: "O(N) where N is the number of fields being set.",
     doc_flags: &["deprecated"],
     deprecated_since: Some("4.0.0"),
@@ -1290,7 +1441,7 @@ static DOCS_88: Docs = Docs {
 };
 
 /// hrandfield
-static DOCS_89: Docs = Docs {
+static DOCS_95: Docs = Docs {
     complexity: "O(N) where N is the number of fields returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -1308,13 +1459,13 @@ static DOCS_89: Docs = Docs {
 };
 
 /// hscan
-static DOCS_90: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_96: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// hset
-static DOCS_91: Docs = Docs { complexity: "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `field` and `value` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
+static DOCS_97: Docs = Docs { complexity: "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `field` and `value` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
 
 /// hsetnx
-static DOCS_92: Docs = Docs {
+static DOCS_98: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1328,7 +1479,7 @@ static DOCS_92: Docs = Docs {
 };
 
 /// hstrlen
-static DOCS_93: Docs = Docs {
+static DOCS_99: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1338,7 +1489,7 @@ static DOCS_93: Docs = Docs {
 };
 
 /// hvals
-static DOCS_94: Docs = Docs {
+static DOCS_100: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1348,7 +1499,7 @@ static DOCS_94: Docs = Docs {
 };
 
 /// incr
-static DOCS_95: Docs = Docs {
+static DOCS_101: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1358,7 +1509,7 @@ static DOCS_95: Docs = Docs {
 };
 
 /// incrby
-static DOCS_96: Docs = Docs {
+static DOCS_102: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1368,7 +1519,7 @@ static DOCS_96: Docs = Docs {
 };
 
 /// incrbyfloat
-static DOCS_97: Docs = Docs {
+static DOCS_103: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1378,7 +1529,7 @@ static DOCS_97: Docs = Docs {
 };
 
 /// info
-static DOCS_98: Docs = Docs {
+static DOCS_104: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1391,16 +1542,41 @@ static DOCS_98: Docs = Docs {
 };
 
 /// keys
-static DOCS_99: Docs = Docs { complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern)] };
+static DOCS_105: Docs = Docs { complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern)] };
+
+/// lcs
+static DOCS_106: Docs = Docs {
+    complexity: "O(N*M) where N and M are the lengths of s1 and s2, respectively",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::key("key1", 0),
+        Arg::key("key2", 0),
+        Arg::new("len", ArgType::PureToken)
+            .token("LEN")
+            .flags(OPTIONAL),
+        Arg::new("idx", ArgType::PureToken)
+            .token("IDX")
+            .flags(OPTIONAL),
+        Arg::new("len", ArgType::Integer)
+            .token("MINMATCHLEN")
+            .flags(OPTIONAL),
+        Arg::new("withmatchlen", ArgType::PureToken)
+            .token("WITHMATCHLEN")
+            .flags(OPTIONAL),
+    ],
+};
 
 /// lindex
-static DOCS_100: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer)] };
+static DOCS_107: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer)] };
 
 /// linsert
-static DOCS_101: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("where", ArgType::OneOf).args(&[Arg::new("before", ArgType::PureToken).token("BEFORE"), Arg::new("after", ArgType::PureToken).token("AFTER")]), Arg::new("pivot", ArgType::String), Arg::new("element", ArgType::String)] };
+static DOCS_108: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("where", ArgType::OneOf).args(&[Arg::new("before", ArgType::PureToken).token("BEFORE"), Arg::new("after", ArgType::PureToken).token("AFTER")]), Arg::new("pivot", ArgType::String), Arg::new("element", ArgType::String)] };
 
 /// llen
-static DOCS_102: Docs = Docs {
+static DOCS_109: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1410,7 +1586,7 @@ static DOCS_102: Docs = Docs {
 };
 
 /// lmove
-static DOCS_103: Docs = Docs {
+static DOCS_110: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1431,7 +1607,7 @@ static DOCS_103: Docs = Docs {
 };
 
 /// lmpop
-static DOCS_104: Docs = Docs {
+static DOCS_111: Docs = Docs {
     complexity:
         "O(N+M) where N is the number of provided keys and M is the number of elements returned.",
     doc_flags: &[],
@@ -1452,7 +1628,7 @@ static DOCS_104: Docs = Docs {
 };
 
 /// lpop
-static DOCS_105: Docs = Docs {
+static DOCS_112: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -1467,19 +1643,19 @@ static DOCS_105: Docs = Docs {
 };
 
 /// lpos
-static DOCS_106: Docs = Docs { complexity: "O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String), Arg::new("rank", ArgType::Integer).token("RANK").flags(OPTIONAL), Arg::new("num-matches", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("len", ArgType::Integer).token("MAXLEN").flags(OPTIONAL)] };
+static DOCS_113: Docs = Docs { complexity: "O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String), Arg::new("rank", ArgType::Integer).token("RANK").flags(OPTIONAL), Arg::new("num-matches", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("len", ArgType::Integer).token("MAXLEN").flags(OPTIONAL)] };
 
 /// lpush
-static DOCS_107: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_114: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// lpushx
-static DOCS_108: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_115: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// lrange
-static DOCS_109: Docs = Docs { complexity: "O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
+static DOCS_116: Docs = Docs { complexity: "O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
 
 /// lrem
-static DOCS_110: Docs = Docs {
+static DOCS_117: Docs = Docs {
     complexity: "O(N+M) where N is the length of the list and M is the number of elements removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1493,10 +1669,10 @@ static DOCS_110: Docs = Docs {
 };
 
 /// lset
-static DOCS_111: Docs = Docs { complexity: "O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer), Arg::new("element", ArgType::String)] };
+static DOCS_118: Docs = Docs { complexity: "O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer), Arg::new("element", ArgType::String)] };
 
 /// ltrim
-static DOCS_112: Docs = Docs {
+static DOCS_119: Docs = Docs {
     complexity: "O(N) where N is the number of elements to be removed by the operation.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1510,7 +1686,7 @@ static DOCS_112: Docs = Docs {
 };
 
 /// mget
-static DOCS_113: Docs = Docs {
+static DOCS_120: Docs = Docs {
     complexity: "O(N) where N is the number of keys to retrieve.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1520,7 +1696,7 @@ static DOCS_113: Docs = Docs {
 };
 
 /// mset
-static DOCS_114: Docs = Docs {
+static DOCS_121: Docs = Docs {
     complexity: "O(N) where N is the number of keys to set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1532,7 +1708,7 @@ static DOCS_114: Docs = Docs {
 };
 
 /// msetnx
-static DOCS_115: Docs = Docs {
+static DOCS_122: Docs = Docs {
     complexity: "O(N) where N is the number of keys to set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1544,7 +1720,7 @@ static DOCS_115: Docs = Docs {
 };
 
 /// multi
-static DOCS_116: Docs = Docs {
+static DOCS_123: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1554,7 +1730,7 @@ static DOCS_116: Docs = Docs {
 };
 
 /// object
-static DOCS_117: Docs = Docs {
+static DOCS_124: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1564,7 +1740,7 @@ static DOCS_117: Docs = Docs {
 };
 
 /// persist
-static DOCS_118: Docs = Docs {
+static DOCS_125: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1574,7 +1750,7 @@ static DOCS_118: Docs = Docs {
 };
 
 /// pexpire
-static DOCS_119: Docs = Docs {
+static DOCS_126: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1596,7 +1772,7 @@ static DOCS_119: Docs = Docs {
 };
 
 /// pexpireat
-static DOCS_120: Docs = Docs {
+static DOCS_127: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1618,7 +1794,7 @@ static DOCS_120: Docs = Docs {
 };
 
 /// pexpiretime
-static DOCS_121: Docs = Docs {
+static DOCS_128: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1628,7 +1804,7 @@ static DOCS_121: Docs = Docs {
 };
 
 /// ping
-static DOCS_122: Docs = Docs {
+static DOCS_129: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1638,7 +1814,7 @@ static DOCS_122: Docs = Docs {
 };
 
 /// psetex
-static DOCS_123: Docs = Docs {
+static DOCS_130: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1652,7 +1828,7 @@ static DOCS_123: Docs = Docs {
 };
 
 /// psubscribe
-static DOCS_124: Docs = Docs {
+static DOCS_131: Docs = Docs {
     complexity: "O(N) where N is the number of patterns the client is already subscribed to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1664,7 +1840,7 @@ static DOCS_124: Docs = Docs {
 };
 
 /// pttl
-static DOCS_125: Docs = Docs {
+static DOCS_132: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1674,10 +1850,10 @@ static DOCS_125: Docs = Docs {
 };
 
 /// publish
-static DOCS_126: Docs = Docs { complexity: "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("channel", ArgType::String), Arg::new("message", ArgType::String)] };
+static DOCS_133: Docs = Docs { complexity: "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("channel", ArgType::String), Arg::new("message", ArgType::String)] };
 
 /// pubsub
-static DOCS_127: Docs = Docs {
+static DOCS_134: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1687,10 +1863,10 @@ static DOCS_127: Docs = Docs {
 };
 
 /// punsubscribe
-static DOCS_128: Docs = Docs { complexity: "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL | MULTIPLE)] };
+static DOCS_135: Docs = Docs { complexity: "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL | MULTIPLE)] };
 
 /// quit
-static DOCS_129: Docs = Docs {
+static DOCS_136: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1700,7 +1876,7 @@ static DOCS_129: Docs = Docs {
 };
 
 /// randomkey
-static DOCS_130: Docs = Docs {
+static DOCS_137: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1710,7 +1886,7 @@ static DOCS_130: Docs = Docs {
 };
 
 /// rename
-static DOCS_131: Docs = Docs {
+static DOCS_138: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1720,7 +1896,7 @@ static DOCS_131: Docs = Docs {
 };
 
 /// renamenx
-static DOCS_132: Docs = Docs {
+static DOCS_139: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1733,7 +1909,7 @@ static DOCS_132: Docs = Docs {
 };
 
 /// reset
-static DOCS_133: Docs = Docs {
+static DOCS_140: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1743,7 +1919,7 @@ static DOCS_133: Docs = Docs {
 };
 
 /// rpop
-static DOCS_134: Docs = Docs {
+static DOCS_141: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -1758,7 +1934,7 @@ static DOCS_134: Docs = Docs {
 };
 
 /// rpoplpush
-static DOCS_135: Docs = Docs {
+static DOCS_142: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -1768,19 +1944,19 @@ static DOCS_135: Docs = Docs {
 };
 
 /// rpush
-static DOCS_136: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_143: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// rpushx
-static DOCS_137: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_144: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// sadd
-static DOCS_138: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `member` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
+static DOCS_145: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `member` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
 
 /// scan
-static DOCS_139: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `TYPE` subcommand.")], arguments: &[Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("type", ArgType::String).token("TYPE").since("6.0.0").flags(OPTIONAL)] };
+static DOCS_146: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `TYPE` subcommand.")], arguments: &[Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("type", ArgType::String).token("TYPE").since("6.0.0").flags(OPTIONAL)] };
 
 /// scard
-static DOCS_140: Docs = Docs {
+static DOCS_147: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1790,7 +1966,7 @@ static DOCS_140: Docs = Docs {
 };
 
 /// script
-static DOCS_141: Docs = Docs {
+static DOCS_148: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1800,7 +1976,7 @@ static DOCS_141: Docs = Docs {
 };
 
 /// sdiff
-static DOCS_142: Docs = Docs {
+static DOCS_149: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1810,7 +1986,7 @@ static DOCS_142: Docs = Docs {
 };
 
 /// sdiffstore
-static DOCS_143: Docs = Docs {
+static DOCS_150: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1823,7 +1999,7 @@ static DOCS_143: Docs = Docs {
 };
 
 /// select
-static DOCS_144: Docs = Docs {
+static DOCS_151: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1833,7 +2009,7 @@ static DOCS_144: Docs = Docs {
 };
 
 /// set
-static DOCS_145: Docs = Docs {
+static DOCS_152: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1883,8 +2059,22 @@ static DOCS_145: Docs = Docs {
     ],
 };
 
+/// setbit
+static DOCS_153: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::key("key", 0),
+        Arg::new("offset", ArgType::Integer),
+        Arg::new("value", ArgType::Integer),
+    ],
+};
+
 /// setex
-static DOCS_146: Docs = Docs {
+static DOCS_154: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1898,7 +2088,7 @@ static DOCS_146: Docs = Docs {
 };
 
 /// setnx
-static DOCS_147: Docs = Docs {
+static DOCS_155: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1908,19 +2098,19 @@ static DOCS_147: Docs = Docs {
 };
 
 /// setrange
-static DOCS_148: Docs = Docs { complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("offset", ArgType::Integer), Arg::new("value", ArgType::String)] };
+static DOCS_156: Docs = Docs { complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("offset", ArgType::Integer), Arg::new("value", ArgType::String)] };
 
 /// sinter
-static DOCS_149: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_157: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// sintercard
-static DOCS_150: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
+static DOCS_158: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
 
 /// sinterstore
-static DOCS_151: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::key("key", 1).flags(MULTIPLE)] };
+static DOCS_159: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::key("key", 1).flags(MULTIPLE)] };
 
 /// sismember
-static DOCS_152: Docs = Docs {
+static DOCS_160: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1930,7 +2120,7 @@ static DOCS_152: Docs = Docs {
 };
 
 /// smembers
-static DOCS_153: Docs = Docs {
+static DOCS_161: Docs = Docs {
     complexity: "O(N) where N is the set cardinality.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1940,7 +2130,7 @@ static DOCS_153: Docs = Docs {
 };
 
 /// smismember
-static DOCS_154: Docs = Docs {
+static DOCS_162: Docs = Docs {
     complexity: "O(N) where N is the number of elements being checked for membership",
     doc_flags: &[],
     deprecated_since: None,
@@ -1953,7 +2143,7 @@ static DOCS_154: Docs = Docs {
 };
 
 /// smove
-static DOCS_155: Docs = Docs {
+static DOCS_163: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1967,7 +2157,7 @@ static DOCS_155: Docs = Docs {
 };
 
 /// spop
-static DOCS_156: Docs = Docs {
+static DOCS_164: Docs = Docs {
     complexity:
         "Without the count argument O(1), otherwise O(N) where N is the value of the passed count.",
     doc_flags: &[],
@@ -1983,7 +2173,7 @@ static DOCS_156: Docs = Docs {
 };
 
 /// spublish
-static DOCS_157: Docs = Docs {
+static DOCS_165: Docs = Docs {
     complexity: "O(N) where N is the number of clients subscribed to the receiving shard channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1996,10 +2186,10 @@ static DOCS_157: Docs = Docs {
 };
 
 /// srandmember
-static DOCS_158: Docs = Docs { complexity: "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).since("2.6.0").flags(OPTIONAL)] };
+static DOCS_166: Docs = Docs { complexity: "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).since("2.6.0").flags(OPTIONAL)] };
 
 /// srem
-static DOCS_159: Docs = Docs {
+static DOCS_167: Docs = Docs {
     complexity: "O(N) where N is the number of members to be removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2012,10 +2202,10 @@ static DOCS_159: Docs = Docs {
 };
 
 /// sscan
-static DOCS_160: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_168: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// ssubscribe
-static DOCS_161: Docs = Docs {
+static DOCS_169: Docs = Docs {
     complexity: "O(N) where N is the number of shard channels to subscribe to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2025,7 +2215,7 @@ static DOCS_161: Docs = Docs {
 };
 
 /// strlen
-static DOCS_162: Docs = Docs {
+static DOCS_170: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2035,7 +2225,7 @@ static DOCS_162: Docs = Docs {
 };
 
 /// subscribe
-static DOCS_163: Docs = Docs {
+static DOCS_171: Docs = Docs {
     complexity: "O(N) where N is the number of channels to subscribe to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2044,8 +2234,11 @@ static DOCS_163: Docs = Docs {
     arguments: &[Arg::new("channel", ArgType::String).flags(MULTIPLE)],
 };
 
+/// substr
+static DOCS_172: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &["deprecated"], deprecated_since: Some("2.0.0"), replaced_by: Some("`GETRANGE`"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
+
 /// sunion
-static DOCS_164: Docs = Docs {
+static DOCS_173: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2055,7 +2248,7 @@ static DOCS_164: Docs = Docs {
 };
 
 /// sunionstore
-static DOCS_165: Docs = Docs {
+static DOCS_174: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2068,7 +2261,7 @@ static DOCS_165: Docs = Docs {
 };
 
 /// sunsubscribe
-static DOCS_166: Docs = Docs {
+static DOCS_175: Docs = Docs {
     complexity: "O(N) where N is the number of clients already subscribed to a shard channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2078,7 +2271,7 @@ static DOCS_166: Docs = Docs {
 };
 
 /// ttl
-static DOCS_167: Docs = Docs {
+static DOCS_176: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2088,7 +2281,7 @@ static DOCS_167: Docs = Docs {
 };
 
 /// type
-static DOCS_168: Docs = Docs {
+static DOCS_177: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2098,10 +2291,10 @@ static DOCS_168: Docs = Docs {
 };
 
 /// unlink
-static DOCS_169: Docs = Docs { complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_178: Docs = Docs { complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// unsubscribe
-static DOCS_170: Docs = Docs {
+static DOCS_179: Docs = Docs {
     complexity: "O(N) where N is the number of clients already subscribed to a channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2111,7 +2304,7 @@ static DOCS_170: Docs = Docs {
 };
 
 /// unwatch
-static DOCS_171: Docs = Docs {
+static DOCS_180: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2121,7 +2314,7 @@ static DOCS_171: Docs = Docs {
 };
 
 /// watch
-static DOCS_172: Docs = Docs {
+static DOCS_181: Docs = Docs {
     complexity: "O(1) for every key.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2131,7 +2324,7 @@ static DOCS_172: Docs = Docs {
 };
 
 /// xack
-static DOCS_173: Docs = Docs {
+static DOCS_182: Docs = Docs {
     complexity: "O(1) for each message ID processed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2145,13 +2338,13 @@ static DOCS_173: Docs = Docs {
 };
 
 /// xadd
-static DOCS_174: Docs = Docs { complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[Arg::key("key", 0), Arg::new("nomkstream", ArgType::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL), Arg::new("trim", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)]), Arg::new("id_or_auto", ArgType::OneOf).args(&[Arg::new("auto_id", ArgType::PureToken).token("*"), Arg::new("id", ArgType::String)]), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
+static DOCS_183: Docs = Docs { complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[Arg::key("key", 0), Arg::new("nomkstream", ArgType::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL), Arg::new("trim", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)]), Arg::new("id_or_auto", ArgType::OneOf).args(&[Arg::new("auto_id", ArgType::PureToken).token("*"), Arg::new("id", ArgType::String)]), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
 
 /// xautoclaim
-static DOCS_175: Docs = Docs { complexity: "O(1) if COUNT is small.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String), Arg::new("min-idle-time", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("justid", ArgType::PureToken).token("JUSTID").flags(OPTIONAL)] };
+static DOCS_184: Docs = Docs { complexity: "O(1) if COUNT is small.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String), Arg::new("min-idle-time", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("justid", ArgType::PureToken).token("JUSTID").flags(OPTIONAL)] };
 
 /// xclaim
-static DOCS_176: Docs = Docs {
+static DOCS_185: Docs = Docs {
     complexity: "O(log N) with N being the number of messages in the PEL of the consumer group.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2185,7 +2378,7 @@ static DOCS_176: Docs = Docs {
 };
 
 /// xdel
-static DOCS_177: Docs = Docs {
+static DOCS_186: Docs = Docs {
     complexity: "O(1) for each single item to delete in the stream, regardless of the stream size.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2198,7 +2391,7 @@ static DOCS_177: Docs = Docs {
 };
 
 /// xgroup
-static DOCS_178: Docs = Docs {
+static DOCS_187: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2208,7 +2401,7 @@ static DOCS_178: Docs = Docs {
 };
 
 /// xinfo
-static DOCS_179: Docs = Docs {
+static DOCS_188: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2218,7 +2411,7 @@ static DOCS_179: Docs = Docs {
 };
 
 /// xlen
-static DOCS_180: Docs = Docs {
+static DOCS_189: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2228,22 +2421,22 @@ static DOCS_180: Docs = Docs {
 };
 
 /// xpending
-static DOCS_181: Docs = Docs { complexity: "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("filters", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("min-idle-time", ArgType::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer), Arg::new("consumer", ArgType::String).flags(OPTIONAL)])] };
+static DOCS_190: Docs = Docs { complexity: "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("filters", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("min-idle-time", ArgType::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer), Arg::new("consumer", ArgType::String).flags(OPTIONAL)])] };
 
 /// xrange
-static DOCS_182: Docs = Docs { complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_191: Docs = Docs { complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// xread
-static DOCS_183: Docs = Docs { complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
+static DOCS_192: Docs = Docs { complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
 
 /// xreadgroup
-static DOCS_184: Docs = Docs { complexity: "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("group_consumer", ArgType::Block).token("GROUP").args(&[Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String)]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("noack", ArgType::PureToken).token("NOACK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
+static DOCS_193: Docs = Docs { complexity: "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("group_consumer", ArgType::Block).token("GROUP").args(&[Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String)]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("noack", ArgType::PureToken).token("NOACK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
 
 /// xrevrange
-static DOCS_185: Docs = Docs { complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("end", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_194: Docs = Docs { complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("end", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// xsetid
-static DOCS_186: Docs = Docs {
+static DOCS_195: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2267,10 +2460,10 @@ static DOCS_186: Docs = Docs {
 };
 
 /// xtrim
-static DOCS_187: Docs = Docs { complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[Arg::key("key", 0), Arg::new("trim", ArgType::Block).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)])] };
+static DOCS_196: Docs = Docs { complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[Arg::key("key", 0), Arg::new("trim", ArgType::Block).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)])] };
 
 /// zadd
-static DOCS_188: Docs = Docs {
+static DOCS_197: Docs = Docs {
     complexity:
         "O(log(N)) for each item added, where N is the number of elements in the sorted set.",
     doc_flags: &[],
@@ -2315,7 +2508,7 @@ static DOCS_188: Docs = Docs {
 };
 
 /// zcard
-static DOCS_189: Docs = Docs {
+static DOCS_198: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2325,7 +2518,7 @@ static DOCS_189: Docs = Docs {
 };
 
 /// zcount
-static DOCS_190: Docs = Docs {
+static DOCS_199: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2339,13 +2532,13 @@ static DOCS_190: Docs = Docs {
 };
 
 /// zdiff
-static DOCS_191: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_200: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zdiffstore
-static DOCS_192: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE)] };
+static DOCS_201: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE)] };
 
 /// zincrby
-static DOCS_193: Docs = Docs {
+static DOCS_202: Docs = Docs {
     complexity: "O(log(N)) where N is the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2359,16 +2552,16 @@ static DOCS_193: Docs = Docs {
 };
 
 /// zinter
-static DOCS_194: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_203: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zintercard
-static DOCS_195: Docs = Docs { complexity: "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
+static DOCS_204: Docs = Docs { complexity: "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
 
 /// zinterstore
-static DOCS_196: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
+static DOCS_205: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
 
 /// zlexcount
-static DOCS_197: Docs = Docs {
+static DOCS_206: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2382,10 +2575,10 @@ static DOCS_197: Docs = Docs {
 };
 
 /// zmpop
-static DOCS_198: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_207: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// zmscore
-static DOCS_199: Docs = Docs {
+static DOCS_208: Docs = Docs {
     complexity: "O(N) where N is the number of members being requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2398,13 +2591,13 @@ static DOCS_199: Docs = Docs {
 };
 
 /// zpopmax
-static DOCS_200: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
+static DOCS_209: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
 
 /// zpopmin
-static DOCS_201: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
+static DOCS_210: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
 
 /// zrandmember
-static DOCS_202: Docs = Docs {
+static DOCS_211: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -2422,19 +2615,19 @@ static DOCS_202: Docs = Docs {
 };
 
 /// zrange
-static DOCS_203: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("stop", ArgType::String), Arg::new("sortby", ArgType::OneOf).since("6.2.0").flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").since("6.2.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_212: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("stop", ArgType::String), Arg::new("sortby", ArgType::OneOf).since("6.2.0").flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").since("6.2.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zrangebylex
-static DOCS_204: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_213: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrangebyscore
-static DOCS_205: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_214: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrangestore
-static DOCS_206: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("dst", 0), Arg::key("src", 1), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("sortby", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_215: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("dst", 0), Arg::key("src", 1), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("sortby", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrank
-static DOCS_207: Docs = Docs {
+static DOCS_216: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -2444,28 +2637,28 @@ static DOCS_207: Docs = Docs {
 };
 
 /// zrem
-static DOCS_208: Docs = Docs { complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
+static DOCS_217: Docs = Docs { complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
 
 /// zremrangebylex
-static DOCS_209: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String)] };
+static DOCS_218: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String)] };
 
 /// zremrangebyrank
-static DOCS_210: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
+static DOCS_219: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
 
 /// zremrangebyscore
-static DOCS_211: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double)] };
+static DOCS_220: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double)] };
 
 /// zrevrange
-static DOCS_212: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_221: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zrevrangebylex
-static DOCS_213: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::String), Arg::new("min", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_222: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::String), Arg::new("min", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrevrangebyscore
-static DOCS_214: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::Double), Arg::new("min", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_223: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::Double), Arg::new("min", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrevrank
-static DOCS_215: Docs = Docs {
+static DOCS_224: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -2475,10 +2668,10 @@ static DOCS_215: Docs = Docs {
 };
 
 /// zscan
-static DOCS_216: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_225: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// zscore
-static DOCS_217: Docs = Docs {
+static DOCS_226: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2488,7 +2681,7 @@ static DOCS_217: Docs = Docs {
 };
 
 /// zunion
-static DOCS_218: Docs = Docs { complexity: "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_227: Docs = Docs { complexity: "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zunionstore
-static DOCS_219: Docs = Docs { complexity: "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
+static DOCS_228: Docs = Docs { complexity: "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };

@@ -296,6 +296,9 @@ pub enum GetKeysProc {
     StreamRead,
     /// SET: the key is `RW access update` with `GET`, `OW update` without.
     Set,
+    /// BITFIELD: `RO access` while every operation is a GET (or OVERFLOW),
+    /// `RW access update` from the first SET/INCRBY or anything unparsable.
+    Bitfield,
 }
 
 impl GetKeysProc {
@@ -359,6 +362,29 @@ impl GetKeysProc {
                     KeyFlags::of(&[KeyFlags::RW, KeyFlags::ACCESS, KeyFlags::UPDATE])
                 } else {
                     KeyFlags::of(&[KeyFlags::OW, KeyFlags::UPDATE])
+                };
+                vec![KeyRef { pos: 1, flags }]
+            }
+            GetKeysProc::Bitfield => {
+                let mut readonly = true;
+                let mut i = 2;
+                while i < argc {
+                    let remaining = argc - i - 1;
+                    let word = |w: &str| argv[i].eq_ignore_ascii_case(w.as_bytes());
+                    if word("get") && remaining >= 2 {
+                        i += 3;
+                    } else if word("overflow") && remaining >= 1 {
+                        i += 2;
+                    } else {
+                        // SET/INCRBY, or a syntax error: safer to assume a write.
+                        readonly = false;
+                        break;
+                    }
+                }
+                let flags = if readonly {
+                    KeyFlags::of(&[KeyFlags::RO, KeyFlags::ACCESS])
+                } else {
+                    KeyFlags::of(&[KeyFlags::RW, KeyFlags::ACCESS, KeyFlags::UPDATE])
                 };
                 vec![KeyRef { pos: 1, flags }]
             }

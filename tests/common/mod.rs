@@ -1263,3 +1263,50 @@ pub fn text(con: &mut redis::Connection, args: &[&str]) -> String {
         ),
     }
 }
+
+/// A redis-server on a free loopback port, killed when dropped.
+pub struct RedisServer {
+    child: Child,
+    pub addr: String,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `None` when redis-server is not installed (`./dev.sh` installs it).
+pub fn start_redis_server() -> Option<RedisServer> {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        return None;
+    }
+    let port = free_ports(1)[0];
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let server = RedisServer {
+        child: spawn_tied(cmd),
+        addr: format!("127.0.0.1:{port}"),
+    };
+    wait_for(
+        "redis-server answers",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            std::net::TcpStream::connect(&server.addr)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        },
+    );
+    Some(server)
+}

@@ -13,6 +13,7 @@
 //! Commands are written once against [`DataRead`], so a read command inside
 //! a Raft entry (run by [`apply_write`]) sees the entry's earlier writes.
 
+mod bitmaps;
 mod collection;
 mod hashes;
 mod keys;
@@ -174,7 +175,12 @@ fn run_read<R: DataRead + ?Sized>(
         "get" => strings::get(r, args, now),
         "mget" => strings::mget(r, args, now),
         "strlen" => strings::strlen(r, args, now),
-        "getrange" => strings::getrange(r, args, now),
+        "getrange" | "substr" => strings::getrange(r, args, now),
+        "lcs" => strings::lcs(r, args, now),
+        "getbit" => bitmaps::getbit(r, args, now),
+        "bitcount" => bitmaps::bitcount(r, args, now),
+        "bitpos" => bitmaps::bitpos(r, args, now),
+        "bitfield_ro" => bitmaps::bitfield_ro(r, args, now),
         "exists" => keys::exists(r, args, now),
         "type" => keys::key_type(r, args, now),
         "ttl" => keys::ttl(r, args, now, keys::TtlOutput::Seconds),
@@ -256,6 +262,9 @@ fn run_write(txn: &mut Txn<'_>, name: &str, args: &[Vec<u8>], now: i64) -> Optio
         "getex" => strings::getex(txn, args, now),
         "append" => strings::append(txn, args, now),
         "setrange" => strings::setrange(txn, args, now),
+        "setbit" => bitmaps::setbit(txn, args, now),
+        "bitop" => bitmaps::bitop(txn, args, now),
+        "bitfield" => bitmaps::bitfield(txn, args, now),
         "incr" => strings::incr(txn, args, now, 1),
         "decr" => strings::incr(txn, args, now, -1),
         "incrby" => strings::incrby(txn, args, now, false),

@@ -32,7 +32,7 @@ enum ExpireKind {
 
 /// The live string value of `key`: `None` when absent, WRONGTYPE when the
 /// key holds another type.
-fn live_string<R: DataRead + ?Sized>(
+pub(super) fn live_string<R: DataRead + ?Sized>(
     r: &R,
     key: &[u8],
     now: i64,
@@ -190,6 +190,110 @@ pub fn getrange<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdR
         return Ok(reply::bulk(Vec::new()));
     }
     Ok(reply::bulk(value[start as usize..=end as usize].to_vec()))
+}
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN]: the longest
+/// common subsequence by the classic table, which Redis bounds by
+/// `proto-max-bulk-len` bytes of transient memory.
+pub fn lcs<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult {
+    let mut a = Args::new(args);
+    let (key_a, key_b) = (a.next_bytes()?, a.next_bytes()?);
+    let value = |key| match live_meta(r, key, now)? {
+        Some(meta) if meta.kind != ValueType::String => Err(CmdError::from(
+            "ERR The specified keys must contain string values",
+        )),
+        other => Ok(other.map_or_else(Vec::new, |m| m.payload)),
+    };
+    let (va, vb) = (value(key_a)?, value(key_b)?);
+    let (mut get_len, mut get_idx, mut with_len, mut min_len) = (false, false, false, 0i64);
+    while !a.is_empty() {
+        match a.next_keyword()?.as_str() {
+            "LEN" => get_len = true,
+            "IDX" => get_idx = true,
+            "WITHMATCHLEN" => with_len = true,
+            "MINMATCHLEN" if !a.is_empty() => min_len = a.next_i64()?.max(0),
+            _ => return Err(errors::SYNTAX.into()),
+        }
+    }
+    if get_idx && get_len {
+        return Err("ERR If you want both the length and indexes, please just use IDX.".into());
+    }
+    let (alen, blen) = (va.len(), vb.len());
+    let cells = (alen as u64 + 1).saturating_mul(blen as u64 + 1);
+    if cells.saturating_mul(4) > MAX_STRING_LEN {
+        return Err(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len".into(),
+        );
+    }
+    // table[i * (blen + 1) + j] = LCS length of va[..i] and vb[..j].
+    let width = blen + 1;
+    let mut table = vec![0u32; (alen + 1) * width];
+    for i in 1..=alen {
+        for j in 1..=blen {
+            table[i * width + j] = if va[i - 1] == vb[j - 1] {
+                table[(i - 1) * width + j - 1] + 1
+            } else {
+                table[(i - 1) * width + j].max(table[i * width + j - 1])
+            };
+        }
+    }
+    let total = table[alen * width + blen] as usize;
+    if get_len {
+        return Ok(reply::integer(total as i64));
+    }
+    // Walk back from the end, as Redis does: matches come out last first.
+    let mut common = vec![0u8; total];
+    let mut matches = Vec::new();
+    let (mut i, mut j, mut k) = (alen, blen, total);
+    let mut range: Option<(usize, usize, usize, usize)> = None; // a_start, a_end, b_start, b_end
+    while i > 0 && j > 0 {
+        let mut emit = false;
+        if va[i - 1] == vb[j - 1] {
+            common[k - 1] = va[i - 1];
+            range = Some(match range {
+                None => (i - 1, i - 1, j - 1, j - 1),
+                Some((a_start, a_end, b_start, b_end)) if a_start == i && b_start == j => {
+                    (a_start - 1, a_end, b_start - 1, b_end)
+                }
+                Some(current) => {
+                    emit = true;
+                    current
+                }
+            });
+            if range.is_some_and(|(a_start, _, b_start, _)| a_start == 0 || b_start == 0) {
+                emit = true;
+            }
+            (i, j, k) = (i - 1, j - 1, k - 1);
+        } else {
+            if table[(i - 1) * width + j] > table[i * width + j - 1] {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            emit = range.is_some();
+        }
+        if let (true, Some((a_start, a_end, b_start, b_end))) = (emit, range) {
+            let len = a_end - a_start + 1;
+            if min_len == 0 || len as i64 >= min_len {
+                let pair = |s: usize, e: usize| {
+                    reply::array(vec![reply::integer(s as i64), reply::integer(e as i64)])
+                };
+                let mut entry = vec![pair(a_start, a_end), pair(b_start, b_end)];
+                if with_len {
+                    entry.push(reply::integer(len as i64));
+                }
+                matches.push(reply::array(entry));
+            }
+            range = None;
+        }
+    }
+    if get_idx {
+        return Ok(reply::map(vec![
+            (reply::bulk("matches"), reply::array(matches)),
+            (reply::bulk("len"), reply::integer(total as i64)),
+        ]));
+    }
+    Ok(reply::bulk(common))
 }
 
 pub fn set(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
@@ -836,6 +940,40 @@ mod tests {
                 ("INCR n", ":1"),
                 ("TTL n", ":-1"),
                 ("DBSIZE", ":2"),
+            ],
+        );
+    }
+
+    #[test]
+    fn lcs_follows_redis_documentation() {
+        let node = Node::new();
+        check(
+            &node,
+            0,
+            &[
+                ("MSET key1 ohmytext key2 mynewtext", "+OK"),
+                ("LCS key1 key2", "\"mytext\""),
+                ("LCS key1 key2 LEN", ":6"),
+                (
+                    "LCS key1 key2 IDX",
+                    "[\"matches\", [[[:4, :7], [:5, :8]], [[:2, :3], [:0, :1]]], \"len\", :6]",
+                ),
+                (
+                    "LCS key1 key2 IDX MINMATCHLEN 4 WITHMATCHLEN",
+                    "[\"matches\", [[[:4, :7], [:5, :8], :4]], \"len\", :6]",
+                ),
+                (
+                    "LCS key1 key2 LEN IDX",
+                    "-ERR If you want both the length and indexes, please just use IDX.",
+                ),
+                ("LCS key1 key2 MINMATCHLEN", "-ERR syntax error"),
+                ("LCS key1 nokey", "\"\""),
+                ("HSET h f v", ":1"),
+                (
+                    "LCS key1 h",
+                    "-ERR The specified keys must contain string values",
+                ),
+                ("SUBSTR key1 0 1", "\"oh\""),
             ],
         );
     }
