@@ -19,7 +19,8 @@
 //! `FAKETIME_NO_CACHE=1`, measured at ~4 µs per wall-clock read here).
 //! `FAKETIME_DONT_FAKE_MONOTONIC=1` leaves the monotonic clock real, so
 //! tokio timers, election timeouts and heartbeats behave; only the time the
-//! node believes it is (and stamps on entries, and judges expiry by) moves.
+//! node believes it is (and stamps on entries, and judges expiry by) moves;
+//! `NO_FAKE_STAT=1` keeps file timestamps real.
 //! Only offsets (`+N`/`-N` seconds) are written: an absolute `@date` in the
 //! file would restart from that date at every process start.
 
@@ -271,7 +272,10 @@ impl Cluster {
                     node.clock_file().display()
                 ))
                 .arg("FAKETIME_NO_CACHE=1")
-                .arg("FAKETIME_DONT_FAKE_MONOTONIC=1");
+                .arg("FAKETIME_DONT_FAKE_MONOTONIC=1")
+                // File times stay real: the fault is the clock, not RocksDB
+                // seeing odd mtimes.
+                .arg("NO_FAKE_STAT=1");
         }
         cmd.arg(&self.cfg.rampart_bin)
             .arg("node")
@@ -718,13 +722,27 @@ fn clean_env(cmd: &mut Command) {
     }
 }
 
+/// Ports for the proxies, free right now and below Linux's default
+/// ephemeral range (32768-60999): a proxy restarted on its port must not
+/// find it taken as the local port of some outgoing connection.
 fn free_ports(n: usize) -> Result<Vec<u16>, ChaosError> {
-    let listeners = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ChaosError::io("bind a free port", e))?;
-    listeners
-        .iter()
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    let mut held = Vec::new();
+    for _ in 0..2000 {
+        if held.len() == n {
+            break;
+        }
+        let port: u16 = rng.gen_range(20_000..32_700);
+        // Held until all are chosen, so the ports differ.
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+        }
+    }
+    if held.len() < n {
+        return Err(ChaosError::Setup("no free ports for the proxies".into()));
+    }
+    held.iter()
         .map(|l| l.local_addr().map(|a| a.port()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ChaosError::io("local address", e))
