@@ -19,6 +19,7 @@
 use super::history::{Op, OpKind, Outcome};
 use super::RunClock;
 use crate::conn::{encode_command, ConnectOptions, RespConn, Value};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +56,8 @@ impl ProcessIds {
 
 pub struct Client {
     cfg: Arc<ClientConfig>,
+    /// Local address to connect from (see [`source_ip`]).
+    source: Option<IpAddr>,
     clock: RunClock,
     ids: ProcessIds,
     process: u32,
@@ -63,16 +66,19 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client that starts on proxy `first_proxy` (mod the proxy count).
+    /// A client that starts on proxy `first_proxy` (mod the proxy count)
+    /// and connects from `source` (None: the kernel's choice).
     pub fn new(
         cfg: Arc<ClientConfig>,
         clock: RunClock,
         ids: ProcessIds,
         first_proxy: usize,
+        source: Option<IpAddr>,
     ) -> Client {
         let process = ids.next();
         Client {
             cfg,
+            source,
             clock,
             ids,
             process,
@@ -94,7 +100,7 @@ impl Client {
             self.next_proxy = self.next_proxy.wrapping_add(1);
             let opts = ConnectOptions {
                 endpoint,
-                source_ip: None,
+                source_ip: self.source,
                 password: None,
                 connect_timeout: self.cfg.connect_timeout.min(self.cfg.op_timeout),
             };
@@ -170,6 +176,19 @@ impl Client {
         }
         op
     }
+}
+
+/// The loopback address client number `n` of a run connects from. The
+/// proxy limits per client IP (connections, and each class's per-client
+/// share); distinct addresses make the workload clients distinct clients,
+/// as they would be in production, instead of one host holding one share.
+pub fn source_ip(n: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        0,
+        1 + (n / 250) as u8 % 200,
+        2 + (n % 250) as u8,
+    ))
 }
 
 /// Whether an error reply means the command was certainly not applied.
@@ -272,6 +291,13 @@ mod tests {
             Outcome::Info
         );
         assert_eq!(write_error_outcome(""), Outcome::Info);
+    }
+
+    #[test]
+    fn clients_get_distinct_loopback_sources() {
+        let all: std::collections::HashSet<IpAddr> = (0..1000).map(source_ip).collect();
+        assert_eq!(all.len(), 1000);
+        assert!(all.iter().all(|ip| ip.is_loopback()));
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub async fn run_recovery(s: &RecoverySettings) -> Result<RecoveryReport, ChaosE
         op_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(1),
     });
-    let mut client = super::client::Client::new(cfg, clock, ProcessIds::default(), 0);
+    let mut client = super::client::Client::new(cfg, clock, ProcessIds::default(), 0, None);
     let mut times = Vec::new();
     let mut failed = 0;
     let et = Duration::from_millis(s.election_timeout_ms);

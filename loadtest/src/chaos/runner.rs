@@ -209,7 +209,8 @@ pub async fn run_chaos(s: &ChaosSettings) -> Result<RunResult, ChaosError> {
     let ctxs: Vec<(WorkloadKind, Ctx)> = s
         .workloads
         .iter()
-        .map(|&kind| {
+        .enumerate()
+        .map(|(w, &kind)| {
             let ctx = Ctx {
                 client: client_cfg.clone(),
                 clock,
@@ -219,6 +220,8 @@ pub async fn run_chaos(s: &ChaosSettings) -> Result<RunResult, ChaosError> {
                 seed: s.seed,
                 stop: load_rx.clone(),
                 unique: Arc::new(AtomicU64::new(0)),
+                // One extra per workload for its setup and final reads.
+                first_client: w * (s.concurrency.max(1) + 1),
             };
             (kind, ctx)
         })

@@ -12,7 +12,7 @@ pub mod register;
 pub mod set;
 pub mod stream;
 
-use super::client::{Client, ClientConfig, ProcessIds};
+use super::client::{source_ip, Client, ClientConfig, ProcessIds};
 use super::error::ChaosError;
 use super::history::{History, Op, OpKind, Outcome};
 use super::RunClock;
@@ -72,11 +72,21 @@ pub struct Ctx {
     pub stop: watch::Receiver<bool>,
     /// Source of values unique across the workload's run.
     pub unique: Arc<AtomicU64>,
+    /// Client `i` of this workload is client `first_client + i` of the run
+    /// (its source address, [`source_ip`]).
+    pub first_client: usize,
 }
 
 impl Ctx {
     pub fn new_client(&self, index: usize) -> Client {
-        Client::new(self.client.clone(), self.clock, self.ids.clone(), index)
+        let source = source_ip(self.first_client + index);
+        Client::new(
+            self.client.clone(),
+            self.clock,
+            self.ids.clone(),
+            index,
+            Some(source),
+        )
     }
 
     pub fn next_unique(&self) -> u64 {
@@ -195,7 +205,7 @@ where
 {
     let mut out = Recorded::default();
     let until = Instant::now() + deadline;
-    let mut client = ctx.new_client(0);
+    let mut client = ctx.new_client(ctx.concurrency);
     loop {
         let start_ns = client.clock().now_ns();
         match read(&mut client).await {

@@ -32,7 +32,7 @@ pub fn key(i: usize) -> String {
 pub async fn setup(ctx: &Ctx, deadline: Duration) -> Result<Recorded, ChaosError> {
     let mut out = Recorded::default();
     let until = tokio::time::Instant::now() + deadline;
-    let mut client = ctx.new_client(0);
+    let mut client = ctx.new_client(ctx.concurrency);
     for i in 0..KEYS {
         let k = key(i);
         loop {

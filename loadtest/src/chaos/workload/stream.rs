@@ -39,7 +39,7 @@ fn role(index: usize, concurrency: usize) -> Role {
 /// Creates the consumer group (and the empty stream).
 pub async fn setup(ctx: &Ctx, deadline: Duration) -> Result<Recorded, ChaosError> {
     let until = tokio::time::Instant::now() + deadline;
-    let mut client = ctx.new_client(0);
+    let mut client = ctx.new_client(ctx.concurrency);
     loop {
         let cmd = argv(&["XGROUP", "CREATE", KEY, GROUP, "$", "MKSTREAM"]);
         let why = match client.call(&[cmd]).await {
