@@ -112,6 +112,16 @@ pub fn ok_points(h: &History) -> Vec<(f64, f64)> {
     all.into_iter().step_by(step).collect()
 }
 
+/// 0.1, 1, 10, 1000: no trailing ".0" on the log axis.
+fn fmt_ms(v: f64) -> String {
+    if v >= 1.0 {
+        format!("{v:.0}")
+    } else {
+        let decimals = (-v.log10()).ceil().max(1.0) as usize;
+        format!("{v:.decimals$}")
+    }
+}
+
 fn fault_color(kind: super::nemesis::NemesisKind) -> RGBColor {
     use super::nemesis::NemesisKind::*;
     match kind {
@@ -163,6 +173,7 @@ fn draw_on<DB: DrawingBackend>(
             .configure_mesh()
             .x_desc("seconds")
             .y_desc("ms (log)")
+            .y_label_formatter(&|v| fmt_ms(*v))
             .label_style((FAMILY, 12))
             .light_line_style(WHITE.mix(0.0))
             .draw()
@@ -196,7 +207,7 @@ fn draw_on<DB: DrawingBackend>(
             .legend(|(x, y)| Circle::new((x, y), 3, RGBColor(31, 119, 180).filled()));
         for (outcome, color, y, label) in [
             (Outcome::Info, RGBColor(214, 39, 40), y_hi / 3.0, "info"),
-            (Outcome::Fail, RGBColor(255, 127, 14), y_hi / 5.0, "fail"),
+            (Outcome::Fail, RGBColor(255, 127, 14), y_hi / 6.0, "fail"),
         ] {
             let marks: Vec<f64> = h
                 .ops
