@@ -525,6 +525,59 @@ impl Cluster {
             .map_err(|e| ChaosError::Setup(format!("disk filler: {e}")))?
     }
 
+    /// Size of node `id`'s log now: a mark for [`log_lines_since`].
+    ///
+    /// [`log_lines_since`]: Self::log_lines_since
+    pub fn log_mark(&self, id: usize) -> u64 {
+        std::fs::metadata(self.nodes[id - 1].log()).map_or(0, |m| m.len())
+    }
+
+    /// Lines of node `id`'s log written since `mark` that contain any of
+    /// `needles`: how many, and the first (trimmed).
+    pub fn log_lines_since(
+        &self,
+        id: usize,
+        mark: u64,
+        needles: &[&str],
+    ) -> (usize, Option<String>) {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut text = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(self.nodes[id - 1].log()) {
+            if f.seek(SeekFrom::Start(mark)).is_ok() {
+                // Bounded: a node stuck in an error loop logs a lot.
+                let _ = f.take(64 << 20).read_to_end(&mut text);
+            }
+        }
+        let text = String::from_utf8_lossy(&text);
+        let mut hits = text
+            .lines()
+            .filter(|l| needles.iter().any(|n| l.contains(n)));
+        let first = hits
+            .next()
+            .map(|l| strip_ansi(l).chars().take(300).collect());
+        (first.is_some() as usize + hits.count(), first)
+    }
+
+    /// Each node as the proxies see it (`INFO rampart` lines), for the
+    /// report's picture of the cluster at the end.
+    pub async fn status_lines(&self) -> Vec<String> {
+        for p in &self.proxies {
+            if p.proc.is_none() {
+                continue;
+            }
+            if let Ok(v) = oneshot(&p.addr, &["INFO", "rampart"], Duration::from_secs(3)).await {
+                if let Some(info) = text(&v) {
+                    return info
+                        .lines()
+                        .filter(|l| l.starts_with("node"))
+                        .map(|l| l.trim_end().to_string())
+                        .collect();
+                }
+            }
+        }
+        vec!["no proxy answered INFO rampart".into()]
+    }
+
     pub fn free_disk(&mut self, id: usize) -> Result<(), ChaosError> {
         let path = self.nodes[id - 1].disk().join(BALLOON);
         match std::fs::remove_file(&path) {
@@ -748,6 +801,25 @@ fn free_ports(n: usize) -> Result<Vec<u16>, ChaosError> {
         .map_err(|e| ChaosError::io("local address", e))
 }
 
+/// Log lines without terminal colour codes (tracing colours its output).
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... letter
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn secs(ns: u64) -> String {
     format!("{:.3}s", ns as f64 / 1e9)
 }
@@ -769,6 +841,15 @@ mod tests {
         );
         assert_eq!(parse_leader(""), None);
         assert_eq!(parse_leader("node0:id=x,role=leader,term=1"), None);
+    }
+
+    #[test]
+    fn colour_codes_are_stripped() {
+        assert_eq!(
+            strip_ansi("\u{1b}[2m2026\u{1b}[0m \u{1b}[31mERROR\u{1b}[0m x"),
+            "2026 ERROR x"
+        );
+        assert_eq!(strip_ansi("plain"), "plain");
     }
 
     #[test]

@@ -46,10 +46,14 @@ enum Active {
         drift: Option<i64>,
         base: i64,
     },
-    Balloon(usize),
+    /// The node, and where its log stood when the disk filled.
+    Balloon(usize, u64),
     ProxyDown(usize),
     Nothing,
 }
+
+/// Log text of a node meeting a full disk.
+const STORAGE_ERRORS: &[&str] = &["No space left on device", "StorageError", "storage error"];
 
 /// Step of the poll loop while a fault holds (exits are noticed this fast).
 const POLL: Duration = Duration::from_millis(250);
@@ -274,12 +278,13 @@ async fn inject(
             }
             let (id, who) = pick(cluster, *target, rng).await;
             record.nodes = vec![id];
+            let mark = cluster.log_mark(id);
             let bytes = cluster.fill_disk(id).await?;
             record.detail = format!("disk of {who} full");
             record
                 .notes
                 .push(format!("balloon of {} MiB until ENOSPC", bytes >> 20));
-            Ok(Active::Balloon(id))
+            Ok(Active::Balloon(id, mark))
         }
         Action::Proxy { index } => {
             let j = index % cluster.proxy_addrs().len().max(1);
@@ -301,8 +306,16 @@ async fn heal(
         Active::Paused(id) => cluster.resume_node(id),
         Active::Cut => cluster.set_drops(&BTreeMap::new()).await,
         Active::Clock { node, .. } => cluster.set_clock(node, 0),
-        Active::Balloon(id) => {
+        Active::Balloon(id, mark) => {
             cluster.free_disk(id)?;
+            // What the node made of it: the history shows what clients saw,
+            // the log whether the node noticed (and whether it stopped).
+            let (n, first) = cluster.log_lines_since(id, mark, STORAGE_ERRORS);
+            if let Some(first) = first {
+                record.notes.push(format!(
+                    "n{id} logged {n} storage error lines; first: {first}"
+                ));
+            }
             if !cluster.node_running(id) {
                 record.notes.push(format!(
                     "n{id} was down when the disk was freed; restarting it"

@@ -81,6 +81,10 @@ pub struct ChaosReport {
     pub unknown: Vec<String>,
     /// Workloads with no Ok operation after the heal.
     pub unrecovered: Vec<String>,
+    /// Each node as the proxies saw it after the recovery load (`INFO
+    /// rampart` lines).
+    #[serde(default)]
+    pub final_status: Vec<String>,
     /// Harness problems (an injection that failed...): the run proves less.
     pub harness_problems: Vec<String>,
     /// Where the full histories are (None if they were not kept).
@@ -217,6 +221,12 @@ impl ChaosReport {
                 out,
                 "\nNOT RECOVERED: no {w} operation succeeded after every fault was healed"
             )?;
+        }
+        if !self.unrecovered.is_empty() {
+            writeln!(out, "cluster after the recovery load:")?;
+            for l in &self.final_status {
+                writeln!(out, "  {l}")?;
+            }
         }
         for p in &self.harness_problems {
             writeln!(out, "\nharness problem: {p}")?;
@@ -385,6 +395,7 @@ mod tests {
             anomalies: 0,
             unknown: vec![],
             unrecovered: vec![],
+            final_status: vec![],
             harness_problems: vec![],
             histories: None,
             run_dir: None,

@@ -270,6 +270,7 @@ pub async fn run_chaos(s: &ChaosSettings) -> Result<RunResult, ChaosError> {
         }
     }
 
+    let final_status = cluster.status_lines().await;
     // Final reads on a settled cluster.
     if let Err(e) = cluster.wait_leader(Duration::from_secs(30)).await {
         problems.push(format!("before the final reads: {e}"));
@@ -350,6 +351,7 @@ pub async fn run_chaos(s: &ChaosSettings) -> Result<RunResult, ChaosError> {
         anomalies,
         unknown,
         unrecovered,
+        final_status,
         harness_problems: problems,
         histories: Some(histories_path.clone()),
         run_dir: Some(dir.clone()),
