@@ -569,7 +569,12 @@ impl Cluster {
                 if let Some(info) = text(&v) {
                     return info
                         .lines()
-                        .filter(|l| l.starts_with("node"))
+                        .filter(|l| {
+                            l.split_once(':').is_some_and(|(k, _)| {
+                                k.strip_prefix("node")
+                                    .is_some_and(|n| n.parse::<u32>().is_ok())
+                            })
+                        })
                         .map(|l| l.trim_end().to_string())
                         .collect();
                 }
