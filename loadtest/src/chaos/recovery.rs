@@ -119,6 +119,7 @@ pub async fn run_recovery(s: &RecoverySettings) -> Result<RecoveryReport, ChaosE
             continue;
         };
         let t0 = Instant::now();
+        let wall = utc_time_of_day();
         match s.fault {
             RecoveryFault::Kill => cluster.kill_node(leader),
             RecoveryFault::Isolate => {
@@ -136,14 +137,14 @@ pub async fn run_recovery(s: &RecoverySettings) -> Result<RecoveryReport, ChaosE
         if ok {
             let ms = took.as_secs_f64() * 1e3;
             println!(
-                "trial {:>3}: n{leader} {:?}, first write after {ms:.0} ms",
+                "trial {:>3}: n{leader} {:?} at {wall} UTC, first write after {ms:.0} ms",
                 trial + 1,
                 s.fault
             );
             times.push(ms);
         } else {
             println!(
-                "trial {:>3}: n{leader} {:?}, no write within {TRIAL_LIMIT:?}",
+                "trial {:>3}: n{leader} {:?} at {wall} UTC, no write within {TRIAL_LIMIT:?}",
                 trial + 1,
                 s.fault
             );
@@ -164,6 +165,21 @@ pub async fn run_recovery(s: &RecoverySettings) -> Result<RecoveryReport, ChaosE
         goal_ms: 2.0 * s.election_timeout_ms as f64,
         failed_trials: failed,
     })
+}
+
+/// `HH:MM:SS.mmm` UTC, to find a trial in the nodes' logs.
+fn utc_time_of_day() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let day_ms = ms % 86_400_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        day_ms / 3_600_000,
+        day_ms / 60_000 % 60,
+        day_ms / 1000 % 60,
+        day_ms % 1000
+    )
 }
 
 /// SETs `key` until a write is acknowledged or `until`; whether one was.
