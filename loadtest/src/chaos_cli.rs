@@ -124,6 +124,10 @@ struct RecoveryArgs {
     /// What happens to the leader.
     #[arg(long, value_enum, default_value_t = RecoveryFault::Kill)]
     fault: RecoveryFault,
+    /// Seconds after which a trial without a successful write counts as
+    /// failed (and the fault is healed).
+    #[arg(long, default_value_t = 30.0)]
+    trial_limit_secs: f64,
     /// Write the result as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -334,6 +338,8 @@ fn run_recovery(a: &RecoveryArgs) -> Result<i32> {
         proxy_retry_deadline_ms: a.cluster.proxy_retry_deadline_ms,
         rampart_bin: rampart_bin(&a.cluster.rampart_bin)?,
         dir: dir.clone(),
+        trial_limit: Duration::try_from_secs_f64(a.trial_limit_secs)
+            .context("--trial-limit-secs")?,
     };
     let rt = runtime(a.cluster.threads)?;
     let r = rt.block_on(recovery::run_recovery(&settings))?;

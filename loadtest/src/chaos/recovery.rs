@@ -39,6 +39,8 @@ pub struct RecoverySettings {
     pub proxy_retry_deadline_ms: u64,
     pub rampart_bin: PathBuf,
     pub dir: PathBuf,
+    /// A trial that has not written after this long counts as failed.
+    pub trial_limit: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,9 +67,6 @@ pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     Some(sorted[rank - 1])
 }
-
-/// A trial that has not written after this long counts as failed.
-const TRIAL_LIMIT: Duration = Duration::from_secs(60);
 
 pub async fn run_recovery(s: &RecoverySettings) -> Result<RecoveryReport, ChaosError> {
     if !is_root() || which("ip").is_none() {
@@ -112,7 +111,7 @@ pub async fn run_recovery(s: &RecoverySettings) -> Result<RecoveryReport, ChaosE
         // Steady: a leader, a write that works, followers caught up.
         cluster.wait_leader(Duration::from_secs(60)).await?;
         let key = format!("chaos:recovery:{trial}");
-        write_until_ok(&mut client, &key, Instant::now() + TRIAL_LIMIT).await;
+        write_until_ok(&mut client, &key, Instant::now() + s.trial_limit).await;
         tokio::time::sleep(et * 2).await;
         let Some(leader) = cluster.leader().await else {
             failed += 1;
@@ -128,7 +127,7 @@ pub async fn run_recovery(s: &RecoverySettings) -> Result<RecoveryReport, ChaosE
                 cluster.set_drops(&cut.drops).await?;
             }
         }
-        let ok = write_until_ok(&mut client, &key, t0 + TRIAL_LIMIT).await;
+        let ok = write_until_ok(&mut client, &key, t0 + s.trial_limit).await;
         let took = t0.elapsed();
         match s.fault {
             RecoveryFault::Kill => cluster.restart_node(leader)?,
@@ -144,9 +143,10 @@ pub async fn run_recovery(s: &RecoverySettings) -> Result<RecoveryReport, ChaosE
             times.push(ms);
         } else {
             println!(
-                "trial {:>3}: n{leader} {:?} at {wall} UTC, no write within {TRIAL_LIMIT:?}",
+                "trial {:>3}: n{leader} {:?} at {wall} UTC, no write within {:?}",
                 trial + 1,
-                s.fault
+                s.fault,
+                s.trial_limit
             );
             failed += 1;
         }

@@ -161,6 +161,9 @@ pub async fn run_chaos(s: &ChaosSettings) -> Result<RunResult, ChaosError> {
             (d, true)
         }
     };
+    // Absolute: mount points are compared with /proc/mounts at cleanup.
+    let dir = std::fs::canonicalize(&dir)
+        .map_err(|e| ChaosError::io(format!("resolve {}", dir.display()), e))?;
     println!("chaos: seed {} (replay with --seed {})", s.seed, s.seed);
     println!("chaos: run dir {}", dir.display());
 
