@@ -148,7 +148,11 @@ pub fn run(args: ChaosArgs) -> i32 {
                     eprintln!("chaos: cannot create the cluster's network: {why}")
                 }
                 Some(ChaosError::Interrupted(sig)) => eprintln!("chaos: interrupted by {sig}"),
-                _ => eprintln!("chaos: harness error (not a finding about the cluster): {e:#}"),
+                Some(_) => {
+                    eprintln!("chaos: harness error (not a finding about the cluster): {e:#}")
+                }
+                // Bad flags, an unwritable report path...
+                None => eprintln!("chaos: {e:#}"),
             }
             EXIT_HARNESS
         }

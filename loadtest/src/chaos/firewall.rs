@@ -142,6 +142,52 @@ mod tests {
         );
     }
 
+    /// Every partition shape, resolved and turned into the per-namespace
+    /// scripts the harness applies.
+    #[test]
+    fn each_partition_shape_yields_the_expected_rules() {
+        use crate::chaos::nemesis::{resolve, Shape};
+        let ip = |n: usize| Ipv4Addr::new(10, 64, 1, 10 + n as u8);
+        let scripts = |shape: Shape| -> Vec<(usize, String)> {
+            let cut = resolve(shape, &[1, 2, 3], Some(1));
+            (1..=3)
+                .map(|n| {
+                    let blocked: Vec<Ipv4Addr> = cut
+                        .drops
+                        .get(&n)
+                        .map(|s| s.iter().map(|&j| ip(j)).collect())
+                        .unwrap_or_default();
+                    (n, nft_script(&blocked))
+                })
+                .collect()
+        };
+        let drop_line = |ips: &str| format!("ip saddr {{ {ips} }} drop");
+        let isolate = scripts(Shape::IsolateLeader);
+        assert!(isolate[0].1.contains(&drop_line("10.64.1.12, 10.64.1.13")));
+        assert!(isolate[1].1.contains(&drop_line("10.64.1.11")));
+        assert!(isolate[2].1.contains(&drop_line("10.64.1.11")));
+        let minority = scripts(Shape::MajorityMinority {
+            leader_in_minority: true,
+        });
+        assert_eq!(
+            minority, isolate,
+            "with 3 nodes the minority is the leader alone"
+        );
+        let deaf = scripts(Shape::LeaderDeaf);
+        assert!(deaf[0].1.contains(&drop_line("10.64.1.12, 10.64.1.13")));
+        assert!(!deaf[1].1.contains("drop") && !deaf[2].1.contains("drop"));
+        let one_way = scripts(Shape::OneWay);
+        assert!(one_way[2].1.contains(&drop_line("10.64.1.12")));
+        assert!(!one_way[0].1.contains("drop") && !one_way[1].1.contains("drop"));
+        let bridge = scripts(Shape::Bridge);
+        assert!(bridge[0].1.contains(&drop_line("10.64.1.13")));
+        assert!(
+            !bridge[1].1.contains("drop"),
+            "the bridge node hears everyone"
+        );
+        assert!(bridge[2].1.contains(&drop_line("10.64.1.11")));
+    }
+
     #[test]
     fn iptables_fallback_flushes_then_drops() {
         let cmds = iptables_commands(&[Ipv4Addr::new(10, 1, 2, 13)]);
