@@ -99,7 +99,8 @@ struct RunArgs {
     /// Draw the timeline here (.png or .svg).
     #[arg(long)]
     plot: Option<PathBuf>,
-    /// Save the histories here [default: histories.json in the run dir].
+    /// Save the histories here [default: next to --json as
+    /// NAME.histories.json, else histories.json in the run dir].
     #[arg(long)]
     histories: Option<PathBuf>,
 }
@@ -264,7 +265,12 @@ fn run_chaos(a: &RunArgs) -> Result<i32> {
         rampart_bin: rampart_bin(&a.cluster.rampart_bin)?,
         dir: a.cluster.dir.clone(),
         disk_mib: a.disk_mib,
-        histories: a.histories.clone(),
+        // Next to the JSON report when there is one, so the file the report
+        // names outlives a temp run dir.
+        histories: a
+            .histories
+            .clone()
+            .or_else(|| a.json.as_ref().map(|j| j.with_extension("histories.json"))),
         command,
     };
     let rt = runtime(a.cluster.threads)?;
