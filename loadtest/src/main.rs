@@ -1,5 +1,7 @@
 //! `rampart-loadtest` command line. Subcommands: `bench`, `populate`,
-//! `incident`.
+//! `incident`, `chaos` (in `chaos_cli.rs`).
+
+mod chaos_cli;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -43,6 +45,11 @@ enum Command {
     /// rate, then an abusive host in an XREAD/KEYS/HGETALL loop, then
     /// recovery; per-phase latency, rejects and the nodes' Raft metrics.
     Incident(Box<IncidentArgs>),
+    /// Start a cluster in network namespaces, run workloads that record
+    /// histories while faults are injected (kill, pause, partition, clock,
+    /// disk, proxy), then check the histories. Needs root. Exit status: 0
+    /// clean, 1 anomalies (or no recovery), 2 harness error, 3 no verdict.
+    Chaos(Box<chaos_cli::ChaosArgs>),
 }
 
 /// Connection options shared by the subcommands.
@@ -516,5 +523,6 @@ fn main() -> Result<()> {
         Command::Bench(args) => run_bench(args),
         Command::Populate(args) => run_populate(args),
         Command::Incident(args) => run_incident(&args),
+        Command::Chaos(args) => std::process::exit(chaos_cli::run(*args)),
     }
 }
