@@ -3,7 +3,8 @@
 #   ./dev.sh up     build and start a local cluster (3 nodes + proxy on 127.0.0.1:6379)
 #   ./dev.sh test   run the whole test suite
 # Both install what the machine lacks first (clang for RocksDB's bindings,
-# protoc for the gRPC code, redis-server for the key-spec comparison test,
+# protoc for the gRPC code, redis-server for the comparison tests, faketime
+# for the chaos tool's clock faults,
 # cargo-nextest for the test runner).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -22,6 +23,8 @@ install_prerequisites() {
     # tests/command_keys.rs compares every command's key specs with a real
     # redis-server (started by the test on a free port; none runs as a service).
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+    # rampart-loadtest chaos: the clock nemesis runs nodes under libfaketime.
+    command -v faketime >/dev/null 2>&1 || missing+=(faketime)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing: ${missing[*]}"
         local sudo=""
