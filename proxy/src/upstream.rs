@@ -4,8 +4,12 @@
 //! Retry rules for one batch:
 //! - `not_leader` with an address: go there at once (no backoff).
 //! - `not_leader` without an address, `unavailable`, a transport error or a
-//!   per-attempt timeout: try the next node after a short backoff
-//!   (20 ms doubling to 200 ms).
+//!   per-attempt timeout: forget the leader, try the next node after a short
+//!   backoff (20 ms doubling to 200 ms). One attempt gets at most half the
+//!   deadline ([`ATTEMPT_SHARE`]): a leader cut off from its quorum accepts
+//!   the call and never answers, and the proxy must have time left to find
+//!   the new one (a chaos run found writes unavailable for the whole of a
+//!   leader isolation). Blocking calls and scripts are not cut.
 //! - Past the deadline (`--retry-deadline-ms`, default 5 s):
 //!   [`ProxyError::ClusterDown`], which the client sees as
 //!   `-CLUSTERDOWN The cluster is down: no leader reachable`.
@@ -39,6 +43,10 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use crate::error::ProxyError;
+
+/// An attempt on one node may use at most 1/`ATTEMPT_SHARE` of the retry
+/// deadline (the last attempt whatever is left).
+pub const ATTEMPT_SHARE: u32 = 2;
 
 /// One gRPC attempt to a node, by `service`, `method` and `outcome` (ok,
 /// error = a gRPC status, timeout = the retry deadline ran out).
@@ -246,7 +254,11 @@ impl Upstream {
                 give_up += now.elapsed();
                 Ok(answer)
             } else {
-                tokio::time::timeout(give_up - now, send)
+                let mut limit = give_up - now;
+                if on_waiting.is_none() {
+                    limit = limit.min(deadline / ATTEMPT_SHARE);
+                }
+                tokio::time::timeout(limit, send)
                     .instrument(span.clone())
                     .await
             };
@@ -307,6 +319,12 @@ impl Upstream {
                         "node {target}: {}",
                         status.message()
                     )));
+                }
+                // The same ids make a retry elsewhere safe: if this node
+                // did commit the batch, the dedup record answers it.
+                Err(_elapsed) if Instant::now() < give_up => {
+                    tracing::debug!(node = %target, "attempt timed out; trying another node");
+                    None
                 }
                 Err(_elapsed) => return Err(ProxyError::ClusterDown(deadline)),
             };

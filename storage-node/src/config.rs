@@ -67,8 +67,9 @@ rampart_proto::settings! {
     /// Entries kept in the log behind the latest snapshot, so a briefly
     /// lagging follower catches up without a snapshot.
     snapshot_keep_logs: u64, env "RAMPART_SNAPSHOT_KEEP_LOGS", file, default 1000;
-    /// Minimum election timeout; the maximum is twice this. Heartbeats go
-    /// every 250 ms.
+    /// Election timeout T: a follower stands for election after 1.25T to
+    /// 1.5T (at random) without a heartbeat, so a failover takes under 2T.
+    /// More than twice the 250 ms heartbeat.
     election_timeout_ms: u64, env "RAMPART_ELECTION_TIMEOUT_MS", file, default 1000;
     /// How long a client write or linearizable read waits for the cluster
     /// before answering Unavailable.
@@ -188,9 +189,9 @@ impl NodeArgs {
         if id == 0 {
             return Err(NodeError::Config("--id must not be 0".into()));
         }
-        if s.election_timeout_ms <= HEARTBEAT_INTERVAL_MS {
+        if s.election_timeout_ms <= 2 * HEARTBEAT_INTERVAL_MS {
             return Err(NodeError::Config(format!(
-                "--election-timeout-ms must be greater than the {HEARTBEAT_INTERVAL_MS} ms heartbeat"
+                "--election-timeout-ms must be more than twice the {HEARTBEAT_INTERVAL_MS} ms heartbeat"
             )));
         }
         if s.snapshot_logs == 0 {
