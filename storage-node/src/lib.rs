@@ -250,6 +250,7 @@ fn raft_config(cfg: &NodeConfig) -> Result<openraft::Config, NodeError> {
         election_timeout_max: cfg.election_timeout_ms * 2,
         // A snapshot chunk of 3 MiB must fit comfortably in one call.
         install_snapshot_timeout: cfg.election_timeout_ms.max(1000) * 2,
+        snapshot_max_chunk_size: cfg.snapshot_chunk_bytes,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_logs),
         max_in_snapshot_log_to_keep: cfg.snapshot_keep_logs,
         ..Default::default()
