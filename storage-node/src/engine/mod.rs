@@ -344,7 +344,7 @@ impl EngineSnapshot<'_> {
     pub fn for_each_cf<E: From<EngineError>>(
         &self,
         cf: &str,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), E>,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut opts = rocksdb::ReadOptions::default();
         opts.fill_cache(false);
@@ -518,7 +518,7 @@ mod tests {
         let mut sst = SstBuilder::new(&opts, dir2.path(), "data");
         source
             .snapshot()
-            .for_each_cf(cf::DATA, &mut |k, v| sst.put(k, v))
+            .for_each_cf(cf::DATA, |k: &[u8], v: &[u8]| sst.put(k, v))
             .unwrap();
         let files = sst.finish().unwrap();
         let mut batch = target.batch();

@@ -184,7 +184,7 @@ impl Dedup {
 /// caught up through a snapshot.
 pub(super) fn for_each<E: From<EngineError>>(
     snapshot: &EngineSnapshot<'_>,
-    f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), E>,
+    f: impl FnMut(&[u8], &[u8]) -> Result<(), E>,
 ) -> Result<(), E> {
     snapshot.for_each_cf(cf::DEDUP, f)
 }

@@ -36,6 +36,8 @@ pub enum FormatError {
     Io(#[from] io::Error),
     #[error("corrupt snapshot: {0}")]
     Corrupt(String),
+    #[error("snapshot storage: {0}")]
+    Engine(#[from] crate::engine::EngineError),
 }
 
 fn corrupt(what: impl Into<String>) -> FormatError {

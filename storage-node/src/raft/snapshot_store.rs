@@ -80,12 +80,6 @@ struct SnapshotRecord {
     file: String,
 }
 
-impl From<FormatError> for EngineError {
-    fn from(e: FormatError) -> EngineError {
-        EngineError::Corrupt(e.to_string())
-    }
-}
-
 /// What the state machine and its snapshot builders share about stored
 /// snapshots.
 pub(super) struct SnapshotStore {
@@ -379,21 +373,15 @@ fn write_stream(
 ) -> Result<(), FormatError> {
     let out = BufWriter::with_capacity(IO_BUFFER, fs::File::create(path)?);
     let mut w = snapshot_format::Writer::new(out, header)?;
-    snap.for_each_cf(cf::DATA, &mut |k, v| w.pair(k, v))?;
+    snap.for_each_cf(cf::DATA, |k: &[u8], v: &[u8]| w.pair(k, v))?;
     w.next_section()?;
-    dedup::for_each(snap, &mut |k, v| w.pair(k, v))?;
+    dedup::for_each(snap, |k: &[u8], v: &[u8]| w.pair(k, v))?;
     let file = w
         .finish()?
         .into_inner()
         .map_err(|e| FormatError::Io(e.into_error()))?;
     file.sync_all()?;
     Ok(())
-}
-
-impl From<EngineError> for FormatError {
-    fn from(e: EngineError) -> FormatError {
-        FormatError::Io(io::Error::other(e))
-    }
 }
 
 /// Receives a snapshot stream into staged SST files, one set per column
@@ -418,8 +406,9 @@ impl Sink for Staging<'_> {
         };
         self.pairs += 1;
         builder.put(key, value).map_err(|e| match e {
+            // Keys out of order: the stream, not the disk, is at fault.
             EngineError::Corrupt(what) => FormatError::Corrupt(what),
-            other => FormatError::Io(io::Error::other(other)),
+            other => FormatError::Engine(other),
         })
     }
 }
