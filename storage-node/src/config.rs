@@ -8,6 +8,11 @@ use crate::commands::streams::legacy::{MigrationMode, DEFAULT_CHUNK};
 use crate::NodeError;
 
 pub const HEARTBEAT_INTERVAL_MS: u64 = 250;
+/// openraft's own default chunk size.
+pub const DEFAULT_SNAPSHOT_CHUNK_BYTES: u64 = 3 << 20;
+/// Bounds of `--snapshot-chunk-bytes`: a chunk must fit a Raft message
+/// (`raft::network::MAX_RAFT_MESSAGE`) with room to spare.
+const SNAPSHOT_CHUNK_BYTES: std::ops::RangeInclusive<u64> = 1024..=(64 << 20);
 
 rampart_proto::settings! {
     /// Flags of a storage node (`rampart-node ...`, or embedded as
@@ -24,6 +29,7 @@ rampart_proto::settings! {
     /// data_dir = "/var/lib/rampart/node-1"
     /// snapshot_logs = 100000
     /// snapshot_keep_logs = 1000
+    /// snapshot_chunk_bytes = 3145728
     /// election_timeout_ms = 1000
     /// write_timeout_ms = 5000
     /// metrics_addr = "10.0.0.1:7121"
@@ -58,7 +64,7 @@ rampart_proto::settings! {
     data_dir: PathBuf, env "RAMPART_DATA_DIR", file, unset "./rampart-data/node-<id>";
     /// TOML file with any of these settings; flags and env override it.
     config: PathBuf, env "RAMPART_NODE_CONFIG", no_file, no_default;
-    // A snapshot is a full in-memory export of the data: at 5000 it was built
+    // A snapshot is a full export of the data: at 5000 it was built
     // every ~12 s under 400 writes/s with a 200k-entry stream, and each build
     // showed as a 100-500 ms latency spike for every client (docs/benchmarks.md,
     // incident run). The log it lets grow costs only disk.
@@ -67,6 +73,10 @@ rampart_proto::settings! {
     /// Entries kept in the log behind the latest snapshot, so a briefly
     /// lagging follower catches up without a snapshot.
     snapshot_keep_logs: u64, env "RAMPART_SNAPSHOT_KEEP_LOGS", file, default 1000;
+    /// Largest piece of a snapshot sent to a follower in one Raft message;
+    /// a node receiving a snapshot holds about this much of it in memory.
+    snapshot_chunk_bytes: u64, env "RAMPART_SNAPSHOT_CHUNK_BYTES", file,
+        default DEFAULT_SNAPSHOT_CHUNK_BYTES;
     /// Election timeout T: a follower stands for election after 1.25T to
     /// 1.5T (at random) without a heartbeat, so a failover takes under 2T.
     /// More than twice the 250 ms heartbeat.
@@ -133,6 +143,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     pub snapshot_logs: u64,
     pub snapshot_keep_logs: u64,
+    /// Bytes of a snapshot per InstallSnapshot message.
+    pub snapshot_chunk_bytes: u64,
     pub election_timeout_ms: u64,
     pub heartbeat_ms: u64,
     pub write_timeout_ms: u64,
@@ -199,6 +211,13 @@ impl NodeArgs {
                 "--snapshot-logs must be at least 1".into(),
             ));
         }
+        if !SNAPSHOT_CHUNK_BYTES.contains(&s.snapshot_chunk_bytes) {
+            return Err(NodeError::Config(format!(
+                "--snapshot-chunk-bytes must be between {} and {}",
+                SNAPSHOT_CHUNK_BYTES.start(),
+                SNAPSHOT_CHUNK_BYTES.end()
+            )));
+        }
         if s.write_timeout_ms == 0 {
             return Err(NodeError::Config(
                 "--write-timeout-ms must be at least 1".into(),
@@ -250,6 +269,7 @@ impl NodeArgs {
                 .unwrap_or_else(|| PathBuf::from(format!("./rampart-data/node-{id}"))),
             snapshot_logs: s.snapshot_logs,
             snapshot_keep_logs: s.snapshot_keep_logs,
+            snapshot_chunk_bytes: s.snapshot_chunk_bytes,
             election_timeout_ms: s.election_timeout_ms,
             heartbeat_ms: HEARTBEAT_INTERVAL_MS,
             write_timeout_ms: s.write_timeout_ms,

@@ -253,8 +253,10 @@ fn raft_config(cfg: &NodeConfig) -> Result<openraft::Config, NodeError> {
         // 2T the operations docs promise (it was 3T..4T with [T, 2T]).
         election_timeout_min: cfg.election_timeout_ms / 2,
         election_timeout_max: cfg.election_timeout_ms * 3 / 4,
-        // A snapshot chunk of 3 MiB must fit comfortably in one call.
+        // A snapshot chunk of 3 MiB must fit comfortably in one call; the
+        // last one, answered after the install, gets more (raft::network).
         install_snapshot_timeout: cfg.election_timeout_ms.max(1000) * 2,
+        snapshot_max_chunk_size: cfg.snapshot_chunk_bytes,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_logs),
         max_in_snapshot_log_to_keep: cfg.snapshot_keep_logs,
         ..Default::default()

@@ -14,6 +14,8 @@ use rampart_proto::pb::{
 use rampart_proto::{reply, Reply};
 use tempfile::TempDir;
 
+const SNAPSHOT_CHUNK: u64 = 4096;
+
 struct Slot {
     dir: TempDir,
     node: Option<NodeHandle>,
@@ -34,6 +36,8 @@ fn args(id: u64, dir: &TempDir, raft: &str, client: &str, keep: u64) -> NodeArgs
         data_dir: Some(dir.path().join("db")),
         snapshot_logs: Some(100_000),
         snapshot_keep_logs: Some(keep),
+        // Small chunks: a snapshot crosses the transport in many messages.
+        snapshot_chunk_bytes: Some(SNAPSHOT_CHUNK),
         election_timeout_ms: Some(500),
         write_timeout_ms: Some(3000),
         config: None,
@@ -424,6 +428,13 @@ async fn compaction_and_catch_up_through_snapshots() {
         assert_eq!(out, vec![reply::ok()]);
     }
     cluster.stop(lagging).await;
+    // Values of several chunks each, so the snapshot is many chunks.
+    let big = "v".repeat(3 * SNAPSHOT_CHUNK as usize);
+    for i in 0..10u64 {
+        let key = format!("big{i}");
+        let out = replies(execute(&mut kv, "c", 100 + i, vec![cmd(&["SET", &key, &big])]).await);
+        assert_eq!(out, vec![reply::ok()]);
+    }
     for i in 20..60u64 {
         let key = format!("key{i}");
         let out = replies(execute(&mut kv, "c", i, vec![cmd(&["SET", &key, "while-down"])]).await);
@@ -455,6 +466,16 @@ async fn compaction_and_catch_up_through_snapshots() {
     cluster.restart(lagging).await;
     let st = wait_applied(&cluster, lagging, leader_status.snapshot_index).await;
     assert!(st.snapshot_index >= leader_status.snapshot_index, "{st:?}");
+    // What it received and keeps as its current snapshot spans many chunks.
+    let snapshots = cluster.slot(lagging).dir.path().join("db/raft-snapshots");
+    let sizes: Vec<u64> = std::fs::read_dir(&snapshots)
+        .expect("snapshot folder")
+        .map(|e| e.expect("entry"))
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
+        .map(|e| e.metadata().expect("meta").len())
+        .collect();
+    assert_eq!(sizes.len(), 1, "one current snapshot file: {sizes:?}");
+    assert!(sizes[0] > 20 * SNAPSHOT_CHUNK, "{sizes:?}");
 
     // A brand-new node joins as a learner and catches up the same way.
     cluster.slots.push(Cluster::fresh_slot(4, 0).await);
@@ -483,11 +504,35 @@ async fn compaction_and_catch_up_through_snapshots() {
             &mut kv,
             "c",
             1001,
-            vec![cmd(&["GET", "key59"]), cmd(&["GET", "key0"])],
+            vec![
+                cmd(&["GET", "key59"]),
+                cmd(&["GET", "key0"]),
+                cmd(&["GET", "big9"]),
+            ],
         )
         .await,
     );
-    assert_eq!(out, vec![reply::bulk("while-down"), reply::bulk("before")]);
+    assert_eq!(
+        out,
+        vec![
+            reply::bulk("while-down"),
+            reply::bulk("before"),
+            reply::bulk(big.clone())
+        ]
+    );
 
+    // The node that caught up through the snapshot holds the data itself.
+    // (Its folder is kept out of the cluster, whose shutdown deletes them.)
+    let kept = std::mem::replace(
+        &mut cluster.slots[(lagging - 1) as usize].dir,
+        tempfile::tempdir().expect("tempdir"),
+    );
     cluster.shutdown().await;
+    let engine = rampart_node::engine::Engine::open(&kept.path().join("db")).expect("open");
+    let get = |key: &str| {
+        let argv = [b"GET".to_vec(), key.as_bytes().to_vec()];
+        rampart_node::commands::execute_read(&engine, &argv, 0)
+    };
+    assert_eq!(get("big9"), reply::bulk(big));
+    assert_eq!(get("key59"), reply::bulk("while-down"));
 }

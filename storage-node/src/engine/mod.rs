@@ -20,6 +20,7 @@
 //!   adds its own `sm_meta`/`dedup` writes, and writes the batch atomically
 //!   with [`Engine::write_batch`].
 
+mod bulk;
 pub mod keys;
 mod keyspace;
 pub mod meta;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 
 use rocksdb::{Direction, IteratorMode, WriteOptions};
 
+pub use bulk::{SstBuilder, SstOptions};
 pub use keyspace::{key_counts, live_meta, load_meta, KeyCounts};
 pub use txn::{ReadKey, Txn};
 pub use walk::Order;
@@ -255,9 +257,10 @@ impl Engine {
         Txn::new(self)
     }
 
-    /// All key/value pairs of the DATA column family in key order, taken from
-    /// one consistent RocksDB snapshot (for building a Raft snapshot).
-    pub fn export_data(&self) -> Result<Vec<Pair>, EngineError> {
+    /// All key/value pairs of the DATA column family in key order (tests:
+    /// snapshots stream them instead, see [`EngineSnapshot::for_each_cf`]).
+    #[cfg(test)]
+    pub(crate) fn export_data(&self) -> Result<Vec<Pair>, EngineError> {
         let view = self.read_view();
         let (start, end) = keys::whole_range();
         let mut out = Vec::new();
@@ -266,16 +269,6 @@ impl Engine {
             true
         })?;
         Ok(out)
-    }
-
-    /// Adds to `batch` the writes that replace the whole DATA column family
-    /// with `pairs` (for installing a Raft snapshot).
-    pub fn import_data_into(&self, batch: &mut WriteBatch<'_>, pairs: Vec<(Vec<u8>, Vec<u8>)>) {
-        let (start, end) = keys::whole_range();
-        batch.delete_range(cf::DATA, start, end);
-        for (key, value) in pairs {
-            batch.put(cf::DATA, key, value);
-        }
     }
 
     /// Up to `limit` user keys whose TTL is at or before `now_ms`, from the
@@ -346,17 +339,25 @@ impl EngineSnapshot<'_> {
         Ok(self.snapshot.get_cf(self.engine.cf(cf), key)?)
     }
 
-    /// Every pair of column family `cf` at the snapshot, in key order.
-    pub fn export_cf(&self, cf: &str) -> Result<Vec<Pair>, EngineError> {
-        let mut out = Vec::new();
-        for item in self
-            .snapshot
-            .iterator_cf(self.engine.cf(cf), IteratorMode::Start)
-        {
-            let (k, v) = item?;
-            out.push((k.into_vec(), v.into_vec()));
+    /// Calls `f` with every pair of column family `cf` at the snapshot, in
+    /// key order, without collecting them (a snapshot may be gigabytes);
+    /// stops at `f`'s first error. Bypasses the block cache: a full scan
+    /// would evict what client reads need.
+    pub fn for_each_cf<E: From<EngineError>>(
+        &self,
+        cf: &str,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.fill_cache(false);
+        let mut it = self.snapshot.raw_iterator_cf_opt(self.engine.cf(cf), opts);
+        it.seek_to_first();
+        while let Some((k, v)) = it.item() {
+            f(k, v)?;
+            it.next();
         }
-        Ok(out)
+        it.status().map_err(EngineError::from)?;
+        Ok(())
     }
 }
 
@@ -460,7 +461,7 @@ mod tests {
     }
 
     #[test]
-    fn export_then_import_replaces_all_data() {
+    fn a_streamed_export_ingested_elsewhere_replaces_all_data() {
         let dir = tempfile::tempdir().unwrap();
         let source = Engine::open(dir.path()).unwrap();
         let mut txn = source.txn();
@@ -479,15 +480,23 @@ mod tests {
         assert_eq!(pairs.len(), 2);
 
         let dir2 = tempfile::tempdir().unwrap();
-        let target = Engine::open(dir2.path()).unwrap();
+        let target = Engine::open(&dir2.path().join("db")).unwrap();
         let mut txn = target.txn();
         txn.put(keys::meta_key(b"stale"), b"x".to_vec());
         target
             .write_batch(txn.into_batch().unwrap(), false)
             .unwrap();
+        let opts = SstOptions::new();
+        let mut sst = SstBuilder::new(&opts, dir2.path(), "data");
+        source
+            .snapshot()
+            .for_each_cf(cf::DATA, |k: &[u8], v: &[u8]| sst.put(k, v))
+            .unwrap();
+        let files = sst.finish().unwrap();
         let mut batch = target.batch();
-        target.import_data_into(&mut batch, pairs.clone());
+        target.clear_data_into(&mut batch);
         target.write_batch(batch, false).unwrap();
+        target.ingest_cf(cf::DATA, &files).unwrap();
         assert_eq!(target.export_data().unwrap(), pairs);
     }
 

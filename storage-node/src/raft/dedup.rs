@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sm_meta::{get_decoded, sm_err};
 use super::types::{codec, replies_serde, StorageError};
-use crate::engine::{cf, Engine, EngineError, EngineSnapshot, Pair, WriteBatch};
+use crate::engine::{cf, Engine, EngineError, EngineSnapshot, WriteBatch};
 
 /// Dedup records live this long (by the leader-stamped clock of later
 /// entries); a proxy retries a batch within seconds, far below this.
@@ -179,20 +179,21 @@ impl Dedup {
     }
 }
 
-/// Every record at `snapshot`, for a Raft snapshot: a retried batch must
-/// stay deduplicated on a node that caught up through a snapshot.
-pub(super) fn export(snapshot: &EngineSnapshot<'_>) -> Result<Vec<Pair>, EngineError> {
-    snapshot.export_cf(cf::DEDUP)
+/// Calls `f` with every record pair at `snapshot`, in key order, for a
+/// Raft snapshot: a retried batch must stay deduplicated on a node that
+/// caught up through a snapshot.
+pub(super) fn for_each<E: From<EngineError>>(
+    snapshot: &EngineSnapshot<'_>,
+    f: impl FnMut(&[u8], &[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    snapshot.for_each_cf(cf::DEDUP, f)
 }
 
-/// Adds to `batch` the writes that replace every record with `pairs` (from
-/// [`export`]; for installing a Raft snapshot).
-pub(super) fn import_into(batch: &mut WriteBatch<'_>, pairs: Vec<Pair>) {
+/// Adds to `batch` the deletion of every record (before a snapshot's are
+/// ingested).
+pub(super) fn clear_into(batch: &mut WriteBatch<'_>) {
     batch.delete_range(cf::DEDUP, [0x00u8].as_slice(), [0xffu8].as_slice());
     batch.delete(cf::DEDUP, []);
-    for (k, v) in pairs {
-        batch.put(cf::DEDUP, k, v);
-    }
 }
 
 #[cfg(test)]

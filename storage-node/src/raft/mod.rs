@@ -5,7 +5,10 @@
 //! - `state_machine`: applies committed entries (openraft's
 //!   `RaftStateMachine`);
 //! - `snapshot_store`: builds, installs and records snapshots;
-//! - `snapshot_file`: a snapshot's bytes in a file beside the DB;
+//! - `snapshot_format`: a snapshot's byte stream (written and read
+//!   without holding the data set);
+//! - `snapshot_file`: a snapshot's bytes in a file beside the DB, the file
+//!   handle openraft sends and receives chunks through;
 //! - `dedup`: request-id deduplication of retried writes;
 //! - `sm_meta`: applied state in `sm_meta` and shared helpers.
 
@@ -15,6 +18,7 @@ pub mod log_store;
 pub mod network;
 mod sm_meta;
 pub mod snapshot_file;
+pub mod snapshot_format;
 pub mod snapshot_store;
 pub mod state_machine;
 pub mod types;

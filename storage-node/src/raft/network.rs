@@ -13,26 +13,43 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::future::Future;
+use std::io::SeekFrom;
+
+use futures::FutureExt;
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+    Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed,
+    StreamingError, Timeout, Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    SnapshotResponse, VoteRequest, VoteResponse,
 };
-use openraft::{AnyError, RPCTypes};
+use openraft::{AnyError, ErrorSubject, ErrorVerb, OptionalSend, RPCTypes, StorageError};
 use rampart_proto::pb::raft_transport_client::RaftTransportClient;
 use rampart_proto::pb::RaftMessage;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tonic::transport::{Channel, Endpoint};
 
-use super::types::{codec, NodeId, NodeInfo, TypeConfig};
+use super::types::{codec, NodeId, NodeInfo, Snapshot, TypeConfig, Vote};
 
 /// Largest Raft message accepted or sent (an AppendEntries batch or a
 /// snapshot chunk).
 pub const MAX_RAFT_MESSAGE: usize = 512 << 20;
+
+/// The follower answers the last chunk of a snapshot only once it has
+/// installed the whole snapshot; that message gets `install_snapshot_timeout`
+/// plus this much time per byte of snapshot (a slow disk's install rate), so
+/// a multi-GiB install is not cut short and sent again from the start.
+const INSTALL_BYTES_PER_SEC: u64 = 8 << 20;
+/// Retries of one chunk after a timeout or network error before the
+/// transfer is given up (openraft starts a new one later).
+const CHUNK_RETRIES: u32 = 3;
+/// Chunk size if openraft gives none (it always does).
+const DEFAULT_CHUNK: usize = 3 << 20;
 
 /// How long to wait for a TCP connection to a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -200,6 +217,114 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
         self.call(RPCTypes::InstallSnapshot, &rpc, &option).await
+    }
+
+    /// openraft's chunked transfer (`Chunked::send_snapshot`), reading
+    /// chunks from the snapshot file, with one difference: the last
+    /// chunk's deadline grows with the snapshot's size (see
+    /// [`INSTALL_BYTES_PER_SEC`]).
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        mut snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
+        let signature = snapshot.meta.signature();
+        let read_err = |e: std::io::Error| {
+            StorageError::from_io_error(
+                ErrorSubject::Snapshot(Some(signature.clone())),
+                ErrorVerb::Read,
+                e,
+            )
+        };
+        let chunk = option.snapshot_chunk_size().unwrap_or(DEFAULT_CHUNK).max(1);
+        let end = snapshot
+            .snapshot
+            .seek(SeekFrom::End(0))
+            .await
+            .map_err(read_err)?;
+        let last_ttl = option.hard_ttl() + Duration::from_secs(end / INSTALL_BYTES_PER_SEC);
+        let mut cancel = std::pin::pin!(cancel);
+        let mut offset = 0u64;
+        let mut failures = 0u32;
+        loop {
+            if let Some(closed) = cancel.as_mut().now_or_never() {
+                return Err(closed.into());
+            }
+            snapshot
+                .snapshot
+                .seek(SeekFrom::Start(offset))
+                .await
+                .map_err(read_err)?;
+            let mut data = Vec::with_capacity(chunk);
+            while data.len() < chunk {
+                let n = (&mut snapshot.snapshot)
+                    .take((chunk - data.len()) as u64)
+                    .read_to_end(&mut data)
+                    .await
+                    .map_err(read_err)?;
+                if n == 0 {
+                    break;
+                }
+            }
+            let sent = data.len() as u64;
+            let done = offset + sent >= end;
+            let req = InstallSnapshotRequest::<TypeConfig> {
+                vote,
+                meta: snapshot.meta.clone(),
+                offset,
+                data,
+                done,
+            };
+            let ttl = if done { last_ttl } else { option.hard_ttl() };
+            let result: RpcResult<
+                InstallSnapshotResponse<NodeId>,
+                RaftError<NodeId, InstallSnapshotError>,
+            > = self
+                .call(RPCTypes::InstallSnapshot, &req, &RPCOption::new(ttl))
+                .await;
+            match result {
+                Ok(resp) => {
+                    failures = 0;
+                    if resp.vote > vote || done {
+                        // A higher vote: openraft sees it and steps down.
+                        return Ok(SnapshotResponse::new(resp.vote));
+                    }
+                    offset += sent;
+                }
+                Err(RPCError::RemoteError(RemoteError {
+                    source: RaftError::APIError(InstallSnapshotError::SnapshotMismatch(m)),
+                    ..
+                })) => {
+                    // The follower started over (e.g. it restarted): so do we.
+                    tracing::warn!(mismatch = %m, "snapshot mismatch; resending from the start");
+                    offset = 0;
+                }
+                Err(RPCError::RemoteError(RemoteError {
+                    target,
+                    target_node,
+                    source: RaftError::Fatal(fatal),
+                })) => {
+                    return Err(RemoteError {
+                        target,
+                        target_node,
+                        source: fatal,
+                    }
+                    .into())
+                }
+                Err(RPCError::Unreachable(e)) => return Err(e.into()),
+                Err(e @ (RPCError::Timeout(_) | RPCError::Network(_)))
+                    if failures < CHUNK_RETRIES =>
+                {
+                    failures += 1;
+                    tracing::warn!(error = %e, offset, "snapshot chunk failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))).await;
+                }
+                Err(RPCError::Timeout(e)) => return Err(e.into()),
+                Err(e) => return Err(NetworkError::new(&e).into()),
+            }
+        }
     }
 
     async fn vote(

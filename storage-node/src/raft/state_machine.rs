@@ -18,7 +18,6 @@
 #![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
-use std::io::Cursor;
 use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
@@ -29,6 +28,7 @@ use super::dedup::{self, Dedup};
 use super::sm_meta::{
     get_decoded, put_encoded, sm_err, snap_err, KEY_LAST_APPLIED, KEY_MEMBERSHIP,
 };
+use super::snapshot_file::SnapshotFile;
 use super::snapshot_store::{SnapshotBuilder, SnapshotStore};
 use super::types::{
     Entry, LogId, Op, Request, Response, Snapshot, SnapshotMeta, StorageError, StoredMembership,
@@ -280,6 +280,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        self.snapshots.finish_interrupted_install()?;
         let last: Option<LogId> =
             get_decoded::<Option<LogId>>(&self.engine, cf::SM_META, KEY_LAST_APPLIED)?.flatten();
         let membership: StoredMembership =
@@ -302,17 +303,31 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         SnapshotBuilder::new(self.snapshots.clone())
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError> {
+        let file = self
+            .snapshots
+            .files()
+            .receive()
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        Ok(Box::new(file))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotFile>,
     ) -> Result<(), StorageError> {
+        let received = snapshot
+            .finish_writing()
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
         self.dedup.reset_prune_cursor();
-        self.snapshots.install(meta, snapshot.into_inner())?;
+        // Minutes of disk work for a large snapshot: off the Raft runtime.
+        let (snapshots, meta) = (self.snapshots.clone(), meta.clone());
+        tokio::task::spawn_blocking(move || snapshots.install(&meta, &received))
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Write, e))??;
         if let Some(observer) = &self.observer {
             observer.everything_changed();
         }
@@ -321,13 +336,21 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
         let snapshots = self.snapshots.clone();
-        // Reading a file of tens of MB: off the Raft runtime's workers.
         let stored = tokio::task::spawn_blocking(move || snapshots.load())
             .await
             .map_err(|e| snap_err(ErrorVerb::Read, e))??;
-        Ok(stored.map(|(meta, data)| Snapshot {
+        let Some((meta, file)) = stored else {
+            return Ok(None);
+        };
+        let file = self
+            .snapshots
+            .files()
+            .open(&file)
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        Ok(Some(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(file),
         }))
     }
 }
@@ -450,7 +473,7 @@ mod tests {
             .expect("read")
             .expect("some");
         assert_eq!(served.meta, built.meta);
-        assert_eq!(served.snapshot.get_ref(), built.snapshot.get_ref());
+        assert_eq!(served.snapshot.path(), built.snapshot.path());
 
         let dir2 = tempfile::tempdir().expect("tempdir");
         let mut follower = StateMachineStore::new(Engine::open(dir2.path()).expect("open"));
@@ -462,8 +485,13 @@ mod tests {
         };
         follower.apply_entry(entry(1, stale)).expect("apply");
         let meta = built.meta.clone();
+        let mut received = follower.begin_receiving_snapshot().await.expect("begin");
+        let mut sent = built.snapshot;
+        tokio::io::copy(&mut sent, &mut received)
+            .await
+            .expect("copy");
         follower
-            .install_snapshot(&meta, built.snapshot)
+            .install_snapshot(&meta, received)
             .await
             .expect("install");
         let (applied, _) = follower.applied_state().await.expect("state");

@@ -1,25 +1,22 @@
 //! The openraft type configuration and the application data carried in the
 //! Raft log.
 
-use std::io::Cursor;
-
 use rampart_proto::Reply;
 use serde::{Deserialize, Serialize};
 
 openraft::declare_raft_types!(
     /// Rampart's Raft type configuration.
     ///
-    /// `SnapshotData` is an in-memory `Cursor<Vec<u8>>`: a snapshot holds the
-    /// whole data set in memory while it is built, sent and installed. That
-    /// is fine for data sets well below the node's RAM; a streaming snapshot
-    /// (RocksDB checkpoint files) is the way past that limit.
+    /// `SnapshotData` is a file (see [`super::snapshot_file`]): openraft
+    /// sends and receives it in chunks, so no side holds a whole snapshot
+    /// in memory.
     pub TypeConfig:
         D = Request,
         R = Response,
         NodeId = u64,
         Node = NodeInfo,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = super::snapshot_file::SnapshotFile,
         AsyncRuntime = openraft::TokioRuntime,
 );
 
@@ -179,7 +176,7 @@ pub mod codec {
     use serde::de::DeserializeOwned;
     use serde::Serialize;
 
-    /// Upper bound of one encoded value (a snapshot is one value).
+    /// Upper bound of one encoded value (a legacy snapshot was one value).
     const LIMIT: u64 = 4 << 30;
 
     fn options() -> impl Options {
