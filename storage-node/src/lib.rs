@@ -367,6 +367,7 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
             raft: raft.clone(),
             engine,
             write_timeout: Duration::from_millis(cfg.write_timeout_ms),
+            quorum_timeout: Duration::from_millis(cfg.election_timeout_ms),
             reads: Default::default(),
             proposals: ProposalBatcher::new(raft.clone(), commit_clock),
             heavy: heavy_executor(&cfg, pin.as_ref().and_then(|p| p.others.clone()))?,

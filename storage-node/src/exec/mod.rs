@@ -61,6 +61,9 @@ pub struct ExecCtx {
     pub waiters: std::sync::Arc<blocking::KeyWaiters>,
     /// Whether this node is the leader (changes only when that does).
     pub leadership: tokio::sync::watch::Receiver<bool>,
+    /// A leader that has heard from no quorum for longer than this (the
+    /// election timeout) refuses requests: see [`ExecCtx::check_quorum`].
+    pub quorum_timeout: Duration,
 }
 
 impl ExecCtx {
@@ -87,6 +90,26 @@ impl ExecCtx {
             leader_addr: leader
                 .and_then(|id| self.client_addr_of(id))
                 .unwrap_or_default(),
+        }
+    }
+
+    /// `Unavailable` when this node leads but no quorum has acknowledged it
+    /// for longer than the election timeout. Such a leader is cut off from
+    /// the others (openraft 0.9 has no check-quorum, so it does not step
+    /// down); a call to it would be accepted and never answered. Refusing at
+    /// once sends the proxy to the other nodes, where a new leader is about
+    /// to be elected.
+    pub(crate) fn check_quorum(&self) -> Result<(), Failure> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        if m.current_leader != Some(self.id) {
+            return Ok(());
+        }
+        match m.millis_since_quorum_ack {
+            Some(ms) if u128::from(ms) > self.quorum_timeout.as_millis() => Err(
+                Failure::Unavailable(format!("the leader has heard from no quorum for {ms} ms")),
+            ),
+            _ => Ok(()),
         }
     }
 

@@ -130,6 +130,9 @@ async fn serve(
 /// Decodes the request and runs it: a batch holding scripting commands
 /// through `scripting`, any other through `exec`.
 async fn execute(ctx: &NodeCtx, req: ExecuteRequest, on_waiting: OnWaiting<'_>) -> Outcome {
+    if let Err(failure) = ctx.exec.check_quorum() {
+        return failure.into_outcome();
+    }
     let commands: Vec<Argv> = req.commands.into_iter().map(|c| c.args).collect();
     let scripted = commands
         .iter()
