@@ -332,12 +332,14 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
     let rt = runtime.handle()?;
     let waiters = Arc::new(KeyWaiters::default());
     let commit_clock = Arc::new(CommitClock::new());
+    let state_machine = StateMachineStore::new(engine.clone())
+        .map_err(|e| NodeError::Raft(e.to_string()))?
+        .with_snapshot_build_nice(cfg.heavy_nice)
+        .with_observer(waiters.clone())
+        .with_reclaimer(Reclaimer::start(engine.clone(), RECLAIM_MIN_BYTES)?);
+    let clock = state_machine.clock();
     let raft = {
         let log_store = LogStore::new(engine.clone()).with_commit_clock(commit_clock.clone());
-        let state_machine = StateMachineStore::new(engine.clone())
-            .with_snapshot_build_nice(cfg.heavy_nice)
-            .with_observer(waiters.clone())
-            .with_reclaimer(Reclaimer::start(engine.clone(), RECLAIM_MIN_BYTES)?);
         let id = cfg.id;
         rt.spawn(async move {
             Raft::new(
@@ -361,10 +363,11 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
             engine,
             write_timeout: Duration::from_millis(cfg.write_timeout_ms),
             reads: Default::default(),
-            proposals: ProposalBatcher::new(raft.clone(), commit_clock),
+            proposals: ProposalBatcher::new(raft.clone(), commit_clock, clock.clone()),
             heavy: heavy_executor(&cfg, pin.as_ref().and_then(|p| p.others.clone()))?,
             waiters,
             leadership: blocking::leadership(&raft, cfg.id),
+            clock,
         },
         scripts: Arc::new(scripting::Scripts::new(Duration::from_millis(
             cfg.script_time_limit_ms,

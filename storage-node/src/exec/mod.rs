@@ -61,6 +61,10 @@ pub struct ExecCtx {
     pub waiters: std::sync::Arc<blocking::KeyWaiters>,
     /// Whether this node is the leader (changes only when that does).
     pub leadership: tokio::sync::watch::Receiver<bool>,
+    /// "Now" for TTLs: never below a time already applied here
+    /// (docs/time.md). Every read, scan and proposal asks it, never the
+    /// raw wall clock.
+    pub clock: std::sync::Arc<crate::raft::clock::ClusterClock>,
 }
 
 impl ExecCtx {
@@ -98,14 +102,6 @@ impl ExecCtx {
             .get_node(&id)
             .map(|n| n.client_addr.clone())
     }
-}
-
-/// Milliseconds since the Unix epoch by this node's clock.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Why a run could not be served.

@@ -10,7 +10,7 @@
 use rampart_proto::Reply;
 
 use super::proposals::ProposeError;
-use super::{now_ms, propose_failure, single_reply, ExecCtx, Failure};
+use super::{propose_failure, single_reply, ExecCtx, Failure};
 use crate::raft::types::{Op, Request as RaftRequest, WatchToken, WriteRun};
 
 /// Commits `run` guarded by `watches`. One reply: the EXEC array, or a
@@ -21,7 +21,7 @@ pub(crate) async fn transaction(
     watches: Vec<WatchToken>,
 ) -> Result<Reply, Failure> {
     let request = RaftRequest {
-        now_ms: now_ms(),
+        now_ms: ctx.clock.stamp_ms(),
         op: Op::Transaction { run, watches },
     };
     let started = std::time::Instant::now();

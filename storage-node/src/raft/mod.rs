@@ -6,9 +6,11 @@
 //!   `RaftStateMachine`);
 //! - `snapshot_store`: builds, installs and records snapshots;
 //! - `snapshot_file`: a snapshot's bytes in a file beside the DB;
+//! - `clock`: the never-decreasing applied time (docs/time.md);
 //! - `dedup`: request-id deduplication of retried writes;
 //! - `sm_meta`: applied state in `sm_meta` and shared helpers.
 
+pub mod clock;
 pub mod commit_clock;
 pub mod dedup;
 pub mod log_store;
