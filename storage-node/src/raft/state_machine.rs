@@ -81,6 +81,8 @@ pub struct StateMachineStore {
 impl StateMachineStore {
     pub fn new(engine: Engine) -> Result<StateMachineStore, StorageError> {
         let applied_ms = dedup::load_applied_time(&engine)?;
+        // Exported from the start (at 0), so alerts see the series.
+        metrics::counter!(crate::metrics::APPLY_STORAGE_ERRORS).increment(0);
         let clock = Arc::new(ClusterClock::new());
         clock.observe(applied_ms);
         Ok(StateMachineStore {
@@ -277,7 +279,27 @@ impl StateMachineStore {
         Ok(out)
     }
 
+    /// Applies one committed entry, or fails without applying anything of
+    /// it: a storage error is never turned into a client reply, since the
+    /// other replicas (whose storage worked) apply the entry and this one
+    /// would silently diverge. The error stops openraft (fail-stop; the
+    /// process then exits, see `crate::run`) and the restarted node
+    /// replays the entry from its log.
     fn apply_entry(&self, entry: Entry) -> Result<Response, StorageError> {
+        let log_id = entry.log_id;
+        self.try_apply_entry(entry).inspect_err(|e| {
+            metrics::counter!(crate::metrics::APPLY_STORAGE_ERRORS).increment(1);
+            tracing::error!(
+                index = log_id.index,
+                term = log_id.leader_id.term,
+                error = %e,
+                "storage error while applying a committed entry: stopping the node \
+                 (it replays the entry from its log when restarted)"
+            );
+        })
+    }
+
+    fn try_apply_entry(&self, entry: Entry) -> Result<Response, StorageError> {
         let started = std::time::Instant::now();
         let log_id = entry.log_id;
         let mut batch = self.engine.batch();
@@ -587,6 +609,42 @@ mod tests {
         assert_eq!(
             commands::execute_read(&sm.engine, &argv(&["PTTL", "j"]), 50_000),
             reply::integer(10_000)
+        );
+    }
+
+    /// A storage error while applying fails the entry (and so stops Raft)
+    /// instead of becoming a `-ERR storage error` reply: nothing of the
+    /// entry is written, `last_applied` and the applied time stay where
+    /// they were, and applying it again once storage works gives the reply
+    /// every other replica gave.
+    #[tokio::test]
+    async fn a_storage_error_in_apply_fails_the_entry_and_applies_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut sm = StateMachineStore::new(Engine::open(dir.path()).expect("open")).expect("sm");
+        sm.apply_entry(entry_at(1, 1_000, commands("a", 1, &[&["SET", "n", "5"]])))
+            .expect("apply");
+        let (before, _) = sm.applied_state().await.expect("state");
+        let failing = || {
+            entry_at(
+                2,
+                2_000,
+                commands("a", 2, &[&["INCR", "n"], &["SET", "m", "1"]]),
+            )
+        };
+        crate::engine::FAIL_READS.with(|f| f.set(true));
+        let result = sm.apply(vec![failing()]).await;
+        crate::engine::FAIL_READS.with(|f| f.set(false));
+        assert!(result.is_err(), "an error, not a reply: {result:?}");
+        let (after, _) = sm.applied_state().await.expect("state");
+        assert_eq!(after, before, "last_applied did not advance");
+        assert_eq!(sm.applied_ms.load(Ordering::Acquire), 1_000);
+        assert_eq!(get(&sm, "m"), reply::null());
+        // Replayed after the restart, the entry applies normally.
+        let resp = sm.apply(vec![failing()]).await.expect("apply");
+        assert_eq!(resp[0].items, vec![vec![reply::integer(6), reply::ok()]]);
+        assert_eq!(
+            sm.applied_state().await.expect("state").0.map(|l| l.index),
+            Some(2)
         );
     }
 
