@@ -368,7 +368,10 @@ fn a_waiter_retried_after_a_leader_change_keeps_its_deadline() {
     cluster.kill_node(old);
     let (reply, took) = waiter.join().unwrap();
     assert_eq!(reply, "*-1\r\n");
-    assert!(took >= Duration::from_millis(7_900), "answered early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(7_900),
+        "answered early: {took:?}"
+    );
     assert!(
         took < Duration::from_millis(12_000),
         "waited its timeout again after the failover: {took:?}"
