@@ -215,7 +215,7 @@ impl Upstream {
         // A blocking command's own timeout (None: not blocking, or forever).
         let block_timeout = on_waiting
             .and_then(|_| request.commands.first())
-            .and_then(|c| Some(lookup_argv(&c.args)?.block_timeout(&c.args)??));
+            .and_then(|c| lookup_argv(&c.args)?.block_timeout(&c.args)?);
         let mut attempts = 0u32;
         let mut target = match self.leader() {
             Some(leader) => leader,
