@@ -353,6 +353,31 @@ fn a_waiter_survives_a_leader_change() {
     assert_eq!(text(&c.cmd(&["EXISTS", "lc:l"])), ":0\r\n");
 }
 
+/// A blocked command that the proxy retries on the new leader waits only
+/// what is left of its timeout, not all of it again. Without that it would
+/// answer after at least 4 s + the failover + 8 s; the bound leaves room
+/// for a slow failover on a noisy machine.
+#[test]
+fn a_waiter_retried_after_a_leader_change_keeps_its_deadline() {
+    let cluster = Cluster::start();
+    let addr = cluster.proxy_addr().to_string();
+    let waiter = spawn_blocked(&addr, &["BLPOP", "dl:l", "8"]);
+    wait_blocked(&addr, 1);
+    thread::sleep(Duration::from_secs(4));
+    let old = cluster.leader_id();
+    cluster.kill_node(old);
+    let (reply, took) = waiter.join().unwrap();
+    assert_eq!(reply, "*-1\r\n");
+    assert!(
+        took >= Duration::from_millis(7_900),
+        "answered early: {took:?}"
+    );
+    assert!(
+        took < Duration::from_millis(12_000),
+        "waited its timeout again after the failover: {took:?}"
+    );
+}
+
 /// Redis counts a client in `blocked_clients` once it is blocked. A
 /// command the proxy cannot yet place on a node that waits (no quorum: its
 /// first attempt cannot run) is not blocked; counting it would tell a

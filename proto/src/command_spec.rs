@@ -194,6 +194,39 @@ impl CommandSpec {
 /// The index of the value of XREAD / XREADGROUP's `BLOCK` option, walking
 /// the options as Redis does (`GROUP` takes two values, `COUNT` one; what
 /// follows `STREAMS` are keys and ids, which may spell anything).
+impl CommandSpec {
+    /// `argv` with its blocking timeout set to `remaining`: what a retry
+    /// of a blocked command sends after a leader change, so that it waits
+    /// only what is left of its timeout instead of all of it again.
+    ///
+    /// `None` when the command does not block or blocks forever (timeout
+    /// 0, which stays 0). Never rewrites to 0: a timeout that ran out
+    /// becomes 1 ms (one last attempt), since 0 would mean forever.
+    pub fn with_remaining_timeout(
+        &self,
+        argv: &[Vec<u8>],
+        remaining: Duration,
+    ) -> Option<Vec<Vec<u8>>> {
+        // Forever (or not blocking): nothing to shorten.
+        self.block_timeout(argv)??;
+        let ms = remaining.as_millis().clamp(1, u128::from(u64::MAX)) as u64;
+        let (at, value) = match self.blocking {
+            Blocking::Never => return None,
+            Blocking::TimeoutLast => (argv.len().checked_sub(1)?, seconds_text(ms)),
+            Blocking::TimeoutAt(i) => (i, seconds_text(ms)),
+            Blocking::BlockOption => (block_option(argv)?, ms.to_string()),
+        };
+        let mut out = argv.to_vec();
+        *out.get_mut(at)? = value.into_bytes();
+        Some(out)
+    }
+}
+
+/// `ms` as the seconds Redis's blocking pops take, exactly (`1.5`, `0.001`).
+fn seconds_text(ms: u64) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
 fn block_option(argv: &[Vec<u8>]) -> Option<usize> {
     let group = argv.first()?.eq_ignore_ascii_case(b"xreadgroup");
     let mut i = 1;
@@ -229,4 +262,75 @@ fn seconds(text: &str) -> Option<Option<Duration>> {
 fn millis(text: &str) -> Option<Option<Duration>> {
     let v: u64 = text.parse().ok()?;
     Some((v > 0).then(|| Duration::from_millis(v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::command_table::lookup;
+
+    fn argv(s: &str) -> Vec<Vec<u8>> {
+        s.split_whitespace()
+            .map(|p| p.as_bytes().to_vec())
+            .collect()
+    }
+
+    fn rewrite(cmd: &str, remaining_ms: u64) -> Option<String> {
+        let argv = argv(cmd);
+        let spec = lookup(&argv[0]).expect("known command");
+        spec.with_remaining_timeout(&argv, Duration::from_millis(remaining_ms))
+            .map(|out| {
+                out.iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+    }
+
+    #[test]
+    fn a_retried_blocking_command_gets_the_remaining_timeout() {
+        assert_eq!(
+            rewrite("BLPOP a b 10", 7_250).as_deref(),
+            Some("BLPOP a b 7.250")
+        );
+        assert_eq!(rewrite("BRPOP a 2.5", 40).as_deref(), Some("BRPOP a 0.040"));
+        assert_eq!(
+            rewrite("BLMOVE s d LEFT RIGHT 3", 1_000).as_deref(),
+            Some("BLMOVE s d LEFT RIGHT 1.000")
+        );
+        assert_eq!(
+            rewrite("BZMPOP 5 2 a b MIN", 4_999).as_deref(),
+            Some("BZMPOP 4.999 2 a b MIN")
+        );
+        assert_eq!(
+            rewrite("XREAD COUNT 2 BLOCK 5000 STREAMS s $", 1_234).as_deref(),
+            Some("XREAD COUNT 2 BLOCK 1234 STREAMS s $")
+        );
+        assert_eq!(
+            rewrite("XREADGROUP GROUP g c BLOCK 900 STREAMS s >", 10).as_deref(),
+            Some("XREADGROUP GROUP g c BLOCK 10 STREAMS s >")
+        );
+    }
+
+    #[test]
+    fn forever_stays_forever_and_a_spent_timeout_is_one_last_try() {
+        // 0 blocks forever: never shortened (and never turned into 0 below).
+        assert_eq!(rewrite("BLPOP a 0", 10), None);
+        assert_eq!(
+            rewrite("BLPOP a 0.0001", 10),
+            None,
+            "under 1 ms is forever in Redis"
+        );
+        assert_eq!(rewrite("XREAD BLOCK 0 STREAMS s $", 10), None);
+        // Not blocking at all.
+        assert_eq!(rewrite("XREAD STREAMS s 0", 10), None);
+        assert_eq!(rewrite("LPOP a", 10), None);
+        // Nothing left: 1 ms, never 0 (which would block forever).
+        assert_eq!(rewrite("BLPOP a 1", 0).as_deref(), Some("BLPOP a 0.001"));
+        assert_eq!(
+            rewrite("XREAD BLOCK 5 STREAMS s $", 0).as_deref(),
+            Some("XREAD BLOCK 1 STREAMS s $")
+        );
+    }
 }

@@ -20,6 +20,15 @@ pub const GT_LT_NX_CONFLICT: &str =
     "ERR GT, LT, and/or NX options at the same time are not compatible";
 
 /// `ERR wrong number of arguments for 'get' command`
+/// A write (or MULTI/EXEC, or script commit) too large to replicate: it is
+/// refused before it is proposed (see [`crate::limits`]).
+pub fn too_large_to_replicate(bytes: usize) -> String {
+    format!(
+        "ERR request of {bytes} bytes exceeds the replication limit of {} bytes",
+        crate::limits::MAX_REPLICATED_BYTES
+    )
+}
+
 pub fn wrong_arity(command_name: &str) -> String {
     format!(
         "ERR wrong number of arguments for '{}' command",

@@ -18,6 +18,7 @@ pub mod command_table;
 pub mod errors;
 pub mod glob;
 pub mod key_spec;
+pub mod limits;
 pub mod reply;
 pub mod settings;
 

@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use rampart_proto::command_table::{lookup, CommandSpec, Runs};
+use rampart_proto::limits::{replicated_size, MAX_REPLICATED_BYTES};
 use rampart_proto::{errors, reply, Argv, Reply};
 use tokio::net::TcpStream;
 use tower::Service;
@@ -137,6 +138,17 @@ where
                 self.transaction.abort_queueing();
                 slots.push(Some(reply::error(errors::NOAUTH)));
                 continue;
+            }
+            if spec.is_write() {
+                // Refused here rather than shipped to the leader, which
+                // would refuse it anyway (an entry this large stalls
+                // replication); the commands around it go on.
+                let bytes = replicated_size(std::iter::once(&argv));
+                if bytes > MAX_REPLICATED_BYTES {
+                    self.transaction.abort_queueing();
+                    slots.push(Some(reply::error(errors::too_large_to_replicate(bytes))));
+                    continue;
+                }
             }
             self.note_command(spec, &argv);
             match self.transaction.step(spec, &argv) {

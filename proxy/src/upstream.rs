@@ -19,6 +19,8 @@
 //! state machine returns the remembered replies instead. A blocking XREAD
 //! that already waited on a node is resent as that node resolved it (its
 //! `$` ids replaced), so a retry does not skip entries added in between.
+//! A retried blocking command carries only what is left of its timeout
+//! (its timeout argument rewritten), so a failover does not restart it.
 //!
 //! With traces on, each attempt is a `grpc.client` span (kind client, named
 //! `rampart.v1.Kv/Execute` or `/ExecuteBlocking`) whose context travels to the node in the
@@ -28,6 +30,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rampart_proto::command_table::lookup_argv;
 use rampart_proto::pb::admin_client::AdminClient;
 use rampart_proto::pb::blocking_event::Event;
 use rampart_proto::pb::execute_response::Outcome;
@@ -215,7 +218,13 @@ impl Upstream {
         unbounded: bool,
         on_waiting: Option<&OnWaiting>,
     ) -> Result<Vec<Reply>, ProxyError> {
-        let mut give_up = Instant::now() + deadline;
+        let started = Instant::now();
+        let mut give_up = started + deadline;
+        // A blocking command's own timeout (None: not blocking, or forever).
+        let block_timeout = on_waiting
+            .and_then(|_| request.commands.first())
+            .and_then(|c| lookup_argv(&c.args)?.block_timeout(&c.args)?);
+        let mut attempts = 0u32;
         let mut target = match self.leader() {
             Some(leader) => leader,
             None => self
@@ -231,6 +240,10 @@ impl Upstream {
             if now >= give_up {
                 return Err(ProxyError::ClusterDown(deadline));
             }
+            if let (Some(total), true) = (block_timeout, attempts > 0) {
+                remaining_timeout(&mut request, total.saturating_sub(started.elapsed()));
+            }
+            attempts += 1;
             let mut client = KvClient::new(self.channel(&target)?)
                 .max_decoding_message_size(usize::MAX)
                 .max_encoding_message_size(usize::MAX);
@@ -378,6 +391,21 @@ impl Upstream {
             (addr.clone(), result)
         });
         futures::future::join_all(calls).await
+    }
+}
+
+/// Rewrites the blocking command of `request` to wait at most `remaining`
+/// (see [`CommandSpec::with_remaining_timeout`]).
+///
+/// [`CommandSpec::with_remaining_timeout`]: rampart_proto::command_spec::CommandSpec::with_remaining_timeout
+fn remaining_timeout(request: &mut ExecuteRequest, remaining: Duration) {
+    let Some(command) = request.commands.first_mut() else {
+        return;
+    };
+    if let Some(args) = lookup_argv(&command.args)
+        .and_then(|spec| spec.with_remaining_timeout(&command.args, remaining))
+    {
+        command.args = args;
     }
 }
 

@@ -8,7 +8,6 @@ use std::time::Duration;
 use openraft::ServerState;
 use tokio::sync::watch;
 
-use crate::exec::now_ms;
 use crate::raft::{Op, Request};
 use crate::NodeCtx;
 
@@ -43,7 +42,9 @@ pub async fn run(ctx: Arc<NodeCtx>, mut shutdown: watch::Receiver<bool>) {
         }
         // Drain a backlog quickly: go on while full batches come back.
         loop {
-            let now = now_ms();
+            // Not above the time the entry will be applied at, so every key
+            // listed is still expired when it is applied.
+            let now = ctx.clock.stamp_ms();
             let engine = ctx.engine.clone();
             let keys =
                 match tokio::task::spawn_blocking(move || engine.expired_keys(now, BATCH)).await {

@@ -111,9 +111,40 @@ pub async fn run(args: NodeArgs) -> Result<(), NodeError> {
         metrics::install(addr)?;
     }
     let node = start(config).await?;
-    wait_for_signal().await?;
+    tokio::select! {
+        signal = wait_for_signal() => signal?,
+        reason = raft_stopped(node.raft().clone()) => {
+            // Fail-stop: a node whose Raft core stopped (a storage error in
+            // apply, say) must not linger as a member that answers RPCs but
+            // applies nothing. Exit so the supervisor restarts it; the
+            // restarted node replays the entry from its log.
+            tracing::error!(id = node.id, %reason, "raft stopped on a fatal error: exiting");
+            let _ = tokio::time::timeout(FATAL_SHUTDOWN_GRACE, node.shutdown()).await;
+            std::process::exit(EXIT_RAFT_FATAL);
+        }
+    }
     tracing::info!(id = node.id, "shutting down");
     node.shutdown().await
+}
+
+/// Exit status after a fatal Raft error (EX_SOFTWARE).
+pub const EXIT_RAFT_FATAL: i32 = 70;
+/// How long a node whose Raft core stopped spends stopping its servers
+/// before it exits anyway.
+const FATAL_SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Resolves when `raft`'s core has stopped (a fatal error, or its task
+/// ended); never while it runs.
+async fn raft_stopped(raft: Raft) -> String {
+    let mut rx = raft.metrics();
+    loop {
+        if let Err(fatal) = &rx.borrow_and_update().running_state {
+            return fatal.to_string();
+        }
+        if rx.changed().await.is_err() {
+            return "the raft core ended".into();
+        }
+    }
 }
 
 async fn wait_for_signal() -> Result<(), NodeError> {
@@ -339,12 +370,14 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
     let rt = runtime.handle()?;
     let waiters = Arc::new(KeyWaiters::default());
     let commit_clock = Arc::new(CommitClock::new());
+    let state_machine = StateMachineStore::new(engine.clone())
+        .map_err(|e| NodeError::Raft(e.to_string()))?
+        .with_snapshot_build_nice(cfg.heavy_nice)
+        .with_observer(waiters.clone())
+        .with_reclaimer(Reclaimer::start(engine.clone(), RECLAIM_MIN_BYTES)?);
+    let clock = state_machine.clock();
     let raft = {
         let log_store = LogStore::new(engine.clone()).with_commit_clock(commit_clock.clone());
-        let state_machine = StateMachineStore::new(engine.clone())
-            .with_snapshot_build_nice(cfg.heavy_nice)
-            .with_observer(waiters.clone())
-            .with_reclaimer(Reclaimer::start(engine.clone(), RECLAIM_MIN_BYTES)?);
         let id = cfg.id;
         rt.spawn(async move {
             Raft::new(
@@ -369,10 +402,11 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
             write_timeout: Duration::from_millis(cfg.write_timeout_ms),
             quorum_timeout: Duration::from_millis(cfg.election_timeout_ms),
             reads: Default::default(),
-            proposals: ProposalBatcher::new(raft.clone(), commit_clock),
+            proposals: ProposalBatcher::new(raft.clone(), commit_clock, clock.clone()),
             heavy: heavy_executor(&cfg, pin.as_ref().and_then(|p| p.others.clone()))?,
             waiters,
             leadership: blocking::leadership(&raft, cfg.id),
+            clock,
         },
         scripts: Arc::new(scripting::Scripts::new(Duration::from_millis(
             cfg.script_time_limit_ms,

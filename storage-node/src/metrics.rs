@@ -30,6 +30,9 @@ pub const RAFT_WRITE_SECONDS: &str = "rampart_raft_write_seconds";
 pub const RAFT_COMMIT_SECONDS: &str = "rampart_raft_commit_seconds";
 /// Applying one committed entry to the state machine (one RocksDB batch).
 pub const RAFT_APPLY_SECONDS: &str = "rampart_raft_apply_seconds";
+/// Committed entries whose apply failed on a storage error; each stops the
+/// node (fail-stop), which then replays the entry after a restart.
+pub const APPLY_STORAGE_ERRORS: &str = "rampart_apply_storage_errors_total";
 /// Committed but not yet applied entries (committed index - applied index).
 pub const RAFT_APPLY_QUEUE_DEPTH: &str = "rampart_raft_apply_queue_depth";
 /// Write runs waiting in the proposal batcher for a Raft entry.

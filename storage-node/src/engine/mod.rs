@@ -27,6 +27,8 @@ pub mod meta;
 pub mod reclaim;
 mod txn;
 mod walk;
+#[cfg(test)]
+pub(crate) use txn::FAIL_READS;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -58,6 +60,10 @@ pub enum EngineError {
     Rocks(#[from] rocksdb::Error),
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// A read inside a write transaction failed earlier (see
+    /// [`Txn::into_batch`]).
+    #[error("a read of the transaction failed: {0}")]
+    ReadFailed(String),
 }
 
 type DB = rocksdb::DB;

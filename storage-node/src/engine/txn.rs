@@ -33,6 +33,17 @@ pub struct Txn<'a> {
     /// When set, the first read of each user key records its revision and
     /// existence in the base state (see [`Txn::track_reads`]).
     tracked: Option<RefCell<TrackedReads>>,
+    /// The first RocksDB read error of this transaction. A command may
+    /// turn a failed read into a reply, or ignore it; committing the entry
+    /// anyway would let this replica diverge from the others (whose reads
+    /// worked), so [`Txn::into_batch`] fails with it instead.
+    failure: RefCell<Option<String>>,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: make every read of the applied state fail on this thread.
+    pub(crate) static FAIL_READS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The user keys a tracked transaction read, with their state in the base
@@ -81,6 +92,7 @@ impl<'a> Txn<'a> {
             revision: None,
             snapshot: None,
             tracked: None,
+            failure: RefCell::new(None),
         }
     }
 
@@ -122,11 +134,30 @@ impl<'a> Txn<'a> {
     }
 
     fn base_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        #[cfg(test)]
+        if FAIL_READS.with(std::cell::Cell::get) {
+            return Err(self.note_failure("injected read failure".into()));
+        }
         let cf = self.engine.cf(cf::DATA);
-        Ok(match &self.snapshot {
-            Some(snapshot) => snapshot.get_cf(cf, key)?,
-            None => self.engine.db.get_cf(cf, key)?,
-        })
+        let got = match &self.snapshot {
+            Some(snapshot) => snapshot.get_cf(cf, key),
+            None => self.engine.db.get_cf(cf, key),
+        };
+        got.map_err(|e| self.note_failure(e.into_string()))
+    }
+
+    /// Remembers the first read failure (for [`Txn::into_batch`]) and
+    /// returns it as the error of the read.
+    fn note_failure(&self, message: String) -> EngineError {
+        self.failure
+            .borrow_mut()
+            .get_or_insert_with(|| message.clone());
+        EngineError::ReadFailed(message)
+    }
+
+    /// Whether a read of this transaction failed.
+    pub fn failed(&self) -> bool {
+        self.failure.borrow().is_some()
     }
 
     /// Records the user key of the raw DATA key `raw` if reads are tracked
@@ -245,8 +276,13 @@ impl<'a> Txn<'a> {
     }
 
     /// The atomic batch of everything written; the caller adds its own
-    /// bookkeeping and writes it with [`Engine::write_batch`].
+    /// bookkeeping and writes it with [`Engine::write_batch`]. Fails if any
+    /// read of the transaction failed, whatever the commands made of it:
+    /// the writes may rest on data this replica could not see.
     pub fn into_batch(self) -> Result<WriteBatch<'a>, EngineError> {
+        if let Some(message) = self.failure.take() {
+            return Err(EngineError::ReadFailed(message));
+        }
         let mut batch = self.engine.batch();
         if let Some((index, kind)) = self.revision {
             for user_key in self.changed_user_keys() {
@@ -306,6 +342,7 @@ impl DataRead for Txn<'_> {
             order,
             &mut f,
         )
+        .map_err(|e| self.note_failure(e.to_string()))
     }
 }
 

@@ -34,7 +34,7 @@ use std::time::Duration;
 use rampart_proto::{reply, Argv, Reply};
 use tokio::sync::{watch, Notify};
 
-use super::{now_ms, read_run, single_reply, write_run, ExecCtx, Failure};
+use super::{read_run, single_reply, write_run, ExecCtx, Failure};
 use crate::commands;
 use crate::engine::meta::ValueType;
 use crate::engine::{self, Engine};
@@ -60,7 +60,7 @@ pub(crate) async fn blocking_command(
     if argv[0].eq_ignore_ascii_case(b"xread") {
         return blocking_xread(ctx, argv, on_waiting).await;
     }
-    let Some(call) = BlockingCall::parse(&argv, now_ms()) else {
+    let Some(call) = BlockingCall::parse(&argv, ctx.clock.now_ms()) else {
         // Invalid arguments: the attempt answers the error.
         return Ok(single_reply(
             write_run(ctx, client_id, seq, 0, vec![argv]).await?,
@@ -89,7 +89,7 @@ pub(crate) async fn blocking_command(
                     return Err(Failure::NotLeader(ctx.current_not_leader()));
                 }
             }
-            let ready = call.ready_keys(&ctx.engine, now_ms());
+            let ready = call.ready_keys(&ctx.engine, ctx.clock.now_ms());
             if !ready.is_empty() {
                 break call.narrowed(&argv, &ready);
             }
@@ -110,7 +110,7 @@ async fn blocking_xread(
     on_waiting: OnWaiting<'_>,
 ) -> Result<Reply, Failure> {
     let started = tokio::time::Instant::now();
-    let now = now_ms();
+    let now = ctx.clock.now_ms();
     let Ok(call) = commands::streams::read::parse(&argv[1..], now) else {
         // Invalid arguments: the read answers the error.
         return Ok(single_reply(read_run(ctx, vec![argv]).await?));
@@ -158,7 +158,12 @@ async fn blocking_xread(
             }
             // A cheap local look before paying for a linearizable read.
             let keys = &wait.call.keys;
-            if commands::streams::read::may_have_new(&ctx.engine, keys, &wait.after, now_ms()) {
+            if commands::streams::read::may_have_new(
+                &ctx.engine,
+                keys,
+                &wait.after,
+                ctx.clock.now_ms(),
+            ) {
                 break;
             }
         }

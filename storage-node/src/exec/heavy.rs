@@ -43,7 +43,6 @@ use rampart_proto::command_table::is_heavy;
 use rampart_proto::{reply, Argv, Reply};
 use tokio::sync::oneshot;
 
-use super::now_ms;
 use crate::commands;
 use crate::engine::Engine;
 use crate::metrics::{
@@ -557,15 +556,16 @@ fn worker(shared: &Arc<Shared>) {
     }
 }
 
-/// Executes a run of read commands in order; a command for which `reject`
-/// says so gets `busy` instead of running.
+/// Executes a run of read commands in order at time `now` (the node's
+/// cluster clock); a command for which `reject` says so gets `busy`
+/// instead of running.
 fn read_commands(
     engine: &Engine,
+    now: i64,
     run: &[Argv],
     busy: Option<&Reply>,
     reject: impl Fn(&[Vec<u8>]) -> bool,
 ) -> Vec<Reply> {
-    let now = now_ms();
     run.iter()
         .map(|argv| {
             if argv.is_empty() {
@@ -581,15 +581,19 @@ fn read_commands(
 
 /// Runs a read run where it belongs: on the heavy executor when it holds a
 /// heavy command, else on tokio's blocking pool (RocksDB reads block).
+/// `now` judges TTLs (see `raft::clock::ClusterClock::now_ms`).
 pub async fn run_reads(
     heavy: &HeavyExecutor,
     engine: Engine,
+    now: i64,
     run: Vec<Argv>,
 ) -> Result<Vec<Reply>, RunFailed> {
     if !run.iter().any(|argv| is_heavy_argv(argv)) {
-        return tokio::task::spawn_blocking(move || read_commands(&engine, &run, None, |_| false))
-            .await
-            .map_err(|e| RunFailed(e.to_string()));
+        return tokio::task::spawn_blocking(move || {
+            read_commands(&engine, now, &run, None, |_| false)
+        })
+        .await
+        .map_err(|e| RunFailed(e.to_string()));
     }
     let job_engine = engine.clone();
     let (full, run) = {
@@ -605,7 +609,7 @@ pub async fn run_reads(
                 .unwrap_or_default();
             // Encoded here, at the heavy threads' low priority, rather than
             // element by element on the request runtime and in the proxy.
-            read_commands(&job_engine, &run, None, |_| false)
+            read_commands(&job_engine, now, &run, None, |_| false)
                 .into_iter()
                 .map(|r| reply::encode_if_large(r, reply::PRE_ENCODE_MIN_ELEMENTS))
                 .collect::<Vec<_>>()
@@ -631,11 +635,19 @@ pub async fn run_reads(
         .iter()
         .all(|argv| argv.is_empty() || is_heavy_argv(argv))
     {
-        return Ok(read_commands(&engine, &run, Some(&busy), is_heavy_argv));
+        return Ok(read_commands(
+            &engine,
+            now,
+            &run,
+            Some(&busy),
+            is_heavy_argv,
+        ));
     }
-    tokio::task::spawn_blocking(move || read_commands(&engine, &run, Some(&busy), is_heavy_argv))
-        .await
-        .map_err(|e| RunFailed(e.to_string()))
+    tokio::task::spawn_blocking(move || {
+        read_commands(&engine, now, &run, Some(&busy), is_heavy_argv)
+    })
+    .await
+    .map_err(|e| RunFailed(e.to_string()))
 }
 
 #[cfg(test)]
@@ -871,7 +883,7 @@ mod tests {
             argv(&["HGETALL", "h"]),
             argv(&["EXISTS", "k"]),
         ];
-        let replies = run_reads(&exec, engine.clone(), run)
+        let replies = run_reads(&exec, engine.clone(), 0, run)
             .await
             .expect("replies");
         assert_eq!(replies.len(), 3);
@@ -887,7 +899,7 @@ mod tests {
         release_tx.send(()).expect("release");
         hold.await.expect("done");
         // With the thread free the heavy command runs.
-        let replies = run_reads(&exec, engine, vec![argv(&["HGETALL", "h"])])
+        let replies = run_reads(&exec, engine, 0, vec![argv(&["HGETALL", "h"])])
             .await
             .expect("replies");
         assert_eq!(replies.len(), 1);
@@ -907,6 +919,7 @@ mod tests {
         let replies = run_reads(
             &exec,
             engine,
+            0,
             vec![
                 argv(&["LRANGE", "big", "0", "-1"]),
                 argv(&["LRANGE", "small", "0", "-1"]),

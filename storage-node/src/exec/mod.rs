@@ -64,6 +64,10 @@ pub struct ExecCtx {
     /// A leader that has heard from no quorum for longer than this (the
     /// election timeout) refuses requests: see [`ExecCtx::check_quorum`].
     pub quorum_timeout: Duration,
+    /// "Now" for TTLs: never below a time already applied here
+    /// (docs/time.md). Every read, scan and proposal asks it, never the
+    /// raw wall clock.
+    pub clock: std::sync::Arc<crate::raft::clock::ClusterClock>,
 }
 
 impl ExecCtx {
@@ -121,14 +125,6 @@ impl ExecCtx {
             .get_node(&id)
             .map(|n| n.client_addr.clone())
     }
-}
-
-/// Milliseconds since the Unix epoch by this node's clock.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Why a run could not be served.

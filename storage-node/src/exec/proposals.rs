@@ -22,8 +22,8 @@ use openraft::error::{ClientWriteError, RaftError};
 use rampart_proto::Reply;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::now_ms;
 use crate::metrics::{RAFT_COMMIT_SECONDS, RAFT_PROPOSAL_OVERFLOW, RAFT_PROPOSAL_QUEUE_DEPTH};
+use crate::raft::clock::ClusterClock;
 use crate::raft::commit_clock::CommitClock;
 use crate::raft::types::WriteRun;
 use crate::raft::{NodeId, NodeInfo, Op, Raft, Request, Response};
@@ -68,9 +68,9 @@ pub struct ProposalBatcher {
 
 impl ProposalBatcher {
     /// Starts the batching task on the current tokio runtime. `clock` dates
-    /// commits, for the commit latency histogram.
-    pub fn new(raft: Raft, clock: Arc<CommitClock>) -> ProposalBatcher {
-        ProposalBatcher::with_proposer(move |req| {
+    /// commits, for the commit latency histogram; `time` stamps entries.
+    pub fn new(raft: Raft, clock: Arc<CommitClock>, time: Arc<ClusterClock>) -> ProposalBatcher {
+        ProposalBatcher::with_proposer(time, move |req| {
             let raft = raft.clone();
             let clock = clock.clone();
             async move {
@@ -87,7 +87,7 @@ impl ProposalBatcher {
         })
     }
 
-    fn with_proposer<F, Fut>(propose: F) -> ProposalBatcher
+    fn with_proposer<F, Fut>(time: Arc<ClusterClock>, propose: F) -> ProposalBatcher
     where
         F: Fn(Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Response, WriteError>> + Send + 'static,
@@ -98,7 +98,7 @@ impl ProposalBatcher {
             metrics::counter!(RAFT_PROPOSAL_OVERFLOW, "reason" => reason).increment(0);
         }
         metrics::gauge!(RAFT_PROPOSAL_QUEUE_DEPTH).set(0.0);
-        tokio::spawn(run_loop(rx, Arc::new(propose)));
+        tokio::spawn(run_loop(rx, time, Arc::new(propose)));
         ProposalBatcher { tx }
     }
 
@@ -135,7 +135,7 @@ fn publish_depth<T>(tx: &mpsc::Sender<T>) {
     metrics::gauge!(RAFT_PROPOSAL_QUEUE_DEPTH).set(depth as f64);
 }
 
-async fn run_loop<F, Fut>(mut rx: mpsc::Receiver<Pending>, propose: Arc<F>)
+async fn run_loop<F, Fut>(mut rx: mpsc::Receiver<Pending>, time: Arc<ClusterClock>, propose: Arc<F>)
 where
     F: Fn(Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, WriteError>> + Send + 'static,
@@ -176,14 +176,15 @@ where
             continue;
         }
         let propose = propose.clone();
+        let now_ms = time.stamp_ms();
         tokio::spawn(async move {
             let _slot = slot;
-            propose_batch(&*propose, batch).await;
+            propose_batch(&*propose, now_ms, batch).await;
         });
     }
 }
 
-async fn propose_batch<F, Fut>(propose: &F, batch: Vec<Pending>)
+async fn propose_batch<F, Fut>(propose: &F, now_ms: i64, batch: Vec<Pending>)
 where
     F: Fn(Request) -> Fut,
     Fut: Future<Output = Result<Response, WriteError>>,
@@ -191,7 +192,7 @@ where
     let (items, waiters): (Vec<WriteRun>, Vec<_>) =
         batch.into_iter().map(|p| (p.run, p.reply)).unzip();
     let request = Request {
-        now_ms: now_ms(),
+        now_ms,
         op: Op::Batch { items },
     };
     // A waiter that went away needs no answer: ignore failed sends.
@@ -250,7 +251,7 @@ mod tests {
 
     /// A fake commit taking 5 ms that answers each item with its identity.
     fn echo_batcher(stats: Arc<Stats>) -> ProposalBatcher {
-        ProposalBatcher::with_proposer(move |req: Request| {
+        ProposalBatcher::with_proposer(Default::default(), move |req: Request| {
             let stats = stats.clone();
             async move {
                 stats.entries.fetch_add(1, Ordering::SeqCst);
@@ -314,7 +315,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_entry_fails_every_run_in_it() {
-        let batcher = ProposalBatcher::with_proposer(|_req: Request| async {
+        let batcher = ProposalBatcher::with_proposer(Default::default(), |_req: Request| async {
             tokio::time::sleep(Duration::from_millis(5)).await;
             Err::<Response, _>(RaftError::APIError(ClientWriteError::ForwardToLeader(
                 ForwardToLeader {

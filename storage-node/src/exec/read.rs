@@ -49,7 +49,7 @@ pub(crate) async fn read_run(ctx: &ExecCtx, run: Vec<Argv>) -> Result<Vec<Reply>
     // heavy command goes to the bounded heavy executor, which answers its
     // heavy commands -BUSY when full; cheap runs use the blocking pool.
     let read = tracing::debug_span!("kv.read", rampart.run.commands = len as i64);
-    match super::heavy::run_reads(&ctx.heavy, ctx.engine.clone(), run)
+    match super::heavy::run_reads(&ctx.heavy, ctx.engine.clone(), ctx.clock.now_ms(), run)
         .instrument(read)
         .await
     {

@@ -7,21 +7,27 @@
 //! holding scripts) the same way, guarded by every key it read
 //! (docs/transactions.md).
 
-use rampart_proto::Reply;
+use rampart_proto::limits::{replicated_size, MAX_REPLICATED_BYTES};
+use rampart_proto::{errors, reply, Reply};
 
 use super::proposals::ProposeError;
-use super::{now_ms, propose_failure, single_reply, ExecCtx, Failure};
+use super::{propose_failure, single_reply, ExecCtx, Failure};
 use crate::raft::types::{Op, Request as RaftRequest, WatchToken, WriteRun};
 
 /// Commits `run` guarded by `watches`. One reply: the EXEC array, or a
-/// null array when a watched key changed.
+/// null array when a watched key changed, or an error (nothing applied)
+/// when the transaction is too large to replicate.
 pub(crate) async fn transaction(
     ctx: &ExecCtx,
     run: WriteRun,
     watches: Vec<WatchToken>,
 ) -> Result<Reply, Failure> {
+    let bytes = replicated_size(&run.commands);
+    if bytes > MAX_REPLICATED_BYTES {
+        return Ok(reply::error(errors::too_large_to_replicate(bytes)));
+    }
     let request = RaftRequest {
-        now_ms: now_ms(),
+        now_ms: ctx.clock.stamp_ms(),
         op: Op::Transaction { run, watches },
     };
     let started = std::time::Instant::now();

@@ -9,7 +9,8 @@
 //!
 //! [`proposals`]: super::proposals
 
-use rampart_proto::{reply, Argv, Reply};
+use rampart_proto::limits::{replicated_size, MAX_REPLICATED_BYTES};
+use rampart_proto::{errors, reply, Argv, Reply};
 use tracing::Instrument;
 
 use super::heavy::Slot;
@@ -19,7 +20,72 @@ use crate::raft::types::WriteRun;
 
 /// Commits `run` as part `part` of request `(client_id, seq)`; one reply
 /// per command. An empty `client_id` means no dedup identity.
+///
+/// A run too large to replicate is never proposed (an entry that cannot
+/// reach the followers in time stalls replication, see
+/// [`MAX_REPLICATED_BYTES`]): each command too large on its own gets the
+/// error, and the others still run, so one huge value does not fail the
+/// commands pipelined with it.
 pub(crate) async fn write_run(
+    ctx: &ExecCtx,
+    client_id: &str,
+    seq: u64,
+    part: u32,
+    run: Vec<Argv>,
+) -> Result<Vec<Reply>, Failure> {
+    let (kept, refused) = refuse_oversized(run);
+    if kept.is_empty() {
+        return Ok(refused.into_iter().flatten().collect());
+    }
+    if refused.iter().all(Option::is_none) {
+        return commit_run(ctx, client_id, seq, part, kept).await;
+    }
+    let mut committed = commit_run(ctx, client_id, seq, part, kept)
+        .await?
+        .into_iter();
+    Ok(refused
+        .into_iter()
+        .map(|r| {
+            r.or_else(|| committed.next())
+                .unwrap_or_else(|| reply::error("ERR internal error: no reply for the command"))
+        })
+        .collect())
+}
+
+/// Splits `run` into the commands to propose and, per command in order,
+/// `Some(error)` for one refused as too large to replicate. When the run
+/// fits, nothing is refused.
+fn refuse_oversized(run: Vec<Argv>) -> (Vec<Argv>, Vec<Option<Reply>>) {
+    let total = replicated_size(&run);
+    if total <= MAX_REPLICATED_BYTES {
+        let n = run.len();
+        return (run, vec![None; n]);
+    }
+    let mut kept = Vec::new();
+    let mut refused = Vec::with_capacity(run.len());
+    let mut kept_bytes = 0;
+    for argv in run {
+        let size = replicated_size(std::iter::once(&argv));
+        if size > MAX_REPLICATED_BYTES || kept_bytes + size > MAX_REPLICATED_BYTES {
+            // Alone too large, or too much together with what precedes it
+            // (only a client that sends huge batches itself; the proxy cuts
+            // its batches far below the limit).
+            let bytes = if size > MAX_REPLICATED_BYTES {
+                size
+            } else {
+                total
+            };
+            refused.push(Some(reply::error(errors::too_large_to_replicate(bytes))));
+        } else {
+            kept_bytes += size;
+            kept.push(argv);
+            refused.push(None);
+        }
+    }
+    (kept, refused)
+}
+
+async fn commit_run(
     ctx: &ExecCtx,
     client_id: &str,
     seq: u64,
@@ -126,6 +192,34 @@ pub fn legacy_write_slot(ctx: &ExecCtx, run: &[Argv]) -> Result<Option<Slot>, Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_commands_too_large_to_replicate_are_refused() {
+        let small = vec![b"SET".to_vec(), b"a".to_vec(), b"1".to_vec()];
+        let big = vec![
+            b"SET".to_vec(),
+            b"b".to_vec(),
+            vec![0; MAX_REPLICATED_BYTES],
+        ];
+        let (kept, refused) = refuse_oversized(vec![small.clone(), small.clone()]);
+        assert_eq!(kept.len(), 2);
+        assert!(refused.iter().all(Option::is_none));
+
+        let (kept, refused) = refuse_oversized(vec![small.clone(), big.clone(), small.clone()]);
+        assert_eq!(kept, vec![small.clone(), small]);
+        assert!(refused[0].is_none() && refused[2].is_none());
+        let text = refused[1]
+            .as_ref()
+            .and_then(|r| r.error_text().map(str::to_string))
+            .expect("refused");
+        let size = replicated_size(std::iter::once(&big));
+        assert_eq!(
+            text,
+            format!(
+                "ERR request of {size} bytes exceeds the replication limit of {MAX_REPLICATED_BYTES} bytes"
+            )
+        );
+    }
 
     #[test]
     fn stream_write_keys_by_command() {

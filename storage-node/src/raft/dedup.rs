@@ -6,14 +6,18 @@
 //! a record of its replies in `cf::DEDUP`, in the same atomic batch as its
 //! data; a retry finds the record, gets the stored replies and changes
 //! nothing. Records are pruned once older than [`DEDUP_TTL_MS`] by the
-//! leader-stamped clock of later entries, so every replica keeps and drops
-//! the same ones.
+//! effective (leader-stamped, never decreasing) time of later entries, so
+//! every replica keeps and drops the same ones.
 //!
 //! DEDUP column family layout:
 //! - `r` + u32 BE len(client_id) + client_id + u64 BE seq + u32 BE part
 //!   → [`DedupRecord`]
 //! - `t` + u64 BE (now_ms with the sign bit flipped) + the record key
 //!   without its `r` → empty (time index for pruning oldest first)
+//! - `clock` → i64: the effective time of the last applied entry
+//!   (docs/time.md), written with `last_applied`. Here rather than in
+//!   SM_META because snapshots carry this column family whole: the clock
+//!   must travel with the records it prunes and the data it expires.
 
 // openraft's own `StorageError` is large; it is what the storage traits
 // return, so helpers return it too instead of boxing and converting back.
@@ -26,7 +30,7 @@ use openraft::ErrorVerb;
 use rampart_proto::Reply;
 use serde::{Deserialize, Serialize};
 
-use super::sm_meta::{get_decoded, sm_err};
+use super::sm_meta::{get_decoded, put_encoded, sm_err};
 use super::types::{codec, replies_serde, StorageError};
 use crate::engine::{cf, Engine, EngineError, EngineSnapshot, WriteBatch};
 
@@ -39,6 +43,8 @@ const DEDUP_PRUNE_PER_APPLY: usize = 64;
 
 const DEDUP_RECORD: u8 = b'r';
 const DEDUP_TIME: u8 = b't';
+/// Outside the `r` and `t` ranges, so lookups and pruning never see it.
+const KEY_APPLIED_TIME: &[u8] = b"clock";
 
 #[derive(Serialize, Deserialize)]
 struct DedupRecord {
@@ -144,8 +150,11 @@ impl Dedup {
     }
 
     /// Adds to `batch` the deletion of up to [`DEDUP_PRUNE_PER_APPLY`]
-    /// records older than the TTL. Only depends on `now_ms` from the entry
-    /// and the replicated state, so every replica prunes the same records.
+    /// records older than the TTL. `now_ms` is the entry's effective time
+    /// (never below an earlier entry's, see `raft::clock`), so a record
+    /// stamped by a leader whose clock was ahead is not pruned early once
+    /// time comes back; it depends only on the log, so every replica prunes
+    /// the same records.
     pub(super) fn prune(
         &self,
         now_ms: i64,
@@ -177,6 +186,17 @@ impl Dedup {
         }
         Ok(())
     }
+}
+
+/// The effective time of the last applied entry; 0 before any (or in data
+/// written before it was recorded).
+pub(super) fn load_applied_time(engine: &Engine) -> Result<i64, StorageError> {
+    Ok(get_decoded::<i64>(engine, cf::DEDUP, KEY_APPLIED_TIME)?.unwrap_or(0))
+}
+
+/// Adds to `batch` the write of the applied time (with `last_applied`).
+pub(super) fn store_applied_time(batch: &mut WriteBatch<'_>, ms: i64) -> Result<(), StorageError> {
+    put_encoded(batch, cf::DEDUP, KEY_APPLIED_TIME, &ms)
 }
 
 /// Calls `f` with every record pair at `snapshot`, in key order, for a

@@ -112,6 +112,16 @@ impl LogStore {
     }
 
     fn read_range<RB: RangeBounds<u64>>(&self, range: RB) -> Result<Vec<Entry>, StorageError> {
+        self.read_range_limited(range, usize::MAX)
+    }
+
+    /// The entries of `range`, stopping once they hold `budget` encoded
+    /// bytes (always at least one entry when the range is not empty).
+    fn read_range_limited<RB: RangeBounds<u64>>(
+        &self,
+        range: RB,
+        budget: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
         let start = match range.start_bound() {
             Bound::Included(&i) => i,
             Bound::Excluded(&i) => match i.checked_add(1) {
@@ -123,12 +133,17 @@ impl LogStore {
         let key = index_key(start);
         let iter = self.engine.iter_cf(cf::RAFT_LOG, &key, None);
         let mut entries = Vec::new();
+        let mut bytes = 0usize;
         for item in iter {
             let (key, value) = item.map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
             let index = key_index(&key)?;
             if !range.contains(&index) {
                 break;
             }
+            if !entries.is_empty() && bytes.saturating_add(value.len()) > budget {
+                break;
+            }
+            bytes = bytes.saturating_add(value.len());
             let entry: Entry = codec::decode(&value)
                 .map_err(|e| io_err(ErrorSubject::LogIndex(index), ErrorVerb::Read, e))?;
             entries.push(entry);
@@ -144,7 +159,23 @@ impl RaftLogReader<TypeConfig> for LogStore {
     ) -> Result<Vec<Entry>, StorageError> {
         self.read_range(range)
     }
+
+    /// What replication sends in one AppendEntries call: at most
+    /// [`MAX_APPEND_BYTES`] of entries (one entry at least), so a call fits
+    /// the deadline openraft gives it (see `network::append_entries_deadline`).
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.read_range_limited(start..end, MAX_APPEND_BYTES)
+    }
 }
+
+/// Bytes of entries sent in one AppendEntries call at most (a larger single
+/// entry goes alone; the leader refuses entries above
+/// [`MAX_REPLICATED_BYTES`](rampart_proto::limits::MAX_REPLICATED_BYTES)).
+pub const MAX_APPEND_BYTES: usize = rampart_proto::limits::MAX_REPLICATED_BYTES;
 
 impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
@@ -281,6 +312,20 @@ mod tests {
 
     fn indexes(entries: &[Entry]) -> Vec<u64> {
         entries.iter().map(|e| e.log_id.index).collect()
+    }
+
+    #[tokio::test]
+    async fn limited_reads_stop_at_the_byte_budget_but_return_one_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = LogStore::new(Engine::open(dir.path()).expect("open"));
+        append_direct(&store, (1..=5).map(|i| entry(1, i)).collect());
+        let one = codec::encode(&entry(1, 1)).expect("encode").len();
+        let got = store.read_range_limited(1..6, 2 * one).expect("read");
+        assert_eq!(indexes(&got), vec![1, 2]);
+        let got = store.read_range_limited(3..6, 1).expect("read");
+        assert_eq!(indexes(&got), vec![3], "one entry even over the budget");
+        let got = store.limited_get_log_entries(1, 6).await.expect("read");
+        assert_eq!(indexes(&got), vec![1, 2, 3, 4, 5]);
     }
 
     #[tokio::test]

@@ -9,9 +9,11 @@
 //!   without holding the data set);
 //! - `snapshot_file`: a snapshot's bytes in a file beside the DB, the file
 //!   handle openraft sends and receives chunks through;
+//! - `clock`: the never-decreasing applied time (docs/time.md);
 //! - `dedup`: request-id deduplication of retried writes;
 //! - `sm_meta`: applied state in `sm_meta` and shared helpers.
 
+pub mod clock;
 pub mod commit_clock;
 pub mod dedup;
 pub mod log_store;

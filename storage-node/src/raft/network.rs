@@ -51,6 +51,25 @@ const CHUNK_RETRIES: u32 = 3;
 /// Chunk size if openraft gives none (it always does).
 const DEFAULT_CHUNK: usize = 3 << 20;
 
+/// Bandwidth assumed between nodes at least (1 Gbit/s links, with room),
+/// for the AppendEntries deadline.
+const MIN_BANDWIDTH_BYTES_PER_SEC: u64 = 100 << 20;
+
+/// The deadline of an AppendEntries call carrying `bytes`: openraft's
+/// (`base`, the heartbeat interval) plus the time the payload needs at
+/// [`MIN_BANDWIDTH_BYTES_PER_SEC`], so a call with large entries is not
+/// cut off (and retried, forever) after a heartbeat's time.
+///
+/// openraft 0.9 also wraps the whole call in a timeout of one heartbeat
+/// interval, which this cannot lengthen; that is why what one call carries
+/// is bounded ([`super::log_store::MAX_APPEND_BYTES`], and the leader
+/// refuses larger entries): at that bound the payload term stays a
+/// fraction of the heartbeat.
+pub fn append_entries_deadline(base: Duration, bytes: usize) -> Duration {
+    let payload_ms = (bytes as u64).saturating_mul(1000) / MIN_BANDWIDTH_BYTES_PER_SEC;
+    base.saturating_add(Duration::from_millis(payload_ms))
+}
+
 /// How long to wait for a TCP connection to a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -155,8 +174,11 @@ impl PeerClient {
     {
         let data = codec::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut client = self.client().map_err(RPCError::Unreachable)?;
+        let ttl = match action {
+            RPCTypes::AppendEntries => append_entries_deadline(option.hard_ttl(), data.len()),
+            _ => option.hard_ttl(),
+        };
         let msg = RaftMessage { data };
-        let ttl = option.hard_ttl();
         let fut = async {
             match action {
                 RPCTypes::AppendEntries => client.append_entries(msg).await,
@@ -345,6 +367,30 @@ mod tests {
             raft_addr: addr.to_string(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_append_entries_deadline_grows_with_the_payload() {
+        let base = Duration::from_millis(250);
+        assert_eq!(append_entries_deadline(base, 0), base);
+        assert_eq!(append_entries_deadline(base, 1024), base);
+        // 100 MiB at 100 MiB/s: one more second.
+        assert_eq!(
+            append_entries_deadline(base, 100 << 20),
+            base + Duration::from_secs(1)
+        );
+        let small = append_entries_deadline(base, 1 << 20);
+        let large = append_entries_deadline(base, 64 << 20);
+        assert!(base < small && small < large);
+        // Saturates instead of overflowing.
+        append_entries_deadline(base, usize::MAX);
+        // A full call's payload needs well under a heartbeat.
+        let full =
+            append_entries_deadline(Duration::ZERO, super::super::log_store::MAX_APPEND_BYTES);
+        assert!(
+            full <= Duration::from_millis(crate::config::HEARTBEAT_INTERVAL_MS),
+            "{full:?}"
+        );
     }
 
     #[tokio::test]

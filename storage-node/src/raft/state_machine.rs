@@ -18,12 +18,14 @@
 #![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{AnyError, EntryPayload, ErrorVerb, OptionalSend, StorageIOError};
 use rampart_proto::{reply, Reply};
 
+use super::clock::{effective_ms, ClusterClock};
 use super::dedup::{self, Dedup};
 use super::sm_meta::{
     get_decoded, put_encoded, sm_err, snap_err, KEY_LAST_APPLIED, KEY_MEMBERSHIP,
@@ -67,17 +69,45 @@ pub struct StateMachineStore {
     snapshots: Arc<SnapshotStore>,
     observer: Option<Arc<dyn WriteObserver>>,
     reclaimer: Option<Reclaimer>,
+    /// Effective time of the last applied entry (docs/time.md): what the
+    /// next entry's time is raised to. Replicated state, loaded from and
+    /// written with `last_applied`; an atomic only because apply takes
+    /// `&self`.
+    applied_ms: AtomicI64,
+    /// This node's view of cluster time, raised after each apply.
+    clock: Arc<ClusterClock>,
 }
 
 impl StateMachineStore {
-    pub fn new(engine: Engine) -> StateMachineStore {
-        StateMachineStore {
+    pub fn new(engine: Engine) -> Result<StateMachineStore, StorageError> {
+        let applied_ms = dedup::load_applied_time(&engine)?;
+        // Exported from the start (at 0), so alerts see the series.
+        metrics::counter!(crate::metrics::APPLY_STORAGE_ERRORS).increment(0);
+        let clock = Arc::new(ClusterClock::new());
+        clock.observe(applied_ms);
+        Ok(StateMachineStore {
             dedup: Dedup::new(engine.clone()),
             snapshots: Arc::new(SnapshotStore::new(engine.clone())),
             engine,
             observer: None,
             reclaimer: None,
-        }
+            applied_ms: AtomicI64::new(applied_ms),
+            clock,
+        })
+    }
+
+    /// The clock this state machine raises after each apply; reads and
+    /// proposals on this node use it (see [`ClusterClock`]).
+    pub fn clock(&self) -> Arc<ClusterClock> {
+        self.clock.clone()
+    }
+
+    /// Reloads the applied time after the data was replaced (a snapshot).
+    fn reload_applied_time(&self) -> Result<(), StorageError> {
+        let ms = dedup::load_applied_time(&self.engine)?;
+        self.applied_ms.store(ms, Ordering::Release);
+        self.clock.observe(ms);
+        Ok(())
     }
 
     /// Adds the background reclaimer of deleted ranges.
@@ -101,15 +131,18 @@ impl StateMachineStore {
         self
     }
 
-    /// Applies one normal entry into `batch`; returns its response.
+    /// Applies one normal entry into `batch`; returns its response and its
+    /// effective time (written into `batch` as the applied time).
     fn apply_request<'s>(
         &'s self,
         index: u64,
         req: Request,
         batch: &mut WriteBatch<'s>,
         written: &mut Applied,
-    ) -> Result<Response, StorageError> {
-        let now_ms = req.now_ms;
+    ) -> Result<(Response, i64), StorageError> {
+        // Never below an earlier entry's time: a leader whose clock is
+        // behind cannot revive expired keys or re-date dedup records.
+        let now_ms = effective_ms(req.now_ms, self.applied_ms.load(Ordering::Acquire));
         let response = match req.op {
             Op::Commands {
                 client_id,
@@ -158,7 +191,8 @@ impl StateMachineStore {
             }
         };
         self.dedup.prune(now_ms, batch)?;
-        Ok(response)
+        dedup::store_applied_time(batch, now_ms)?;
+        Ok((response, now_ms))
     }
 
     /// Applies write runs in order on ONE transaction (a later run sees the
@@ -245,12 +279,33 @@ impl StateMachineStore {
         Ok(out)
     }
 
+    /// Applies one committed entry, or fails without applying anything of
+    /// it: a storage error is never turned into a client reply, since the
+    /// other replicas (whose storage worked) apply the entry and this one
+    /// would silently diverge. The error stops openraft (fail-stop; the
+    /// process then exits, see `crate::run`) and the restarted node
+    /// replays the entry from its log.
     fn apply_entry(&self, entry: Entry) -> Result<Response, StorageError> {
+        let log_id = entry.log_id;
+        self.try_apply_entry(entry).inspect_err(|e| {
+            metrics::counter!(crate::metrics::APPLY_STORAGE_ERRORS).increment(1);
+            tracing::error!(
+                index = log_id.index,
+                term = log_id.leader_id.term,
+                error = %e,
+                "storage error while applying a committed entry: stopping the node \
+                 (it replays the entry from its log when restarted)"
+            );
+        })
+    }
+
+    fn try_apply_entry(&self, entry: Entry) -> Result<Response, StorageError> {
         let started = std::time::Instant::now();
         let log_id = entry.log_id;
         let mut batch = self.engine.batch();
         let mut response = Response::default();
         let mut written = Applied::default();
+        let mut applied_ms = None;
         match entry.payload {
             EntryPayload::Blank => {}
             EntryPayload::Membership(membership) => {
@@ -258,13 +313,19 @@ impl StateMachineStore {
                 put_encoded(&mut batch, cf::SM_META, KEY_MEMBERSHIP, &stored)?;
             }
             EntryPayload::Normal(req) => {
-                response = self.apply_request(log_id.index, req, &mut batch, &mut written)?;
+                let (resp, ms) = self.apply_request(log_id.index, req, &mut batch, &mut written)?;
+                response = resp;
+                applied_ms = Some(ms);
             }
         }
         put_encoded(&mut batch, cf::SM_META, KEY_LAST_APPLIED, &Some(log_id))?;
         self.engine
             .write_batch(batch, false)
             .map_err(|e| StorageError::from(StorageIOError::apply(log_id, AnyError::new(&e))))?;
+        if let Some(ms) = applied_ms {
+            self.applied_ms.store(ms, Ordering::Release);
+            self.clock.observe(ms);
+        }
         metrics::histogram!(crate::metrics::RAFT_APPLY_SECONDS).record(started.elapsed());
         if let (Some(observer), false) = (&self.observer, written.keys.is_empty()) {
             observer.keys_written(&written.keys);
@@ -328,6 +389,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         tokio::task::spawn_blocking(move || snapshots.install(&meta, &received))
             .await
             .map_err(|e| snap_err(ErrorVerb::Write, e))??;
+        // The snapshot's DEDUP column family carries its applied time.
+        self.reload_applied_time()?;
         if let Some(observer) = &self.observer {
             observer.everything_changed();
         }
@@ -383,7 +446,7 @@ mod tests {
     #[test]
     fn batch_items_apply_in_order_with_their_own_dedup() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let sm = StateMachineStore::new(Engine::open(dir.path()).expect("open"));
+        let sm = StateMachineStore::new(Engine::open(dir.path()).expect("open")).expect("sm");
         // An old-style single entry still applies.
         let old = Op::Commands {
             client_id: "a".into(),
@@ -446,6 +509,168 @@ mod tests {
         );
     }
 
+    fn entry_at(index: u64, now_ms: i64, op: Op) -> Entry {
+        Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Request { now_ms, op }),
+        }
+    }
+
+    fn commands(client_id: &str, seq: u64, cmds: &[&[&str]]) -> Op {
+        Op::Batch {
+            items: vec![run(client_id, seq, cmds)],
+        }
+    }
+
+    /// A leader whose clock is behind proposes after entries stamped
+    /// later: its entries apply at the later time, so a key the log already
+    /// saw expire stays expired (for writes, WATCH and active expiry).
+    #[test]
+    fn an_entry_stamped_earlier_applies_at_the_last_applied_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = StateMachineStore::new(Engine::open(dir.path()).expect("open")).expect("sm");
+        sm.apply_entry(entry_at(
+            1,
+            10_000,
+            commands("", 0, &[&["SET", "k", "5", "PX", "1000"]]),
+        ))
+        .expect("apply");
+        // Time passes on a good leader: k is expired from 11_000 on.
+        sm.apply_entry(entry_at(
+            2,
+            20_000,
+            commands("", 0, &[&["SET", "other", "x"]]),
+        ))
+        .expect("apply");
+        assert_eq!(sm.clock().floor_ms(), 20_000);
+        // A new leader whose clock says 10_500 must not revive k.
+        let resp = sm
+            .apply_entry(entry_at(3, 10_500, commands("", 0, &[&["INCR", "k"]])))
+            .expect("apply");
+        assert_eq!(resp.items, vec![vec![reply::integer(1)]], "k was expired");
+        assert_eq!(sm.applied_ms.load(Ordering::Acquire), 20_000);
+        // Nor keep a key alive in active expiry.
+        sm.apply_entry(entry_at(
+            4,
+            20_000,
+            commands("", 0, &[&["SET", "t", "v", "PX", "100"]]),
+        ))
+        .expect("apply");
+        sm.apply_entry(entry_at(5, 30_000, Op::ExpireKeys { keys: vec![] }))
+            .expect("apply");
+        sm.apply_entry(entry_at(
+            6,
+            1_000,
+            Op::ExpireKeys {
+                keys: vec![b"t".to_vec()],
+            },
+        ))
+        .expect("apply");
+        assert_eq!(
+            commands::execute_read(&sm.engine, &argv(&["EXISTS", "t"]), 0),
+            reply::integer(0),
+            "deleted even when read with an old clock"
+        );
+        // Blank and membership entries carry no time and change nothing.
+        sm.apply_entry(Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), 7),
+            payload: EntryPayload::Blank,
+        })
+        .expect("apply");
+        assert_eq!(sm.applied_ms.load(Ordering::Acquire), 30_000);
+    }
+
+    /// A record written by an entry from a leader whose clock is behind is
+    /// dated at the applied time, not in the past: the next entry does not
+    /// prune it, and a retry of its run is still answered from it.
+    #[test]
+    fn dedup_records_of_a_lagging_leader_survive_pruning() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = StateMachineStore::new(Engine::open(dir.path()).expect("open")).expect("sm");
+        let late = 100 * dedup::DEDUP_TTL_MS;
+        sm.apply_entry(entry_at(1, late, commands("a", 1, &[&["INCR", "n"]])))
+            .expect("apply");
+        // A lagging leader's write, far more than the TTL in the past.
+        sm.apply_entry(entry_at(2, 1_000, commands("b", 1, &[&["INCR", "n"]])))
+            .expect("apply");
+        // The clock is back; later entries prune what is due.
+        sm.apply_entry(entry_at(3, late + 1, commands("c", 1, &[&["INCR", "n"]])))
+            .expect("apply");
+        // b's retry is answered from its record, not applied again.
+        let resp = sm
+            .apply_entry(entry_at(4, late + 2, commands("b", 1, &[&["INCR", "n"]])))
+            .expect("apply");
+        assert_eq!(resp.items, vec![vec![reply::integer(2)]]);
+        assert_eq!(get(&sm, "n"), reply::bulk("3"));
+    }
+
+    /// The applied time is written with `last_applied`: a restarted node
+    /// goes on from it, not from the next entry's stamp.
+    #[test]
+    fn the_applied_time_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let sm = StateMachineStore::new(Engine::open(dir.path()).expect("open")).expect("sm");
+            sm.apply_entry(entry_at(
+                1,
+                50_000,
+                commands("", 0, &[&["SET", "k", "v", "PX", "10"]]),
+            ))
+            .expect("apply");
+        }
+        let sm = StateMachineStore::new(Engine::open(dir.path()).expect("open")).expect("sm");
+        assert_eq!(sm.clock().floor_ms(), 50_000);
+        assert!(sm.clock().now_ms() >= 50_000);
+        // A TTL set by an entry stamped earlier counts from 50_000.
+        sm.apply_entry(entry_at(
+            2,
+            40_000,
+            commands("", 0, &[&["SET", "j", "v", "PX", "10000"]]),
+        ))
+        .expect("apply");
+        assert_eq!(sm.applied_ms.load(Ordering::Acquire), 50_000);
+        assert_eq!(
+            commands::execute_read(&sm.engine, &argv(&["PTTL", "j"]), 50_000),
+            reply::integer(10_000)
+        );
+    }
+
+    /// A storage error while applying fails the entry (and so stops Raft)
+    /// instead of becoming a `-ERR storage error` reply: nothing of the
+    /// entry is written, `last_applied` and the applied time stay where
+    /// they were, and applying it again once storage works gives the reply
+    /// every other replica gave.
+    #[tokio::test]
+    async fn a_storage_error_in_apply_fails_the_entry_and_applies_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut sm = StateMachineStore::new(Engine::open(dir.path()).expect("open")).expect("sm");
+        sm.apply_entry(entry_at(1, 1_000, commands("a", 1, &[&["SET", "n", "5"]])))
+            .expect("apply");
+        let (before, _) = sm.applied_state().await.expect("state");
+        let failing = || {
+            entry_at(
+                2,
+                2_000,
+                commands("a", 2, &[&["INCR", "n"], &["SET", "m", "1"]]),
+            )
+        };
+        crate::engine::FAIL_READS.with(|f| f.set(true));
+        let result = sm.apply(vec![failing()]).await;
+        crate::engine::FAIL_READS.with(|f| f.set(false));
+        assert!(result.is_err(), "an error, not a reply: {result:?}");
+        let (after, _) = sm.applied_state().await.expect("state");
+        assert_eq!(after, before, "last_applied did not advance");
+        assert_eq!(sm.applied_ms.load(Ordering::Acquire), 1_000);
+        assert_eq!(get(&sm, "m"), reply::null());
+        // Replayed after the restart, the entry applies normally.
+        let resp = sm.apply(vec![failing()]).await.expect("apply");
+        assert_eq!(resp[0].items, vec![vec![reply::integer(6), reply::ok()]]);
+        assert_eq!(
+            sm.applied_state().await.expect("state").0.map(|l| l.index),
+            Some(2)
+        );
+    }
+
     fn get(sm: &StateMachineStore, key: &str) -> Reply {
         commands::execute_read(&sm.engine, &argv(&["GET", key]), 1_000)
     }
@@ -456,11 +681,14 @@ mod tests {
     #[tokio::test]
     async fn a_snapshot_installed_elsewhere_carries_data_dedup_and_applied_state() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut leader = StateMachineStore::new(Engine::open(dir.path()).expect("open"));
+        let mut leader =
+            StateMachineStore::new(Engine::open(dir.path()).expect("open")).expect("sm");
         let incr = || Op::Batch {
             items: vec![run("a", 1, &[&["INCR", "n"]])],
         };
-        leader.apply_entry(entry(1, incr())).expect("apply");
+        leader
+            .apply_entry(entry_at(1, 7_000, incr()))
+            .expect("apply");
         let built = leader
             .get_snapshot_builder()
             .await
@@ -476,7 +704,8 @@ mod tests {
         assert_eq!(served.snapshot.path(), built.snapshot.path());
 
         let dir2 = tempfile::tempdir().expect("tempdir");
-        let mut follower = StateMachineStore::new(Engine::open(dir2.path()).expect("open"));
+        let mut follower =
+            StateMachineStore::new(Engine::open(dir2.path()).expect("open")).expect("sm");
         let stale = Op::Commands {
             client_id: String::new(),
             seq: 0,
@@ -496,6 +725,9 @@ mod tests {
             .expect("install");
         let (applied, _) = follower.applied_state().await.expect("state");
         assert_eq!(applied, meta.last_log_id);
+        // The applied time comes with the snapshot.
+        assert_eq!(follower.applied_ms.load(Ordering::Acquire), 7_000);
+        assert_eq!(follower.clock().floor_ms(), 7_000);
         assert_eq!(get(&follower, "n"), reply::bulk("1"));
         assert_eq!(get(&follower, "stale"), reply::null());
         // A retry of the run in the snapshot is answered from its record.

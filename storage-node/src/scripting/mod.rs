@@ -30,7 +30,7 @@ use crate::commands::scripting as internal;
 use crate::engine::{Engine, Txn};
 use crate::exec::batch::BatchReplies;
 use crate::exec::heavy::{self, Lane};
-use crate::exec::{self, now_ms, Failure};
+use crate::exec::{self, Failure};
 use crate::raft::types::{WatchToken, WriteRun};
 use crate::NodeCtx;
 use lua::{Kill, ScriptInput, ScriptRun, StopFlag};
@@ -344,7 +344,7 @@ async fn run_command(
             let flag = running.flag.clone();
             let engine = ctx.engine.clone();
             let eval = eval.clone();
-            let now = now_ms();
+            let now = ctx.clock.now_ms();
             let job = ctx.heavy.try_run(Lane::Scripts, move || {
                 let body = match &eval.body {
                     Some(body) => body.clone(),
@@ -479,7 +479,7 @@ pub(crate) async fn execute_transaction(
         let engine = ctx.engine.clone();
         let scripts = ctx.scripts.clone();
         let (job_commands, job_watches) = (commands.clone(), watches.clone());
-        let now = now_ms();
+        let now = ctx.clock.now_ms();
         let job = ctx.heavy.try_run(Lane::Scripts, move || {
             run_transaction(&engine, &scripts, &parent, &job_commands, &job_watches, now)
         });
