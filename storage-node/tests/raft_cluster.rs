@@ -38,7 +38,7 @@ fn args(id: u64, dir: &TempDir, raft: &str, client: &str, keep: u64) -> NodeArgs
         snapshot_keep_logs: Some(keep),
         // Small chunks: a snapshot crosses the transport in many messages.
         snapshot_chunk_bytes: Some(SNAPSHOT_CHUNK),
-        election_timeout_ms: Some(500),
+        election_timeout_ms: Some(600),
         write_timeout_ms: Some(3000),
         config: None,
         metrics_addr: None,

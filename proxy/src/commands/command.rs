@@ -383,7 +383,7 @@ mod tests {
         );
         assert_eq!(
             text(&command(&argv(&["LIST", "FILTERBY", "PATTERN", "ge*"]))),
-            "*[$get, $getdel, $getex, $getrange, $getset]"
+            "*[$get, $getbit, $getdel, $getex, $getrange, $getset]"
         );
         assert_eq!(
             text(&command(&argv(&["GETKEYS", "MSET", "a", "1", "b", "2"]))),
