@@ -289,7 +289,7 @@ impl FieldType {
         for i in 0..u64::from(self.bits) {
             raw = (raw << 1) | u64::from(get_bit(bytes, offset + i));
         }
-        self.from_raw(raw)
+        self.decode(raw)
     }
 
     fn write(self, bytes: &mut [u8], offset: u64, value: i128) {
@@ -301,7 +301,7 @@ impl FieldType {
     }
 
     /// Interprets the low `bits` of `raw` (sign-extended when signed).
-    fn from_raw(self, raw: u64) -> i128 {
+    fn decode(self, raw: u64) -> i128 {
         let bits = self.bits;
         let low = if bits == 64 {
             raw
@@ -324,7 +324,7 @@ impl FieldType {
             return Some(value);
         }
         match overflow {
-            Overflow::Wrap => Some(self.from_raw(value as u64)),
+            Overflow::Wrap => Some(self.decode(value as u64)),
             Overflow::Sat => Some(if value > max { max } else { min }),
             Overflow::Fail => None,
         }
