@@ -11,51 +11,13 @@ use super::faults::FaultRecord;
 use super::history::{History, Outcome};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 
 const PANEL: (u32, u32) = (1400, 300);
 const FAMILY: &str = "sans-serif";
 /// Ok points drawn per workload at most (evenly thinned beyond).
 const MAX_POINTS: usize = 20_000;
-
-const FONTS: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/truetype/freefont/FreeSans.ttf",
-    "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
-];
-
-fn ensure_font() -> Result<(), String> {
-    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let path = FONTS
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-            .or_else(|| {
-                let out = std::process::Command::new("fc-match")
-                    .args(["-f", "%{file}", "sans-serif:fontformat=TrueType"])
-                    .output()
-                    .ok()?;
-                let p = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
-                p.is_file().then_some(p)
-            })
-            .ok_or("no TrueType font found (install fonts-dejavu-core)")?;
-        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-        for style in [FontStyle::Normal, FontStyle::Bold] {
-            register_font(FAMILY, style, bytes)
-                .map_err(|_| format!("{}: not a usable font", path.display()))?;
-        }
-        Ok(())
-    })
-    .clone()
-}
 
 /// Draws the timeline of a run into `path`.
 pub fn draw(
@@ -68,7 +30,8 @@ pub fn draw(
         path: path.to_path_buf(),
         reason,
     };
-    ensure_font().map_err(fail)?;
+    // The incident plot's font lookup: one registration per process.
+    crate::incident::plot::ensure_font(None).map_err(|e| fail(e.to_string()))?;
     let panels = histories.len().max(1) as u32;
     let size = (PANEL.0, PANEL.1 * panels + 40);
     match path

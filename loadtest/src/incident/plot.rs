@@ -63,7 +63,7 @@ fn find_font() -> Option<PathBuf> {
 }
 
 /// Registers the font once per process (plotters keeps a global table).
-fn ensure_font(explicit: Option<&Path>) -> Result<(), PlotError> {
+pub(crate) fn ensure_font(explicit: Option<&Path>) -> Result<(), PlotError> {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     let result = DONE.get_or_init(|| {
         let path = match explicit.map(Path::to_path_buf).or_else(find_font) {
