@@ -84,157 +84,171 @@ pub(crate) fn lookup(name: &str) -> Option<&'static Docs> {
         "expiretime" => &DOCS_75,
         "flushall" => &DOCS_76,
         "flushdb" => &DOCS_77,
-        "get" => &DOCS_78,
-        "getbit" => &DOCS_79,
-        "getdel" => &DOCS_80,
-        "getex" => &DOCS_81,
-        "getrange" => &DOCS_82,
-        "getset" => &DOCS_83,
-        "hdel" => &DOCS_84,
-        "hello" => &DOCS_85,
-        "hexists" => &DOCS_86,
-        "hget" => &DOCS_87,
-        "hgetall" => &DOCS_88,
-        "hincrby" => &DOCS_89,
-        "hincrbyfloat" => &DOCS_90,
-        "hkeys" => &DOCS_91,
-        "hlen" => &DOCS_92,
-        "hmget" => &DOCS_93,
-        "hmset" => &DOCS_94,
-        "hrandfield" => &DOCS_95,
-        "hscan" => &DOCS_96,
-        "hset" => &DOCS_97,
-        "hsetnx" => &DOCS_98,
-        "hstrlen" => &DOCS_99,
-        "hvals" => &DOCS_100,
-        "incr" => &DOCS_101,
-        "incrby" => &DOCS_102,
-        "incrbyfloat" => &DOCS_103,
-        "info" => &DOCS_104,
-        "keys" => &DOCS_105,
-        "lcs" => &DOCS_106,
-        "lindex" => &DOCS_107,
-        "linsert" => &DOCS_108,
-        "llen" => &DOCS_109,
-        "lmove" => &DOCS_110,
-        "lmpop" => &DOCS_111,
-        "lpop" => &DOCS_112,
-        "lpos" => &DOCS_113,
-        "lpush" => &DOCS_114,
-        "lpushx" => &DOCS_115,
-        "lrange" => &DOCS_116,
-        "lrem" => &DOCS_117,
-        "lset" => &DOCS_118,
-        "ltrim" => &DOCS_119,
-        "mget" => &DOCS_120,
-        "mset" => &DOCS_121,
-        "msetnx" => &DOCS_122,
-        "multi" => &DOCS_123,
-        "object" => &DOCS_124,
-        "persist" => &DOCS_125,
-        "pexpire" => &DOCS_126,
-        "pexpireat" => &DOCS_127,
-        "pexpiretime" => &DOCS_128,
-        "ping" => &DOCS_129,
-        "psetex" => &DOCS_130,
-        "psubscribe" => &DOCS_131,
-        "pttl" => &DOCS_132,
-        "publish" => &DOCS_133,
-        "pubsub" => &DOCS_134,
-        "punsubscribe" => &DOCS_135,
-        "quit" => &DOCS_136,
-        "randomkey" => &DOCS_137,
-        "rename" => &DOCS_138,
-        "renamenx" => &DOCS_139,
-        "reset" => &DOCS_140,
-        "rpop" => &DOCS_141,
-        "rpoplpush" => &DOCS_142,
-        "rpush" => &DOCS_143,
-        "rpushx" => &DOCS_144,
-        "sadd" => &DOCS_145,
-        "scan" => &DOCS_146,
-        "scard" => &DOCS_147,
-        "script" => &DOCS_148,
-        "sdiff" => &DOCS_149,
-        "sdiffstore" => &DOCS_150,
-        "select" => &DOCS_151,
-        "set" => &DOCS_152,
-        "setbit" => &DOCS_153,
-        "setex" => &DOCS_154,
-        "setnx" => &DOCS_155,
-        "setrange" => &DOCS_156,
-        "sinter" => &DOCS_157,
-        "sintercard" => &DOCS_158,
-        "sinterstore" => &DOCS_159,
-        "sismember" => &DOCS_160,
-        "smembers" => &DOCS_161,
-        "smismember" => &DOCS_162,
-        "smove" => &DOCS_163,
-        "spop" => &DOCS_164,
-        "spublish" => &DOCS_165,
-        "srandmember" => &DOCS_166,
-        "srem" => &DOCS_167,
-        "sscan" => &DOCS_168,
-        "ssubscribe" => &DOCS_169,
-        "strlen" => &DOCS_170,
-        "subscribe" => &DOCS_171,
-        "substr" => &DOCS_172,
-        "sunion" => &DOCS_173,
-        "sunionstore" => &DOCS_174,
-        "sunsubscribe" => &DOCS_175,
-        "ttl" => &DOCS_176,
-        "type" => &DOCS_177,
-        "unlink" => &DOCS_178,
-        "unsubscribe" => &DOCS_179,
-        "unwatch" => &DOCS_180,
-        "watch" => &DOCS_181,
-        "xack" => &DOCS_182,
-        "xadd" => &DOCS_183,
-        "xautoclaim" => &DOCS_184,
-        "xclaim" => &DOCS_185,
-        "xdel" => &DOCS_186,
-        "xgroup" => &DOCS_187,
-        "xinfo" => &DOCS_188,
-        "xlen" => &DOCS_189,
-        "xpending" => &DOCS_190,
-        "xrange" => &DOCS_191,
-        "xread" => &DOCS_192,
-        "xreadgroup" => &DOCS_193,
-        "xrevrange" => &DOCS_194,
-        "xsetid" => &DOCS_195,
-        "xtrim" => &DOCS_196,
-        "zadd" => &DOCS_197,
-        "zcard" => &DOCS_198,
-        "zcount" => &DOCS_199,
-        "zdiff" => &DOCS_200,
-        "zdiffstore" => &DOCS_201,
-        "zincrby" => &DOCS_202,
-        "zinter" => &DOCS_203,
-        "zintercard" => &DOCS_204,
-        "zinterstore" => &DOCS_205,
-        "zlexcount" => &DOCS_206,
-        "zmpop" => &DOCS_207,
-        "zmscore" => &DOCS_208,
-        "zpopmax" => &DOCS_209,
-        "zpopmin" => &DOCS_210,
-        "zrandmember" => &DOCS_211,
-        "zrange" => &DOCS_212,
-        "zrangebylex" => &DOCS_213,
-        "zrangebyscore" => &DOCS_214,
-        "zrangestore" => &DOCS_215,
-        "zrank" => &DOCS_216,
-        "zrem" => &DOCS_217,
-        "zremrangebylex" => &DOCS_218,
-        "zremrangebyrank" => &DOCS_219,
-        "zremrangebyscore" => &DOCS_220,
-        "zrevrange" => &DOCS_221,
-        "zrevrangebylex" => &DOCS_222,
-        "zrevrangebyscore" => &DOCS_223,
-        "zrevrank" => &DOCS_224,
-        "zscan" => &DOCS_225,
-        "zscore" => &DOCS_226,
-        "zunion" => &DOCS_227,
-        "zunionstore" => &DOCS_228,
+        "geoadd" => &DOCS_78,
+        "geodist" => &DOCS_79,
+        "geohash" => &DOCS_80,
+        "geopos" => &DOCS_81,
+        "georadius" => &DOCS_82,
+        "georadius_ro" => &DOCS_83,
+        "georadiusbymember" => &DOCS_84,
+        "georadiusbymember_ro" => &DOCS_85,
+        "geosearch" => &DOCS_86,
+        "geosearchstore" => &DOCS_87,
+        "get" => &DOCS_88,
+        "getbit" => &DOCS_89,
+        "getdel" => &DOCS_90,
+        "getex" => &DOCS_91,
+        "getrange" => &DOCS_92,
+        "getset" => &DOCS_93,
+        "hdel" => &DOCS_94,
+        "hello" => &DOCS_95,
+        "hexists" => &DOCS_96,
+        "hget" => &DOCS_97,
+        "hgetall" => &DOCS_98,
+        "hincrby" => &DOCS_99,
+        "hincrbyfloat" => &DOCS_100,
+        "hkeys" => &DOCS_101,
+        "hlen" => &DOCS_102,
+        "hmget" => &DOCS_103,
+        "hmset" => &DOCS_104,
+        "hrandfield" => &DOCS_105,
+        "hscan" => &DOCS_106,
+        "hset" => &DOCS_107,
+        "hsetnx" => &DOCS_108,
+        "hstrlen" => &DOCS_109,
+        "hvals" => &DOCS_110,
+        "incr" => &DOCS_111,
+        "incrby" => &DOCS_112,
+        "incrbyfloat" => &DOCS_113,
+        "info" => &DOCS_114,
+        "keys" => &DOCS_115,
+        "lcs" => &DOCS_116,
+        "lindex" => &DOCS_117,
+        "linsert" => &DOCS_118,
+        "llen" => &DOCS_119,
+        "lmove" => &DOCS_120,
+        "lmpop" => &DOCS_121,
+        "lpop" => &DOCS_122,
+        "lpos" => &DOCS_123,
+        "lpush" => &DOCS_124,
+        "lpushx" => &DOCS_125,
+        "lrange" => &DOCS_126,
+        "lrem" => &DOCS_127,
+        "lset" => &DOCS_128,
+        "ltrim" => &DOCS_129,
+        "mget" => &DOCS_130,
+        "mset" => &DOCS_131,
+        "msetnx" => &DOCS_132,
+        "multi" => &DOCS_133,
+        "object" => &DOCS_134,
+        "persist" => &DOCS_135,
+        "pexpire" => &DOCS_136,
+        "pexpireat" => &DOCS_137,
+        "pexpiretime" => &DOCS_138,
+        "pfadd" => &DOCS_139,
+        "pfcount" => &DOCS_140,
+        "pfmerge" => &DOCS_141,
+        "ping" => &DOCS_142,
+        "psetex" => &DOCS_143,
+        "psubscribe" => &DOCS_144,
+        "pttl" => &DOCS_145,
+        "publish" => &DOCS_146,
+        "pubsub" => &DOCS_147,
+        "punsubscribe" => &DOCS_148,
+        "quit" => &DOCS_149,
+        "randomkey" => &DOCS_150,
+        "rename" => &DOCS_151,
+        "renamenx" => &DOCS_152,
+        "reset" => &DOCS_153,
+        "rpop" => &DOCS_154,
+        "rpoplpush" => &DOCS_155,
+        "rpush" => &DOCS_156,
+        "rpushx" => &DOCS_157,
+        "sadd" => &DOCS_158,
+        "scan" => &DOCS_159,
+        "scard" => &DOCS_160,
+        "script" => &DOCS_161,
+        "sdiff" => &DOCS_162,
+        "sdiffstore" => &DOCS_163,
+        "select" => &DOCS_164,
+        "set" => &DOCS_165,
+        "setbit" => &DOCS_166,
+        "setex" => &DOCS_167,
+        "setnx" => &DOCS_168,
+        "setrange" => &DOCS_169,
+        "sinter" => &DOCS_170,
+        "sintercard" => &DOCS_171,
+        "sinterstore" => &DOCS_172,
+        "sismember" => &DOCS_173,
+        "smembers" => &DOCS_174,
+        "smismember" => &DOCS_175,
+        "smove" => &DOCS_176,
+        "spop" => &DOCS_177,
+        "spublish" => &DOCS_178,
+        "srandmember" => &DOCS_179,
+        "srem" => &DOCS_180,
+        "sscan" => &DOCS_181,
+        "ssubscribe" => &DOCS_182,
+        "strlen" => &DOCS_183,
+        "subscribe" => &DOCS_184,
+        "substr" => &DOCS_185,
+        "sunion" => &DOCS_186,
+        "sunionstore" => &DOCS_187,
+        "sunsubscribe" => &DOCS_188,
+        "time" => &DOCS_189,
+        "ttl" => &DOCS_190,
+        "type" => &DOCS_191,
+        "unlink" => &DOCS_192,
+        "unsubscribe" => &DOCS_193,
+        "unwatch" => &DOCS_194,
+        "watch" => &DOCS_195,
+        "xack" => &DOCS_196,
+        "xadd" => &DOCS_197,
+        "xautoclaim" => &DOCS_198,
+        "xclaim" => &DOCS_199,
+        "xdel" => &DOCS_200,
+        "xgroup" => &DOCS_201,
+        "xinfo" => &DOCS_202,
+        "xlen" => &DOCS_203,
+        "xpending" => &DOCS_204,
+        "xrange" => &DOCS_205,
+        "xread" => &DOCS_206,
+        "xreadgroup" => &DOCS_207,
+        "xrevrange" => &DOCS_208,
+        "xsetid" => &DOCS_209,
+        "xtrim" => &DOCS_210,
+        "zadd" => &DOCS_211,
+        "zcard" => &DOCS_212,
+        "zcount" => &DOCS_213,
+        "zdiff" => &DOCS_214,
+        "zdiffstore" => &DOCS_215,
+        "zincrby" => &DOCS_216,
+        "zinter" => &DOCS_217,
+        "zintercard" => &DOCS_218,
+        "zinterstore" => &DOCS_219,
+        "zlexcount" => &DOCS_220,
+        "zmpop" => &DOCS_221,
+        "zmscore" => &DOCS_222,
+        "zpopmax" => &DOCS_223,
+        "zpopmin" => &DOCS_224,
+        "zrandmember" => &DOCS_225,
+        "zrange" => &DOCS_226,
+        "zrangebylex" => &DOCS_227,
+        "zrangebyscore" => &DOCS_228,
+        "zrangestore" => &DOCS_229,
+        "zrank" => &DOCS_230,
+        "zrem" => &DOCS_231,
+        "zremrangebylex" => &DOCS_232,
+        "zremrangebyrank" => &DOCS_233,
+        "zremrangebyscore" => &DOCS_234,
+        "zrevrange" => &DOCS_235,
+        "zrevrangebylex" => &DOCS_236,
+        "zrevrangebyscore" => &DOCS_237,
+        "zrevrank" => &DOCS_238,
+        "zscan" => &DOCS_239,
+        "zscore" => &DOCS_240,
+        "zunion" => &DOCS_241,
+        "zunionstore" => &DOCS_242,
         _ => return None,
     })
 }
@@ -1251,8 +1265,104 @@ static DOCS_77: Docs = Docs {
     ])],
 };
 
-/// get
+/// geoadd
 static DOCS_78: Docs = Docs {
+    complexity:
+        "O(log(N)) for each item added, where N is the number of elements in the sorted set.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[("6.2.0", "Added the `CH`, `NX` and `XX` options.")],
+    arguments: &[
+        Arg::key("key", 0),
+        Arg::new("condition", ArgType::OneOf)
+            .since("6.2.0")
+            .flags(OPTIONAL)
+            .args(&[
+                Arg::new("nx", ArgType::PureToken).token("NX"),
+                Arg::new("xx", ArgType::PureToken).token("XX"),
+            ]),
+        Arg::new("change", ArgType::PureToken)
+            .token("CH")
+            .since("6.2.0")
+            .flags(OPTIONAL),
+        Arg::new("longitude_latitude_member", ArgType::Block)
+            .flags(MULTIPLE)
+            .args(&[
+                Arg::new("longitude", ArgType::Double),
+                Arg::new("latitude", ArgType::Double),
+                Arg::new("member", ArgType::String),
+            ]),
+    ],
+};
+
+/// geodist
+static DOCS_79: Docs = Docs {
+    complexity: "O(log(N))",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::key("key", 0),
+        Arg::new("member1", ArgType::String),
+        Arg::new("member2", ArgType::String),
+        Arg::new("unit", ArgType::OneOf).flags(OPTIONAL).args(&[
+            Arg::new("m", ArgType::PureToken).token("M"),
+            Arg::new("km", ArgType::PureToken).token("KM"),
+            Arg::new("ft", ArgType::PureToken).token("FT"),
+            Arg::new("mi", ArgType::PureToken).token("MI"),
+        ]),
+    ],
+};
+
+/// geohash
+static DOCS_80: Docs = Docs {
+    complexity:
+        "O(log(N)) for each member requested, where N is the number of elements in the sorted set.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::key("key", 0),
+        Arg::new("member", ArgType::String).flags(MULTIPLE),
+    ],
+};
+
+/// geopos
+static DOCS_81: Docs = Docs {
+    complexity: "O(N) where N is the number of members requested.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::key("key", 0),
+        Arg::new("member", ArgType::String).flags(MULTIPLE),
+    ],
+};
+
+/// georadius
+static DOCS_82: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`."), ("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::key("key", 1).token("STORE").flags(OPTIONAL), Arg::key("key", 2).token("STOREDIST").flags(OPTIONAL)] };
+
+/// georadius_ro
+static DOCS_83: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`.")], arguments: &[Arg::key("key", 0), Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")])] };
+
+/// georadiusbymember
+static DOCS_84: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::key("key", 1).token("STORE").flags(OPTIONAL), Arg::key("key", 2).token("STOREDIST").flags(OPTIONAL)] };
+
+/// georadiusbymember_ro
+static DOCS_85: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")])] };
+
+/// geosearch
+static DOCS_86: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("from", ArgType::OneOf).args(&[Arg::new("member", ArgType::String).token("FROMMEMBER"), Arg::new("longitude_latitude", ArgType::Block).token("FROMLONLAT").args(&[Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double)])]), Arg::new("by", ArgType::OneOf).args(&[Arg::new("circle", ArgType::Block).args(&[Arg::new("radius", ArgType::Double).token("BYRADIUS"), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])]), Arg::new("box", ArgType::Block).args(&[Arg::new("width", ArgType::Double).token("BYBOX"), Arg::new("height", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])])]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL)] };
+
+/// geosearchstore
+static DOCS_87: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("destination", 0), Arg::key("source", 1), Arg::new("from", ArgType::OneOf).args(&[Arg::new("member", ArgType::String).token("FROMMEMBER"), Arg::new("longitude_latitude", ArgType::Block).token("FROMLONLAT").args(&[Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double)])]), Arg::new("by", ArgType::OneOf).args(&[Arg::new("circle", ArgType::Block).args(&[Arg::new("radius", ArgType::Double).token("BYRADIUS"), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])]), Arg::new("box", ArgType::Block).args(&[Arg::new("width", ArgType::Double).token("BYBOX"), Arg::new("height", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])])]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("storedist", ArgType::PureToken).token("STOREDIST").flags(OPTIONAL)] };
+
+/// get
+static DOCS_88: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1262,7 +1372,7 @@ static DOCS_78: Docs = Docs {
 };
 
 /// getbit
-static DOCS_79: Docs = Docs {
+static DOCS_89: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1272,7 +1382,7 @@ static DOCS_79: Docs = Docs {
 };
 
 /// getdel
-static DOCS_80: Docs = Docs {
+static DOCS_90: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1282,7 +1392,7 @@ static DOCS_80: Docs = Docs {
 };
 
 /// getex
-static DOCS_81: Docs = Docs {
+static DOCS_91: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1303,10 +1413,10 @@ static DOCS_81: Docs = Docs {
 };
 
 /// getrange
-static DOCS_82: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
+static DOCS_92: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
 
 /// getset
-static DOCS_83: Docs = Docs {
+static DOCS_93: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -1316,7 +1426,7 @@ static DOCS_83: Docs = Docs {
 };
 
 /// hdel
-static DOCS_84: Docs = Docs {
+static DOCS_94: Docs = Docs {
     complexity: "O(N) where N is the number of fields to be removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1329,10 +1439,10 @@ static DOCS_84: Docs = Docs {
 };
 
 /// hello
-static DOCS_85: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")], arguments: &[Arg::new("arguments", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("protover", ArgType::Integer), Arg::new("username_password", ArgType::Block).token("AUTH").flags(OPTIONAL).args(&[Arg::new("username", ArgType::String), Arg::new("password", ArgType::String)]), Arg::new("clientname", ArgType::String).token("SETNAME").flags(OPTIONAL)])] };
+static DOCS_95: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")], arguments: &[Arg::new("arguments", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("protover", ArgType::Integer), Arg::new("username_password", ArgType::Block).token("AUTH").flags(OPTIONAL).args(&[Arg::new("username", ArgType::String), Arg::new("password", ArgType::String)]), Arg::new("clientname", ArgType::String).token("SETNAME").flags(OPTIONAL)])] };
 
 /// hexists
-static DOCS_86: Docs = Docs {
+static DOCS_96: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1342,7 +1452,7 @@ static DOCS_86: Docs = Docs {
 };
 
 /// hget
-static DOCS_87: Docs = Docs {
+static DOCS_97: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1352,7 +1462,7 @@ static DOCS_87: Docs = Docs {
 };
 
 /// hgetall
-static DOCS_88: Docs = Docs {
+static DOCS_98: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1362,7 +1472,7 @@ static DOCS_88: Docs = Docs {
 };
 
 /// hincrby
-static DOCS_89: Docs = Docs {
+static DOCS_99: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1376,7 +1486,7 @@ static DOCS_89: Docs = Docs {
 };
 
 /// hincrbyfloat
-static DOCS_90: Docs = Docs {
+static DOCS_100: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1390,7 +1500,7 @@ static DOCS_90: Docs = Docs {
 };
 
 /// hkeys
-static DOCS_91: Docs = Docs {
+static DOCS_101: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1400,7 +1510,7 @@ static DOCS_91: Docs = Docs {
 };
 
 /// hlen
-static DOCS_92: Docs = Docs {
+static DOCS_102: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1410,7 +1520,7 @@ static DOCS_92: Docs = Docs {
 };
 
 /// hmget
-static DOCS_93: Docs = Docs {
+static DOCS_103: Docs = Docs {
     complexity: "O(N) where N is the number of fields being requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1423,7 +1533,7 @@ static DOCS_93: Docs = Docs {
 };
 
 /// hmset
-static DOCS_94: Docs = Docs {
+static DOCS_104: Docs = Docs {
     complexity: "O(N) where N is the number of fields being set.",
     doc_flags: &["deprecated"],
     deprecated_since: Some("4.0.0"),
@@ -1441,7 +1551,7 @@ static DOCS_94: Docs = Docs {
 };
 
 /// hrandfield
-static DOCS_95: Docs = Docs {
+static DOCS_105: Docs = Docs {
     complexity: "O(N) where N is the number of fields returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -1459,13 +1569,13 @@ static DOCS_95: Docs = Docs {
 };
 
 /// hscan
-static DOCS_96: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_106: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// hset
-static DOCS_97: Docs = Docs { complexity: "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `field` and `value` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
+static DOCS_107: Docs = Docs { complexity: "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `field` and `value` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
 
 /// hsetnx
-static DOCS_98: Docs = Docs {
+static DOCS_108: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1479,7 +1589,7 @@ static DOCS_98: Docs = Docs {
 };
 
 /// hstrlen
-static DOCS_99: Docs = Docs {
+static DOCS_109: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1489,7 +1599,7 @@ static DOCS_99: Docs = Docs {
 };
 
 /// hvals
-static DOCS_100: Docs = Docs {
+static DOCS_110: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1499,7 +1609,7 @@ static DOCS_100: Docs = Docs {
 };
 
 /// incr
-static DOCS_101: Docs = Docs {
+static DOCS_111: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1509,7 +1619,7 @@ static DOCS_101: Docs = Docs {
 };
 
 /// incrby
-static DOCS_102: Docs = Docs {
+static DOCS_112: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1519,7 +1629,7 @@ static DOCS_102: Docs = Docs {
 };
 
 /// incrbyfloat
-static DOCS_103: Docs = Docs {
+static DOCS_113: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1529,7 +1639,7 @@ static DOCS_103: Docs = Docs {
 };
 
 /// info
-static DOCS_104: Docs = Docs {
+static DOCS_114: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1542,10 +1652,10 @@ static DOCS_104: Docs = Docs {
 };
 
 /// keys
-static DOCS_105: Docs = Docs { complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern)] };
+static DOCS_115: Docs = Docs { complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern)] };
 
 /// lcs
-static DOCS_106: Docs = Docs {
+static DOCS_116: Docs = Docs {
     complexity: "O(N*M) where N and M are the lengths of s1 and s2, respectively",
     doc_flags: &[],
     deprecated_since: None,
@@ -1570,13 +1680,13 @@ static DOCS_106: Docs = Docs {
 };
 
 /// lindex
-static DOCS_107: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer)] };
+static DOCS_117: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer)] };
 
 /// linsert
-static DOCS_108: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("where", ArgType::OneOf).args(&[Arg::new("before", ArgType::PureToken).token("BEFORE"), Arg::new("after", ArgType::PureToken).token("AFTER")]), Arg::new("pivot", ArgType::String), Arg::new("element", ArgType::String)] };
+static DOCS_118: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("where", ArgType::OneOf).args(&[Arg::new("before", ArgType::PureToken).token("BEFORE"), Arg::new("after", ArgType::PureToken).token("AFTER")]), Arg::new("pivot", ArgType::String), Arg::new("element", ArgType::String)] };
 
 /// llen
-static DOCS_109: Docs = Docs {
+static DOCS_119: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1586,7 +1696,7 @@ static DOCS_109: Docs = Docs {
 };
 
 /// lmove
-static DOCS_110: Docs = Docs {
+static DOCS_120: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1607,7 +1717,7 @@ static DOCS_110: Docs = Docs {
 };
 
 /// lmpop
-static DOCS_111: Docs = Docs {
+static DOCS_121: Docs = Docs {
     complexity:
         "O(N+M) where N is the number of provided keys and M is the number of elements returned.",
     doc_flags: &[],
@@ -1628,7 +1738,7 @@ static DOCS_111: Docs = Docs {
 };
 
 /// lpop
-static DOCS_112: Docs = Docs {
+static DOCS_122: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -1643,19 +1753,19 @@ static DOCS_112: Docs = Docs {
 };
 
 /// lpos
-static DOCS_113: Docs = Docs { complexity: "O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String), Arg::new("rank", ArgType::Integer).token("RANK").flags(OPTIONAL), Arg::new("num-matches", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("len", ArgType::Integer).token("MAXLEN").flags(OPTIONAL)] };
+static DOCS_123: Docs = Docs { complexity: "O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String), Arg::new("rank", ArgType::Integer).token("RANK").flags(OPTIONAL), Arg::new("num-matches", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("len", ArgType::Integer).token("MAXLEN").flags(OPTIONAL)] };
 
 /// lpush
-static DOCS_114: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_124: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// lpushx
-static DOCS_115: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_125: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// lrange
-static DOCS_116: Docs = Docs { complexity: "O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
+static DOCS_126: Docs = Docs { complexity: "O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
 
 /// lrem
-static DOCS_117: Docs = Docs {
+static DOCS_127: Docs = Docs {
     complexity: "O(N+M) where N is the length of the list and M is the number of elements removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1669,10 +1779,10 @@ static DOCS_117: Docs = Docs {
 };
 
 /// lset
-static DOCS_118: Docs = Docs { complexity: "O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer), Arg::new("element", ArgType::String)] };
+static DOCS_128: Docs = Docs { complexity: "O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer), Arg::new("element", ArgType::String)] };
 
 /// ltrim
-static DOCS_119: Docs = Docs {
+static DOCS_129: Docs = Docs {
     complexity: "O(N) where N is the number of elements to be removed by the operation.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1686,7 +1796,7 @@ static DOCS_119: Docs = Docs {
 };
 
 /// mget
-static DOCS_120: Docs = Docs {
+static DOCS_130: Docs = Docs {
     complexity: "O(N) where N is the number of keys to retrieve.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1696,7 +1806,7 @@ static DOCS_120: Docs = Docs {
 };
 
 /// mset
-static DOCS_121: Docs = Docs {
+static DOCS_131: Docs = Docs {
     complexity: "O(N) where N is the number of keys to set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1708,7 +1818,7 @@ static DOCS_121: Docs = Docs {
 };
 
 /// msetnx
-static DOCS_122: Docs = Docs {
+static DOCS_132: Docs = Docs {
     complexity: "O(N) where N is the number of keys to set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1720,7 +1830,7 @@ static DOCS_122: Docs = Docs {
 };
 
 /// multi
-static DOCS_123: Docs = Docs {
+static DOCS_133: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1730,7 +1840,7 @@ static DOCS_123: Docs = Docs {
 };
 
 /// object
-static DOCS_124: Docs = Docs {
+static DOCS_134: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1740,7 +1850,7 @@ static DOCS_124: Docs = Docs {
 };
 
 /// persist
-static DOCS_125: Docs = Docs {
+static DOCS_135: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1750,7 +1860,7 @@ static DOCS_125: Docs = Docs {
 };
 
 /// pexpire
-static DOCS_126: Docs = Docs {
+static DOCS_136: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1772,7 +1882,7 @@ static DOCS_126: Docs = Docs {
 };
 
 /// pexpireat
-static DOCS_127: Docs = Docs {
+static DOCS_137: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1794,7 +1904,7 @@ static DOCS_127: Docs = Docs {
 };
 
 /// pexpiretime
-static DOCS_128: Docs = Docs {
+static DOCS_138: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1803,8 +1913,37 @@ static DOCS_128: Docs = Docs {
     arguments: &[Arg::key("key", 0)],
 };
 
+/// pfadd
+static DOCS_139: Docs = Docs {
+    complexity: "O(1) to add every element.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::key("key", 0),
+        Arg::new("element", ArgType::String).flags(OPTIONAL | MULTIPLE),
+    ],
+};
+
+/// pfcount
+static DOCS_140: Docs = Docs { complexity: "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+
+/// pfmerge
+static DOCS_141: Docs = Docs {
+    complexity: "O(N) to merge N HyperLogLogs, but with high constant times.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::key("destkey", 0),
+        Arg::key("sourcekey", 1).flags(MULTIPLE),
+    ],
+};
+
 /// ping
-static DOCS_129: Docs = Docs {
+static DOCS_142: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1814,7 +1953,7 @@ static DOCS_129: Docs = Docs {
 };
 
 /// psetex
-static DOCS_130: Docs = Docs {
+static DOCS_143: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1828,7 +1967,7 @@ static DOCS_130: Docs = Docs {
 };
 
 /// psubscribe
-static DOCS_131: Docs = Docs {
+static DOCS_144: Docs = Docs {
     complexity: "O(N) where N is the number of patterns the client is already subscribed to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1840,7 +1979,7 @@ static DOCS_131: Docs = Docs {
 };
 
 /// pttl
-static DOCS_132: Docs = Docs {
+static DOCS_145: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1850,10 +1989,10 @@ static DOCS_132: Docs = Docs {
 };
 
 /// publish
-static DOCS_133: Docs = Docs { complexity: "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("channel", ArgType::String), Arg::new("message", ArgType::String)] };
+static DOCS_146: Docs = Docs { complexity: "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("channel", ArgType::String), Arg::new("message", ArgType::String)] };
 
 /// pubsub
-static DOCS_134: Docs = Docs {
+static DOCS_147: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1863,10 +2002,10 @@ static DOCS_134: Docs = Docs {
 };
 
 /// punsubscribe
-static DOCS_135: Docs = Docs { complexity: "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL | MULTIPLE)] };
+static DOCS_148: Docs = Docs { complexity: "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL | MULTIPLE)] };
 
 /// quit
-static DOCS_136: Docs = Docs {
+static DOCS_149: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1876,7 +2015,7 @@ static DOCS_136: Docs = Docs {
 };
 
 /// randomkey
-static DOCS_137: Docs = Docs {
+static DOCS_150: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1886,7 +2025,7 @@ static DOCS_137: Docs = Docs {
 };
 
 /// rename
-static DOCS_138: Docs = Docs {
+static DOCS_151: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1896,7 +2035,7 @@ static DOCS_138: Docs = Docs {
 };
 
 /// renamenx
-static DOCS_139: Docs = Docs {
+static DOCS_152: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1909,7 +2048,7 @@ static DOCS_139: Docs = Docs {
 };
 
 /// reset
-static DOCS_140: Docs = Docs {
+static DOCS_153: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1919,7 +2058,7 @@ static DOCS_140: Docs = Docs {
 };
 
 /// rpop
-static DOCS_141: Docs = Docs {
+static DOCS_154: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -1934,7 +2073,7 @@ static DOCS_141: Docs = Docs {
 };
 
 /// rpoplpush
-static DOCS_142: Docs = Docs {
+static DOCS_155: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -1944,19 +2083,19 @@ static DOCS_142: Docs = Docs {
 };
 
 /// rpush
-static DOCS_143: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_156: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// rpushx
-static DOCS_144: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_157: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// sadd
-static DOCS_145: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `member` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
+static DOCS_158: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `member` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
 
 /// scan
-static DOCS_146: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `TYPE` subcommand.")], arguments: &[Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("type", ArgType::String).token("TYPE").since("6.0.0").flags(OPTIONAL)] };
+static DOCS_159: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `TYPE` subcommand.")], arguments: &[Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("type", ArgType::String).token("TYPE").since("6.0.0").flags(OPTIONAL)] };
 
 /// scard
-static DOCS_147: Docs = Docs {
+static DOCS_160: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1966,7 +2105,7 @@ static DOCS_147: Docs = Docs {
 };
 
 /// script
-static DOCS_148: Docs = Docs {
+static DOCS_161: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1976,7 +2115,7 @@ static DOCS_148: Docs = Docs {
 };
 
 /// sdiff
-static DOCS_149: Docs = Docs {
+static DOCS_162: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1986,7 +2125,7 @@ static DOCS_149: Docs = Docs {
 };
 
 /// sdiffstore
-static DOCS_150: Docs = Docs {
+static DOCS_163: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1999,7 +2138,7 @@ static DOCS_150: Docs = Docs {
 };
 
 /// select
-static DOCS_151: Docs = Docs {
+static DOCS_164: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2009,7 +2148,7 @@ static DOCS_151: Docs = Docs {
 };
 
 /// set
-static DOCS_152: Docs = Docs {
+static DOCS_165: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2060,7 +2199,7 @@ static DOCS_152: Docs = Docs {
 };
 
 /// setbit
-static DOCS_153: Docs = Docs {
+static DOCS_166: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2074,7 +2213,7 @@ static DOCS_153: Docs = Docs {
 };
 
 /// setex
-static DOCS_154: Docs = Docs {
+static DOCS_167: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2088,7 +2227,7 @@ static DOCS_154: Docs = Docs {
 };
 
 /// setnx
-static DOCS_155: Docs = Docs {
+static DOCS_168: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2098,19 +2237,19 @@ static DOCS_155: Docs = Docs {
 };
 
 /// setrange
-static DOCS_156: Docs = Docs { complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("offset", ArgType::Integer), Arg::new("value", ArgType::String)] };
+static DOCS_169: Docs = Docs { complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("offset", ArgType::Integer), Arg::new("value", ArgType::String)] };
 
 /// sinter
-static DOCS_157: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_170: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// sintercard
-static DOCS_158: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
+static DOCS_171: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
 
 /// sinterstore
-static DOCS_159: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::key("key", 1).flags(MULTIPLE)] };
+static DOCS_172: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::key("key", 1).flags(MULTIPLE)] };
 
 /// sismember
-static DOCS_160: Docs = Docs {
+static DOCS_173: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2120,7 +2259,7 @@ static DOCS_160: Docs = Docs {
 };
 
 /// smembers
-static DOCS_161: Docs = Docs {
+static DOCS_174: Docs = Docs {
     complexity: "O(N) where N is the set cardinality.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2130,7 +2269,7 @@ static DOCS_161: Docs = Docs {
 };
 
 /// smismember
-static DOCS_162: Docs = Docs {
+static DOCS_175: Docs = Docs {
     complexity: "O(N) where N is the number of elements being checked for membership",
     doc_flags: &[],
     deprecated_since: None,
@@ -2143,7 +2282,7 @@ static DOCS_162: Docs = Docs {
 };
 
 /// smove
-static DOCS_163: Docs = Docs {
+static DOCS_176: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2157,7 +2296,7 @@ static DOCS_163: Docs = Docs {
 };
 
 /// spop
-static DOCS_164: Docs = Docs {
+static DOCS_177: Docs = Docs {
     complexity:
         "Without the count argument O(1), otherwise O(N) where N is the value of the passed count.",
     doc_flags: &[],
@@ -2173,7 +2312,7 @@ static DOCS_164: Docs = Docs {
 };
 
 /// spublish
-static DOCS_165: Docs = Docs {
+static DOCS_178: Docs = Docs {
     complexity: "O(N) where N is the number of clients subscribed to the receiving shard channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2186,10 +2325,10 @@ static DOCS_165: Docs = Docs {
 };
 
 /// srandmember
-static DOCS_166: Docs = Docs { complexity: "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).since("2.6.0").flags(OPTIONAL)] };
+static DOCS_179: Docs = Docs { complexity: "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).since("2.6.0").flags(OPTIONAL)] };
 
 /// srem
-static DOCS_167: Docs = Docs {
+static DOCS_180: Docs = Docs {
     complexity: "O(N) where N is the number of members to be removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2202,10 +2341,10 @@ static DOCS_167: Docs = Docs {
 };
 
 /// sscan
-static DOCS_168: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_181: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// ssubscribe
-static DOCS_169: Docs = Docs {
+static DOCS_182: Docs = Docs {
     complexity: "O(N) where N is the number of shard channels to subscribe to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2215,7 +2354,7 @@ static DOCS_169: Docs = Docs {
 };
 
 /// strlen
-static DOCS_170: Docs = Docs {
+static DOCS_183: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2225,7 +2364,7 @@ static DOCS_170: Docs = Docs {
 };
 
 /// subscribe
-static DOCS_171: Docs = Docs {
+static DOCS_184: Docs = Docs {
     complexity: "O(N) where N is the number of channels to subscribe to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2235,10 +2374,10 @@ static DOCS_171: Docs = Docs {
 };
 
 /// substr
-static DOCS_172: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &["deprecated"], deprecated_since: Some("2.0.0"), replaced_by: Some("`GETRANGE`"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
+static DOCS_185: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &["deprecated"], deprecated_since: Some("2.0.0"), replaced_by: Some("`GETRANGE`"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
 
 /// sunion
-static DOCS_173: Docs = Docs {
+static DOCS_186: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2248,7 +2387,7 @@ static DOCS_173: Docs = Docs {
 };
 
 /// sunionstore
-static DOCS_174: Docs = Docs {
+static DOCS_187: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2261,7 +2400,7 @@ static DOCS_174: Docs = Docs {
 };
 
 /// sunsubscribe
-static DOCS_175: Docs = Docs {
+static DOCS_188: Docs = Docs {
     complexity: "O(N) where N is the number of clients already subscribed to a shard channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2270,8 +2409,18 @@ static DOCS_175: Docs = Docs {
     arguments: &[Arg::new("shardchannel", ArgType::String).flags(OPTIONAL | MULTIPLE)],
 };
 
+/// time
+static DOCS_189: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
 /// ttl
-static DOCS_176: Docs = Docs {
+static DOCS_190: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2281,7 +2430,7 @@ static DOCS_176: Docs = Docs {
 };
 
 /// type
-static DOCS_177: Docs = Docs {
+static DOCS_191: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2291,10 +2440,10 @@ static DOCS_177: Docs = Docs {
 };
 
 /// unlink
-static DOCS_178: Docs = Docs { complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_192: Docs = Docs { complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// unsubscribe
-static DOCS_179: Docs = Docs {
+static DOCS_193: Docs = Docs {
     complexity: "O(N) where N is the number of clients already subscribed to a channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2304,7 +2453,7 @@ static DOCS_179: Docs = Docs {
 };
 
 /// unwatch
-static DOCS_180: Docs = Docs {
+static DOCS_194: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2314,7 +2463,7 @@ static DOCS_180: Docs = Docs {
 };
 
 /// watch
-static DOCS_181: Docs = Docs {
+static DOCS_195: Docs = Docs {
     complexity: "O(1) for every key.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2324,7 +2473,7 @@ static DOCS_181: Docs = Docs {
 };
 
 /// xack
-static DOCS_182: Docs = Docs {
+static DOCS_196: Docs = Docs {
     complexity: "O(1) for each message ID processed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2338,13 +2487,13 @@ static DOCS_182: Docs = Docs {
 };
 
 /// xadd
-static DOCS_183: Docs = Docs { complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[Arg::key("key", 0), Arg::new("nomkstream", ArgType::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL), Arg::new("trim", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)]), Arg::new("id_or_auto", ArgType::OneOf).args(&[Arg::new("auto_id", ArgType::PureToken).token("*"), Arg::new("id", ArgType::String)]), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
+static DOCS_197: Docs = Docs { complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[Arg::key("key", 0), Arg::new("nomkstream", ArgType::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL), Arg::new("trim", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)]), Arg::new("id_or_auto", ArgType::OneOf).args(&[Arg::new("auto_id", ArgType::PureToken).token("*"), Arg::new("id", ArgType::String)]), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
 
 /// xautoclaim
-static DOCS_184: Docs = Docs { complexity: "O(1) if COUNT is small.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String), Arg::new("min-idle-time", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("justid", ArgType::PureToken).token("JUSTID").flags(OPTIONAL)] };
+static DOCS_198: Docs = Docs { complexity: "O(1) if COUNT is small.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String), Arg::new("min-idle-time", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("justid", ArgType::PureToken).token("JUSTID").flags(OPTIONAL)] };
 
 /// xclaim
-static DOCS_185: Docs = Docs {
+static DOCS_199: Docs = Docs {
     complexity: "O(log N) with N being the number of messages in the PEL of the consumer group.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2378,7 +2527,7 @@ static DOCS_185: Docs = Docs {
 };
 
 /// xdel
-static DOCS_186: Docs = Docs {
+static DOCS_200: Docs = Docs {
     complexity: "O(1) for each single item to delete in the stream, regardless of the stream size.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2391,7 +2540,7 @@ static DOCS_186: Docs = Docs {
 };
 
 /// xgroup
-static DOCS_187: Docs = Docs {
+static DOCS_201: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2401,7 +2550,7 @@ static DOCS_187: Docs = Docs {
 };
 
 /// xinfo
-static DOCS_188: Docs = Docs {
+static DOCS_202: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2411,7 +2560,7 @@ static DOCS_188: Docs = Docs {
 };
 
 /// xlen
-static DOCS_189: Docs = Docs {
+static DOCS_203: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2421,22 +2570,22 @@ static DOCS_189: Docs = Docs {
 };
 
 /// xpending
-static DOCS_190: Docs = Docs { complexity: "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("filters", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("min-idle-time", ArgType::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer), Arg::new("consumer", ArgType::String).flags(OPTIONAL)])] };
+static DOCS_204: Docs = Docs { complexity: "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("filters", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("min-idle-time", ArgType::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer), Arg::new("consumer", ArgType::String).flags(OPTIONAL)])] };
 
 /// xrange
-static DOCS_191: Docs = Docs { complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_205: Docs = Docs { complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// xread
-static DOCS_192: Docs = Docs { complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
+static DOCS_206: Docs = Docs { complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
 
 /// xreadgroup
-static DOCS_193: Docs = Docs { complexity: "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("group_consumer", ArgType::Block).token("GROUP").args(&[Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String)]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("noack", ArgType::PureToken).token("NOACK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
+static DOCS_207: Docs = Docs { complexity: "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("group_consumer", ArgType::Block).token("GROUP").args(&[Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String)]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("noack", ArgType::PureToken).token("NOACK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
 
 /// xrevrange
-static DOCS_194: Docs = Docs { complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("end", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_208: Docs = Docs { complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("end", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// xsetid
-static DOCS_195: Docs = Docs {
+static DOCS_209: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2460,10 +2609,10 @@ static DOCS_195: Docs = Docs {
 };
 
 /// xtrim
-static DOCS_196: Docs = Docs { complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[Arg::key("key", 0), Arg::new("trim", ArgType::Block).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)])] };
+static DOCS_210: Docs = Docs { complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[Arg::key("key", 0), Arg::new("trim", ArgType::Block).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)])] };
 
 /// zadd
-static DOCS_197: Docs = Docs {
+static DOCS_211: Docs = Docs {
     complexity:
         "O(log(N)) for each item added, where N is the number of elements in the sorted set.",
     doc_flags: &[],
@@ -2508,7 +2657,7 @@ static DOCS_197: Docs = Docs {
 };
 
 /// zcard
-static DOCS_198: Docs = Docs {
+static DOCS_212: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2518,7 +2667,7 @@ static DOCS_198: Docs = Docs {
 };
 
 /// zcount
-static DOCS_199: Docs = Docs {
+static DOCS_213: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2532,13 +2681,13 @@ static DOCS_199: Docs = Docs {
 };
 
 /// zdiff
-static DOCS_200: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_214: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zdiffstore
-static DOCS_201: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE)] };
+static DOCS_215: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE)] };
 
 /// zincrby
-static DOCS_202: Docs = Docs {
+static DOCS_216: Docs = Docs {
     complexity: "O(log(N)) where N is the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2552,16 +2701,16 @@ static DOCS_202: Docs = Docs {
 };
 
 /// zinter
-static DOCS_203: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_217: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zintercard
-static DOCS_204: Docs = Docs { complexity: "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
+static DOCS_218: Docs = Docs { complexity: "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
 
 /// zinterstore
-static DOCS_205: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
+static DOCS_219: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
 
 /// zlexcount
-static DOCS_206: Docs = Docs {
+static DOCS_220: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2575,10 +2724,10 @@ static DOCS_206: Docs = Docs {
 };
 
 /// zmpop
-static DOCS_207: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_221: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// zmscore
-static DOCS_208: Docs = Docs {
+static DOCS_222: Docs = Docs {
     complexity: "O(N) where N is the number of members being requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2591,13 +2740,13 @@ static DOCS_208: Docs = Docs {
 };
 
 /// zpopmax
-static DOCS_209: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
+static DOCS_223: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
 
 /// zpopmin
-static DOCS_210: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
+static DOCS_224: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
 
 /// zrandmember
-static DOCS_211: Docs = Docs {
+static DOCS_225: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -2615,19 +2764,19 @@ static DOCS_211: Docs = Docs {
 };
 
 /// zrange
-static DOCS_212: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("stop", ArgType::String), Arg::new("sortby", ArgType::OneOf).since("6.2.0").flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").since("6.2.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_226: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("stop", ArgType::String), Arg::new("sortby", ArgType::OneOf).since("6.2.0").flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").since("6.2.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zrangebylex
-static DOCS_213: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_227: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrangebyscore
-static DOCS_214: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_228: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrangestore
-static DOCS_215: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("dst", 0), Arg::key("src", 1), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("sortby", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_229: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("dst", 0), Arg::key("src", 1), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("sortby", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrank
-static DOCS_216: Docs = Docs {
+static DOCS_230: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -2637,28 +2786,28 @@ static DOCS_216: Docs = Docs {
 };
 
 /// zrem
-static DOCS_217: Docs = Docs { complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
+static DOCS_231: Docs = Docs { complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
 
 /// zremrangebylex
-static DOCS_218: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String)] };
+static DOCS_232: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String)] };
 
 /// zremrangebyrank
-static DOCS_219: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
+static DOCS_233: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
 
 /// zremrangebyscore
-static DOCS_220: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double)] };
+static DOCS_234: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double)] };
 
 /// zrevrange
-static DOCS_221: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_235: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zrevrangebylex
-static DOCS_222: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::String), Arg::new("min", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_236: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::String), Arg::new("min", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrevrangebyscore
-static DOCS_223: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::Double), Arg::new("min", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_237: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::Double), Arg::new("min", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrevrank
-static DOCS_224: Docs = Docs {
+static DOCS_238: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -2668,10 +2817,10 @@ static DOCS_224: Docs = Docs {
 };
 
 /// zscan
-static DOCS_225: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_239: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// zscore
-static DOCS_226: Docs = Docs {
+static DOCS_240: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2681,7 +2830,7 @@ static DOCS_226: Docs = Docs {
 };
 
 /// zunion
-static DOCS_227: Docs = Docs { complexity: "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_241: Docs = Docs { complexity: "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zunionstore
-static DOCS_228: Docs = Docs { complexity: "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
+static DOCS_242: Docs = Docs { complexity: "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };

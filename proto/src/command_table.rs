@@ -124,6 +124,9 @@ const RW_ACCESS_UPDATE_VARIABLE_FLAGS: KeyFlags = KeyFlags::of(&[
     KeyFlags::UPDATE,
     KeyFlags::VARIABLE_FLAGS,
 ]);
+const RW_ACCESS: KeyFlags = KeyFlags::of(&[KeyFlags::RW, KeyFlags::ACCESS]);
+const RW_ACCESS_INSERT: KeyFlags =
+    KeyFlags::of(&[KeyFlags::RW, KeyFlags::ACCESS, KeyFlags::INSERT]);
 const RW_DELETE: KeyFlags = KeyFlags::of(&[KeyFlags::RW, KeyFlags::DELETE]);
 const RW_INSERT: KeyFlags = KeyFlags::of(&[KeyFlags::RW, KeyFlags::INSERT]);
 const RW_UPDATE: KeyFlags = KeyFlags::of(&[KeyFlags::RW, KeyFlags::UPDATE]);
@@ -239,6 +242,16 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("expiretime", 2, RF, KEY_RF, NodeRead, Cheap, "generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp.", keys: &[KeySpec::at(1, RO_ACCESS)]),
     cmd!("flushall", -1, WNOOM, SRV_DANGER, NodeWrite, Admin, "server", "1.0.0", "Removes all keys from all databases.", keys: &[]),
     cmd!("flushdb", -1, WNOOM, SRV_DANGER, NodeWrite, Admin, "server", "1.0.0", "Remove all keys from the current database.", keys: &[]),
+    cmd!("geoadd", -5, W, &["write", "geo", "slow"], NodeWrite, Cheap, "geo", "3.2.0", "Adds one or more members to a geospatial index. The key is created if it doesn't exist.", keys: &[KeySpec::at(1, RW_UPDATE)]),
+    cmd!("geodist", -4, R, &["read", "geo", "slow"], NodeRead, Cheap, "geo", "3.2.0", "Returns the distance between two members of a geospatial index.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("geohash", -2, R, &["read", "geo", "slow"], NodeRead, Cheap, "geo", "3.2.0", "Returns members from a geospatial index as geohash strings.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("geopos", -2, R, &["read", "geo", "slow"], NodeRead, Cheap, "geo", "3.2.0", "Returns the longitude and latitude of members from a geospatial index.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("georadius", -6, &["write", "denyoom", "movablekeys"], &["write", "geo", "slow"], NodeWrite, HeavyData, "geo", "3.2.0", "Queries a geospatial index for members within a distance from a coordinate, optionally stores the result.", keys: &[KeySpec::at(1, RO_ACCESS), KeySpec::after("STORE", 6, OW_UPDATE), KeySpec::after("STOREDIST", 6, OW_UPDATE)]),
+    cmd!("georadius_ro", -6, R, &["read", "geo", "slow"], NodeRead, HeavyData, "geo", "3.2.10", "Returns members from a geospatial index that are within a distance from a coordinate.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("georadiusbymember", -5, &["write", "denyoom", "movablekeys"], &["write", "geo", "slow"], NodeWrite, HeavyData, "geo", "3.2.0", "Queries a geospatial index for members within a distance from a member, optionally stores the result.", keys: &[KeySpec::at(1, RO_ACCESS), KeySpec::after("STORE", 5, OW_UPDATE), KeySpec::after("STOREDIST", 5, OW_UPDATE)]),
+    cmd!("georadiusbymember_ro", -5, R, &["read", "geo", "slow"], NodeRead, HeavyData, "geo", "3.2.10", "Returns members from a geospatial index that are within a distance from a member.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("geosearch", -7, R, &["read", "geo", "slow"], NodeRead, HeavyData, "geo", "6.2.0", "Queries a geospatial index for members inside an area of a box or a circle.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("geosearchstore", -8, W, &["write", "geo", "slow"], NodeWrite, HeavyData, "geo", "6.2.0", "Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.", keys: &[KeySpec::at(1, OW_UPDATE), KeySpec::at(2, RO_ACCESS)]),
     cmd!("get", 2, RF, STR_RF, NodeRead, Cheap, "string", "1.0.0", "Returns the string value of a key.", keys: &[KeySpec::at(1, RO_ACCESS)]),
     cmd!("getbit", 3, RF, &["read", "bitmap", "fast"], NodeRead, Cheap, "bitmap", "2.2.0", "Returns a bit value by offset.", keys: &[KeySpec::at(1, RO_ACCESS)]),
     cmd!("getdel", 2, WFNOOM, STR_WF, NodeWrite, Cheap, "string", "6.2.0", "Returns the string value of a key after deleting the key.", keys: &[KeySpec::at(1, RW_ACCESS_DELETE)]),
@@ -290,6 +303,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("pexpire", -3, WFNOOM, KEY_WF, NodeWrite, Cheap, "generic", "2.6.0", "Sets the expiration time of a key in milliseconds.", keys: &[KeySpec::at(1, RW_UPDATE)]),
     cmd!("pexpireat", -3, WFNOOM, KEY_WF, NodeWrite, Cheap, "generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp.", keys: &[KeySpec::at(1, RW_UPDATE)]),
     cmd!("pexpiretime", 2, RF, KEY_RF, NodeRead, Cheap, "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("pfadd", -2, WF, &["write", "hyperloglog", "fast"], NodeWrite, Cheap, "hyperloglog", "2.8.9", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.", keys: &[KeySpec::at(1, RW_INSERT)]),
+    cmd!("pfcount", -2, R, &["read", "hyperloglog", "slow"], NodeRead, Cheap, "hyperloglog", "2.8.9", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).", keys: &[KeySpec::range(1, -1, 1, RW_ACCESS).with_notes("RW because it may change the internal representation of the key, and propagate to replicas")]),
+    cmd!("pfmerge", -2, W, &["write", "hyperloglog", "slow"], NodeWrite, Cheap, "hyperloglog", "2.8.9", "Merges one or more HyperLogLog values into a single key.", keys: &[KeySpec::at(1, RW_ACCESS_INSERT), KeySpec::range(2, -1, 1, RO_ACCESS)]),
     cmd!("ping", -1, &["fast"], CONN_CATS, Proxy, Exempt, "connection", "1.0.0", "Returns the server's liveliness response.", keys: &[]),
     cmd!("psetex", 4, W, STR_WS, NodeWrite, Cheap, "string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", keys: &[KeySpec::at(1, OW_UPDATE)]),
     cmd!("psubscribe", -2, PS_SUB, PS_SLOW, Proxy, Cheap, "pubsub", "2.0.0", "Listens for messages published to channels that match one or more patterns.", keys: &[]),
@@ -340,6 +356,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("sunion", -2, R, SET_RS, NodeRead, HeavyData, "set", "1.0.0", "Returns the union of multiple sets.", keys: &[KeySpec::range(1, -1, 1, RO_ACCESS)]),
     cmd!("sunionstore", -3, W, SET_WS, NodeWrite, HeavyData, "set", "1.0.0", "Stores the union of multiple sets in a key.", keys: &[KeySpec::at(1, OW_UPDATE), KeySpec::range(2, -1, 1, RO_ACCESS)]),
     cmd!("sunsubscribe", -1, PS_SUB, PS_SLOW, Proxy, Cheap, "pubsub", "7.0.0", "Stops listening to messages posted to shard channels.", keys: &[KeySpec::range(1, -1, 1, NOT_KEY)]),
+    cmd!("time", 1, &["loading", "stale", "fast"], &["fast"], Proxy, Exempt, "server", "2.6.0", "Returns the server time.", keys: &[]),
     cmd!("ttl", 2, RF, KEY_RF, NodeRead, Cheap, "generic", "1.0.0", "Returns the expiration time in seconds of a key.", keys: &[KeySpec::at(1, RO_ACCESS)]),
     cmd!("type", 2, RF, KEY_RF, NodeRead, Cheap, "generic", "1.0.0", "Determines the type of value stored at a key.", keys: &[KeySpec::at(1, RO)]),
     cmd!("unlink", -2, WFNOOM, KEY_WF, NodeWrite, Cheap, "generic", "4.0.0", "Asynchronously deletes one or more keys.", keys: &[KeySpec::range(1, -1, 1, RM_DELETE)]),

@@ -174,6 +174,24 @@ impl KeySpec {
         }
     }
 
+    /// The one key right after `keyword` (searched from `start_from`):
+    /// GEORADIUS's `STORE key`.
+    pub const fn after(keyword: &'static str, start_from: i32, flags: KeyFlags) -> KeySpec {
+        KeySpec {
+            flags,
+            begin: BeginSearch::Keyword {
+                keyword,
+                start_from,
+            },
+            find: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+            notes: "",
+        }
+    }
+
     pub const fn with_notes(mut self, notes: &'static str) -> KeySpec {
         self.notes = notes;
         self

@@ -92,6 +92,26 @@ pub fn double(value: f64) -> Reply {
     of(Kind::Double(value))
 }
 
+/// A double that RESP2 sends in Redis's human long-double form
+/// ([`format_human_double`]) and RESP3 as a double.
+pub fn human_double(value: f64) -> Reply {
+    of(Kind::HumanDouble(value))
+}
+
+/// Redis's `ld2string(.., LD_STR_HUMAN)` of a double: 17 decimals, trailing
+/// zeros and a trailing '.' removed, "-0" written "0".
+pub fn format_human_double(value: f64) -> String {
+    let mut text = format!("{value:.17}");
+    if text.contains('.') {
+        let kept = text.trim_end_matches('0').trim_end_matches('.').len();
+        text.truncate(kept);
+    }
+    if text == "-0" {
+        text = "0".into();
+    }
+    text
+}
+
 pub fn boolean(value: bool) -> Reply {
     of(Kind::Boolean(value))
 }

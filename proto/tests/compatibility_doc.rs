@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use rampart_proto::command_table::COMMANDS;
 
-const DOC: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/compatibility.md"));
+const DOC: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../docs/compatibility.md"
+));
 
 /// Row name (`CLIENT LIST` → `client|list`) → status column.
 fn doc_rows() -> BTreeMap<String, String> {

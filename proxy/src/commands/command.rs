@@ -382,7 +382,7 @@ mod tests {
             "{list}"
         );
         assert_eq!(
-            text(&command(&argv(&["LIST", "FILTERBY", "PATTERN", "ge*"]))),
+            text(&command(&argv(&["LIST", "FILTERBY", "PATTERN", "get*"]))),
             "*[$get, $getbit, $getdel, $getex, $getrange, $getset]"
         );
         assert_eq!(

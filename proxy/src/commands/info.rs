@@ -24,6 +24,7 @@ const ALL_SECTIONS: &[&str] = &[
     "clients",
     "stats",
     "replication",
+    "cluster",
     "keyspace",
     "rampart",
 ];
@@ -51,6 +52,9 @@ pub async fn info(args: &[Vec<u8>], session: &mut Session, shared: &Shared) -> R
             "clients" => clients(shared),
             "stats" => stats(shared).await,
             "replication" => replication(shared),
+            // Clients (redis-py's test harness among them) read
+            // cluster_enabled; the proxies present one non-cluster endpoint.
+            "cluster" => section("Cluster", &[("cluster_enabled", "0".into())]),
             "keyspace" => keyspace(session, shared).await,
             _ => rampart(shared).await,
         });
@@ -265,6 +269,7 @@ mod tests {
             "redis_mode:standalone\r\n",
             "\r\n\r\n# Clients\r\nconnected_clients:1\r\n",
             "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n",
+            "# Cluster\r\ncluster_enabled:0\r\n",
             // No node answers: this proxy's own (zero) subscriptions.
             "# Stats\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\n",
             "# Keyspace\r\n",

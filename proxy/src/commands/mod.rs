@@ -7,6 +7,7 @@ pub mod command;
 pub mod connection;
 pub mod info;
 pub mod pubsub;
+pub mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -98,6 +99,7 @@ pub async fn execute(
         "client" => client::client(args, session, shared),
         "command" => command::command(args),
         "info" => info::info(args, session, shared).await,
+        "time" => server::time(),
         "publish" => pubsub::publish(args, shared, false).await,
         "spublish" => pubsub::publish(args, shared, true).await,
         "pubsub" => pubsub::pubsub(args, shared).await,
@@ -177,7 +179,7 @@ pub(crate) mod tests {
             Some(Kind::Map(l) | Kind::Keyed(l)) => format!("%{{{}}}", list(&l.items)),
             Some(Kind::Set(l)) => format!("~[{}]", list(&l.items)),
             Some(Kind::Pairs(l)) => format!("*[{}]", list(&l.items)),
-            Some(Kind::Double(d)) => format!(",{d}"),
+            Some(Kind::Double(d) | Kind::HumanDouble(d)) => format!(",{d}"),
             Some(Kind::Boolean(b)) => format!("#{b}"),
             Some(Kind::Verbatim(v)) => format!("={}", String::from_utf8_lossy(&v.text)),
             Some(Kind::Resp(r)) => format!("resp:{}", String::from_utf8_lossy(r)),

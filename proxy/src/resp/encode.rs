@@ -4,7 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 use rampart_proto::pb::reply::Kind;
-use rampart_proto::reply::{format_double, one_line};
+use rampart_proto::reply::{format_double, format_human_double, one_line};
 use rampart_proto::Reply;
 use redis_protocol::resp2::types::BytesFrame as Frame2;
 use redis_protocol::resp3::types::{
@@ -161,6 +161,7 @@ fn to_resp2(reply: &Reply) -> Frame2 {
                 .collect(),
         ),
         Some(Kind::Double(d)) => Frame2::BulkString(Bytes::from(format_double(*d))),
+        Some(Kind::HumanDouble(d)) => Frame2::BulkString(Bytes::from(format_human_double(*d))),
         Some(Kind::Boolean(b)) => Frame2::Integer(i64::from(*b)),
         Some(Kind::Verbatim(v)) => Frame2::BulkString(Bytes::copy_from_slice(&v.text)),
         Some(Kind::Resp(_)) => Frame2::Error(NESTED_ENCODED.into()),
@@ -227,7 +228,7 @@ fn to_resp3(reply: &Reply) -> Frame3 {
                 attributes: None,
             }
         }
-        Some(Kind::Double(d)) => Frame3::Double {
+        Some(Kind::Double(d) | Kind::HumanDouble(d)) => Frame3::Double {
             data: *d,
             attributes: None,
         },

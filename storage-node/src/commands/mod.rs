@@ -15,7 +15,9 @@
 
 mod bitmaps;
 mod collection;
+mod geo;
 mod hashes;
+mod hyperloglog;
 mod keys;
 mod lists;
 mod object;
@@ -181,6 +183,19 @@ fn run_read<R: DataRead + ?Sized>(
         "bitcount" => bitmaps::bitcount(r, args, now),
         "bitpos" => bitmaps::bitpos(r, args, now),
         "bitfield_ro" => bitmaps::bitfield_ro(r, args, now),
+        "pfcount" => hyperloglog::pfcount(r, args, now),
+        "geopos" => geo::geopos(r, args, now),
+        "geohash" => geo::geohash_cmd(r, args, now),
+        "geodist" => geo::geodist(r, args, now),
+        "geosearch" => geo::search_read(r, args, now, geo::Variant::Search, "geosearch"),
+        "georadius_ro" => {
+            let variant = geo::Variant::Radius { store: false };
+            geo::search_read(r, args, now, variant, "georadius_ro")
+        }
+        "georadiusbymember_ro" => {
+            let variant = geo::Variant::RadiusByMember { store: false };
+            geo::search_read(r, args, now, variant, "georadiusbymember_ro")
+        }
         "exists" => keys::exists(r, args, now),
         "type" => keys::key_type(r, args, now),
         "ttl" => keys::ttl(r, args, now, keys::TtlOutput::Seconds),
@@ -265,6 +280,20 @@ fn run_write(txn: &mut Txn<'_>, name: &str, args: &[Vec<u8>], now: i64) -> Optio
         "setbit" => bitmaps::setbit(txn, args, now),
         "bitop" => bitmaps::bitop(txn, args, now),
         "bitfield" => bitmaps::bitfield(txn, args, now),
+        "pfadd" => hyperloglog::pfadd(txn, args, now),
+        "pfmerge" => hyperloglog::pfmerge(txn, args, now),
+        "geoadd" => geo::geoadd(txn, args, now),
+        "geosearchstore" => {
+            geo::search_write(txn, args, now, geo::Variant::SearchStore, "geosearchstore")
+        }
+        "georadius" => {
+            let variant = geo::Variant::Radius { store: true };
+            geo::search_write(txn, args, now, variant, "georadius")
+        }
+        "georadiusbymember" => {
+            let variant = geo::Variant::RadiusByMember { store: true };
+            geo::search_write(txn, args, now, variant, "georadiusbymember")
+        }
         "incr" => strings::incr(txn, args, now, 1),
         "decr" => strings::incr(txn, args, now, -1),
         "incrby" => strings::incrby(txn, args, now, false),
@@ -414,7 +443,7 @@ pub(crate) mod test_support {
                     .collect();
                 format!("[{}]", items.join(", "))
             }
-            Some(Kind::Double(d)) => format!(",{d}"),
+            Some(Kind::Double(d) | Kind::HumanDouble(d)) => format!(",{d}"),
             Some(Kind::Boolean(b)) => format!("#{b}"),
             Some(Kind::Verbatim(v)) => format!("\"{}\"", String::from_utf8_lossy(&v.text)),
             None => "<empty>".to_string(),

@@ -110,6 +110,44 @@ impl Idx {
     }
 }
 
+/// The score of `member` in the zset at `key` (GEOPOS & co).
+pub(super) fn member_score<R: DataRead + ?Sized>(
+    r: &R,
+    key: &[u8],
+    meta: &Meta,
+    member: &[u8],
+) -> Result<Option<f64>, CmdError> {
+    Idx::of(key, meta).score(r, member)
+}
+
+/// Visits, in (score, member) order, the members with `min <= score < max`
+/// until `f` returns false (the geo box scans).
+pub(super) fn walk_score_range<R: DataRead + ?Sized>(
+    r: &R,
+    key: &[u8],
+    meta: &Meta,
+    min: f64,
+    max: f64,
+    f: &mut dyn FnMut(&[u8], f64) -> bool,
+) -> Result<(), CmdError> {
+    let idx = Idx::of(key, meta);
+    let bound = |score: f64| {
+        let mut out = idx.by_score.clone();
+        out.extend_from_slice(&layout::score_key(score));
+        out
+    };
+    idx.walk(r, &bound(min), &bound(max), false, f)
+}
+
+/// Replaces `dest` with a zset of `items`, or deletes it when empty.
+pub(super) fn replace_with(
+    txn: &mut Txn<'_>,
+    dest: &[u8],
+    items: &[(Vec<u8>, f64)],
+) -> Result<(), CmdError> {
+    store_zset(txn, dest, items)
+}
+
 fn decode_score(bytes: &[u8]) -> Result<f64, CmdError> {
     let word: [u8; 8] = bytes
         .try_into()
@@ -187,16 +225,18 @@ fn members_reply(items: Vec<Scored>, with_scores: bool) -> Reply {
 // ---------------------------------------------------------------------------
 
 #[derive(Default)]
-struct AddFlags {
-    nx: bool,
-    xx: bool,
-    gt: bool,
-    lt: bool,
-    ch: bool,
-    incr: bool,
+pub(super) struct AddFlags {
+    pub nx: bool,
+    pub xx: bool,
+    pub gt: bool,
+    pub lt: bool,
+    pub ch: bool,
+    pub incr: bool,
 }
 
-fn zadd_generic(
+/// ZADD's work after option parsing; `pairs` is score, member, ... (GEOADD
+/// calls it with geohash scores, as Redis does).
+pub(super) fn zadd_generic(
     txn: &mut Txn<'_>,
     key: &[u8],
     flags: AddFlags,

@@ -666,7 +666,10 @@ fn reply_to_lua(lua: &Lua, r: &Reply, depth: usize, resp3: bool) -> mlua::Result
         Some(Kind::Array(l)) | Some(Kind::Set(l)) | Some(Kind::Map(l)) | Some(Kind::Pairs(l)) => {
             list(&l.items)?
         }
-        Some(Kind::Double(d)) if resp3 => wrap("double", Value::Number(*d))?,
+        Some(Kind::Double(d) | Kind::HumanDouble(d)) if resp3 => wrap("double", Value::Number(*d))?,
+        Some(Kind::HumanDouble(d)) => {
+            Value::String(lua.create_string(rampart_proto::reply::format_human_double(*d))?)
+        }
         Some(Kind::Double(d)) => {
             Value::String(lua.create_string(rampart_proto::reply::format_double(*d))?)
         }
