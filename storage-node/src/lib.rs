@@ -76,7 +76,7 @@ impl std::ops::Deref for NodeCtx {
     }
 }
 
-/// Largest Kv request or response (a pipelined batch and its replies).
+// Largest Kv request or response (a pipelined batch and its replies).
 use crate::limits::MAX_CLIENT_MESSAGE;
 /// Deleted ranges smaller than this on disk are left to RocksDB's own
 /// compactions (see `engine::reclaim`).
