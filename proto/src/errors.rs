@@ -16,10 +16,12 @@ pub const DB_INDEX_OUT_OF_RANGE: &str = "ERR DB index is out of range";
 pub const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
 pub const NX_XX_GT_LT_CONFLICT: &str =
     "ERR NX and XX, GT or LT options at the same time are not compatible";
+/// Redis 7.2's answer to a random-pick count beyond ±LONG_MAX/2
+/// (CVE-2023-25155).
+pub const VALUE_OUT_OF_RANGE: &str = "ERR value is out of range";
 pub const GT_LT_NX_CONFLICT: &str =
     "ERR GT, LT, and/or NX options at the same time are not compatible";
 
-/// `ERR wrong number of arguments for 'get' command`
 /// A write (or MULTI/EXEC, or script commit) too large to replicate: it is
 /// refused before it is proposed (see [`crate::limits`]).
 pub fn too_large_to_replicate(bytes: usize) -> String {
@@ -29,6 +31,15 @@ pub fn too_large_to_replicate(bytes: usize) -> String {
     )
 }
 
+/// A read command that gathered more than the node's `max-reply-bytes`.
+pub fn reply_too_large(limit: usize) -> String {
+    format!(
+        "ERR reply exceeds the limit of {limit} bytes (max-reply-bytes); \
+         read a smaller range or use SCAN"
+    )
+}
+
+/// `ERR wrong number of arguments for 'get' command`
 pub fn wrong_arity(command_name: &str) -> String {
     format!(
         "ERR wrong number of arguments for '{}' command",

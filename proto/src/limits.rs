@@ -16,6 +16,18 @@
 /// which for this size stays inside the heartbeat interval at 100 MiB/s.
 pub const MAX_REPLICATED_BYTES: usize = 16 << 20;
 
+/// Default `proto-max-bulk-len` of the proxy (largest bulk a client may
+/// send) and of the nodes (largest string value a command may build):
+/// the Raft entry limit, not Redis's 512 MiB. A longer argument could only
+/// serve a write that is refused anyway, and a value longer than one write
+/// can carry would make every APPEND to it rewrite more than a whole Raft
+/// entry on every replica. The nodes refuse a larger setting at start-up;
+/// the proxy accepts one (reads and PUBLISH may use it) with a warning.
+pub const DEFAULT_MAX_BULK_LEN: usize = MAX_REPLICATED_BYTES;
+
+/// Redis's smallest accepted `proto-max-bulk-len`.
+pub const MIN_MAX_BULK_LEN: usize = 1 << 20;
+
 /// Bytes a run of commands takes in a Raft entry: its arguments plus a
 /// length prefix each (bincode's u64), close to the encoded entry.
 pub fn replicated_size<'a>(commands: impl IntoIterator<Item = &'a Vec<Vec<u8>>>) -> usize {

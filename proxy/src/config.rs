@@ -11,12 +11,21 @@ use rampart_policies::config::{
 use rampart_policies::PolicyConfig;
 
 use crate::error::ProxyError;
-use crate::resp::decode::DEFAULT_MAX_BULK_LEN;
+use rampart_proto::limits::{DEFAULT_MAX_BULK_LEN, MAX_REPLICATED_BYTES, MIN_MAX_BULK_LEN};
 
-/// Room for one maximal bulk plus the rest of its command line. Redis allows
-/// 1 GB (`client-query-buffer-limit`); half of that per connection is plenty.
+/// Room for one maximal bulk plus the rest of its command line (Redis's
+/// `client-query-buffer-limit` is 1 GB, sized for its 512 MiB bulks).
 /// Raised to `--max-bulk-len` + 1 MiB when that is larger.
 pub const DEFAULT_MAX_QUERY_BUFFER: u64 = DEFAULT_MAX_BULK_LEN as u64 + 64 * 1024 * 1024;
+/// Redis's `client-output-buffer-limit normal` is `0 0 0` (unlimited); a
+/// proxy shares its memory among all clients, so by default one client may
+/// have at most this many reply bytes pending before it is disconnected:
+/// two maximal node replies (`--max-reply-bytes` of the nodes).
+pub const DEFAULT_OUTPUT_BUFFER_LIMIT: u64 = 256 << 20;
+/// Reply bytes a client may keep pending for at most
+/// `DEFAULT_OUTPUT_BUFFER_SOFT_SECONDS`.
+pub const DEFAULT_OUTPUT_BUFFER_SOFT_LIMIT: u64 = 64 << 20;
+pub const DEFAULT_OUTPUT_BUFFER_SOFT_SECONDS: u64 = 60;
 
 rampart_proto::settings! {
     /// Command-line arguments of the proxy. Embedded by the launcher
@@ -44,7 +53,8 @@ rampart_proto::settings! {
     requirepass: String, env "RAMPART_REQUIREPASS", file, unset "none";
     /// How long a batch is retried across nodes before -CLUSTERDOWN
     retry_deadline_ms: u64, env "RAMPART_RETRY_DEADLINE_MS", file, default 5000;
-    /// Largest bulk string a client may send (Redis proto-max-bulk-len)
+    /// Largest bulk string a client may send (Redis proto-max-bulk-len);
+    /// writes over the 16 MiB Raft entry limit are refused whatever it is
     max_bulk_len: u64, env "RAMPART_MAX_BULK_LEN", file, default DEFAULT_MAX_BULK_LEN as u64;
     /// Largest unprocessed query per connection before it is closed
     max_query_buffer: u64, env "RAMPART_MAX_QUERY_BUFFER", file, unset DEFAULT_MAX_QUERY_BUFFER;
@@ -53,7 +63,9 @@ rampart_proto::settings! {
     /// TOML file with the same keys (listen, nodes, requirepass, retry_deadline_ms,
     /// max_bulk_len, max_query_buffer, drain_timeout_ms, metrics_addr,
     /// pubsub_output_buffer_limit, pubsub_output_buffer_soft_limit,
-    /// pubsub_output_buffer_soft_seconds) and a [policies] section
+    /// pubsub_output_buffer_soft_seconds, client_output_buffer_limit,
+    /// client_output_buffer_soft_limit, client_output_buffer_soft_seconds)
+    /// and a [policies] section
     /// (docs/policies.md); re-read on SIGHUP and when it changes
     config: PathBuf, env "RAMPART_PROXY_CONFIG", no_file, no_default;
     /// Admission and isolation policies on or off
@@ -93,6 +105,28 @@ rampart_proto::settings! {
     /// Seconds a client may stay above the soft limit
     pubsub_output_buffer_soft_seconds: u64, env "RAMPART_PUBSUB_OUTPUT_BUFFER_SOFT_SECONDS", file,
         default crate::pubsub::DEFAULT_OUTPUT_BUFFER_SOFT_SECONDS;
+    /// Reply bytes a normal client may have pending (built, not yet
+    /// written) before it is disconnected, 0 = unlimited; Redis's
+    /// `client-output-buffer-limit normal` hard limit
+    client_output_buffer_limit: u64, env "RAMPART_CLIENT_OUTPUT_BUFFER_LIMIT", file,
+        default DEFAULT_OUTPUT_BUFFER_LIMIT;
+    /// Pending reply bytes a client may stay above for at most
+    /// --client-output-buffer-soft-seconds before it is disconnected,
+    /// 0 = no soft limit
+    client_output_buffer_soft_limit: u64, env "RAMPART_CLIENT_OUTPUT_BUFFER_SOFT_LIMIT", file,
+        default DEFAULT_OUTPUT_BUFFER_SOFT_LIMIT;
+    /// Seconds a client may stay above the soft output limit
+    client_output_buffer_soft_seconds: u64, env "RAMPART_CLIENT_OUTPUT_BUFFER_SOFT_SECONDS", file,
+        default DEFAULT_OUTPUT_BUFFER_SOFT_SECONDS;
+}
+
+/// Redis's `client-output-buffer-limit <class> <hard> <soft> <seconds>`:
+/// 0 turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimit {
+    pub hard: usize,
+    pub soft: usize,
+    pub soft_for: Duration,
 }
 
 /// Resolved settings.
@@ -113,6 +147,9 @@ pub struct Config {
     /// `pubsub_output_buffer_soft_seconds` (0 = no soft limit).
     pub pubsub_output_buffer_soft_limit: usize,
     pub pubsub_output_buffer_soft_seconds: u64,
+    /// A normal client's pending reply bytes (Redis's
+    /// `client-output-buffer-limit normal`); see `connection.rs`.
+    pub client_output: OutputLimit,
     /// The config file used, reported by INFO.
     pub config_file: Option<PathBuf>,
     /// `[policies]` with flag/env overrides applied (checked: it resolves).
@@ -146,6 +183,19 @@ impl Config {
             return Err(ProxyError::Config("--nodes lists no node address".into()));
         }
         let max_bulk_len = s.max_bulk_len;
+        if max_bulk_len < MIN_MAX_BULK_LEN as u64 {
+            return Err(ProxyError::Config(format!(
+                "max_bulk_len ({max_bulk_len}) is below the minimum of {MIN_MAX_BULK_LEN}"
+            )));
+        }
+        if max_bulk_len > MAX_REPLICATED_BYTES as u64 {
+            tracing::warn!(
+                max_bulk_len,
+                raft_limit = MAX_REPLICATED_BYTES,
+                "max_bulk_len is above the Raft entry limit: writes with longer arguments are \
+                 refused anyway, and each connection may buffer that much"
+            );
+        }
         let max_query_buffer = s
             .max_query_buffer
             .unwrap_or(DEFAULT_MAX_QUERY_BUFFER.max(max_bulk_len + 1024 * 1024));
@@ -175,6 +225,14 @@ impl Config {
                 "pubsub_output_buffer_soft_limit",
             )?,
             pubsub_output_buffer_soft_seconds: s.pubsub_output_buffer_soft_seconds,
+            client_output: OutputLimit {
+                hard: size(s.client_output_buffer_limit, "client_output_buffer_limit")?,
+                soft: size(
+                    s.client_output_buffer_soft_limit,
+                    "client_output_buffer_soft_limit",
+                )?,
+                soft_for: Duration::from_secs(s.client_output_buffer_soft_seconds),
+            },
             config_file: args.config.clone(),
             policies,
             args,
@@ -254,7 +312,9 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:6379");
         assert_eq!(config.nodes.len(), 3);
         assert_eq!(config.retry_deadline, Duration::from_millis(5000));
-        assert_eq!(config.max_bulk_len, 536_870_912);
+        assert_eq!(config.max_bulk_len, 16 << 20);
+        assert_eq!(config.client_output.hard, 256 << 20);
+        assert_eq!(config.client_output.soft, 64 << 20);
         assert!(config.requirepass.is_none());
         assert!(config.metrics_addr.is_none());
         assert_eq!(config.pubsub_output_buffer_limit, 32 * 1024 * 1024);
@@ -349,7 +409,7 @@ mod tests {
             "[default: 127.0.0.1:6379]",
             "[default: 127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103]",
             "(policies.connections.per_ip_max) [default: 8]",
-            "[default: 603979776]",
+            "[default: 83886080]",
         ] {
             assert!(help.contains(shown), "{shown} missing from:\n{help}");
         }

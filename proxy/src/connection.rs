@@ -21,6 +21,7 @@ use tower::Service;
 
 use crate::batch::Batcher;
 use crate::commands::{Session, Shared};
+use crate::config::OutputLimit;
 use crate::dispatch::Dispatcher;
 use crate::resp::{encode_reply, RequestDecoder};
 use crate::service::{Batch, BoxError, ClientMeta};
@@ -64,6 +65,32 @@ pub async fn serve<S>(
         Ok(()) => {}
         Err(e) => tracing::debug!(%peer, error = %e, "connection ended"),
     }
+}
+
+/// Writes `data`, Redis's `client-output-buffer-limit normal` soft limit
+/// applied: `Ok(false)` when more than `limit.soft` bytes stayed unwritten
+/// for `limit.soft_for` (the client does not read its replies). The hard
+/// limit is checked before, on what a round built: while a write is
+/// pending no more requests are read, so pending bytes only shrink.
+async fn write_bounded(
+    socket: &mut TcpStream,
+    mut data: &[u8],
+    limit: OutputLimit,
+) -> std::io::Result<bool> {
+    if limit.soft > 0 && data.len() > limit.soft {
+        let deadline = tokio::time::Instant::now() + limit.soft_for;
+        while data.len() > limit.soft {
+            tokio::select! {
+                written = socket.write(data) => match written? {
+                    0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                    n => data = &data[n..],
+                },
+                () = tokio::time::sleep_until(deadline) => return Ok(false),
+            }
+        }
+    }
+    socket.write_all(data).await?;
+    Ok(true)
 }
 
 #[cfg(unix)]
@@ -126,9 +153,29 @@ where
             }
             // Pushed messages go after this round's replies.
             let pushed = outbox.drain_into(&mut output, self.dispatcher.session.protocol);
+            let limit = self.shared.config.client_output;
+            if limit.hard > 0 && output.len() > limit.hard {
+                tracing::warn!(
+                    peer = %self.peer,
+                    pending = output.len(),
+                    limit = limit.hard,
+                    "closing client that reached the output buffer hard limit"
+                );
+                return Ok(());
+            }
             if !output.is_empty() {
                 tokio::select! {
-                    written = self.socket.write_all(&output) => written?,
+                    written = write_bounded(&mut self.socket, &output, limit) => {
+                        if !written? {
+                            tracing::warn!(
+                                peer = %self.peer,
+                                limit = limit.soft,
+                                seconds = limit.soft_for.as_secs(),
+                                "closing client that stayed above the output buffer soft limit"
+                            );
+                            return Ok(());
+                        }
+                    }
                     // A subscriber that does not read while messages keep
                     // coming is cut off, even in the middle of a write.
                     () = cut.cancelled() => {}

@@ -98,6 +98,12 @@ where
         if chunk.is_empty() || self.session.close_after_reply {
             return;
         }
+        // Over the output hard limit the connection is closed after this
+        // round (connection.rs): building more replies would be wasted.
+        let hard = self.shared.config.client_output.hard;
+        if hard > 0 && output.len() > hard {
+            return;
+        }
         let replies = self.execute(chunk, socket).await;
         for reply in &replies {
             encode_reply(output, reply, self.session.protocol);

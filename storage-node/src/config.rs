@@ -45,6 +45,8 @@ rampart_proto::settings! {
     /// stream_migration_mode = "b"
     /// stream_migration_chunk = 1024
     /// stream_drain_rate = 10000
+    /// proto_max_bulk_len = 16777216
+    /// max_reply_bytes = 134217728
     /// ```
     pub struct NodeArgs;
     /// The settings file: the same names as the flags.
@@ -132,6 +134,15 @@ rampart_proto::settings! {
     /// Entries per second the leader's background drainer may migrate out
     /// of legacy streams nobody writes to; 0 turns it off.
     stream_drain_rate: u64, env "RAMPART_STREAM_DRAIN_RATE", file, default 10_000;
+    /// Largest string value a command may build (APPEND, SETRANGE, SETBIT,
+    /// BITFIELD; Redis's proto-max-bulk-len), at most the 16 MiB Raft entry
+    /// limit. Must be the same on every node: it decides whether a write applies.
+    proto_max_bulk_len: u64, env "RAMPART_PROTO_MAX_BULK_LEN", file,
+        default crate::limits::DEFAULT_MAX_BULK_LEN as u64;
+    /// Bytes of data a read command may gather for its reply (LRANGE,
+    /// HGETALL, KEYS, ...) before it is refused with an error.
+    max_reply_bytes: u64, env "RAMPART_MAX_REPLY_BYTES", file,
+        default crate::limits::DEFAULT_MAX_REPLY_BYTES as u64;
 }
 
 /// Resolved settings of one node.
@@ -172,6 +183,8 @@ pub struct NodeConfig {
     pub stream_migration: MigrationMode,
     /// Entries per second the background drainer migrates (0 = off).
     pub stream_drain_rate: u64,
+    /// What one command may build (checked by `limits::Limits::check`).
+    pub limits: crate::limits::Limits,
 }
 
 /// `--<lane>-threads`: at least 1, by default the CPUs available.
@@ -260,6 +273,12 @@ impl NodeArgs {
                 )))
             }
         };
+        let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        let limits = crate::limits::Limits {
+            max_bulk_len: size(s.proto_max_bulk_len),
+            max_reply_bytes: size(s.max_reply_bytes),
+        };
+        limits.check().map_err(NodeError::Config)?;
         Ok(NodeConfig {
             id,
             raft_addr: s.raft_addr,
@@ -284,6 +303,7 @@ impl NodeArgs {
             pin_cores,
             stream_migration,
             stream_drain_rate: s.stream_drain_rate,
+            limits,
         })
     }
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod engine;
 pub mod exec;
 pub mod expiry;
+pub mod limits;
 pub mod metrics;
 pub mod pinning;
 pub mod priority;
@@ -75,8 +76,8 @@ impl std::ops::Deref for NodeCtx {
     }
 }
 
-/// Largest Kv request or response (a pipelined batch and its replies).
-const MAX_CLIENT_MESSAGE: usize = 1 << 30;
+// Largest Kv request or response (a pipelined batch and its replies).
+use crate::limits::MAX_CLIENT_MESSAGE;
 /// Deleted ranges smaller than this on disk are left to RocksDB's own
 /// compactions (see `engine::reclaim`).
 const RECLAIM_MIN_BYTES: u64 = 4 << 20;
@@ -341,6 +342,8 @@ fn heavy_executor(cfg: &NodeConfig, others: Option<Vec<usize>>) -> std::io::Resu
 /// they are listening.
 pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
     let raft_config = Arc::new(raft_config(&cfg)?);
+    cfg.limits.check().map_err(NodeError::Config)?;
+    limits::install(cfg.limits);
     // Before any thread of ours exists, so RocksDB's and the heavy
     // executor's threads inherit the non-Raft CPUs.
     let pin = cfg.pin_cores.as_ref().and_then(|cores| {

@@ -6,7 +6,7 @@
 use rampart_proto::args::{parse_i64, Args};
 use rampart_proto::{errors, reply, Reply};
 
-use super::strings::{live_string, MAX_STRING_LEN};
+use super::strings::{live_string, max_string_len};
 use super::{CmdError, CmdResult};
 use crate::engine::meta::Meta;
 use crate::engine::{DataRead, Txn};
@@ -30,7 +30,7 @@ fn bit_offset(raw: &[u8], field_bits: Option<u32>) -> Result<u64, CmdError> {
     let offset = parse_i64(digits)
         .and_then(|n| n.checked_mul(scale))
         .ok_or(BIT_OFFSET)?;
-    if offset < 0 || (offset as u64 >> 3) >= MAX_STRING_LEN {
+    if offset < 0 || (offset as u64 >> 3) >= max_string_len() {
         return Err(BIT_OFFSET.into());
     }
     Ok(offset as u64)

@@ -342,12 +342,26 @@ pub(crate) fn random_elements<R: DataRead + ?Sized>(
             all.truncate(k);
             return Ok(all);
         }
+        // Repeated picks: each one is charged to the reply budget before
+        // it is copied, so a count of -2e9 on a tiny set fails early
+        // instead of building a 2e9-element reply.
+        // The smallest possible reply is charged up front, so a hopeless
+        // count fails before anything is built; larger picks pay the rest.
+        let size = |p: &Pair| p.0.len() + p.1.len();
+        let smallest = all.iter().map(size).min().unwrap_or(0);
+        let floor = (smallest + super::budget::RECORD_OVERHEAD) as u64;
+        r.charge(usize::try_from(k.saturating_mul(floor)).unwrap_or(usize::MAX))?;
         let n = all.len() as u64;
-        return Ok((0..k)
-            .map(|_| all[(rng.next() % n) as usize].clone())
-            .collect());
+        let mut out = Vec::with_capacity(k.min(1024) as usize);
+        for _ in 0..k {
+            let pick = &all[(rng.next() % n) as usize];
+            r.charge(size(pick) - smallest)?;
+            out.push(pick.clone());
+        }
+        return Ok(out);
     }
-    let mut out: Vec<Pair> = Vec::with_capacity(k as usize);
+    // Never sized from the client's count: it may be in the billions.
+    let mut out: Vec<Pair> = Vec::with_capacity(k.min(1024) as usize);
     let mut seen = std::collections::HashSet::new();
     let mut attempts = 0u64;
     while (out.len() as u64) < k {
@@ -404,6 +418,11 @@ pub(crate) fn parse_random_count(raw: &[u8]) -> Result<(u64, bool), CmdError> {
     let n = rampart_proto::args::parse_i64(raw).ok_or(errors::NOT_INTEGER)?;
     if n == i64::MIN {
         return Err(OUTSIDE_LONG_RANGE.into());
+    }
+    // Redis 7.2's fix for CVE-2023-25155: a count whose double (WITHSCORES,
+    // WITHVALUES) would overflow is refused.
+    if !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
+        return Err(errors::VALUE_OUT_OF_RANGE.into());
     }
     Ok((n.unsigned_abs(), n >= 0))
 }

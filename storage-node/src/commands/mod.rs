@@ -14,6 +14,7 @@
 //! a Raft entry (run by [`apply_write`]) sees the entry's earlier writes.
 
 mod bitmaps;
+mod budget;
 mod collection;
 mod geo;
 mod hashes;
@@ -63,11 +64,18 @@ pub fn is_empty_blocking_reply(reply: &Reply) -> bool {
 }
 
 pub fn execute_read(engine: &Engine, argv: &[Vec<u8>], now_ms: i64) -> Reply {
+    execute_read_within(engine, argv, now_ms, crate::limits::max_reply_bytes())
+}
+
+/// [`execute_read`] with a reply budget of `budget` bytes (what is left of
+/// its read run's `--max-reply-bytes`, see `commands::budget`).
+pub fn execute_read_within(engine: &Engine, argv: &[Vec<u8>], now_ms: i64, budget: usize) -> Reply {
     let (name, args) = match validate(argv) {
         Ok(found) => found,
         Err(reply) => return reply,
     };
     let view = engine.read_view();
+    let view = budget::Budgeted::new(&view, budget);
     match run_read(&view, name, args, now_ms) {
         Some(result) => finish(result),
         None => reply::error(format!(
@@ -90,8 +98,10 @@ pub fn apply_write(txn: &mut Txn<'_>, argv: &[Vec<u8>], now_ms: i64) -> Reply {
     if let Some(result) = run_write(txn, name, args, now_ms) {
         return finish(result);
     }
-    // A read ordered inside a Raft entry reads through the entry's overlay.
-    match run_read(&*txn, name, args, now_ms) {
+    // A read ordered inside a Raft entry reads through the entry's overlay;
+    // it changes nothing, so its reply may be bounded by this node's limit.
+    let view = budget::Budgeted::new(&*txn, crate::limits::max_reply_bytes());
+    match run_read(&view, name, args, now_ms) {
         Some(result) => finish(result),
         None => reply::error(errors::unknown_command(name.as_bytes(), args)),
     }
@@ -143,6 +153,9 @@ fn finish(result: CmdResult) -> Reply {
     match result {
         Ok(reply) => reply,
         Err(CmdError::Redis(text)) => reply::error(text),
+        Err(CmdError::Engine(EngineError::ReplyTooLarge { limit })) => {
+            reply::error(budget::error_text(limit))
+        }
         Err(CmdError::Engine(err)) => {
             tracing::error!(error = %err, "storage error while executing a command");
             reply::error(format!("ERR storage error: {err}"))

@@ -9,8 +9,11 @@ use super::{CmdError, CmdResult};
 use crate::engine::meta::{Meta, ValueType};
 use crate::engine::{live_meta, DataRead, Txn};
 
-/// Redis's default `proto-max-bulk-len`: the largest string value.
-pub const MAX_STRING_LEN: u64 = 512 * 1024 * 1024;
+/// The largest string value a command may build: the node's
+/// `proto-max-bulk-len` ([`crate::limits`]).
+pub fn max_string_len() -> u64 {
+    crate::limits::max_bulk_len() as u64
+}
 
 const DECREMENT_OVERFLOW: &str = "ERR decrement would overflow";
 
@@ -220,7 +223,7 @@ pub fn lcs<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult
     }
     let (alen, blen) = (va.len(), vb.len());
     let cells = (alen as u64 + 1).saturating_mul(blen as u64 + 1);
-    if cells.saturating_mul(4) > MAX_STRING_LEN {
+    if cells.saturating_mul(4) > max_string_len() {
         return Err(
             "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len".into(),
         );
@@ -446,7 +449,7 @@ pub fn getex(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
 }
 
 fn check_length(current: usize, added: u64) -> Result<(), CmdError> {
-    if (current as u64).saturating_add(added) > MAX_STRING_LEN {
+    if (current as u64).saturating_add(added) > max_string_len() {
         return Err(errors::STRING_TOO_LONG.into());
     }
     Ok(())

@@ -566,14 +566,22 @@ fn read_commands(
     busy: Option<&Reply>,
     reject: impl Fn(&[Vec<u8>]) -> bool,
 ) -> Vec<Reply> {
+    // The run's replies share one `--max-reply-bytes` budget: a pipeline of
+    // 500 LRANGEs must not build 500 maximal replies into one response.
+    let limit = crate::limits::max_reply_bytes();
+    let mut left = limit;
     run.iter()
         .map(|argv| {
             if argv.is_empty() {
                 reply::error("ERR empty command")
             } else if let Some(b) = busy.filter(|_| reject(argv.as_slice())) {
                 b.clone()
+            } else if left == 0 {
+                reply::error(rampart_proto::errors::reply_too_large(limit))
             } else {
-                commands::execute_read(engine, argv, now)
+                let reply = commands::execute_read_within(engine, argv, now, left);
+                left = left.saturating_sub(prost::Message::encoded_len(&reply));
+                reply
             }
         })
         .collect()

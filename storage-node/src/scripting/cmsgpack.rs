@@ -7,14 +7,15 @@
 //! library's (a number that is an exact float32 packs as float32; strings
 //! use the str8/16/32 family; a table is an array only when its keys are
 //! exactly 1..n; tables nested deeper than 16 levels pack as nil), and
-//! decoding must stay bounded on hostile input.
+//! decoding must stay bounded on hostile input. The decoding of bytes lives
+//! in `rampart_script_codecs::msgpack` (fuzzed without Lua or RocksDB);
+//! this module turns its values into Lua tables and encodes.
 
 use mlua::{Lua, MultiValue, Table, Value};
+use rampart_script_codecs::msgpack::{Cursor, DecodeError, Decoded};
 
 /// lua-cmsgpack's `LUACMSGPACK_MAX_NESTING`: deeper tables pack as nil.
 const MAX_NESTING: usize = 16;
-/// Decoding nesting limit (hostile input: one byte per level).
-const MAX_DECODE_DEPTH: usize = 1000;
 
 fn runtime(msg: impl Into<String>) -> mlua::Error {
     mlua::Error::RuntimeError(msg.into())
@@ -238,129 +239,7 @@ fn encode_table(lua: &Lua, t: &Table, level: usize, out: &mut Vec<u8>) -> mlua::
     Ok(())
 }
 
-// ---- decoding ----
-
-#[derive(Debug, PartialEq)]
-enum DecodeError {
-    /// The input ends inside an object.
-    Eof,
-    /// A byte that starts no object lua-cmsgpack knows.
-    BadFormat,
-}
-
-struct Cursor<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self.pos.checked_add(n).ok_or(DecodeError::Eof)?;
-        let bytes = self.data.get(self.pos..end).ok_or(DecodeError::Eof)?;
-        self.pos = end;
-        Ok(bytes)
-    }
-
-    fn uint(&mut self, n: usize) -> Result<u64, DecodeError> {
-        Ok(self
-            .take(n)?
-            .iter()
-            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
-    }
-}
-
-/// A decoded value, built before touching Lua so a decoding error leaves
-/// nothing half-made.
-#[derive(Debug, PartialEq)]
-enum Decoded {
-    Nil,
-    Bool(bool),
-    Number(f64),
-    Bytes(Vec<u8>),
-    Array(Vec<Decoded>),
-    Map(Vec<(Decoded, Decoded)>),
-}
-
-fn decode(c: &mut Cursor<'_>, depth: usize) -> Result<Decoded, DecodeError> {
-    if depth > MAX_DECODE_DEPTH {
-        return Err(DecodeError::BadFormat);
-    }
-    let tag = c.take(1)?[0];
-    let container = |c: &mut Cursor<'_>, len: u64, map: bool| -> Result<Decoded, DecodeError> {
-        // Every element takes at least one byte: bound the reservation.
-        let left = (c.data.len() - c.pos) as u64;
-        let cap = len.min(left) as usize;
-        if map {
-            let mut items = Vec::with_capacity(cap / 2);
-            for _ in 0..len {
-                let k = decode(c, depth + 1)?;
-                let v = decode(c, depth + 1)?;
-                items.push((k, v));
-            }
-            Ok(Decoded::Map(items))
-        } else {
-            let mut items = Vec::with_capacity(cap);
-            for _ in 0..len {
-                items.push(decode(c, depth + 1)?);
-            }
-            Ok(Decoded::Array(items))
-        }
-    };
-    let bytes = |c: &mut Cursor<'_>, len: u64| -> Result<Decoded, DecodeError> {
-        let len = usize::try_from(len).map_err(|_| DecodeError::Eof)?;
-        Ok(Decoded::Bytes(c.take(len)?.to_vec()))
-    };
-    Ok(match tag {
-        0x00..=0x7f => Decoded::Number(f64::from(tag)),
-        0x80..=0x8f => container(c, u64::from(tag & 0x0f), true)?,
-        0x90..=0x9f => container(c, u64::from(tag & 0x0f), false)?,
-        0xa0..=0xbf => bytes(c, u64::from(tag & 0x1f))?,
-        0xc0 => Decoded::Nil,
-        0xc2 => Decoded::Bool(false),
-        0xc3 => Decoded::Bool(true),
-        0xc4 | 0xd9 => {
-            let n = c.uint(1)?;
-            bytes(c, n)?
-        }
-        0xc5 | 0xda => {
-            let n = c.uint(2)?;
-            bytes(c, n)?
-        }
-        0xc6 | 0xdb => {
-            let n = c.uint(4)?;
-            bytes(c, n)?
-        }
-        0xca => Decoded::Number(f64::from(f32::from_bits(c.uint(4)? as u32))),
-        0xcb => Decoded::Number(f64::from_bits(c.uint(8)?)),
-        0xcc => Decoded::Number(c.uint(1)? as f64),
-        0xcd => Decoded::Number(c.uint(2)? as f64),
-        0xce => Decoded::Number(c.uint(4)? as f64),
-        0xcf => Decoded::Number(c.uint(8)? as f64),
-        0xd0 => Decoded::Number(f64::from(c.uint(1)? as u8 as i8)),
-        0xd1 => Decoded::Number(f64::from(c.uint(2)? as u16 as i16)),
-        0xd2 => Decoded::Number(f64::from(c.uint(4)? as u32 as i32)),
-        0xd3 => Decoded::Number(c.uint(8)? as i64 as f64),
-        0xdc => {
-            let n = c.uint(2)?;
-            container(c, n, false)?
-        }
-        0xdd => {
-            let n = c.uint(4)?;
-            container(c, n, false)?
-        }
-        0xde => {
-            let n = c.uint(2)?;
-            container(c, n, true)?
-        }
-        0xdf => {
-            let n = c.uint(4)?;
-            container(c, n, true)?
-        }
-        0xe0..=0xff => Decoded::Number(f64::from(tag as i8)),
-        // 0xc1 (never used) and the ext family, which lua-cmsgpack lacks.
-        _ => return Err(DecodeError::BadFormat),
-    })
-}
+// ---- decoding (the bytes part lives in `rampart_script_codecs`) ----
 
 fn to_lua(lua: &Lua, d: Decoded) -> mlua::Result<Value> {
     Ok(match d {
@@ -410,14 +289,12 @@ fn unpack_full(lua: &Lua, data: &[u8], limit: i64, offset: i64) -> mlua::Result<
         )));
     }
     let limit = if decode_all { i64::MAX } else { limit };
-    let mut c = Cursor {
-        data: &data[start..],
-        pos: 0,
-    };
+    let rest = &data[start..];
+    let mut c = Cursor::new(rest);
     let mut values = Vec::new();
     let mut count = 0i64;
-    while c.pos < c.data.len() && count < limit {
-        match decode(&mut c, 0) {
+    while !c.at_end() && count < limit {
+        match c.next_value() {
             Ok(d) => values.push(to_lua(lua, d)?),
             Err(DecodeError::Eof) => return Err(runtime("Missing bytes in input.")),
             Err(DecodeError::BadFormat) => return Err(runtime("Bad data format in input.")),
@@ -425,10 +302,10 @@ fn unpack_full(lua: &Lua, data: &[u8], limit: i64, offset: i64) -> mlua::Result<
         count += 1;
     }
     if !decode_all {
-        let next = if c.pos == c.data.len() {
+        let next = if c.at_end() {
             -1.0
         } else {
-            (start + c.pos) as f64
+            (start + c.position()) as f64
         };
         values.insert(0, Value::Number(next));
     }

@@ -4,8 +4,7 @@
 
 use mlua::{Lua, Table, Value, Variadic};
 
-/// Nesting limit of cjson encode/decode (cyclic tables, hostile input).
-const MAX_DEPTH: usize = 1000;
+use rampart_script_codecs::json::{self, MAX_DEPTH};
 
 fn runtime(msg: impl Into<String>) -> mlua::Error {
     mlua::Error::RuntimeError(msg.into())
@@ -24,8 +23,7 @@ pub fn cjson(lua: &Lua) -> mlua::Result<Table> {
     t.set(
         "decode",
         lua.create_function(|lua, s: mlua::String| {
-            let json: serde_json::Value = serde_json::from_slice(&s.as_bytes())
-                .map_err(|e| runtime(format!("Expected value but found invalid token: {e}")))?;
+            let json = json::decode(&s.as_bytes()).map_err(|e| runtime(e.0))?;
             from_json(lua, &json, 0)
         })?,
     )?;
