@@ -24,6 +24,7 @@ use crate::commands::{Session, Shared};
 use crate::dispatch::Dispatcher;
 use crate::resp::{encode_reply, RequestDecoder};
 use crate::service::{Batch, BoxError, ClientMeta};
+use crate::tls::ClientStream;
 
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -31,7 +32,7 @@ const READ_CHUNK: usize = 16 * 1024;
 /// error, is killed (`CLIENT KILL`) or the proxy shuts down. `_done` is held
 /// until the end so the listener can wait for every connection to drain.
 pub async fn serve<S>(
-    socket: TcpStream,
+    socket: ClientStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     service: S,
@@ -42,8 +43,8 @@ pub async fn serve<S>(
     S::Error: Into<BoxError>,
     S::Future: Send,
 {
-    let laddr = socket.local_addr().unwrap_or(shared.local_addr);
-    let fd = raw_fd(&socket);
+    let laddr = socket.tcp().local_addr().unwrap_or(shared.local_addr);
+    let fd = raw_fd(socket.tcp());
     // Dropped with the session, however this function returns.
     let registration = shared.registry.register(peer, laddr, fd);
     let session = Session::new(registration, &shared);
@@ -78,7 +79,7 @@ fn raw_fd(_socket: &TcpStream) -> i64 {
 }
 
 struct Connection<S> {
-    socket: TcpStream,
+    socket: ClientStream,
     decoder: RequestDecoder,
     peer: SocketAddr,
     shared: Arc<Shared>,
@@ -113,7 +114,7 @@ where
             }
             if !requests.is_empty() {
                 self.dispatcher
-                    .run(requests, &mut output, &self.socket)
+                    .run(requests, &mut output, self.socket.tcp())
                     .await;
             }
             if let Some(error) = &protocol_error {
@@ -127,8 +128,13 @@ where
             // Pushed messages go after this round's replies.
             let pushed = outbox.drain_into(&mut output, self.dispatcher.session.protocol);
             if !output.is_empty() {
+                // TLS buffers records: the flush sends them (a no-op on TCP).
+                let write = async {
+                    self.socket.write_all(&output).await?;
+                    self.socket.flush().await
+                };
                 tokio::select! {
-                    written = self.socket.write_all(&output) => written?,
+                    written = write => written?,
                     // A subscriber that does not read while messages keep
                     // coming is cut off, even in the middle of a write.
                     () = cut.cancelled() => {}
