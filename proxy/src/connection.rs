@@ -27,6 +27,8 @@ use crate::service::{Batch, BoxError, ClientMeta};
 use crate::tls::ClientStream;
 
 const READ_CHUNK: usize = 16 * 1024;
+/// How long closing a TLS connection may wait to send close_notify.
+const TLS_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Serves one accepted socket until the client leaves, sends a protocol
 /// error, is killed (`CLIENT KILL`) or the proxy shuts down. `_done` is held
@@ -64,6 +66,11 @@ pub async fn serve<S>(
     match connection.run(shutdown).await {
         Ok(()) => {}
         Err(e) => tracing::debug!(%peer, error = %e, "connection ended"),
+    }
+    // A TLS client is sent close_notify, so it can tell our close from a
+    // truncated stream; bounded, as the client may not be reading.
+    if matches!(connection.socket, ClientStream::Tls(_)) {
+        let _ = tokio::time::timeout(TLS_CLOSE_TIMEOUT, connection.socket.shutdown()).await;
     }
 }
 
