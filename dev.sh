@@ -5,7 +5,8 @@
 # Both install what the machine lacks first (clang for RocksDB's bindings,
 # protoc for the gRPC code, redis-server for the comparison tests, faketime
 # for the chaos tool's clock faults,
-# cargo-nextest for the test runner).
+# cargo-nextest for the test runner; for `test`, redis-py for the client TLS
+# tests).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -45,6 +46,25 @@ install_prerequisites() {
     }
 }
 
+# tests/client_tls.rs drives redis-py (ssl=True) as a TLS client. Only the
+# test setup needs it; a no-op when it is already importable.
+install_test_prerequisites() {
+    python3 -c 'import redis' >/dev/null 2>&1 && return 0
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -q
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q python3 python3-pip
+    fi
+    if ! python3 -c 'import redis' >/dev/null 2>&1; then
+        echo "installing: redis-py"
+        # Debian's own python3 refuses pip without --break-system-packages
+        # (PEP 668); a user or pyenv python takes the plain form.
+        python3 -m pip install --quiet --disable-pip-version-check redis 2>/dev/null ||
+            python3 -m pip install --quiet --disable-pip-version-check --break-system-packages redis
+    fi
+}
+
 case "${1:-}" in
     up)
         shift
@@ -54,6 +74,7 @@ case "${1:-}" in
     test)
         shift
         install_prerequisites
+        install_test_prerequisites
         exec cargo nextest run --workspace --release "$@"
         ;;
     *)

@@ -783,3 +783,40 @@ fn proxy_protocol_header_gives_the_real_client_ip_to_the_policies() {
     assert_eq!(first.cmd(&["PING"]).expect("PING"), b"+PONG\r\n");
     assert_eq!(seven[0].cmd(&["PING"]).expect("PING"), b"+PONG\r\n");
 }
+
+#[test]
+fn proxy_protocol_header_from_an_untrusted_peer_does_not_change_its_address() {
+    let Some(proxy) = PolicyProxy::start(
+        "[policies.connections]\nper_ip_max = 2\n[policies.proxy_protocol]\nenabled = true\ntrusted = [\"127.0.0.15\"]\n",
+    ) else {
+        return;
+    };
+    let connect_as = |peer: &str, header: &[u8]| {
+        let mut c = Resp::connect_from(peer, proxy.addr).expect("connect");
+        c.send(header).expect("send header");
+        c
+    };
+    let forged = |client: &str| format!("PROXY TCP4 {client} 127.0.0.1 1234 6379\r\n");
+    // From the trusted balancer the header is believed.
+    let mut lb = connect_as("127.0.0.15", forged("10.7.7.7").as_bytes());
+    let info = show(&lb.cmd(&["CLIENT", "INFO"]).expect("CLIENT INFO"));
+    assert!(info.contains("addr=10.7.7.7:1234"), "{info}");
+    // From anybody else it is not read: the bytes are a RESP inline command
+    // (answered with an error) and the connection keeps its TCP address.
+    let mut first = connect_as("127.0.0.16", forged("10.7.7.8").as_bytes());
+    let reply = show(&first.reply().expect("reply to the header line"));
+    assert!(reply.starts_with("-ERR"), "{reply}");
+    let info = show(&first.cmd(&["CLIENT", "INFO"]).expect("CLIENT INFO"));
+    assert!(info.contains("addr=127.0.0.16:"), "{info}");
+    assert!(!info.contains("10.7.7.8"), "{info}");
+    // So the per-IP cap counts 127.0.0.16 whatever address it claims.
+    let mut second = connect_as("127.0.0.16", forged("10.7.7.9").as_bytes());
+    assert!(show(&second.reply().expect("reply")).starts_with("-ERR"));
+    assert_eq!(second.cmd(&["PING"]).expect("PING"), b"+PONG\r\n");
+    let mut third = connect_as("127.0.0.16", forged("10.7.7.10").as_bytes());
+    assert_eq!(
+        show(&third.read_to_end().expect("read")),
+        show(MAX_CONN_REPLY)
+    );
+    assert_eq!(first.cmd(&["PING"]).expect("PING"), b"+PONG\r\n");
+}

@@ -140,8 +140,11 @@ impl Default for AdmissionConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ProxyProtocolConfig {
     pub enabled: bool,
-    /// Peers (load balancers) that must send a header; others are served
-    /// with their TCP address. Default: everybody.
+    /// Peers (load balancers, addresses or CIDR ranges) that must send a
+    /// header. Everybody else is served with its TCP address and a header
+    /// it sends is not read. Empty by default: trusting every peer would
+    /// let any client claim any address and escape the per-IP caps, so
+    /// turning the protocol on requires naming the balancers.
     pub trusted: Vec<String>,
     pub header_timeout_ms: u64,
 }
@@ -150,7 +153,7 @@ impl Default for ProxyProtocolConfig {
     fn default() -> Self {
         ProxyProtocolConfig {
             enabled: false,
-            trusted: vec!["0.0.0.0/0".into(), "::/0".into()],
+            trusted: Vec::new(),
             header_timeout_ms: 3000,
         }
     }

@@ -3,8 +3,13 @@
 //!
 //! The header is read with exact-length reads (never past its end), so the
 //! bytes that follow it are left in the socket for the RESP decoder. Off by
-//! default; when on, only peers in the trusted ranges must (and may) send a
-//! header — anybody else could otherwise claim any address.
+//! default; when on, only peers in the trusted ranges (none by default: the
+//! balancers must be listed) must send a header. From any other peer a
+//! header is never read, so it cannot change the client's address: the
+//! connection is served with its TCP address and the header's bytes reach
+//! the RESP decoder as client input (a v1 line is answered like an unknown
+//! command). Anybody could otherwise claim any address and escape the
+//! per-IP caps.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;

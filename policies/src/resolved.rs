@@ -115,6 +115,14 @@ impl PolicyConfig {
         let classes = classes::build_table(&self.classes, &self.commands, available_cpus())?;
         let pp = &self.proxy_protocol;
         let proxy_protocol = if pp.enabled {
+            if pp.trusted.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "proxy_protocol.enabled needs proxy_protocol.trusted \
+                     (--proxy-protocol-trusted): the load balancers' addresses; \
+                     no peer is trusted by default"
+                        .into(),
+                ));
+            }
             let mut trusted = Vec::with_capacity(pp.trusted.len());
             for t in &pp.trusted {
                 trusted.push(parse_net(t).ok_or_else(|| {
@@ -246,18 +254,28 @@ mod tests {
     }
 
     #[test]
-    fn proxy_protocol_is_off_by_default_and_trusts_everyone_when_on() {
+    fn proxy_protocol_is_off_by_default_and_trusts_only_the_listed_peers() {
         assert!(PolicyConfig::default()
             .resolve()
             .unwrap()
             .proxy_protocol
             .is_none());
-        let on = parse("[proxy_protocol]\nenabled = true\n")
+        // On without a trusted list is refused rather than trusting anyone.
+        let err = parse("[proxy_protocol]\nenabled = true\n")
             .resolve()
-            .unwrap();
-        let pp = on.proxy_protocol.unwrap();
-        assert!(pp.expects_header_from("10.1.2.3".parse().unwrap()));
-        assert!(pp.expects_header_from("2001:db8::1".parse().unwrap()));
+            .unwrap_err();
+        assert!(err.to_string().contains("proxy_protocol.trusted"), "{err}");
+        let nets = parse(
+            "[proxy_protocol]\nenabled = true\ntrusted = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n",
+        )
+        .resolve()
+        .unwrap()
+        .proxy_protocol
+        .unwrap();
+        assert!(nets.expects_header_from("10.1.2.3".parse().unwrap()));
+        assert!(nets.expects_header_from("2001:db8::1".parse().unwrap()));
+        assert!(!nets.expects_header_from("192.168.1.1".parse().unwrap()));
+        assert!(!nets.expects_header_from("::ffff:192.168.1.1".parse().unwrap()));
         let lb = parse("[proxy_protocol]\nenabled = true\ntrusted = [\"10.0.0.5\"]\n")
             .resolve()
             .unwrap()

@@ -11,6 +11,7 @@ use rampart_policies::config::{
 use rampart_policies::PolicyConfig;
 
 use crate::error::ProxyError;
+use crate::tls::{AuthClients, TlsFiles};
 use rampart_proto::limits::{DEFAULT_MAX_BULK_LEN, MAX_REPLICATED_BYTES, MIN_MAX_BULK_LEN};
 
 /// Room for one maximal bulk plus the rest of its command line (Redis's
@@ -44,6 +45,18 @@ rampart_proto::settings! {
     /// Address to accept Redis clients on
     listen: SocketAddr, env "RAMPART_PROXY_LISTEN", file,
         default SocketAddr::from(([127, 0, 0, 1], 6379));
+    /// Port to accept TLS clients on, at the --listen IP (Redis tls-port);
+    /// with it, --listen HOST:0 turns the plaintext listener off
+    tls_port: u16, env "RAMPART_TLS_PORT", file, unset "off";
+    /// PEM certificate (chain) the TLS listener serves; re-read on SIGHUP
+    tls_cert_file: PathBuf, env "RAMPART_TLS_CERT_FILE", file, unset "none";
+    /// PEM private key of --tls-cert-file; re-read on SIGHUP
+    tls_key_file: PathBuf, env "RAMPART_TLS_KEY_FILE", file, unset "none";
+    /// PEM CA certificate(s) client certificates are verified against
+    tls_ca_cert_file: PathBuf, env "RAMPART_TLS_CA_CERT_FILE", file, unset "none";
+    /// Client certificates: yes = required and verified, optional =
+    /// verified if presented, no = not requested
+    tls_auth_clients: AuthClients, env "RAMPART_TLS_AUTH_CLIENTS", file, default AuthClients::Yes;
     /// Client (Kv gRPC) addresses of the storage nodes, comma-separated
     #[arg(value_delimiter = ',')]
     nodes: Vec<String>, env "RAMPART_NODES", file,
@@ -60,7 +73,9 @@ rampart_proto::settings! {
     max_query_buffer: u64, env "RAMPART_MAX_QUERY_BUFFER", file, unset DEFAULT_MAX_QUERY_BUFFER;
     /// On SIGINT/SIGTERM, how long connections may finish in-flight work
     drain_timeout_ms: u64, env "RAMPART_DRAIN_TIMEOUT_MS", file, default 10_000;
-    /// TOML file with the same keys (listen, nodes, requirepass, retry_deadline_ms,
+    /// TOML file with the same keys (listen, tls_port, tls_cert_file,
+    /// tls_key_file, tls_ca_cert_file, tls_auth_clients, nodes, requirepass,
+    /// retry_deadline_ms,
     /// max_bulk_len, max_query_buffer, drain_timeout_ms, metrics_addr,
     /// pubsub_output_buffer_limit, pubsub_output_buffer_soft_limit,
     /// pubsub_output_buffer_soft_seconds, client_output_buffer_limit,
@@ -90,6 +105,12 @@ rampart_proto::settings! {
     /// trusted peers
     proxy_protocol: bool, env "RAMPART_PROXY_PROTOCOL", file "policies.proxy_protocol.enabled",
         unset ProxyProtocolConfig::default().enabled;
+    /// Load balancers (IP addresses or CIDR ranges, comma-separated) whose
+    /// PROXY protocol header is believed; a header from any other peer is
+    /// not read (docs/policies.md)
+    #[arg(value_delimiter = ',')]
+    proxy_protocol_trusted: Vec<String>, env "RAMPART_PROXY_PROTOCOL_TRUSTED",
+        file "policies.proxy_protocol.trusted", unset "none";
     /// Serve Prometheus metrics on http://ADDR/metrics (metrics_addr)
     metrics_addr: SocketAddr, env "RAMPART_METRICS_ADDR", file, unset "off";
     /// Bytes of pub/sub messages a client may have pending (queued or not yet
@@ -133,6 +154,8 @@ pub struct OutputLimit {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The TLS client listener, if on.
+    pub tls: Option<TlsListen>,
     pub nodes: Vec<String>,
     pub requirepass: Option<String>,
     pub retry_deadline: Duration,
@@ -158,7 +181,21 @@ pub struct Config {
     pub args: ProxyArgs,
 }
 
+/// `--tls-port` and the files it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsListen {
+    pub addr: SocketAddr,
+    pub files: TlsFiles,
+}
+
 impl Config {
+    /// Whether the plaintext listener is on: `--listen HOST:0` turns it off
+    /// when a TLS port is set (Redis's `port 0`). Without TLS, port 0 keeps
+    /// its usual meaning (any free port) so there is always a listener.
+    pub fn plaintext(&self) -> bool {
+        self.tls.is_none() || self.listen.port() != 0
+    }
+
     /// The pub/sub output buffer limits of every client.
     pub fn pubsub_limits(&self) -> crate::pubsub::OutputLimits {
         crate::pubsub::OutputLimits {
@@ -207,8 +244,33 @@ impl Config {
         let size = |value: u64, name: &str| {
             usize::try_from(value).map_err(|_| ProxyError::Config(format!("{name} too large")))
         };
+        let tls = match s.tls_port.filter(|&port| port != 0) {
+            None => None,
+            Some(port) => {
+                let need = |value: Option<PathBuf>, flag: &str| {
+                    value.ok_or_else(|| ProxyError::Config(format!("--tls-port needs {flag}")))
+                };
+                let files = TlsFiles {
+                    cert_file: need(s.tls_cert_file, "--tls-cert-file")?,
+                    key_file: need(s.tls_key_file, "--tls-key-file")?,
+                    ca_cert_file: s.tls_ca_cert_file,
+                    auth_clients: s.tls_auth_clients,
+                };
+                if files.auth_clients != AuthClients::No && files.ca_cert_file.is_none() {
+                    return Err(ProxyError::Config(format!(
+                        "--tls-auth-clients {} needs --tls-ca-cert-file",
+                        files.auth_clients
+                    )));
+                }
+                Some(TlsListen {
+                    addr: SocketAddr::new(s.listen.ip(), port),
+                    files,
+                })
+            }
+        };
         Ok(Config {
             listen: s.listen,
+            tls,
             nodes,
             requirepass: s.requirepass.filter(|p| !p.is_empty()),
             retry_deadline: Duration::from_millis(s.retry_deadline_ms),
@@ -288,6 +350,13 @@ fn policies_with_overrides(
     }
     if let Some(on) = args.proxy_protocol {
         policies.proxy_protocol.enabled = on;
+    }
+    if let Some(trusted) = &args.proxy_protocol_trusted {
+        policies.proxy_protocol.trusted = trusted
+            .iter()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect();
     }
     policies
         .resolve()
@@ -443,6 +512,63 @@ mod tests {
             &ProxyArgs::settings(),
         )
         .unwrap_or_else(|e| panic!("docs/operations.md: {e}"));
+    }
+
+    #[test]
+    fn tls_needs_a_certificate_a_key_and_a_ca_to_verify_clients() {
+        let load = |args: &[&str]| {
+            let mut argv = vec!["proxy"];
+            argv.extend_from_slice(args);
+            Config::load(Cli::parse_from(argv).proxy)
+        };
+        let off = load(&[]).unwrap();
+        assert!(off.tls.is_none() && off.plaintext());
+        let err = load(&["--tls-port", "6380"]).unwrap_err();
+        assert!(err.to_string().contains("--tls-cert-file"), "{err}");
+        let files = [
+            "--tls-port",
+            "6380",
+            "--tls-cert-file",
+            "c.pem",
+            "--tls-key-file",
+            "k.pem",
+        ];
+        let err = load(&files).unwrap_err();
+        assert!(err.to_string().contains("--tls-ca-cert-file"), "{err}");
+        let mut no_auth = files.to_vec();
+        no_auth.extend(["--tls-auth-clients", "no"]);
+        let config = load(&no_auth).unwrap();
+        let tls = config.tls.as_ref().unwrap();
+        assert_eq!(tls.addr.to_string(), "127.0.0.1:6380");
+        assert_eq!(tls.files.auth_clients, AuthClients::No);
+        assert!(config.plaintext());
+        // Redis's `port 0`: the plaintext listener off, TLS only.
+        no_auth.extend(["--listen", "0.0.0.0:0"]);
+        let tls_only = load(&no_auth).unwrap();
+        assert!(!tls_only.plaintext());
+        assert_eq!(tls_only.tls.unwrap().addr.to_string(), "0.0.0.0:6380");
+        // --tls-port 0 is off, as in Redis.
+        assert!(load(&["--tls-port", "0"]).unwrap().tls.is_none());
+        assert!(Cli::try_parse_from(["proxy", "--tls-auth-clients", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn proxy_protocol_trusts_only_the_listed_balancers() {
+        let cli = Cli::parse_from([
+            "proxy",
+            "--proxy-protocol",
+            "true",
+            "--proxy-protocol-trusted",
+            "10.0.0.5, 10.1.0.0/16",
+        ]);
+        let config = Config::load(cli.proxy).unwrap();
+        assert_eq!(
+            config.policies.proxy_protocol.trusted,
+            vec!["10.0.0.5", "10.1.0.0/16"]
+        );
+        let on_alone = Cli::parse_from(["proxy", "--proxy-protocol", "true"]);
+        let err = Config::load(on_alone.proxy).unwrap_err();
+        assert!(err.to_string().contains("proxy_protocol.trusted"), "{err}");
     }
 
     #[test]

@@ -25,14 +25,17 @@ use crate::config::OutputLimit;
 use crate::dispatch::Dispatcher;
 use crate::resp::{encode_reply, RequestDecoder};
 use crate::service::{Batch, BoxError, ClientMeta};
+use crate::tls::ClientStream;
 
 const READ_CHUNK: usize = 16 * 1024;
+/// How long closing a TLS connection may wait to send close_notify.
+const TLS_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Serves one accepted socket until the client leaves, sends a protocol
 /// error, is killed (`CLIENT KILL`) or the proxy shuts down. `_done` is held
 /// until the end so the listener can wait for every connection to drain.
 pub async fn serve<S>(
-    socket: TcpStream,
+    socket: ClientStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     service: S,
@@ -43,8 +46,8 @@ pub async fn serve<S>(
     S::Error: Into<BoxError>,
     S::Future: Send,
 {
-    let laddr = socket.local_addr().unwrap_or(shared.local_addr);
-    let fd = raw_fd(&socket);
+    let laddr = socket.tcp().local_addr().unwrap_or(shared.local_addr);
+    let fd = raw_fd(socket.tcp());
     // Dropped with the session, however this function returns.
     let registration = shared.registry.register(peer, laddr, fd);
     let session = Session::new(registration, &shared);
@@ -65,6 +68,11 @@ pub async fn serve<S>(
         Ok(()) => {}
         Err(e) => tracing::debug!(%peer, error = %e, "connection ended"),
     }
+    // A TLS client is sent close_notify, so it can tell our close from a
+    // truncated stream; bounded, as the client may not be reading.
+    if matches!(connection.socket, ClientStream::Tls(_)) {
+        let _ = tokio::time::timeout(TLS_CLOSE_TIMEOUT, connection.socket.shutdown()).await;
+    }
 }
 
 /// Writes `data`, Redis's `client-output-buffer-limit normal` soft limit
@@ -73,7 +81,7 @@ pub async fn serve<S>(
 /// limit is checked before, on what a round built: while a write is
 /// pending no more requests are read, so pending bytes only shrink.
 async fn write_bounded(
-    socket: &mut TcpStream,
+    socket: &mut ClientStream,
     mut data: &[u8],
     limit: OutputLimit,
 ) -> std::io::Result<bool> {
@@ -90,6 +98,8 @@ async fn write_bounded(
         }
     }
     socket.write_all(data).await?;
+    // TLS buffers records: the flush sends them (a no-op on TCP).
+    socket.flush().await?;
     Ok(true)
 }
 
@@ -105,7 +115,7 @@ fn raw_fd(_socket: &TcpStream) -> i64 {
 }
 
 struct Connection<S> {
-    socket: TcpStream,
+    socket: ClientStream,
     decoder: RequestDecoder,
     peer: SocketAddr,
     shared: Arc<Shared>,
@@ -140,7 +150,7 @@ where
             }
             if !requests.is_empty() {
                 self.dispatcher
-                    .run(requests, &mut output, &self.socket)
+                    .run(requests, &mut output, self.socket.tcp())
                     .await;
             }
             if let Some(error) = &protocol_error {

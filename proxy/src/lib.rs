@@ -13,7 +13,10 @@
 //! - [`service`]: the request path as a tower `Service<Batch>`.
 //! - [`upstream`]: leader discovery, redirects and retries.
 //! - [`pubsub`]: pub/sub across proxies through links to every node.
-//! - [`reload`]: SIGHUP / config-file-change reload of the policies.
+//! - [`reload`]: SIGHUP / config-file-change reload of the policies (and
+//!   SIGHUP reload of the client TLS certificates).
+//! - [`tls`]: TLS for clients: certificates, client authentication, the
+//!   plain-or-TLS client stream.
 
 mod batch;
 pub mod commands;
@@ -29,6 +32,7 @@ pub mod registry;
 pub mod reload;
 pub mod resp;
 pub mod service;
+pub mod tls;
 mod transaction;
 pub mod upstream;
 
@@ -47,6 +51,11 @@ pub async fn run(args: ProxyArgs) -> Result<(), ProxyError> {
         metrics_http::install(addr)?;
     }
     let server = Server::bind(config).await?;
-    tracing::info!("proxy listening on {}", server.local_addr());
+    if let Some(addr) = server.plaintext_addr() {
+        tracing::info!("proxy listening on {addr}");
+    }
+    if let Some(addr) = server.tls_addr() {
+        tracing::info!("proxy listening for TLS clients on {addr}");
+    }
     server.serve(listener::shutdown_signal()).await
 }

@@ -31,9 +31,15 @@ use crate::error::ProxyError;
 use crate::pubsub::PubSub;
 use crate::registry::ClientRegistry;
 use crate::service::{self, RequestService};
+use crate::tls::{ClientStream, ClientTls, HANDSHAKE_TIMEOUT};
 use crate::upstream::Upstream;
 use rampart_policies::connections::ConnectionGuard;
 use rampart_policies::{ConnectionLimiter, Decision, Policies};
+use tokio_rustls::TlsAcceptor;
+
+/// Client TLS handshakes by `result`: ok, error (refused certificate,
+/// plaintext on the TLS port...), timeout.
+pub const TLS_HANDSHAKES: &str = "rampart_tls_handshakes_total";
 
 /// Binds `addr` with SO_REUSEADDR and SO_REUSEPORT (see the module docs).
 pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -49,7 +55,9 @@ pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// A bound proxy, ready to serve.
 pub struct Server {
-    listener: TcpListener,
+    /// The plaintext listener (`None`: turned off, TLS only).
+    listener: Option<TcpListener>,
+    tls: Option<TlsListener>,
     shared: Arc<Shared>,
     service: RequestService,
     policies: Arc<Policies>,
@@ -63,8 +71,29 @@ impl Server {
             Policies::new(&config.policies)
                 .map_err(|e| ProxyError::Config(format!("policies: {e}")))?,
         );
-        let listener = bind_reuseport(config.listen)?;
-        let local_addr = listener.local_addr()?;
+        let tls = match &config.tls {
+            Some(settings) => {
+                let client_tls = ClientTls::load(settings.files.clone())
+                    .map_err(|e| ProxyError::Config(format!("TLS: {e}")))?;
+                let listener = bind_reuseport(settings.addr)?;
+                Some(TlsListener {
+                    local_addr: listener.local_addr()?,
+                    listener,
+                    tls: Arc::new(client_tls),
+                })
+            }
+            None => None,
+        };
+        let listener = if config.plaintext() {
+            Some(bind_reuseport(config.listen)?)
+        } else {
+            None
+        };
+        let local_addr = match (&listener, &tls) {
+            (Some(listener), _) => listener.local_addr()?,
+            (None, Some(tls)) => tls.local_addr,
+            (None, None) => unreachable!("Config::plaintext is true without TLS"),
+        };
         let upstream = Arc::new(Upstream::new(config.nodes.clone(), config.retry_deadline));
         let run_id = format!(
             "{}{}",
@@ -93,14 +122,26 @@ impl Server {
         );
         Ok(Server {
             listener,
+            tls,
             shared,
             service,
             policies,
         })
     }
 
+    /// The plaintext listener's address (the TLS one's when plaintext is off).
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// Where the plaintext listener is bound, if it is on.
+    pub fn plaintext_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().map(|_| self.shared.local_addr)
+    }
+
+    /// Where the TLS listener is bound, if it is on.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().map(|t| t.local_addr)
     }
 
     /// The live policies (for tests and reloads).
@@ -117,6 +158,7 @@ impl Server {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
         let Server {
             listener,
+            tls,
             shared,
             service,
             policies,
@@ -124,75 +166,47 @@ impl Server {
         let stop = CancellationToken::new();
         tokio::spawn(crate::reload::watch(
             policies.clone(),
+            tls.as_ref().map(|t| t.tls.clone()),
             shared.config.args.clone(),
             stop.child_token(),
         ));
         // One pub/sub link per node (docs/pubsub.md).
         shared.pubsub.start(stop.child_token());
-        let limiter = policies.connections.clone();
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        let starter = Starter {
+            limiter: policies.connections.clone(),
+            shared: shared.clone(),
+            service,
+            stop: stop.clone(),
+            done: done_tx,
+        };
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((socket, peer)) => match &*policies.proxy_protocol() {
-                        Some(pp) if pp.expects_header_from(peer.ip()) => {
-                            // The real client address comes first: read the
-                            // header off the accept loop.
-                            let pp = pp.clone();
-                            let start = Start {
-                                limiter: limiter.clone(),
-                                shared: shared.clone(),
-                                service: service.clone(),
-                                stop: stop.child_token(),
-                                done: done_tx.clone(),
-                            };
-                            tokio::spawn(async move {
-                                let mut socket = socket;
-                                match pp.read(&mut socket).await {
-                                    Ok(client) => {
-                                        let client = client.unwrap_or(peer);
-                                        if let Some((socket, guard)) =
-                                            admit(&start.limiter, socket, client)
-                                        {
-                                            start.run(socket, client, guard);
-                                        }
-                                    }
-                                    Err(e) => {
-                                        tracing::debug!(%peer, error = %e, "closing connection without a valid PROXY header");
-                                    }
-                                }
-                            });
-                        }
-                        // Rejects cost nothing beyond this check and a close:
-                        // the per-connection state is only built once admitted.
-                        _ => {
-                            if let Some((socket, guard)) = admit(&limiter, socket, peer) {
-                                Start {
-                                    limiter: limiter.clone(),
-                                    shared: shared.clone(),
-                                    service: service.clone(),
-                                    stop: stop.child_token(),
-                                    done: done_tx.clone(),
-                                }
-                                .run(socket, peer, guard);
-                            }
-                        }
-                    },
-                    Err(e) => {
-                        // Typically EMFILE: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                // Both listeners feed the same path: PROXY header, per-IP
+                // admission, then (TLS only) the handshake in the
+                // connection's own task.
+                accepted = accept(listener.as_ref()) => match accepted {
+                    Ok((socket, peer)) => handle_accepted(socket, peer, None, &policies, &starter),
+                    Err(e) => accept_failed(e).await,
+                },
+                accepted = accept(tls.as_ref().map(|t| &t.listener)) => match accepted {
+                    Ok((socket, peer)) => {
+                        // The certificate in force when the client connects.
+                        let acceptor = tls.as_ref().map(|t| t.tls.acceptor());
+                        handle_accepted(socket, peer, acceptor, &policies, &starter)
                     }
+                    Err(e) => accept_failed(e).await,
                 },
             }
         }
         drop(listener);
+        drop(tls);
         let open = shared.registry.len();
         tracing::info!(connections = open, "proxy stopped accepting; draining");
         stop.cancel();
-        drop(done_tx);
+        drop(starter);
         if tokio::time::timeout(shared.config.drain_timeout, done_rx.recv())
             .await
             .is_err()
@@ -207,6 +221,93 @@ impl Server {
     }
 }
 
+/// The TLS client listener and its (reloadable) certificates.
+struct TlsListener {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    tls: Arc<ClientTls>,
+}
+
+/// Accepts on `listener`; never completes when it is off.
+async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn accept_failed(e: std::io::Error) {
+    // Typically EMFILE: back off instead of spinning.
+    tracing::warn!(error = %e, "accept failed");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// One accepted socket, from either listener: the PROXY protocol header
+/// (from trusted peers, off the accept loop), the per-IP cap on the real
+/// client address, then the connection's task. `tls` is the acceptor of a
+/// connection to the TLS port.
+fn handle_accepted(
+    socket: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    policies: &Policies,
+    starter: &Starter,
+) {
+    match &*policies.proxy_protocol() {
+        Some(pp) if pp.expects_header_from(peer.ip()) => {
+            // The real client address comes first: read the header off the
+            // accept loop.
+            let pp = pp.clone();
+            let start = starter.start(tls);
+            tokio::spawn(async move {
+                let mut socket = socket;
+                match pp.read(&mut socket).await {
+                    Ok(client) => {
+                        let client = client.unwrap_or(peer);
+                        if let Some((socket, guard)) = admit(&start.limiter, socket, client) {
+                            start.run(socket, client, guard);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "closing connection without a valid PROXY header");
+                    }
+                }
+            });
+        }
+        // Rejects cost nothing beyond this check and a close: the
+        // per-connection state is only built once admitted. A peer outside
+        // the trusted list is served with its TCP address, whatever it sends.
+        _ => {
+            if let Some((socket, guard)) = admit(&starter.limiter, socket, peer) {
+                starter.start(tls).run(socket, peer, guard);
+            }
+        }
+    }
+}
+
+/// What every connection shares; [`Starter::start`] makes one's [`Start`].
+struct Starter {
+    limiter: Arc<ConnectionLimiter>,
+    shared: Arc<Shared>,
+    service: RequestService,
+    stop: CancellationToken,
+    /// Held by every connection; the drain waits until all are dropped.
+    done: mpsc::Sender<()>,
+}
+
+impl Starter {
+    fn start(&self, tls: Option<TlsAcceptor>) -> Start {
+        Start {
+            limiter: self.limiter.clone(),
+            shared: self.shared.clone(),
+            service: self.service.clone(),
+            stop: self.stop.child_token(),
+            done: self.done.clone(),
+            tls,
+        }
+    }
+}
+
 /// What a newly accepted connection needs to start.
 struct Start {
     limiter: Arc<ConnectionLimiter>,
@@ -214,6 +315,7 @@ struct Start {
     service: RequestService,
     stop: CancellationToken,
     done: mpsc::Sender<()>,
+    tls: Option<TlsAcceptor>,
 }
 
 /// Layer 3: the per-IP cap for `client` (the real client address). Closes
@@ -239,20 +341,59 @@ impl Start {
         if let Err(e) = socket.set_nodelay(true) {
             tracing::debug!(peer = %client, error = %e, "TCP_NODELAY failed");
         }
-        let serve = connection::serve(
-            socket,
-            client,
-            self.shared,
-            self.service,
-            self.stop,
-            self.done,
-        );
         tokio::spawn(async move {
             // Released however the connection ends.
             let _guard = guard;
-            serve.await;
+            let stream = match self.tls {
+                None => ClientStream::Plain(socket),
+                Some(acceptor) => match handshake(acceptor, socket, &self.stop).await {
+                    Some(stream) => stream,
+                    None => return,
+                },
+            };
+            connection::serve(
+                stream,
+                client,
+                self.shared,
+                self.service,
+                self.stop,
+                self.done,
+            )
+            .await;
         });
     }
+}
+
+/// The server side of a client's TLS handshake, bounded by
+/// [`HANDSHAKE_TIMEOUT`] and by shutdown. Failures are the client's
+/// business (wrong CA, no certificate where one is required, plaintext on
+/// the TLS port): logged at debug and counted, the socket closed.
+async fn handshake(
+    acceptor: TlsAcceptor,
+    socket: TcpStream,
+    stop: &CancellationToken,
+) -> Option<ClientStream> {
+    let peer = socket.peer_addr().ok();
+    let result = tokio::select! {
+        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)) => r,
+        () = stop.cancelled() => return None,
+    };
+    let outcome = match result {
+        Ok(Ok(stream)) => {
+            metrics::counter!(TLS_HANDSHAKES, "result" => "ok").increment(1);
+            return Some(ClientStream::Tls(Box::new(stream)));
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(?peer, error = %e, "TLS handshake failed");
+            "error"
+        }
+        Err(_) => {
+            tracing::debug!(?peer, "TLS handshake timed out");
+            "timeout"
+        }
+    };
+    metrics::counter!(TLS_HANDSHAKES, "result" => outcome).increment(1);
+    None
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -3,7 +3,8 @@
 //! section is re-read and applied with the same flag/env overrides as at
 //! start. Open connections are kept; new limits apply to new admissions. A
 //! file that does not parse or resolve is rejected with a log line and the
-//! running policy stays. Also runs the connection limiter's periodic upkeep.
+//! running policy stays. SIGHUP also reloads the client TLS certificates
+//! (`reload_tls`). Also runs the connection limiter's periodic upkeep.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use rampart_policies::Policies;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ProxyArgs};
+use crate::tls::ClientTls;
 
 const FILE_POLL: Duration = Duration::from_secs(2);
 const HOUSEKEEPING: Duration = Duration::from_secs(10);
@@ -40,8 +42,30 @@ fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-/// Runs until `stop` is cancelled.
-pub async fn watch(policies: Arc<Policies>, args: ProxyArgs, stop: CancellationToken) {
+/// Re-reads the client TLS certificate, key and CA; on error the running
+/// ones stay (existing connections are never touched either way).
+pub fn reload_tls(tls: &ClientTls) -> bool {
+    match tls.reload() {
+        Ok(()) => {
+            tracing::info!("client TLS certificates reloaded");
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "client TLS reload failed; the previous certificates stay");
+            false
+        }
+    }
+}
+
+/// Runs until `stop` is cancelled. `tls` (the client TLS listener's
+/// certificates) is reloaded on SIGHUP only: a file poll could catch a
+/// certificate and key halfway through being replaced.
+pub async fn watch(
+    policies: Arc<Policies>,
+    tls: Option<Arc<ClientTls>>,
+    args: ProxyArgs,
+    stop: CancellationToken,
+) {
     #[cfg(unix)]
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
@@ -71,6 +95,9 @@ pub async fn watch(policies: Arc<Policies>, args: ProxyArgs, stop: CancellationT
             _ = hangup => {
                 stamp = path.as_deref().and_then(file_stamp);
                 reload_now(&policies, &args, "SIGHUP");
+                if let Some(tls) = &tls {
+                    reload_tls(tls);
+                }
             }
             _ = poll.tick() => {
                 if let Some(p) = path.as_deref() {

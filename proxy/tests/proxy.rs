@@ -384,7 +384,7 @@ async fn start_fake() -> (SocketAddr, FakeNodes) {
         let (done_tx, _done_rx) = mpsc::channel(1);
         while let Ok((socket, peer)) = listener.accept().await {
             tokio::spawn(connection::serve(
-                socket,
+                rampart_proxy::tls::ClientStream::Plain(socket),
                 peer,
                 shared.clone(),
                 service.clone(),
