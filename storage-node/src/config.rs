@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use rampart_proto::cluster_tls::ClusterSecurity;
+
 use crate::commands::streams::legacy::{MigrationMode, DEFAULT_CHUNK};
 use crate::NodeError;
 
@@ -45,6 +47,9 @@ rampart_proto::settings! {
     /// stream_migration_mode = "b"
     /// stream_migration_chunk = 1024
     /// stream_drain_rate = 10000
+    /// cluster_tls_ca_file = "/etc/rampart/tls/ca.pem"
+    /// cluster_tls_cert_file = "/etc/rampart/tls/node-1.pem"
+    /// cluster_tls_key_file = "/etc/rampart/tls/node-1-key.pem"
     /// ```
     pub struct NodeArgs;
     /// The settings file: the same names as the flags.
@@ -132,6 +137,20 @@ rampart_proto::settings! {
     /// Entries per second the leader's background drainer may migrate out
     /// of legacy streams nobody writes to; 0 turns it off.
     stream_drain_rate: u64, env "RAMPART_STREAM_DRAIN_RATE", file, default 10_000;
+    /// The cluster CA certificate (PEM). Both listeners run mutual TLS and
+    /// accept only peers whose certificate it signed; peers are dialled the
+    /// same way (docs/security.md).
+    cluster_tls_ca_file: PathBuf, env "RAMPART_CLUSTER_TLS_CA_FILE", file, unset "none";
+    /// This node's certificate (PEM), signed by the cluster CA, with the
+    /// node role and name (`rampart certs` makes one).
+    cluster_tls_cert_file: PathBuf, env "RAMPART_CLUSTER_TLS_CERT_FILE", file, unset "none";
+    /// The private key of --cluster-tls-cert-file (PEM).
+    cluster_tls_key_file: PathBuf, env "RAMPART_CLUSTER_TLS_KEY_FILE", file, unset "none";
+    /// Serve and dial the cluster links in plaintext, without certificates
+    /// (logs a warning). Without it and without the --cluster-tls-* files
+    /// the node refuses to start.
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    insecure: bool, env "RAMPART_INSECURE", file, default false;
 }
 
 /// Resolved settings of one node.
@@ -172,6 +191,8 @@ pub struct NodeConfig {
     pub stream_migration: MigrationMode,
     /// Entries per second the background drainer migrates (0 = off).
     pub stream_drain_rate: u64,
+    /// Mutual TLS files, `--insecure`, or neither (`start` refuses that).
+    pub cluster_security: ClusterSecurity,
 }
 
 /// `--<lane>-threads`: at least 1, by default the CPUs available.
@@ -260,6 +281,13 @@ impl NodeArgs {
                 )))
             }
         };
+        let cluster_security = ClusterSecurity::from_settings(
+            s.cluster_tls_ca_file,
+            s.cluster_tls_cert_file,
+            s.cluster_tls_key_file,
+            s.insecure,
+        )
+        .map_err(|e| NodeError::Config(e.to_string()))?;
         Ok(NodeConfig {
             id,
             raft_addr: s.raft_addr,
@@ -284,6 +312,7 @@ impl NodeArgs {
             pin_cores,
             stream_migration,
             stream_drain_rate: s.stream_drain_rate,
+            cluster_security,
         })
     }
 }
