@@ -9,6 +9,7 @@ use rampart_policies::config::{
     AdmissionConfig, ProxyProtocolConfig, DEFAULT_PER_IP_MAX, DEFAULT_REJECT_RATE_PER_SEC,
 };
 use rampart_policies::PolicyConfig;
+use rampart_proto::cluster_tls::ClusterSecurity;
 
 use crate::error::ProxyError;
 use crate::resp::decode::DEFAULT_MAX_BULK_LEN;
@@ -53,7 +54,8 @@ rampart_proto::settings! {
     /// TOML file with the same keys (listen, nodes, requirepass, retry_deadline_ms,
     /// max_bulk_len, max_query_buffer, drain_timeout_ms, metrics_addr,
     /// pubsub_output_buffer_limit, pubsub_output_buffer_soft_limit,
-    /// pubsub_output_buffer_soft_seconds) and a [policies] section
+    /// pubsub_output_buffer_soft_seconds, cluster_tls_ca_file,
+    /// cluster_tls_cert_file, cluster_tls_key_file, insecure) and a [policies] section
     /// (docs/policies.md); re-read on SIGHUP and when it changes
     config: PathBuf, env "RAMPART_PROXY_CONFIG", no_file, no_default;
     /// Admission and isolation policies on or off
@@ -93,6 +95,20 @@ rampart_proto::settings! {
     /// Seconds a client may stay above the soft limit
     pubsub_output_buffer_soft_seconds: u64, env "RAMPART_PUBSUB_OUTPUT_BUFFER_SOFT_SECONDS", file,
         default crate::pubsub::DEFAULT_OUTPUT_BUFFER_SOFT_SECONDS;
+    /// The cluster CA certificate (PEM): the proxy dials the nodes with
+    /// mutual TLS and accepts only node certificates it signed
+    /// (docs/security.md; not the client-facing TLS)
+    cluster_tls_ca_file: PathBuf, env "RAMPART_CLUSTER_TLS_CA_FILE", file, unset "none";
+    /// The proxy's certificate (PEM) for the nodes, signed by the cluster CA
+    /// with the proxy role (`rampart certs` makes one)
+    cluster_tls_cert_file: PathBuf, env "RAMPART_CLUSTER_TLS_CERT_FILE", file, unset "none";
+    /// The private key of --cluster-tls-cert-file (PEM)
+    cluster_tls_key_file: PathBuf, env "RAMPART_CLUSTER_TLS_KEY_FILE", file, unset "none";
+    /// Talk to the nodes in plaintext, without certificates (logs a warning);
+    /// without it and without the --cluster-tls-* files the proxy refuses to
+    /// start. Clients still connect as configured
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    insecure: bool, env "RAMPART_INSECURE", file, default false;
 }
 
 /// Resolved settings.
@@ -119,6 +135,9 @@ pub struct Config {
     pub policies: PolicyConfig,
     /// What the process was started with, to re-apply on reload.
     pub args: ProxyArgs,
+    /// Mutual TLS to the nodes, `--insecure`, or neither (`Server::bind`
+    /// refuses that).
+    pub cluster_security: ClusterSecurity,
 }
 
 impl Config {
@@ -157,6 +176,13 @@ impl Config {
         let size = |value: u64, name: &str| {
             usize::try_from(value).map_err(|_| ProxyError::Config(format!("{name} too large")))
         };
+        let cluster_security = ClusterSecurity::from_settings(
+            s.cluster_tls_ca_file,
+            s.cluster_tls_cert_file,
+            s.cluster_tls_key_file,
+            s.insecure,
+        )
+        .map_err(|e| ProxyError::Config(e.to_string()))?;
         Ok(Config {
             listen: s.listen,
             nodes,
@@ -178,6 +204,7 @@ impl Config {
             config_file: args.config.clone(),
             policies,
             args,
+            cluster_security,
         })
     }
 
