@@ -398,11 +398,12 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
     let raft = {
         let log_store = LogStore::new(engine.clone()).with_commit_clock(commit_clock.clone());
         let id = cfg.id;
+        let network = NetworkFactory::new(tls.clone());
         rt.spawn(async move {
             Raft::new(
                 id,
                 raft_config,
-                NetworkFactory::new(tls.clone()),
+                network,
                 log_store,
                 state_machine,
             )
