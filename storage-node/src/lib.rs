@@ -399,19 +399,10 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
         let log_store = LogStore::new(engine.clone()).with_commit_clock(commit_clock.clone());
         let id = cfg.id;
         let network = NetworkFactory::new(tls.clone());
-        rt.spawn(async move {
-            Raft::new(
-                id,
-                raft_config,
-                network,
-                log_store,
-                state_machine,
-            )
+        rt.spawn(async move { Raft::new(id, raft_config, network, log_store, state_machine).await })
             .await
-        })
-        .await
-        .map_err(|e| NodeError::Raft(format!("raft start task failed: {e}")))?
-        .map_err(|e| NodeError::Raft(e.to_string()))?
+            .map_err(|e| NodeError::Raft(format!("raft start task failed: {e}")))?
+            .map_err(|e| NodeError::Raft(e.to_string()))?
     };
 
     let ctx = Arc::new(NodeCtx {
