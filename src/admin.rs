@@ -2,24 +2,61 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
+use rampart_proto::cluster_tls::{self, ClusterSecurity, ClusterTls};
 use rampart_proto::pb::admin_client::AdminClient;
 use rampart_proto::pb::{
     AddLearnerRequest, AdminReply, ChangeMembershipRequest, ClusterStatus, InitializeRequest,
     NodeAddress, StatusRequest,
 };
+use std::path::PathBuf;
 use tonic::transport::Channel;
 
 #[derive(Args)]
 pub struct AdminArgs {
+    #[command(flatten)]
+    tls: ClusterTlsArgs,
     #[command(subcommand)]
     command: AdminCommand,
+}
+
+/// How `rampart admin` reaches a node: mutual TLS with an admin
+/// certificate (the Admin service accepts no other role), or `--insecure`
+/// for a cluster running in plaintext.
+#[derive(Args, Clone, Default)]
+pub struct ClusterTlsArgs {
+    /// The cluster CA certificate (PEM).
+    #[arg(long, env = "RAMPART_CLUSTER_TLS_CA_FILE", global = true)]
+    pub cluster_tls_ca_file: Option<PathBuf>,
+    /// An admin certificate (PEM) signed by the cluster CA (`rampart certs`
+    /// writes admin.pem).
+    #[arg(long, env = "RAMPART_CLUSTER_TLS_CERT_FILE", global = true)]
+    pub cluster_tls_cert_file: Option<PathBuf>,
+    /// The private key of --cluster-tls-cert-file (PEM).
+    #[arg(long, env = "RAMPART_CLUSTER_TLS_KEY_FILE", global = true)]
+    pub cluster_tls_key_file: Option<PathBuf>,
+    /// Talk to a node running with --insecure, in plaintext.
+    #[arg(long, env = "RAMPART_INSECURE", global = true)]
+    pub insecure: bool,
+}
+
+impl ClusterTlsArgs {
+    /// The loaded identity, `None` with --insecure; an error without either.
+    pub fn load(&self) -> Result<Option<ClusterTls>> {
+        Ok(ClusterSecurity::from_settings(
+            self.cluster_tls_ca_file.clone(),
+            self.cluster_tls_cert_file.clone(),
+            self.cluster_tls_key_file.clone(),
+            self.insecure,
+        )?
+        .load()?)
+    }
 }
 
 #[derive(Subcommand)]
 enum AdminCommand {
     /// Initialise a new cluster whose voters are the given members.
     Init {
-        /// Raft or client address of any member.
+        /// Raft address of any member (Admin is served there only).
         #[arg(long)]
         node: String,
         /// `ID=RAFT_ADDR/CLIENT_ADDR[/METRICS_URL]`, once per member.
@@ -55,13 +92,15 @@ enum AdminCommand {
 }
 
 pub async fn run(args: AdminArgs) -> Result<()> {
+    let tls = args.tls.load()?;
+    let tls = tls.as_ref();
     match args.command {
         AdminCommand::Init { node, members } => {
             let members = members
                 .iter()
                 .map(|m| parse_member(m))
                 .collect::<Result<Vec<_>>>()?;
-            let reply = connect(&node)
+            let reply = connect(&node, tls)
                 .await?
                 .initialize(InitializeRequest { members })
                 .await?
@@ -69,12 +108,12 @@ pub async fn run(args: AdminArgs) -> Result<()> {
             report(reply)
         }
         AdminCommand::Status { node } => {
-            let status = status(&node).await?;
+            let status = status(&node, tls).await?;
             println!("{}", status_json(&status));
             Ok(())
         }
         AdminCommand::Snapshot { node } => {
-            let reply = connect(&node)
+            let reply = connect(&node, tls)
                 .await?
                 .trigger_snapshot(StatusRequest {})
                 .await?
@@ -82,7 +121,7 @@ pub async fn run(args: AdminArgs) -> Result<()> {
             report(reply)
         }
         AdminCommand::AddLearner { node, member } => {
-            let reply = connect(&node)
+            let reply = connect(&node, tls)
                 .await?
                 .add_learner(AddLearnerRequest {
                     node: Some(parse_member(&member)?),
@@ -92,7 +131,7 @@ pub async fn run(args: AdminArgs) -> Result<()> {
             report(reply)
         }
         AdminCommand::ChangeMembership { node, voters } => {
-            let reply = connect(&node)
+            let reply = connect(&node, tls)
                 .await?
                 .change_membership(ChangeMembershipRequest { voter_ids: voters })
                 .await?
@@ -102,9 +141,10 @@ pub async fn run(args: AdminArgs) -> Result<()> {
     }
 }
 
-pub async fn connect(addr: &str) -> Result<AdminClient<Channel>> {
-    let endpoint = format!("http://{addr}");
-    let channel = Channel::from_shared(endpoint)?
+/// The Admin service of the node whose Raft address is `addr`.
+pub async fn connect(addr: &str, tls: Option<&ClusterTls>) -> Result<AdminClient<Channel>> {
+    let channel = cluster_tls::endpoint(tls, addr)
+        .map_err(|e| anyhow!(e))?
         .connect_timeout(std::time::Duration::from_secs(2))
         .timeout(std::time::Duration::from_secs(30))
         .connect()
@@ -113,8 +153,8 @@ pub async fn connect(addr: &str) -> Result<AdminClient<Channel>> {
     Ok(AdminClient::new(channel))
 }
 
-pub async fn status(addr: &str) -> Result<ClusterStatus> {
-    Ok(connect(addr)
+pub async fn status(addr: &str, tls: Option<&ClusterTls>) -> Result<ClusterStatus> {
+    Ok(connect(addr, tls)
         .await?
         .status(StatusRequest {})
         .await?

@@ -14,7 +14,9 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::admin;
+use rampart_proto::cluster_tls::{ClusterTls, TlsFiles};
+
+use crate::{admin, certs};
 
 const NODES: u64 = 3;
 
@@ -44,6 +46,53 @@ pub struct DevArgs {
     /// Proxy configuration file (TOML; policies are reloaded on SIGHUP).
     #[arg(long)]
     proxy_config: Option<PathBuf>,
+    /// Run the links between proxy, nodes and admin in plaintext instead of
+    /// mutual TLS with the throwaway certificates in DATA_DIR/certs.
+    #[arg(long)]
+    insecure: bool,
+}
+
+/// How the children and the admin calls secure the cluster links.
+struct Security {
+    /// The certificate folder; `None` with --insecure.
+    certs: Option<PathBuf>,
+    /// The admin identity for this process's own Admin calls.
+    admin: Option<ClusterTls>,
+}
+
+impl Security {
+    /// Makes the certificates on first use (kept across restarts of the
+    /// same data folder, so the nodes' data and certificates stay together).
+    fn prepare(args: &DevArgs) -> Result<Security> {
+        if args.insecure {
+            return Ok(Security {
+                certs: None,
+                admin: None,
+            });
+        }
+        let dir = args.data_dir.join("certs");
+        if !certs::exists(&dir) {
+            certs::generate(&dir, NODES as u32)?;
+        }
+        let (cert, key) = certs::pair(&dir, "admin");
+        let admin = ClusterTls::load(&TlsFiles {
+            ca: certs::ca(&dir),
+            cert,
+            key,
+        })?;
+        Ok(Security {
+            certs: Some(dir),
+            admin: Some(admin),
+        })
+    }
+
+    /// The flags of a child whose certificate is `name`.
+    fn flags(&self, name: &str) -> Vec<String> {
+        match &self.certs {
+            Some(dir) => certs::flags(dir, name),
+            None => vec!["--insecure".into()],
+        }
+    }
 }
 
 struct NodePorts {
@@ -72,6 +121,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let logs = args.data_dir.join("logs");
     std::fs::create_dir_all(&logs)?;
     let exe = std::env::current_exe()?;
+    let security = Security::prepare(&args)?;
 
     let nodes: Vec<NodePorts> = (1..=NODES)
         .map(|id| NodePorts {
@@ -85,29 +135,27 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let mut children = Vec::new();
     for node in &nodes {
         let data = args.data_dir.join(format!("node-{}", node.id));
-        let child = spawn(
-            &exe,
-            &format!("node-{}", node.id),
-            &logs,
-            &[
-                "node",
-                "--id",
-                &node.id.to_string(),
-                "--raft-addr",
-                &node.raft,
-                "--client-addr",
-                &node.client,
-                "--data-dir",
-                &data.to_string_lossy(),
-                "--metrics-addr",
-                &node.metrics,
-            ],
-        )?;
+        let name = format!("node-{}", node.id);
+        let tls = security.flags(&name);
+        let id = node.id.to_string();
+        let mut node_args = vec![
+            "node",
+            "--id",
+            &id,
+            "--raft-addr",
+            &node.raft,
+            "--client-addr",
+            &node.client,
+        ];
+        let data = data.to_string_lossy();
+        node_args.extend(["--data-dir", &data, "--metrics-addr", &node.metrics]);
+        node_args.extend(tls.iter().map(String::as_str));
+        let child = spawn(&exe, &name, &logs, &node_args)?;
         println!("node-{} metrics {}", node.id, metrics_url(&node.metrics));
         children.push(child);
     }
 
-    let result = start_cluster(&args, &exe, &logs, &nodes, &mut children).await;
+    let result = start_cluster(&args, &security, &exe, &logs, &nodes, &mut children).await;
     if let Err(err) = result {
         eprintln!("rampart dev: {err:#}");
         for child in &children {
@@ -153,22 +201,25 @@ pub async fn run(args: DevArgs) -> Result<()> {
 
 async fn start_cluster(
     args: &DevArgs,
+    security: &Security,
     exe: &Path,
     logs: &Path,
     nodes: &[NodePorts],
     children: &mut Vec<Managed>,
 ) -> Result<()> {
+    // Admin is served on the Raft listener, to the admin certificate.
+    let tls = security.admin.as_ref();
     for node in nodes {
         wait_until(
             Duration::from_secs(60),
             &format!("node {} to start", node.id),
             children,
-            || admin::status(&node.client),
+            || admin::status(&node.raft, tls),
         )
         .await?;
     }
 
-    let first = admin::status(&nodes[0].client).await?;
+    let first = admin::status(&nodes[0].raft, tls).await?;
     if first.voter_ids.is_empty() && first.leader_id == 0 {
         let members = nodes
             .iter()
@@ -182,7 +233,7 @@ async fn start_cluster(
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
-        let reply = admin::connect(&nodes[0].client)
+        let reply = admin::connect(&nodes[0].raft, tls)
             .await?
             .initialize(rampart_proto::pb::InitializeRequest { members })
             .await?
@@ -197,7 +248,7 @@ async fn start_cluster(
         "a Raft leader",
         children,
         || async {
-            let status = admin::status(&nodes[0].client).await?;
+            let status = admin::status(&nodes[0].raft, tls).await?;
             if status.leader_id == 0 {
                 bail!("no leader yet");
             }
@@ -236,6 +287,8 @@ async fn start_cluster(
     if let Some(path) = &config {
         proxy_args.extend(["--config", path.as_str()]);
     }
+    let proxy_tls = security.flags("proxy");
+    proxy_args.extend(proxy_tls.iter().map(String::as_str));
     children.push(spawn(exe, "proxy", logs, &proxy_args)?);
     println!("proxy metrics {}", metrics_url(&proxy_metrics));
     wait_until(
@@ -261,6 +314,14 @@ async fn start_cluster(
         metrics_url(&proxy_metrics)
     );
     println!("  logs    {}", logs.display());
+    match &security.certs {
+        Some(dir) => println!(
+            "  cluster links: mutual TLS (certificates in {}; admin: rampart admin {} ...)",
+            dir.display(),
+            certs::flags(dir, "admin").join(" ")
+        ),
+        None => println!("  cluster links: plaintext (--insecure)"),
+    }
     println!("ready: redis-cli -p {}", args.proxy_port);
     Ok(())
 }

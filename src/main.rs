@@ -6,11 +6,14 @@
 //! - `rampart node ...` / `rampart proxy ...` run one node / one proxy, with
 //!   the same flags as `rampart-node` / `rampart-proxy`.
 //! - `rampart admin ...` talks to a node's Admin gRPC service.
+//! - `rampart certs ...` makes a throwaway CA and certificates for the
+//!   cluster's mutual TLS.
 //!
 //! The launcher re-executes itself for its children, so `cargo run --bin
 //! rampart -- dev` needs no other binary to be built.
 
 mod admin;
+mod certs;
 mod dev;
 
 use anyhow::Result;
@@ -37,6 +40,8 @@ enum Command {
     Proxy(rampart_proxy::ProxyArgs),
     /// Cluster administration through a node's Admin service.
     Admin(admin::AdminArgs),
+    /// Make a throwaway cluster CA and certificates for mutual TLS.
+    Certs(certs::CertsArgs),
 }
 
 fn main() -> Result<()> {
@@ -56,6 +61,7 @@ fn main() -> Result<()> {
             Command::Node(args) => Ok(rampart_node::run(args).await?),
             Command::Proxy(args) => Ok(rampart_proxy::run(args).await?),
             Command::Admin(args) => admin::run(args).await,
+            Command::Certs(args) => certs::run(args),
         }
     });
     // Flushes buffered spans; the runtime is still alive for the exporter.
@@ -70,7 +76,7 @@ fn telemetry_options(command: &Command) -> rampart_telemetry::Options {
     let (service_name, traces) = match command {
         Command::Node(_) => ("rampart-node", true),
         Command::Proxy(_) => ("rampart-proxy", true),
-        Command::Dev(_) | Command::Admin(_) => ("rampart", false),
+        Command::Dev(_) | Command::Admin(_) | Command::Certs(_) => ("rampart", false),
     };
     rampart_telemetry::Options {
         service_name,

@@ -125,7 +125,12 @@ impl Project {
             "admin",
             "status",
             "--node",
-            "127.0.0.1:7101",
+            // Admin: the Raft port, the admin certificate (docker-compose.yml).
+            "127.0.0.1:7111",
+            "--cluster-tls-cert-file",
+            "/certs/admin.pem",
+            "--cluster-tls-key-file",
+            "/certs/admin-key.pem",
         ]));
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())

@@ -41,11 +41,12 @@ fn dev_starts_serves_and_stops_on_sigterm() {
 
     // "ready" within a bounded time.
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut mutual_tls = false;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) if line.contains("ready") => break,
-            Ok(_) => {}
+            Ok(line) => mutual_tls |= line.contains("cluster links: mutual TLS"),
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -54,6 +55,10 @@ fn dev_starts_serves_and_stops_on_sigterm() {
         }
     }
 
+    // The local cluster runs mutual TLS by default, with certificates it
+    // made itself; clients still talk plaintext RESP to the proxy.
+    assert!(mutual_tls, "rampart dev did not report mutual TLS");
+    assert!(data_dir.join("certs").join("ca.pem").exists());
     let addr = format!("127.0.0.1:{proxy_port}");
     let mut c = connect(&addr, None);
     common::check(&mut c, &["PING"], "+PONG");

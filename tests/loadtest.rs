@@ -388,6 +388,7 @@ impl OpenProxy {
         cmd.arg("proxy")
             .args(["--listen", &addr])
             .args(["--nodes", &nodes.join(",")])
+            .args(cluster.proxy_tls_args())
             .args(["--policies", "false"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log"))

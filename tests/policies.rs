@@ -48,6 +48,7 @@ impl PolicyProxy {
         cmd.arg("proxy")
             .args(["--listen", &addr.to_string()])
             .args(["--nodes", &nodes.join(",")])
+            .args(cluster.proxy_tls_args())
             .arg("--config")
             .arg(&config)
             .stdin(Stdio::null())

@@ -350,6 +350,7 @@ fn stop_proxy_after_one_command(cluster: &Cluster, endpoint: &str, service: &str
     cmd.arg("proxy")
         .args(["--listen", &addr])
         .args(["--nodes", &nodes.join(",")])
+        .args(cluster.proxy_tls_args())
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
         .env("OTEL_TRACES_SAMPLER", "always_on")
         .env("OTEL_BSP_SCHEDULE_DELAY", "600000")

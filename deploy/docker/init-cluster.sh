@@ -1,18 +1,19 @@
 #!/bin/sh
 # One-shot cluster initialisation for docker-compose (the `init` service).
 #
-# Waits for the first node's Admin service, initialises the cluster with the
+# Waits for the first node's Admin service (on its Raft port, reached with
+# the admin certificate given in RAMPART_CLUSTER_TLS_*), initialises the cluster with the
 # members below unless it already has a membership, then waits for a leader.
 # Running it again (`docker compose up` after a restart, `docker compose run
 # init`) is a no-op, so the service can run on every `up`.
 #
 # Environment:
-#   RAMPART_INIT_NODE     node to talk to              [node1:7101]
+#   RAMPART_INIT_NODE     node to talk to (Raft addr)  [node1:7111]
 #   RAMPART_INIT_MEMBERS  space-separated member specs ID=RAFT/CLIENT[/METRICS_URL]
 #   RAMPART_INIT_TIMEOUT  seconds to wait for the node and for a leader [120]
 set -u
 
-NODE="${RAMPART_INIT_NODE:-node1:7101}"
+NODE="${RAMPART_INIT_NODE:-node1:7111}"
 MEMBERS="${RAMPART_INIT_MEMBERS:-1=node1:7111/node1:7101/http://node1:7121/metrics 2=node2:7111/node2:7101/http://node2:7121/metrics 3=node3:7111/node3:7101/http://node3:7121/metrics}"
 TIMEOUT="${RAMPART_INIT_TIMEOUT:-120}"
 

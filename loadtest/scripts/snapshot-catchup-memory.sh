@@ -39,19 +39,19 @@ raft() { echo "127.0.0.1:$((base + 10 + $1))"; }
 client() { echo "127.0.0.1:$((base + $1))"; }
 node_cmd() {
     echo "$bin" node --id "$1" --raft-addr "$(raft "$1")" --client-addr "$(client "$1")" \
-        --data-dir "$work/node$1" --snapshot-keep-logs 0 --snapshot-logs 1000000
+        --data-dir "$work/node$1" --snapshot-keep-logs 0 --snapshot-logs 1000000 --insecure
 }
 start_node() { $(node_cmd "$1") > "$work/node$1.log" 2>&1 & pids+=($!); eval "pid$1=$!"; }
-status() { "$bin" admin status --node "$(client "$1")" 2>/dev/null; }
+status() { "$bin" admin status --insecure --node "$(raft "$1")" 2>/dev/null; }
 field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1" 2>/dev/null; }
 
 for id in 1 2 3; do start_node "$id"; done
 sleep 2
 members=()
 for id in 1 2 3; do members+=(--member "$id=$(raft "$id")/$(client "$id")"); done
-for _ in $(seq 1 30); do "$bin" admin init --node "$(client 1)" "${members[@]}" >/dev/null 2>&1 && break; sleep 1; done
+for _ in $(seq 1 30); do "$bin" admin init --insecure --node "$(raft 1)" "${members[@]}" >/dev/null 2>&1 && break; sleep 1; done
 "$bin" proxy --listen "127.0.0.1:$proxy_port" \
-    --nodes "$(client 1),$(client 2),$(client 3)" > "$work/proxy.log" 2>&1 &
+    --nodes "$(client 1),$(client 2),$(client 3)" --insecure > "$work/proxy.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do redis-cli -p "$proxy_port" set probe 1 >/dev/null 2>&1 && break; sleep 0.5; done
 
@@ -80,7 +80,7 @@ kill "$(eval echo \$pid$follower)"; sleep 1
 applied=$(status "$leader" | field applied_index)
 t1=$(date +%s)
 # The admin call waits 60 s at most; a multi-GiB build may take longer.
-"$bin" admin snapshot --node "$(client "$leader")" || true
+"$bin" admin snapshot --insecure --node "$(raft "$leader")" || true
 until st=$(status "$leader") && [ "$(echo "$st" | field snapshot_index)" -ge "$applied" ] \
     && [ "$(echo "$st" | field purged_index)" -ge "$applied" ]; do sleep 1; done
 echo "leader built its snapshot and purged its log in $(( $(date +%s) - t1 )) s"

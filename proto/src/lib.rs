@@ -11,6 +11,8 @@
 //! - [`glob`]: Redis's glob matching (KEYS, SCAN MATCH, COMMAND LIST FILTERBY).
 
 pub mod args;
+pub mod cert_roles;
+pub mod cluster_tls;
 pub mod command_docs;
 mod command_docs_table;
 pub mod command_spec;

@@ -9,6 +9,7 @@ use rampart_policies::config::{
     AdmissionConfig, ProxyProtocolConfig, DEFAULT_PER_IP_MAX, DEFAULT_REJECT_RATE_PER_SEC,
 };
 use rampart_policies::PolicyConfig;
+use rampart_proto::cluster_tls::ClusterSecurity;
 
 use crate::error::ProxyError;
 use crate::tls::{AuthClients, TlsFiles};
@@ -79,8 +80,9 @@ rampart_proto::settings! {
     /// max_bulk_len, max_query_buffer, drain_timeout_ms, metrics_addr,
     /// pubsub_output_buffer_limit, pubsub_output_buffer_soft_limit,
     /// pubsub_output_buffer_soft_seconds, client_output_buffer_limit,
-    /// client_output_buffer_soft_limit, client_output_buffer_soft_seconds)
-    /// and a [policies] section
+    /// client_output_buffer_soft_limit, client_output_buffer_soft_seconds,
+    /// cluster_tls_ca_file, cluster_tls_cert_file, cluster_tls_key_file,
+    /// insecure) and a [policies] section
     /// (docs/policies.md); re-read on SIGHUP and when it changes
     config: PathBuf, env "RAMPART_PROXY_CONFIG", no_file, no_default;
     /// Admission and isolation policies on or off
@@ -139,6 +141,20 @@ rampart_proto::settings! {
     /// Seconds a client may stay above the soft output limit
     client_output_buffer_soft_seconds: u64, env "RAMPART_CLIENT_OUTPUT_BUFFER_SOFT_SECONDS", file,
         default DEFAULT_OUTPUT_BUFFER_SOFT_SECONDS;
+    /// The cluster CA certificate (PEM): the proxy dials the nodes with
+    /// mutual TLS and accepts only node certificates it signed
+    /// (docs/security.md; not the client-facing TLS)
+    cluster_tls_ca_file: PathBuf, env "RAMPART_CLUSTER_TLS_CA_FILE", file, unset "none";
+    /// The proxy's certificate (PEM) for the nodes, signed by the cluster CA
+    /// with the proxy role (`rampart certs` makes one)
+    cluster_tls_cert_file: PathBuf, env "RAMPART_CLUSTER_TLS_CERT_FILE", file, unset "none";
+    /// The private key of --cluster-tls-cert-file (PEM)
+    cluster_tls_key_file: PathBuf, env "RAMPART_CLUSTER_TLS_KEY_FILE", file, unset "none";
+    /// Talk to the nodes in plaintext, without certificates (logs a warning);
+    /// without it and without the --cluster-tls-* files the proxy refuses to
+    /// start. Clients still connect as configured
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    insecure: bool, env "RAMPART_INSECURE", file, default false;
 }
 
 /// Redis's `client-output-buffer-limit <class> <hard> <soft> <seconds>`:
@@ -179,6 +195,9 @@ pub struct Config {
     pub policies: PolicyConfig,
     /// What the process was started with, to re-apply on reload.
     pub args: ProxyArgs,
+    /// Mutual TLS to the nodes, `--insecure`, or neither (`Server::bind`
+    /// refuses that).
+    pub cluster_security: ClusterSecurity,
 }
 
 /// `--tls-port` and the files it serves.
@@ -268,6 +287,13 @@ impl Config {
                 })
             }
         };
+        let cluster_security = ClusterSecurity::from_settings(
+            s.cluster_tls_ca_file,
+            s.cluster_tls_cert_file,
+            s.cluster_tls_key_file,
+            s.insecure,
+        )
+        .map_err(|e| ProxyError::Config(e.to_string()))?;
         Ok(Config {
             listen: s.listen,
             tls,
@@ -298,6 +324,7 @@ impl Config {
             config_file: args.config.clone(),
             policies,
             args,
+            cluster_security,
         })
     }
 

@@ -94,16 +94,24 @@ impl Server {
             (None, Some(tls)) => tls.local_addr,
             (None, None) => unreachable!("Config::plaintext is true without TLS"),
         };
-        let upstream = Arc::new(Upstream::new(config.nodes.clone(), config.retry_deadline));
+        // Refuses to start without certificates or --insecure.
+        let cluster_tls = config
+            .cluster_security
+            .load()
+            .map_err(|e| ProxyError::Config(e.to_string()))?;
+        let upstream = Arc::new(
+            Upstream::new(config.nodes.clone(), config.retry_deadline).with_tls(cluster_tls.clone()),
+        );
         let run_id = format!(
             "{}{}",
             uuid::Uuid::new_v4().simple(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        let pubsub = Arc::new(PubSub::new(
+        let pubsub = Arc::new(PubSub::with_tls(
             &config.nodes,
             config.pubsub_limits(),
             config.retry_deadline,
+            cluster_tls.as_ref(),
         )?);
         let shared = Arc::new(Shared {
             pubsub,

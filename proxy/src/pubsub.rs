@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use rampart_proto::cluster_tls::{self, ClusterTls};
 use rampart_proto::glob::glob_match;
 use rampart_proto::pb::pub_sub_client::PubSubClient;
 use rampart_proto::pb::pub_sub_event::Event;
@@ -486,10 +487,21 @@ impl PubSub {
         output_limits: OutputLimits,
         deadline: Duration,
     ) -> Result<PubSub, ProxyError> {
+        PubSub::with_tls(nodes, output_limits, deadline, None)
+    }
+
+    /// [`PubSub::new`] with the links dialled over mutual TLS when `tls`
+    /// is set.
+    pub fn with_tls(
+        nodes: &[String],
+        output_limits: OutputLimits,
+        deadline: Duration,
+        tls: Option<&ClusterTls>,
+    ) -> Result<PubSub, ProxyError> {
         let mut links = Vec::with_capacity(nodes.len());
         for addr in nodes {
-            let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-                .map_err(|e| ProxyError::Config(format!("bad node address {addr}: {e}")))?
+            let endpoint = cluster_tls::endpoint(tls, addr)
+                .map_err(ProxyError::Config)?
                 .connect_timeout(CONNECT_TIMEOUT)
                 .tcp_nodelay(true)
                 // A node that vanished without closing the connection

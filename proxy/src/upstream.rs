@@ -30,8 +30,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rampart_proto::cluster_tls::{self, ClusterTls};
 use rampart_proto::command_table::lookup_argv;
-use rampart_proto::pb::admin_client::AdminClient;
 use rampart_proto::pb::blocking_event::Event;
 use rampart_proto::pb::execute_response::Outcome;
 use rampart_proto::pb::kv_client::KvClient;
@@ -40,7 +40,7 @@ use rampart_proto::pb::{
 };
 use rampart_proto::{Argv, Reply};
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::Code;
 use tracing::field::Empty;
 use tracing::Instrument;
@@ -106,6 +106,8 @@ impl std::fmt::Debug for OnWaiting {
 /// address and the address of the last known leader.
 pub struct Upstream {
     seeds: Vec<String>,
+    /// Mutual TLS to the nodes (`None`: plaintext, `--insecure`).
+    tls: Option<ClusterTls>,
     channels: Mutex<HashMap<String, Channel>>,
     leader: Mutex<Option<String>>,
     deadline: Duration,
@@ -116,10 +118,17 @@ impl Upstream {
     pub fn new(seeds: Vec<String>, deadline: Duration) -> Self {
         Upstream {
             seeds,
+            tls: None,
             channels: Mutex::new(HashMap::new()),
             leader: Mutex::new(None),
             deadline,
         }
+    }
+
+    /// Dials the nodes with mutual TLS when `tls` is set.
+    pub fn with_tls(mut self, tls: Option<ClusterTls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     pub fn seeds(&self) -> &[String] {
@@ -148,8 +157,8 @@ impl Upstream {
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| ProxyError::Upstream(format!("bad node address {addr}: {e}")))?
+        let endpoint = cluster_tls::endpoint(self.tls.as_ref(), addr)
+            .map_err(ProxyError::Upstream)?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true);
         // Lazy: a node that is down costs nothing until it is tried, and the
@@ -380,7 +389,8 @@ impl Upstream {
     ) -> Vec<(String, Result<ClusterStatus, String>)> {
         let calls = self.seeds.iter().map(|addr| async move {
             let result = async {
-                let mut client = AdminClient::new(self.channel(addr).map_err(|e| e.to_string())?);
+                // Kv.Status: Admin is not served to proxies (docs/security.md).
+                let mut client = KvClient::new(self.channel(addr).map_err(|e| e.to_string())?);
                 match tokio::time::timeout(timeout, client.status(StatusRequest {})).await {
                     Ok(Ok(response)) => Ok(response.into_inner()),
                     Ok(Err(status)) => Err(status.message().to_string()),

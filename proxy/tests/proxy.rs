@@ -29,6 +29,7 @@ async fn start_proxy(
         nodes: Some(vec!["127.0.0.1:1".into()]),
         retry_deadline_ms: Some(300),
         requirepass: requirepass.map(str::to_string),
+        insecure: Some(true),
         ..ProxyArgs::default()
     })
     .unwrap();

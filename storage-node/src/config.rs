@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use rampart_proto::cluster_tls::ClusterSecurity;
+
 use crate::commands::streams::legacy::{MigrationMode, DEFAULT_CHUNK};
 use crate::NodeError;
 
@@ -47,6 +49,9 @@ rampart_proto::settings! {
     /// stream_drain_rate = 10000
     /// proto_max_bulk_len = 16777216
     /// max_reply_bytes = 134217728
+    /// cluster_tls_ca_file = "/etc/rampart/tls/ca.pem"
+    /// cluster_tls_cert_file = "/etc/rampart/tls/node-1.pem"
+    /// cluster_tls_key_file = "/etc/rampart/tls/node-1-key.pem"
     /// ```
     pub struct NodeArgs;
     /// The settings file: the same names as the flags.
@@ -143,6 +148,20 @@ rampart_proto::settings! {
     /// HGETALL, KEYS, ...) before it is refused with an error.
     max_reply_bytes: u64, env "RAMPART_MAX_REPLY_BYTES", file,
         default crate::limits::DEFAULT_MAX_REPLY_BYTES as u64;
+    /// The cluster CA certificate (PEM). Both listeners run mutual TLS and
+    /// accept only peers whose certificate it signed; peers are dialled the
+    /// same way (docs/security.md).
+    cluster_tls_ca_file: PathBuf, env "RAMPART_CLUSTER_TLS_CA_FILE", file, unset "none";
+    /// This node's certificate (PEM), signed by the cluster CA, with the
+    /// node role and name (`rampart certs` makes one).
+    cluster_tls_cert_file: PathBuf, env "RAMPART_CLUSTER_TLS_CERT_FILE", file, unset "none";
+    /// The private key of --cluster-tls-cert-file (PEM).
+    cluster_tls_key_file: PathBuf, env "RAMPART_CLUSTER_TLS_KEY_FILE", file, unset "none";
+    /// Serve and dial the cluster links in plaintext, without certificates
+    /// (logs a warning). Without it and without the --cluster-tls-* files
+    /// the node refuses to start.
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    insecure: bool, env "RAMPART_INSECURE", file, default false;
 }
 
 /// Resolved settings of one node.
@@ -185,6 +204,8 @@ pub struct NodeConfig {
     pub stream_drain_rate: u64,
     /// What one command may build (checked by `limits::Limits::check`).
     pub limits: crate::limits::Limits,
+    /// Mutual TLS files, `--insecure`, or neither (`start` refuses that).
+    pub cluster_security: ClusterSecurity,
 }
 
 /// `--<lane>-threads`: at least 1, by default the CPUs available.
@@ -279,6 +300,13 @@ impl NodeArgs {
             max_reply_bytes: size(s.max_reply_bytes),
         };
         limits.check().map_err(NodeError::Config)?;
+        let cluster_security = ClusterSecurity::from_settings(
+            s.cluster_tls_ca_file,
+            s.cluster_tls_cert_file,
+            s.cluster_tls_key_file,
+            s.insecure,
+        )
+        .map_err(|e| NodeError::Config(e.to_string()))?;
         Ok(NodeConfig {
             id,
             raft_addr: s.raft_addr,
@@ -304,6 +332,7 @@ impl NodeArgs {
             stream_migration,
             stream_drain_rate: s.stream_drain_rate,
             limits,
+            cluster_security,
         })
     }
 }

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::SnapshotPolicy;
+use rampart_proto::cluster_tls::ClusterTls;
 use rampart_proto::pb::admin_server::AdminServer;
 use rampart_proto::pb::kv_server::KvServer;
 use rampart_proto::pb::pub_sub_server::PubSubServer;
@@ -54,6 +55,7 @@ use crate::raft::Raft;
 use crate::server::admin::AdminService;
 use crate::server::grpc_metrics::GrpcMetricsLayer;
 use crate::server::kv::KvService;
+use crate::server::peer_auth::PeerAuthLayer;
 use crate::server::pubsub::{NodeHub, PubSubService};
 use crate::server::transport::TransportService;
 
@@ -256,6 +258,17 @@ impl NodeHandle {
     }
 }
 
+/// A gRPC server builder, with mutual TLS when `tls` is set.
+fn server_builder(tls: Option<&ClusterTls>) -> Result<Server, NodeError> {
+    let builder = Server::builder();
+    match tls {
+        Some(tls) => builder
+            .tls_config(tls.server())
+            .map_err(|e| NodeError::Config(format!("TLS: {e:?}"))),
+        None => Ok(builder),
+    }
+}
+
 fn bind(addr: &str) -> Result<std::net::TcpListener, NodeError> {
     let listen_err = |source| NodeError::Listen {
         addr: addr.to_string(),
@@ -341,6 +354,12 @@ fn heavy_executor(cfg: &NodeConfig, others: Option<Vec<usize>>) -> std::io::Resu
 /// Opens the engine, starts Raft and both gRPC servers, and returns once
 /// they are listening.
 pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
+    // First: a node without certificates (and without --insecure) must not
+    // open its data or listen at all.
+    let tls = cfg
+        .cluster_security
+        .load()
+        .map_err(|e| NodeError::Config(e.to_string()))?;
     let raft_config = Arc::new(raft_config(&cfg)?);
     cfg.limits.check().map_err(NodeError::Config)?;
     limits::install(cfg.limits);
@@ -382,19 +401,11 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
     let raft = {
         let log_store = LogStore::new(engine.clone()).with_commit_clock(commit_clock.clone());
         let id = cfg.id;
-        rt.spawn(async move {
-            Raft::new(
-                id,
-                raft_config,
-                NetworkFactory::default(),
-                log_store,
-                state_machine,
-            )
+        let network = NetworkFactory::new(tls.clone());
+        rt.spawn(async move { Raft::new(id, raft_config, network, log_store, state_machine).await })
             .await
-        })
-        .await
-        .map_err(|e| NodeError::Raft(format!("raft start task failed: {e}")))?
-        .map_err(|e| NodeError::Raft(e.to_string()))?
+            .map_err(|e| NodeError::Raft(format!("raft start task failed: {e}")))?
+            .map_err(|e| NodeError::Raft(e.to_string()))?
     };
 
     let ctx = Arc::new(NodeCtx {
@@ -416,18 +427,23 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
         ))),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let tls_on = tls.is_some();
 
     // Raft transport + admin, on the Raft runtime. The listener is
-    // registered with that runtime's reactor by converting it there.
+    // registered with that runtime's reactor by converting it there. Admin
+    // is served here only: operators reach it on the peer network, and its
+    // role check (admin certificates) is the only way in.
     let raft_server = {
         let ctx = ctx.clone();
         let signal = shutdown_signal(shutdown_rx.clone());
+        let builder = server_builder(tls.as_ref())?;
         rt.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(raft_listener)?;
             let incoming = TcpIncoming::from_listener(listener, true, None)
                 .map_err(|e| NodeError::Server(e.to_string()))?;
-            Server::builder()
+            builder
                 .layer(GrpcMetricsLayer)
+                .layer(PeerAuthLayer { tls: tls_on })
                 .add_service(
                     RaftTransportServer::new(TransportService::new(ctx.clone()))
                         .max_decoding_message_size(MAX_RAFT_MESSAGE)
@@ -440,8 +456,9 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
         })
     };
 
-    // Kv + admin + pub/sub, on the caller's runtime.
+    // Kv + pub/sub, on the caller's runtime.
     let client_server = {
+        let builder = server_builder(tls.as_ref())?;
         let ctx = ctx.clone();
         let pubsub_hub = Arc::new(NodeHub::default());
         let pubsub_shutdown = shutdown_rx.clone();
@@ -450,18 +467,18 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
         let incoming = TcpIncoming::from_listener(listener, true, None)
             .map_err(|e| NodeError::Server(e.to_string()))?;
         tokio::spawn(async move {
-            Server::builder()
+            builder
                 .layer(GrpcMetricsLayer)
                 // Kv calls continue the proxy's trace (no-op with traces off).
                 .layer(rampart_telemetry::grpc::ServerTraceLayer::for_services(&[
                     "rampart.v1.Kv",
                 ]))
+                .layer(PeerAuthLayer { tls: tls_on })
                 .add_service(
                     KvServer::new(KvService::new(ctx.clone()))
                         .max_decoding_message_size(MAX_CLIENT_MESSAGE)
                         .max_encoding_message_size(MAX_CLIENT_MESSAGE),
                 )
-                .add_service(AdminServer::new(AdminService::new(ctx)))
                 .add_service(
                     // Pub/sub relay (not Raft-logged; docs/pubsub.md).
                     PubSubServer::new(PubSubService::new(pubsub_hub, pubsub_shutdown))

@@ -42,6 +42,9 @@ fn args(id: u64, dir: &TempDir, raft: &str, client: &str, keep: u64) -> NodeArgs
         write_timeout_ms: Some(3000),
         config: None,
         metrics_addr: None,
+        // In-process nodes on loopback: plaintext links (tests/mtls.rs
+        // covers mutual TLS).
+        insecure: Some(true),
         ..NodeArgs::default()
     }
 }
@@ -88,7 +91,8 @@ impl Cluster {
     }
 
     async fn admin(&self, id: u64) -> AdminClient<tonic::transport::Channel> {
-        AdminClient::connect(format!("http://{}", self.slot(id).client_addr))
+        // Admin is served on the Raft listener only.
+        AdminClient::connect(format!("http://{}", self.slot(id).raft_addr))
             .await
             .expect("admin connect")
     }

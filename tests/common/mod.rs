@@ -270,6 +270,9 @@ pub struct ClusterOptions {
     /// Environment variables for every node and proxy process, e.g.
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` (tests/tracing.rs).
     pub env: Vec<(String, String)>,
+    /// Run the cluster links in plaintext (`--insecure`) instead of the
+    /// default mutual TLS with certificates made by `rampart certs`.
+    pub insecure: bool,
 }
 
 /// `rampart admin status` output.
@@ -338,6 +341,8 @@ pub struct Cluster {
     nodes: Mutex<Vec<Node>>,
     proxies: Mutex<Vec<Proxy>>,
     proxy_addr: String,
+    /// `rampart certs` output for this cluster (`None`: `--insecure`).
+    certs: Option<PathBuf>,
     _slot: SlotGuard,
 }
 
@@ -366,8 +371,16 @@ impl Cluster {
                 }
             })
             .collect();
+        let certs = (!opts.insecure).then(|| {
+            let certs = dir.path().join("certs");
+            let certs_arg = certs.to_string_lossy().into_owned();
+            let (ok, out, err) = run_rampart(&["certs", "--dir", &certs_arg], ADMIN_TIMEOUT);
+            assert!(ok, "rampart certs failed\nstdout: {out}\nstderr: {err}");
+            certs
+        });
         let mut cluster = Cluster {
             dir,
+            certs,
             opts,
             nodes: Mutex::new(nodes),
             proxies: Mutex::new(Vec::new()),
@@ -391,6 +404,44 @@ impl Cluster {
         cluster.spawn_proxy_at(&addr, &[1, 2, 3], None);
         cluster.proxy_addr = addr;
         cluster
+    }
+
+    /// The folder of this cluster's certificates (ca.pem, node-N.pem,
+    /// proxy.pem, admin.pem and their -key.pem), unless it runs insecure.
+    pub fn certs_dir(&self) -> Option<&Path> {
+        self.certs.as_deref()
+    }
+
+    /// The `--cluster-tls-*` flags of certificate `name` (`node-1`, `proxy`,
+    /// `admin`), or `--insecure` for a plaintext cluster.
+    pub fn tls_flags(&self, name: &str) -> Vec<String> {
+        let Some(dir) = &self.certs else {
+            return vec!["--insecure".into()];
+        };
+        let file = |f: String| dir.join(f).to_string_lossy().into_owned();
+        vec![
+            "--cluster-tls-ca-file".into(),
+            file("ca.pem".into()),
+            "--cluster-tls-cert-file".into(),
+            file(format!("{name}.pem")),
+            "--cluster-tls-key-file".into(),
+            file(format!("{name}-key.pem")),
+        ]
+    }
+
+    /// What a test that starts its own proxy in front of this cluster must
+    /// pass for the proxy to reach the nodes.
+    pub fn proxy_tls_args(&self) -> Vec<String> {
+        self.tls_flags("proxy")
+    }
+
+    /// `rampart admin ARGS` with the admin certificate; (ok, stdout, stderr).
+    pub fn admin(&self, args: &[&str]) -> (bool, String, String) {
+        let tls = self.tls_flags("admin");
+        let mut all: Vec<&str> = vec!["admin"];
+        all.extend(args);
+        all.extend(tls.iter().map(String::as_str));
+        run_rampart(&all, ADMIN_TIMEOUT)
     }
 
     /// The temp dir holding data dirs and logs.
@@ -438,6 +489,7 @@ impl Cluster {
     fn spawn_node(&self, id: u64) {
         let dir = self.dir.path().to_path_buf();
         let opts = self.opts.clone();
+        let tls = self.tls_flags(&format!("node-{id}"));
         self.with_node(id, |n| {
             assert!(n.child.is_none(), "node {id} is already running");
             let mut cmd = rampart_command();
@@ -459,6 +511,7 @@ impl Cluster {
             if opts.node_metrics {
                 cmd.args(["--metrics-addr", &n.metrics_addr]);
             }
+            cmd.args(&tls);
             cmd.args(&opts.node_args);
             cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
             cmd.stdin(Stdio::null())
@@ -502,8 +555,9 @@ impl Cluster {
         let members: Vec<String> = (1..=3)
             .map(|id| format!("{id}={}/{}", self.raft_addr(id), self.client_addr(id)))
             .collect();
-        let target = self.client_addr(1);
-        let mut args = vec!["admin", "init", "--node", target.as_str()];
+        // Admin is served on the Raft listener only.
+        let target = self.raft_addr(1);
+        let mut args = vec!["init", "--node", target.as_str()];
         for m in &members {
             args.push("--member");
             args.push(m);
@@ -513,7 +567,7 @@ impl Cluster {
         // initialised"; the leader wait that follows is the real check.
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
-            let (ok, out, err) = run_rampart(&args, ADMIN_TIMEOUT);
+            let (ok, out, err) = self.admin(&args);
             if ok {
                 return;
             }
@@ -522,7 +576,7 @@ impl Cluster {
                     return;
                 }
                 panic!(
-                    "rampart {} failed\nstdout: {out}\nstderr: {err}\n{}",
+                    "rampart admin {} failed\nstdout: {out}\nstderr: {err}\n{}",
                     args.join(" "),
                     self.all_logs()
                 );
@@ -540,10 +594,10 @@ impl Cluster {
             .collect()
     }
 
-    /// `rampart admin status` of node `id` (by its client address).
+    /// `rampart admin status` of node `id` (by its Raft address).
     pub fn try_status(&self, id: u64) -> Result<NodeStatus, String> {
-        let addr = self.client_addr(id);
-        let (ok, out, err) = run_rampart(&["admin", "status", "--node", &addr], ADMIN_TIMEOUT);
+        let addr = self.raft_addr(id);
+        let (ok, out, err) = self.admin(&["status", "--node", &addr]);
         if !ok {
             return Err(format!("admin status --node {addr} failed: {err}"));
         }
@@ -632,8 +686,8 @@ impl Cluster {
 
     /// `rampart admin snapshot` on node `id`.
     pub fn snapshot(&self, id: u64) {
-        let addr = self.client_addr(id);
-        let (ok, out, err) = run_rampart(&["admin", "snapshot", "--node", &addr], ADMIN_TIMEOUT);
+        let addr = self.raft_addr(id);
+        let (ok, out, err) = self.admin(&["snapshot", "--node", &addr]);
         assert!(
             ok,
             "admin snapshot --node {addr} failed\nstdout: {out}\nstderr: {err}"
@@ -660,6 +714,7 @@ impl Cluster {
         if let Some(ms) = self.opts.retry_deadline_ms {
             cmd.args(["--retry-deadline-ms", &ms.to_string()]);
         }
+        cmd.args(self.tls_flags("proxy"));
         cmd.args(&self.opts.proxy_args);
         cmd.envs(self.opts.env.iter().map(|(k, v)| (k, v)));
         let dir = self.dir.path();

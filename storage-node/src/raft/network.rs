@@ -27,12 +27,13 @@ use openraft::raft::{
     SnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::{AnyError, ErrorSubject, ErrorVerb, OptionalSend, RPCTypes, StorageError};
+use rampart_proto::cluster_tls::{self, ClusterTls};
 use rampart_proto::pb::raft_transport_client::RaftTransportClient;
 use rampart_proto::pb::RaftMessage;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::types::{codec, NodeId, NodeInfo, Snapshot, TypeConfig, Vote};
 
@@ -86,6 +87,19 @@ pub struct NetworkFactory {
     channels: Channels,
 }
 
+impl NetworkFactory {
+    /// Peers are dialled with mutual TLS when `tls` is set (this node's
+    /// certificate carries the node role the peers' RaftTransport demands).
+    pub fn new(tls: Option<ClusterTls>) -> NetworkFactory {
+        NetworkFactory {
+            channels: Channels {
+                map: Default::default(),
+                tls: tls.map(Arc::new),
+            },
+        }
+    }
+}
+
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
@@ -104,17 +118,20 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 /// channel it used (and only that one), so the next call reconnects from
 /// scratch, e.g. to a peer that restarted on the same address.
 #[derive(Clone, Default)]
-struct Channels(Arc<Mutex<HashMap<String, (u64, Channel)>>>);
+struct Channels {
+    map: Arc<Mutex<HashMap<String, (u64, Channel)>>>,
+    tls: Option<Arc<ClusterTls>>,
+}
 
 impl Channels {
     fn get(&self, addr: &str) -> Result<(u64, Channel), Unreachable> {
         static GENERATION: AtomicU64 = AtomicU64::new(1);
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(found) = map.get(addr) {
             return Ok(found.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| Unreachable::new(&e))?
+        let endpoint = cluster_tls::endpoint(self.tls.as_deref(), addr)
+            .map_err(|e| Unreachable::new(&AnyError::error(e)))?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
@@ -128,7 +145,7 @@ impl Channels {
     }
 
     fn evict(&self, addr: &str, generation: u64) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if map.get(addr).is_some_and(|(g, _)| *g == generation) {
             map.remove(addr);
         }

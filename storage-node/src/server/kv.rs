@@ -14,11 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures::Stream;
+use rampart_proto::pb::admin_server::Admin;
 use rampart_proto::pb::blocking_event::Event;
 use rampart_proto::pb::execute_response::Outcome;
 use rampart_proto::pb::kv_server::Kv;
 use rampart_proto::pb::{
-    BlockingEvent, Command, ExecuteRequest, ExecuteResponse, Replies, Waiting,
+    BlockingEvent, ClusterStatus, Command, ExecuteRequest, ExecuteResponse, Replies, StatusRequest,
+    Waiting,
 };
 use rampart_proto::{Argv, Reply};
 use tokio::sync::mpsc;
@@ -29,6 +31,8 @@ use tracing::Instrument;
 use crate::exec::{self, Failure, OnWaiting};
 use crate::raft::types::{WatchToken, WriteRun};
 use crate::scripting;
+use crate::server::admin::AdminService;
+use crate::server::peer_auth;
 use crate::NodeCtx;
 
 pub struct KvService {
@@ -47,6 +51,7 @@ impl Kv for KvService {
         &self,
         request: Request<ExecuteRequest>,
     ) -> Result<Response<ExecuteResponse>, Status> {
+        refuse_internal(&request)?;
         let response = serve(&self.ctx, request.into_inner(), &|_| {}).await;
         Ok(Response::new(response))
     }
@@ -57,6 +62,7 @@ impl Kv for KvService {
         &self,
         request: Request<ExecuteRequest>,
     ) -> Result<Response<BlockingEvents>, Status> {
+        refuse_internal(&request)?;
         // `waiting` and `done`: the channel never fills.
         let (tx, rx) = mpsc::channel(2);
         let ctx = self.ctx.clone();
@@ -91,6 +97,27 @@ impl Kv for KvService {
             .instrument(parent),
         );
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn status(
+        &self,
+        request: Request<StatusRequest>,
+    ) -> Result<Response<ClusterStatus>, Status> {
+        AdminService::new(self.ctx.clone()).status(request).await
+    }
+}
+
+/// Internal commands (`rampart.*`) only from a proxy or node certificate
+/// (`peer_auth`).
+fn refuse_internal(request: &Request<ExecuteRequest>) -> Result<(), Status> {
+    let peer = request.extensions().get::<peer_auth::Peer>();
+    let refused = request.get_ref().commands.iter().find_map(|command| {
+        let name = command.args.first()?;
+        peer_auth::check_internal_command(peer, name)
+    });
+    match refused {
+        Some(message) => Err(Status::permission_denied(message)),
+        None => Ok(()),
     }
 }
 

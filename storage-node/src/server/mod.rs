@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod grpc_metrics;
 pub mod kv;
+pub mod peer_auth;
 pub mod pubsub;
 pub mod stream_drainer;
 pub mod transport;

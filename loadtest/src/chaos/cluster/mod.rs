@@ -291,7 +291,10 @@ impl Cluster {
             .args([
                 "--election-timeout-ms",
                 &self.cfg.election_timeout_ms.to_string(),
-            ]);
+            ])
+            // Plaintext cluster links: the faults under test are Raft's and
+            // the proxies', not TLS (docs/security.md).
+            .arg("--insecure");
         clean_env(&mut cmd);
         let err = log
             .try_clone()
@@ -337,8 +340,15 @@ impl Cluster {
             .iter()
             .map(|n| format!("{}={}/{}", n.id, n.raft_addr(), n.client_addr()))
             .collect();
-        let target = self.nodes[0].client_addr();
-        let mut args = vec!["admin".to_string(), "init".into(), "--node".into(), target];
+        // Admin is served on the Raft address.
+        let target = self.nodes[0].raft_addr();
+        let mut args = vec![
+            "admin".to_string(),
+            "init".into(),
+            "--insecure".into(),
+            "--node".into(),
+            target,
+        ];
         for m in members {
             args.push("--member".into());
             args.push(m);
@@ -380,6 +390,7 @@ impl Cluster {
             .args(["--nodes", &nodes.join(",")])
             // Every workload client connects from 127.0.0.1.
             .args(["--per-ip-max-connections", "0"])
+            .arg("--insecure")
             .args([
                 "--retry-deadline-ms",
                 &self.cfg.proxy_retry_deadline_ms.to_string(),
