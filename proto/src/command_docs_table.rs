@@ -6,6 +6,10 @@ use crate::command_docs::{Arg, ArgType, Docs, MULTIPLE, MULTIPLE_TOKEN, OPTIONAL
 
 pub(crate) fn lookup(name: &str) -> Option<&'static Docs> {
     Some(match name {
+        // Added by hand with the ACL command (arguments not listed).
+        "acl" | "acl|cat" | "acl|deluser" | "acl|dryrun" | "acl|genpass" | "acl|getuser"
+        | "acl|help" | "acl|list" | "acl|load" | "acl|log" | "acl|save" | "acl|setuser"
+        | "acl|users" | "acl|whoami" => &DOCS_ACL,
         "client|getname" => &DOCS_0,
         "client|help" => &DOCS_1,
         "client|id" => &DOCS_2,
@@ -1003,6 +1007,16 @@ static DOCS_57: Docs = Docs {
 
 /// client
 static DOCS_58: Docs = Docs {
+    complexity: "Depends on subcommand.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// acl and its subcommands
+static DOCS_ACL: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,

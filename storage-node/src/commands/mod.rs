@@ -13,6 +13,7 @@
 //! Commands are written once against [`DataRead`], so a read command inside
 //! a Raft entry (run by [`apply_write`]) sees the entry's earlier writes.
 
+pub mod acl;
 mod bitmaps;
 mod collection;
 mod hashes;
@@ -36,6 +37,9 @@ pub use rampart_proto::glob::glob_match;
 /// Whether `argv` (name first) is a write that must be replicated.
 /// Unknown commands count as reads (they are answered with an error).
 pub fn is_write(argv: &[Vec<u8>]) -> bool {
+    if acl::is_internal(argv) {
+        return acl::is_internal_write(argv);
+    }
     argv.first()
         .and_then(|name| rampart_proto::command_table::lookup(name))
         .map(|spec| spec.is_write())
@@ -61,6 +65,9 @@ pub fn is_empty_blocking_reply(reply: &Reply) -> bool {
 }
 
 pub fn execute_read(engine: &Engine, argv: &[Vec<u8>], now_ms: i64) -> Reply {
+    if acl::is_internal(argv) {
+        return acl::read_internal(&engine.read_view(), argv);
+    }
     let (name, args) = match validate(argv) {
         Ok(found) => found,
         Err(reply) => return reply,
@@ -79,6 +86,9 @@ pub fn apply_write(txn: &mut Txn<'_>, argv: &[Vec<u8>], now_ms: i64) -> Reply {
         return reply;
     }
     if let Some(reply) = streams::admin::apply_internal(txn, argv, now_ms) {
+        return reply;
+    }
+    if let Some(reply) = acl::apply_internal(txn, argv) {
         return reply;
     }
     let (name, args) = match validate(argv) {
