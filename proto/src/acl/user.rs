@@ -228,11 +228,19 @@ impl User {
             _ => return,
         };
         // A later rule on the same command or category replaces an
-        // earlier one; a rule that changes nothing is not described.
+        // earlier one; then every rule the others make redundant goes, so
+        // `+get +@read` is described as `+@read` (as Redis does).
         let target = &text[1..];
         self.command_rules.retain(|r| &r[1..] != target);
-        if self.replay_rules() != self.allowed {
-            self.command_rules.push(text);
+        self.command_rules.push(text);
+        let mut i = 0;
+        while i < self.command_rules.len() {
+            let removed = self.command_rules.remove(i);
+            if self.replay_rules() == self.allowed {
+                continue;
+            }
+            self.command_rules.insert(i, removed);
+            i += 1;
         }
     }
 
