@@ -88,7 +88,7 @@ where
                     }
                     self.note_command(spec, &argv);
                     if let Some(refused) =
-                        commands::acl::check(&argv, false, &mut self.session, &self.shared)
+                        commands::acl::check(spec, &argv, false, &mut self.session, &self.shared)
                     {
                         encode_reply(output, &refused, self.session.protocol);
                         continue;
@@ -149,7 +149,7 @@ where
             // queued (Redis checks MULTI's commands at queue time).
             let in_multi = self.transaction.in_multi();
             if let Some(refused) =
-                commands::acl::check(&argv, in_multi, &mut self.session, &self.shared)
+                commands::acl::check(spec, &argv, in_multi, &mut self.session, &self.shared)
             {
                 self.transaction.abort_queueing();
                 slots.push(Some(refused));

@@ -297,12 +297,18 @@ fn genpass(args: &[Vec<u8>]) -> Reply {
 /// the `NOPERM` reply (and an ACL LOG entry) when refused. `None` also
 /// when the command is unknown to the table (its own error comes later).
 pub fn check(
+    spec: &'static CommandSpec,
     argv: &[Vec<u8>],
     in_multi: bool,
     session: &mut Session,
     shared: &Shared,
 ) -> Option<Reply> {
-    let spec = lookup_argv(argv)?;
+    // A container's permission is its subcommand's (`client|kill`).
+    let spec = if spec.subcommands.is_empty() {
+        spec
+    } else {
+        spec.subcommand(argv.get(1)?)?
+    };
     let user = session.current_user(shared)?;
     let denial = rampart_proto::acl::check_command(&user, spec, argv).err()?;
     let context = if in_multi {
