@@ -6,245 +6,393 @@ use crate::command_docs::{Arg, ArgType, Docs, MULTIPLE, MULTIPLE_TOKEN, OPTIONAL
 
 pub(crate) fn lookup(name: &str) -> Option<&'static Docs> {
     Some(match name {
-        // Added by hand with the ACL command (arguments not listed).
-        "acl" | "acl|cat" | "acl|deluser" | "acl|dryrun" | "acl|genpass" | "acl|getuser"
-        | "acl|help" | "acl|list" | "acl|load" | "acl|log" | "acl|save" | "acl|setuser"
-        | "acl|users" | "acl|whoami" => &DOCS_ACL,
-        "client|getname" => &DOCS_0,
-        "client|help" => &DOCS_1,
-        "client|id" => &DOCS_2,
-        "client|info" => &DOCS_3,
-        "client|kill" => &DOCS_4,
-        "client|list" => &DOCS_5,
-        "client|no-evict" => &DOCS_6,
-        "client|no-touch" => &DOCS_7,
-        "client|setinfo" => &DOCS_8,
-        "client|setname" => &DOCS_9,
-        "command|count" => &DOCS_10,
-        "command|docs" => &DOCS_11,
-        "command|getkeys" => &DOCS_12,
-        "command|getkeysandflags" => &DOCS_13,
-        "command|help" => &DOCS_14,
-        "command|info" => &DOCS_15,
-        "command|list" => &DOCS_16,
-        "pubsub|channels" => &DOCS_17,
-        "pubsub|help" => &DOCS_18,
-        "pubsub|numpat" => &DOCS_19,
-        "pubsub|numsub" => &DOCS_20,
-        "pubsub|shardchannels" => &DOCS_21,
-        "pubsub|shardnumsub" => &DOCS_22,
-        "script|exists" => &DOCS_23,
-        "script|flush" => &DOCS_24,
-        "script|help" => &DOCS_25,
-        "script|kill" => &DOCS_26,
-        "script|load" => &DOCS_27,
-        "object|encoding" => &DOCS_28,
-        "object|freq" => &DOCS_29,
-        "object|help" => &DOCS_30,
-        "object|idletime" => &DOCS_31,
-        "object|refcount" => &DOCS_32,
-        "xgroup|create" => &DOCS_33,
-        "xgroup|createconsumer" => &DOCS_34,
-        "xgroup|delconsumer" => &DOCS_35,
-        "xgroup|destroy" => &DOCS_36,
-        "xgroup|help" => &DOCS_37,
-        "xgroup|setid" => &DOCS_38,
-        "xinfo|consumers" => &DOCS_39,
-        "xinfo|groups" => &DOCS_40,
-        "xinfo|help" => &DOCS_41,
-        "xinfo|stream" => &DOCS_42,
-        "append" => &DOCS_43,
-        "auth" => &DOCS_44,
-        "bitcount" => &DOCS_45,
-        "bitfield" => &DOCS_46,
-        "bitfield_ro" => &DOCS_47,
-        "bitop" => &DOCS_48,
-        "bitpos" => &DOCS_49,
-        "blmove" => &DOCS_50,
-        "blmpop" => &DOCS_51,
-        "blpop" => &DOCS_52,
-        "brpop" => &DOCS_53,
-        "brpoplpush" => &DOCS_54,
-        "bzmpop" => &DOCS_55,
-        "bzpopmax" => &DOCS_56,
-        "bzpopmin" => &DOCS_57,
-        "client" => &DOCS_58,
-        "command" => &DOCS_59,
-        "copy" => &DOCS_60,
-        "dbsize" => &DOCS_61,
-        "decr" => &DOCS_62,
-        "decrby" => &DOCS_63,
-        "del" => &DOCS_64,
-        "discard" => &DOCS_65,
-        "echo" => &DOCS_66,
-        "eval" => &DOCS_67,
-        "eval_ro" => &DOCS_68,
-        "evalsha" => &DOCS_69,
-        "evalsha_ro" => &DOCS_70,
-        "exec" => &DOCS_71,
-        "exists" => &DOCS_72,
-        "expire" => &DOCS_73,
-        "expireat" => &DOCS_74,
-        "expiretime" => &DOCS_75,
-        "flushall" => &DOCS_76,
-        "flushdb" => &DOCS_77,
-        "get" => &DOCS_78,
-        "getbit" => &DOCS_79,
-        "getdel" => &DOCS_80,
-        "getex" => &DOCS_81,
-        "getrange" => &DOCS_82,
-        "getset" => &DOCS_83,
-        "hdel" => &DOCS_84,
-        "hello" => &DOCS_85,
-        "hexists" => &DOCS_86,
-        "hget" => &DOCS_87,
-        "hgetall" => &DOCS_88,
-        "hincrby" => &DOCS_89,
-        "hincrbyfloat" => &DOCS_90,
-        "hkeys" => &DOCS_91,
-        "hlen" => &DOCS_92,
-        "hmget" => &DOCS_93,
-        "hmset" => &DOCS_94,
-        "hrandfield" => &DOCS_95,
-        "hscan" => &DOCS_96,
-        "hset" => &DOCS_97,
-        "hsetnx" => &DOCS_98,
-        "hstrlen" => &DOCS_99,
-        "hvals" => &DOCS_100,
-        "incr" => &DOCS_101,
-        "incrby" => &DOCS_102,
-        "incrbyfloat" => &DOCS_103,
-        "info" => &DOCS_104,
-        "keys" => &DOCS_105,
-        "lcs" => &DOCS_106,
-        "lindex" => &DOCS_107,
-        "linsert" => &DOCS_108,
-        "llen" => &DOCS_109,
-        "lmove" => &DOCS_110,
-        "lmpop" => &DOCS_111,
-        "lpop" => &DOCS_112,
-        "lpos" => &DOCS_113,
-        "lpush" => &DOCS_114,
-        "lpushx" => &DOCS_115,
-        "lrange" => &DOCS_116,
-        "lrem" => &DOCS_117,
-        "lset" => &DOCS_118,
-        "ltrim" => &DOCS_119,
-        "mget" => &DOCS_120,
-        "mset" => &DOCS_121,
-        "msetnx" => &DOCS_122,
-        "multi" => &DOCS_123,
-        "object" => &DOCS_124,
-        "persist" => &DOCS_125,
-        "pexpire" => &DOCS_126,
-        "pexpireat" => &DOCS_127,
-        "pexpiretime" => &DOCS_128,
-        "ping" => &DOCS_129,
-        "psetex" => &DOCS_130,
-        "psubscribe" => &DOCS_131,
-        "pttl" => &DOCS_132,
-        "publish" => &DOCS_133,
-        "pubsub" => &DOCS_134,
-        "punsubscribe" => &DOCS_135,
-        "quit" => &DOCS_136,
-        "randomkey" => &DOCS_137,
-        "rename" => &DOCS_138,
-        "renamenx" => &DOCS_139,
-        "reset" => &DOCS_140,
-        "rpop" => &DOCS_141,
-        "rpoplpush" => &DOCS_142,
-        "rpush" => &DOCS_143,
-        "rpushx" => &DOCS_144,
-        "sadd" => &DOCS_145,
-        "scan" => &DOCS_146,
-        "scard" => &DOCS_147,
-        "script" => &DOCS_148,
-        "sdiff" => &DOCS_149,
-        "sdiffstore" => &DOCS_150,
-        "select" => &DOCS_151,
-        "set" => &DOCS_152,
-        "setbit" => &DOCS_153,
-        "setex" => &DOCS_154,
-        "setnx" => &DOCS_155,
-        "setrange" => &DOCS_156,
-        "sinter" => &DOCS_157,
-        "sintercard" => &DOCS_158,
-        "sinterstore" => &DOCS_159,
-        "sismember" => &DOCS_160,
-        "smembers" => &DOCS_161,
-        "smismember" => &DOCS_162,
-        "smove" => &DOCS_163,
-        "spop" => &DOCS_164,
-        "spublish" => &DOCS_165,
-        "srandmember" => &DOCS_166,
-        "srem" => &DOCS_167,
-        "sscan" => &DOCS_168,
-        "ssubscribe" => &DOCS_169,
-        "strlen" => &DOCS_170,
-        "subscribe" => &DOCS_171,
-        "substr" => &DOCS_172,
-        "sunion" => &DOCS_173,
-        "sunionstore" => &DOCS_174,
-        "sunsubscribe" => &DOCS_175,
-        "ttl" => &DOCS_176,
-        "type" => &DOCS_177,
-        "unlink" => &DOCS_178,
-        "unsubscribe" => &DOCS_179,
-        "unwatch" => &DOCS_180,
-        "watch" => &DOCS_181,
-        "xack" => &DOCS_182,
-        "xadd" => &DOCS_183,
-        "xautoclaim" => &DOCS_184,
-        "xclaim" => &DOCS_185,
-        "xdel" => &DOCS_186,
-        "xgroup" => &DOCS_187,
-        "xinfo" => &DOCS_188,
-        "xlen" => &DOCS_189,
-        "xpending" => &DOCS_190,
-        "xrange" => &DOCS_191,
-        "xread" => &DOCS_192,
-        "xreadgroup" => &DOCS_193,
-        "xrevrange" => &DOCS_194,
-        "xsetid" => &DOCS_195,
-        "xtrim" => &DOCS_196,
-        "zadd" => &DOCS_197,
-        "zcard" => &DOCS_198,
-        "zcount" => &DOCS_199,
-        "zdiff" => &DOCS_200,
-        "zdiffstore" => &DOCS_201,
-        "zincrby" => &DOCS_202,
-        "zinter" => &DOCS_203,
-        "zintercard" => &DOCS_204,
-        "zinterstore" => &DOCS_205,
-        "zlexcount" => &DOCS_206,
-        "zmpop" => &DOCS_207,
-        "zmscore" => &DOCS_208,
-        "zpopmax" => &DOCS_209,
-        "zpopmin" => &DOCS_210,
-        "zrandmember" => &DOCS_211,
-        "zrange" => &DOCS_212,
-        "zrangebylex" => &DOCS_213,
-        "zrangebyscore" => &DOCS_214,
-        "zrangestore" => &DOCS_215,
-        "zrank" => &DOCS_216,
-        "zrem" => &DOCS_217,
-        "zremrangebylex" => &DOCS_218,
-        "zremrangebyrank" => &DOCS_219,
-        "zremrangebyscore" => &DOCS_220,
-        "zrevrange" => &DOCS_221,
-        "zrevrangebylex" => &DOCS_222,
-        "zrevrangebyscore" => &DOCS_223,
-        "zrevrank" => &DOCS_224,
-        "zscan" => &DOCS_225,
-        "zscore" => &DOCS_226,
-        "zunion" => &DOCS_227,
-        "zunionstore" => &DOCS_228,
+        "acl|cat" => &DOCS_0,
+        "acl|deluser" => &DOCS_1,
+        "acl|dryrun" => &DOCS_2,
+        "acl|genpass" => &DOCS_3,
+        "acl|getuser" => &DOCS_4,
+        "acl|help" => &DOCS_5,
+        "acl|list" => &DOCS_6,
+        "acl|load" => &DOCS_7,
+        "acl|log" => &DOCS_8,
+        "acl|save" => &DOCS_9,
+        "acl|setuser" => &DOCS_10,
+        "acl|users" => &DOCS_11,
+        "acl|whoami" => &DOCS_12,
+        "client|getname" => &DOCS_13,
+        "client|help" => &DOCS_14,
+        "client|id" => &DOCS_15,
+        "client|info" => &DOCS_16,
+        "client|kill" => &DOCS_17,
+        "client|list" => &DOCS_18,
+        "client|no-evict" => &DOCS_19,
+        "client|no-touch" => &DOCS_20,
+        "client|setinfo" => &DOCS_21,
+        "client|setname" => &DOCS_22,
+        "command|count" => &DOCS_23,
+        "command|docs" => &DOCS_24,
+        "command|getkeys" => &DOCS_25,
+        "command|getkeysandflags" => &DOCS_26,
+        "command|help" => &DOCS_27,
+        "command|info" => &DOCS_28,
+        "command|list" => &DOCS_29,
+        "pubsub|channels" => &DOCS_30,
+        "pubsub|help" => &DOCS_31,
+        "pubsub|numpat" => &DOCS_32,
+        "pubsub|numsub" => &DOCS_33,
+        "pubsub|shardchannels" => &DOCS_34,
+        "pubsub|shardnumsub" => &DOCS_35,
+        "script|exists" => &DOCS_36,
+        "script|flush" => &DOCS_37,
+        "script|help" => &DOCS_38,
+        "script|kill" => &DOCS_39,
+        "script|load" => &DOCS_40,
+        "object|encoding" => &DOCS_41,
+        "object|freq" => &DOCS_42,
+        "object|help" => &DOCS_43,
+        "object|idletime" => &DOCS_44,
+        "object|refcount" => &DOCS_45,
+        "xgroup|create" => &DOCS_46,
+        "xgroup|createconsumer" => &DOCS_47,
+        "xgroup|delconsumer" => &DOCS_48,
+        "xgroup|destroy" => &DOCS_49,
+        "xgroup|help" => &DOCS_50,
+        "xgroup|setid" => &DOCS_51,
+        "xinfo|consumers" => &DOCS_52,
+        "xinfo|groups" => &DOCS_53,
+        "xinfo|help" => &DOCS_54,
+        "xinfo|stream" => &DOCS_55,
+        "acl" => &DOCS_56,
+        "append" => &DOCS_57,
+        "auth" => &DOCS_58,
+        "bitcount" => &DOCS_59,
+        "bitfield" => &DOCS_60,
+        "bitfield_ro" => &DOCS_61,
+        "bitop" => &DOCS_62,
+        "bitpos" => &DOCS_63,
+        "blmove" => &DOCS_64,
+        "blmpop" => &DOCS_65,
+        "blpop" => &DOCS_66,
+        "brpop" => &DOCS_67,
+        "brpoplpush" => &DOCS_68,
+        "bzmpop" => &DOCS_69,
+        "bzpopmax" => &DOCS_70,
+        "bzpopmin" => &DOCS_71,
+        "client" => &DOCS_72,
+        "command" => &DOCS_73,
+        "copy" => &DOCS_74,
+        "dbsize" => &DOCS_75,
+        "decr" => &DOCS_76,
+        "decrby" => &DOCS_77,
+        "del" => &DOCS_78,
+        "discard" => &DOCS_79,
+        "echo" => &DOCS_80,
+        "eval" => &DOCS_81,
+        "eval_ro" => &DOCS_82,
+        "evalsha" => &DOCS_83,
+        "evalsha_ro" => &DOCS_84,
+        "exec" => &DOCS_85,
+        "exists" => &DOCS_86,
+        "expire" => &DOCS_87,
+        "expireat" => &DOCS_88,
+        "expiretime" => &DOCS_89,
+        "flushall" => &DOCS_90,
+        "flushdb" => &DOCS_91,
+        "get" => &DOCS_92,
+        "getbit" => &DOCS_93,
+        "getdel" => &DOCS_94,
+        "getex" => &DOCS_95,
+        "getrange" => &DOCS_96,
+        "getset" => &DOCS_97,
+        "hdel" => &DOCS_98,
+        "hello" => &DOCS_99,
+        "hexists" => &DOCS_100,
+        "hget" => &DOCS_101,
+        "hgetall" => &DOCS_102,
+        "hincrby" => &DOCS_103,
+        "hincrbyfloat" => &DOCS_104,
+        "hkeys" => &DOCS_105,
+        "hlen" => &DOCS_106,
+        "hmget" => &DOCS_107,
+        "hmset" => &DOCS_108,
+        "hrandfield" => &DOCS_109,
+        "hscan" => &DOCS_110,
+        "hset" => &DOCS_111,
+        "hsetnx" => &DOCS_112,
+        "hstrlen" => &DOCS_113,
+        "hvals" => &DOCS_114,
+        "incr" => &DOCS_115,
+        "incrby" => &DOCS_116,
+        "incrbyfloat" => &DOCS_117,
+        "info" => &DOCS_118,
+        "keys" => &DOCS_119,
+        "lcs" => &DOCS_120,
+        "lindex" => &DOCS_121,
+        "linsert" => &DOCS_122,
+        "llen" => &DOCS_123,
+        "lmove" => &DOCS_124,
+        "lmpop" => &DOCS_125,
+        "lpop" => &DOCS_126,
+        "lpos" => &DOCS_127,
+        "lpush" => &DOCS_128,
+        "lpushx" => &DOCS_129,
+        "lrange" => &DOCS_130,
+        "lrem" => &DOCS_131,
+        "lset" => &DOCS_132,
+        "ltrim" => &DOCS_133,
+        "mget" => &DOCS_134,
+        "mset" => &DOCS_135,
+        "msetnx" => &DOCS_136,
+        "multi" => &DOCS_137,
+        "object" => &DOCS_138,
+        "persist" => &DOCS_139,
+        "pexpire" => &DOCS_140,
+        "pexpireat" => &DOCS_141,
+        "pexpiretime" => &DOCS_142,
+        "ping" => &DOCS_143,
+        "psetex" => &DOCS_144,
+        "psubscribe" => &DOCS_145,
+        "pttl" => &DOCS_146,
+        "publish" => &DOCS_147,
+        "pubsub" => &DOCS_148,
+        "punsubscribe" => &DOCS_149,
+        "quit" => &DOCS_150,
+        "randomkey" => &DOCS_151,
+        "rename" => &DOCS_152,
+        "renamenx" => &DOCS_153,
+        "reset" => &DOCS_154,
+        "rpop" => &DOCS_155,
+        "rpoplpush" => &DOCS_156,
+        "rpush" => &DOCS_157,
+        "rpushx" => &DOCS_158,
+        "sadd" => &DOCS_159,
+        "scan" => &DOCS_160,
+        "scard" => &DOCS_161,
+        "script" => &DOCS_162,
+        "sdiff" => &DOCS_163,
+        "sdiffstore" => &DOCS_164,
+        "select" => &DOCS_165,
+        "set" => &DOCS_166,
+        "setbit" => &DOCS_167,
+        "setex" => &DOCS_168,
+        "setnx" => &DOCS_169,
+        "setrange" => &DOCS_170,
+        "sinter" => &DOCS_171,
+        "sintercard" => &DOCS_172,
+        "sinterstore" => &DOCS_173,
+        "sismember" => &DOCS_174,
+        "smembers" => &DOCS_175,
+        "smismember" => &DOCS_176,
+        "smove" => &DOCS_177,
+        "spop" => &DOCS_178,
+        "spublish" => &DOCS_179,
+        "srandmember" => &DOCS_180,
+        "srem" => &DOCS_181,
+        "sscan" => &DOCS_182,
+        "ssubscribe" => &DOCS_183,
+        "strlen" => &DOCS_184,
+        "subscribe" => &DOCS_185,
+        "substr" => &DOCS_186,
+        "sunion" => &DOCS_187,
+        "sunionstore" => &DOCS_188,
+        "sunsubscribe" => &DOCS_189,
+        "ttl" => &DOCS_190,
+        "type" => &DOCS_191,
+        "unlink" => &DOCS_192,
+        "unsubscribe" => &DOCS_193,
+        "unwatch" => &DOCS_194,
+        "watch" => &DOCS_195,
+        "xack" => &DOCS_196,
+        "xadd" => &DOCS_197,
+        "xautoclaim" => &DOCS_198,
+        "xclaim" => &DOCS_199,
+        "xdel" => &DOCS_200,
+        "xgroup" => &DOCS_201,
+        "xinfo" => &DOCS_202,
+        "xlen" => &DOCS_203,
+        "xpending" => &DOCS_204,
+        "xrange" => &DOCS_205,
+        "xread" => &DOCS_206,
+        "xreadgroup" => &DOCS_207,
+        "xrevrange" => &DOCS_208,
+        "xsetid" => &DOCS_209,
+        "xtrim" => &DOCS_210,
+        "zadd" => &DOCS_211,
+        "zcard" => &DOCS_212,
+        "zcount" => &DOCS_213,
+        "zdiff" => &DOCS_214,
+        "zdiffstore" => &DOCS_215,
+        "zincrby" => &DOCS_216,
+        "zinter" => &DOCS_217,
+        "zintercard" => &DOCS_218,
+        "zinterstore" => &DOCS_219,
+        "zlexcount" => &DOCS_220,
+        "zmpop" => &DOCS_221,
+        "zmscore" => &DOCS_222,
+        "zpopmax" => &DOCS_223,
+        "zpopmin" => &DOCS_224,
+        "zrandmember" => &DOCS_225,
+        "zrange" => &DOCS_226,
+        "zrangebylex" => &DOCS_227,
+        "zrangebyscore" => &DOCS_228,
+        "zrangestore" => &DOCS_229,
+        "zrank" => &DOCS_230,
+        "zrem" => &DOCS_231,
+        "zremrangebylex" => &DOCS_232,
+        "zremrangebyrank" => &DOCS_233,
+        "zremrangebyscore" => &DOCS_234,
+        "zrevrange" => &DOCS_235,
+        "zrevrangebylex" => &DOCS_236,
+        "zrevrangebyscore" => &DOCS_237,
+        "zrevrank" => &DOCS_238,
+        "zscan" => &DOCS_239,
+        "zscore" => &DOCS_240,
+        "zunion" => &DOCS_241,
+        "zunionstore" => &DOCS_242,
         _ => return None,
     })
 }
 
-/// client|getname
+/// acl|cat
 static DOCS_0: Docs = Docs {
+    complexity: "O(1) since the categories and commands are a fixed set.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[Arg::new("categoryname", ArgType::String).flags(OPTIONAL)],
+};
+
+/// acl|deluser
+static DOCS_1: Docs = Docs {
+    complexity: "O(1) amortized time considering the typical user.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[Arg::new("username", ArgType::String).flags(MULTIPLE)],
+};
+
+/// acl|dryrun
+static DOCS_2: Docs = Docs {
+    complexity: "O(1).",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::new("username", ArgType::String),
+        Arg::new("command", ArgType::String),
+        Arg::new("arg", ArgType::String).flags(OPTIONAL | MULTIPLE),
+    ],
+};
+
+/// acl|genpass
+static DOCS_3: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[Arg::new("bits", ArgType::Integer).flags(OPTIONAL)],
+};
+
+/// acl|getuser
+static DOCS_4: Docs = Docs { complexity: "O(N). Where N is the number of password, command and pattern rules that the user has.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added Pub/Sub channel patterns."), ("7.0.0", "Added selectors and changed the format of key and channel patterns from a list to their rule representation.")], arguments: &[Arg::new("username", ArgType::String)] };
+
+/// acl|help
+static DOCS_5: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// acl|list
+static DOCS_6: Docs = Docs {
+    complexity: "O(N). Where N is the number of configured users.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// acl|load
+static DOCS_7: Docs = Docs {
+    complexity: "O(N). Where N is the number of configured users.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// acl|log
+static DOCS_8: Docs = Docs {
+    complexity: "O(N) with N being the number of entries shown.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[Arg::new("operation", ArgType::OneOf)
+        .flags(OPTIONAL)
+        .args(&[
+            Arg::new("count", ArgType::Integer),
+            Arg::new("reset", ArgType::PureToken).token("RESET"),
+        ])],
+};
+
+/// acl|save
+static DOCS_9: Docs = Docs {
+    complexity: "O(N). Where N is the number of configured users.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// acl|setuser
+static DOCS_10: Docs = Docs {
+    complexity: "O(N). Where N is the number of rules provided.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[
+        ("6.2.0", "Added Pub/Sub channel patterns."),
+        ("7.0.0", "Added selectors and key based permissions."),
+    ],
+    arguments: &[
+        Arg::new("username", ArgType::String),
+        Arg::new("rule", ArgType::String).flags(OPTIONAL | MULTIPLE),
+    ],
+};
+
+/// acl|users
+static DOCS_11: Docs = Docs {
+    complexity: "O(N). Where N is the number of configured users.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// acl|whoami
+static DOCS_12: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// client|getname
+static DOCS_13: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -254,7 +402,7 @@ static DOCS_0: Docs = Docs {
 };
 
 /// client|help
-static DOCS_1: Docs = Docs {
+static DOCS_14: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -264,7 +412,7 @@ static DOCS_1: Docs = Docs {
 };
 
 /// client|id
-static DOCS_2: Docs = Docs {
+static DOCS_15: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -274,7 +422,7 @@ static DOCS_2: Docs = Docs {
 };
 
 /// client|info
-static DOCS_3: Docs = Docs {
+static DOCS_16: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -284,10 +432,10 @@ static DOCS_3: Docs = Docs {
 };
 
 /// client|kill
-static DOCS_4: Docs = Docs { complexity: "O(N) where N is the number of client connections", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.8.12", "Added new filter format."), ("2.8.12", "`ID` option."), ("3.2.0", "Added `master` type in for `TYPE` option."), ("5.0.0", "Replaced `slave` `TYPE` with `replica`. `slave` still supported for backward compatibility."), ("6.2.0", "`LADDR` option.")], arguments: &[Arg::new("filter", ArgType::OneOf).args(&[Arg::new("ip:port", ArgType::String).deprecated_since("2.8.12"), Arg::new("new-format", ArgType::OneOf).flags(MULTIPLE).args(&[Arg::new("client-id", ArgType::Integer).token("ID").since("2.8.12").flags(OPTIONAL), Arg::new("normal_master_slave_pubsub", ArgType::OneOf).token("TYPE").since("2.8.12").flags(OPTIONAL).args(&[Arg::new("normal", ArgType::PureToken).token("NORMAL"), Arg::new("master", ArgType::PureToken).token("MASTER").since("3.2.0"), Arg::new("slave", ArgType::PureToken).token("SLAVE"), Arg::new("replica", ArgType::PureToken).token("REPLICA").since("5.0.0"), Arg::new("pubsub", ArgType::PureToken).token("PUBSUB")]), Arg::new("username", ArgType::String).token("USER").flags(OPTIONAL), Arg::new("ip:port", ArgType::String).token("ADDR").flags(OPTIONAL), Arg::new("ip:port", ArgType::String).token("LADDR").since("6.2.0").flags(OPTIONAL), Arg::new("yes/no", ArgType::String).token("SKIPME").flags(OPTIONAL)])])] };
+static DOCS_17: Docs = Docs { complexity: "O(N) where N is the number of client connections", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.8.12", "Added new filter format."), ("2.8.12", "`ID` option."), ("3.2.0", "Added `master` type in for `TYPE` option."), ("5.0.0", "Replaced `slave` `TYPE` with `replica`. `slave` still supported for backward compatibility."), ("6.2.0", "`LADDR` option.")], arguments: &[Arg::new("filter", ArgType::OneOf).args(&[Arg::new("ip:port", ArgType::String).deprecated_since("2.8.12"), Arg::new("new-format", ArgType::OneOf).flags(MULTIPLE).args(&[Arg::new("client-id", ArgType::Integer).token("ID").since("2.8.12").flags(OPTIONAL), Arg::new("normal_master_slave_pubsub", ArgType::OneOf).token("TYPE").since("2.8.12").flags(OPTIONAL).args(&[Arg::new("normal", ArgType::PureToken).token("NORMAL"), Arg::new("master", ArgType::PureToken).token("MASTER").since("3.2.0"), Arg::new("slave", ArgType::PureToken).token("SLAVE"), Arg::new("replica", ArgType::PureToken).token("REPLICA").since("5.0.0"), Arg::new("pubsub", ArgType::PureToken).token("PUBSUB")]), Arg::new("username", ArgType::String).token("USER").flags(OPTIONAL), Arg::new("ip:port", ArgType::String).token("ADDR").flags(OPTIONAL), Arg::new("ip:port", ArgType::String).token("LADDR").since("6.2.0").flags(OPTIONAL), Arg::new("yes/no", ArgType::String).token("SKIPME").flags(OPTIONAL)])])] };
 
 /// client|list
-static DOCS_5: Docs = Docs {
+static DOCS_18: Docs = Docs {
     complexity: "O(N) where N is the number of client connections",
     doc_flags: &[],
     deprecated_since: None,
@@ -326,7 +474,7 @@ static DOCS_5: Docs = Docs {
 };
 
 /// client|no-evict
-static DOCS_6: Docs = Docs {
+static DOCS_19: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -339,7 +487,7 @@ static DOCS_6: Docs = Docs {
 };
 
 /// client|no-touch
-static DOCS_7: Docs = Docs {
+static DOCS_20: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -352,7 +500,7 @@ static DOCS_7: Docs = Docs {
 };
 
 /// client|setinfo
-static DOCS_8: Docs = Docs {
+static DOCS_21: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -365,7 +513,7 @@ static DOCS_8: Docs = Docs {
 };
 
 /// client|setname
-static DOCS_9: Docs = Docs {
+static DOCS_22: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -375,7 +523,7 @@ static DOCS_9: Docs = Docs {
 };
 
 /// command|count
-static DOCS_10: Docs = Docs {
+static DOCS_23: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -385,7 +533,7 @@ static DOCS_10: Docs = Docs {
 };
 
 /// command|docs
-static DOCS_11: Docs = Docs {
+static DOCS_24: Docs = Docs {
     complexity: "O(N) where N is the number of commands to look up",
     doc_flags: &[],
     deprecated_since: None,
@@ -395,7 +543,7 @@ static DOCS_11: Docs = Docs {
 };
 
 /// command|getkeys
-static DOCS_12: Docs = Docs {
+static DOCS_25: Docs = Docs {
     complexity: "O(N) where N is the number of arguments to the command",
     doc_flags: &[],
     deprecated_since: None,
@@ -405,7 +553,7 @@ static DOCS_12: Docs = Docs {
 };
 
 /// command|getkeysandflags
-static DOCS_13: Docs = Docs {
+static DOCS_26: Docs = Docs {
     complexity: "O(N) where N is the number of arguments to the command",
     doc_flags: &[],
     deprecated_since: None,
@@ -415,7 +563,7 @@ static DOCS_13: Docs = Docs {
 };
 
 /// command|help
-static DOCS_14: Docs = Docs {
+static DOCS_27: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -425,7 +573,7 @@ static DOCS_14: Docs = Docs {
 };
 
 /// command|info
-static DOCS_15: Docs = Docs {
+static DOCS_28: Docs = Docs {
     complexity: "O(N) where N is the number of commands to look up",
     doc_flags: &[],
     deprecated_since: None,
@@ -438,7 +586,7 @@ static DOCS_15: Docs = Docs {
 };
 
 /// command|list
-static DOCS_16: Docs = Docs {
+static DOCS_29: Docs = Docs {
     complexity: "O(N) where N is the total number of Redis commands",
     doc_flags: &[],
     deprecated_since: None,
@@ -455,10 +603,10 @@ static DOCS_16: Docs = Docs {
 };
 
 /// pubsub|channels
-static DOCS_17: Docs = Docs { complexity: "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL)] };
+static DOCS_30: Docs = Docs { complexity: "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL)] };
 
 /// pubsub|help
-static DOCS_18: Docs = Docs {
+static DOCS_31: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -468,7 +616,7 @@ static DOCS_18: Docs = Docs {
 };
 
 /// pubsub|numpat
-static DOCS_19: Docs = Docs {
+static DOCS_32: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -478,7 +626,7 @@ static DOCS_19: Docs = Docs {
 };
 
 /// pubsub|numsub
-static DOCS_20: Docs = Docs {
+static DOCS_33: Docs = Docs {
     complexity: "O(N) for the NUMSUB subcommand, where N is the number of requested channels",
     doc_flags: &[],
     deprecated_since: None,
@@ -488,10 +636,10 @@ static DOCS_20: Docs = Docs {
 };
 
 /// pubsub|shardchannels
-static DOCS_21: Docs = Docs { complexity: "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL)] };
+static DOCS_34: Docs = Docs { complexity: "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL)] };
 
 /// pubsub|shardnumsub
-static DOCS_22: Docs = Docs {
+static DOCS_35: Docs = Docs {
     complexity:
         "O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels",
     doc_flags: &[],
@@ -502,10 +650,10 @@ static DOCS_22: Docs = Docs {
 };
 
 /// script|exists
-static DOCS_23: Docs = Docs { complexity: "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("sha1", ArgType::String).flags(MULTIPLE)] };
+static DOCS_36: Docs = Docs { complexity: "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("sha1", ArgType::String).flags(MULTIPLE)] };
 
 /// script|flush
-static DOCS_24: Docs = Docs {
+static DOCS_37: Docs = Docs {
     complexity: "O(N) with N being the number of scripts in cache",
     doc_flags: &[],
     deprecated_since: None,
@@ -524,7 +672,7 @@ static DOCS_24: Docs = Docs {
 };
 
 /// script|help
-static DOCS_25: Docs = Docs {
+static DOCS_38: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -534,7 +682,7 @@ static DOCS_25: Docs = Docs {
 };
 
 /// script|kill
-static DOCS_26: Docs = Docs {
+static DOCS_39: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -544,7 +692,7 @@ static DOCS_26: Docs = Docs {
 };
 
 /// script|load
-static DOCS_27: Docs = Docs {
+static DOCS_40: Docs = Docs {
     complexity: "O(N) with N being the length in bytes of the script body.",
     doc_flags: &[],
     deprecated_since: None,
@@ -554,7 +702,7 @@ static DOCS_27: Docs = Docs {
 };
 
 /// object|encoding
-static DOCS_28: Docs = Docs {
+static DOCS_41: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -564,7 +712,7 @@ static DOCS_28: Docs = Docs {
 };
 
 /// object|freq
-static DOCS_29: Docs = Docs {
+static DOCS_42: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -574,7 +722,7 @@ static DOCS_29: Docs = Docs {
 };
 
 /// object|help
-static DOCS_30: Docs = Docs {
+static DOCS_43: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -584,7 +732,7 @@ static DOCS_30: Docs = Docs {
 };
 
 /// object|idletime
-static DOCS_31: Docs = Docs {
+static DOCS_44: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -594,7 +742,7 @@ static DOCS_31: Docs = Docs {
 };
 
 /// object|refcount
-static DOCS_32: Docs = Docs {
+static DOCS_45: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -604,7 +752,7 @@ static DOCS_32: Docs = Docs {
 };
 
 /// xgroup|create
-static DOCS_33: Docs = Docs {
+static DOCS_46: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -627,7 +775,7 @@ static DOCS_33: Docs = Docs {
 };
 
 /// xgroup|createconsumer
-static DOCS_34: Docs = Docs {
+static DOCS_47: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -641,7 +789,7 @@ static DOCS_34: Docs = Docs {
 };
 
 /// xgroup|delconsumer
-static DOCS_35: Docs = Docs {
+static DOCS_48: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -655,7 +803,7 @@ static DOCS_35: Docs = Docs {
 };
 
 /// xgroup|destroy
-static DOCS_36: Docs = Docs {
+static DOCS_49: Docs = Docs {
     complexity: "O(N) where N is the number of entries in the group's pending entries list (PEL).",
     doc_flags: &[],
     deprecated_since: None,
@@ -665,7 +813,7 @@ static DOCS_36: Docs = Docs {
 };
 
 /// xgroup|help
-static DOCS_37: Docs = Docs {
+static DOCS_50: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -675,7 +823,7 @@ static DOCS_37: Docs = Docs {
 };
 
 /// xgroup|setid
-static DOCS_38: Docs = Docs {
+static DOCS_51: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -695,7 +843,7 @@ static DOCS_38: Docs = Docs {
 };
 
 /// xinfo|consumers
-static DOCS_39: Docs = Docs {
+static DOCS_52: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -705,7 +853,7 @@ static DOCS_39: Docs = Docs {
 };
 
 /// xinfo|groups
-static DOCS_40: Docs = Docs {
+static DOCS_53: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -715,7 +863,7 @@ static DOCS_40: Docs = Docs {
 };
 
 /// xinfo|help
-static DOCS_41: Docs = Docs {
+static DOCS_54: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -725,13 +873,23 @@ static DOCS_41: Docs = Docs {
 };
 
 /// xinfo|stream
-static DOCS_42: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `FULL` modifier."), ("7.0.0", "Added the `max-deleted-entry-id`, `entries-added`, `recorded-first-entry-id`, `entries-read` and `lag` fields")], arguments: &[Arg::key("key", 0), Arg::new("full", ArgType::Block).token("FULL").flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)])] };
+static DOCS_55: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `FULL` modifier."), ("7.0.0", "Added the `max-deleted-entry-id`, `entries-added`, `recorded-first-entry-id`, `entries-read` and `lag` fields")], arguments: &[Arg::key("key", 0), Arg::new("full", ArgType::Block).token("FULL").flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)])] };
+
+/// acl
+static DOCS_56: Docs = Docs {
+    complexity: "Depends on subcommand.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
 
 /// append
-static DOCS_43: Docs = Docs { complexity: "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("value", ArgType::String)] };
+static DOCS_57: Docs = Docs { complexity: "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("value", ArgType::String)] };
 
 /// auth
-static DOCS_44: Docs = Docs {
+static DOCS_58: Docs = Docs {
     complexity: "O(N) where N is the number of passwords defined for the user",
     doc_flags: &[],
     deprecated_since: None,
@@ -746,7 +904,7 @@ static DOCS_44: Docs = Docs {
 };
 
 /// bitcount
-static DOCS_45: Docs = Docs {
+static DOCS_59: Docs = Docs {
     complexity: "O(N)",
     doc_flags: &[],
     deprecated_since: None,
@@ -769,7 +927,7 @@ static DOCS_45: Docs = Docs {
 };
 
 /// bitfield
-static DOCS_46: Docs = Docs {
+static DOCS_60: Docs = Docs {
     complexity: "O(1) for each subcommand specified",
     doc_flags: &[],
     deprecated_since: None,
@@ -817,7 +975,7 @@ static DOCS_46: Docs = Docs {
 };
 
 /// bitfield_ro
-static DOCS_47: Docs = Docs {
+static DOCS_61: Docs = Docs {
     complexity: "O(1) for each subcommand specified",
     doc_flags: &[],
     deprecated_since: None,
@@ -836,7 +994,7 @@ static DOCS_47: Docs = Docs {
 };
 
 /// bitop
-static DOCS_48: Docs = Docs {
+static DOCS_62: Docs = Docs {
     complexity: "O(N)",
     doc_flags: &[],
     deprecated_since: None,
@@ -850,7 +1008,7 @@ static DOCS_48: Docs = Docs {
 };
 
 /// bitpos
-static DOCS_49: Docs = Docs {
+static DOCS_63: Docs = Docs {
     complexity: "O(N)",
     doc_flags: &[],
     deprecated_since: None,
@@ -878,7 +1036,7 @@ static DOCS_49: Docs = Docs {
 };
 
 /// blmove
-static DOCS_50: Docs = Docs {
+static DOCS_64: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -900,7 +1058,7 @@ static DOCS_50: Docs = Docs {
 };
 
 /// blmpop
-static DOCS_51: Docs = Docs {
+static DOCS_65: Docs = Docs {
     complexity:
         "O(N+M) where N is the number of provided keys and M is the number of elements returned.",
     doc_flags: &[],
@@ -922,7 +1080,7 @@ static DOCS_51: Docs = Docs {
 };
 
 /// blpop
-static DOCS_52: Docs = Docs {
+static DOCS_66: Docs = Docs {
     complexity: "O(N) where N is the number of provided keys.",
     doc_flags: &[],
     deprecated_since: None,
@@ -938,7 +1096,7 @@ static DOCS_52: Docs = Docs {
 };
 
 /// brpop
-static DOCS_53: Docs = Docs {
+static DOCS_67: Docs = Docs {
     complexity: "O(N) where N is the number of provided keys.",
     doc_flags: &[],
     deprecated_since: None,
@@ -954,7 +1112,7 @@ static DOCS_53: Docs = Docs {
 };
 
 /// brpoplpush
-static DOCS_54: Docs = Docs {
+static DOCS_68: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -971,10 +1129,10 @@ static DOCS_54: Docs = Docs {
 };
 
 /// bzmpop
-static DOCS_55: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("timeout", ArgType::Double), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_69: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("timeout", ArgType::Double), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// bzpopmax
-static DOCS_56: Docs = Docs {
+static DOCS_70: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -990,7 +1148,7 @@ static DOCS_56: Docs = Docs {
 };
 
 /// bzpopmin
-static DOCS_57: Docs = Docs {
+static DOCS_71: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1006,17 +1164,7 @@ static DOCS_57: Docs = Docs {
 };
 
 /// client
-static DOCS_58: Docs = Docs {
-    complexity: "Depends on subcommand.",
-    doc_flags: &[],
-    deprecated_since: None,
-    replaced_by: None,
-    history: &[],
-    arguments: &[],
-};
-
-/// acl and its subcommands
-static DOCS_ACL: Docs = Docs {
+static DOCS_72: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1026,7 +1174,7 @@ static DOCS_ACL: Docs = Docs {
 };
 
 /// command
-static DOCS_59: Docs = Docs {
+static DOCS_73: Docs = Docs {
     complexity: "O(N) where N is the total number of Redis commands",
     doc_flags: &[],
     deprecated_since: None,
@@ -1036,10 +1184,10 @@ static DOCS_59: Docs = Docs {
 };
 
 /// copy
-static DOCS_60: Docs = Docs { complexity: "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("source", 0), Arg::key("destination", 1), Arg::new("destination-db", ArgType::Integer).token("DB").flags(OPTIONAL), Arg::new("replace", ArgType::PureToken).token("REPLACE").flags(OPTIONAL)] };
+static DOCS_74: Docs = Docs { complexity: "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("source", 0), Arg::key("destination", 1), Arg::new("destination-db", ArgType::Integer).token("DB").flags(OPTIONAL), Arg::new("replace", ArgType::PureToken).token("REPLACE").flags(OPTIONAL)] };
 
 /// dbsize
-static DOCS_61: Docs = Docs {
+static DOCS_75: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1049,7 +1197,7 @@ static DOCS_61: Docs = Docs {
 };
 
 /// decr
-static DOCS_62: Docs = Docs {
+static DOCS_76: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1059,7 +1207,7 @@ static DOCS_62: Docs = Docs {
 };
 
 /// decrby
-static DOCS_63: Docs = Docs {
+static DOCS_77: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1069,10 +1217,10 @@ static DOCS_63: Docs = Docs {
 };
 
 /// del
-static DOCS_64: Docs = Docs { complexity: "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_78: Docs = Docs { complexity: "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// discard
-static DOCS_65: Docs = Docs {
+static DOCS_79: Docs = Docs {
     complexity: "O(N), when N is the number of queued commands",
     doc_flags: &[],
     deprecated_since: None,
@@ -1082,7 +1230,7 @@ static DOCS_65: Docs = Docs {
 };
 
 /// echo
-static DOCS_66: Docs = Docs {
+static DOCS_80: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1092,7 +1240,7 @@ static DOCS_66: Docs = Docs {
 };
 
 /// eval
-static DOCS_67: Docs = Docs {
+static DOCS_81: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1107,7 +1255,7 @@ static DOCS_67: Docs = Docs {
 };
 
 /// eval_ro
-static DOCS_68: Docs = Docs {
+static DOCS_82: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1122,7 +1270,7 @@ static DOCS_68: Docs = Docs {
 };
 
 /// evalsha
-static DOCS_69: Docs = Docs {
+static DOCS_83: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1137,7 +1285,7 @@ static DOCS_69: Docs = Docs {
 };
 
 /// evalsha_ro
-static DOCS_70: Docs = Docs {
+static DOCS_84: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1152,7 +1300,7 @@ static DOCS_70: Docs = Docs {
 };
 
 /// exec
-static DOCS_71: Docs = Docs {
+static DOCS_85: Docs = Docs {
     complexity: "Depends on commands in the transaction",
     doc_flags: &[],
     deprecated_since: None,
@@ -1162,7 +1310,7 @@ static DOCS_71: Docs = Docs {
 };
 
 /// exists
-static DOCS_72: Docs = Docs {
+static DOCS_86: Docs = Docs {
     complexity: "O(N) where N is the number of keys to check.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1172,7 +1320,7 @@ static DOCS_72: Docs = Docs {
 };
 
 /// expire
-static DOCS_73: Docs = Docs {
+static DOCS_87: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1194,7 +1342,7 @@ static DOCS_73: Docs = Docs {
 };
 
 /// expireat
-static DOCS_74: Docs = Docs {
+static DOCS_88: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1216,7 +1364,7 @@ static DOCS_74: Docs = Docs {
 };
 
 /// expiretime
-static DOCS_75: Docs = Docs {
+static DOCS_89: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1226,7 +1374,7 @@ static DOCS_75: Docs = Docs {
 };
 
 /// flushall
-static DOCS_76: Docs = Docs {
+static DOCS_90: Docs = Docs {
     complexity: "O(N) where N is the total number of keys in all databases",
     doc_flags: &[],
     deprecated_since: None,
@@ -1246,7 +1394,7 @@ static DOCS_76: Docs = Docs {
 };
 
 /// flushdb
-static DOCS_77: Docs = Docs {
+static DOCS_91: Docs = Docs {
     complexity: "O(N) where N is the number of keys in the selected database",
     doc_flags: &[],
     deprecated_since: None,
@@ -1266,7 +1414,7 @@ static DOCS_77: Docs = Docs {
 };
 
 /// get
-static DOCS_78: Docs = Docs {
+static DOCS_92: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1276,7 +1424,7 @@ static DOCS_78: Docs = Docs {
 };
 
 /// getbit
-static DOCS_79: Docs = Docs {
+static DOCS_93: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1286,7 +1434,7 @@ static DOCS_79: Docs = Docs {
 };
 
 /// getdel
-static DOCS_80: Docs = Docs {
+static DOCS_94: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1296,7 +1444,7 @@ static DOCS_80: Docs = Docs {
 };
 
 /// getex
-static DOCS_81: Docs = Docs {
+static DOCS_95: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1317,10 +1465,10 @@ static DOCS_81: Docs = Docs {
 };
 
 /// getrange
-static DOCS_82: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
+static DOCS_96: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
 
 /// getset
-static DOCS_83: Docs = Docs {
+static DOCS_97: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -1330,7 +1478,7 @@ static DOCS_83: Docs = Docs {
 };
 
 /// hdel
-static DOCS_84: Docs = Docs {
+static DOCS_98: Docs = Docs {
     complexity: "O(N) where N is the number of fields to be removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1343,10 +1491,10 @@ static DOCS_84: Docs = Docs {
 };
 
 /// hello
-static DOCS_85: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")], arguments: &[Arg::new("arguments", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("protover", ArgType::Integer), Arg::new("username_password", ArgType::Block).token("AUTH").flags(OPTIONAL).args(&[Arg::new("username", ArgType::String), Arg::new("password", ArgType::String)]), Arg::new("clientname", ArgType::String).token("SETNAME").flags(OPTIONAL)])] };
+static DOCS_99: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")], arguments: &[Arg::new("arguments", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("protover", ArgType::Integer), Arg::new("username_password", ArgType::Block).token("AUTH").flags(OPTIONAL).args(&[Arg::new("username", ArgType::String), Arg::new("password", ArgType::String)]), Arg::new("clientname", ArgType::String).token("SETNAME").flags(OPTIONAL)])] };
 
 /// hexists
-static DOCS_86: Docs = Docs {
+static DOCS_100: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1356,7 +1504,7 @@ static DOCS_86: Docs = Docs {
 };
 
 /// hget
-static DOCS_87: Docs = Docs {
+static DOCS_101: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1366,7 +1514,7 @@ static DOCS_87: Docs = Docs {
 };
 
 /// hgetall
-static DOCS_88: Docs = Docs {
+static DOCS_102: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1376,7 +1524,7 @@ static DOCS_88: Docs = Docs {
 };
 
 /// hincrby
-static DOCS_89: Docs = Docs {
+static DOCS_103: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1390,7 +1538,7 @@ static DOCS_89: Docs = Docs {
 };
 
 /// hincrbyfloat
-static DOCS_90: Docs = Docs {
+static DOCS_104: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1404,7 +1552,7 @@ static DOCS_90: Docs = Docs {
 };
 
 /// hkeys
-static DOCS_91: Docs = Docs {
+static DOCS_105: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1414,7 +1562,7 @@ static DOCS_91: Docs = Docs {
 };
 
 /// hlen
-static DOCS_92: Docs = Docs {
+static DOCS_106: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1424,7 +1572,7 @@ static DOCS_92: Docs = Docs {
 };
 
 /// hmget
-static DOCS_93: Docs = Docs {
+static DOCS_107: Docs = Docs {
     complexity: "O(N) where N is the number of fields being requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1437,7 +1585,7 @@ static DOCS_93: Docs = Docs {
 };
 
 /// hmset
-static DOCS_94: Docs = Docs {
+static DOCS_108: Docs = Docs {
     complexity: "O(N) where N is the number of fields being set.",
     doc_flags: &["deprecated"],
     deprecated_since: Some("4.0.0"),
@@ -1455,7 +1603,7 @@ static DOCS_94: Docs = Docs {
 };
 
 /// hrandfield
-static DOCS_95: Docs = Docs {
+static DOCS_109: Docs = Docs {
     complexity: "O(N) where N is the number of fields returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -1473,13 +1621,13 @@ static DOCS_95: Docs = Docs {
 };
 
 /// hscan
-static DOCS_96: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_110: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// hset
-static DOCS_97: Docs = Docs { complexity: "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `field` and `value` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
+static DOCS_111: Docs = Docs { complexity: "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `field` and `value` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
 
 /// hsetnx
-static DOCS_98: Docs = Docs {
+static DOCS_112: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1493,7 +1641,7 @@ static DOCS_98: Docs = Docs {
 };
 
 /// hstrlen
-static DOCS_99: Docs = Docs {
+static DOCS_113: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1503,7 +1651,7 @@ static DOCS_99: Docs = Docs {
 };
 
 /// hvals
-static DOCS_100: Docs = Docs {
+static DOCS_114: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1513,7 +1661,7 @@ static DOCS_100: Docs = Docs {
 };
 
 /// incr
-static DOCS_101: Docs = Docs {
+static DOCS_115: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1523,7 +1671,7 @@ static DOCS_101: Docs = Docs {
 };
 
 /// incrby
-static DOCS_102: Docs = Docs {
+static DOCS_116: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1533,7 +1681,7 @@ static DOCS_102: Docs = Docs {
 };
 
 /// incrbyfloat
-static DOCS_103: Docs = Docs {
+static DOCS_117: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1543,7 +1691,7 @@ static DOCS_103: Docs = Docs {
 };
 
 /// info
-static DOCS_104: Docs = Docs {
+static DOCS_118: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1556,10 +1704,10 @@ static DOCS_104: Docs = Docs {
 };
 
 /// keys
-static DOCS_105: Docs = Docs { complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern)] };
+static DOCS_119: Docs = Docs { complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern)] };
 
 /// lcs
-static DOCS_106: Docs = Docs {
+static DOCS_120: Docs = Docs {
     complexity: "O(N*M) where N and M are the lengths of s1 and s2, respectively",
     doc_flags: &[],
     deprecated_since: None,
@@ -1584,13 +1732,13 @@ static DOCS_106: Docs = Docs {
 };
 
 /// lindex
-static DOCS_107: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer)] };
+static DOCS_121: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer)] };
 
 /// linsert
-static DOCS_108: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("where", ArgType::OneOf).args(&[Arg::new("before", ArgType::PureToken).token("BEFORE"), Arg::new("after", ArgType::PureToken).token("AFTER")]), Arg::new("pivot", ArgType::String), Arg::new("element", ArgType::String)] };
+static DOCS_122: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("where", ArgType::OneOf).args(&[Arg::new("before", ArgType::PureToken).token("BEFORE"), Arg::new("after", ArgType::PureToken).token("AFTER")]), Arg::new("pivot", ArgType::String), Arg::new("element", ArgType::String)] };
 
 /// llen
-static DOCS_109: Docs = Docs {
+static DOCS_123: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1600,7 +1748,7 @@ static DOCS_109: Docs = Docs {
 };
 
 /// lmove
-static DOCS_110: Docs = Docs {
+static DOCS_124: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1621,7 +1769,7 @@ static DOCS_110: Docs = Docs {
 };
 
 /// lmpop
-static DOCS_111: Docs = Docs {
+static DOCS_125: Docs = Docs {
     complexity:
         "O(N+M) where N is the number of provided keys and M is the number of elements returned.",
     doc_flags: &[],
@@ -1642,7 +1790,7 @@ static DOCS_111: Docs = Docs {
 };
 
 /// lpop
-static DOCS_112: Docs = Docs {
+static DOCS_126: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -1657,19 +1805,19 @@ static DOCS_112: Docs = Docs {
 };
 
 /// lpos
-static DOCS_113: Docs = Docs { complexity: "O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String), Arg::new("rank", ArgType::Integer).token("RANK").flags(OPTIONAL), Arg::new("num-matches", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("len", ArgType::Integer).token("MAXLEN").flags(OPTIONAL)] };
+static DOCS_127: Docs = Docs { complexity: "O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String), Arg::new("rank", ArgType::Integer).token("RANK").flags(OPTIONAL), Arg::new("num-matches", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("len", ArgType::Integer).token("MAXLEN").flags(OPTIONAL)] };
 
 /// lpush
-static DOCS_114: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_128: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// lpushx
-static DOCS_115: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_129: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// lrange
-static DOCS_116: Docs = Docs { complexity: "O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
+static DOCS_130: Docs = Docs { complexity: "O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
 
 /// lrem
-static DOCS_117: Docs = Docs {
+static DOCS_131: Docs = Docs {
     complexity: "O(N+M) where N is the length of the list and M is the number of elements removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1683,10 +1831,10 @@ static DOCS_117: Docs = Docs {
 };
 
 /// lset
-static DOCS_118: Docs = Docs { complexity: "O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer), Arg::new("element", ArgType::String)] };
+static DOCS_132: Docs = Docs { complexity: "O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer), Arg::new("element", ArgType::String)] };
 
 /// ltrim
-static DOCS_119: Docs = Docs {
+static DOCS_133: Docs = Docs {
     complexity: "O(N) where N is the number of elements to be removed by the operation.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1700,7 +1848,7 @@ static DOCS_119: Docs = Docs {
 };
 
 /// mget
-static DOCS_120: Docs = Docs {
+static DOCS_134: Docs = Docs {
     complexity: "O(N) where N is the number of keys to retrieve.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1710,7 +1858,7 @@ static DOCS_120: Docs = Docs {
 };
 
 /// mset
-static DOCS_121: Docs = Docs {
+static DOCS_135: Docs = Docs {
     complexity: "O(N) where N is the number of keys to set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1722,7 +1870,7 @@ static DOCS_121: Docs = Docs {
 };
 
 /// msetnx
-static DOCS_122: Docs = Docs {
+static DOCS_136: Docs = Docs {
     complexity: "O(N) where N is the number of keys to set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1734,7 +1882,7 @@ static DOCS_122: Docs = Docs {
 };
 
 /// multi
-static DOCS_123: Docs = Docs {
+static DOCS_137: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1744,7 +1892,7 @@ static DOCS_123: Docs = Docs {
 };
 
 /// object
-static DOCS_124: Docs = Docs {
+static DOCS_138: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1754,7 +1902,7 @@ static DOCS_124: Docs = Docs {
 };
 
 /// persist
-static DOCS_125: Docs = Docs {
+static DOCS_139: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1764,7 +1912,7 @@ static DOCS_125: Docs = Docs {
 };
 
 /// pexpire
-static DOCS_126: Docs = Docs {
+static DOCS_140: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1786,7 +1934,7 @@ static DOCS_126: Docs = Docs {
 };
 
 /// pexpireat
-static DOCS_127: Docs = Docs {
+static DOCS_141: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1808,7 +1956,7 @@ static DOCS_127: Docs = Docs {
 };
 
 /// pexpiretime
-static DOCS_128: Docs = Docs {
+static DOCS_142: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1818,7 +1966,7 @@ static DOCS_128: Docs = Docs {
 };
 
 /// ping
-static DOCS_129: Docs = Docs {
+static DOCS_143: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1828,7 +1976,7 @@ static DOCS_129: Docs = Docs {
 };
 
 /// psetex
-static DOCS_130: Docs = Docs {
+static DOCS_144: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1842,7 +1990,7 @@ static DOCS_130: Docs = Docs {
 };
 
 /// psubscribe
-static DOCS_131: Docs = Docs {
+static DOCS_145: Docs = Docs {
     complexity: "O(N) where N is the number of patterns the client is already subscribed to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1854,7 +2002,7 @@ static DOCS_131: Docs = Docs {
 };
 
 /// pttl
-static DOCS_132: Docs = Docs {
+static DOCS_146: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1864,10 +2012,10 @@ static DOCS_132: Docs = Docs {
 };
 
 /// publish
-static DOCS_133: Docs = Docs { complexity: "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("channel", ArgType::String), Arg::new("message", ArgType::String)] };
+static DOCS_147: Docs = Docs { complexity: "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("channel", ArgType::String), Arg::new("message", ArgType::String)] };
 
 /// pubsub
-static DOCS_134: Docs = Docs {
+static DOCS_148: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1877,10 +2025,10 @@ static DOCS_134: Docs = Docs {
 };
 
 /// punsubscribe
-static DOCS_135: Docs = Docs { complexity: "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL | MULTIPLE)] };
+static DOCS_149: Docs = Docs { complexity: "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL | MULTIPLE)] };
 
 /// quit
-static DOCS_136: Docs = Docs {
+static DOCS_150: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1890,7 +2038,7 @@ static DOCS_136: Docs = Docs {
 };
 
 /// randomkey
-static DOCS_137: Docs = Docs {
+static DOCS_151: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1900,7 +2048,7 @@ static DOCS_137: Docs = Docs {
 };
 
 /// rename
-static DOCS_138: Docs = Docs {
+static DOCS_152: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1910,7 +2058,7 @@ static DOCS_138: Docs = Docs {
 };
 
 /// renamenx
-static DOCS_139: Docs = Docs {
+static DOCS_153: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1923,7 +2071,7 @@ static DOCS_139: Docs = Docs {
 };
 
 /// reset
-static DOCS_140: Docs = Docs {
+static DOCS_154: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1933,7 +2081,7 @@ static DOCS_140: Docs = Docs {
 };
 
 /// rpop
-static DOCS_141: Docs = Docs {
+static DOCS_155: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -1948,7 +2096,7 @@ static DOCS_141: Docs = Docs {
 };
 
 /// rpoplpush
-static DOCS_142: Docs = Docs {
+static DOCS_156: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -1958,19 +2106,19 @@ static DOCS_142: Docs = Docs {
 };
 
 /// rpush
-static DOCS_143: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_157: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// rpushx
-static DOCS_144: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_158: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// sadd
-static DOCS_145: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `member` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
+static DOCS_159: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `member` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
 
 /// scan
-static DOCS_146: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `TYPE` subcommand.")], arguments: &[Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("type", ArgType::String).token("TYPE").since("6.0.0").flags(OPTIONAL)] };
+static DOCS_160: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `TYPE` subcommand.")], arguments: &[Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("type", ArgType::String).token("TYPE").since("6.0.0").flags(OPTIONAL)] };
 
 /// scard
-static DOCS_147: Docs = Docs {
+static DOCS_161: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1980,7 +2128,7 @@ static DOCS_147: Docs = Docs {
 };
 
 /// script
-static DOCS_148: Docs = Docs {
+static DOCS_162: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1990,7 +2138,7 @@ static DOCS_148: Docs = Docs {
 };
 
 /// sdiff
-static DOCS_149: Docs = Docs {
+static DOCS_163: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2000,7 +2148,7 @@ static DOCS_149: Docs = Docs {
 };
 
 /// sdiffstore
-static DOCS_150: Docs = Docs {
+static DOCS_164: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2013,7 +2161,7 @@ static DOCS_150: Docs = Docs {
 };
 
 /// select
-static DOCS_151: Docs = Docs {
+static DOCS_165: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2023,7 +2171,7 @@ static DOCS_151: Docs = Docs {
 };
 
 /// set
-static DOCS_152: Docs = Docs {
+static DOCS_166: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2074,7 +2222,7 @@ static DOCS_152: Docs = Docs {
 };
 
 /// setbit
-static DOCS_153: Docs = Docs {
+static DOCS_167: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2088,7 +2236,7 @@ static DOCS_153: Docs = Docs {
 };
 
 /// setex
-static DOCS_154: Docs = Docs {
+static DOCS_168: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2102,7 +2250,7 @@ static DOCS_154: Docs = Docs {
 };
 
 /// setnx
-static DOCS_155: Docs = Docs {
+static DOCS_169: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2112,19 +2260,19 @@ static DOCS_155: Docs = Docs {
 };
 
 /// setrange
-static DOCS_156: Docs = Docs { complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("offset", ArgType::Integer), Arg::new("value", ArgType::String)] };
+static DOCS_170: Docs = Docs { complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("offset", ArgType::Integer), Arg::new("value", ArgType::String)] };
 
 /// sinter
-static DOCS_157: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_171: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// sintercard
-static DOCS_158: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
+static DOCS_172: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
 
 /// sinterstore
-static DOCS_159: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::key("key", 1).flags(MULTIPLE)] };
+static DOCS_173: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::key("key", 1).flags(MULTIPLE)] };
 
 /// sismember
-static DOCS_160: Docs = Docs {
+static DOCS_174: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2134,7 +2282,7 @@ static DOCS_160: Docs = Docs {
 };
 
 /// smembers
-static DOCS_161: Docs = Docs {
+static DOCS_175: Docs = Docs {
     complexity: "O(N) where N is the set cardinality.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2144,7 +2292,7 @@ static DOCS_161: Docs = Docs {
 };
 
 /// smismember
-static DOCS_162: Docs = Docs {
+static DOCS_176: Docs = Docs {
     complexity: "O(N) where N is the number of elements being checked for membership",
     doc_flags: &[],
     deprecated_since: None,
@@ -2157,7 +2305,7 @@ static DOCS_162: Docs = Docs {
 };
 
 /// smove
-static DOCS_163: Docs = Docs {
+static DOCS_177: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2171,7 +2319,7 @@ static DOCS_163: Docs = Docs {
 };
 
 /// spop
-static DOCS_164: Docs = Docs {
+static DOCS_178: Docs = Docs {
     complexity:
         "Without the count argument O(1), otherwise O(N) where N is the value of the passed count.",
     doc_flags: &[],
@@ -2187,7 +2335,7 @@ static DOCS_164: Docs = Docs {
 };
 
 /// spublish
-static DOCS_165: Docs = Docs {
+static DOCS_179: Docs = Docs {
     complexity: "O(N) where N is the number of clients subscribed to the receiving shard channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2200,10 +2348,10 @@ static DOCS_165: Docs = Docs {
 };
 
 /// srandmember
-static DOCS_166: Docs = Docs { complexity: "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).since("2.6.0").flags(OPTIONAL)] };
+static DOCS_180: Docs = Docs { complexity: "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).since("2.6.0").flags(OPTIONAL)] };
 
 /// srem
-static DOCS_167: Docs = Docs {
+static DOCS_181: Docs = Docs {
     complexity: "O(N) where N is the number of members to be removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2216,10 +2364,10 @@ static DOCS_167: Docs = Docs {
 };
 
 /// sscan
-static DOCS_168: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_182: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// ssubscribe
-static DOCS_169: Docs = Docs {
+static DOCS_183: Docs = Docs {
     complexity: "O(N) where N is the number of shard channels to subscribe to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2229,7 +2377,7 @@ static DOCS_169: Docs = Docs {
 };
 
 /// strlen
-static DOCS_170: Docs = Docs {
+static DOCS_184: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2239,7 +2387,7 @@ static DOCS_170: Docs = Docs {
 };
 
 /// subscribe
-static DOCS_171: Docs = Docs {
+static DOCS_185: Docs = Docs {
     complexity: "O(N) where N is the number of channels to subscribe to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2249,10 +2397,10 @@ static DOCS_171: Docs = Docs {
 };
 
 /// substr
-static DOCS_172: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &["deprecated"], deprecated_since: Some("2.0.0"), replaced_by: Some("`GETRANGE`"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
+static DOCS_186: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &["deprecated"], deprecated_since: Some("2.0.0"), replaced_by: Some("`GETRANGE`"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
 
 /// sunion
-static DOCS_173: Docs = Docs {
+static DOCS_187: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2262,7 +2410,7 @@ static DOCS_173: Docs = Docs {
 };
 
 /// sunionstore
-static DOCS_174: Docs = Docs {
+static DOCS_188: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2275,7 +2423,7 @@ static DOCS_174: Docs = Docs {
 };
 
 /// sunsubscribe
-static DOCS_175: Docs = Docs {
+static DOCS_189: Docs = Docs {
     complexity: "O(N) where N is the number of clients already subscribed to a shard channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2285,7 +2433,7 @@ static DOCS_175: Docs = Docs {
 };
 
 /// ttl
-static DOCS_176: Docs = Docs {
+static DOCS_190: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2295,7 +2443,7 @@ static DOCS_176: Docs = Docs {
 };
 
 /// type
-static DOCS_177: Docs = Docs {
+static DOCS_191: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2305,10 +2453,10 @@ static DOCS_177: Docs = Docs {
 };
 
 /// unlink
-static DOCS_178: Docs = Docs { complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_192: Docs = Docs { complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// unsubscribe
-static DOCS_179: Docs = Docs {
+static DOCS_193: Docs = Docs {
     complexity: "O(N) where N is the number of clients already subscribed to a channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2318,7 +2466,7 @@ static DOCS_179: Docs = Docs {
 };
 
 /// unwatch
-static DOCS_180: Docs = Docs {
+static DOCS_194: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2328,7 +2476,7 @@ static DOCS_180: Docs = Docs {
 };
 
 /// watch
-static DOCS_181: Docs = Docs {
+static DOCS_195: Docs = Docs {
     complexity: "O(1) for every key.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2338,7 +2486,7 @@ static DOCS_181: Docs = Docs {
 };
 
 /// xack
-static DOCS_182: Docs = Docs {
+static DOCS_196: Docs = Docs {
     complexity: "O(1) for each message ID processed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2352,13 +2500,13 @@ static DOCS_182: Docs = Docs {
 };
 
 /// xadd
-static DOCS_183: Docs = Docs { complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[Arg::key("key", 0), Arg::new("nomkstream", ArgType::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL), Arg::new("trim", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)]), Arg::new("id_or_auto", ArgType::OneOf).args(&[Arg::new("auto_id", ArgType::PureToken).token("*"), Arg::new("id", ArgType::String)]), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
+static DOCS_197: Docs = Docs { complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[Arg::key("key", 0), Arg::new("nomkstream", ArgType::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL), Arg::new("trim", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)]), Arg::new("id_or_auto", ArgType::OneOf).args(&[Arg::new("auto_id", ArgType::PureToken).token("*"), Arg::new("id", ArgType::String)]), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
 
 /// xautoclaim
-static DOCS_184: Docs = Docs { complexity: "O(1) if COUNT is small.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String), Arg::new("min-idle-time", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("justid", ArgType::PureToken).token("JUSTID").flags(OPTIONAL)] };
+static DOCS_198: Docs = Docs { complexity: "O(1) if COUNT is small.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String), Arg::new("min-idle-time", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("justid", ArgType::PureToken).token("JUSTID").flags(OPTIONAL)] };
 
 /// xclaim
-static DOCS_185: Docs = Docs {
+static DOCS_199: Docs = Docs {
     complexity: "O(log N) with N being the number of messages in the PEL of the consumer group.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2392,7 +2540,7 @@ static DOCS_185: Docs = Docs {
 };
 
 /// xdel
-static DOCS_186: Docs = Docs {
+static DOCS_200: Docs = Docs {
     complexity: "O(1) for each single item to delete in the stream, regardless of the stream size.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2405,7 +2553,7 @@ static DOCS_186: Docs = Docs {
 };
 
 /// xgroup
-static DOCS_187: Docs = Docs {
+static DOCS_201: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2415,7 +2563,7 @@ static DOCS_187: Docs = Docs {
 };
 
 /// xinfo
-static DOCS_188: Docs = Docs {
+static DOCS_202: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2425,7 +2573,7 @@ static DOCS_188: Docs = Docs {
 };
 
 /// xlen
-static DOCS_189: Docs = Docs {
+static DOCS_203: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2435,22 +2583,22 @@ static DOCS_189: Docs = Docs {
 };
 
 /// xpending
-static DOCS_190: Docs = Docs { complexity: "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("filters", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("min-idle-time", ArgType::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer), Arg::new("consumer", ArgType::String).flags(OPTIONAL)])] };
+static DOCS_204: Docs = Docs { complexity: "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("filters", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("min-idle-time", ArgType::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer), Arg::new("consumer", ArgType::String).flags(OPTIONAL)])] };
 
 /// xrange
-static DOCS_191: Docs = Docs { complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_205: Docs = Docs { complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// xread
-static DOCS_192: Docs = Docs { complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
+static DOCS_206: Docs = Docs { complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
 
 /// xreadgroup
-static DOCS_193: Docs = Docs { complexity: "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("group_consumer", ArgType::Block).token("GROUP").args(&[Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String)]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("noack", ArgType::PureToken).token("NOACK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
+static DOCS_207: Docs = Docs { complexity: "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("group_consumer", ArgType::Block).token("GROUP").args(&[Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String)]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("noack", ArgType::PureToken).token("NOACK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
 
 /// xrevrange
-static DOCS_194: Docs = Docs { complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("end", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_208: Docs = Docs { complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("end", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// xsetid
-static DOCS_195: Docs = Docs {
+static DOCS_209: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2474,10 +2622,10 @@ static DOCS_195: Docs = Docs {
 };
 
 /// xtrim
-static DOCS_196: Docs = Docs { complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[Arg::key("key", 0), Arg::new("trim", ArgType::Block).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)])] };
+static DOCS_210: Docs = Docs { complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[Arg::key("key", 0), Arg::new("trim", ArgType::Block).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)])] };
 
 /// zadd
-static DOCS_197: Docs = Docs {
+static DOCS_211: Docs = Docs {
     complexity:
         "O(log(N)) for each item added, where N is the number of elements in the sorted set.",
     doc_flags: &[],
@@ -2522,7 +2670,7 @@ static DOCS_197: Docs = Docs {
 };
 
 /// zcard
-static DOCS_198: Docs = Docs {
+static DOCS_212: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2532,7 +2680,7 @@ static DOCS_198: Docs = Docs {
 };
 
 /// zcount
-static DOCS_199: Docs = Docs {
+static DOCS_213: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2546,13 +2694,13 @@ static DOCS_199: Docs = Docs {
 };
 
 /// zdiff
-static DOCS_200: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_214: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zdiffstore
-static DOCS_201: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE)] };
+static DOCS_215: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE)] };
 
 /// zincrby
-static DOCS_202: Docs = Docs {
+static DOCS_216: Docs = Docs {
     complexity: "O(log(N)) where N is the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2566,16 +2714,16 @@ static DOCS_202: Docs = Docs {
 };
 
 /// zinter
-static DOCS_203: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_217: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zintercard
-static DOCS_204: Docs = Docs { complexity: "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
+static DOCS_218: Docs = Docs { complexity: "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
 
 /// zinterstore
-static DOCS_205: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
+static DOCS_219: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
 
 /// zlexcount
-static DOCS_206: Docs = Docs {
+static DOCS_220: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2589,10 +2737,10 @@ static DOCS_206: Docs = Docs {
 };
 
 /// zmpop
-static DOCS_207: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_221: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// zmscore
-static DOCS_208: Docs = Docs {
+static DOCS_222: Docs = Docs {
     complexity: "O(N) where N is the number of members being requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2605,13 +2753,13 @@ static DOCS_208: Docs = Docs {
 };
 
 /// zpopmax
-static DOCS_209: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
+static DOCS_223: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
 
 /// zpopmin
-static DOCS_210: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
+static DOCS_224: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
 
 /// zrandmember
-static DOCS_211: Docs = Docs {
+static DOCS_225: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -2629,19 +2777,19 @@ static DOCS_211: Docs = Docs {
 };
 
 /// zrange
-static DOCS_212: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("stop", ArgType::String), Arg::new("sortby", ArgType::OneOf).since("6.2.0").flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").since("6.2.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_226: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("stop", ArgType::String), Arg::new("sortby", ArgType::OneOf).since("6.2.0").flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").since("6.2.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zrangebylex
-static DOCS_213: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_227: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrangebyscore
-static DOCS_214: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_228: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrangestore
-static DOCS_215: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("dst", 0), Arg::key("src", 1), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("sortby", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_229: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("dst", 0), Arg::key("src", 1), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("sortby", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrank
-static DOCS_216: Docs = Docs {
+static DOCS_230: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -2651,28 +2799,28 @@ static DOCS_216: Docs = Docs {
 };
 
 /// zrem
-static DOCS_217: Docs = Docs { complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
+static DOCS_231: Docs = Docs { complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
 
 /// zremrangebylex
-static DOCS_218: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String)] };
+static DOCS_232: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String)] };
 
 /// zremrangebyrank
-static DOCS_219: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
+static DOCS_233: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
 
 /// zremrangebyscore
-static DOCS_220: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double)] };
+static DOCS_234: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double)] };
 
 /// zrevrange
-static DOCS_221: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_235: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zrevrangebylex
-static DOCS_222: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::String), Arg::new("min", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_236: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::String), Arg::new("min", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrevrangebyscore
-static DOCS_223: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::Double), Arg::new("min", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_237: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::Double), Arg::new("min", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrevrank
-static DOCS_224: Docs = Docs {
+static DOCS_238: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -2682,10 +2830,10 @@ static DOCS_224: Docs = Docs {
 };
 
 /// zscan
-static DOCS_225: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_239: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// zscore
-static DOCS_226: Docs = Docs {
+static DOCS_240: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2695,7 +2843,7 @@ static DOCS_226: Docs = Docs {
 };
 
 /// zunion
-static DOCS_227: Docs = Docs { complexity: "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_241: Docs = Docs { complexity: "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zunionstore
-static DOCS_228: Docs = Docs { complexity: "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
+static DOCS_242: Docs = Docs { complexity: "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
