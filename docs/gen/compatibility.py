@@ -50,6 +50,11 @@ PARTIAL = {
     "evalsha_ro": "As EVAL.",
     "pfcount": "Estimates are Redis's to the unit, but PFCOUNT does not write the estimate back into the value's cache bytes (that would make every count a replicated write), so GET shows a stale-cache header where Redis shows a fresh one.",
     "time": "Answered by the proxy from its own clock; expiry runs on the Raft leader's clock (docs/time.md), which NTP keeps within milliseconds of it.",
+    "acl|setuser": "Selectors `(...)` and first-argument rules (`+select|0`) are refused with an error; everything else is Redis 7.2's (docs/security.md).",
+    "acl|getuser": "`selectors` is always empty (selectors are not supported).",
+    "acl|load": "Answers Redis's error for a server without an ACL file: users live in the replicated cluster state.",
+    "acl|save": "As ACL LOAD.",
+    "acl|log": "Each proxy keeps its own log, as each Redis server does.",
     "xadd": "`~` trimming removes whole groups of 100 oldest entries (Redis: radix-tree nodes); see streams.md.",
     "xtrim": "As XADD's `~` trimming.",
     "xinfo|stream": "`radix-tree-keys`/`radix-tree-nodes` are estimates for 100-entry nodes.",
@@ -58,7 +63,6 @@ PARTIAL = {
 
 # Not served, and why. Keys are commands or whole families (prefix before `|`).
 NOT_SUPPORTED = {
-    "acl": "Planned: ACL users replicated through Raft (issue 20).",
     "cluster": "Rampart is one endpoint: its proxies hide nodes, leaders and groups, so Redis Cluster topology commands are not served.",
     "asking": "Redis Cluster redirection; the proxy routes, clients are never redirected.",
     "readonly": "Redis Cluster replica reads; reads are served by the Raft leader.",

@@ -6,255 +6,407 @@ use crate::command_docs::{Arg, ArgType, Docs, MULTIPLE, MULTIPLE_TOKEN, OPTIONAL
 
 pub(crate) fn lookup(name: &str) -> Option<&'static Docs> {
     Some(match name {
-        "client|getname" => &DOCS_0,
-        "client|help" => &DOCS_1,
-        "client|id" => &DOCS_2,
-        "client|info" => &DOCS_3,
-        "client|kill" => &DOCS_4,
-        "client|list" => &DOCS_5,
-        "client|no-evict" => &DOCS_6,
-        "client|no-touch" => &DOCS_7,
-        "client|setinfo" => &DOCS_8,
-        "client|setname" => &DOCS_9,
-        "command|count" => &DOCS_10,
-        "command|docs" => &DOCS_11,
-        "command|getkeys" => &DOCS_12,
-        "command|getkeysandflags" => &DOCS_13,
-        "command|help" => &DOCS_14,
-        "command|info" => &DOCS_15,
-        "command|list" => &DOCS_16,
-        "pubsub|channels" => &DOCS_17,
-        "pubsub|help" => &DOCS_18,
-        "pubsub|numpat" => &DOCS_19,
-        "pubsub|numsub" => &DOCS_20,
-        "pubsub|shardchannels" => &DOCS_21,
-        "pubsub|shardnumsub" => &DOCS_22,
-        "script|exists" => &DOCS_23,
-        "script|flush" => &DOCS_24,
-        "script|help" => &DOCS_25,
-        "script|kill" => &DOCS_26,
-        "script|load" => &DOCS_27,
-        "object|encoding" => &DOCS_28,
-        "object|freq" => &DOCS_29,
-        "object|help" => &DOCS_30,
-        "object|idletime" => &DOCS_31,
-        "object|refcount" => &DOCS_32,
-        "xgroup|create" => &DOCS_33,
-        "xgroup|createconsumer" => &DOCS_34,
-        "xgroup|delconsumer" => &DOCS_35,
-        "xgroup|destroy" => &DOCS_36,
-        "xgroup|help" => &DOCS_37,
-        "xgroup|setid" => &DOCS_38,
-        "xinfo|consumers" => &DOCS_39,
-        "xinfo|groups" => &DOCS_40,
-        "xinfo|help" => &DOCS_41,
-        "xinfo|stream" => &DOCS_42,
-        "append" => &DOCS_43,
-        "auth" => &DOCS_44,
-        "bitcount" => &DOCS_45,
-        "bitfield" => &DOCS_46,
-        "bitfield_ro" => &DOCS_47,
-        "bitop" => &DOCS_48,
-        "bitpos" => &DOCS_49,
-        "blmove" => &DOCS_50,
-        "blmpop" => &DOCS_51,
-        "blpop" => &DOCS_52,
-        "brpop" => &DOCS_53,
-        "brpoplpush" => &DOCS_54,
-        "bzmpop" => &DOCS_55,
-        "bzpopmax" => &DOCS_56,
-        "bzpopmin" => &DOCS_57,
-        "client" => &DOCS_58,
-        "command" => &DOCS_59,
-        "copy" => &DOCS_60,
-        "dbsize" => &DOCS_61,
-        "decr" => &DOCS_62,
-        "decrby" => &DOCS_63,
-        "del" => &DOCS_64,
-        "discard" => &DOCS_65,
-        "echo" => &DOCS_66,
-        "eval" => &DOCS_67,
-        "eval_ro" => &DOCS_68,
-        "evalsha" => &DOCS_69,
-        "evalsha_ro" => &DOCS_70,
-        "exec" => &DOCS_71,
-        "exists" => &DOCS_72,
-        "expire" => &DOCS_73,
-        "expireat" => &DOCS_74,
-        "expiretime" => &DOCS_75,
-        "flushall" => &DOCS_76,
-        "flushdb" => &DOCS_77,
-        "geoadd" => &DOCS_78,
-        "geodist" => &DOCS_79,
-        "geohash" => &DOCS_80,
-        "geopos" => &DOCS_81,
-        "georadius" => &DOCS_82,
-        "georadius_ro" => &DOCS_83,
-        "georadiusbymember" => &DOCS_84,
-        "georadiusbymember_ro" => &DOCS_85,
-        "geosearch" => &DOCS_86,
-        "geosearchstore" => &DOCS_87,
-        "get" => &DOCS_88,
-        "getbit" => &DOCS_89,
-        "getdel" => &DOCS_90,
-        "getex" => &DOCS_91,
-        "getrange" => &DOCS_92,
-        "getset" => &DOCS_93,
-        "hdel" => &DOCS_94,
-        "hello" => &DOCS_95,
-        "hexists" => &DOCS_96,
-        "hget" => &DOCS_97,
-        "hgetall" => &DOCS_98,
-        "hincrby" => &DOCS_99,
-        "hincrbyfloat" => &DOCS_100,
-        "hkeys" => &DOCS_101,
-        "hlen" => &DOCS_102,
-        "hmget" => &DOCS_103,
-        "hmset" => &DOCS_104,
-        "hrandfield" => &DOCS_105,
-        "hscan" => &DOCS_106,
-        "hset" => &DOCS_107,
-        "hsetnx" => &DOCS_108,
-        "hstrlen" => &DOCS_109,
-        "hvals" => &DOCS_110,
-        "incr" => &DOCS_111,
-        "incrby" => &DOCS_112,
-        "incrbyfloat" => &DOCS_113,
-        "info" => &DOCS_114,
-        "keys" => &DOCS_115,
-        "lcs" => &DOCS_116,
-        "lindex" => &DOCS_117,
-        "linsert" => &DOCS_118,
-        "llen" => &DOCS_119,
-        "lmove" => &DOCS_120,
-        "lmpop" => &DOCS_121,
-        "lpop" => &DOCS_122,
-        "lpos" => &DOCS_123,
-        "lpush" => &DOCS_124,
-        "lpushx" => &DOCS_125,
-        "lrange" => &DOCS_126,
-        "lrem" => &DOCS_127,
-        "lset" => &DOCS_128,
-        "ltrim" => &DOCS_129,
-        "mget" => &DOCS_130,
-        "mset" => &DOCS_131,
-        "msetnx" => &DOCS_132,
-        "multi" => &DOCS_133,
-        "object" => &DOCS_134,
-        "persist" => &DOCS_135,
-        "pexpire" => &DOCS_136,
-        "pexpireat" => &DOCS_137,
-        "pexpiretime" => &DOCS_138,
-        "pfadd" => &DOCS_139,
-        "pfcount" => &DOCS_140,
-        "pfmerge" => &DOCS_141,
-        "ping" => &DOCS_142,
-        "psetex" => &DOCS_143,
-        "psubscribe" => &DOCS_144,
-        "pttl" => &DOCS_145,
-        "publish" => &DOCS_146,
-        "pubsub" => &DOCS_147,
-        "punsubscribe" => &DOCS_148,
-        "quit" => &DOCS_149,
-        "randomkey" => &DOCS_150,
-        "rename" => &DOCS_151,
-        "renamenx" => &DOCS_152,
-        "reset" => &DOCS_153,
-        "rpop" => &DOCS_154,
-        "rpoplpush" => &DOCS_155,
-        "rpush" => &DOCS_156,
-        "rpushx" => &DOCS_157,
-        "sadd" => &DOCS_158,
-        "scan" => &DOCS_159,
-        "scard" => &DOCS_160,
-        "script" => &DOCS_161,
-        "sdiff" => &DOCS_162,
-        "sdiffstore" => &DOCS_163,
-        "select" => &DOCS_164,
-        "set" => &DOCS_165,
-        "setbit" => &DOCS_166,
-        "setex" => &DOCS_167,
-        "setnx" => &DOCS_168,
-        "setrange" => &DOCS_169,
-        "sinter" => &DOCS_170,
-        "sintercard" => &DOCS_171,
-        "sinterstore" => &DOCS_172,
-        "sismember" => &DOCS_173,
-        "smembers" => &DOCS_174,
-        "smismember" => &DOCS_175,
-        "smove" => &DOCS_176,
-        "spop" => &DOCS_177,
-        "spublish" => &DOCS_178,
-        "srandmember" => &DOCS_179,
-        "srem" => &DOCS_180,
-        "sscan" => &DOCS_181,
-        "ssubscribe" => &DOCS_182,
-        "strlen" => &DOCS_183,
-        "subscribe" => &DOCS_184,
-        "substr" => &DOCS_185,
-        "sunion" => &DOCS_186,
-        "sunionstore" => &DOCS_187,
-        "sunsubscribe" => &DOCS_188,
-        "time" => &DOCS_189,
-        "ttl" => &DOCS_190,
-        "type" => &DOCS_191,
-        "unlink" => &DOCS_192,
-        "unsubscribe" => &DOCS_193,
-        "unwatch" => &DOCS_194,
-        "watch" => &DOCS_195,
-        "xack" => &DOCS_196,
-        "xadd" => &DOCS_197,
-        "xautoclaim" => &DOCS_198,
-        "xclaim" => &DOCS_199,
-        "xdel" => &DOCS_200,
-        "xgroup" => &DOCS_201,
-        "xinfo" => &DOCS_202,
-        "xlen" => &DOCS_203,
-        "xpending" => &DOCS_204,
-        "xrange" => &DOCS_205,
-        "xread" => &DOCS_206,
-        "xreadgroup" => &DOCS_207,
-        "xrevrange" => &DOCS_208,
-        "xsetid" => &DOCS_209,
-        "xtrim" => &DOCS_210,
-        "zadd" => &DOCS_211,
-        "zcard" => &DOCS_212,
-        "zcount" => &DOCS_213,
-        "zdiff" => &DOCS_214,
-        "zdiffstore" => &DOCS_215,
-        "zincrby" => &DOCS_216,
-        "zinter" => &DOCS_217,
-        "zintercard" => &DOCS_218,
-        "zinterstore" => &DOCS_219,
-        "zlexcount" => &DOCS_220,
-        "zmpop" => &DOCS_221,
-        "zmscore" => &DOCS_222,
-        "zpopmax" => &DOCS_223,
-        "zpopmin" => &DOCS_224,
-        "zrandmember" => &DOCS_225,
-        "zrange" => &DOCS_226,
-        "zrangebylex" => &DOCS_227,
-        "zrangebyscore" => &DOCS_228,
-        "zrangestore" => &DOCS_229,
-        "zrank" => &DOCS_230,
-        "zrem" => &DOCS_231,
-        "zremrangebylex" => &DOCS_232,
-        "zremrangebyrank" => &DOCS_233,
-        "zremrangebyscore" => &DOCS_234,
-        "zrevrange" => &DOCS_235,
-        "zrevrangebylex" => &DOCS_236,
-        "zrevrangebyscore" => &DOCS_237,
-        "zrevrank" => &DOCS_238,
-        "zscan" => &DOCS_239,
-        "zscore" => &DOCS_240,
-        "zunion" => &DOCS_241,
-        "zunionstore" => &DOCS_242,
+        "acl|cat" => &DOCS_0,
+        "acl|deluser" => &DOCS_1,
+        "acl|dryrun" => &DOCS_2,
+        "acl|genpass" => &DOCS_3,
+        "acl|getuser" => &DOCS_4,
+        "acl|help" => &DOCS_5,
+        "acl|list" => &DOCS_6,
+        "acl|load" => &DOCS_7,
+        "acl|log" => &DOCS_8,
+        "acl|save" => &DOCS_9,
+        "acl|setuser" => &DOCS_10,
+        "acl|users" => &DOCS_11,
+        "acl|whoami" => &DOCS_12,
+        "client|getname" => &DOCS_13,
+        "client|help" => &DOCS_14,
+        "client|id" => &DOCS_15,
+        "client|info" => &DOCS_16,
+        "client|kill" => &DOCS_17,
+        "client|list" => &DOCS_18,
+        "client|no-evict" => &DOCS_19,
+        "client|no-touch" => &DOCS_20,
+        "client|setinfo" => &DOCS_21,
+        "client|setname" => &DOCS_22,
+        "command|count" => &DOCS_23,
+        "command|docs" => &DOCS_24,
+        "command|getkeys" => &DOCS_25,
+        "command|getkeysandflags" => &DOCS_26,
+        "command|help" => &DOCS_27,
+        "command|info" => &DOCS_28,
+        "command|list" => &DOCS_29,
+        "pubsub|channels" => &DOCS_30,
+        "pubsub|help" => &DOCS_31,
+        "pubsub|numpat" => &DOCS_32,
+        "pubsub|numsub" => &DOCS_33,
+        "pubsub|shardchannels" => &DOCS_34,
+        "pubsub|shardnumsub" => &DOCS_35,
+        "script|exists" => &DOCS_36,
+        "script|flush" => &DOCS_37,
+        "script|help" => &DOCS_38,
+        "script|kill" => &DOCS_39,
+        "script|load" => &DOCS_40,
+        "object|encoding" => &DOCS_41,
+        "object|freq" => &DOCS_42,
+        "object|help" => &DOCS_43,
+        "object|idletime" => &DOCS_44,
+        "object|refcount" => &DOCS_45,
+        "xgroup|create" => &DOCS_46,
+        "xgroup|createconsumer" => &DOCS_47,
+        "xgroup|delconsumer" => &DOCS_48,
+        "xgroup|destroy" => &DOCS_49,
+        "xgroup|help" => &DOCS_50,
+        "xgroup|setid" => &DOCS_51,
+        "xinfo|consumers" => &DOCS_52,
+        "xinfo|groups" => &DOCS_53,
+        "xinfo|help" => &DOCS_54,
+        "xinfo|stream" => &DOCS_55,
+        "acl" => &DOCS_56,
+        "append" => &DOCS_57,
+        "auth" => &DOCS_58,
+        "bitcount" => &DOCS_59,
+        "bitfield" => &DOCS_60,
+        "bitfield_ro" => &DOCS_61,
+        "bitop" => &DOCS_62,
+        "bitpos" => &DOCS_63,
+        "blmove" => &DOCS_64,
+        "blmpop" => &DOCS_65,
+        "blpop" => &DOCS_66,
+        "brpop" => &DOCS_67,
+        "brpoplpush" => &DOCS_68,
+        "bzmpop" => &DOCS_69,
+        "bzpopmax" => &DOCS_70,
+        "bzpopmin" => &DOCS_71,
+        "client" => &DOCS_72,
+        "command" => &DOCS_73,
+        "copy" => &DOCS_74,
+        "dbsize" => &DOCS_75,
+        "decr" => &DOCS_76,
+        "decrby" => &DOCS_77,
+        "del" => &DOCS_78,
+        "discard" => &DOCS_79,
+        "echo" => &DOCS_80,
+        "eval" => &DOCS_81,
+        "eval_ro" => &DOCS_82,
+        "evalsha" => &DOCS_83,
+        "evalsha_ro" => &DOCS_84,
+        "exec" => &DOCS_85,
+        "exists" => &DOCS_86,
+        "expire" => &DOCS_87,
+        "expireat" => &DOCS_88,
+        "expiretime" => &DOCS_89,
+        "flushall" => &DOCS_90,
+        "flushdb" => &DOCS_91,
+        "geoadd" => &DOCS_92,
+        "geodist" => &DOCS_93,
+        "geohash" => &DOCS_94,
+        "geopos" => &DOCS_95,
+        "georadius" => &DOCS_96,
+        "georadius_ro" => &DOCS_97,
+        "georadiusbymember" => &DOCS_98,
+        "georadiusbymember_ro" => &DOCS_99,
+        "geosearch" => &DOCS_100,
+        "geosearchstore" => &DOCS_101,
+        "get" => &DOCS_102,
+        "getbit" => &DOCS_103,
+        "getdel" => &DOCS_104,
+        "getex" => &DOCS_105,
+        "getrange" => &DOCS_106,
+        "getset" => &DOCS_107,
+        "hdel" => &DOCS_108,
+        "hello" => &DOCS_109,
+        "hexists" => &DOCS_110,
+        "hget" => &DOCS_111,
+        "hgetall" => &DOCS_112,
+        "hincrby" => &DOCS_113,
+        "hincrbyfloat" => &DOCS_114,
+        "hkeys" => &DOCS_115,
+        "hlen" => &DOCS_116,
+        "hmget" => &DOCS_117,
+        "hmset" => &DOCS_118,
+        "hrandfield" => &DOCS_119,
+        "hscan" => &DOCS_120,
+        "hset" => &DOCS_121,
+        "hsetnx" => &DOCS_122,
+        "hstrlen" => &DOCS_123,
+        "hvals" => &DOCS_124,
+        "incr" => &DOCS_125,
+        "incrby" => &DOCS_126,
+        "incrbyfloat" => &DOCS_127,
+        "info" => &DOCS_128,
+        "keys" => &DOCS_129,
+        "lcs" => &DOCS_130,
+        "lindex" => &DOCS_131,
+        "linsert" => &DOCS_132,
+        "llen" => &DOCS_133,
+        "lmove" => &DOCS_134,
+        "lmpop" => &DOCS_135,
+        "lpop" => &DOCS_136,
+        "lpos" => &DOCS_137,
+        "lpush" => &DOCS_138,
+        "lpushx" => &DOCS_139,
+        "lrange" => &DOCS_140,
+        "lrem" => &DOCS_141,
+        "lset" => &DOCS_142,
+        "ltrim" => &DOCS_143,
+        "mget" => &DOCS_144,
+        "mset" => &DOCS_145,
+        "msetnx" => &DOCS_146,
+        "multi" => &DOCS_147,
+        "object" => &DOCS_148,
+        "persist" => &DOCS_149,
+        "pexpire" => &DOCS_150,
+        "pexpireat" => &DOCS_151,
+        "pexpiretime" => &DOCS_152,
+        "pfadd" => &DOCS_153,
+        "pfcount" => &DOCS_154,
+        "pfmerge" => &DOCS_155,
+        "ping" => &DOCS_156,
+        "psetex" => &DOCS_157,
+        "psubscribe" => &DOCS_158,
+        "pttl" => &DOCS_159,
+        "publish" => &DOCS_160,
+        "pubsub" => &DOCS_161,
+        "punsubscribe" => &DOCS_162,
+        "quit" => &DOCS_163,
+        "randomkey" => &DOCS_164,
+        "rename" => &DOCS_165,
+        "renamenx" => &DOCS_166,
+        "reset" => &DOCS_167,
+        "rpop" => &DOCS_168,
+        "rpoplpush" => &DOCS_169,
+        "rpush" => &DOCS_170,
+        "rpushx" => &DOCS_171,
+        "sadd" => &DOCS_172,
+        "scan" => &DOCS_173,
+        "scard" => &DOCS_174,
+        "script" => &DOCS_175,
+        "sdiff" => &DOCS_176,
+        "sdiffstore" => &DOCS_177,
+        "select" => &DOCS_178,
+        "set" => &DOCS_179,
+        "setbit" => &DOCS_180,
+        "setex" => &DOCS_181,
+        "setnx" => &DOCS_182,
+        "setrange" => &DOCS_183,
+        "sinter" => &DOCS_184,
+        "sintercard" => &DOCS_185,
+        "sinterstore" => &DOCS_186,
+        "sismember" => &DOCS_187,
+        "smembers" => &DOCS_188,
+        "smismember" => &DOCS_189,
+        "smove" => &DOCS_190,
+        "spop" => &DOCS_191,
+        "spublish" => &DOCS_192,
+        "srandmember" => &DOCS_193,
+        "srem" => &DOCS_194,
+        "sscan" => &DOCS_195,
+        "ssubscribe" => &DOCS_196,
+        "strlen" => &DOCS_197,
+        "subscribe" => &DOCS_198,
+        "substr" => &DOCS_199,
+        "sunion" => &DOCS_200,
+        "sunionstore" => &DOCS_201,
+        "sunsubscribe" => &DOCS_202,
+        "time" => &DOCS_203,
+        "ttl" => &DOCS_204,
+        "type" => &DOCS_205,
+        "unlink" => &DOCS_206,
+        "unsubscribe" => &DOCS_207,
+        "unwatch" => &DOCS_208,
+        "watch" => &DOCS_209,
+        "xack" => &DOCS_210,
+        "xadd" => &DOCS_211,
+        "xautoclaim" => &DOCS_212,
+        "xclaim" => &DOCS_213,
+        "xdel" => &DOCS_214,
+        "xgroup" => &DOCS_215,
+        "xinfo" => &DOCS_216,
+        "xlen" => &DOCS_217,
+        "xpending" => &DOCS_218,
+        "xrange" => &DOCS_219,
+        "xread" => &DOCS_220,
+        "xreadgroup" => &DOCS_221,
+        "xrevrange" => &DOCS_222,
+        "xsetid" => &DOCS_223,
+        "xtrim" => &DOCS_224,
+        "zadd" => &DOCS_225,
+        "zcard" => &DOCS_226,
+        "zcount" => &DOCS_227,
+        "zdiff" => &DOCS_228,
+        "zdiffstore" => &DOCS_229,
+        "zincrby" => &DOCS_230,
+        "zinter" => &DOCS_231,
+        "zintercard" => &DOCS_232,
+        "zinterstore" => &DOCS_233,
+        "zlexcount" => &DOCS_234,
+        "zmpop" => &DOCS_235,
+        "zmscore" => &DOCS_236,
+        "zpopmax" => &DOCS_237,
+        "zpopmin" => &DOCS_238,
+        "zrandmember" => &DOCS_239,
+        "zrange" => &DOCS_240,
+        "zrangebylex" => &DOCS_241,
+        "zrangebyscore" => &DOCS_242,
+        "zrangestore" => &DOCS_243,
+        "zrank" => &DOCS_244,
+        "zrem" => &DOCS_245,
+        "zremrangebylex" => &DOCS_246,
+        "zremrangebyrank" => &DOCS_247,
+        "zremrangebyscore" => &DOCS_248,
+        "zrevrange" => &DOCS_249,
+        "zrevrangebylex" => &DOCS_250,
+        "zrevrangebyscore" => &DOCS_251,
+        "zrevrank" => &DOCS_252,
+        "zscan" => &DOCS_253,
+        "zscore" => &DOCS_254,
+        "zunion" => &DOCS_255,
+        "zunionstore" => &DOCS_256,
         _ => return None,
     })
 }
 
-/// client|getname
+/// acl|cat
 static DOCS_0: Docs = Docs {
+    complexity: "O(1) since the categories and commands are a fixed set.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[Arg::new("categoryname", ArgType::String).flags(OPTIONAL)],
+};
+
+/// acl|deluser
+static DOCS_1: Docs = Docs {
+    complexity: "O(1) amortized time considering the typical user.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[Arg::new("username", ArgType::String).flags(MULTIPLE)],
+};
+
+/// acl|dryrun
+static DOCS_2: Docs = Docs {
+    complexity: "O(1).",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::new("username", ArgType::String),
+        Arg::new("command", ArgType::String),
+        Arg::new("arg", ArgType::String).flags(OPTIONAL | MULTIPLE),
+    ],
+};
+
+/// acl|genpass
+static DOCS_3: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[Arg::new("bits", ArgType::Integer).flags(OPTIONAL)],
+};
+
+/// acl|getuser
+static DOCS_4: Docs = Docs { complexity: "O(N). Where N is the number of password, command and pattern rules that the user has.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added Pub/Sub channel patterns."), ("7.0.0", "Added selectors and changed the format of key and channel patterns from a list to their rule representation.")], arguments: &[Arg::new("username", ArgType::String)] };
+
+/// acl|help
+static DOCS_5: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// acl|list
+static DOCS_6: Docs = Docs {
+    complexity: "O(N). Where N is the number of configured users.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// acl|load
+static DOCS_7: Docs = Docs {
+    complexity: "O(N). Where N is the number of configured users.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// acl|log
+static DOCS_8: Docs = Docs {
+    complexity: "O(N) with N being the number of entries shown.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[Arg::new("operation", ArgType::OneOf)
+        .flags(OPTIONAL)
+        .args(&[
+            Arg::new("count", ArgType::Integer),
+            Arg::new("reset", ArgType::PureToken).token("RESET"),
+        ])],
+};
+
+/// acl|save
+static DOCS_9: Docs = Docs {
+    complexity: "O(N). Where N is the number of configured users.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// acl|setuser
+static DOCS_10: Docs = Docs {
+    complexity: "O(N). Where N is the number of rules provided.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[
+        ("6.2.0", "Added Pub/Sub channel patterns."),
+        ("7.0.0", "Added selectors and key based permissions."),
+    ],
+    arguments: &[
+        Arg::new("username", ArgType::String),
+        Arg::new("rule", ArgType::String).flags(OPTIONAL | MULTIPLE),
+    ],
+};
+
+/// acl|users
+static DOCS_11: Docs = Docs {
+    complexity: "O(N). Where N is the number of configured users.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// acl|whoami
+static DOCS_12: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// client|getname
+static DOCS_13: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -264,7 +416,7 @@ static DOCS_0: Docs = Docs {
 };
 
 /// client|help
-static DOCS_1: Docs = Docs {
+static DOCS_14: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -274,7 +426,7 @@ static DOCS_1: Docs = Docs {
 };
 
 /// client|id
-static DOCS_2: Docs = Docs {
+static DOCS_15: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -284,7 +436,7 @@ static DOCS_2: Docs = Docs {
 };
 
 /// client|info
-static DOCS_3: Docs = Docs {
+static DOCS_16: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -294,10 +446,10 @@ static DOCS_3: Docs = Docs {
 };
 
 /// client|kill
-static DOCS_4: Docs = Docs { complexity: "O(N) where N is the number of client connections", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.8.12", "Added new filter format."), ("2.8.12", "`ID` option."), ("3.2.0", "Added `master` type in for `TYPE` option."), ("5.0.0", "Replaced `slave` `TYPE` with `replica`. `slave` still supported for backward compatibility."), ("6.2.0", "`LADDR` option.")], arguments: &[Arg::new("filter", ArgType::OneOf).args(&[Arg::new("ip:port", ArgType::String).deprecated_since("2.8.12"), Arg::new("new-format", ArgType::OneOf).flags(MULTIPLE).args(&[Arg::new("client-id", ArgType::Integer).token("ID").since("2.8.12").flags(OPTIONAL), Arg::new("normal_master_slave_pubsub", ArgType::OneOf).token("TYPE").since("2.8.12").flags(OPTIONAL).args(&[Arg::new("normal", ArgType::PureToken).token("NORMAL"), Arg::new("master", ArgType::PureToken).token("MASTER").since("3.2.0"), Arg::new("slave", ArgType::PureToken).token("SLAVE"), Arg::new("replica", ArgType::PureToken).token("REPLICA").since("5.0.0"), Arg::new("pubsub", ArgType::PureToken).token("PUBSUB")]), Arg::new("username", ArgType::String).token("USER").flags(OPTIONAL), Arg::new("ip:port", ArgType::String).token("ADDR").flags(OPTIONAL), Arg::new("ip:port", ArgType::String).token("LADDR").since("6.2.0").flags(OPTIONAL), Arg::new("yes/no", ArgType::String).token("SKIPME").flags(OPTIONAL)])])] };
+static DOCS_17: Docs = Docs { complexity: "O(N) where N is the number of client connections", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.8.12", "Added new filter format."), ("2.8.12", "`ID` option."), ("3.2.0", "Added `master` type in for `TYPE` option."), ("5.0.0", "Replaced `slave` `TYPE` with `replica`. `slave` still supported for backward compatibility."), ("6.2.0", "`LADDR` option.")], arguments: &[Arg::new("filter", ArgType::OneOf).args(&[Arg::new("ip:port", ArgType::String).deprecated_since("2.8.12"), Arg::new("new-format", ArgType::OneOf).flags(MULTIPLE).args(&[Arg::new("client-id", ArgType::Integer).token("ID").since("2.8.12").flags(OPTIONAL), Arg::new("normal_master_slave_pubsub", ArgType::OneOf).token("TYPE").since("2.8.12").flags(OPTIONAL).args(&[Arg::new("normal", ArgType::PureToken).token("NORMAL"), Arg::new("master", ArgType::PureToken).token("MASTER").since("3.2.0"), Arg::new("slave", ArgType::PureToken).token("SLAVE"), Arg::new("replica", ArgType::PureToken).token("REPLICA").since("5.0.0"), Arg::new("pubsub", ArgType::PureToken).token("PUBSUB")]), Arg::new("username", ArgType::String).token("USER").flags(OPTIONAL), Arg::new("ip:port", ArgType::String).token("ADDR").flags(OPTIONAL), Arg::new("ip:port", ArgType::String).token("LADDR").since("6.2.0").flags(OPTIONAL), Arg::new("yes/no", ArgType::String).token("SKIPME").flags(OPTIONAL)])])] };
 
 /// client|list
-static DOCS_5: Docs = Docs {
+static DOCS_18: Docs = Docs {
     complexity: "O(N) where N is the number of client connections",
     doc_flags: &[],
     deprecated_since: None,
@@ -336,7 +488,7 @@ static DOCS_5: Docs = Docs {
 };
 
 /// client|no-evict
-static DOCS_6: Docs = Docs {
+static DOCS_19: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -349,7 +501,7 @@ static DOCS_6: Docs = Docs {
 };
 
 /// client|no-touch
-static DOCS_7: Docs = Docs {
+static DOCS_20: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -362,7 +514,7 @@ static DOCS_7: Docs = Docs {
 };
 
 /// client|setinfo
-static DOCS_8: Docs = Docs {
+static DOCS_21: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -375,7 +527,7 @@ static DOCS_8: Docs = Docs {
 };
 
 /// client|setname
-static DOCS_9: Docs = Docs {
+static DOCS_22: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -385,7 +537,7 @@ static DOCS_9: Docs = Docs {
 };
 
 /// command|count
-static DOCS_10: Docs = Docs {
+static DOCS_23: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -395,7 +547,7 @@ static DOCS_10: Docs = Docs {
 };
 
 /// command|docs
-static DOCS_11: Docs = Docs {
+static DOCS_24: Docs = Docs {
     complexity: "O(N) where N is the number of commands to look up",
     doc_flags: &[],
     deprecated_since: None,
@@ -405,7 +557,7 @@ static DOCS_11: Docs = Docs {
 };
 
 /// command|getkeys
-static DOCS_12: Docs = Docs {
+static DOCS_25: Docs = Docs {
     complexity: "O(N) where N is the number of arguments to the command",
     doc_flags: &[],
     deprecated_since: None,
@@ -415,7 +567,7 @@ static DOCS_12: Docs = Docs {
 };
 
 /// command|getkeysandflags
-static DOCS_13: Docs = Docs {
+static DOCS_26: Docs = Docs {
     complexity: "O(N) where N is the number of arguments to the command",
     doc_flags: &[],
     deprecated_since: None,
@@ -425,7 +577,7 @@ static DOCS_13: Docs = Docs {
 };
 
 /// command|help
-static DOCS_14: Docs = Docs {
+static DOCS_27: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -435,7 +587,7 @@ static DOCS_14: Docs = Docs {
 };
 
 /// command|info
-static DOCS_15: Docs = Docs {
+static DOCS_28: Docs = Docs {
     complexity: "O(N) where N is the number of commands to look up",
     doc_flags: &[],
     deprecated_since: None,
@@ -448,7 +600,7 @@ static DOCS_15: Docs = Docs {
 };
 
 /// command|list
-static DOCS_16: Docs = Docs {
+static DOCS_29: Docs = Docs {
     complexity: "O(N) where N is the total number of Redis commands",
     doc_flags: &[],
     deprecated_since: None,
@@ -465,10 +617,10 @@ static DOCS_16: Docs = Docs {
 };
 
 /// pubsub|channels
-static DOCS_17: Docs = Docs { complexity: "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL)] };
+static DOCS_30: Docs = Docs { complexity: "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL)] };
 
 /// pubsub|help
-static DOCS_18: Docs = Docs {
+static DOCS_31: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -478,7 +630,7 @@ static DOCS_18: Docs = Docs {
 };
 
 /// pubsub|numpat
-static DOCS_19: Docs = Docs {
+static DOCS_32: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -488,7 +640,7 @@ static DOCS_19: Docs = Docs {
 };
 
 /// pubsub|numsub
-static DOCS_20: Docs = Docs {
+static DOCS_33: Docs = Docs {
     complexity: "O(N) for the NUMSUB subcommand, where N is the number of requested channels",
     doc_flags: &[],
     deprecated_since: None,
@@ -498,10 +650,10 @@ static DOCS_20: Docs = Docs {
 };
 
 /// pubsub|shardchannels
-static DOCS_21: Docs = Docs { complexity: "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL)] };
+static DOCS_34: Docs = Docs { complexity: "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL)] };
 
 /// pubsub|shardnumsub
-static DOCS_22: Docs = Docs {
+static DOCS_35: Docs = Docs {
     complexity:
         "O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels",
     doc_flags: &[],
@@ -512,10 +664,10 @@ static DOCS_22: Docs = Docs {
 };
 
 /// script|exists
-static DOCS_23: Docs = Docs { complexity: "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("sha1", ArgType::String).flags(MULTIPLE)] };
+static DOCS_36: Docs = Docs { complexity: "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("sha1", ArgType::String).flags(MULTIPLE)] };
 
 /// script|flush
-static DOCS_24: Docs = Docs {
+static DOCS_37: Docs = Docs {
     complexity: "O(N) with N being the number of scripts in cache",
     doc_flags: &[],
     deprecated_since: None,
@@ -534,7 +686,7 @@ static DOCS_24: Docs = Docs {
 };
 
 /// script|help
-static DOCS_25: Docs = Docs {
+static DOCS_38: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -544,7 +696,7 @@ static DOCS_25: Docs = Docs {
 };
 
 /// script|kill
-static DOCS_26: Docs = Docs {
+static DOCS_39: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -554,7 +706,7 @@ static DOCS_26: Docs = Docs {
 };
 
 /// script|load
-static DOCS_27: Docs = Docs {
+static DOCS_40: Docs = Docs {
     complexity: "O(N) with N being the length in bytes of the script body.",
     doc_flags: &[],
     deprecated_since: None,
@@ -564,7 +716,7 @@ static DOCS_27: Docs = Docs {
 };
 
 /// object|encoding
-static DOCS_28: Docs = Docs {
+static DOCS_41: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -574,7 +726,7 @@ static DOCS_28: Docs = Docs {
 };
 
 /// object|freq
-static DOCS_29: Docs = Docs {
+static DOCS_42: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -584,7 +736,7 @@ static DOCS_29: Docs = Docs {
 };
 
 /// object|help
-static DOCS_30: Docs = Docs {
+static DOCS_43: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -594,7 +746,7 @@ static DOCS_30: Docs = Docs {
 };
 
 /// object|idletime
-static DOCS_31: Docs = Docs {
+static DOCS_44: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -604,7 +756,7 @@ static DOCS_31: Docs = Docs {
 };
 
 /// object|refcount
-static DOCS_32: Docs = Docs {
+static DOCS_45: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -614,7 +766,7 @@ static DOCS_32: Docs = Docs {
 };
 
 /// xgroup|create
-static DOCS_33: Docs = Docs {
+static DOCS_46: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -637,7 +789,7 @@ static DOCS_33: Docs = Docs {
 };
 
 /// xgroup|createconsumer
-static DOCS_34: Docs = Docs {
+static DOCS_47: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -651,7 +803,7 @@ static DOCS_34: Docs = Docs {
 };
 
 /// xgroup|delconsumer
-static DOCS_35: Docs = Docs {
+static DOCS_48: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -665,7 +817,7 @@ static DOCS_35: Docs = Docs {
 };
 
 /// xgroup|destroy
-static DOCS_36: Docs = Docs {
+static DOCS_49: Docs = Docs {
     complexity: "O(N) where N is the number of entries in the group's pending entries list (PEL).",
     doc_flags: &[],
     deprecated_since: None,
@@ -675,7 +827,7 @@ static DOCS_36: Docs = Docs {
 };
 
 /// xgroup|help
-static DOCS_37: Docs = Docs {
+static DOCS_50: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -685,7 +837,7 @@ static DOCS_37: Docs = Docs {
 };
 
 /// xgroup|setid
-static DOCS_38: Docs = Docs {
+static DOCS_51: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -705,7 +857,7 @@ static DOCS_38: Docs = Docs {
 };
 
 /// xinfo|consumers
-static DOCS_39: Docs = Docs {
+static DOCS_52: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -715,7 +867,7 @@ static DOCS_39: Docs = Docs {
 };
 
 /// xinfo|groups
-static DOCS_40: Docs = Docs {
+static DOCS_53: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -725,7 +877,7 @@ static DOCS_40: Docs = Docs {
 };
 
 /// xinfo|help
-static DOCS_41: Docs = Docs {
+static DOCS_54: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -735,13 +887,23 @@ static DOCS_41: Docs = Docs {
 };
 
 /// xinfo|stream
-static DOCS_42: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `FULL` modifier."), ("7.0.0", "Added the `max-deleted-entry-id`, `entries-added`, `recorded-first-entry-id`, `entries-read` and `lag` fields")], arguments: &[Arg::key("key", 0), Arg::new("full", ArgType::Block).token("FULL").flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)])] };
+static DOCS_55: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `FULL` modifier."), ("7.0.0", "Added the `max-deleted-entry-id`, `entries-added`, `recorded-first-entry-id`, `entries-read` and `lag` fields")], arguments: &[Arg::key("key", 0), Arg::new("full", ArgType::Block).token("FULL").flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)])] };
+
+/// acl
+static DOCS_56: Docs = Docs {
+    complexity: "Depends on subcommand.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
 
 /// append
-static DOCS_43: Docs = Docs { complexity: "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("value", ArgType::String)] };
+static DOCS_57: Docs = Docs { complexity: "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("value", ArgType::String)] };
 
 /// auth
-static DOCS_44: Docs = Docs {
+static DOCS_58: Docs = Docs {
     complexity: "O(N) where N is the number of passwords defined for the user",
     doc_flags: &[],
     deprecated_since: None,
@@ -756,7 +918,7 @@ static DOCS_44: Docs = Docs {
 };
 
 /// bitcount
-static DOCS_45: Docs = Docs {
+static DOCS_59: Docs = Docs {
     complexity: "O(N)",
     doc_flags: &[],
     deprecated_since: None,
@@ -779,7 +941,7 @@ static DOCS_45: Docs = Docs {
 };
 
 /// bitfield
-static DOCS_46: Docs = Docs {
+static DOCS_60: Docs = Docs {
     complexity: "O(1) for each subcommand specified",
     doc_flags: &[],
     deprecated_since: None,
@@ -827,7 +989,7 @@ static DOCS_46: Docs = Docs {
 };
 
 /// bitfield_ro
-static DOCS_47: Docs = Docs {
+static DOCS_61: Docs = Docs {
     complexity: "O(1) for each subcommand specified",
     doc_flags: &[],
     deprecated_since: None,
@@ -846,7 +1008,7 @@ static DOCS_47: Docs = Docs {
 };
 
 /// bitop
-static DOCS_48: Docs = Docs {
+static DOCS_62: Docs = Docs {
     complexity: "O(N)",
     doc_flags: &[],
     deprecated_since: None,
@@ -860,7 +1022,7 @@ static DOCS_48: Docs = Docs {
 };
 
 /// bitpos
-static DOCS_49: Docs = Docs {
+static DOCS_63: Docs = Docs {
     complexity: "O(N)",
     doc_flags: &[],
     deprecated_since: None,
@@ -888,7 +1050,7 @@ static DOCS_49: Docs = Docs {
 };
 
 /// blmove
-static DOCS_50: Docs = Docs {
+static DOCS_64: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -910,7 +1072,7 @@ static DOCS_50: Docs = Docs {
 };
 
 /// blmpop
-static DOCS_51: Docs = Docs {
+static DOCS_65: Docs = Docs {
     complexity:
         "O(N+M) where N is the number of provided keys and M is the number of elements returned.",
     doc_flags: &[],
@@ -932,7 +1094,7 @@ static DOCS_51: Docs = Docs {
 };
 
 /// blpop
-static DOCS_52: Docs = Docs {
+static DOCS_66: Docs = Docs {
     complexity: "O(N) where N is the number of provided keys.",
     doc_flags: &[],
     deprecated_since: None,
@@ -948,7 +1110,7 @@ static DOCS_52: Docs = Docs {
 };
 
 /// brpop
-static DOCS_53: Docs = Docs {
+static DOCS_67: Docs = Docs {
     complexity: "O(N) where N is the number of provided keys.",
     doc_flags: &[],
     deprecated_since: None,
@@ -964,7 +1126,7 @@ static DOCS_53: Docs = Docs {
 };
 
 /// brpoplpush
-static DOCS_54: Docs = Docs {
+static DOCS_68: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -981,10 +1143,10 @@ static DOCS_54: Docs = Docs {
 };
 
 /// bzmpop
-static DOCS_55: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("timeout", ArgType::Double), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_69: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("timeout", ArgType::Double), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// bzpopmax
-static DOCS_56: Docs = Docs {
+static DOCS_70: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1000,7 +1162,7 @@ static DOCS_56: Docs = Docs {
 };
 
 /// bzpopmin
-static DOCS_57: Docs = Docs {
+static DOCS_71: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1016,7 +1178,7 @@ static DOCS_57: Docs = Docs {
 };
 
 /// client
-static DOCS_58: Docs = Docs {
+static DOCS_72: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1026,7 +1188,7 @@ static DOCS_58: Docs = Docs {
 };
 
 /// command
-static DOCS_59: Docs = Docs {
+static DOCS_73: Docs = Docs {
     complexity: "O(N) where N is the total number of Redis commands",
     doc_flags: &[],
     deprecated_since: None,
@@ -1036,10 +1198,10 @@ static DOCS_59: Docs = Docs {
 };
 
 /// copy
-static DOCS_60: Docs = Docs { complexity: "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("source", 0), Arg::key("destination", 1), Arg::new("destination-db", ArgType::Integer).token("DB").flags(OPTIONAL), Arg::new("replace", ArgType::PureToken).token("REPLACE").flags(OPTIONAL)] };
+static DOCS_74: Docs = Docs { complexity: "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("source", 0), Arg::key("destination", 1), Arg::new("destination-db", ArgType::Integer).token("DB").flags(OPTIONAL), Arg::new("replace", ArgType::PureToken).token("REPLACE").flags(OPTIONAL)] };
 
 /// dbsize
-static DOCS_61: Docs = Docs {
+static DOCS_75: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1049,7 +1211,7 @@ static DOCS_61: Docs = Docs {
 };
 
 /// decr
-static DOCS_62: Docs = Docs {
+static DOCS_76: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1059,7 +1221,7 @@ static DOCS_62: Docs = Docs {
 };
 
 /// decrby
-static DOCS_63: Docs = Docs {
+static DOCS_77: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1069,10 +1231,10 @@ static DOCS_63: Docs = Docs {
 };
 
 /// del
-static DOCS_64: Docs = Docs { complexity: "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_78: Docs = Docs { complexity: "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// discard
-static DOCS_65: Docs = Docs {
+static DOCS_79: Docs = Docs {
     complexity: "O(N), when N is the number of queued commands",
     doc_flags: &[],
     deprecated_since: None,
@@ -1082,7 +1244,7 @@ static DOCS_65: Docs = Docs {
 };
 
 /// echo
-static DOCS_66: Docs = Docs {
+static DOCS_80: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1092,7 +1254,7 @@ static DOCS_66: Docs = Docs {
 };
 
 /// eval
-static DOCS_67: Docs = Docs {
+static DOCS_81: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1107,7 +1269,7 @@ static DOCS_67: Docs = Docs {
 };
 
 /// eval_ro
-static DOCS_68: Docs = Docs {
+static DOCS_82: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1122,7 +1284,7 @@ static DOCS_68: Docs = Docs {
 };
 
 /// evalsha
-static DOCS_69: Docs = Docs {
+static DOCS_83: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1137,7 +1299,7 @@ static DOCS_69: Docs = Docs {
 };
 
 /// evalsha_ro
-static DOCS_70: Docs = Docs {
+static DOCS_84: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1152,7 +1314,7 @@ static DOCS_70: Docs = Docs {
 };
 
 /// exec
-static DOCS_71: Docs = Docs {
+static DOCS_85: Docs = Docs {
     complexity: "Depends on commands in the transaction",
     doc_flags: &[],
     deprecated_since: None,
@@ -1162,7 +1324,7 @@ static DOCS_71: Docs = Docs {
 };
 
 /// exists
-static DOCS_72: Docs = Docs {
+static DOCS_86: Docs = Docs {
     complexity: "O(N) where N is the number of keys to check.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1172,7 +1334,7 @@ static DOCS_72: Docs = Docs {
 };
 
 /// expire
-static DOCS_73: Docs = Docs {
+static DOCS_87: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1194,7 +1356,7 @@ static DOCS_73: Docs = Docs {
 };
 
 /// expireat
-static DOCS_74: Docs = Docs {
+static DOCS_88: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1216,7 +1378,7 @@ static DOCS_74: Docs = Docs {
 };
 
 /// expiretime
-static DOCS_75: Docs = Docs {
+static DOCS_89: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1226,7 +1388,7 @@ static DOCS_75: Docs = Docs {
 };
 
 /// flushall
-static DOCS_76: Docs = Docs {
+static DOCS_90: Docs = Docs {
     complexity: "O(N) where N is the total number of keys in all databases",
     doc_flags: &[],
     deprecated_since: None,
@@ -1246,7 +1408,7 @@ static DOCS_76: Docs = Docs {
 };
 
 /// flushdb
-static DOCS_77: Docs = Docs {
+static DOCS_91: Docs = Docs {
     complexity: "O(N) where N is the number of keys in the selected database",
     doc_flags: &[],
     deprecated_since: None,
@@ -1266,7 +1428,7 @@ static DOCS_77: Docs = Docs {
 };
 
 /// geoadd
-static DOCS_78: Docs = Docs {
+static DOCS_92: Docs = Docs {
     complexity:
         "O(log(N)) for each item added, where N is the number of elements in the sorted set.",
     doc_flags: &[],
@@ -1297,7 +1459,7 @@ static DOCS_78: Docs = Docs {
 };
 
 /// geodist
-static DOCS_79: Docs = Docs {
+static DOCS_93: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -1317,7 +1479,7 @@ static DOCS_79: Docs = Docs {
 };
 
 /// geohash
-static DOCS_80: Docs = Docs {
+static DOCS_94: Docs = Docs {
     complexity:
         "O(log(N)) for each member requested, where N is the number of elements in the sorted set.",
     doc_flags: &[],
@@ -1331,7 +1493,7 @@ static DOCS_80: Docs = Docs {
 };
 
 /// geopos
-static DOCS_81: Docs = Docs {
+static DOCS_95: Docs = Docs {
     complexity: "O(N) where N is the number of members requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1344,25 +1506,25 @@ static DOCS_81: Docs = Docs {
 };
 
 /// georadius
-static DOCS_82: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`."), ("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::key("key", 1).token("STORE").flags(OPTIONAL), Arg::key("key", 2).token("STOREDIST").flags(OPTIONAL)] };
+static DOCS_96: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`."), ("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::key("key", 1).token("STORE").flags(OPTIONAL), Arg::key("key", 2).token("STOREDIST").flags(OPTIONAL)] };
 
 /// georadius_ro
-static DOCS_83: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`.")], arguments: &[Arg::key("key", 0), Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")])] };
+static DOCS_97: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`.")], arguments: &[Arg::key("key", 0), Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")])] };
 
 /// georadiusbymember
-static DOCS_84: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::key("key", 1).token("STORE").flags(OPTIONAL), Arg::key("key", 2).token("STOREDIST").flags(OPTIONAL)] };
+static DOCS_98: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::key("key", 1).token("STORE").flags(OPTIONAL), Arg::key("key", 2).token("STOREDIST").flags(OPTIONAL)] };
 
 /// georadiusbymember_ro
-static DOCS_85: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")])] };
+static DOCS_99: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")])] };
 
 /// geosearch
-static DOCS_86: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("from", ArgType::OneOf).args(&[Arg::new("member", ArgType::String).token("FROMMEMBER"), Arg::new("longitude_latitude", ArgType::Block).token("FROMLONLAT").args(&[Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double)])]), Arg::new("by", ArgType::OneOf).args(&[Arg::new("circle", ArgType::Block).args(&[Arg::new("radius", ArgType::Double).token("BYRADIUS"), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])]), Arg::new("box", ArgType::Block).args(&[Arg::new("width", ArgType::Double).token("BYBOX"), Arg::new("height", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])])]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL)] };
+static DOCS_100: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("from", ArgType::OneOf).args(&[Arg::new("member", ArgType::String).token("FROMMEMBER"), Arg::new("longitude_latitude", ArgType::Block).token("FROMLONLAT").args(&[Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double)])]), Arg::new("by", ArgType::OneOf).args(&[Arg::new("circle", ArgType::Block).args(&[Arg::new("radius", ArgType::Double).token("BYRADIUS"), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])]), Arg::new("box", ArgType::Block).args(&[Arg::new("width", ArgType::Double).token("BYBOX"), Arg::new("height", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])])]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL)] };
 
 /// geosearchstore
-static DOCS_87: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("destination", 0), Arg::key("source", 1), Arg::new("from", ArgType::OneOf).args(&[Arg::new("member", ArgType::String).token("FROMMEMBER"), Arg::new("longitude_latitude", ArgType::Block).token("FROMLONLAT").args(&[Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double)])]), Arg::new("by", ArgType::OneOf).args(&[Arg::new("circle", ArgType::Block).args(&[Arg::new("radius", ArgType::Double).token("BYRADIUS"), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])]), Arg::new("box", ArgType::Block).args(&[Arg::new("width", ArgType::Double).token("BYBOX"), Arg::new("height", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])])]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("storedist", ArgType::PureToken).token("STOREDIST").flags(OPTIONAL)] };
+static DOCS_101: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("destination", 0), Arg::key("source", 1), Arg::new("from", ArgType::OneOf).args(&[Arg::new("member", ArgType::String).token("FROMMEMBER"), Arg::new("longitude_latitude", ArgType::Block).token("FROMLONLAT").args(&[Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double)])]), Arg::new("by", ArgType::OneOf).args(&[Arg::new("circle", ArgType::Block).args(&[Arg::new("radius", ArgType::Double).token("BYRADIUS"), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])]), Arg::new("box", ArgType::Block).args(&[Arg::new("width", ArgType::Double).token("BYBOX"), Arg::new("height", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])])]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("storedist", ArgType::PureToken).token("STOREDIST").flags(OPTIONAL)] };
 
 /// get
-static DOCS_88: Docs = Docs {
+static DOCS_102: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1372,7 +1534,7 @@ static DOCS_88: Docs = Docs {
 };
 
 /// getbit
-static DOCS_89: Docs = Docs {
+static DOCS_103: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1382,7 +1544,7 @@ static DOCS_89: Docs = Docs {
 };
 
 /// getdel
-static DOCS_90: Docs = Docs {
+static DOCS_104: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1392,7 +1554,7 @@ static DOCS_90: Docs = Docs {
 };
 
 /// getex
-static DOCS_91: Docs = Docs {
+static DOCS_105: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1413,10 +1575,10 @@ static DOCS_91: Docs = Docs {
 };
 
 /// getrange
-static DOCS_92: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
+static DOCS_106: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
 
 /// getset
-static DOCS_93: Docs = Docs {
+static DOCS_107: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -1426,7 +1588,7 @@ static DOCS_93: Docs = Docs {
 };
 
 /// hdel
-static DOCS_94: Docs = Docs {
+static DOCS_108: Docs = Docs {
     complexity: "O(N) where N is the number of fields to be removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1439,10 +1601,10 @@ static DOCS_94: Docs = Docs {
 };
 
 /// hello
-static DOCS_95: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")], arguments: &[Arg::new("arguments", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("protover", ArgType::Integer), Arg::new("username_password", ArgType::Block).token("AUTH").flags(OPTIONAL).args(&[Arg::new("username", ArgType::String), Arg::new("password", ArgType::String)]), Arg::new("clientname", ArgType::String).token("SETNAME").flags(OPTIONAL)])] };
+static DOCS_109: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")], arguments: &[Arg::new("arguments", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("protover", ArgType::Integer), Arg::new("username_password", ArgType::Block).token("AUTH").flags(OPTIONAL).args(&[Arg::new("username", ArgType::String), Arg::new("password", ArgType::String)]), Arg::new("clientname", ArgType::String).token("SETNAME").flags(OPTIONAL)])] };
 
 /// hexists
-static DOCS_96: Docs = Docs {
+static DOCS_110: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1452,7 +1614,7 @@ static DOCS_96: Docs = Docs {
 };
 
 /// hget
-static DOCS_97: Docs = Docs {
+static DOCS_111: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1462,7 +1624,7 @@ static DOCS_97: Docs = Docs {
 };
 
 /// hgetall
-static DOCS_98: Docs = Docs {
+static DOCS_112: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1472,7 +1634,7 @@ static DOCS_98: Docs = Docs {
 };
 
 /// hincrby
-static DOCS_99: Docs = Docs {
+static DOCS_113: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1486,7 +1648,7 @@ static DOCS_99: Docs = Docs {
 };
 
 /// hincrbyfloat
-static DOCS_100: Docs = Docs {
+static DOCS_114: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1500,7 +1662,7 @@ static DOCS_100: Docs = Docs {
 };
 
 /// hkeys
-static DOCS_101: Docs = Docs {
+static DOCS_115: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1510,7 +1672,7 @@ static DOCS_101: Docs = Docs {
 };
 
 /// hlen
-static DOCS_102: Docs = Docs {
+static DOCS_116: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1520,7 +1682,7 @@ static DOCS_102: Docs = Docs {
 };
 
 /// hmget
-static DOCS_103: Docs = Docs {
+static DOCS_117: Docs = Docs {
     complexity: "O(N) where N is the number of fields being requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1533,7 +1695,7 @@ static DOCS_103: Docs = Docs {
 };
 
 /// hmset
-static DOCS_104: Docs = Docs {
+static DOCS_118: Docs = Docs {
     complexity: "O(N) where N is the number of fields being set.",
     doc_flags: &["deprecated"],
     deprecated_since: Some("4.0.0"),
@@ -1551,7 +1713,7 @@ static DOCS_104: Docs = Docs {
 };
 
 /// hrandfield
-static DOCS_105: Docs = Docs {
+static DOCS_119: Docs = Docs {
     complexity: "O(N) where N is the number of fields returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -1569,13 +1731,13 @@ static DOCS_105: Docs = Docs {
 };
 
 /// hscan
-static DOCS_106: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_120: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// hset
-static DOCS_107: Docs = Docs { complexity: "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `field` and `value` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
+static DOCS_121: Docs = Docs { complexity: "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `field` and `value` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
 
 /// hsetnx
-static DOCS_108: Docs = Docs {
+static DOCS_122: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1589,7 +1751,7 @@ static DOCS_108: Docs = Docs {
 };
 
 /// hstrlen
-static DOCS_109: Docs = Docs {
+static DOCS_123: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1599,7 +1761,7 @@ static DOCS_109: Docs = Docs {
 };
 
 /// hvals
-static DOCS_110: Docs = Docs {
+static DOCS_124: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1609,7 +1771,7 @@ static DOCS_110: Docs = Docs {
 };
 
 /// incr
-static DOCS_111: Docs = Docs {
+static DOCS_125: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1619,7 +1781,7 @@ static DOCS_111: Docs = Docs {
 };
 
 /// incrby
-static DOCS_112: Docs = Docs {
+static DOCS_126: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1629,7 +1791,7 @@ static DOCS_112: Docs = Docs {
 };
 
 /// incrbyfloat
-static DOCS_113: Docs = Docs {
+static DOCS_127: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1639,7 +1801,7 @@ static DOCS_113: Docs = Docs {
 };
 
 /// info
-static DOCS_114: Docs = Docs {
+static DOCS_128: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1652,10 +1814,10 @@ static DOCS_114: Docs = Docs {
 };
 
 /// keys
-static DOCS_115: Docs = Docs { complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern)] };
+static DOCS_129: Docs = Docs { complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern)] };
 
 /// lcs
-static DOCS_116: Docs = Docs {
+static DOCS_130: Docs = Docs {
     complexity: "O(N*M) where N and M are the lengths of s1 and s2, respectively",
     doc_flags: &[],
     deprecated_since: None,
@@ -1680,13 +1842,13 @@ static DOCS_116: Docs = Docs {
 };
 
 /// lindex
-static DOCS_117: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer)] };
+static DOCS_131: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer)] };
 
 /// linsert
-static DOCS_118: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("where", ArgType::OneOf).args(&[Arg::new("before", ArgType::PureToken).token("BEFORE"), Arg::new("after", ArgType::PureToken).token("AFTER")]), Arg::new("pivot", ArgType::String), Arg::new("element", ArgType::String)] };
+static DOCS_132: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("where", ArgType::OneOf).args(&[Arg::new("before", ArgType::PureToken).token("BEFORE"), Arg::new("after", ArgType::PureToken).token("AFTER")]), Arg::new("pivot", ArgType::String), Arg::new("element", ArgType::String)] };
 
 /// llen
-static DOCS_119: Docs = Docs {
+static DOCS_133: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1696,7 +1858,7 @@ static DOCS_119: Docs = Docs {
 };
 
 /// lmove
-static DOCS_120: Docs = Docs {
+static DOCS_134: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1717,7 +1879,7 @@ static DOCS_120: Docs = Docs {
 };
 
 /// lmpop
-static DOCS_121: Docs = Docs {
+static DOCS_135: Docs = Docs {
     complexity:
         "O(N+M) where N is the number of provided keys and M is the number of elements returned.",
     doc_flags: &[],
@@ -1738,7 +1900,7 @@ static DOCS_121: Docs = Docs {
 };
 
 /// lpop
-static DOCS_122: Docs = Docs {
+static DOCS_136: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -1753,19 +1915,19 @@ static DOCS_122: Docs = Docs {
 };
 
 /// lpos
-static DOCS_123: Docs = Docs { complexity: "O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String), Arg::new("rank", ArgType::Integer).token("RANK").flags(OPTIONAL), Arg::new("num-matches", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("len", ArgType::Integer).token("MAXLEN").flags(OPTIONAL)] };
+static DOCS_137: Docs = Docs { complexity: "O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String), Arg::new("rank", ArgType::Integer).token("RANK").flags(OPTIONAL), Arg::new("num-matches", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("len", ArgType::Integer).token("MAXLEN").flags(OPTIONAL)] };
 
 /// lpush
-static DOCS_124: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_138: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// lpushx
-static DOCS_125: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_139: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// lrange
-static DOCS_126: Docs = Docs { complexity: "O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
+static DOCS_140: Docs = Docs { complexity: "O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
 
 /// lrem
-static DOCS_127: Docs = Docs {
+static DOCS_141: Docs = Docs {
     complexity: "O(N+M) where N is the length of the list and M is the number of elements removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1779,10 +1941,10 @@ static DOCS_127: Docs = Docs {
 };
 
 /// lset
-static DOCS_128: Docs = Docs { complexity: "O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer), Arg::new("element", ArgType::String)] };
+static DOCS_142: Docs = Docs { complexity: "O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer), Arg::new("element", ArgType::String)] };
 
 /// ltrim
-static DOCS_129: Docs = Docs {
+static DOCS_143: Docs = Docs {
     complexity: "O(N) where N is the number of elements to be removed by the operation.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1796,7 +1958,7 @@ static DOCS_129: Docs = Docs {
 };
 
 /// mget
-static DOCS_130: Docs = Docs {
+static DOCS_144: Docs = Docs {
     complexity: "O(N) where N is the number of keys to retrieve.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1806,7 +1968,7 @@ static DOCS_130: Docs = Docs {
 };
 
 /// mset
-static DOCS_131: Docs = Docs {
+static DOCS_145: Docs = Docs {
     complexity: "O(N) where N is the number of keys to set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1818,7 +1980,7 @@ static DOCS_131: Docs = Docs {
 };
 
 /// msetnx
-static DOCS_132: Docs = Docs {
+static DOCS_146: Docs = Docs {
     complexity: "O(N) where N is the number of keys to set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1830,7 +1992,7 @@ static DOCS_132: Docs = Docs {
 };
 
 /// multi
-static DOCS_133: Docs = Docs {
+static DOCS_147: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1840,7 +2002,7 @@ static DOCS_133: Docs = Docs {
 };
 
 /// object
-static DOCS_134: Docs = Docs {
+static DOCS_148: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1850,7 +2012,7 @@ static DOCS_134: Docs = Docs {
 };
 
 /// persist
-static DOCS_135: Docs = Docs {
+static DOCS_149: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1860,7 +2022,7 @@ static DOCS_135: Docs = Docs {
 };
 
 /// pexpire
-static DOCS_136: Docs = Docs {
+static DOCS_150: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1882,7 +2044,7 @@ static DOCS_136: Docs = Docs {
 };
 
 /// pexpireat
-static DOCS_137: Docs = Docs {
+static DOCS_151: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1904,7 +2066,7 @@ static DOCS_137: Docs = Docs {
 };
 
 /// pexpiretime
-static DOCS_138: Docs = Docs {
+static DOCS_152: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1914,7 +2076,7 @@ static DOCS_138: Docs = Docs {
 };
 
 /// pfadd
-static DOCS_139: Docs = Docs {
+static DOCS_153: Docs = Docs {
     complexity: "O(1) to add every element.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1927,10 +2089,10 @@ static DOCS_139: Docs = Docs {
 };
 
 /// pfcount
-static DOCS_140: Docs = Docs { complexity: "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_154: Docs = Docs { complexity: "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// pfmerge
-static DOCS_141: Docs = Docs {
+static DOCS_155: Docs = Docs {
     complexity: "O(N) to merge N HyperLogLogs, but with high constant times.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1943,7 +2105,7 @@ static DOCS_141: Docs = Docs {
 };
 
 /// ping
-static DOCS_142: Docs = Docs {
+static DOCS_156: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1953,7 +2115,7 @@ static DOCS_142: Docs = Docs {
 };
 
 /// psetex
-static DOCS_143: Docs = Docs {
+static DOCS_157: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1967,7 +2129,7 @@ static DOCS_143: Docs = Docs {
 };
 
 /// psubscribe
-static DOCS_144: Docs = Docs {
+static DOCS_158: Docs = Docs {
     complexity: "O(N) where N is the number of patterns the client is already subscribed to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1979,7 +2141,7 @@ static DOCS_144: Docs = Docs {
 };
 
 /// pttl
-static DOCS_145: Docs = Docs {
+static DOCS_159: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1989,10 +2151,10 @@ static DOCS_145: Docs = Docs {
 };
 
 /// publish
-static DOCS_146: Docs = Docs { complexity: "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("channel", ArgType::String), Arg::new("message", ArgType::String)] };
+static DOCS_160: Docs = Docs { complexity: "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("channel", ArgType::String), Arg::new("message", ArgType::String)] };
 
 /// pubsub
-static DOCS_147: Docs = Docs {
+static DOCS_161: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2002,10 +2164,10 @@ static DOCS_147: Docs = Docs {
 };
 
 /// punsubscribe
-static DOCS_148: Docs = Docs { complexity: "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL | MULTIPLE)] };
+static DOCS_162: Docs = Docs { complexity: "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL | MULTIPLE)] };
 
 /// quit
-static DOCS_149: Docs = Docs {
+static DOCS_163: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2015,7 +2177,7 @@ static DOCS_149: Docs = Docs {
 };
 
 /// randomkey
-static DOCS_150: Docs = Docs {
+static DOCS_164: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2025,7 +2187,7 @@ static DOCS_150: Docs = Docs {
 };
 
 /// rename
-static DOCS_151: Docs = Docs {
+static DOCS_165: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2035,7 +2197,7 @@ static DOCS_151: Docs = Docs {
 };
 
 /// renamenx
-static DOCS_152: Docs = Docs {
+static DOCS_166: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2048,7 +2210,7 @@ static DOCS_152: Docs = Docs {
 };
 
 /// reset
-static DOCS_153: Docs = Docs {
+static DOCS_167: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2058,7 +2220,7 @@ static DOCS_153: Docs = Docs {
 };
 
 /// rpop
-static DOCS_154: Docs = Docs {
+static DOCS_168: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -2073,7 +2235,7 @@ static DOCS_154: Docs = Docs {
 };
 
 /// rpoplpush
-static DOCS_155: Docs = Docs {
+static DOCS_169: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -2083,19 +2245,19 @@ static DOCS_155: Docs = Docs {
 };
 
 /// rpush
-static DOCS_156: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_170: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// rpushx
-static DOCS_157: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_171: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// sadd
-static DOCS_158: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `member` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
+static DOCS_172: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `member` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
 
 /// scan
-static DOCS_159: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `TYPE` subcommand.")], arguments: &[Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("type", ArgType::String).token("TYPE").since("6.0.0").flags(OPTIONAL)] };
+static DOCS_173: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `TYPE` subcommand.")], arguments: &[Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("type", ArgType::String).token("TYPE").since("6.0.0").flags(OPTIONAL)] };
 
 /// scard
-static DOCS_160: Docs = Docs {
+static DOCS_174: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2105,7 +2267,7 @@ static DOCS_160: Docs = Docs {
 };
 
 /// script
-static DOCS_161: Docs = Docs {
+static DOCS_175: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2115,7 +2277,7 @@ static DOCS_161: Docs = Docs {
 };
 
 /// sdiff
-static DOCS_162: Docs = Docs {
+static DOCS_176: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2125,7 +2287,7 @@ static DOCS_162: Docs = Docs {
 };
 
 /// sdiffstore
-static DOCS_163: Docs = Docs {
+static DOCS_177: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2138,7 +2300,7 @@ static DOCS_163: Docs = Docs {
 };
 
 /// select
-static DOCS_164: Docs = Docs {
+static DOCS_178: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2148,7 +2310,7 @@ static DOCS_164: Docs = Docs {
 };
 
 /// set
-static DOCS_165: Docs = Docs {
+static DOCS_179: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2199,7 +2361,7 @@ static DOCS_165: Docs = Docs {
 };
 
 /// setbit
-static DOCS_166: Docs = Docs {
+static DOCS_180: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2213,7 +2375,7 @@ static DOCS_166: Docs = Docs {
 };
 
 /// setex
-static DOCS_167: Docs = Docs {
+static DOCS_181: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2227,7 +2389,7 @@ static DOCS_167: Docs = Docs {
 };
 
 /// setnx
-static DOCS_168: Docs = Docs {
+static DOCS_182: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2237,19 +2399,19 @@ static DOCS_168: Docs = Docs {
 };
 
 /// setrange
-static DOCS_169: Docs = Docs { complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("offset", ArgType::Integer), Arg::new("value", ArgType::String)] };
+static DOCS_183: Docs = Docs { complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("offset", ArgType::Integer), Arg::new("value", ArgType::String)] };
 
 /// sinter
-static DOCS_170: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_184: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// sintercard
-static DOCS_171: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
+static DOCS_185: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
 
 /// sinterstore
-static DOCS_172: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::key("key", 1).flags(MULTIPLE)] };
+static DOCS_186: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::key("key", 1).flags(MULTIPLE)] };
 
 /// sismember
-static DOCS_173: Docs = Docs {
+static DOCS_187: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2259,7 +2421,7 @@ static DOCS_173: Docs = Docs {
 };
 
 /// smembers
-static DOCS_174: Docs = Docs {
+static DOCS_188: Docs = Docs {
     complexity: "O(N) where N is the set cardinality.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2269,7 +2431,7 @@ static DOCS_174: Docs = Docs {
 };
 
 /// smismember
-static DOCS_175: Docs = Docs {
+static DOCS_189: Docs = Docs {
     complexity: "O(N) where N is the number of elements being checked for membership",
     doc_flags: &[],
     deprecated_since: None,
@@ -2282,7 +2444,7 @@ static DOCS_175: Docs = Docs {
 };
 
 /// smove
-static DOCS_176: Docs = Docs {
+static DOCS_190: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2296,7 +2458,7 @@ static DOCS_176: Docs = Docs {
 };
 
 /// spop
-static DOCS_177: Docs = Docs {
+static DOCS_191: Docs = Docs {
     complexity:
         "Without the count argument O(1), otherwise O(N) where N is the value of the passed count.",
     doc_flags: &[],
@@ -2312,7 +2474,7 @@ static DOCS_177: Docs = Docs {
 };
 
 /// spublish
-static DOCS_178: Docs = Docs {
+static DOCS_192: Docs = Docs {
     complexity: "O(N) where N is the number of clients subscribed to the receiving shard channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2325,10 +2487,10 @@ static DOCS_178: Docs = Docs {
 };
 
 /// srandmember
-static DOCS_179: Docs = Docs { complexity: "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).since("2.6.0").flags(OPTIONAL)] };
+static DOCS_193: Docs = Docs { complexity: "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).since("2.6.0").flags(OPTIONAL)] };
 
 /// srem
-static DOCS_180: Docs = Docs {
+static DOCS_194: Docs = Docs {
     complexity: "O(N) where N is the number of members to be removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2341,10 +2503,10 @@ static DOCS_180: Docs = Docs {
 };
 
 /// sscan
-static DOCS_181: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_195: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// ssubscribe
-static DOCS_182: Docs = Docs {
+static DOCS_196: Docs = Docs {
     complexity: "O(N) where N is the number of shard channels to subscribe to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2354,7 +2516,7 @@ static DOCS_182: Docs = Docs {
 };
 
 /// strlen
-static DOCS_183: Docs = Docs {
+static DOCS_197: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2364,7 +2526,7 @@ static DOCS_183: Docs = Docs {
 };
 
 /// subscribe
-static DOCS_184: Docs = Docs {
+static DOCS_198: Docs = Docs {
     complexity: "O(N) where N is the number of channels to subscribe to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2374,10 +2536,10 @@ static DOCS_184: Docs = Docs {
 };
 
 /// substr
-static DOCS_185: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &["deprecated"], deprecated_since: Some("2.0.0"), replaced_by: Some("`GETRANGE`"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
+static DOCS_199: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &["deprecated"], deprecated_since: Some("2.0.0"), replaced_by: Some("`GETRANGE`"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
 
 /// sunion
-static DOCS_186: Docs = Docs {
+static DOCS_200: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2387,7 +2549,7 @@ static DOCS_186: Docs = Docs {
 };
 
 /// sunionstore
-static DOCS_187: Docs = Docs {
+static DOCS_201: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2400,7 +2562,7 @@ static DOCS_187: Docs = Docs {
 };
 
 /// sunsubscribe
-static DOCS_188: Docs = Docs {
+static DOCS_202: Docs = Docs {
     complexity: "O(N) where N is the number of clients already subscribed to a shard channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2410,7 +2572,7 @@ static DOCS_188: Docs = Docs {
 };
 
 /// time
-static DOCS_189: Docs = Docs {
+static DOCS_203: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2420,7 +2582,7 @@ static DOCS_189: Docs = Docs {
 };
 
 /// ttl
-static DOCS_190: Docs = Docs {
+static DOCS_204: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2430,7 +2592,7 @@ static DOCS_190: Docs = Docs {
 };
 
 /// type
-static DOCS_191: Docs = Docs {
+static DOCS_205: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2440,10 +2602,10 @@ static DOCS_191: Docs = Docs {
 };
 
 /// unlink
-static DOCS_192: Docs = Docs { complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_206: Docs = Docs { complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// unsubscribe
-static DOCS_193: Docs = Docs {
+static DOCS_207: Docs = Docs {
     complexity: "O(N) where N is the number of clients already subscribed to a channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2453,7 +2615,7 @@ static DOCS_193: Docs = Docs {
 };
 
 /// unwatch
-static DOCS_194: Docs = Docs {
+static DOCS_208: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2463,7 +2625,7 @@ static DOCS_194: Docs = Docs {
 };
 
 /// watch
-static DOCS_195: Docs = Docs {
+static DOCS_209: Docs = Docs {
     complexity: "O(1) for every key.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2473,7 +2635,7 @@ static DOCS_195: Docs = Docs {
 };
 
 /// xack
-static DOCS_196: Docs = Docs {
+static DOCS_210: Docs = Docs {
     complexity: "O(1) for each message ID processed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2487,13 +2649,13 @@ static DOCS_196: Docs = Docs {
 };
 
 /// xadd
-static DOCS_197: Docs = Docs { complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[Arg::key("key", 0), Arg::new("nomkstream", ArgType::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL), Arg::new("trim", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)]), Arg::new("id_or_auto", ArgType::OneOf).args(&[Arg::new("auto_id", ArgType::PureToken).token("*"), Arg::new("id", ArgType::String)]), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
+static DOCS_211: Docs = Docs { complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[Arg::key("key", 0), Arg::new("nomkstream", ArgType::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL), Arg::new("trim", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)]), Arg::new("id_or_auto", ArgType::OneOf).args(&[Arg::new("auto_id", ArgType::PureToken).token("*"), Arg::new("id", ArgType::String)]), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
 
 /// xautoclaim
-static DOCS_198: Docs = Docs { complexity: "O(1) if COUNT is small.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String), Arg::new("min-idle-time", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("justid", ArgType::PureToken).token("JUSTID").flags(OPTIONAL)] };
+static DOCS_212: Docs = Docs { complexity: "O(1) if COUNT is small.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String), Arg::new("min-idle-time", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("justid", ArgType::PureToken).token("JUSTID").flags(OPTIONAL)] };
 
 /// xclaim
-static DOCS_199: Docs = Docs {
+static DOCS_213: Docs = Docs {
     complexity: "O(log N) with N being the number of messages in the PEL of the consumer group.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2527,7 +2689,7 @@ static DOCS_199: Docs = Docs {
 };
 
 /// xdel
-static DOCS_200: Docs = Docs {
+static DOCS_214: Docs = Docs {
     complexity: "O(1) for each single item to delete in the stream, regardless of the stream size.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2540,7 +2702,7 @@ static DOCS_200: Docs = Docs {
 };
 
 /// xgroup
-static DOCS_201: Docs = Docs {
+static DOCS_215: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2550,7 +2712,7 @@ static DOCS_201: Docs = Docs {
 };
 
 /// xinfo
-static DOCS_202: Docs = Docs {
+static DOCS_216: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2560,7 +2722,7 @@ static DOCS_202: Docs = Docs {
 };
 
 /// xlen
-static DOCS_203: Docs = Docs {
+static DOCS_217: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2570,22 +2732,22 @@ static DOCS_203: Docs = Docs {
 };
 
 /// xpending
-static DOCS_204: Docs = Docs { complexity: "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("filters", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("min-idle-time", ArgType::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer), Arg::new("consumer", ArgType::String).flags(OPTIONAL)])] };
+static DOCS_218: Docs = Docs { complexity: "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("filters", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("min-idle-time", ArgType::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer), Arg::new("consumer", ArgType::String).flags(OPTIONAL)])] };
 
 /// xrange
-static DOCS_205: Docs = Docs { complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_219: Docs = Docs { complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// xread
-static DOCS_206: Docs = Docs { complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
+static DOCS_220: Docs = Docs { complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
 
 /// xreadgroup
-static DOCS_207: Docs = Docs { complexity: "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("group_consumer", ArgType::Block).token("GROUP").args(&[Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String)]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("noack", ArgType::PureToken).token("NOACK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
+static DOCS_221: Docs = Docs { complexity: "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("group_consumer", ArgType::Block).token("GROUP").args(&[Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String)]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("noack", ArgType::PureToken).token("NOACK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
 
 /// xrevrange
-static DOCS_208: Docs = Docs { complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("end", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_222: Docs = Docs { complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("end", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// xsetid
-static DOCS_209: Docs = Docs {
+static DOCS_223: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2609,10 +2771,10 @@ static DOCS_209: Docs = Docs {
 };
 
 /// xtrim
-static DOCS_210: Docs = Docs { complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[Arg::key("key", 0), Arg::new("trim", ArgType::Block).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)])] };
+static DOCS_224: Docs = Docs { complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[Arg::key("key", 0), Arg::new("trim", ArgType::Block).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)])] };
 
 /// zadd
-static DOCS_211: Docs = Docs {
+static DOCS_225: Docs = Docs {
     complexity:
         "O(log(N)) for each item added, where N is the number of elements in the sorted set.",
     doc_flags: &[],
@@ -2657,7 +2819,7 @@ static DOCS_211: Docs = Docs {
 };
 
 /// zcard
-static DOCS_212: Docs = Docs {
+static DOCS_226: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2667,7 +2829,7 @@ static DOCS_212: Docs = Docs {
 };
 
 /// zcount
-static DOCS_213: Docs = Docs {
+static DOCS_227: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2681,13 +2843,13 @@ static DOCS_213: Docs = Docs {
 };
 
 /// zdiff
-static DOCS_214: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_228: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zdiffstore
-static DOCS_215: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE)] };
+static DOCS_229: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE)] };
 
 /// zincrby
-static DOCS_216: Docs = Docs {
+static DOCS_230: Docs = Docs {
     complexity: "O(log(N)) where N is the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2701,16 +2863,16 @@ static DOCS_216: Docs = Docs {
 };
 
 /// zinter
-static DOCS_217: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_231: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zintercard
-static DOCS_218: Docs = Docs { complexity: "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
+static DOCS_232: Docs = Docs { complexity: "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
 
 /// zinterstore
-static DOCS_219: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
+static DOCS_233: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
 
 /// zlexcount
-static DOCS_220: Docs = Docs {
+static DOCS_234: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2724,10 +2886,10 @@ static DOCS_220: Docs = Docs {
 };
 
 /// zmpop
-static DOCS_221: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_235: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// zmscore
-static DOCS_222: Docs = Docs {
+static DOCS_236: Docs = Docs {
     complexity: "O(N) where N is the number of members being requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2740,13 +2902,13 @@ static DOCS_222: Docs = Docs {
 };
 
 /// zpopmax
-static DOCS_223: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
+static DOCS_237: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
 
 /// zpopmin
-static DOCS_224: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
+static DOCS_238: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
 
 /// zrandmember
-static DOCS_225: Docs = Docs {
+static DOCS_239: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -2764,19 +2926,19 @@ static DOCS_225: Docs = Docs {
 };
 
 /// zrange
-static DOCS_226: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("stop", ArgType::String), Arg::new("sortby", ArgType::OneOf).since("6.2.0").flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").since("6.2.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_240: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("stop", ArgType::String), Arg::new("sortby", ArgType::OneOf).since("6.2.0").flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").since("6.2.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zrangebylex
-static DOCS_227: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_241: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrangebyscore
-static DOCS_228: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_242: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrangestore
-static DOCS_229: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("dst", 0), Arg::key("src", 1), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("sortby", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_243: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("dst", 0), Arg::key("src", 1), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("sortby", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrank
-static DOCS_230: Docs = Docs {
+static DOCS_244: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -2786,28 +2948,28 @@ static DOCS_230: Docs = Docs {
 };
 
 /// zrem
-static DOCS_231: Docs = Docs { complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
+static DOCS_245: Docs = Docs { complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
 
 /// zremrangebylex
-static DOCS_232: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String)] };
+static DOCS_246: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String)] };
 
 /// zremrangebyrank
-static DOCS_233: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
+static DOCS_247: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
 
 /// zremrangebyscore
-static DOCS_234: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double)] };
+static DOCS_248: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double)] };
 
 /// zrevrange
-static DOCS_235: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_249: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zrevrangebylex
-static DOCS_236: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::String), Arg::new("min", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_250: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::String), Arg::new("min", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrevrangebyscore
-static DOCS_237: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::Double), Arg::new("min", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_251: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::Double), Arg::new("min", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrevrank
-static DOCS_238: Docs = Docs {
+static DOCS_252: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -2817,10 +2979,10 @@ static DOCS_238: Docs = Docs {
 };
 
 /// zscan
-static DOCS_239: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_253: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// zscore
-static DOCS_240: Docs = Docs {
+static DOCS_254: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2830,7 +2992,7 @@ static DOCS_240: Docs = Docs {
 };
 
 /// zunion
-static DOCS_241: Docs = Docs { complexity: "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_255: Docs = Docs { complexity: "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zunionstore
-static DOCS_242: Docs = Docs { complexity: "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
+static DOCS_256: Docs = Docs { complexity: "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };

@@ -104,7 +104,13 @@ const X_WF: &[&str] = &["write", "stream", "fast"];
 const X_WS: &[&str] = &["write", "stream", "slow"];
 const X_RF: &[&str] = &["read", "stream", "fast"];
 const X_RS: &[&str] = &["read", "stream", "slow"];
+/// ACL administration (answered by the proxy; users live in the cluster).
+const ACL_ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
+const ACL_ADMIN_CATS: &[&str] = &["admin", "slow", "dangerous"];
 /// Rampart's own stream administration (the legacy layout, docs/streams.md).
+/// RAMPART.* flags: `noscript`, so no Lua script can call them.
+const RAMPART_R: &[&str] = &["readonly", "noscript"];
+const RAMPART_W: &[&str] = &["write", "denyoom", "noscript"];
 const X_ADMIN: &[&str] = &["admin", "stream", "slow", "dangerous"];
 
 // Key flag sets used by the rows below.
@@ -130,6 +136,23 @@ const RW_ACCESS_INSERT: KeyFlags =
 const RW_DELETE: KeyFlags = KeyFlags::of(&[KeyFlags::RW, KeyFlags::DELETE]);
 const RW_INSERT: KeyFlags = KeyFlags::of(&[KeyFlags::RW, KeyFlags::INSERT]);
 const RW_UPDATE: KeyFlags = KeyFlags::of(&[KeyFlags::RW, KeyFlags::UPDATE]);
+
+#[rustfmt::skip]
+static ACL_SUBCOMMANDS: &[CommandSpec] = &[
+    cmd!("acl|cat", -2, &["noscript", "loading", "stale"], &["slow"], Proxy, Exempt, "server", "6.0.0", "Lists the ACL categories, or the commands inside a category.", keys: &[]),
+    cmd!("acl|deluser", -3, ACL_ADMIN, ACL_ADMIN_CATS, Proxy, Exempt, "server", "6.0.0", "Deletes ACL users, and terminates their connections.", keys: &[]),
+    cmd!("acl|dryrun", -4, ACL_ADMIN, ACL_ADMIN_CATS, Proxy, Exempt, "server", "7.0.0", "Simulates the execution of a command by a user, without executing the command.", keys: &[]),
+    cmd!("acl|genpass", -2, &["noscript", "loading", "stale"], &["slow"], Proxy, Exempt, "server", "6.0.0", "Generates a pseudorandom, secure password that can be used to identify ACL users.", keys: &[]),
+    cmd!("acl|getuser", 3, ACL_ADMIN, ACL_ADMIN_CATS, Proxy, Exempt, "server", "6.0.0", "Lists the ACL rules of a user.", keys: &[]),
+    cmd!("acl|help", 2, &["loading", "stale"], &["slow"], Proxy, Exempt, "server", "6.0.0", "Returns helpful text about the different subcommands.", keys: &[]),
+    cmd!("acl|list", 2, ACL_ADMIN, ACL_ADMIN_CATS, Proxy, Exempt, "server", "6.0.0", "Dumps the effective rules in ACL file format.", keys: &[]),
+    cmd!("acl|load", 2, ACL_ADMIN, ACL_ADMIN_CATS, Proxy, Exempt, "server", "6.0.0", "Reloads the rules from the configured ACL file.", keys: &[]),
+    cmd!("acl|log", -2, ACL_ADMIN, ACL_ADMIN_CATS, Proxy, Exempt, "server", "6.0.0", "Lists recent security events generated due to ACL rules.", keys: &[]),
+    cmd!("acl|save", 2, ACL_ADMIN, ACL_ADMIN_CATS, Proxy, Exempt, "server", "6.0.0", "Saves the effective ACL rules in the configured ACL file.", keys: &[]),
+    cmd!("acl|setuser", -3, ACL_ADMIN, ACL_ADMIN_CATS, Proxy, Exempt, "server", "6.0.0", "Creates and modifies an ACL user and its rules.", keys: &[]),
+    cmd!("acl|users", 2, ACL_ADMIN, ACL_ADMIN_CATS, Proxy, Exempt, "server", "6.0.0", "Lists all ACL users.", keys: &[]),
+    cmd!("acl|whoami", 2, &["noscript", "loading", "stale"], &["slow"], Proxy, Exempt, "server", "6.0.0", "Returns the authenticated username of the current connection.", keys: &[]),
+];
 
 #[rustfmt::skip]
 static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
@@ -207,6 +230,7 @@ static XINFO_SUBCOMMANDS: &[CommandSpec] = &[
 /// The table. Sorted by name so lookups can binary-search.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
+    cmd!("acl", -2, &[], &["slow"], Proxy, Exempt, "server", "6.0.0", "A container for Access List Control commands.", keys: &[], subs: ACL_SUBCOMMANDS),
     cmd!("append", 3, W, STR_WF, NodeWrite, Cheap, "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist.", keys: &[KeySpec::at(1, RW_INSERT)]),
     cmd!("auth", -2, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], CONN_CATS, Proxy, Exempt, "connection", "1.0.0", "Authenticates the connection.", keys: &[]),
     cmd!("bitcount", -2, R, &["read", "bitmap", "slow"], NodeRead, Cheap, "bitmap", "2.6.0", "Counts the number of set bits (population counting) in a string.", keys: &[KeySpec::at(1, RO_ACCESS)]),
@@ -314,9 +338,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("pubsub", -2, &[], &["slow"], Proxy, Cheap, "pubsub", "2.8.0", "A container for Pub/Sub commands.", keys: &[], subs: PUBSUB_SUBCOMMANDS),
     cmd!("punsubscribe", -1, PS_SUB, PS_SLOW, Proxy, Cheap, "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns.", keys: &[]),
     cmd!("quit", -1, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], CONN_CATS, Proxy, Exempt, "connection", "1.0.0", "Closes the connection.", keys: &[]),
-    cmd!("rampart.streamformat", 2, R, X_ADMIN, NodeRead, Cheap, "stream", "0.1.0", "Rampart: reports a stream's storage layout (per-entry, legacy, or mixed during a chunked migration).", keys: &[KeySpec::at(1, RO_ACCESS)]),
-    cmd!("rampart.streamimport", -3, W, X_ADMIN, NodeWrite, Cheap, "stream", "0.1.0", "Rampart: stores a stream given as a legacy-layout protobuf blob (importing old data).", keys: &[KeySpec::at(1, RW_UPDATE)]),
-    cmd!("rampart.streamtolegacy", 2, W, X_ADMIN, NodeWrite, Cheap, "stream", "0.1.0", "Rampart: rewrites a stream in the legacy one-blob layout (tests and migration drills).", keys: &[KeySpec::at(1, RW_UPDATE)]),
+    cmd!("rampart.streamformat", 2, RAMPART_R, X_ADMIN, NodeRead, Cheap, "stream", "0.1.0", "Rampart: reports a stream's storage layout (per-entry, legacy, or mixed during a chunked migration).", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("rampart.streamimport", -3, RAMPART_W, X_ADMIN, NodeWrite, Cheap, "stream", "0.1.0", "Rampart: stores a stream given as a legacy-layout protobuf blob (importing old data).", keys: &[KeySpec::at(1, RW_UPDATE)]),
+    cmd!("rampart.streamtolegacy", 2, RAMPART_W, X_ADMIN, NodeWrite, Cheap, "stream", "0.1.0", "Rampart: rewrites a stream in the legacy one-blob layout (tests and migration drills).", keys: &[KeySpec::at(1, RW_UPDATE)]),
     cmd!("randomkey", 1, R, &["keyspace", "read", "slow"], NodeRead, Cheap, "generic", "1.0.0", "Returns a random key name from the database.", keys: &[]),
     cmd!("rename", 3, WNOOM, KEY_WS, NodeWrite, Cheap, "generic", "1.0.0", "Renames a key and overwrites the destination.", keys: &[KeySpec::at(1, RW_ACCESS_DELETE), KeySpec::at(2, OW_UPDATE)]),
     cmd!("renamenx", 3, WFNOOM, KEY_WF, NodeWrite, Cheap, "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", keys: &[KeySpec::at(1, RW_ACCESS_DELETE), KeySpec::at(2, OW_INSERT)]),

@@ -8,8 +8,10 @@
 //!   the proxy, the policies and the node all read it.
 //! - [`args`] and [`errors`]: argument parsing with Redis 7.2's exact error
 //!   texts, kept in one place.
+//! - [`acl`]: Redis 7.2 ACL users, rules and permission checks (pure).
 //! - [`glob`]: Redis's glob matching (KEYS, SCAN MATCH, COMMAND LIST FILTERBY).
 
+pub mod acl;
 pub mod args;
 pub mod cert_roles;
 pub mod cluster_tls;

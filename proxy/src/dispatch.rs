@@ -87,6 +87,12 @@ where
                         break;
                     }
                     self.note_command(spec, &argv);
+                    if let Some(refused) =
+                        commands::acl::check(spec, &argv, false, &mut self.session, &self.shared)
+                    {
+                        encode_reply(output, &refused, self.session.protocol);
+                        continue;
+                    }
                     pubsub_route::answer(spec, &argv, &mut self.session, output).await;
                 }
             }
@@ -143,6 +149,16 @@ where
             if !self.session.authenticated && !spec.flags.contains(&"no_auth") {
                 self.transaction.abort_queueing();
                 slots.push(Some(reply::error(errors::NOAUTH)));
+                continue;
+            }
+            // ACL: the command, its keys and channels, before it runs or is
+            // queued (Redis checks MULTI's commands at queue time).
+            let in_multi = self.transaction.in_multi();
+            if let Some(refused) =
+                commands::acl::check(spec, &argv, in_multi, &mut self.session, &self.shared)
+            {
+                self.transaction.abort_queueing();
+                slots.push(Some(refused));
                 continue;
             }
             if spec.is_write() {

@@ -13,11 +13,13 @@
 //! - [`service`]: the request path as a tower `Service<Batch>`.
 //! - [`upstream`]: leader discovery, redirects and retries.
 //! - [`pubsub`]: pub/sub across proxies through links to every node.
+//! - [`acl`]: the cluster's ACL users, followed, and the ACL log.
 //! - [`reload`]: SIGHUP / config-file-change reload of the policies (and
 //!   SIGHUP reload of the client TLS certificates).
 //! - [`tls`]: TLS for clients: certificates, client authentication, the
 //!   plain-or-TLS client stream.
 
+pub mod acl;
 mod batch;
 pub mod commands;
 pub mod config;

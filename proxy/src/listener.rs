@@ -113,8 +113,10 @@ impl Server {
             config.retry_deadline,
             cluster_tls.as_ref(),
         )?);
+        let acl = Arc::new(crate::acl::AclStore::new(config.requirepass.as_deref()));
         let shared = Arc::new(Shared {
             pubsub,
+            acl,
             config,
             registry: Arc::new(ClientRegistry::new()),
             upstream: upstream.clone(),
@@ -172,6 +174,14 @@ impl Server {
             policies,
         } = self;
         let stop = CancellationToken::new();
+        // Users are cluster state: follow them (docs/security.md, "ACL").
+        tokio::spawn(crate::acl::poll(
+            shared.acl.clone(),
+            shared.upstream.clone(),
+            shared.proxy_id.clone(),
+            shared.registry.clone(),
+            stop.child_token(),
+        ));
         tokio::spawn(crate::reload::watch(
             policies.clone(),
             tls.as_ref().map(|t| t.tls.clone()),

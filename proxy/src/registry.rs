@@ -26,6 +26,8 @@ pub struct ClientInfo {
     pub sub: usize,
     pub psub: usize,
     pub ssub: usize,
+    /// The ACL user the connection is authenticated as (`user=`).
+    pub user: String,
 }
 
 /// One registered connection.
@@ -62,7 +64,7 @@ impl ClientHandle {
         format!(
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} multi=-1 \
              qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r \
-             cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+             cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -75,6 +77,7 @@ impl ClientHandle {
             info.psub,
             info.ssub,
             if info.last_cmd.is_empty() { "NULL" } else { &info.last_cmd },
+            info.user,
             info.resp,
             String::from_utf8_lossy(&info.lib_name),
             String::from_utf8_lossy(&info.lib_ver),
@@ -128,6 +131,7 @@ impl ClientRegistry {
                 sub: 0,
                 psub: 0,
                 ssub: 0,
+                user: "default".into(),
             }),
         });
         self.table().insert(id, handle.clone());

@@ -378,6 +378,7 @@ async fn start_fake() -> (SocketAddr, FakeNodes) {
         run_id: "0".repeat(40),
         started: Instant::now(),
         local_addr,
+        acl: Arc::new(rampart_proxy::acl::AclStore::new(None)),
     });
     let fake = FakeNodes::default();
     let service = fake.clone();

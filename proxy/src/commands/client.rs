@@ -252,7 +252,10 @@ impl KillFilter {
                 .laddr
                 .as_ref()
                 .is_none_or(|a| *a == handle.laddr.to_string())
-            && self.user.as_ref().is_none_or(|u| u == b"default")
+            && self
+                .user
+                .as_ref()
+                .is_none_or(|u| *u == handle.info().user.as_bytes())
             && self.kind.is_none_or(|k| k.matches(handle))
     }
 }

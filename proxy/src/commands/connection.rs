@@ -3,6 +3,7 @@
 use rampart_proto::args::parse_i64;
 use rampart_proto::{errors, reply, Reply};
 
+use super::acl;
 use super::client::validate_name;
 use super::{Session, Shared};
 use crate::resp::Protocol;
@@ -32,30 +33,11 @@ pub fn echo(args: &[Vec<u8>]) -> Reply {
     }
 }
 
-/// Checks a username/password pair against `--requirepass`. Only the
-/// `default` user exists; without a password it accepts any password.
-fn check_credentials(user: &[u8], password: &[u8], shared: &Shared) -> bool {
-    if user != b"default" {
-        return false;
-    }
-    match &shared.config.requirepass {
-        None => true,
-        Some(expected) => constant_time_eq(expected.as_bytes(), password),
-    }
-}
-
-/// Compares without an early exit, so timing does not leak the prefix length.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-pub fn auth(args: &[Vec<u8>], session: &mut Session, shared: &Shared) -> Reply {
-    let (user, password): (&[u8], &[u8]) = match args {
+/// AUTH [user] password: the default user when no user is given.
+pub async fn auth(argv: &[Vec<u8>], session: &mut Session, shared: &Shared) -> Reply {
+    let (user, password): (&[u8], &[u8]) = match &argv[1..] {
         [password] => {
-            if shared.config.requirepass.is_none() {
+            if shared.acl.default_user().nopass {
                 return reply::error(AUTH_WITHOUT_PASSWORD);
             }
             (b"default", password)
@@ -63,15 +45,20 @@ pub fn auth(args: &[Vec<u8>], session: &mut Session, shared: &Shared) -> Reply {
         [user, password] => (user, password),
         _ => return reply::error(errors::SYNTAX),
     };
-    if check_credentials(user, password, shared) {
-        session.authenticated = true;
-        reply::ok()
-    } else {
-        reply::error(errors::WRONGPASS)
+    match acl::authenticate(shared, user, password).await {
+        Some(found) => {
+            session.login(found, shared);
+            reply::ok()
+        }
+        None => {
+            acl::log_auth_failure(session, shared, &argv[0], user);
+            reply::error(errors::WRONGPASS)
+        }
     }
 }
 
-pub fn hello(args: &[Vec<u8>], session: &mut Session, shared: &Shared) -> Reply {
+pub async fn hello(argv: &[Vec<u8>], session: &mut Session, shared: &Shared) -> Reply {
+    let args = &argv[1..];
     let mut protocol = session.protocol;
     if let Some(version) = args.first() {
         match parse_i64(version) {
@@ -104,10 +91,13 @@ pub fn hello(args: &[Vec<u8>], session: &mut Session, shared: &Shared) -> Reply 
         }
     }
     if let Some((user, password)) = credentials {
-        if !check_credentials(user, password, shared) {
-            return reply::error(errors::WRONGPASS);
+        match acl::authenticate(shared, user, password).await {
+            Some(found) => session.login(found, shared),
+            None => {
+                acl::log_auth_failure(session, shared, &argv[0], user);
+                return reply::error(errors::WRONGPASS);
+            }
         }
-        session.authenticated = true;
     }
     if !session.authenticated {
         return reply::error(HELLO_NOAUTH);
@@ -143,10 +133,14 @@ pub fn quit(session: &mut Session) -> Reply {
     reply::ok()
 }
 
-/// RESET: back to RESP2, no name, and unauthenticated when a password is set.
+/// RESET: back to RESP2, no name, the default user, and unauthenticated
+/// unless the default user needs no password.
 pub fn reset(session: &mut Session, shared: &Shared) -> Reply {
     session.set_protocol(Protocol::Resp2);
-    session.authenticated = shared.config.requirepass.is_none();
+    let default = shared.acl.default_user();
+    let open = default.enabled && default.nopass;
+    session.login(default, shared);
+    session.authenticated = open;
     {
         let mut info = session.handle.info();
         info.name.clear();
@@ -175,10 +169,10 @@ mod tests {
         assert_eq!(text(&echo(&argv(&["x"]))), "$x");
     }
 
-    #[test]
-    fn hello_3_switches_protocol_and_returns_the_server_map() {
+    #[tokio::test]
+    async fn hello_3_switches_protocol_and_returns_the_server_map() {
         let (mut session, shared) = session_and_shared(None);
-        let r = hello(&argv(&["3"]), &mut session, &shared);
+        let r = hello(&argv(&["HELLO", "3"]), &mut session, &shared).await;
         assert_eq!(session.protocol, Protocol::Resp3);
         let Some(Kind::Map(list)) = r.kind else {
             panic!("not a map: {r:?}")
@@ -192,83 +186,94 @@ mod tests {
         assert_eq!(text(&list.items[3]), "$7.2.4");
         assert_eq!(text(&list.items[7]), format!(":{}", session.id()));
         // No argument keeps the current protocol.
-        hello(&[], &mut session, &shared);
+        hello(&argv(&["HELLO"]), &mut session, &shared).await;
         assert_eq!(session.protocol, Protocol::Resp3);
     }
 
-    #[test]
-    fn hello_rejects_bad_versions_and_options() {
+    #[tokio::test]
+    async fn hello_rejects_bad_versions_and_options() {
         let (mut session, shared) = session_and_shared(None);
         assert_eq!(
-            text(&hello(&argv(&["4"]), &mut session, &shared)),
+            text(&hello(&argv(&["HELLO", "4"]), &mut session, &shared).await),
             "-NOPROTO unsupported protocol version"
         );
         assert_eq!(
-            text(&hello(&argv(&["x"]), &mut session, &shared)),
+            text(&hello(&argv(&["HELLO", "x"]), &mut session, &shared).await),
             "-ERR Protocol version is not an integer or out of range"
         );
         assert_eq!(
-            text(&hello(
-                &argv(&["3", "AUTH", "default"]),
-                &mut session,
-                &shared
-            )),
+            text(
+                &hello(
+                    &argv(&["HELLO", "3", "AUTH", "default"]),
+                    &mut session,
+                    &shared
+                )
+                .await
+            ),
             "-ERR Syntax error in HELLO option 'AUTH'"
         );
         assert_eq!(session.protocol, Protocol::Resp2);
     }
 
-    #[test]
-    fn hello_setname_and_auth() {
+    #[tokio::test]
+    async fn hello_setname_and_auth() {
         let (mut session, shared) = session_and_shared(Some("secret"));
-        assert!(text(&hello(&argv(&["3"]), &mut session, &shared))
-            .starts_with("-NOAUTH HELLO must be called"));
+        assert!(
+            text(&hello(&argv(&["HELLO", "3"]), &mut session, &shared).await)
+                .starts_with("-NOAUTH HELLO must be called")
+        );
         assert_eq!(
-            text(&hello(
-                &argv(&["3", "AUTH", "default", "nope"]),
-                &mut session,
-                &shared
-            )),
+            text(
+                &hello(
+                    &argv(&["HELLO", "3", "AUTH", "default", "nope"]),
+                    &mut session,
+                    &shared
+                )
+                .await
+            ),
             format!("-{}", errors::WRONGPASS)
         );
         let r = hello(
-            &argv(&["3", "AUTH", "default", "secret", "SETNAME", "app"]),
+            &argv(&["HELLO", "3", "AUTH", "default", "secret", "SETNAME", "app"]),
             &mut session,
             &shared,
-        );
+        )
+        .await;
         assert!(!r.is_error());
         assert!(session.authenticated);
         assert_eq!(session.handle.info().name, b"app");
     }
 
-    #[test]
-    fn auth_flows() {
+    #[tokio::test]
+    async fn auth_flows() {
         let (mut open, shared_open) = session_and_shared(None);
-        assert!(text(&auth(&argv(&["pw"]), &mut open, &shared_open))
-            .starts_with("-ERR AUTH <password> called without any password configured"));
+        assert!(
+            text(&auth(&argv(&["AUTH", "pw"]), &mut open, &shared_open).await)
+                .starts_with("-ERR AUTH <password> called without any password configured")
+        );
         assert_eq!(
-            text(&auth(&argv(&["default", "any"]), &mut open, &shared_open)),
+            text(&auth(&argv(&["AUTH", "default", "any"]), &mut open, &shared_open).await),
             "+OK"
         );
 
         let (mut session, shared) = session_and_shared(Some("secret"));
         assert!(!session.authenticated);
         assert_eq!(
-            text(&auth(&argv(&["wrong"]), &mut session, &shared)),
+            text(&auth(&argv(&["AUTH", "wrong"]), &mut session, &shared).await),
             format!("-{}", errors::WRONGPASS)
         );
         assert_eq!(
-            text(&auth(&argv(&["bob", "secret"]), &mut session, &shared)),
+            text(&auth(&argv(&["AUTH", "bob", "secret"]), &mut session, &shared).await),
             format!("-{}", errors::WRONGPASS)
         );
         assert!(!session.authenticated);
         assert_eq!(
-            text(&auth(&argv(&["secret"]), &mut session, &shared)),
+            text(&auth(&argv(&["AUTH", "secret"]), &mut session, &shared).await),
             "+OK"
         );
         assert!(session.authenticated);
         assert_eq!(
-            text(&auth(&argv(&["a", "b", "c"]), &mut session, &shared)),
+            text(&auth(&argv(&["AUTH", "a", "b", "c"]), &mut session, &shared).await),
             "-ERR syntax error"
         );
         // RESET forgets the authentication.
@@ -289,10 +294,15 @@ mod tests {
         );
     }
 
-    #[test]
-    fn reset_goes_back_to_resp2_and_clears_the_name() {
+    #[tokio::test]
+    async fn reset_goes_back_to_resp2_and_clears_the_name() {
         let (mut session, shared) = session_and_shared(None);
-        hello(&argv(&["3", "SETNAME", "n"]), &mut session, &shared);
+        hello(
+            &argv(&["HELLO", "3", "SETNAME", "n"]),
+            &mut session,
+            &shared,
+        )
+        .await;
         assert_eq!(text(&reset(&mut session, &shared)), "+RESET");
         assert_eq!(session.protocol, Protocol::Resp2);
         assert!(session.handle.info().name.is_empty());

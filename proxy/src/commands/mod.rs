@@ -2,6 +2,7 @@
 //! the connection's [`Session`] and the process-wide [`Shared`] state and
 //! returns the reply; arity and authentication were checked by the caller.
 
+pub mod acl;
 pub mod client;
 pub mod command;
 pub mod connection;
@@ -35,12 +36,18 @@ pub struct Shared {
     pub local_addr: SocketAddr,
     /// Pub/sub hub: local subscribers and the links to the nodes.
     pub pubsub: Arc<PubSub>,
+    /// ACL users (the cluster's, followed) and the ACL log.
+    pub acl: Arc<crate::acl::AclStore>,
 }
 
 /// Per-connection protocol state.
 pub struct Session {
     pub protocol: Protocol,
     pub authenticated: bool,
+    /// The ACL user (the default user until AUTH / HELLO AUTH).
+    pub user: Arc<rampart_proto::acl::User>,
+    /// [`crate::acl::AclStore::generation`] when `user` was looked up.
+    user_generation: u64,
     pub handle: Arc<ClientHandle>,
     /// Keeps the client listed for as long as the session lives.
     _registration: Registration,
@@ -52,9 +59,14 @@ pub struct Session {
 
 impl Session {
     pub fn new(registration: Registration, shared: &Shared) -> Self {
+        let user = shared.acl.default_user();
         Session {
             protocol: Protocol::Resp2,
-            authenticated: shared.config.requirepass.is_none(),
+            // Redis: a connection starts authenticated when the default
+            // user is on and needs no password.
+            authenticated: user.enabled && user.nopass,
+            user,
+            user_generation: shared.acl.generation(),
             handle: registration.handle().clone(),
             pubsub: ClientPubSub::new(shared.pubsub.clone(), registration.handle().clone()),
             _registration: registration,
@@ -64,6 +76,34 @@ impl Session {
 
     pub fn id(&self) -> u64 {
         self.handle.id
+    }
+
+    /// The session's user with its current rules; `None` when it was
+    /// deleted (the connection is being closed).
+    pub fn current_user(&mut self, shared: &Shared) -> Option<Arc<rampart_proto::acl::User>> {
+        let generation = shared.acl.generation();
+        if generation != self.user_generation {
+            match shared.acl.user(&self.user.name) {
+                Some(user) => {
+                    self.user = user;
+                    self.user_generation = generation;
+                }
+                None => {
+                    self.close_after_reply = true;
+                    self.handle.kill.cancel();
+                    return None;
+                }
+            }
+        }
+        Some(self.user.clone())
+    }
+
+    /// Authenticates the session as `user` (AUTH, HELLO AUTH).
+    pub fn login(&mut self, user: Arc<rampart_proto::acl::User>, shared: &Shared) {
+        self.handle.info().user = user.name.clone();
+        self.user = user;
+        self.user_generation = shared.acl.generation();
+        self.authenticated = true;
     }
 
     pub fn set_protocol(&mut self, protocol: Protocol) {
@@ -91,8 +131,9 @@ pub async fn execute(
     match spec.name {
         "ping" => connection::ping(args),
         "echo" => connection::echo(args),
-        "hello" => connection::hello(args, session, shared),
-        "auth" => connection::auth(args, session, shared),
+        "hello" => connection::hello(argv, session, shared).await,
+        "auth" => connection::auth(argv, session, shared).await,
+        "acl" => acl::acl(spec, args, session, shared).await,
         "select" => connection::select(args),
         "quit" => connection::quit(session),
         "reset" => connection::reset(session, shared),
@@ -155,6 +196,7 @@ pub(crate) mod tests {
             run_id: "0".repeat(40),
             started: Instant::now(),
             local_addr: "127.0.0.1:6379".parse().expect("addr"),
+            acl: Arc::new(crate::acl::AclStore::new(requirepass)),
         }
     }
 

@@ -13,6 +13,7 @@
 //! Commands are written once against [`DataRead`], so a read command inside
 //! a Raft entry (run by [`apply_write`]) sees the entry's earlier writes.
 
+pub mod acl;
 mod bitmaps;
 mod budget;
 mod collection;
@@ -39,6 +40,9 @@ pub use rampart_proto::glob::glob_match;
 /// Whether `argv` (name first) is a write that must be replicated.
 /// Unknown commands count as reads (they are answered with an error).
 pub fn is_write(argv: &[Vec<u8>]) -> bool {
+    if acl::is_internal(argv) {
+        return acl::is_internal_write(argv);
+    }
     argv.first()
         .and_then(|name| rampart_proto::command_table::lookup(name))
         .map(|spec| spec.is_write())
@@ -70,6 +74,9 @@ pub fn execute_read(engine: &Engine, argv: &[Vec<u8>], now_ms: i64) -> Reply {
 /// [`execute_read`] with a reply budget of `budget` bytes (what is left of
 /// its read run's `--max-reply-bytes`, see `commands::budget`).
 pub fn execute_read_within(engine: &Engine, argv: &[Vec<u8>], now_ms: i64, budget: usize) -> Reply {
+    if acl::is_internal(argv) {
+        return acl::read_internal(&engine.read_view(), argv);
+    }
     let (name, args) = match validate(argv) {
         Ok(found) => found,
         Err(reply) => return reply,
@@ -89,6 +96,9 @@ pub fn apply_write(txn: &mut Txn<'_>, argv: &[Vec<u8>], now_ms: i64) -> Reply {
         return reply;
     }
     if let Some(reply) = streams::admin::apply_internal(txn, argv, now_ms) {
+        return reply;
+    }
+    if let Some(reply) = acl::apply_internal(txn, argv) {
         return reply;
     }
     let (name, args) = match validate(argv) {
