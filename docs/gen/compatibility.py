@@ -50,7 +50,7 @@ PARTIAL = {
     "evalsha_ro": "As EVAL.",
     "pfcount": "Estimates are Redis's to the unit, but PFCOUNT does not write the estimate back into the value's cache bytes (that would make every count a replicated write), so GET shows a stale-cache header where Redis shows a fresh one.",
     "time": "Answered by the proxy from its own clock; expiry runs on the Raft leader's clock (docs/time.md), which NTP keeps within milliseconds of it.",
-    "acl|setuser": "Selectors `(...)` and first-argument rules (`+select|0`) are refused with an error; everything else is Redis 7.2's (docs/security.md).",
+    "acl|setuser": "Selectors `(...)` and first-argument rules (such as allowing SELECT only with 0) are refused with an error; everything else is Redis 7.2's (docs/security.md).",
     "acl|getuser": "`selectors` is always empty (selectors are not supported).",
     "acl|load": "Answers Redis's error for a server without an ACL file: users live in the replicated cluster state.",
     "acl|save": "As ACL LOAD.",
