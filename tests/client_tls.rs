@@ -111,6 +111,7 @@ impl TlsProxy {
             .args(["--listen", &format!("127.0.0.1:{}", plain.unwrap_or(0))])
             .args(["--tls-port", &tls.to_string()])
             .args(["--nodes", &nodes.join(",")])
+            .args(cluster.proxy_tls_args())
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

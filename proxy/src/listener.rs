@@ -100,7 +100,8 @@ impl Server {
             .load()
             .map_err(|e| ProxyError::Config(e.to_string()))?;
         let upstream = Arc::new(
-            Upstream::new(config.nodes.clone(), config.retry_deadline).with_tls(cluster_tls.clone()),
+            Upstream::new(config.nodes.clone(), config.retry_deadline)
+                .with_tls(cluster_tls.clone()),
         );
         let run_id = format!(
             "{}{}",

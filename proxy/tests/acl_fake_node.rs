@@ -13,7 +13,9 @@ use rampart_proto::acl::{internal, Users};
 use rampart_proto::args::parse_i64;
 use rampart_proto::pb::execute_response::Outcome;
 use rampart_proto::pb::kv_server::{Kv, KvServer};
-use rampart_proto::pb::{BlockingEvent, ExecuteRequest, ExecuteResponse, Replies};
+use rampart_proto::pb::{
+    BlockingEvent, ClusterStatus, ExecuteRequest, ExecuteResponse, Replies, StatusRequest,
+};
 use rampart_proto::{reply, Reply};
 use rampart_proxy::{Config, ProxyArgs, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -89,6 +91,13 @@ impl Kv for FakeNode {
     ) -> Result<Response<Self::ExecuteBlockingStream>, Status> {
         Err(Status::unimplemented("no blocking commands here"))
     }
+
+    async fn status(
+        &self,
+        _request: Request<StatusRequest>,
+    ) -> Result<Response<ClusterStatus>, Status> {
+        Err(Status::unimplemented("no cluster status here"))
+    }
 }
 
 async fn start_node() -> SocketAddr {
@@ -118,6 +127,7 @@ async fn start_proxy(node: SocketAddr, requirepass: Option<&str>) -> SocketAddr 
         nodes: Some(vec![node.to_string()]),
         retry_deadline_ms: Some(2000),
         requirepass: requirepass.map(str::to_string),
+        insecure: Some(true),
         ..ProxyArgs::default()
     })
     .unwrap();

@@ -842,9 +842,10 @@ mod tests {
     }
 
     #[test]
-    fn the_length_limit_is_512_mib() {
-        assert!(check_length(536_870_911, 1).is_ok());
-        assert!(check_length(536_870_911, 2).is_err());
+    fn the_length_limit_is_proto_max_bulk_len() {
+        let max = max_string_len() as usize;
+        assert!(check_length(max - 1, 1).is_ok());
+        assert!(check_length(max - 1, 2).is_err());
         assert!(check_length(usize::MAX, u64::MAX).is_err());
     }
 

@@ -51,7 +51,9 @@ impl Kv for KvService {
         &self,
         request: Request<ExecuteRequest>,
     ) -> Result<Response<ExecuteResponse>, Status> {
-        refuse_internal(&request)?;
+        if let Some(refused) = internal_refusal(&request) {
+            return Err(refused);
+        }
         let response = serve(&self.ctx, request.into_inner(), &|_| {}).await;
         Ok(Response::new(response))
     }
@@ -62,7 +64,9 @@ impl Kv for KvService {
         &self,
         request: Request<ExecuteRequest>,
     ) -> Result<Response<BlockingEvents>, Status> {
-        refuse_internal(&request)?;
+        if let Some(refused) = internal_refusal(&request) {
+            return Err(refused);
+        }
         // `waiting` and `done`: the channel never fills.
         let (tx, rx) = mpsc::channel(2);
         let ctx = self.ctx.clone();
@@ -108,17 +112,14 @@ impl Kv for KvService {
 }
 
 /// Internal commands (`rampart.*`) only from a proxy or node certificate
-/// (`peer_auth`).
-fn refuse_internal(request: &Request<ExecuteRequest>) -> Result<(), Status> {
+/// (`peer_auth`): the refusal, if the request carries one it may not send.
+fn internal_refusal(request: &Request<ExecuteRequest>) -> Option<Status> {
     let peer = request.extensions().get::<peer_auth::Peer>();
     let refused = request.get_ref().commands.iter().find_map(|command| {
         let name = command.args.first()?;
         peer_auth::check_internal_command(peer, name)
-    });
-    match refused {
-        Some(message) => Err(Status::permission_denied(message)),
-        None => Ok(()),
-    }
+    })?;
+    Some(Status::permission_denied(refused))
 }
 
 type BlockingEvents = Pin<Box<dyn Stream<Item = Result<BlockingEvent, Status>> + Send>>;

@@ -83,7 +83,7 @@ pub fn geoadd(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
         at += 1;
     }
     let triples = &args[at..];
-    if triples.is_empty() || triples.len() % 3 != 0 || (flags.nx && flags.xx) {
+    if triples.is_empty() || !triples.len().is_multiple_of(3) || (flags.nx && flags.xx) {
         return Err(errors::SYNTAX.into());
     }
     let mut pairs = Vec::with_capacity(triples.len() / 3 * 2);
