@@ -179,7 +179,50 @@ pub struct RespConn {
     scanner: Scanner,
 }
 
+/// An ACL user to log in as (`AUTH user password`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Login {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::str::FromStr for Login {
+    type Err = String;
+
+    /// `user:password`.
+    fn from_str(s: &str) -> Result<Login, String> {
+        let (user, password) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?}: expected USER:PASSWORD"))?;
+        Ok(Login {
+            user: user.to_string(),
+            password: password.to_string(),
+        })
+    }
+}
+
 impl RespConn {
+    /// Connects, then logs in as `login` when given (else as
+    /// [`RespConn::connect`] does).
+    pub async fn connect_as(
+        opts: &ConnectOptions,
+        login: Option<&Login>,
+    ) -> Result<RespConn, ConnError> {
+        let Some(login) = login else {
+            return RespConn::connect(opts).await;
+        };
+        let mut conn = RespConn::connect(&ConnectOptions {
+            password: None,
+            ..opts.clone()
+        })
+        .await?;
+        let auth: [&[u8]; 3] = [b"AUTH", login.user.as_bytes(), login.password.as_bytes()];
+        if let Value::Error(e) = conn.command(&auth).await? {
+            return Err(ConnError::Auth(e));
+        }
+        Ok(conn)
+    }
+
     /// Connects and, when a password is set, authenticates.
     pub async fn connect(opts: &ConnectOptions) -> Result<RespConn, ConnError> {
         let stream = connect_tcp(opts).await?;

@@ -6,7 +6,7 @@ mod chaos_cli;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use rampart_loadtest::bench::{self, BenchConfig, StopAt};
-use rampart_loadtest::conn::ConnectOptions;
+use rampart_loadtest::conn::{ConnectOptions, Login};
 use rampart_loadtest::incident::{
     self, abuser::Backoff, plot, report::CompareReport, IncidentConfig, NodeMetrics,
 };
@@ -210,6 +210,14 @@ struct IncidentArgs {
     /// Requests one ordinary connection may have in flight when replies lag.
     #[arg(long, default_value_t = 64)]
     cheap_max_inflight: usize,
+    /// The ordinary clients log in as this ACL user (`USER:PASSWORD`).
+    #[arg(long, value_name = "USER:PASSWORD")]
+    cheap_user: Option<Login>,
+    /// The abusive host logs in as this ACL user (`USER:PASSWORD`); with
+    /// --cheap-user and one source address for both, two tenants behind
+    /// one IP (admission by identity).
+    #[arg(long, value_name = "USER:PASSWORD")]
+    abuser_user: Option<Login>,
     /// Connections of the abusive host.
     #[arg(long, default_value_t = 37)]
     abusers: usize,
@@ -312,6 +320,8 @@ fn incident_config(a: &IncidentArgs) -> Result<IncidentConfig> {
         phase: Duration::from_secs(phase_secs),
         cheap_clients: a.cheap_clients,
         cheap_source_ips: source_ips(&a.cheap_source_ips, "--cheap-source-ips")?,
+        cheap_login: a.cheap_user.clone(),
+        abuser_login: a.abuser_user.clone(),
         cheap_rate: a.cheap_rate.unwrap_or(if a.smoke { 200.0 } else { 1000.0 }),
         cheap_weights: a.cheap_weights.clone(),
         cheap_max_inflight: a.cheap_max_inflight,

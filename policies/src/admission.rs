@@ -11,7 +11,6 @@
 //! and the future is dropped.
 
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -29,9 +28,10 @@ use crate::gates::client_share::SharePermit;
 use crate::gates::inflight::{Inflight, InflightPermit};
 use crate::gates::time_budget::BudgetCharge;
 use crate::gates::{ClassGates, Gates, Refused};
+use crate::identity::Identity;
 use crate::resolved::Resolved;
 
-pub use crate::gates::{busy_class_text, busy_inflight_text, busy_share_text, busy_time_text};
+pub use crate::gates::{busy_class_text, busy_share_text, busy_time_text};
 
 /// A request made of commands (the proxy's pipeline segment).
 pub trait CommandBatch: Send + 'static {
@@ -44,9 +44,9 @@ pub trait CommandBatch: Send + 'static {
     fn all_or_nothing(&self) -> bool {
         false
     }
-    /// The client's IP, for per-client shares of a class (`None`: no
-    /// share applies).
-    fn client_ip(&self) -> Option<IpAddr> {
+    /// Who sent it, for per-client shares and time budgets of a class
+    /// (`None`: none applies).
+    fn client(&self) -> Option<&Identity> {
         None
     }
 }
@@ -94,6 +94,10 @@ impl AdmissionControl {
     /// The class a command is in now (`None`: never rejected).
     pub fn class_of(&self, argv: &[Vec<u8>]) -> Option<&'static str> {
         self.live.load().table.class_name(argv)
+    }
+
+    pub fn has_class(&self, class: &str) -> bool {
+        self.live.load().table.class_index(class).is_some()
     }
 
     pub fn inflight(&self) -> &Arc<Inflight> {
@@ -160,20 +164,30 @@ where
             let span = tracing::Span::current();
             let admitting = (!span.is_disabled()).then(Instant::now);
             let admitted = live
-                .admit_batch(
-                    batch.commands(),
-                    batch.all_or_nothing(),
-                    batch.client_ip(),
-                    &inflight,
-                )
+                .admit_batch(batch.commands(), batch.all_or_nothing(), batch.client())
                 .await;
+            let mut admitted = match admitted.run_or_answer(batch.all_or_nothing()) {
+                Ok(admitted) => admitted,
+                Err(replies) => {
+                    if let Some(started) = admitting {
+                        trace_refused(&span, replies.len(), started.elapsed());
+                    }
+                    return Ok(replies);
+                }
+            };
+            // The in-flight cap paces, it never refuses: a transaction is
+            // one unit, a pipeline segment one per command it runs.
+            let units = if batch.all_or_nothing() {
+                1
+            } else {
+                admitted.held.len() as u64
+            };
+            if units > 0 {
+                admitted.inflight = Some(inflight.acquire(units).await);
+            }
             if let Some(started) = admitting {
                 admitted.trace(&span, started.elapsed());
             }
-            let admitted = match admitted.run_or_answer(batch.all_or_nothing()) {
-                Ok(admitted) => admitted,
-                Err(replies) => return Ok(replies),
-            };
             if admitted.any_refused() {
                 batch.retain_commands(&admitted.keep());
             }
@@ -204,8 +218,7 @@ impl Live {
         &self,
         commands: &[Vec<Vec<u8>>],
         one_per_class: bool,
-        client: Option<IpAddr>,
-        inflight: &Arc<Inflight>,
+        client: Option<&Identity>,
     ) -> Admitted {
         let mut admitted = Admitted::with_capacity(commands.len());
         // Classes this batch took a slot of.
@@ -217,13 +230,7 @@ impl Live {
             };
             entry.metrics.submitted.increment(1);
             let verdict = self
-                .admit(
-                    entry.class,
-                    client,
-                    one_per_class,
-                    &mut classes_held,
-                    inflight,
-                )
+                .admit(entry.class, client, one_per_class, &mut classes_held)
                 .await;
             match verdict {
                 Ok(held) => {
@@ -239,15 +246,14 @@ impl Live {
         admitted
     }
 
-    /// One command of `class` through every gate, in order: the class's
-    /// gates (waiting up to `wait` for a release), then the in-flight cap.
+    /// One command of `class` through the class's gates (waiting up to
+    /// `wait` for a release).
     async fn admit(
         &self,
         class: usize,
-        client: Option<IpAddr>,
+        client: Option<&Identity>,
         one_per_class: bool,
         classes_held: &mut Vec<usize>,
-        inflight: &Arc<Inflight>,
     ) -> Result<Held, Refused> {
         let gates = &self.gates[class];
         let holds_class = classes_held.contains(&class);
@@ -265,13 +271,8 @@ impl Live {
             classes_held.push(class);
             Some(permit)
         };
-        let inflight = inflight.try_acquire().map_err(|full| Refused::Inflight {
-            full,
-            retry_after: self.min_retry,
-        })?;
         Ok(Held {
             _class: class_permit,
-            _inflight: inflight,
         })
     }
 
@@ -280,20 +281,21 @@ impl Live {
     fn try_class_gates(
         &self,
         gates: &ClassGates,
-        client: Option<IpAddr>,
+        client: Option<&Identity>,
     ) -> Result<ClassPermit, Refused> {
         let (class, min, max) = (gates.slot.name(), self.min_retry, self.max_retry);
+        let key = client.map(Identity::key);
         // 1. The client's time budget, whatever room the class has.
         gates
             .budget
-            .check(client)
+            .check(key.as_ref())
             .map_err(|over| Refused::ClientTime {
                 class,
                 over,
                 retry_after: over.paid_off_in.clamp(min, max),
             })?;
         // 2. The client's share; a full class answers first.
-        let share = match gates.share.try_acquire(client) {
+        let share = match gates.share.try_acquire(client.map(|c| c.share(class))) {
             Ok(share) => share,
             Err(over) => {
                 let retry_after = gates.slot.retry_after(min, max);
@@ -314,7 +316,7 @@ impl Live {
             .try_acquire(min, max)
             .map_err(Refused::ClassFull)?;
         Ok(ClassPermit {
-            _charge: gates.budget.charge(client),
+            _charge: gates.budget.charge(key),
             _share: share,
             _slot: slot,
         })
@@ -337,7 +339,6 @@ struct ClassPermit {
 #[derive(Debug)]
 struct Held {
     _class: Option<ClassPermit>,
-    _inflight: InflightPermit,
 }
 
 /// A batch's admission: per command, its refusal if it has one, and what
@@ -348,6 +349,8 @@ struct Admitted {
     held: Vec<Held>,
     /// The admitted commands' duration histograms.
     timed: Vec<Histogram>,
+    /// Units of the global in-flight cap, taken once the batch is to run.
+    inflight: Option<InflightPermit>,
 }
 
 impl Admitted {
@@ -356,6 +359,7 @@ impl Admitted {
             refused: Vec::with_capacity(count),
             held: Vec::with_capacity(count),
             timed: Vec::with_capacity(count),
+            inflight: None,
         }
     }
 
@@ -447,6 +451,11 @@ impl Admitted {
 /// | `partial` | `rejected` | `exempt` (no command has a class) | `off`
 /// (Layer 1 disabled), `rampart.admission.rejected` = commands answered
 /// `-BUSY`, `rampart.admission.wait_ms` = time spent taking slots.
+/// A batch answered without running (every command refused).
+fn trace_refused(span: &tracing::Span, refused: usize, waited: Duration) {
+    trace_decision(span, "rejected", refused, Some(waited));
+}
+
 fn trace_decision(span: &tracing::Span, decision: &str, rejected: usize, wait: Option<Duration>) {
     if span.is_disabled() {
         return;
@@ -462,6 +471,7 @@ fn trace_decision(span: &tracing::Span, decision: &str, rejected: usize, wait: O
 mod tests {
     use super::*;
     use crate::config::PolicyConfig;
+    use std::collections::BTreeMap;
     use std::convert::Infallible;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tower::ServiceExt;
@@ -673,7 +683,7 @@ mod tests {
 
     /// A batch from a client IP, for per-client shares.
     #[derive(Debug, Clone)]
-    struct FromIp(IpAddr, TestBatch);
+    struct FromIp(Identity, TestBatch);
 
     impl CommandBatch for FromIp {
         fn commands(&self) -> &[Vec<Vec<u8>>] {
@@ -682,8 +692,8 @@ mod tests {
         fn retain_commands(&mut self, keep: &[bool]) {
             self.1.retain_commands(keep)
         }
-        fn client_ip(&self) -> Option<IpAddr> {
-            Some(self.0)
+        fn client(&self) -> Option<&Identity> {
+            Some(&self.0)
         }
     }
 
@@ -703,7 +713,7 @@ mod tests {
     async fn a_client_past_its_share_gets_busy_while_other_clients_are_admitted() {
         // heavy = 8: heavy_data allows 2 requests per client.
         let (svc, _) = stack("[classes.heavy]\nmax = 8\n", Duration::from_secs(10));
-        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let ip = |s: &str| Identity::ip(s.parse().unwrap());
         let send = |from: &str, cmds: &[&[&str]]| {
             let (svc, b) = (svc.clone(), FromIp(ip(from), batch(cmds)));
             tokio::spawn(async move { svc.oneshot(b).await.unwrap() })
@@ -742,6 +752,53 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn users_at_one_ip_have_their_own_shares_and_a_users_own_share_spans_ips() {
+        // heavy = 8: heavy_data allows 2 requests per client.
+        let (svc, _) = stack("[classes.heavy]\nmax = 8\n", Duration::from_secs(10));
+        let at = |ip: &str, user: &str, own: Option<u32>| {
+            let shares = own
+                .map(|n| BTreeMap::from([("heavy_data".to_string(), n)]))
+                .unwrap_or_default();
+            Identity::user(ip.parse().unwrap(), user, shares)
+        };
+        let send = |who: Identity, key: &str| {
+            let b = FromIp(who, batch(&[&["HGETALL", key]]));
+            let svc = svc.clone();
+            tokio::spawn(async move { svc.oneshot(b).await.unwrap() })
+        };
+        // Tenant A holds its (user, IP) share of 2 at 10.0.0.1...
+        let held = [
+            send(at("10.0.0.1", "a", None), "a1"),
+            send(at("10.0.0.1", "a", None), "a2"),
+        ];
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let refused = send(at("10.0.0.1", "a", None), "a3").await.unwrap();
+        assert!(refused[0]
+            .error_text()
+            .is_some_and(|t| t.contains("its share")));
+        // ...while tenant B and the default user at the same IP run.
+        for who in [
+            at("10.0.0.1", "b", None),
+            Identity::ip("10.0.0.1".parse().unwrap()),
+        ] {
+            let ok = send(who, "x").await.unwrap();
+            assert!(ok[0].error_text().is_none(), "{:?}", texts(&ok));
+        }
+        // Tenant C's own share of 1 holds over two addresses.
+        let c = send(at("10.0.0.1", "c", Some(1)), "c1");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let elsewhere = send(at("10.0.0.2", "c", Some(1)), "c2").await.unwrap();
+        let text = elsewhere[0].error_text().unwrap_or_default();
+        assert!(
+            text.contains("this client already holds its share"),
+            "{text}"
+        );
+        for h in held.into_iter().chain([c]) {
+            assert!(h.await.unwrap()[0].error_text().is_none());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn rejection_is_per_command_and_replies_stay_in_order() {
         let (svc, _) = stack(HEAVY2, Duration::from_millis(5));
         let replies = svc
@@ -769,20 +826,53 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn global_inflight_cap_rejects_beyond_the_cap() {
+    async fn the_global_inflight_cap_paces_batches_and_never_refuses() {
         let (svc, control) = stack("[inflight]\nmax = 2\n", Duration::from_millis(5));
+        // Three commands on a cap of 2: the batch runs (alone), all OK.
         let replies = svc
             .clone()
             .oneshot(batch(&[&["GET", "a"], &["GET", "b"], &["GET", "c"]]))
             .await
             .unwrap();
-        assert!(replies[0].error_text().is_none());
-        assert!(replies[1].error_text().is_none());
-        assert_eq!(
-            replies[2].error_text(),
-            Some("BUSY proxy is at its in-flight request limit, retry after 10ms")
-        );
+        assert!(replies.iter().all(|r| r.error_text().is_none()));
+        // Two batches at once: the second waits for the first's units.
+        let first = {
+            let svc = svc.clone();
+            tokio::spawn(async move { svc.oneshot(batch(&[&["GET", "a"], &["GET", "b"]])).await })
+        };
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(control.inflight().in_use(), 2);
+        let second = {
+            let svc = svc.clone();
+            tokio::spawn(async move { svc.oneshot(batch(&[&["GET", "c"]])).await })
+        };
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert!(!second.is_finished(), "waits while the cap is full");
+        let first = first.await.unwrap().unwrap();
+        let second = second.await.unwrap().unwrap();
+        assert!(first
+            .iter()
+            .chain(&second)
+            .all(|r| r.error_text().is_none()));
         assert_eq!(control.inflight().in_use(), 0, "units released");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transaction_of_any_length_is_one_inflight_unit() {
+        let cfg: PolicyConfig = toml::from_str("[inflight]\nmax = 2\n").unwrap();
+        let control = AdmissionControl::new(&cfg.resolve().unwrap());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let svc = AdmissionLayer::new(control.clone()).layer(Echo {
+            delay: Duration::from_millis(10),
+            calls,
+        });
+        let set: &[&str] = &["SET", "k", "v"];
+        let commands: Vec<&[&str]> = vec![set; 10_000];
+        let running = tokio::spawn(svc.clone().oneshot(TxBatch(batch(&commands))));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(control.inflight().in_use(), 1);
+        let reply = running.await.unwrap().unwrap();
+        assert_eq!(reply, vec![reply::integer(10_000)]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -844,7 +934,7 @@ mod tests {
     }
 
     fn from(ip: &str, cmds: &[&[&str]]) -> FromIp {
-        FromIp(ip.parse().unwrap(), batch(cmds))
+        FromIp(Identity::ip(ip.parse().unwrap()), batch(cmds))
     }
 
     #[tokio::test(start_paused = true)]

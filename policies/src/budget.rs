@@ -20,10 +20,11 @@
 //! afterwards.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::identity::ClientKey;
 
 /// Fewest entries before a pruning pass.
 const PRUNE_MIN: usize = 64;
@@ -53,21 +54,21 @@ impl TimeBudget {
 /// as a new one, so such entries are dropped when the map grows.
 #[derive(Debug, Default)]
 pub struct Debts {
-    horizon: HashMap<IpAddr, Instant>,
+    horizon: HashMap<ClientKey, Instant>,
     prune_at: usize,
 }
 
 impl Debts {
     /// `Some(wait)` when `ip` has used up its budget: it may run again
     /// after `wait`.
-    pub fn refusal(&self, budget: &TimeBudget, ip: IpAddr, now: Instant) -> Option<Duration> {
-        let horizon = *self.horizon.get(&ip)?;
+    pub fn refusal(&self, budget: &TimeBudget, ip: &ClientKey, now: Instant) -> Option<Duration> {
+        let horizon = *self.horizon.get(ip)?;
         let allowed_from = horizon.checked_sub(budget.tolerance()).unwrap_or(now);
         (allowed_from > now).then(|| allowed_from - now)
     }
 
     /// Charges `ip` for holding a slot for `held`.
-    pub fn charge(&mut self, budget: &TimeBudget, ip: IpAddr, held: Duration, now: Instant) {
+    pub fn charge(&mut self, budget: &TimeBudget, ip: ClientKey, held: Duration, now: Instant) {
         let horizon = self.horizon.entry(ip).or_insert(now);
         *horizon = (*horizon).max(now) + budget.cost(held);
         if self.horizon.len() > self.prune_at.max(PRUNE_MIN) {
@@ -85,15 +86,15 @@ impl Debts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
     const QUARTER: TimeBudget = TimeBudget {
         ms_per_sec: 250,
         burst_ms: 1000,
     };
 
-    fn ip(last: u8) -> IpAddr {
-        IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
+    fn ip(last: u8) -> ClientKey {
+        ClientKey::Ip(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
     }
 
     fn ms(n: u64) -> Duration {
@@ -109,23 +110,25 @@ mod tests {
         let mut ran = 0;
         loop {
             let now = Instant::now();
-            if debts.refusal(&QUARTER, a, now).is_some() {
+            if debts.refusal(&QUARTER, &a, now).is_some() {
                 break;
             }
             tokio::time::advance(ms(100)).await;
-            debts.charge(&QUARTER, a, ms(100), Instant::now());
+            debts.charge(&QUARTER, a.clone(), ms(100), Instant::now());
             ran += 1;
             assert!(ran < 100, "never refused");
         }
         // 1 s of burst plus what was earned while running (≈ 1.33 s).
         assert!((13..=15).contains(&ran), "ran {ran} commands");
-        let wait = debts.refusal(&QUARTER, a, Instant::now()).expect("refused");
+        let wait = debts
+            .refusal(&QUARTER, &a, Instant::now())
+            .expect("refused");
         assert!(wait <= ms(400), "{wait:?}");
         tokio::time::advance(wait).await;
-        assert_eq!(debts.refusal(&QUARTER, a, Instant::now()), None);
+        assert_eq!(debts.refusal(&QUARTER, &a, Instant::now()), None);
         // Sustained: 100 ms of slot time every 400 ms.
-        debts.charge(&QUARTER, a, ms(100), Instant::now());
-        assert_eq!(debts.refusal(&QUARTER, a, Instant::now() + ms(400)), None);
+        debts.charge(&QUARTER, a.clone(), ms(100), Instant::now());
+        assert_eq!(debts.refusal(&QUARTER, &a, Instant::now() + ms(400)), None);
     }
 
     #[tokio::test(start_paused = true)]
@@ -133,16 +136,16 @@ mod tests {
         let mut debts = Debts::default();
         let now = Instant::now();
         debts.charge(&QUARTER, ip(1), ms(2000), now);
-        assert!(debts.refusal(&QUARTER, ip(1), now).is_some());
-        assert_eq!(debts.refusal(&QUARTER, ip(2), now), None);
+        assert!(debts.refusal(&QUARTER, &ip(1), now).is_some());
+        assert_eq!(debts.refusal(&QUARTER, &ip(2), now), None);
         // Paid off after 8 s; a crowd of other clients then prunes it.
         tokio::time::advance(Duration::from_secs(9)).await;
         let later = Instant::now();
-        assert_eq!(debts.refusal(&QUARTER, ip(1), later), None);
+        assert_eq!(debts.refusal(&QUARTER, &ip(1), later), None);
         for last in 10..=(10 + PRUNE_MIN as u8) {
             debts.charge(&QUARTER, ip(last), ms(1), later);
         }
-        assert_eq!(debts.refusal(&QUARTER, ip(1), later), None);
+        assert_eq!(debts.refusal(&QUARTER, &ip(1), later), None);
         assert!(debts.tracked() <= PRUNE_MIN + 1, "{}", debts.tracked());
     }
 

@@ -47,6 +47,9 @@ pub struct PolicyConfig {
     pub classes: BTreeMap<String, ClassConfig>,
     /// Command name -> class name, applied over the compiled-in table.
     pub commands: BTreeMap<String, String>,
+    /// Per-ACL-user limits (`[policies.users.<name>]`); a user's own
+    /// `limit-...` ACL rules win over these, field by field.
+    pub users: BTreeMap<String, UserConfig>,
 }
 
 impl Default for PolicyConfig {
@@ -59,6 +62,7 @@ impl Default for PolicyConfig {
             proxy_protocol: ProxyProtocolConfig::default(),
             classes: BTreeMap::new(),
             commands: BTreeMap::new(),
+            users: BTreeMap::new(),
         }
     }
 }
@@ -103,6 +107,22 @@ pub struct CidrRule {
     /// `true`: no cap at all for this range (admin hosts, health checkers).
     #[serde(default)]
     pub allow: bool,
+}
+
+/// `[policies.users.<name>]`: admission by identity for one ACL user
+/// (docs/policies.md, "Users"). Every field is per proxy.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UserConfig {
+    /// Open connections logged in as the user; 0 or absent = no cap (the
+    /// connection then stays counted against its IP).
+    pub connections: Option<u32>,
+    /// Refused logins per second before further refusals close the
+    /// connection without a reply; absent = the per-IP reject rate.
+    pub reject_rate_per_sec: Option<u32>,
+    /// Class name -> the user's requests running at once in that class,
+    /// over all its connections.
+    pub shares: BTreeMap<String, u32>,
 }
 
 /// `[policies.inflight]`: the global in-flight request cap.

@@ -13,16 +13,18 @@ pub const COMMANDS_REJECTED: &str = "rampart_commands_rejected_total";
 pub const COMMAND_DURATION: &str = "rampart_command_duration_seconds";
 pub const CLASS_IN_FLIGHT: &str = "rampart_class_in_flight";
 pub const REQUESTS_IN_FLIGHT: &str = "rampart_requests_in_flight";
+pub const INFLIGHT_WAITS: &str = "rampart_inflight_waits_total";
 pub const CONNECTIONS_ACCEPTED: &str = "rampart_connections_accepted_total";
 pub const CONNECTIONS_REJECTED: &str = "rampart_connections_rejected_total";
 pub const CONNECTIONS_OPEN: &str = "rampart_connections_open";
 pub const CLIENT_IPS: &str = "rampart_client_ips";
 pub const CLIENT_CONNECTIONS: &str = "rampart_client_connections";
 pub const POLICY_RELOADS: &str = "rampart_policy_reloads_total";
+pub const USER_CONNECTIONS_OPEN: &str = "rampart_user_connections_open";
+pub const USER_LOGINS_REJECTED: &str = "rampart_user_logins_rejected_total";
 
 /// Reasons in `rampart_commands_rejected_total{reason}`.
 pub const REASON_CLASS_FULL: &str = "class_full";
-pub const REASON_INFLIGHT_FULL: &str = "inflight_full";
 pub const REASON_CLIENT_SHARE: &str = "client_share";
 pub const REASON_CLIENT_TIME: &str = "client_time";
 
@@ -34,7 +36,6 @@ pub struct CommandMetrics {
     pub rejected_class: Counter,
     pub rejected_share: Counter,
     pub rejected_time: Counter,
-    pub rejected_inflight: Counter,
     pub duration: Histogram,
 }
 
@@ -51,9 +52,6 @@ impl CommandMetrics {
             ),
             rejected_time: metrics::counter!(
                 COMMANDS_REJECTED, "command" => command, "class" => class, "reason" => REASON_CLIENT_TIME
-            ),
-            rejected_inflight: metrics::counter!(
-                COMMANDS_REJECTED, "command" => command, "class" => class, "reason" => REASON_INFLIGHT_FULL
             ),
             duration: metrics::histogram!(COMMAND_DURATION, "command" => command, "class" => class),
         }

@@ -3,10 +3,12 @@
 //! policies are built from, every default filled in. A file that fails to
 //! resolve is rejected as a whole, so a reload never half-applies.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use rampart_proto::acl::Limits;
 
 use crate::classes::{self, ClassTable};
 use crate::config::{
@@ -58,6 +60,8 @@ pub struct Resolved {
     pub classes: ClassTable,
     /// `None`: PROXY protocol off.
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// Configured limits per ACL user name.
+    pub users: BTreeMap<String, Limits>,
 }
 
 fn parse_net(text: &str) -> Option<IpNet> {
@@ -143,7 +147,29 @@ impl PolicyConfig {
         } else {
             None
         };
+        let mut users = BTreeMap::new();
+        for (name, user) in &self.users {
+            for class in user.shares.keys() {
+                if classes.class_index(class).is_none() {
+                    return Err(ConfigError::Invalid(format!(
+                        "users.{name}.shares: no command class {class:?}"
+                    )));
+                }
+            }
+            let limits = Limits {
+                connections: user.connections.filter(|&n| n > 0),
+                reject_rate: user.reject_rate_per_sec,
+                shares: user
+                    .shares
+                    .iter()
+                    .filter(|(_, &n)| n > 0)
+                    .map(|(c, &n)| (c.clone(), n))
+                    .collect(),
+            };
+            users.insert(name.clone(), limits);
+        }
         Ok(Resolved {
+            users,
             enabled: self.enabled,
             connections: ConnectionPolicy {
                 per_ip_max: c.per_ip_max,

@@ -70,6 +70,13 @@ where
     S::Error: Into<BoxError>,
     S::Future: Send,
 {
+    /// Batches from now on are charged to `identity` (after a login).
+    pub(crate) fn set_identity(&mut self, identity: &rampart_policies::Identity) {
+        if self.client.identity != *identity {
+            self.client.identity = identity.clone();
+        }
+    }
+
     pub(crate) fn new(service: S, client: ClientMeta, registry: Arc<ClientRegistry>) -> Self {
         Batcher {
             service,

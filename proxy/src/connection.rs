@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use rampart_policies::connections::ConnectionGuard;
 use rampart_proto::{reply, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -20,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tower::Service;
 
 use crate::batch::Batcher;
-use crate::commands::{Session, Shared};
+use crate::commands::{ConnectionSlot, Session, Shared};
 use crate::config::OutputLimit;
 use crate::dispatch::Dispatcher;
 use crate::resp::{encode_reply, RequestDecoder};
@@ -37,6 +38,7 @@ const TLS_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(
 pub async fn serve<S>(
     socket: ClientStream,
     peer: SocketAddr,
+    slot: ConnectionGuard,
     shared: Arc<Shared>,
     service: S,
     shutdown: CancellationToken,
@@ -50,11 +52,13 @@ pub async fn serve<S>(
     let fd = raw_fd(socket.tcp());
     // Dropped with the session, however this function returns.
     let registration = shared.registry.register(peer, laddr, fd);
-    let session = Session::new(registration, &shared);
+    let mut session = Session::new(registration, &shared);
+    session.slot = ConnectionSlot::Ip(slot);
     let client = ClientMeta {
         peer,
         connection_id: session.id(),
         client_id: format!("{}:{}", shared.proxy_id, session.id()),
+        identity: session.identity.clone(),
     };
     let batcher = Batcher::new(service, client, shared.registry.clone());
     let mut connection = Connection {
@@ -152,6 +156,13 @@ where
                 self.dispatcher
                     .run(requests, &mut output, self.socket.tcp())
                     .await;
+                if self.dispatcher.session.abort {
+                    // A login past its user's reject rate: a reset, no reply.
+                    tracing::debug!(peer = %self.peer, "closing refused login without a reply");
+                    let _ = socket2::SockRef::from(self.socket.tcp())
+                        .set_linger(Some(std::time::Duration::ZERO));
+                    return Ok(());
+                }
             }
             if let Some(error) = &protocol_error {
                 tracing::debug!(peer = %self.peer, %error, "closing after protocol error");

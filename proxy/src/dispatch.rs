@@ -126,6 +126,7 @@ where
     /// Executes decoded requests in order and returns one reply per request
     /// (fewer when QUIT stops the pipeline: Redis ignores what follows).
     async fn execute(&mut self, requests: Vec<Argv>, socket: &TcpStream) -> Vec<Reply> {
+        self.batcher.set_identity(&self.session.identity);
         let mut slots: Vec<Option<Reply>> = Vec::with_capacity(requests.len());
         let mut run = PendingBatch::default();
         for argv in requests {
@@ -221,6 +222,9 @@ where
                     self.batcher.flush(&mut run, &mut slots, socket).await;
                     let reply =
                         commands::execute(spec, &argv, &mut self.session, &self.shared).await;
+                    // AUTH / HELLO / RESET change who the next batches are
+                    // charged to.
+                    self.batcher.set_identity(&self.session.identity);
                     slots.push(Some(reply));
                 }
             }

@@ -125,6 +125,7 @@ impl Server {
             run_id,
             started: Instant::now(),
             local_addr,
+            policies: policies.clone(),
         });
         let service = service::build(
             upstream,
@@ -361,8 +362,8 @@ impl Start {
             tracing::debug!(peer = %client, error = %e, "TCP_NODELAY failed");
         }
         tokio::spawn(async move {
-            // Released however the connection ends.
-            let _guard = guard;
+            // Held by the session (which may move it to a user's count at
+            // login); released however the connection ends.
             let stream = match self.tls {
                 None => ClientStream::Plain(socket),
                 Some(acceptor) => match handshake(acceptor, socket, &self.stop).await {
@@ -373,6 +374,7 @@ impl Start {
             connection::serve(
                 stream,
                 client,
+                guard,
                 self.shared,
                 self.service,
                 self.stop,

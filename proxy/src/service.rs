@@ -42,6 +42,8 @@ pub struct ClientMeta {
     /// `<proxy instance uuid>:<connection id>`: the node deduplicates retried
     /// writes by (client_id, seq).
     pub client_id: String,
+    /// Who Layer 1 charges the batch to (IP, or ACL user at an IP).
+    pub identity: rampart_policies::Identity,
 }
 
 /// Consecutive forwardable commands of one connection, in order.
@@ -133,10 +135,8 @@ impl CommandBatch for Batch {
         self.transaction.is_some()
     }
 
-    fn client_ip(&self) -> Option<std::net::IpAddr> {
-        Some(rampart_policies::config::canonical_ip(
-            self.client.peer.ip(),
-        ))
+    fn client(&self) -> Option<&rampart_policies::Identity> {
+        Some(&self.client.identity)
     }
 
     fn retain_commands(&mut self, keep: &[bool]) {

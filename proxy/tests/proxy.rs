@@ -379,15 +379,29 @@ async fn start_fake() -> (SocketAddr, FakeNodes) {
         started: Instant::now(),
         local_addr,
         acl: Arc::new(rampart_proxy::acl::AclStore::new(None)),
+        // Policies off: every connection is admitted (and still counted).
+        policies: Arc::new(
+            rampart_policies::Policies::new(&rampart_policies::PolicyConfig {
+                enabled: false,
+                ..Default::default()
+            })
+            .unwrap(),
+        ),
     });
     let fake = FakeNodes::default();
     let service = fake.clone();
     tokio::spawn(async move {
         let (done_tx, _done_rx) = mpsc::channel(1);
         while let Ok((socket, peer)) = listener.accept().await {
+            let rampart_policies::Decision::Admit(slot) =
+                shared.policies.connections.admit(peer.ip())
+            else {
+                continue;
+            };
             tokio::spawn(connection::serve(
                 rampart_proxy::tls::ClientStream::Plain(socket),
                 peer,
+                slot,
                 shared.clone(),
                 service.clone(),
                 CancellationToken::new(),

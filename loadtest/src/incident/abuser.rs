@@ -16,7 +16,7 @@
 //! storm, as a real client library would produce).
 
 use super::{Clock, Counters};
-use crate::conn::{error_prefix, ConnError, ConnectOptions, Reply, RespConn};
+use crate::conn::{error_prefix, ConnError, ConnectOptions, Login, Reply, RespConn};
 use crate::report::Recorder;
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -149,6 +149,8 @@ pub fn retry_hint(text: &str) -> Option<Duration> {
 
 pub struct Abuser {
     pub connect: ConnectOptions,
+    /// Log in as this ACL user (else `connect`'s password, if any).
+    pub login: Option<Login>,
     pub commands: Arc<AbuserCommands>,
     pub rng: StdRng,
     pub clock: Clock,
@@ -170,16 +172,20 @@ impl Abuser {
         };
         tokio::time::sleep_until(start.into()).await;
         while Instant::now() < end {
-            let conn =
-                match tokio::time::timeout_at(end.into(), RespConn::connect(&self.connect)).await {
-                    Err(_) => break,
-                    Ok(Ok(conn)) => conn,
-                    Ok(Err(e)) => {
-                        out.reject(&self.counters, e.to_string());
-                        self.pause(self.reconnect, end).await;
-                        continue;
-                    }
-                };
+            let conn = match tokio::time::timeout_at(
+                end.into(),
+                RespConn::connect_as(&self.connect, self.login.as_ref()),
+            )
+            .await
+            {
+                Err(_) => break,
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => {
+                    out.reject(&self.counters, e.to_string());
+                    self.pause(self.reconnect, end).await;
+                    continue;
+                }
+            };
             self.session(conn, &mut out, end).await;
         }
         out

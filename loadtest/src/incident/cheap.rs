@@ -14,7 +14,7 @@
 //! the second of its scheduled time.
 
 use super::{Clock, Counters, PHASES};
-use crate::conn::{ConnError, ConnectOptions, Reply, RespConn};
+use crate::conn::{ConnError, ConnectOptions, Login, Reply, RespConn};
 use crate::report::{ConnectionErrors, Recorder};
 use crate::workload::Mix;
 use hdrhistogram::Histogram;
@@ -125,6 +125,8 @@ struct Request {
 
 pub struct CheapClient {
     pub connect: ConnectOptions,
+    /// Log in as this ACL user (else `connect`'s password, if any).
+    pub login: Option<Login>,
     pub mix: Arc<Mix>,
     pub rng: StdRng,
     pub clock: Clock,
@@ -156,7 +158,7 @@ impl CheapClient {
                 if Instant::now() >= end {
                     break;
                 }
-                match RespConn::connect(&self.connect).await {
+                match RespConn::connect_as(&self.connect, self.login.as_ref()).await {
                     Ok(c) => {
                         conn = Some(c);
                         held_back = true;

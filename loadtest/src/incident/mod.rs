@@ -20,7 +20,7 @@ pub mod plot;
 pub mod prepare;
 pub mod report;
 
-use crate::conn::ConnectOptions;
+use crate::conn::{ConnectOptions, Login};
 use crate::progress;
 use crate::workload::{KeyPattern, Mix};
 use abuser::{Abuser, AbuserCommands, AbuserOutcome, Backoff};
@@ -152,6 +152,8 @@ pub struct IncidentConfig {
     pub phase: Duration,
     pub cheap_clients: usize,
     pub cheap_source_ips: Vec<IpAddr>,
+    /// The ordinary clients log in as this ACL user.
+    pub cheap_login: Option<Login>,
     /// Requests per second over all ordinary clients.
     pub cheap_rate: f64,
     /// Weights of GET, SET, INCR, EVAL.
@@ -159,6 +161,8 @@ pub struct IncidentConfig {
     pub cheap_max_inflight: usize,
     pub abusers: usize,
     pub abuser_source_ip: Option<IpAddr>,
+    /// The abusive host logs in as this ACL user.
+    pub abuser_login: Option<Login>,
     /// Weights of XREAD, KEYS *, HGETALL.
     pub abuser_weights: [u32; 3],
     pub xread_count: u64,
@@ -341,6 +345,7 @@ pub async fn run(cfg: &IncidentConfig) -> Result<IncidentReport, IncidentError> 
             .then(|| cfg.cheap_source_ips[i % cfg.cheap_source_ips.len()]);
         let client = CheapClient {
             connect,
+            login: cfg.cheap_login.clone(),
             mix: Arc::clone(&mix),
             rng: StdRng::seed_from_u64(cfg.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9)),
             clock,
@@ -368,6 +373,7 @@ pub async fn run(cfg: &IncidentConfig) -> Result<IncidentReport, IncidentError> 
         connect.source_ip = cfg.abuser_source_ip;
         let abuser = Abuser {
             connect,
+            login: cfg.abuser_login.clone(),
             commands: Arc::clone(&commands),
             rng: StdRng::seed_from_u64(cfg.seed ^ (i as u64 + 1).wrapping_mul(0x85EB_CA6B)),
             clock,

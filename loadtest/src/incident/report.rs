@@ -152,6 +152,11 @@ pub struct IncidentSettings {
     pub cheap_weights: Vec<u32>,
     pub abusers: usize,
     pub abuser_source_ip: Option<String>,
+    /// ACL users of the two sides, when they log in as users.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cheap_user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abuser_user: Option<String>,
     pub abuser_commands: Vec<String>,
     pub abuser_weights: [u32; 3],
     pub abuser_backoff: Backoff,
@@ -290,6 +295,8 @@ pub fn build(
             value_size: cfg.value_size,
             hash_fields: cfg.hash_fields,
             cheap_keyspace: cfg.cheap_keyspace,
+            cheap_user: cfg.cheap_login.as_ref().map(|l| l.user.clone()),
+            abuser_user: cfg.abuser_login.as_ref().map(|l| l.user.clone()),
             phase_secs,
             cheap_clients: cfg.cheap_clients,
             cheap_source_ips: cfg.cheap_source_ips.iter().map(|i| i.to_string()).collect(),

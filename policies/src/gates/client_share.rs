@@ -8,8 +8,9 @@
 //! counted once. An IP's count is dropped when it reaches zero.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::identity::ClientKey;
 
 /// Refusal: the client already holds its share of the class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -28,7 +29,7 @@ struct State {
     /// The class's bound, for the refusal.
     class_max: u32,
     /// Requests running per client IP (only IPs with at least one).
-    by_client: HashMap<IpAddr, u32>,
+    by_client: HashMap<ClientKey, u32>,
 }
 
 /// The per-client counts of one class, kept across reloads.
@@ -41,7 +42,7 @@ pub struct ClientShare {
 #[derive(Debug)]
 pub struct SharePermit {
     share: Arc<ClientShare>,
-    client: IpAddr,
+    client: ClientKey,
 }
 
 impl Drop for SharePermit {
@@ -72,24 +73,30 @@ impl ClientShare {
         state.class_max = class_max;
     }
 
-    /// Counts one request of `client`, or refuses it past its share.
-    /// `Ok(None)`: nothing to count (no client, or the class has no share).
+    /// Counts one request of `client`, or refuses it past its share: the
+    /// client's own bound when it has one (a user's `limit-share`), else
+    /// the class's per-client share. `Ok(None)`: nothing to count (no
+    /// client, or no share applies).
     pub fn try_acquire(
         self: &Arc<Self>,
-        client: Option<IpAddr>,
+        client: Option<(ClientKey, Option<u32>)>,
     ) -> Result<Option<SharePermit>, ShareFull> {
         let mut state = self.lock();
-        let Some(client) = client.filter(|_| state.per_client > 0) else {
+        let Some((client, own)) = client else {
             return Ok(None);
         };
+        let bound = own.unwrap_or(state.per_client);
+        if bound == 0 {
+            return Ok(None);
+        }
         let held = state.by_client.get(&client).copied().unwrap_or(0);
-        if held >= state.per_client {
+        if held >= bound {
             return Err(ShareFull {
                 held,
                 max: state.class_max,
             });
         }
-        *state.by_client.entry(client).or_insert(0) += 1;
+        *state.by_client.entry(client.clone()).or_insert(0) += 1;
         Ok(Some(SharePermit {
             share: self.clone(),
             client,
@@ -97,8 +104,8 @@ impl ClientShare {
     }
 
     /// Requests of `client` counted now.
-    pub fn held_by(&self, client: IpAddr) -> u32 {
-        self.lock().by_client.get(&client).copied().unwrap_or(0)
+    pub fn held_by(&self, client: &ClientKey) -> u32 {
+        self.lock().by_client.get(client).copied().unwrap_or(0)
     }
 }
 
@@ -106,8 +113,12 @@ impl ClientShare {
 mod tests {
     use super::*;
 
-    fn ip(s: &str) -> Option<IpAddr> {
-        Some(s.parse().unwrap())
+    fn ip(s: &str) -> Option<(ClientKey, Option<u32>)> {
+        Some((ClientKey::Ip(s.parse().unwrap()), None))
+    }
+
+    fn key(s: &str) -> ClientKey {
+        ClientKey::Ip(s.parse().unwrap())
     }
 
     #[test]
@@ -124,7 +135,7 @@ mod tests {
         // No client (the rest of a pipeline): nothing is counted.
         assert!(share.try_acquire(None).unwrap().is_none());
         drop(a1);
-        assert_eq!(share.held_by("10.0.0.1".parse().unwrap()), 1);
+        assert_eq!(share.held_by(&key("10.0.0.1")), 1);
         assert!(
             share.try_acquire(ip("10.0.0.1")).unwrap().is_some(),
             "a released share can be taken again"
@@ -147,7 +158,23 @@ mod tests {
         // Turning the share off does not lose the count of running ones.
         share.set(0, 8);
         drop(held);
-        assert_eq!(share.held_by("10.0.0.1".parse().unwrap()), 1);
+        assert_eq!(share.held_by(&key("10.0.0.1")), 1);
+    }
+
+    #[test]
+    fn a_users_own_bound_replaces_the_class_share_even_when_it_has_none() {
+        let share = ClientShare::new();
+        share.set(0, 8);
+        let user = |own| Some((ClientKey::User("tenant".into()), Some(own)));
+        let held = share.try_acquire(user(1)).unwrap();
+        assert!(held.is_some());
+        assert_eq!(
+            share.try_acquire(user(1)).unwrap_err(),
+            ShareFull { held: 1, max: 8 }
+        );
+        assert!(share.try_acquire(ip("10.0.0.1")).unwrap().is_none());
+        drop(held);
+        assert!(share.try_acquire(user(1)).unwrap().is_some());
     }
 
     #[test]

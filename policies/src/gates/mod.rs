@@ -6,7 +6,8 @@
 //! 2. [`client_share`]: the client's requests running at once in the class;
 //! 3. [`class_slot`]: a slot of the class, with sub-pools and reservations
 //!    (a full class answers before a spent share);
-//! 4. [`inflight`]: the proxy-wide in-flight cap.
+//! 4. [`inflight`]: the proxy-wide in-flight cap (waited for, never a
+//!    refusal).
 //!
 //! The first three are per class, bundled in a [`ClassGates`]; [`Gates`]
 //! keeps their state across reloads. [`Refused`] is every refusal with its
@@ -25,7 +26,6 @@ use crate::classes::ClassTable;
 use crate::metrics::CommandMetrics;
 use class_slot::{ClassFull, Pools, Slot};
 use client_share::{ClientShare, ShareFull};
-use inflight::InflightFull;
 use time_budget::{ClientBudget, OverBudget};
 
 /// The `-BUSY` text (without the leading '-') for a full class.
@@ -52,14 +52,6 @@ pub fn busy_time_text(class: &str, ms_per_sec: u32, retry_after: Duration) -> St
     )
 }
 
-/// The `-BUSY` text when the proxy-wide in-flight cap is reached.
-pub fn busy_inflight_text(retry_after: Duration) -> String {
-    format!(
-        "BUSY proxy is at its in-flight request limit, retry after {}ms",
-        retry_after.as_millis().max(1)
-    )
-}
-
 /// A command refused by a gate; the text (`Display`) is its `-BUSY` reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
@@ -79,12 +71,6 @@ pub enum Refused {
     },
     #[error("{}", busy_class_text(.0.class, .0.retry_after))]
     ClassFull(ClassFull),
-    #[error("{}", busy_inflight_text(*.retry_after))]
-    Inflight {
-        full: InflightFull,
-        /// Always the hint's lower bound: in-flight units turn over fast.
-        retry_after: Duration,
-    },
 }
 
 impl Refused {
@@ -94,7 +80,6 @@ impl Refused {
             Refused::ClientTime { .. } => &metrics.rejected_time,
             Refused::ClientShare { .. } => &metrics.rejected_share,
             Refused::ClassFull(_) => &metrics.rejected_class,
-            Refused::Inflight { .. } => &metrics.rejected_inflight,
         };
         counter.increment(1);
     }
@@ -168,6 +153,7 @@ mod tests {
     use super::*;
     use crate::classes::{build_table, HEAVY_DATA, HEAVY_SCAN};
     use crate::config::ClassConfig;
+    use crate::identity::ClientKey;
     use std::collections::BTreeMap;
     use std::net::IpAddr;
 
@@ -204,14 +190,6 @@ mod tests {
             "BUSY class admin is at its concurrency limit, retry after 1ms",
             "never 0ms"
         );
-        let inflight = Refused::Inflight {
-            full: InflightFull { max: 2 },
-            retry_after: ms(10),
-        };
-        assert_eq!(
-            inflight.to_string(),
-            "BUSY proxy is at its in-flight request limit, retry after 10ms"
-        );
     }
 
     fn table(classes: &[(&str, ClassConfig)]) -> ClassTable {
@@ -231,16 +209,16 @@ mod tests {
         let scan = &bound[t.class_index(HEAVY_SCAN).unwrap()];
         // 4 CPUs: heavy_data max 8, a quarter per client; scans have the
         // default time budget, data commands none.
-        let addr: IpAddr = "10.0.0.1".parse().unwrap();
-        let ip = Some(addr);
-        let held = data.share.try_acquire(ip).unwrap();
-        let _second = data.share.try_acquire(ip).unwrap();
+        let addr = ClientKey::Ip("10.0.0.1".parse::<IpAddr>().unwrap());
+        let ip = || Some((addr.clone(), None));
+        let held = data.share.try_acquire(ip()).unwrap();
+        let _second = data.share.try_acquire(ip()).unwrap();
         assert_eq!(
-            data.share.try_acquire(ip).unwrap_err(),
+            data.share.try_acquire(ip()).unwrap_err(),
             ShareFull { held: 2, max: 8 }
         );
-        assert!(data.budget.charge(ip).is_none());
-        assert!(scan.budget.charge(ip).is_some());
+        assert!(data.budget.charge(Some(addr.clone())).is_none());
+        assert!(scan.budget.charge(Some(addr.clone())).is_some());
         // A reload with a wider share still counts the two running.
         let wider = ClassConfig {
             per_client: Some(3),
@@ -248,12 +226,12 @@ mod tests {
         };
         let t2 = table(&[(HEAVY_DATA, wider)]);
         let data2 = gates.bind(&t2)[t2.class_index(HEAVY_DATA).unwrap()].clone();
-        let _third = data2.share.try_acquire(ip).unwrap();
+        let _third = data2.share.try_acquire(ip()).unwrap();
         assert_eq!(
-            data2.share.try_acquire(ip).unwrap_err(),
+            data2.share.try_acquire(ip()).unwrap_err(),
             ShareFull { held: 3, max: 8 }
         );
         drop(held);
-        assert_eq!(data2.share.held_by(addr), 2);
+        assert_eq!(data2.share.held_by(&addr), 2);
     }
 }

@@ -7,13 +7,13 @@
 //! is taken, and [`ClientBudget::charge`], once the command is admitted,
 //! yields a [`BudgetCharge`] that charges the time until it is dropped.
 
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::budget::{Debts, TimeBudget};
+use crate::identity::ClientKey;
 
 /// Refusal: the client used up its time budget of the class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -42,7 +42,7 @@ pub struct ClientBudget {
 #[derive(Debug)]
 pub struct BudgetCharge {
     budget: Arc<ClientBudget>,
-    client: IpAddr,
+    client: ClientKey,
     since: Instant,
 }
 
@@ -52,7 +52,7 @@ impl Drop for BudgetCharge {
         let held = now.saturating_duration_since(self.since);
         let mut state = self.budget.lock();
         if let Some(budget) = state.budget {
-            state.debts.charge(&budget, self.client, held, now);
+            state.debts.charge(&budget, self.client.clone(), held, now);
         }
     }
 }
@@ -73,7 +73,7 @@ impl ClientBudget {
 
     /// Refuses `client` while it is past its budget. No client, or no
     /// budget: never refused.
-    pub fn check(&self, client: Option<IpAddr>) -> Result<(), OverBudget> {
+    pub fn check(&self, client: Option<&ClientKey>) -> Result<(), OverBudget> {
         let state = self.lock();
         let (Some(client), Some(budget)) = (client, state.budget) else {
             return Ok(());
@@ -89,7 +89,7 @@ impl ClientBudget {
 
     /// Starts charging `client` from now (`None`: no client or no budget,
     /// nothing to charge).
-    pub fn charge(self: &Arc<Self>, client: Option<IpAddr>) -> Option<BudgetCharge> {
+    pub fn charge(self: &Arc<Self>, client: Option<ClientKey>) -> Option<BudgetCharge> {
         let client = client.filter(|_| self.lock().budget.is_some())?;
         Some(BudgetCharge {
             budget: self.clone(),
@@ -109,8 +109,8 @@ mod tests {
         burst_ms: 1000,
     };
 
-    fn ip(s: &str) -> Option<IpAddr> {
-        Some(s.parse().unwrap())
+    fn ip(s: &str) -> Option<ClientKey> {
+        Some(ClientKey::Ip(s.parse().unwrap()))
     }
 
     #[tokio::test(start_paused = true)]
@@ -120,26 +120,26 @@ mod tests {
         let (hog, other) = (ip("10.0.0.1"), ip("10.0.0.2"));
         // Held for 2 s in one go: 8 s of debt, 4 s of it beyond what the
         // burst tolerates.
-        gate.check(hog).unwrap();
-        let long = gate.charge(hog).unwrap();
+        gate.check(hog.as_ref()).unwrap();
+        let long = gate.charge(hog.clone()).unwrap();
         tokio::time::advance(Duration::from_secs(2)).await;
         drop(long);
         assert_eq!(
-            gate.check(hog).unwrap_err(),
+            gate.check(hog.as_ref()).unwrap_err(),
             OverBudget {
                 ms_per_sec: 250,
                 paid_off_in: Duration::from_millis(4000)
             }
         );
         // Others, and the rest of a pipeline (no client), are unaffected.
-        gate.check(other).unwrap();
+        gate.check(other.as_ref()).unwrap();
         gate.check(None).unwrap();
         assert!(gate.charge(None).is_none());
         tokio::time::advance(Duration::from_millis(3900)).await;
-        let almost = gate.check(hog).unwrap_err();
+        let almost = gate.check(hog.as_ref()).unwrap_err();
         assert_eq!(almost.paid_off_in, Duration::from_millis(100));
         tokio::time::advance(Duration::from_millis(100)).await;
-        assert!(gate.check(hog).is_ok());
+        assert!(gate.check(hog.as_ref()).is_ok());
     }
 
     #[tokio::test(start_paused = true)]
@@ -153,6 +153,6 @@ mod tests {
         gate.set(None);
         drop(long);
         gate.set(Some(QUARTER));
-        assert!(gate.check(ip("10.0.0.1")).is_ok());
+        assert!(gate.check(ip("10.0.0.1").as_ref()).is_ok());
     }
 }

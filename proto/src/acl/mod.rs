@@ -10,16 +10,19 @@
 //! - [`check`]: may a user run this command, on these keys and channels
 //!   ([`check::check_command`]), and the `NOPERM` texts.
 //! - [`users`]: the whole user table, serialized as `ACL LIST` lines.
+//! - [`limits`]: Rampart's per-user admission limits (`limit-...` rules).
 //!
 //! Categories and key flags come from the command table
 //! ([`crate::command_table`]); nothing about a command is listed here.
 
 pub mod check;
+pub mod limits;
 pub mod rule;
 pub mod user;
 pub mod users;
 
 pub use check::{check_command, Denial};
+pub use limits::{LimitRule, Limits};
 pub use rule::{hash_password, parse_rule, AclError, Rule};
 pub use user::User;
 pub use users::Users;

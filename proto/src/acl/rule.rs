@@ -47,6 +47,8 @@ pub enum Rule {
     ResetChannels,
     /// `&pattern`.
     ChannelPattern(Vec<u8>),
+    /// `limit-...`: Rampart's admission limits ([`crate::acl::limits`]).
+    Limit(crate::acl::LimitRule),
 }
 
 /// Why a rule cannot be applied; `Display` is Redis 7.2's text, which
@@ -135,6 +137,8 @@ pub fn parse_rule(op: &[u8]) -> Result<Option<Rule>, AclError> {
     } else if word("clearselectors") {
         // No selectors exist, so there is nothing to clear.
         return Ok(None);
+    } else if let Some(limit) = crate::acl::limits::parse_limit(op)? {
+        Rule::Limit(limit)
     } else {
         return parse_prefixed(op).map(Some);
     };

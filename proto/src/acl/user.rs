@@ -46,6 +46,8 @@ pub struct User {
     pub keys: Vec<KeyPattern>,
     pub all_channels: bool,
     pub channels: Vec<Vec<u8>>,
+    /// Rampart's admission limits (`limit-...` rules).
+    pub limits: super::Limits,
 }
 
 /// Every command and subcommand of the table.
@@ -72,6 +74,7 @@ impl User {
             keys: Vec::new(),
             all_channels: false,
             channels: Vec::new(),
+            limits: super::Limits::default(),
         }
     }
 
@@ -126,6 +129,7 @@ impl User {
                 ] {
                     self.apply(&r)?;
                 }
+                self.limits = super::Limits::default();
             }
             Rule::AddPassword(hash) => {
                 if !self.passwords.contains(hash) {
@@ -199,6 +203,7 @@ impl User {
                     self.channels.push(pattern.clone());
                 }
             }
+            Rule::Limit(limit) => self.limits.apply(limit),
         }
         Ok(())
     }
@@ -363,6 +368,7 @@ impl User {
             );
         }
         parts.push(self.describe_commands());
+        parts.extend(self.limits.describe());
         parts.join(" ")
     }
 
@@ -459,12 +465,25 @@ mod tests {
             "on #0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ~* &* +@all -@dangerous +flushdb",
             "reset on %RW~a %W~b ~c resetchannels &x +@hash -hdel",
             "skip-sanitize-payload allkeys allchannels +@admin",
+            "on nopass +@all limit-connections=3 limit-share=heavy_scan:1 limit-reject-rate=2",
         ] {
             let u = user(rules);
             let back = User::from_description("u", &u.describe()).unwrap();
             assert_eq!(back.describe(), u.describe(), "{rules}");
             assert_eq!(back.allowed, u.allowed, "{rules}");
+            assert_eq!(back.limits, u.limits, "{rules}");
         }
+    }
+
+    #[test]
+    fn reset_clears_the_limits_and_the_description_ends_with_them() {
+        let mut u = user("on nopass limit-connections=3 limit-share=heavy_scan:1");
+        assert!(u
+            .describe()
+            .ends_with("-@all limit-connections=3 limit-share=heavy_scan:1"));
+        u.apply(&Rule::Reset).unwrap();
+        assert!(u.limits.is_empty());
+        assert!(!u.describe().contains("limit-"));
     }
 
     #[test]

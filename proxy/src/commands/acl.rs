@@ -12,7 +12,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rampart_proto::acl::{hash_password, internal, users, Denial, CATEGORIES};
+use rampart_proto::acl::limits::parse_limit;
+use rampart_proto::acl::{hash_password, internal, users, Denial, LimitRule, CATEGORIES};
 use rampart_proto::args::parse_i64;
 use rampart_proto::command_table::{lookup_argv, CommandSpec, COMMANDS};
 use rampart_proto::{errors, reply, Reply};
@@ -130,6 +131,17 @@ async fn setuser(args: &[Vec<u8>], shared: &Shared) -> Reply {
     if let Err(text) = users::preview_user(existing.as_deref(), name, rules) {
         return reply::error(text);
     }
+    // The class of a `limit-share` must exist here (the node cannot know).
+    for rule in rules {
+        if let Ok(Some(LimitRule::Share(class, _))) = parse_limit(rule) {
+            if !shared.policies.has_class(&class) {
+                return reply::error(format!(
+                    "ERR Error in ACL SETUSER modifier '{}': no command class '{class}'",
+                    String::from_utf8_lossy(rule)
+                ));
+            }
+        }
+    }
     let mut command = vec![internal::SETUSER.as_bytes().to_vec(), name.clone()];
     if name == b"default" && !shared.acl.cluster_has_default() {
         // The stored default user starts as this proxy's (requirepass).
@@ -163,7 +175,7 @@ fn getuser(name: &[u8], shared: &Shared) -> Reply {
     let Some(user) = shared.acl.user(&String::from_utf8_lossy(name)) else {
         return reply::null();
     };
-    reply::map(vec![
+    let mut fields = vec![
         (
             reply::bulk("flags"),
             reply::set(user.flags().into_iter().map(reply::bulk).collect()),
@@ -182,7 +194,16 @@ fn getuser(name: &[u8], shared: &Shared) -> Reply {
             reply::bulk(user.describe_channels()),
         ),
         (reply::bulk("selectors"), reply::array(Vec::new())),
-    ])
+    ];
+    // Rampart's admission limits, only for a user that has some, so the
+    // reply is Redis's own shape otherwise.
+    if !user.limits.is_empty() {
+        fields.push((
+            reply::bulk("limits"),
+            reply::bulk(user.limits.describe().join(" ")),
+        ));
+    }
+    reply::map(fields)
 }
 
 fn cat(args: &[Vec<u8>]) -> Reply {

@@ -5,7 +5,7 @@ use rampart_proto::{errors, reply, Reply};
 
 use super::acl;
 use super::client::validate_name;
-use super::{Session, Shared};
+use super::{LoginError, Session, Shared};
 use crate::resp::Protocol;
 
 /// What Redis 7.2 reports as its version; clients gate features on it.
@@ -46,10 +46,10 @@ pub async fn auth(argv: &[Vec<u8>], session: &mut Session, shared: &Shared) -> R
         _ => return reply::error(errors::SYNTAX),
     };
     match acl::authenticate(shared, user, password).await {
-        Some(found) => {
-            session.login(found, shared);
-            reply::ok()
-        }
+        Some(found) => match session.login(found, shared) {
+            Ok(()) => reply::ok(),
+            Err(error) => login_refused(error),
+        },
         None => {
             acl::log_auth_failure(session, shared, &argv[0], user);
             reply::error(errors::WRONGPASS)
@@ -92,7 +92,11 @@ pub async fn hello(argv: &[Vec<u8>], session: &mut Session, shared: &Shared) -> 
     }
     if let Some((user, password)) = credentials {
         match acl::authenticate(shared, user, password).await {
-            Some(found) => session.login(found, shared),
+            Some(found) => {
+                if let Err(error) = session.login(found, shared) {
+                    return login_refused(error);
+                }
+            }
             None => {
                 acl::log_auth_failure(session, shared, &argv[0], user);
                 return reply::error(errors::WRONGPASS);
@@ -117,6 +121,15 @@ pub async fn hello(argv: &[Vec<u8>], session: &mut Session, shared: &Shared) -> 
     ])
 }
 
+/// The reply to a login Layer 3 refused (a silent close writes nothing:
+/// the session's `abort` is set).
+fn login_refused(error: LoginError) -> Reply {
+    match error {
+        LoginError::Refused(text) => reply::error(text),
+        LoginError::Silent => reply::error("ERR connection closed"),
+    }
+}
+
 pub fn select(args: &[Vec<u8>]) -> Reply {
     let Some(index) = args.first() else {
         return reply::error(errors::wrong_arity("select"));
@@ -139,7 +152,7 @@ pub fn reset(session: &mut Session, shared: &Shared) -> Reply {
     session.set_protocol(Protocol::Resp2);
     let default = shared.acl.default_user();
     let open = default.enabled && default.nopass;
-    session.login(default, shared);
+    session.reset_login(default, shared);
     session.authenticated = open;
     {
         let mut info = session.handle.info();

@@ -14,6 +14,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use rampart_policies::connections::ConnectionGuard;
+use rampart_policies::logins::{max_connections_text, LoginRefused, UserGuard};
+use rampart_policies::{Decision, Identity, Policies, MAX_CONNECTIONS_REPLY};
 use rampart_proto::command_table::CommandSpec;
 use rampart_proto::{errors, reply, Reply};
 
@@ -38,6 +41,28 @@ pub struct Shared {
     pub pubsub: Arc<PubSub>,
     /// ACL users (the cluster's, followed) and the ACL log.
     pub acl: Arc<crate::acl::AclStore>,
+    /// Layers 1 and 3: per-user limits are applied at login.
+    pub policies: Arc<Policies>,
+}
+
+/// What a connection is counted against in Layer 3: its IP from accept
+/// until it logs in as a user with a connection cap, then that user.
+#[derive(Debug, Default)]
+pub enum ConnectionSlot {
+    /// Not counted (tests; a RESET that found the IP full).
+    #[default]
+    None,
+    Ip(ConnectionGuard),
+    User(UserGuard),
+}
+
+/// A login refused by Layer 3; the connection is closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginError {
+    /// Reply this error, then close.
+    Refused(String),
+    /// Close without a reply (past the reject rate).
+    Silent,
 }
 
 /// Per-connection protocol state.
@@ -55,6 +80,12 @@ pub struct Session {
     pub close_after_reply: bool,
     /// Pub/sub subscriptions and pushed-message queue.
     pub pubsub: ClientPubSub,
+    /// Who Layer 1 charges this connection's requests to.
+    pub identity: Identity,
+    /// Who Layer 3 counts this connection against.
+    pub slot: ConnectionSlot,
+    /// Close without writing anything (a login past a reject rate).
+    pub abort: bool,
 }
 
 impl Session {
@@ -69,8 +100,13 @@ impl Session {
             user_generation: shared.acl.generation(),
             handle: registration.handle().clone(),
             pubsub: ClientPubSub::new(shared.pubsub.clone(), registration.handle().clone()),
+            identity: Identity::ip(rampart_policies::config::canonical_ip(
+                registration.handle().addr.ip(),
+            )),
             _registration: registration,
             close_after_reply: false,
+            slot: ConnectionSlot::None,
+            abort: false,
         }
     }
 
@@ -85,6 +121,8 @@ impl Session {
         if generation != self.user_generation {
             match shared.acl.user(&self.user.name) {
                 Some(user) => {
+                    // Changed limits apply to the next requests.
+                    self.set_identity(&user, shared);
                     self.user = user;
                     self.user_generation = generation;
                 }
@@ -98,12 +136,78 @@ impl Session {
         Some(self.user.clone())
     }
 
-    /// Authenticates the session as `user` (AUTH, HELLO AUTH).
-    pub fn login(&mut self, user: Arc<rampart_proto::acl::User>, shared: &Shared) {
+    /// Authenticates the session as `user` (AUTH, HELLO AUTH), after
+    /// Layer 3's per-user cap (docs/policies.md, "Users"). On error
+    /// nothing changed and the connection is to be closed.
+    pub fn login(
+        &mut self,
+        user: Arc<rampart_proto::acl::User>,
+        shared: &Shared,
+    ) -> Result<(), LoginError> {
+        if let Err(error) = self.move_slot(&user, &shared.policies) {
+            self.close_after_reply = true;
+            self.abort = error == LoginError::Silent;
+            return Err(error);
+        }
+        self.switch_user(user, shared);
+        Ok(())
+    }
+
+    /// RESET's login as the default user: never refused; a connection
+    /// the IP has no room for any more is left uncounted.
+    pub fn reset_login(&mut self, user: Arc<rampart_proto::acl::User>, shared: &Shared) {
+        if self.move_slot(&user, &shared.policies).is_err() {
+            self.slot = ConnectionSlot::None;
+        }
+        self.switch_user(user, shared);
+    }
+
+    fn switch_user(&mut self, user: Arc<rampart_proto::acl::User>, shared: &Shared) {
         self.handle.info().user = user.name.clone();
+        self.set_identity(&user, shared);
         self.user = user;
         self.user_generation = shared.acl.generation();
         self.authenticated = true;
+    }
+
+    fn set_identity(&mut self, user: &rampart_proto::acl::User, shared: &Shared) {
+        let limits = shared.policies.user_limits(&user.name, &user.limits);
+        self.identity = Identity::user(self.identity.ip, &user.name, limits.shares);
+    }
+
+    /// Counts the connection against `user` when it has a connection cap,
+    /// else against the IP (taking an IP slot again if it had left it).
+    fn move_slot(
+        &mut self,
+        user: &rampart_proto::acl::User,
+        policies: &Policies,
+    ) -> Result<(), LoginError> {
+        if matches!(self.slot, ConnectionSlot::User(_)) && self.user.name == user.name {
+            return Ok(());
+        }
+        let limits = policies.user_limits(&user.name, &user.limits);
+        match policies.login(&user.name, &limits) {
+            Ok(Some(guard)) => self.slot = ConnectionSlot::User(guard),
+            Ok(None) => {
+                if matches!(self.slot, ConnectionSlot::User(_)) {
+                    self.slot = match policies.connections.admit(self.identity.ip) {
+                        Decision::Admit(guard) => ConnectionSlot::Ip(guard),
+                        Decision::Reject => {
+                            let text = String::from_utf8_lossy(MAX_CONNECTIONS_REPLY);
+                            return Err(LoginError::Refused(
+                                text.trim_start_matches('-').trim_end().to_string(),
+                            ));
+                        }
+                        Decision::Reset => return Err(LoginError::Silent),
+                    };
+                }
+            }
+            Err(LoginRefused::Reject) => {
+                return Err(LoginError::Refused(max_connections_text(&user.name)))
+            }
+            Err(LoginRefused::Reset) => return Err(LoginError::Silent),
+        }
+        Ok(())
     }
 
     pub fn set_protocol(&mut self, protocol: Protocol) {
@@ -197,6 +301,9 @@ pub(crate) mod tests {
             started: Instant::now(),
             local_addr: "127.0.0.1:6379".parse().expect("addr"),
             acl: Arc::new(crate::acl::AclStore::new(requirepass)),
+            policies: Arc::new(
+                Policies::new(&rampart_policies::PolicyConfig::default()).expect("policies"),
+            ),
         }
     }
 
