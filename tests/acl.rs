@@ -486,3 +486,56 @@ fn acl_replies_match_redis_server() {
         }
     }
 }
+
+/// Redis checks a transaction's commands again at EXEC: a command the user
+/// lost between MULTI and EXEC is answered with NOPERM in its place (and
+/// logged with context "multi"); the others run. Texts as redis-server's.
+#[test]
+fn exec_rechecks_queued_commands_against_changed_rules() {
+    let cluster = Cluster::start();
+    let addr = cluster.proxy_addr().to_string();
+    let mut admin = raw(&addr);
+    expect(
+        &mut admin,
+        &["ACL", "SETUSER", "carol", "on", ">pw", "~*", "+@all"],
+        "+OK\r\n",
+    );
+    let mut carol = login(&addr, "carol", "pw");
+    expect(&mut carol, &["MULTI"], "+OK\r\n");
+    expect(&mut carol, &["SET", "k", "1"], "+QUEUED\r\n");
+    expect(&mut carol, &["SET", "other", "1"], "+QUEUED\r\n");
+    expect(&mut carol, &["GET", "k"], "+QUEUED\r\n");
+    expect(&mut carol, &["PING"], "+QUEUED\r\n");
+    // Another proxy connection takes SET away and narrows the keys.
+    expect(
+        &mut admin,
+        &["ACL", "SETUSER", "carol", "-set", "resetkeys", "~k"],
+        "+OK\r\n",
+    );
+    let changed = "-NOPERM ACLs rules changed between the moment the transaction was \
+                   accumulated and the EXEC call. This command is no longer allowed for the \
+                   following reason: no permission to execute the command or subcommand\r\n";
+    expect(
+        &mut carol,
+        &["EXEC"],
+        &format!("*4\r\n{changed}{changed}$-1\r\n+PONG\r\n"),
+    );
+    expect(&mut carol, &["EXISTS", "k"], ":0\r\n");
+    // A key the user lost.
+    expect(&mut carol, &["MULTI"], "+OK\r\n");
+    expect(&mut carol, &["GET", "k"], "+QUEUED\r\n");
+    expect(
+        &mut admin,
+        &["ACL", "SETUSER", "carol", "resetkeys", "~x"],
+        "+OK\r\n",
+    );
+    expect(
+        &mut carol,
+        &["EXEC"],
+        "*1\r\n-NOPERM ACLs rules changed between the moment the transaction was \
+         accumulated and the EXEC call. This command is no longer allowed for the \
+         following reason: no permission to touch the specified keys\r\n",
+    );
+    let log = s(&admin.cmd(&["ACL", "LOG", "1"]));
+    assert!(log.contains("$7\r\ncontext\r\n$5\r\nmulti\r\n"), "{log}");
+}

@@ -164,13 +164,24 @@ impl Exec {
         }
         let specs: Vec<Option<&'static CommandSpec>> =
             multi.queued.iter().map(|argv| lookup(&argv[0])).collect();
-        let is_local = |spec: &Option<&CommandSpec>| spec.is_some_and(|s| s.runs == Runs::Proxy);
         let mut results: Vec<Option<Reply>> = vec![None; multi.queued.len()];
+        // Rules may have changed since the commands were queued (Redis
+        // checks again at EXEC): a denied command is answered here.
+        for (i, argv) in multi.queued.iter().enumerate() {
+            if let Some(spec) = specs[i] {
+                results[i] = commands::acl::recheck_queued(spec, argv, session, shared);
+            }
+        }
+        let local_or_denied: Vec<bool> = specs
+            .iter()
+            .zip(&results)
+            .map(|(spec, denied)| denied.is_some() || spec.is_some_and(|s| s.runs == Runs::Proxy))
+            .collect();
         let node_commands: Vec<Argv> = multi
             .queued
             .iter()
-            .zip(&specs)
-            .filter(|(_, spec)| !is_local(spec))
+            .zip(&local_or_denied)
+            .filter(|(_, &skip)| !skip)
             .map(|(argv, _)| argv.clone())
             .collect();
         if !node_commands.is_empty() || !watches.is_empty() {
@@ -180,13 +191,16 @@ impl Exec {
                 return reply.unwrap_or_else(reply::null_array);
             };
             let mut items = items.into_iter();
-            for (slot, spec) in results.iter_mut().zip(&specs) {
-                if !is_local(spec) {
+            for (slot, &skip) in results.iter_mut().zip(&local_or_denied) {
+                if !skip {
                     *slot = items.next();
                 }
             }
         }
         for (i, argv) in multi.queued.iter().enumerate() {
+            if results[i].is_some() {
+                continue;
+            }
             if let Some(spec) = specs[i].filter(|s| s.runs == Runs::Proxy) {
                 let reply = commands::execute(spec, argv, session, shared).await;
                 results[i] = Some(reply);

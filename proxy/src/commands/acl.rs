@@ -341,6 +341,34 @@ pub fn check(
     Some(reply::error(denial.noperm(&user.name, spec)))
 }
 
+/// EXEC's second look: a queued command the user may no longer run (its
+/// rules changed since it was queued) gets Redis 7.2's error in its place
+/// in the EXEC reply, and is not run; the others run.
+pub fn recheck_queued(
+    spec: &'static CommandSpec,
+    argv: &[Vec<u8>],
+    session: &mut Session,
+    shared: &Shared,
+) -> Option<Reply> {
+    let spec = if spec.subcommands.is_empty() {
+        spec
+    } else {
+        spec.subcommand(argv.get(1)?)?
+    };
+    let user = session.current_user(shared)?;
+    let denial = rampart_proto::acl::check_command(&user, spec, argv).err()?;
+    log_denial(session, shared, denial, Context::Multi, spec, argv);
+    let reason = match denial {
+        Denial::Command => "no permission to execute the command or subcommand",
+        Denial::Key(_) => "no permission to touch the specified keys",
+        Denial::Channel(_) => "no permission to access one of the channels used as arguments",
+    };
+    Some(reply::error(format!(
+        "NOPERM ACLs rules changed between the moment the transaction was accumulated \
+         and the EXEC call. This command is no longer allowed for the following reason: {reason}"
+    )))
+}
+
 fn log_denial(
     session: &Session,
     shared: &Shared,
