@@ -539,3 +539,54 @@ fn exec_rechecks_queued_commands_against_changed_rules() {
     let log = s(&admin.cmd(&["ACL", "LOG", "1"]));
     assert!(log.contains("$7\r\ncontext\r\n$5\r\nmulti\r\n"), "{log}");
 }
+
+/// A subscriber whose user loses the channel it listens to is disconnected,
+/// as Redis does; one whose channels are still granted stays.
+#[test]
+fn a_subscriber_losing_its_channel_permission_is_disconnected() {
+    let cluster = Cluster::start();
+    let addr = cluster.proxy_addr().to_string();
+    let mut admin = raw(&addr);
+    expect(
+        &mut admin,
+        &[
+            "ACL",
+            "SETUSER",
+            "dave",
+            "on",
+            ">pw",
+            "resetchannels",
+            "&news.*",
+            "&sport",
+            "+@all",
+        ],
+        "+OK\r\n",
+    );
+    let mut news = login(&addr, "dave", "pw");
+    expect(
+        &mut news,
+        &["SUBSCRIBE", "news.a"],
+        "*3\r\n$9\r\nsubscribe\r\n$6\r\nnews.a\r\n:1\r\n",
+    );
+    let mut sport = login(&addr, "dave", "pw");
+    expect(
+        &mut sport,
+        &["SUBSCRIBE", "sport"],
+        "*3\r\n$9\r\nsubscribe\r\n$5\r\nsport\r\n:1\r\n",
+    );
+    expect(
+        &mut admin,
+        &["ACL", "SETUSER", "dave", "resetchannels", "&sport"],
+        "+OK\r\n",
+    );
+    let rest = news
+        .read_to_eof(Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("the news subscriber was not closed: {e}"));
+    assert!(rest.is_empty(), "{}", s(&rest));
+    // The other still hears its channel.
+    expect(&mut admin, &["PUBLISH", "sport", "goal"], ":1\r\n");
+    assert_eq!(
+        s(&sport.read_reply().expect("message")),
+        "*3\r\n$7\r\nmessage\r\n$5\r\nsport\r\n$4\r\ngoal\r\n"
+    );
+}

@@ -56,6 +56,9 @@ pub struct AclStore {
     generation: AtomicU64,
     /// Serializes refreshes (one read in flight).
     refreshing: tokio::sync::Mutex<()>,
+    /// Wakes subscribed connections after a change, so one whose channels
+    /// are no longer granted is closed (Redis does the same).
+    changes: tokio::sync::watch::Sender<u64>,
     seq: AtomicU64,
     pub log: Mutex<AclLog>,
 }
@@ -74,6 +77,7 @@ impl AclStore {
             local_default,
             generation: AtomicU64::new(1),
             refreshing: tokio::sync::Mutex::new(()),
+            changes: tokio::sync::watch::Sender::new(1),
             seq: AtomicU64::new(0),
             log: Mutex::new(AclLog::default()),
         }
@@ -88,6 +92,11 @@ impl AclStore {
 
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// Notified after every change of the users.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     pub fn user(&self, name: &str) -> Option<Arc<User>> {
@@ -200,7 +209,8 @@ impl AclStore {
                 }),
             )
         };
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.changes.send_replace(generation);
         let now = self.snapshot();
         let deleted: Vec<&String> = old
             .users

@@ -139,6 +139,7 @@ where
         // Pub/sub messages for this client arrive here, from any task.
         let outbox = self.dispatcher.session.pubsub.outbox().clone();
         let cut = outbox.cut().clone();
+        let mut acl_changes = self.shared.acl.changes();
         loop {
             let mut requests = Vec::new();
             let mut protocol_error = None;
@@ -236,6 +237,16 @@ where
                 }
                 () = outbox.ready() => {}
                 () = cut.cancelled() => {}
+                Ok(()) = acl_changes.changed(), if self.dispatcher.session.pubsub.is_subscribed() => {
+                    if !self.dispatcher.session.subscriptions_allowed(&self.shared) {
+                        tracing::info!(
+                            peer = %self.peer,
+                            user = %self.dispatcher.session.user.name,
+                            "closing subscriber whose channels are no longer granted"
+                        );
+                        return Ok(());
+                    }
+                }
                 _ = kill.cancelled() => return Ok(()),
                 _ = shutdown.cancelled() => return Ok(()),
             }

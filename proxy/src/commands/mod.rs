@@ -136,6 +136,26 @@ impl Session {
         Some(self.user.clone())
     }
 
+    /// Whether the session's user may still hear every channel and pattern
+    /// it is subscribed to (after an ACL change; Redis closes such a
+    /// client). A deleted user may not.
+    pub fn subscriptions_allowed(&mut self, shared: &Shared) -> bool {
+        use crate::pubsub::Kind;
+        use rampart_proto::acl::check::channel_allowed;
+        let Some(user) = self.current_user(shared) else {
+            return false;
+        };
+        [Kind::Channel, Kind::Shard, Kind::Pattern]
+            .into_iter()
+            .all(|kind| {
+                let literal = kind == Kind::Pattern;
+                self.pubsub
+                    .names(kind)
+                    .iter()
+                    .all(|name| channel_allowed(&user, name, literal))
+            })
+    }
+
     /// Authenticates the session as `user` (AUTH, HELLO AUTH), after
     /// Layer 3's per-user cap (docs/policies.md, "Users"). On error
     /// nothing changed and the connection is to be closed.
