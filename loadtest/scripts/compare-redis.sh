@@ -19,7 +19,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --bin rampart >/dev/null
+[ -n "${NO_BUILD:-}" ] || cargo build --release --bin rampart >/dev/null
 "$CARGO_TARGET_DIR/release/rampart" dev --proxy-port 6390 --base-port 7300 \
     --data-dir "$work/rampart" --fresh --per-ip-max-connections 0 > "$work/dev.log" 2>&1 &
 dev_pid=$!

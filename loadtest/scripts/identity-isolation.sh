@@ -24,7 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --bin rampart --bin rampart-loadtest >/dev/null
+[ -n "${NO_BUILD:-}" ] || cargo build --release -p rampart -p rampart-loadtest >/dev/null
 bin="$CARGO_TARGET_DIR/release"
 "$bin/rampart" dev --proxy-port 6390 --base-port 7300 \
     --data-dir "$work/rampart" --fresh > "$work/dev.log" 2>&1 &

@@ -16,7 +16,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-cargo build --release --bin rampart >/dev/null
+[ -n "${NO_BUILD:-}" ] || cargo build --release --bin rampart >/dev/null
 # Policies on (defaults, but the benchmark's 50 connections come from one IP).
 "$bin" dev --proxy-port 6420 --base-port 7600 --data-dir "$work/c" --fresh \
     --per-ip-max-connections 100 > "$work/dev.log" 2>&1 &

@@ -31,7 +31,7 @@ printf "subjectAltName=DNS:localhost,IP:127.0.0.1\n" > "$work/san.ext"
 openssl x509 -req -in "$work/server.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" \
     -CAcreateserial -days 2 -extfile "$work/san.ext" -out "$work/server.crt" 2>/dev/null
 
-cargo build --release --bin rampart >/dev/null
+[ -n "${NO_BUILD:-}" ] || cargo build --release --bin rampart >/dev/null
 bin="$CARGO_TARGET_DIR/release/rampart"
 "$bin" dev --proxy-port 6390 --base-port 7300 \
     --data-dir "$work/rampart" --fresh --per-ip-max-connections 0 > "$work/dev.log" 2>&1 &

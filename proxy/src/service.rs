@@ -99,9 +99,12 @@ impl Service<Batch> for ProxyService {
 
     fn call(&mut self, batch: Batch) -> Self::Future {
         let upstream = self.upstream.clone();
-        // A blocking command may legitimately take its whole timeout.
+        // A blocking command may legitimately take its whole timeout; a
+        // large batch (a 100,000-command EXEC) its replication and apply.
         let deadline = match batch.block {
-            None => self.retry_deadline,
+            None => self
+                .retry_deadline
+                .saturating_add(size_allowance(&batch.commands)),
             Some(None) => FOREVER,
             Some(Some(wait)) => self.retry_deadline.saturating_add(wait),
         };
@@ -117,6 +120,17 @@ impl Service<Batch> for ProxyService {
                 .await
         })
     }
+}
+
+/// Extra time a batch gets for its size: one second per 10,000 commands or
+/// per MiB, whichever is more (replicating and applying it grows with both;
+/// a retry after a timeout is deduplicated, so a longer wait costs nothing
+/// but time).
+fn size_allowance(commands: &[Argv]) -> Duration {
+    let bytes: usize = commands.iter().flatten().map(Vec::len).sum();
+    let by_count = commands.len() as f64 / 10_000.0;
+    let by_bytes = bytes as f64 / (1024.0 * 1024.0);
+    Duration::from_secs_f64(by_count.max(by_bytes))
 }
 
 /// Whether `argv` runs a Lua script (EVAL, EVALSHA and their _RO forms).
