@@ -163,6 +163,10 @@ fuzz_target!(|data: &[u8]| {
                 check(streams::parse_range_bound(first, end), |_| {});
             }
             check(streams::pending_range(&args), |_| {});
+            check(streams::xautoclaim(&args), |(idle, _, count, _)| {
+                assert!(idle >= 0 && count >= 1);
+            });
+            check(streams::xgroup(&args), |g| assert!(g.entries_read >= -1));
         }
         14 => {
             check(streams::xread(&args, now), |x| {

@@ -560,6 +560,142 @@ pub fn pending_range(args: &[Vec<u8>]) -> Result<Option<PendingRange<'_>>, Strin
     }))
 }
 
+/// XAUTOCLAIM's largest COUNT, Redis's `LONG_MAX / max(sizeof(streamID), 10)`.
+pub const MAX_AUTOCLAIM_COUNT: i64 = i64::MAX / 16;
+
+/// XAUTOCLAIM's `key group consumer min-idle-time start [COUNT count]
+/// [JUSTID]` (`args` from the key on): `(min_idle, start, count, justid)`.
+pub fn xautoclaim(args: &[Vec<u8>]) -> Result<(i64, StreamId, i64, bool), String> {
+    if args.len() < 5 {
+        return Err(errors::SYNTAX.into());
+    }
+    let min_idle = parse_i64(&args[3])
+        .ok_or("ERR Invalid min-idle-time argument for XAUTOCLAIM")?
+        .max(0);
+    let start = parse_range_bound(&args[4], RangeEnd::Start)?;
+    let mut count = 100i64;
+    let mut justid = false;
+    let mut j = 5;
+    while j < args.len() {
+        let more = args.len() - 1 - j;
+        if is(&args[j], "COUNT") && more > 0 {
+            count = parse_i64(&args[j + 1])
+                .filter(|n| (1..=MAX_AUTOCLAIM_COUNT).contains(n))
+                .ok_or("ERR COUNT must be > 0")?;
+            j += 1;
+        } else if is(&args[j], "JUSTID") {
+            justid = true;
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+        j += 1;
+    }
+    Ok((min_idle, start, count, justid))
+}
+
+// ---------------------------------------------------------------------------
+// XGROUP
+
+/// XGROUP's subcommands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupSub {
+    Create,
+    SetId,
+    Destroy,
+    CreateConsumer,
+    DelConsumer,
+    Help,
+}
+
+/// XGROUP's subcommand and options, as far as they are checked before the
+/// key is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XGroup {
+    pub sub: GroupSub,
+    pub mkstream: bool,
+    /// ENTRIESREAD, -1 when not given.
+    pub entries_read: i64,
+    /// Whether the argument count fits the subcommand's forms; Redis
+    /// reports it only after checking the key and group.
+    pub form_ok: bool,
+}
+
+/// `ERR unknown subcommand or wrong number of arguments for '<sub>'. Try XGROUP HELP.`
+pub fn xgroup_syntax(sub: &[u8]) -> String {
+    format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try XGROUP HELP.",
+        quote(sub)
+    )
+}
+
+/// `ERR wrong number of arguments for '<command>|<sub>' command` when
+/// `argc` (with the command name) does not fit `arity` (Redis's sign
+/// convention: negative = at least).
+pub fn subcommand_arity(command: &str, sub: &str, arity: i64, argc: usize) -> Result<(), String> {
+    let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+    if (arity > 0 && argc != arity) || argc < -arity {
+        return Err(errors::wrong_arity(&format!(
+            "{command}|{}",
+            sub.to_ascii_lowercase()
+        )));
+    }
+    Ok(())
+}
+
+/// Parses XGROUP's arguments (after the command name): the subcommand with
+/// its arity, then CREATE's and SETID's options.
+pub fn xgroup(args: &[Vec<u8>]) -> Result<XGroup, String> {
+    let argc = args.len() + 1;
+    let Some(sub_raw) = args.first() else {
+        return Err(errors::wrong_arity("xgroup"));
+    };
+    let sub_name = String::from_utf8_lossy(sub_raw).to_ascii_uppercase();
+    let (sub, arity) = match sub_name.as_str() {
+        "CREATE" => (GroupSub::Create, -5),
+        "SETID" => (GroupSub::SetId, -5),
+        "DESTROY" => (GroupSub::Destroy, 4),
+        "CREATECONSUMER" => (GroupSub::CreateConsumer, 5),
+        "DELCONSUMER" => (GroupSub::DelConsumer, 5),
+        "HELP" => (GroupSub::Help, 2),
+        _ => return Err(errors::unknown_subcommand("xgroup", sub_raw)),
+    };
+    subcommand_arity("xgroup", &sub_name, arity, argc)?;
+    let mut out = XGroup {
+        sub,
+        mkstream: false,
+        entries_read: -1,
+        form_ok: true,
+    };
+    if sub == GroupSub::Help {
+        return Ok(out);
+    }
+    let mut i = 4;
+    while i < args.len() {
+        if sub == GroupSub::Create && is(&args[i], "MKSTREAM") {
+            out.mkstream = true;
+            i += 1;
+        } else if matches!(sub, GroupSub::Create | GroupSub::SetId)
+            && is(&args[i], "ENTRIESREAD")
+            && i + 1 < args.len()
+        {
+            let n = parse_i64(&args[i + 1]).ok_or(errors::NOT_INTEGER)?;
+            if n < -1 {
+                return Err("ERR value for ENTRIESREAD must be positive or -1".into());
+            }
+            out.entries_read = n;
+            i += 2;
+        } else {
+            return Err(xgroup_syntax(sub_raw));
+        }
+    }
+    out.form_ok = match sub {
+        GroupSub::Create => (5..=8).contains(&argc),
+        GroupSub::SetId => argc == 5 || argc == 7,
+        _ => true,
+    };
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -621,6 +757,33 @@ mod tests {
             readgroup(&argv("streams a >"), 5),
             Err("ERR Missing GROUP option for XREADGROUP".into())
         );
+    }
+
+    #[test]
+    fn xautoclaim_and_xgroup_options() {
+        let a = argv("k g c 10 (1-1 count 5 justid");
+        assert_eq!(xautoclaim(&a), Ok((10, StreamId::new(1, 2), 5, true)));
+        assert_eq!(
+            xautoclaim(&argv("k g c 10 0 count 0")),
+            Err("ERR COUNT must be > 0".into())
+        );
+        let g = xgroup(&argv("create k g $ mkstream entriesread 3")).unwrap();
+        assert!(g.mkstream && g.entries_read == 3 && g.form_ok);
+        assert_eq!(xgroup(&argv("help")).unwrap().sub, GroupSub::Help);
+        assert_eq!(
+            xgroup(&argv("destroy k")),
+            Err("ERR wrong number of arguments for 'xgroup|destroy' command".into())
+        );
+        assert_eq!(
+            xgroup(&argv("create k g $ bogus")),
+            Err("ERR unknown subcommand or wrong number of arguments for 'create'. Try XGROUP HELP.".into())
+        );
+        assert_eq!(
+            xgroup(&argv("setid k g $ entriesread -2")),
+            Err("ERR value for ENTRIESREAD must be positive or -1".into())
+        );
+        assert!(xgroup(&argv("setid k g $ mkstream x")).is_err());
+        assert!(xgroup(&argv("setid k g $ entriesread 1 x")).is_err());
     }
 
     #[test]
