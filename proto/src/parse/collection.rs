@@ -183,7 +183,7 @@ mod tests {
         assert_eq!(cursor(b"+7"), Ok(7));
         assert_eq!(cursor(b"-1"), Ok(u64::MAX));
         assert_eq!(cursor(b""), Ok(0));
-        for bad in [&b"x"[..], b"-", b" 1", b"18446744073709551616"] {
+        for bad in [&b"x"[..], b"-", b" 1", b"1 ", b"18446744073709551616"] {
             assert_eq!(cursor(bad), Err(INVALID_CURSOR.into()));
         }
     }
