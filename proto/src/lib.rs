@@ -7,7 +7,7 @@
 //!   (arity, flags, class, how it runs and blocks, [`key_spec`] key specs);
 //!   the proxy, the policies and the node all read it.
 //! - [`args`] and [`errors`]: argument parsing with Redis 7.2's exact error
-//!   texts, kept in one place.
+//!   texts, kept in one place; [`parse`]: each command family's options.
 //! - [`acl`]: Redis 7.2 ACL users, rules and permission checks (pure).
 //! - [`glob`]: Redis's glob matching (KEYS, SCAN MATCH, COMMAND LIST FILTERBY).
 
@@ -23,6 +23,7 @@ pub mod errors;
 pub mod glob;
 pub mod key_spec;
 pub mod limits;
+pub mod parse;
 pub mod reply;
 pub mod settings;
 

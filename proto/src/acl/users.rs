@@ -18,6 +18,9 @@ pub struct Users {
 pub const DELETE_DEFAULT: &str = "ERR The 'default' user cannot be removed";
 /// `ACL SETUSER` of a name with a space.
 pub const NAME_WITH_SPACES: &str = "ERR Usernames can't contain spaces or null characters";
+/// `ACL SETUSER` of a name that is not UTF-8 (Rampart stores users as
+/// text; Redis accepts any bytes).
+pub const NAME_NOT_UTF8: &str = "ERR Usernames must be valid UTF-8 in Rampart";
 
 impl Users {
     /// Parses [`Users::serialize`]'s text; lines that do not parse are
@@ -96,7 +99,9 @@ pub fn preview_user(
     if has_spaces(name) {
         return Err(NAME_WITH_SPACES.into());
     }
-    let name = String::from_utf8_lossy(name).into_owned();
+    let Ok(name) = String::from_utf8(name.to_vec()) else {
+        return Err(NAME_NOT_UTF8.into());
+    };
     let mut user = existing.cloned().unwrap_or_else(|| User::new(&name));
     for op in rules {
         let applied = parse_rule(op).and_then(|rule| match rule {
@@ -134,6 +139,13 @@ mod tests {
         );
         assert!(!users.users["alice"].can_run("set"));
         assert_eq!(users.setuser(b"a b", &[]).unwrap_err(), NAME_WITH_SPACES);
+        // Found by the acl_rules fuzz target: a name or pattern that is not
+        // UTF-8 came back changed from the stored form.
+        assert_eq!(users.setuser(b"a\xff", &[]).unwrap_err(), NAME_NOT_UTF8);
+        assert_eq!(
+            users.setuser(b"bob", &[b"~k\x96*".to_vec()]).unwrap_err(),
+            "ERR Error in ACL SETUSER modifier '~k\u{fffd}*': Syntax error"
+        );
         let (back, bad) = Users::parse(&users.serialize());
         assert!(bad.is_empty());
         assert_eq!(back, users);

@@ -3,37 +3,22 @@
 //! texts and edge rules. Bit 0 is the most significant bit of byte 0; bits
 //! past the end of a string read as 0, and writes grow it with zero bytes.
 
-use rampart_proto::args::{parse_i64, Args};
-use rampart_proto::{errors, reply, Reply};
+use rampart_proto::args::Args;
+use rampart_proto::parse::bitmaps::{BitOp, BitposArgs, FieldOp, FieldType};
+use rampart_proto::{parse, reply, Reply};
 
 use super::strings::{live_string, max_string_len};
 use super::{CmdError, CmdResult};
 use crate::engine::meta::Meta;
 use crate::engine::{DataRead, Txn};
 
-const BIT_OFFSET: &str = "ERR bit offset is not an integer or out of range";
-const BIT_VALUE: &str = "ERR bit is not an integer or out of range";
-const BITPOS_BIT: &str = "ERR The bit argument must be 1 or 0.";
-const BITOP_NOT: &str = "ERR BITOP NOT must be called with a single source key.";
-const BITFIELD_TYPE: &str =
-    "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
-const BITFIELD_OVERFLOW: &str = "ERR Invalid OVERFLOW type specified";
-const BITFIELD_RO_ONLY_GET: &str = "ERR BITFIELD_RO only supports the GET subcommand";
-
-/// A bit offset argument; `#N` (only where `field_bits` is given) means N
-/// fields of that width. Offsets address at most `proto-max-bulk-len` bytes.
+/// [`parse::bitmaps::bit_offset`] bounded by the node's `proto-max-bulk-len`.
 fn bit_offset(raw: &[u8], field_bits: Option<u32>) -> Result<u64, CmdError> {
-    let (digits, scale) = match (raw.first(), field_bits) {
-        (Some(b'#'), Some(bits)) => (&raw[1..], i64::from(bits)),
-        _ => (raw, 1),
-    };
-    let offset = parse_i64(digits)
-        .and_then(|n| n.checked_mul(scale))
-        .ok_or(BIT_OFFSET)?;
-    if offset < 0 || (offset as u64 >> 3) >= max_string_len() {
-        return Err(BIT_OFFSET.into());
-    }
-    Ok(offset as u64)
+    Ok(parse::bitmaps::bit_offset(
+        raw,
+        field_bits,
+        max_string_len(),
+    )?)
 }
 
 fn get_bit(bytes: &[u8], offset: u64) -> bool {
@@ -68,11 +53,7 @@ pub fn setbit(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
     let mut a = Args::new(args);
     let key = a.next_bytes()?;
     let offset = bit_offset(a.next_bytes()?, None)?;
-    let on = match a.next_bytes()? {
-        b"0" => false,
-        b"1" => true,
-        _ => return Err(BIT_VALUE.into()),
-    };
+    let on = parse::bitmaps::bit_value(a.next_bytes()?)?;
     let mut meta = string_for_write(txn, key, now, offset)?;
     let old = get_bit(&meta.payload, offset);
     set_bit(&mut meta.payload, offset, on);
@@ -86,17 +67,6 @@ pub fn getbit<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdRes
     let offset = bit_offset(a.next_bytes()?, None)?;
     let bit = live_string(r, key, now)?.is_some_and(|meta| get_bit(&meta.payload, offset));
     Ok(reply::integer(i64::from(bit)))
-}
-
-/// BYTE or BIT units of a BITCOUNT/BITPOS range.
-fn bit_unit(raw: &[u8]) -> Result<bool, CmdError> {
-    if raw.eq_ignore_ascii_case(b"bit") {
-        Ok(true)
-    } else if raw.eq_ignore_ascii_case(b"byte") {
-        Ok(false)
-    } else {
-        Err(errors::SYNTAX.into())
-    }
 }
 
 /// Resolves a `start end` range (negative = from the end) over `len_bytes`
@@ -136,19 +106,7 @@ fn count_ones(bytes: &[u8], (first, last): (u64, u64)) -> u64 {
 pub fn bitcount<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult {
     let mut a = Args::new(args);
     let key = a.next_bytes()?;
-    let range = match a.remaining() {
-        0 => None,
-        2 | 3 => {
-            let start = a.next_i64()?;
-            let end = a.next_i64()?;
-            let in_bits = match a.remaining() {
-                0 => false,
-                _ => bit_unit(a.next_bytes()?)?,
-            };
-            Some((start, end, in_bits))
-        }
-        _ => return Err(errors::SYNTAX.into()),
-    };
+    let range = parse::bitmaps::bitcount_range(a.rest())?;
     let Some(meta) = live_string(r, key, now)? else {
         return Ok(reply::integer(0));
     };
@@ -167,29 +125,12 @@ pub fn bitcount<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdR
 pub fn bitpos<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult {
     let mut a = Args::new(args);
     let key = a.next_bytes()?;
-    let bit = match parse_i64(a.next_bytes()?) {
-        Some(0) => false,
-        Some(1) => true,
-        Some(_) => return Err(BITPOS_BIT.into()),
-        None => return Err(errors::NOT_INTEGER.into()),
-    };
-    let (start, end, in_bits) = match a.remaining() {
-        0 => (None, None, false),
-        1..=3 => {
-            let start = a.next_i64()?;
-            let end = if a.remaining() > 0 {
-                Some(a.next_i64()?)
-            } else {
-                None
-            };
-            let in_bits = match a.remaining() {
-                0 => false,
-                _ => bit_unit(a.next_bytes()?)?,
-            };
-            (Some(start), end, in_bits)
-        }
-        _ => return Err(errors::SYNTAX.into()),
-    };
+    let BitposArgs {
+        bit,
+        start,
+        end,
+        in_bits,
+    } = parse::bitmaps::bitpos(a.rest())?;
     // A missing key is an endless run of zero bits.
     let Some(meta) = live_string(r, key, now)? else {
         return Ok(reply::integer(if bit { -1 } else { 0 }));
@@ -213,16 +154,7 @@ pub fn bitpos<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdRes
 }
 
 pub fn bitop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
-    let mut a = Args::new(args);
-    let op = a.next_keyword()?;
-    let dest = a.next_bytes()?;
-    let sources = a.rest();
-    if !matches!(op.as_str(), "AND" | "OR" | "XOR" | "NOT") {
-        return Err(errors::SYNTAX.into());
-    }
-    if op == "NOT" && sources.len() != 1 {
-        return Err(BITOP_NOT.into());
-    }
+    let (op, dest, sources) = parse::bitmaps::bitop(args)?;
     let mut values = Vec::with_capacity(sources.len());
     for key in sources {
         values.push(live_string(&*txn, key, now)?.map_or_else(Vec::new, |m| m.payload));
@@ -237,11 +169,11 @@ pub fn bitop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
         .map(|i| {
             let mut bytes = values.iter().map(|v| byte_at(v, i));
             let first = bytes.next().unwrap_or(0);
-            match op.as_str() {
-                "AND" => bytes.fold(first, |acc, b| acc & b),
-                "OR" => bytes.fold(first, |acc, b| acc | b),
-                "XOR" => bytes.fold(first, |acc, b| acc ^ b),
-                _ => !first,
+            match op {
+                BitOp::And => bytes.fold(first, |acc, b| acc & b),
+                BitOp::Or => bytes.fold(first, |acc, b| acc | b),
+                BitOp::Xor => bytes.fold(first, |acc, b| acc ^ b),
+                BitOp::Not => !first,
             }
         })
         .collect();
@@ -249,40 +181,13 @@ pub fn bitop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
     Ok(reply::integer(len as i64))
 }
 
-/// A BITFIELD integer type: `i1`..`i64` or `u1`..`u63`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FieldType {
-    signed: bool,
-    bits: u32,
+/// Reading and writing a BITFIELD field in a string's bytes.
+trait FieldIo {
+    fn read(self, bytes: &[u8], offset: u64) -> i128;
+    fn write(self, bytes: &mut [u8], offset: u64, value: i128);
 }
 
-impl FieldType {
-    fn parse(raw: &[u8]) -> Result<FieldType, CmdError> {
-        let signed = match raw.first().map(u8::to_ascii_lowercase) {
-            Some(b'i') => true,
-            Some(b'u') => false,
-            _ => return Err(BITFIELD_TYPE.into()),
-        };
-        let bits = parse_i64(&raw[1..]).ok_or(BITFIELD_TYPE)?;
-        let max = if signed { 64 } else { 63 };
-        if bits < 1 || bits > max {
-            return Err(BITFIELD_TYPE.into());
-        }
-        Ok(FieldType {
-            signed,
-            bits: bits as u32,
-        })
-    }
-
-    /// The representable range, as i128 so sums cannot overflow.
-    fn limits(self) -> (i128, i128) {
-        if self.signed {
-            (-(1i128 << (self.bits - 1)), (1i128 << (self.bits - 1)) - 1)
-        } else {
-            (0, (1i128 << self.bits) - 1)
-        }
-    }
-
+impl FieldIo for FieldType {
     /// Reads the field at bit `offset` (zero bits past the end).
     fn read(self, bytes: &[u8], offset: u64) -> i128 {
         let mut raw: u64 = 0;
@@ -299,99 +204,15 @@ impl FieldType {
             set_bit(bytes, offset + i, on);
         }
     }
-
-    /// Interprets the low `bits` of `raw` (sign-extended when signed).
-    fn decode(self, raw: u64) -> i128 {
-        let bits = self.bits;
-        let low = if bits == 64 {
-            raw
-        } else {
-            raw & ((1u64 << bits) - 1)
-        };
-        if self.signed && bits < 64 && low >> (bits - 1) == 1 {
-            i128::from(low) - (1i128 << bits)
-        } else if self.signed && bits == 64 {
-            i128::from(low as i64)
-        } else {
-            i128::from(low)
-        }
-    }
-
-    /// `value` brought into range by `overflow`; None when it must fail.
-    fn fit(self, value: i128, overflow: Overflow) -> Option<i128> {
-        let (min, max) = self.limits();
-        if (min..=max).contains(&value) {
-            return Some(value);
-        }
-        match overflow {
-            Overflow::Wrap => Some(self.decode(value as u64)),
-            Overflow::Sat => Some(if value > max { max } else { min }),
-            Overflow::Fail => None,
-        }
-    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Overflow {
-    Wrap,
-    Sat,
-    Fail,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum FieldOp {
-    Get(FieldType, u64),
-    Set(FieldType, u64, i64, Overflow),
-    IncrBy(FieldType, u64, i64, Overflow),
-}
-
-/// Parses every operation before any runs: an error anywhere means no
-/// effect at all.
+/// [`parse::bitmaps::field_ops`] bounded by the node's `proto-max-bulk-len`.
 fn parse_field_ops(args: &[Vec<u8>], read_only: bool) -> Result<Vec<FieldOp>, CmdError> {
-    let mut ops = Vec::new();
-    let mut overflow = Overflow::Wrap;
-    let mut i = 0;
-    while i < args.len() {
-        let remaining = args.len() - i - 1;
-        let word = args[i].to_ascii_lowercase();
-        let needs = match word.as_slice() {
-            b"get" => 2,
-            b"set" | b"incrby" => 3,
-            b"overflow" => 1,
-            _ => return Err(errors::SYNTAX.into()),
-        };
-        if remaining < needs {
-            return Err(errors::SYNTAX.into());
-        }
-        if word == b"overflow" {
-            overflow = match args[i + 1].to_ascii_lowercase().as_slice() {
-                b"wrap" => Overflow::Wrap,
-                b"sat" => Overflow::Sat,
-                b"fail" => Overflow::Fail,
-                _ => return Err(BITFIELD_OVERFLOW.into()),
-            };
-            i += 2;
-            continue;
-        }
-        let field = FieldType::parse(&args[i + 1])?;
-        let offset = bit_offset(&args[i + 2], Some(field.bits))?;
-        let op = if word == b"get" {
-            FieldOp::Get(field, offset)
-        } else {
-            if read_only {
-                return Err(BITFIELD_RO_ONLY_GET.into());
-            }
-            let value = parse_i64(&args[i + 3]).ok_or(errors::NOT_INTEGER)?;
-            if word == b"set" {
-                FieldOp::Set(field, offset, value, overflow)
-            } else {
-                FieldOp::IncrBy(field, offset, value, overflow)
-            }
-        };
-        ops.push(op);
-        i += needs + 1;
-    }
-    Ok(ops)
+    Ok(parse::bitmaps::field_ops(
+        args,
+        read_only,
+        max_string_len(),
+    )?)
 }
 
 fn field_reply(value: i128) -> Reply {
@@ -478,6 +299,7 @@ fn get_fields<R: DataRead + ?Sized>(r: &R, key: &[u8], now: i64, ops: &[FieldOp]
 mod tests {
     use super::super::test_support::{check, Node};
     use super::*;
+    use rampart_proto::parse::bitmaps::Overflow;
 
     #[test]
     fn field_types_wrap_saturate_and_sign_extend() {

@@ -7,65 +7,15 @@
 //! lists store `head` and `tail` sequence numbers instead (see `lists`).
 //! A collection that becomes empty is deleted, as in Redis.
 
-use rampart_proto::args::{parse_i64, Args};
-use rampart_proto::{errors, reply, Reply};
+use rampart_proto::{errors, parse, reply, Reply};
 
-use super::keys::parse_cursor;
 use super::{CmdError, CmdResult};
 use crate::engine::keys::{self as layout, HASH_LIMIT};
 use crate::engine::meta::{Meta, ValueType};
 use crate::engine::{live_meta, DataRead, EngineError, Pair, Txn};
 use rampart_proto::glob::glob_match;
 
-/// The parsed tail of the MPOP commands (LMPOP/BLMPOP, ZMPOP/BZMPOP):
-/// `numkeys key [key ...] <end> [COUNT count]`.
-pub(crate) struct MpopArgs<'a> {
-    pub keys: &'a [Vec<u8>],
-    /// The second of the two `ends` words was given (RIGHT, MAX).
-    pub second_end: bool,
-    pub count: u64,
-}
-
-/// Parses an MPOP tail whose `<end>` is one of `ends` (`["LEFT", "RIGHT"]`,
-/// `["MIN", "MAX"]`), with Redis's error texts.
-pub(crate) fn parse_mpop<'a>(
-    args: &'a [Vec<u8>],
-    ends: [&str; 2],
-) -> Result<MpopArgs<'a>, CmdError> {
-    let numkeys = match args.first().and_then(|a| parse_i64(a)) {
-        Some(n) if n >= 1 => n as usize,
-        _ => return Err("ERR numkeys should be greater than 0".into()),
-    };
-    let end_idx = numkeys.saturating_add(1);
-    let Some(end) = args.get(end_idx) else {
-        return Err(errors::SYNTAX.into());
-    };
-    let second_end = if end.eq_ignore_ascii_case(ends[0].as_bytes()) {
-        false
-    } else if end.eq_ignore_ascii_case(ends[1].as_bytes()) {
-        true
-    } else {
-        return Err(errors::SYNTAX.into());
-    };
-    let mut count = None;
-    let mut a = Args::new(&args[end_idx + 1..]);
-    while !a.is_empty() {
-        let opt = a.next_keyword()?;
-        if opt == "COUNT" && count.is_none() && !a.is_empty() {
-            match parse_i64(a.next_bytes()?) {
-                Some(n) if n >= 1 => count = Some(n as u64),
-                _ => return Err("ERR count should be greater than 0".into()),
-            }
-        } else {
-            return Err(errors::SYNTAX.into());
-        }
-    }
-    Ok(MpopArgs {
-        keys: &args[1..end_idx],
-        second_end,
-        count: count.unwrap_or(1),
-    })
-}
+pub(crate) use rampart_proto::parse::collection::{MpopArgs, ScanArgs};
 
 /// Appends the reply items of one matching element: `(element, value, out)`.
 pub(crate) type Emit<'a> = dyn FnMut(&[u8], &[u8], &mut Vec<Reply>) + 'a;
@@ -182,43 +132,9 @@ pub(crate) fn hashed_elements<R: DataRead + ?Sized>(
     Ok(out)
 }
 
-/// The arguments of HSCAN/SSCAN/ZSCAN after the key.
-pub(crate) struct ScanArgs<'a> {
-    pub cursor: u64,
-    pub pattern: Option<&'a [u8]>,
-    pub count: u64,
-}
-
-/// Parses `cursor [MATCH pattern] [COUNT count]` like Redis.
+/// Parses HSCAN/SSCAN/ZSCAN's `cursor [MATCH pattern] [COUNT count]`.
 pub(crate) fn parse_scan_args(args: &[Vec<u8>]) -> Result<ScanArgs<'_>, CmdError> {
-    let mut a = Args::new(args);
-    let cursor = parse_cursor(a.next_bytes()?)?;
-    let mut out = ScanArgs {
-        cursor,
-        pattern: None,
-        count: 10,
-    };
-    while !a.is_empty() {
-        let opt = a.next_keyword()?;
-        if a.is_empty() {
-            return Err(errors::SYNTAX.into());
-        }
-        match opt.as_str() {
-            "COUNT" => {
-                let n = a.next_i64()?;
-                if n < 1 {
-                    return Err(errors::SYNTAX.into());
-                }
-                out.count = n as u64;
-            }
-            "MATCH" => {
-                let p = a.next_bytes()?;
-                out.pattern = (p != b"*").then_some(p);
-            }
-            _ => return Err(errors::SYNTAX.into()),
-        }
-    }
-    Ok(out)
+    Ok(parse::collection::scan_args(args, false)?)
 }
 
 /// One page of a hashed-element scan under `prefix`: the cursor is `eh + 1`
@@ -389,42 +305,12 @@ pub(crate) fn random_elements<R: DataRead + ?Sized>(
     Ok(out)
 }
 
-/// Redis 7.2's reply to an integer outside `[-LONG_MAX, LONG_MAX]` where it
-/// negates the value (`getRangeLongFromObjectOrReply`).
-pub(crate) const OUTSIDE_LONG_RANGE: &str =
-    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
-
-/// Parses HRANDFIELD/ZRANDMEMBER's `[count [OPTION]]` (OPTION = WITHVALUES or
-/// WITHSCORES): whether the option is given, and the parsed count if any.
-/// Redis checks the option before the count.
+/// [`rampart_proto::parse::collection::random_args`] as a command error.
 pub(crate) fn parse_random_args(
     args: &[Vec<u8>],
     option: &[u8],
 ) -> Result<(bool, Option<(u64, bool)>), CmdError> {
-    let with_option = match args.get(2) {
-        Some(opt) if args.len() == 3 && opt.eq_ignore_ascii_case(option) => true,
-        Some(_) => return Err(errors::SYNTAX.into()),
-        None => false,
-    };
-    let counted = match args.get(1) {
-        Some(raw) => Some(parse_random_count(raw)?),
-        None => None,
-    };
-    Ok((with_option, counted))
-}
-
-/// Parses the count of HRANDFIELD/SRANDMEMBER/ZRANDMEMBER: `(k, distinct)`.
-pub(crate) fn parse_random_count(raw: &[u8]) -> Result<(u64, bool), CmdError> {
-    let n = rampart_proto::args::parse_i64(raw).ok_or(errors::NOT_INTEGER)?;
-    if n == i64::MIN {
-        return Err(OUTSIDE_LONG_RANGE.into());
-    }
-    // Redis 7.2's fix for CVE-2023-25155: a count whose double (WITHSCORES,
-    // WITHVALUES) would overflow is refused.
-    if !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
-        return Err(errors::VALUE_OUT_OF_RANGE.into());
-    }
-    Ok((n.unsigned_abs(), n >= 0))
+    Ok(parse::collection::random_args(args, option)?)
 }
 
 /// A list of (element, value) pairs as a reply of `pair` items: a RESP3

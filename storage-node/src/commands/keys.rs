@@ -2,9 +2,11 @@
 //! family, TTL and friends, PERSIST, KEYS, SCAN and RANDOMKEY.
 
 use rampart_proto::args::Args;
-use rampart_proto::{errors, reply};
+use rampart_proto::parse::collection::ScanArgs;
+use rampart_proto::parse::keys::ExpireCondition;
+use rampart_proto::{errors, parse, reply};
 
-use super::{CmdError, CmdResult};
+use super::CmdResult;
 use crate::engine::keys::{self as layout, HASH_LIMIT};
 use crate::engine::meta::{MetaHeader, ValueType};
 use crate::engine::{live_meta, DataRead, EngineError, Pair, Txn};
@@ -13,12 +15,6 @@ use rampart_proto::glob::glob_match;
 /// Visitor of [`for_each_live_key`]: `(h, user_key, header)`, where the
 /// header is `None` for an expired record; returns whether to go on.
 type KeyVisitor<'a> = dyn FnMut(u64, &[u8], Option<MetaHeader>) -> bool + 'a;
-
-const GT_LT_CONFLICT: &str = "ERR GT and LT options at the same time are not compatible";
-const INVALID_CURSOR: &str = "ERR invalid cursor";
-
-/// SCAN's default COUNT, as in Redis.
-const DEFAULT_SCAN_COUNT: u64 = 10;
 
 pub fn del(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
     let mut removed = 0;
@@ -102,14 +98,7 @@ fn sub_keys<R: DataRead + ?Sized>(r: &R, prefix: &[u8]) -> Result<Vec<Pair>, Eng
     Ok(out)
 }
 
-/// How EXPIRE-family commands read their time argument.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExpireBase {
-    RelativeSeconds,
-    RelativeMillis,
-    AbsSeconds,
-    AbsMillis,
-}
+pub use rampart_proto::parse::keys::ExpireBase;
 
 /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key time [NX | XX | GT | LT].
 pub fn expire(
@@ -122,40 +111,8 @@ pub fn expire(
     let mut a = Args::new(args);
     let key = a.next_bytes()?;
     let time = a.next_bytes()?;
-    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
-    for opt in a.rest() {
-        match opt.to_ascii_uppercase().as_slice() {
-            b"NX" => nx = true,
-            b"XX" => xx = true,
-            b"GT" => gt = true,
-            b"LT" => lt = true,
-            _ => {
-                return Err(
-                    format!("ERR Unsupported option {}", String::from_utf8_lossy(opt)).into(),
-                )
-            }
-        }
-    }
-    if nx && (xx || gt || lt) {
-        return Err(errors::NX_XX_GT_LT_CONFLICT.into());
-    }
-    if gt && lt {
-        return Err(GT_LT_CONFLICT.into());
-    }
-    let mut when = rampart_proto::args::parse_i64(time).ok_or(errors::NOT_INTEGER)?;
-    if matches!(base, ExpireBase::RelativeSeconds | ExpireBase::AbsSeconds) {
-        when = when
-            .checked_mul(1000)
-            .ok_or_else(|| errors::invalid_expire(command))?;
-    }
-    if matches!(
-        base,
-        ExpireBase::RelativeSeconds | ExpireBase::RelativeMillis
-    ) {
-        when = when
-            .checked_add(now)
-            .ok_or_else(|| errors::invalid_expire(command))?;
-    }
+    let ExpireCondition { nx, xx, gt, lt } = parse::keys::expire_condition(a.rest())?;
+    let when = parse::keys::expire_when(time, base, now, command)?;
     let Some(mut meta) = live_meta(&*txn, key, now)? else {
         return Ok(reply::integer(0));
     };
@@ -271,31 +228,6 @@ pub fn keys<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResul
     Ok(reply::array(found))
 }
 
-/// Parses a SCAN cursor like Redis's `strtoul`: optional sign, decimal
-/// digits, no spaces; "-1" wraps around.
-pub(super) fn parse_cursor(raw: &[u8]) -> Result<u64, CmdError> {
-    let (negative, digits) = match raw.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        Some((b'+', rest)) => (false, rest),
-        _ => (false, raw),
-    };
-    if !digits.iter().all(u8::is_ascii_digit) || (digits.is_empty() && raw != b"") {
-        return Err(INVALID_CURSOR.into());
-    }
-    let mut value: u64 = 0;
-    for &d in digits {
-        value = value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add((d - b'0') as u64))
-            .ok_or(INVALID_CURSOR)?;
-    }
-    Ok(if negative {
-        value.wrapping_neg()
-    } else {
-        value
-    })
-}
-
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type].
 ///
 /// The cursor is `h + 1` of the next key to visit (see `engine::keys`).
@@ -303,33 +235,12 @@ pub(super) fn parse_cursor(raw: &[u8]) -> Result<u64, CmdError> {
 /// concurrent writes every key is returned exactly once, and the cursor
 /// always advances.
 pub fn scan<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult {
-    let mut a = Args::new(args);
-    let cursor = parse_cursor(a.next_bytes()?)?;
-    let mut count = DEFAULT_SCAN_COUNT;
-    let mut pattern: Option<&[u8]> = None;
-    let mut type_name: Option<String> = None;
-    while !a.is_empty() {
-        let opt = a.next_keyword()?;
-        if a.is_empty() {
-            return Err(errors::SYNTAX.into());
-        }
-        match opt.as_str() {
-            "COUNT" => {
-                let n = a.next_i64()?;
-                if n < 1 {
-                    return Err(errors::SYNTAX.into());
-                }
-                count = n as u64;
-            }
-            "MATCH" => {
-                let p = a.next_bytes()?;
-                pattern = (p != b"*").then_some(p);
-            }
-            "TYPE" => type_name = Some(String::from_utf8_lossy(a.next_bytes()?).into_owned()),
-            _ => return Err(errors::SYNTAX.into()),
-        }
-    }
-
+    let ScanArgs {
+        cursor,
+        pattern,
+        count,
+        type_name,
+    } = parse::collection::scan_args(args, true)?;
     let start_h = cursor.saturating_sub(1);
     let mut found = Vec::new();
     let mut next_cursor = 0u64;
@@ -749,16 +660,5 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         assert_eq!(seen, expected);
-    }
-
-    #[test]
-    fn cursor_parsing_matches_strtoul() {
-        assert_eq!(parse_cursor(b"0").unwrap(), 0);
-        assert_eq!(parse_cursor(b"").unwrap(), 0);
-        assert_eq!(parse_cursor(b"+5").unwrap(), 5);
-        assert_eq!(parse_cursor(b"-1").unwrap(), u64::MAX);
-        assert!(parse_cursor(b" 1").is_err());
-        assert!(parse_cursor(b"1 ").is_err());
-        assert!(parse_cursor(b"-").is_err());
     }
 }

@@ -7,8 +7,9 @@
 //! (O(min(i, n - i)) writes after the O(i) pivot search), LREM rewrites the
 //! elements after the first removed one.
 
-use rampart_proto::args::{parse_i64, Args};
-use rampart_proto::{errors, reply};
+use rampart_proto::args::parse_i64;
+use rampart_proto::parse::lists::LposOptions;
+use rampart_proto::{errors, parse, reply};
 
 use super::collection as coll;
 use super::{CmdError, CmdResult};
@@ -150,11 +151,7 @@ fn load<R: DataRead + ?Sized>(r: &R, key: &[u8], now: i64) -> Result<Option<List
 }
 
 fn parse_side(raw: &[u8]) -> Result<bool, CmdError> {
-    match raw.to_ascii_uppercase().as_slice() {
-        b"LEFT" => Ok(true),
-        b"RIGHT" => Ok(false),
-        _ => Err(errors::SYNTAX.into()),
-    }
+    Ok(parse::lists::side(raw)?)
 }
 
 /// LPUSH / RPUSH (`only_existing` false) and LPUSHX / RPUSHX.
@@ -304,11 +301,7 @@ fn all<R: DataRead + ?Sized>(r: &R, list: &List) -> Result<Vec<Vec<u8>>, CmdErro
 /// LINSERT key BEFORE | AFTER pivot element.
 pub fn linsert(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
     let key = &args[0];
-    let after = match args[1].to_ascii_uppercase().as_slice() {
-        b"BEFORE" => false,
-        b"AFTER" => true,
-        _ => return Err(errors::SYNTAX.into()),
-    };
+    let after = parse::lists::insert_after(&args[1])?;
     let (pivot, value) = (&args[2], &args[3]);
     let Some(mut list) = load(&*txn, key, now)? else {
         return Ok(reply::integer(0));
@@ -409,35 +402,11 @@ pub fn lrem(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
 /// LPOS key element [RANK rank] [COUNT num-matches] [MAXLEN len].
 pub fn lpos<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult {
     let (key, element) = (&args[0], &args[1]);
-    let (mut rank, mut count, mut maxlen) = (1i64, None, 0i64);
-    let mut a = Args::new(&args[2..]);
-    while !a.is_empty() {
-        let opt = a.next_keyword()?;
-        if a.is_empty() {
-            return Err(errors::SYNTAX.into());
-        }
-        match opt.as_str() {
-            "RANK" => {
-                rank = a.next_i64()?;
-                if rank == 0 {
-                    return Err("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list".into());
-                }
-                if rank == i64::MIN {
-                    return Err(coll::OUTSIDE_LONG_RANGE.into());
-                }
-            }
-            "COUNT" => {
-                // Redis answers these texts for non-integers too.
-                let n = parse_i64(a.next_bytes()?).filter(|n| *n >= 0);
-                count = Some(n.ok_or("ERR COUNT can't be negative")?);
-            }
-            "MAXLEN" => {
-                let n = parse_i64(a.next_bytes()?).filter(|n| *n >= 0);
-                maxlen = n.ok_or("ERR MAXLEN can't be negative")?;
-            }
-            _ => return Err(errors::SYNTAX.into()),
-        }
-    }
+    let LposOptions {
+        rank,
+        count,
+        maxlen,
+    } = parse::lists::lpos_options(&args[2..])?;
     let none = || match count {
         Some(_) => reply::array(Vec::new()),
         None => reply::null(),
@@ -523,7 +492,7 @@ pub fn rpoplpush(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
 }
 
 fn parse_mpop(args: &[Vec<u8>]) -> Result<coll::MpopArgs<'_>, CmdError> {
-    coll::parse_mpop(args, ["LEFT", "RIGHT"])
+    Ok(parse::lists::mpop(args)?)
 }
 
 /// Pops up to `count` elements from the first non-empty list of `keys`:

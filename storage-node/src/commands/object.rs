@@ -8,6 +8,7 @@
 //! never the whole collection.
 
 use rampart_proto::args::{parse_i64, Args};
+use rampart_proto::parse::keys::{CopyOptions, ObjectSub};
 use rampart_proto::{errors, reply};
 
 use super::collection as coll;
@@ -56,34 +57,23 @@ const SAME_OBJECT: &str = "ERR source and destination objects are the same";
 
 /// OBJECT <subcommand> [key].
 pub fn object<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult {
-    let mut a = Args::new(args);
-    let sub_raw = a.next_bytes()?;
-    let sub = String::from_utf8_lossy(sub_raw).to_ascii_lowercase();
-    // Subcommand arities, as Redis checks them: `object|help` takes no key.
-    let arity = match sub.as_str() {
-        "help" => 0,
-        "encoding" | "freq" | "idletime" | "refcount" => 1,
-        _ => return Err(errors::unknown_subcommand("object", sub_raw).into()),
-    };
-    if args.len() - 1 != arity {
-        return Err(errors::wrong_arity(&format!("object|{sub}")).into());
-    }
-    if sub == "help" {
+    let sub = rampart_proto::parse::keys::object_subcommand(args)?;
+    if sub == ObjectSub::Help {
         return Ok(reply::array(
             HELP.iter().map(|l| reply::status(*l)).collect(),
         ));
     }
-    let key = a.next_bytes()?;
+    let key = &args[1];
     let Some(meta) = live_meta(r, key, now)? else {
         return Ok(reply::null());
     };
-    Ok(match sub.as_str() {
-        "encoding" => reply::bulk(encoding(r, key, &meta)?),
+    Ok(match sub {
+        ObjectSub::Encoding => reply::bulk(encoding(r, key, &meta)?),
         // Rampart does not track access times; the default policy
         // (noeviction) makes FREQ an error in Redis too.
-        "freq" => return Err(NO_LFU.into()),
-        "idletime" => reply::integer(0),
-        _ => reply::integer(refcount(&meta)),
+        ObjectSub::Freq => return Err(NO_LFU.into()),
+        ObjectSub::IdleTime => reply::integer(0),
+        ObjectSub::RefCount | ObjectSub::Help => reply::integer(refcount(&meta)),
     })
 }
 
@@ -243,21 +233,7 @@ pub fn copy(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
     let mut a = Args::new(args);
     let source = a.next_bytes()?;
     let target = a.next_bytes()?;
-    let mut replace = false;
-    let mut db = 0i64;
-    while !a.is_empty() {
-        let opt = a.next_keyword()?;
-        match opt.as_str() {
-            "REPLACE" => replace = true,
-            "DB" if !a.is_empty() => {
-                let raw = a.next_bytes()?;
-                db = parse_i64(raw)
-                    .filter(|n| i32::try_from(*n).is_ok())
-                    .ok_or(errors::NOT_INTEGER)?;
-            }
-            _ => return Err(errors::SYNTAX.into()),
-        }
-    }
+    let CopyOptions { replace, db } = rampart_proto::parse::keys::copy_options(a.rest())?;
     if db != 0 {
         return Err(errors::DB_INDEX_OUT_OF_RANGE.into());
     }

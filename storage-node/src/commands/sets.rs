@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use rampart_proto::args::{parse_i64, Args};
-use rampart_proto::{errors, reply, Reply};
+use rampart_proto::{errors, parse, reply, Reply};
 
 use super::collection::{self as coll, SplitMix};
 use super::{CmdError, CmdResult};
@@ -139,14 +139,8 @@ fn set_reply(members: Vec<Vec<u8>>) -> Reply {
 
 /// SRANDMEMBER key [count].
 pub fn srandmember<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult {
-    if args.len() > 2 {
-        return Err(errors::SYNTAX.into());
-    }
+    let counted = parse::sets::srandmember(args)?;
     let key = &args[0];
-    let counted = match args.get(1) {
-        Some(raw) => Some(coll::parse_random_count(raw)?),
-        None => None,
-    };
     let meta = coll::lookup(r, key, KIND, now)?;
     let mut rng = SplitMix(rand::random());
     let (k, distinct) = counted.unwrap_or((1, true));
@@ -351,39 +345,10 @@ pub fn combine_store(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64, op: Op) -> C
 
 /// SINTERCARD numkeys key [key ...] [LIMIT limit].
 pub fn sintercard<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult {
-    let (keys, rest) = numkeys_split(args)?;
-    let mut limit = 0usize;
-    let mut a = Args::new(rest);
-    while !a.is_empty() {
-        match a.next_keyword()?.as_str() {
-            "LIMIT" if !a.is_empty() => {
-                // Redis answers this one text for a negative or non-integer
-                // LIMIT alike.
-                let n = parse_i64(a.next_bytes()?).filter(|n| *n >= 0);
-                limit = n.ok_or("ERR LIMIT can't be negative")? as usize;
-            }
-            _ => return Err(errors::SYNTAX.into()),
-        }
-    }
+    let (keys, limit) = parse::sets::intercard(args)?;
     Ok(reply::integer(
         combine(r, keys, Op::Inter, now, limit)?.len() as i64,
     ))
-}
-
-/// Splits `numkeys key... rest` with Redis's checks.
-/// The keys of a `numkeys key...` command and the arguments after them.
-type KeysAndRest<'a> = (&'a [Vec<u8>], &'a [Vec<u8>]);
-
-pub(crate) fn numkeys_split(args: &[Vec<u8>]) -> Result<KeysAndRest<'_>, CmdError> {
-    // Redis answers this one text for a non-integer numkeys too.
-    let n = parse_i64(&args[0])
-        .filter(|n| *n > 0)
-        .ok_or("ERR numkeys should be greater than 0")?;
-    let n = n as usize;
-    if n > args.len() - 1 {
-        return Err("ERR Number of keys can't be greater than number of args".into());
-    }
-    Ok((&args[1..=n], &args[n + 1..]))
 }
 
 pub fn sscan<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult {

@@ -3,7 +3,8 @@
 //! every command here is one point read plus at most one meta write.
 
 use rampart_proto::args::{parse_f64, parse_i64, Args};
-use rampart_proto::{errors, reply, Reply};
+use rampart_proto::parse::strings::{ExpireKind, LcsOptions};
+use rampart_proto::{errors, parse, reply, Reply};
 
 use super::{CmdError, CmdResult};
 use crate::engine::meta::{Meta, ValueType};
@@ -22,15 +23,6 @@ const DECREMENT_OVERFLOW: &str = "ERR decrement would overflow";
 pub enum Unit {
     Seconds,
     Millis,
-}
-
-/// The expiry options of SET and GETEX.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ExpireKind {
-    Ex,
-    Px,
-    ExAt,
-    PxAt,
 }
 
 /// The live string value of `key`: `None` when absent, WRONGTYPE when the
@@ -70,76 +62,9 @@ fn write_string(
     Ok(())
 }
 
-/// The absolute deadline in ms for an expiry option, with Redis's checks:
-/// the number must be positive and the result must not overflow.
+/// [`rampart_proto::parse::strings::expire_deadline`] as a command error.
 fn expire_deadline(kind: ExpireKind, raw: &[u8], now: i64, command: &str) -> Result<i64, CmdError> {
-    let value = parse_i64(raw).ok_or(errors::NOT_INTEGER)?;
-    let seconds = matches!(kind, ExpireKind::Ex | ExpireKind::ExAt);
-    if value <= 0 || (seconds && value > i64::MAX / 1000) {
-        return Err(errors::invalid_expire(command).into());
-    }
-    let mut ms = if seconds { value * 1000 } else { value };
-    if matches!(kind, ExpireKind::Ex | ExpireKind::Px) {
-        ms = ms
-            .checked_add(now)
-            .ok_or_else(|| errors::invalid_expire(command))?;
-    }
-    if ms <= 0 {
-        return Err(errors::invalid_expire(command).into());
-    }
-    Ok(ms)
-}
-
-#[derive(Default)]
-struct SetFlags<'a> {
-    nx: bool,
-    xx: bool,
-    get: bool,
-    keep_ttl: bool,
-    persist: bool,
-    expire: Option<(ExpireKind, &'a [u8])>,
-}
-
-/// Parses SET's (`for_set`) or GETEX's options exactly like Redis's
-/// `parseExtendedStringArgumentsOrReply`: a repeated option is fine,
-/// conflicting ones are `ERR syntax error`.
-fn parse_set_flags(options: &[Vec<u8>], for_set: bool) -> Result<SetFlags<'_>, CmdError> {
-    let mut flags = SetFlags::default();
-    let mut i = 0;
-    while i < options.len() {
-        let opt = options[i].to_ascii_uppercase();
-        let next = options.get(i + 1);
-        let expire_kind = match opt.as_slice() {
-            b"EX" => Some(ExpireKind::Ex),
-            b"PX" => Some(ExpireKind::Px),
-            b"EXAT" => Some(ExpireKind::ExAt),
-            b"PXAT" => Some(ExpireKind::PxAt),
-            _ => None,
-        };
-        let other_expire = |kind| matches!(flags.expire, Some((k, _)) if k != kind);
-        match opt.as_slice() {
-            b"NX" if for_set && !flags.xx => flags.nx = true,
-            b"XX" if for_set && !flags.nx => flags.xx = true,
-            b"GET" if for_set => flags.get = true,
-            b"KEEPTTL" if for_set && !flags.persist && flags.expire.is_none() => {
-                flags.keep_ttl = true
-            }
-            b"PERSIST" if !for_set && flags.expire.is_none() && !flags.keep_ttl => {
-                flags.persist = true
-            }
-            _ => match (expire_kind, next) {
-                (Some(kind), Some(value))
-                    if !flags.keep_ttl && !flags.persist && !other_expire(kind) =>
-                {
-                    flags.expire = Some((kind, value.as_slice()));
-                    i += 1;
-                }
-                _ => return Err(errors::SYNTAX.into()),
-            },
-        }
-        i += 1;
-    }
-    Ok(flags)
+    Ok(parse::strings::expire_deadline(kind, raw, now, command)?)
 }
 
 fn key_arg(args: &[Vec<u8>]) -> Result<&[u8], CmdError> {
@@ -208,19 +133,12 @@ pub fn lcs<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult
         other => Ok(other.map_or_else(Vec::new, |m| m.payload)),
     };
     let (va, vb) = (value(key_a)?, value(key_b)?);
-    let (mut get_len, mut get_idx, mut with_len, mut min_len) = (false, false, false, 0i64);
-    while !a.is_empty() {
-        match a.next_keyword()?.as_str() {
-            "LEN" => get_len = true,
-            "IDX" => get_idx = true,
-            "WITHMATCHLEN" => with_len = true,
-            "MINMATCHLEN" if !a.is_empty() => min_len = a.next_i64()?.max(0),
-            _ => return Err(errors::SYNTAX.into()),
-        }
-    }
-    if get_idx && get_len {
-        return Err("ERR If you want both the length and indexes, please just use IDX.".into());
-    }
+    let LcsOptions {
+        len: get_len,
+        idx: get_idx,
+        with_match_len: with_len,
+        min_match_len: min_len,
+    } = parse::strings::lcs_options(a.rest())?;
     let (alen, blen) = (va.len(), vb.len());
     let cells = (alen as u64 + 1).saturating_mul(blen as u64 + 1);
     if cells.saturating_mul(4) > max_string_len() {
@@ -303,7 +221,7 @@ pub fn set(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
     let mut a = Args::new(args);
     let key = a.next_bytes()?;
     let value = a.next_bytes()?;
-    let flags = parse_set_flags(a.rest(), true)?;
+    let flags = parse::strings::set_flags(a.rest(), true)?;
     let deadline = match flags.expire {
         Some((kind, raw)) => Some(expire_deadline(kind, raw, now, "set")?),
         None => None,
@@ -425,7 +343,7 @@ pub fn getdel(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
 pub fn getex(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
     let mut a = Args::new(args);
     let key = a.next_bytes()?;
-    let flags = parse_set_flags(a.rest(), false)?;
+    let flags = parse::strings::set_flags(a.rest(), false)?;
     let Some(mut meta) = live_string(&*txn, key, now)? else {
         return Ok(reply::null());
     };

@@ -7,9 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use rampart_proto::args::{parse_f64, parse_i64};
+pub use rampart_proto::parse::zsets::{AddFlags, RangeCmd, RemBy, SetOp};
+use rampart_proto::parse::zsets::{Aggregate, CombineOptions, LexBound, Range, RangeQuery};
 use rampart_proto::reply::format_double;
-use rampart_proto::{errors, reply, Reply};
+use rampart_proto::{errors, parse, reply, Reply};
 
 use super::collection::{self as coll, SplitMix};
 use super::{CmdError, CmdResult};
@@ -21,8 +22,6 @@ const KIND: ValueType = ValueType::ZSet;
 
 /// A member and its score.
 type Scored = (Vec<u8>, f64);
-const NOT_FLOAT_RANGE: &str = "ERR min or max is not a float";
-const NOT_LEX_RANGE: &str = "ERR min or max not valid string range item";
 const NAN_SCORE: &str = "ERR resulting score is not a number (NaN)";
 
 /// The two index prefixes of one zset.
@@ -224,16 +223,6 @@ fn members_reply(items: Vec<Scored>, with_scores: bool) -> Reply {
 // ZADD / ZINCRBY / ZREM
 // ---------------------------------------------------------------------------
 
-#[derive(Default)]
-pub(super) struct AddFlags {
-    pub nx: bool,
-    pub xx: bool,
-    pub gt: bool,
-    pub lt: bool,
-    pub ch: bool,
-    pub incr: bool,
-}
-
 /// ZADD's work after option parsing; `pairs` is score, member, ... (GEOADD
 /// calls it with geohash scores, as Redis does).
 pub(super) fn zadd_generic(
@@ -243,22 +232,7 @@ pub(super) fn zadd_generic(
     pairs: &[Vec<u8>],
     now: i64,
 ) -> CmdResult {
-    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
-        return Err(errors::SYNTAX.into());
-    }
-    if flags.nx && flags.xx {
-        return Err("ERR XX and NX options at the same time are not compatible".into());
-    }
-    if (flags.nx && (flags.gt || flags.lt)) || (flags.gt && flags.lt) {
-        return Err(errors::GT_LT_NX_CONFLICT.into());
-    }
-    if flags.incr && pairs.len() > 2 {
-        return Err("ERR INCR option supports a single increment-element pair".into());
-    }
-    let mut scores = Vec::with_capacity(pairs.len() / 2);
-    for pair in pairs.chunks(2) {
-        scores.push(parse_f64(&pair[0]).ok_or(errors::NOT_FLOAT)?);
-    }
+    let scores = parse::zsets::zadd_scores(&flags, pairs)?;
     let existing = coll::lookup(&*txn, key, KIND, now)?;
     if existing.is_none() && flags.xx {
         return Ok(if flags.incr {
@@ -321,20 +295,8 @@ pub(super) fn zadd_generic(
 /// ZADD key [NX | XX] [GT | LT] [CH] [INCR] score member [score member ...]
 pub fn zadd(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
     let key = &args[0];
-    let mut flags = AddFlags::default();
-    let mut i = 1;
-    while i < args.len() {
-        match args[i].to_ascii_uppercase().as_slice() {
-            b"NX" => flags.nx = true,
-            b"XX" => flags.xx = true,
-            b"GT" => flags.gt = true,
-            b"LT" => flags.lt = true,
-            b"CH" => flags.ch = true,
-            b"INCR" => flags.incr = true,
-            _ => break,
-        }
-        i += 1;
-    }
+    let (flags, used) = parse::zsets::zadd_flags(&args[1..]);
+    let i = 1 + used;
     zadd_generic(txn, key, flags, &args[i..], now)
 }
 
@@ -405,15 +367,7 @@ pub fn zmscore<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdRe
 /// holds no subtree counts, so the rank is counted.
 pub fn zrank<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64, rev: bool) -> CmdResult {
     let key = &args[0];
-    if args.len() > 3 {
-        // The table's arity is "at least 2"; Redis caps it here.
-        return Err(errors::wrong_arity(if rev { "zrevrank" } else { "zrank" }).into());
-    }
-    let with_score = match args.get(2) {
-        Some(opt) if opt.eq_ignore_ascii_case(b"WITHSCORE") => true,
-        Some(_) => return Err(errors::SYNTAX.into()),
-        None => false,
-    };
+    let with_score = parse::zsets::zrank_with_score(args, rev)?;
     let missing = if with_score {
         reply::null_array()
     } else {
@@ -450,135 +404,6 @@ pub fn zrank<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64, rev: bool)
 // ---------------------------------------------------------------------------
 // Ranges
 // ---------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy)]
-struct ScoreRange {
-    min: f64,
-    min_ex: bool,
-    max: f64,
-    max_ex: bool,
-}
-
-impl ScoreRange {
-    fn parse(min: &[u8], max: &[u8]) -> Result<ScoreRange, CmdError> {
-        let bound = |raw: &[u8]| -> Result<(f64, bool), CmdError> {
-            let (ex, text) = match raw.split_first() {
-                Some((b'(', rest)) => (true, rest),
-                _ => (false, raw),
-            };
-            Ok((parse_f64(text).ok_or(NOT_FLOAT_RANGE)?, ex))
-        };
-        let (min, min_ex) = bound(min)?;
-        let (max, max_ex) = bound(max)?;
-        Ok(ScoreRange {
-            min,
-            min_ex,
-            max,
-            max_ex,
-        })
-    }
-
-    fn is_empty(&self) -> bool {
-        self.min > self.max || (self.min == self.max && (self.min_ex || self.max_ex))
-    }
-
-    fn above_min(&self, s: f64) -> bool {
-        if self.min_ex {
-            s > self.min
-        } else {
-            s >= self.min
-        }
-    }
-
-    fn below_max(&self, s: f64) -> bool {
-        if self.max_ex {
-            s < self.max
-        } else {
-            s <= self.max
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum LexBound {
-    NegInf,
-    PosInf,
-    Incl(Vec<u8>),
-    Excl(Vec<u8>),
-}
-
-impl LexBound {
-    fn parse(raw: &[u8]) -> Result<LexBound, CmdError> {
-        match raw.split_first() {
-            Some((b'-', [])) => Ok(LexBound::NegInf),
-            Some((b'+', [])) => Ok(LexBound::PosInf),
-            Some((b'[', rest)) => Ok(LexBound::Incl(rest.to_vec())),
-            Some((b'(', rest)) => Ok(LexBound::Excl(rest.to_vec())),
-            _ => Err(NOT_LEX_RANGE.into()),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct LexRange {
-    min: LexBound,
-    max: LexBound,
-}
-
-impl LexRange {
-    fn parse(min: &[u8], max: &[u8]) -> Result<LexRange, CmdError> {
-        Ok(LexRange {
-            min: LexBound::parse(min)?,
-            max: LexBound::parse(max)?,
-        })
-    }
-
-    fn above_min(&self, m: &[u8]) -> bool {
-        match &self.min {
-            LexBound::NegInf => true,
-            LexBound::PosInf => false,
-            LexBound::Incl(b) => m >= b.as_slice(),
-            LexBound::Excl(b) => m > b.as_slice(),
-        }
-    }
-
-    fn below_max(&self, m: &[u8]) -> bool {
-        match &self.max {
-            LexBound::NegInf => false,
-            LexBound::PosInf => true,
-            LexBound::Incl(b) => m <= b.as_slice(),
-            LexBound::Excl(b) => m < b.as_slice(),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        match (&self.min, &self.max) {
-            (LexBound::PosInf, _) | (_, LexBound::NegInf) => true,
-            (LexBound::NegInf, _) | (_, LexBound::PosInf) => false,
-            (LexBound::Incl(a), LexBound::Incl(b)) => a > b,
-            (LexBound::Incl(a) | LexBound::Excl(a), LexBound::Incl(b) | LexBound::Excl(b)) => {
-                a >= b
-            }
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-enum Range {
-    Rank(i64, i64),
-    Score(ScoreRange),
-    Lex(LexRange),
-}
-
-/// A parsed ZRANGE-family request (`min`/`max` already swapped for REV).
-struct RangeQuery {
-    range: Range,
-    rev: bool,
-    offset: i64,
-    /// Negative = no limit.
-    limit: i64,
-    with_scores: bool,
-}
 
 /// The members of `range` in the requested order, after LIMIT.
 fn run_range<R: DataRead + ?Sized>(
@@ -738,93 +563,11 @@ fn collect_limited<R: DataRead + ?Sized>(
     })
 }
 
-/// How a ZRANGE-family command was called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RangeCmd {
-    /// ZRANGE / ZRANGESTORE: BYSCORE, BYLEX and REV are options.
-    Auto,
-    /// ZRANGEBYSCORE / ZREVRANGEBYSCORE.
-    Score { rev: bool },
-    /// ZRANGEBYLEX / ZREVRANGEBYLEX.
-    Lex { rev: bool },
-    /// ZREVRANGE.
-    RevRank,
-}
-
-/// Parses `min max [options]` like Redis's `zrangeGenericCommand`.
-fn parse_range(args: &[Vec<u8>], cmd: RangeCmd, store: bool) -> Result<RangeQuery, CmdError> {
-    #[derive(PartialEq)]
-    enum Type {
-        Auto,
-        Rank,
-        Score,
-        Lex,
-    }
-    let (mut kind, mut rev) = match cmd {
-        RangeCmd::Auto => (Type::Auto, None),
-        RangeCmd::Score { rev } => (Type::Score, Some(rev)),
-        RangeCmd::Lex { rev } => (Type::Lex, Some(rev)),
-        RangeCmd::RevRank => (Type::Rank, Some(true)),
-    };
-    let (mut offset, mut limit, mut with_scores, mut has_limit) = (0i64, -1i64, false, false);
-    let mut j = 2;
-    while j < args.len() {
-        let left = args.len() - j - 1;
-        let opt = args[j].to_ascii_uppercase();
-        match opt.as_slice() {
-            b"WITHSCORES" if !store => with_scores = true,
-            b"LIMIT" if left >= 2 => {
-                offset = parse_i64(&args[j + 1]).ok_or(errors::NOT_INTEGER)?;
-                limit = parse_i64(&args[j + 2]).ok_or(errors::NOT_INTEGER)?;
-                has_limit = true;
-                j += 2;
-            }
-            b"REV" if rev.is_none() => rev = Some(true),
-            b"BYSCORE" if kind == Type::Auto => kind = Type::Score,
-            b"BYLEX" if kind == Type::Auto => kind = Type::Lex,
-            _ => return Err(errors::SYNTAX.into()),
-        }
-        j += 1;
-    }
-    if kind == Type::Auto {
-        kind = Type::Rank;
-    }
-    let rev = rev.unwrap_or(false);
-    if has_limit && kind == Type::Rank {
-        return Err(
-            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
-                .into(),
-        );
-    }
-    if with_scores && kind == Type::Lex {
-        return Err("ERR syntax error, WITHSCORES not supported in combination with BYLEX".into());
-    }
-    let (mut min, mut max) = (&args[0], &args[1]);
-    if rev && kind != Type::Rank {
-        std::mem::swap(&mut min, &mut max);
-    }
-    let range = match kind {
-        Type::Score => Range::Score(ScoreRange::parse(min, max)?),
-        Type::Lex => Range::Lex(LexRange::parse(min, max)?),
-        _ => Range::Rank(
-            parse_i64(min).ok_or(errors::NOT_INTEGER)?,
-            parse_i64(max).ok_or(errors::NOT_INTEGER)?,
-        ),
-    };
-    Ok(RangeQuery {
-        range,
-        rev,
-        offset,
-        limit,
-        with_scores,
-    })
-}
-
 /// ZRANGE, ZREVRANGE, ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZRANGEBYLEX,
 /// ZREVRANGEBYLEX: `key min max [options]`.
 pub fn zrange<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64, cmd: RangeCmd) -> CmdResult {
     let key = &args[0];
-    let q = parse_range(&args[1..], cmd, false)?;
+    let q = parse::zsets::range(&args[1..], cmd, false)?;
     let items = match coll::lookup(r, key, KIND, now)? {
         Some(meta) => run_range(r, key, &meta, &q)?,
         None => Vec::new(),
@@ -835,7 +578,7 @@ pub fn zrange<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64, cmd: Rang
 /// ZRANGESTORE dst src min max [BYSCORE | BYLEX] [REV] [LIMIT offset count]
 pub fn zrangestore(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
     let (dest, src) = (&args[0], &args[1]);
-    let q = parse_range(&args[2..], RangeCmd::Auto, true)?;
+    let q = parse::zsets::range(&args[2..], RangeCmd::Auto, true)?;
     let items = match coll::lookup(&*txn, src, KIND, now)? {
         Some(meta) => run_range(&*txn, src, &meta, &q)?,
         None => Vec::new(),
@@ -847,52 +590,22 @@ pub fn zrangestore(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
 /// ZCOUNT key min max / ZLEXCOUNT key min max. O(log n + count).
 pub fn zcount<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64, lex: bool) -> CmdResult {
     let key = &args[0];
-    let range = if lex {
-        Range::Lex(LexRange::parse(&args[1], &args[2])?)
-    } else {
-        Range::Score(ScoreRange::parse(&args[1], &args[2])?)
-    };
+    let by = if lex { RemBy::Lex } else { RemBy::Score };
+    let range = Range::parse(by, &args[1], &args[2])?;
     let Some(meta) = coll::lookup(r, key, KIND, now)? else {
         return Ok(reply::integer(0));
     };
-    let q = RangeQuery {
-        range,
-        rev: false,
-        offset: 0,
-        limit: -1,
-        with_scores: false,
-    };
+    let q = RangeQuery::plain(range);
     Ok(reply::integer(run_range(r, key, &meta, &q)?.len() as i64))
-}
-
-/// What ZREMRANGEBY* selects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RemBy {
-    Rank,
-    Score,
-    Lex,
 }
 
 pub fn zremrange(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64, by: RemBy) -> CmdResult {
     let key = &args[0];
-    let range = match by {
-        RemBy::Rank => Range::Rank(
-            parse_i64(&args[1]).ok_or(errors::NOT_INTEGER)?,
-            parse_i64(&args[2]).ok_or(errors::NOT_INTEGER)?,
-        ),
-        RemBy::Score => Range::Score(ScoreRange::parse(&args[1], &args[2])?),
-        RemBy::Lex => Range::Lex(LexRange::parse(&args[1], &args[2])?),
-    };
+    let range = Range::parse(by, &args[1], &args[2])?;
     let Some(mut meta) = coll::lookup(&*txn, key, KIND, now)? else {
         return Ok(reply::integer(0));
     };
-    let q = RangeQuery {
-        range,
-        rev: false,
-        offset: 0,
-        limit: -1,
-        with_scores: false,
-    };
+    let q = RangeQuery::plain(range);
     let gone = run_range(&*txn, key, &meta, &q)?;
     let idx = Idx::of(key, &meta);
     for (member, score) in &gone {
@@ -937,17 +650,8 @@ fn pop(
 
 /// ZPOPMIN / ZPOPMAX key [count].
 pub fn zpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64, max: bool) -> CmdResult {
-    if args.len() > 2 {
-        return Err(errors::SYNTAX.into());
-    }
+    let count = parse::zsets::zpop_count(args)?;
     let key = &args[0];
-    let count = match args.get(1) {
-        Some(raw) => match parse_i64(raw) {
-            Some(n) if n >= 0 => Some(n as u64),
-            _ => return Err(errors::NOT_POSITIVE.into()),
-        },
-        None => None,
-    };
     let Some(mut meta) = coll::lookup(&*txn, key, KIND, now)? else {
         return Ok(reply::array(Vec::new()));
     };
@@ -965,7 +669,7 @@ pub fn zpop(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64, max: bool) -> CmdResu
 }
 
 fn parse_mpop(args: &[Vec<u8>]) -> Result<coll::MpopArgs<'_>, CmdError> {
-    coll::parse_mpop(args, ["MIN", "MAX"])
+    Ok(parse::zsets::mpop(args)?)
 }
 
 /// Pops from the first non-empty sorted set of `keys`: `[key, [[member,
@@ -1057,21 +761,6 @@ pub fn zrandmember<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> C
 // ZUNION / ZINTER / ZDIFF (+STORE)
 // ---------------------------------------------------------------------------
 
-/// How ZUNION & co combine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SetOp {
-    Union,
-    Inter,
-    Diff,
-}
-
-#[derive(Clone, Copy)]
-enum Aggregate {
-    Sum,
-    Min,
-    Max,
-}
-
 fn aggregate(agg: Aggregate, a: f64, b: f64) -> f64 {
     match agg {
         Aggregate::Sum => {
@@ -1098,45 +787,16 @@ fn combine<R: DataRead + ?Sized>(
     command: &str,
     now: i64,
 ) -> Result<(Vec<Scored>, bool), CmdError> {
-    let n = parse_i64(&args[0]).ok_or(errors::NOT_INTEGER)?;
-    if n < 1 {
-        return Err(format!("ERR at least 1 input key is needed for '{command}' command").into());
-    }
-    let n = n as usize;
-    if n > args.len() - 1 {
-        return Err(errors::SYNTAX.into());
-    }
+    let n = parse::zsets::combine_numkeys(args, command)?;
     let mut inputs = Vec::with_capacity(n);
     for key in &args[1..=n] {
         inputs.push(lookup_zset_or_set(r, key, now)?);
     }
-    let mut weights = vec![1.0; n];
-    let mut agg = Aggregate::Sum;
-    let mut with_scores = false;
-    let mut j = n + 1;
-    while j < args.len() {
-        let remaining = args.len() - j;
-        let opt = args[j].to_ascii_uppercase();
-        if op != SetOp::Diff && remaining > n && opt == b"WEIGHTS" {
-            for (i, w) in weights.iter_mut().enumerate() {
-                *w = parse_f64(&args[j + 1 + i]).ok_or("ERR weight value is not a float")?;
-            }
-            j += n + 1;
-        } else if op != SetOp::Diff && remaining >= 2 && opt == b"AGGREGATE" {
-            agg = match args[j + 1].to_ascii_uppercase().as_slice() {
-                b"SUM" => Aggregate::Sum,
-                b"MIN" => Aggregate::Min,
-                b"MAX" => Aggregate::Max,
-                _ => return Err(errors::SYNTAX.into()),
-            };
-            j += 2;
-        } else if !store && opt == b"WITHSCORES" {
-            with_scores = true;
-            j += 1;
-        } else {
-            return Err(errors::SYNTAX.into());
-        }
-    }
+    let CombineOptions {
+        weights,
+        aggregate: agg,
+        with_scores,
+    } = parse::zsets::combine_options(args, n, op, store)?;
     let weighted = |score: f64, w: f64| {
         let v = score * w;
         if v.is_nan() {
@@ -1212,30 +872,13 @@ pub fn zcombine<R: DataRead + ?Sized>(
 /// ZINTERCARD numkeys key [key ...] [LIMIT limit]: counts the intersection,
 /// stopping at `limit` (0 = no limit) like Redis.
 pub fn zintercard<R: DataRead + ?Sized>(r: &R, args: &[Vec<u8>], now: i64) -> CmdResult {
-    let n = parse_i64(&args[0]).ok_or(errors::NOT_INTEGER)?;
-    if n < 1 {
-        return Err("ERR at least 1 input key is needed for 'zintercard' command".into());
-    }
-    let n = n as usize;
-    if n > args.len() - 1 {
-        return Err(errors::SYNTAX.into());
-    }
+    let n = parse::zsets::combine_numkeys(args, "zintercard")?;
     // Redis checks every key's type before it reads the options.
     let mut inputs = Vec::with_capacity(n);
     for key in &args[1..=n] {
         inputs.push(lookup_zset_or_set(r, key, now)?);
     }
-    let mut limit = 0usize;
-    let mut j = n + 1;
-    while j < args.len() {
-        if args.len() - j >= 2 && args[j].eq_ignore_ascii_case(b"LIMIT") {
-            let parsed = parse_i64(&args[j + 1]).filter(|v| *v >= 0);
-            limit = parsed.ok_or("ERR LIMIT can't be negative")? as usize;
-            j += 2;
-        } else {
-            return Err(errors::SYNTAX.into());
-        }
-    }
+    let limit = parse::zsets::intercard_limit(args, n)?;
     let Some(inputs) = inputs.into_iter().collect::<Option<Vec<Vec<Scored>>>>() else {
         return Ok(reply::integer(0));
     };

@@ -68,7 +68,7 @@ fn squash(v: u64) -> u32 {
 }
 
 pub fn in_bounds(long: f64, lat: f64) -> bool {
-    (LONG_MIN..=LONG_MAX).contains(&long) && (LAT_MIN..=LAT_MAX).contains(&lat)
+    rampart_proto::parse::geo::in_bounds(long, lat)
 }
 
 /// `geohashEncode`; `None` outside the indexable area.
@@ -178,12 +178,7 @@ pub fn distance(long1: f64, lat1: f64, long2: f64, lat2: f64) -> f64 {
     2.0 * EARTH_RADIUS_IN_METERS * a.sqrt().asin()
 }
 
-/// A search shape around a centre, sizes in the caller's unit.
-#[derive(Debug, Clone, Copy)]
-pub enum Shape {
-    Radius(f64),
-    Box { width: f64, height: f64 },
-}
+pub use rampart_proto::parse::geo::Shape;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Search {

@@ -3,89 +3,24 @@
 //! the PEL instead of claimed; FORCE creates PEL entries; JUSTID does not
 //! count as a delivery).
 
-use rampart_proto::args::parse_i64;
-use rampart_proto::{errors, reply, Reply};
+use rampart_proto::parse::streams::ClaimOptions;
+use rampart_proto::{reply, Reply};
 
-use super::groups::{apply_pending, is, nogroup, parse_strict_id, quote, EntryLookup};
-use super::id::{parse_range_bound, RangeEnd, StreamId};
+use super::groups::{apply_pending, nogroup, EntryLookup};
+use super::id::StreamId;
 use super::layout::{entry_reply, Entry, PendingRecord};
 use super::legacy;
 use super::pel::{self, GroupEdit};
 use crate::commands::{CmdError, CmdResult};
 use crate::engine::Txn;
 
-/// XCLAIM's arguments after the ids.
-struct ClaimOptions {
-    /// The delivery time to set; `None`: now.
-    delivery_time: Option<i64>,
-    retry_count: Option<u64>,
-    force: bool,
-    justid: bool,
-    last_id: StreamId,
-}
-
-/// Parses XCLAIM's min-idle-time, ids and options (args from the
-/// min-idle-time on). Like Redis, the ids run until the first argument that
-/// is not an id; the rest are options.
+/// Parses XCLAIM's min-idle-time, ids and options
+/// (`rampart_proto::parse::streams::xclaim`).
 fn parse_xclaim(
     args: &[Vec<u8>],
     now: i64,
 ) -> Result<(i64, Vec<StreamId>, ClaimOptions), CmdError> {
-    let min_idle = parse_i64(&args[0])
-        .ok_or("ERR Invalid min-idle-time argument for XCLAIM")?
-        .max(0);
-    let mut ids = Vec::new();
-    let mut j = 1;
-    while j < args.len() {
-        match parse_strict_id(&args[j]) {
-            Ok(id) => ids.push(id),
-            Err(_) => break,
-        }
-        j += 1;
-    }
-    let mut opts = ClaimOptions {
-        delivery_time: None,
-        retry_count: None,
-        force: false,
-        justid: false,
-        last_id: StreamId::MIN,
-    };
-    while j < args.len() {
-        let more = args.len() - 1 - j;
-        let opt = &args[j];
-        let number = |raw: &[u8], what: &str| -> Result<i64, CmdError> {
-            parse_i64(raw)
-                .ok_or_else(|| format!("ERR Invalid {what} option argument for XCLAIM").into())
-        };
-        if is(opt, "FORCE") {
-            opts.force = true;
-        } else if is(opt, "JUSTID") {
-            opts.justid = true;
-        } else if is(opt, "IDLE") && more > 0 {
-            j += 1;
-            opts.delivery_time = Some(now.saturating_sub(number(&args[j], "IDLE")?));
-        } else if is(opt, "TIME") && more > 0 {
-            j += 1;
-            opts.delivery_time = Some(number(&args[j], "TIME")?);
-        } else if is(opt, "RETRYCOUNT") && more > 0 {
-            j += 1;
-            // A negative count means "not given", as in Redis.
-            let n = number(&args[j], "RETRYCOUNT")?;
-            opts.retry_count = u64::try_from(n).ok();
-        } else if is(opt, "LASTID") && more > 0 {
-            j += 1;
-            opts.last_id = parse_strict_id(&args[j])?;
-        } else {
-            return Err(format!("ERR Unrecognized XCLAIM option '{}'", quote(opt)).into());
-        }
-        j += 1;
-    }
-    // A delivery time in the future or before the epoch is taken as now:
-    // client clocks drift, and that is no reason to fail the claim.
-    opts.delivery_time = opts
-        .delivery_time
-        .map(|t| if t < 0 || t > now { now } else { t });
-    Ok((min_idle, ids, opts))
+    Ok(rampart_proto::parse::streams::xclaim(args, now)?)
 }
 
 /// XCLAIM key group consumer min-idle-time id [id ...] [IDLE ms] [TIME ms]
@@ -179,36 +114,14 @@ fn claimed_reply(justid: bool, entry: Entry) -> Reply {
 /// (Redis's `attempts_factor`): bounds the work of one call.
 const ATTEMPTS_FACTOR: i64 = 10;
 
-/// XAUTOCLAIM's largest COUNT, Redis's `LONG_MAX / max(sizeof(streamID), 10)`.
-const MAX_AUTOCLAIM_COUNT: i64 = i64::MAX / 16;
-
 /// PEL records read per batch while XAUTOCLAIM scans.
 const SCAN_BATCH: usize = 256;
 
 /// XAUTOCLAIM key group consumer min-idle-time start [COUNT n] [JUSTID]
 pub fn xautoclaim(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
     let (key, group, consumer) = (&args[0], &args[1], &args[2]);
-    let min_idle = parse_i64(&args[3])
-        .ok_or("ERR Invalid min-idle-time argument for XAUTOCLAIM")?
-        .max(0);
-    let start = parse_range_bound(&args[4], RangeEnd::Start)?;
-    let mut count = 100i64;
-    let mut justid = false;
-    let mut j = 5;
-    while j < args.len() {
-        let more = args.len() - 1 - j;
-        if is(&args[j], "COUNT") && more > 0 {
-            count = parse_i64(&args[j + 1])
-                .filter(|n| (1..=MAX_AUTOCLAIM_COUNT).contains(n))
-                .ok_or("ERR COUNT must be > 0")?;
-            j += 1;
-        } else if is(&args[j], "JUSTID") {
-            justid = true;
-        } else {
-            return Err(errors::SYNTAX.into());
-        }
-        j += 1;
-    }
+    let (min_idle, start, count, justid) = rampart_proto::parse::streams::xautoclaim(args)?;
+    let mut count = count;
     let Some(mut stream) = legacy::open_for_write(txn, key, now)? else {
         return Err(nogroup(key, group));
     };

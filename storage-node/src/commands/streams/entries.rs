@@ -11,133 +11,33 @@
 use rampart_proto::args::parse_i64;
 use rampart_proto::{errors, reply};
 
-use super::id::{parse_add_id, parse_id, parse_range_bound, AddId, RangeEnd, StreamId, INVALID_ID};
+pub use rampart_proto::parse::streams::APPROX_NODE;
+use rampart_proto::parse::streams::{AddOrTrim, Trim, TrimTo};
+
+use super::id::{parse_range_bound, AddId, RangeEnd, StreamId};
 use super::layout::{entry_reply, Stream};
 use super::legacy;
 use crate::commands::{CmdError, CmdResult};
 use crate::engine::{DataRead, Txn};
-
-/// Entries per "node" for approximate trimming (Redis's
-/// `stream-node-max-entries` default).
-pub const APPROX_NODE: u64 = 100;
-/// LIMIT's default with `~` (Redis: 100 * stream-node-max-entries).
-const APPROX_DEFAULT_LIMIT: u64 = 100 * APPROX_NODE;
 
 const ID_TOO_SMALL: &str =
     "ERR The ID specified in XADD is equal or smaller than the target stream top item";
 const ID_ZERO: &str = "ERR The ID specified in XADD must be greater than 0-0";
 const EXHAUSTED: &str =
     "ERR The stream has exhausted the last possible ID, unable to add more items";
-const MAXLEN_AND_MINID: &str =
-    "ERR syntax error, MAXLEN and MINID options at the same time are not compatible";
-const LIMIT_WITHOUT_APPROX: &str =
-    "ERR syntax error, LIMIT cannot be used without the special ~ option";
 
 /// A strict stream id (`-` and `+` are not ids here), as XDEL, XSETID,
 /// MINID and XREAD take them.
 pub(crate) fn parse_strict_id(raw: &[u8]) -> Result<StreamId, CmdError> {
-    if raw == b"-" || raw == b"+" {
-        return Err(INVALID_ID.into());
-    }
-    parse_id(raw, 0)
-}
-
-/// What a trim keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TrimTo {
-    /// At most this many entries.
-    MaxLen(u64),
-    /// Only entries with ids at or above this one.
-    MinId(StreamId),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Trim {
-    pub to: TrimTo,
-    pub approx: bool,
-    /// Most entries one trim removes; 0 = no limit.
-    pub limit: u64,
-}
-
-/// The options of XADD (`xadd`) or XTRIM, after the key.
-#[derive(Debug, Default)]
-struct AddOrTrim {
-    trim: Option<Trim>,
-    nomkstream: bool,
-    /// XADD only: the id and the index of the first field in `args`.
-    id: Option<(AddId, usize)>,
+    Ok(rampart_proto::parse::streams::parse_strict_id(raw)?)
 }
 
 fn eq(raw: &[u8], word: &str) -> bool {
     raw.eq_ignore_ascii_case(word.as_bytes())
 }
 
-/// Parses `[NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] id`
-/// (XADD) or `MAXLEN|MINID [=|~] threshold [LIMIT count]` (XTRIM), with
-/// Redis's checks in Redis's order. `args[0]` is the key.
 fn parse_add_or_trim(args: &[Vec<u8>], xadd: bool) -> Result<AddOrTrim, CmdError> {
-    let mut out = AddOrTrim::default();
-    let mut to: Option<TrimTo> = None;
-    let mut approx = false;
-    let mut limit: Option<u64> = None;
-    let mut i = 1;
-    while i < args.len() {
-        let more = args.len() - 1 - i;
-        let opt = args[i].as_slice();
-        if xadd && opt == b"*" {
-            out.id = Some((AddId::Auto, i + 1));
-            break;
-        }
-        let is_maxlen = eq(opt, "maxlen");
-        if (is_maxlen || eq(opt, "minid")) && more >= 1 {
-            if to.is_some() {
-                return Err(MAXLEN_AND_MINID.into());
-            }
-            approx = false;
-            let next = args[i + 1].as_slice();
-            if more >= 2 && (next == b"~" || next == b"=") {
-                approx = next == b"~";
-                i += 1;
-            }
-            let raw = &args[i + 1];
-            to = Some(if is_maxlen {
-                let n = parse_i64(raw).ok_or(errors::NOT_INTEGER)?;
-                if n < 0 {
-                    return Err("ERR The MAXLEN argument must be >= 0.".into());
-                }
-                TrimTo::MaxLen(n as u64)
-            } else {
-                TrimTo::MinId(parse_strict_id(raw)?)
-            });
-            i += 2;
-        } else if eq(opt, "limit") && more >= 1 {
-            let n = parse_i64(&args[i + 1]).ok_or(errors::NOT_INTEGER)?;
-            if n < 0 {
-                return Err("ERR The LIMIT argument must be >= 0.".into());
-            }
-            limit = Some(n as u64);
-            i += 2;
-        } else if xadd && eq(opt, "nomkstream") {
-            out.nomkstream = true;
-            i += 1;
-        } else if xadd {
-            out.id = Some((parse_add_id(opt)?, i + 1));
-            break;
-        } else {
-            return Err(errors::SYNTAX.into());
-        }
-    }
-    let limit = match limit {
-        Some(_) if !approx => return Err(LIMIT_WITHOUT_APPROX.into()),
-        Some(n) => n,
-        None if approx => APPROX_DEFAULT_LIMIT,
-        None => 0,
-    };
-    out.trim = to.map(|to| Trim { to, approx, limit });
-    if !xadd && out.trim.is_none() {
-        return Err("ERR syntax error, XTRIM must be called with a trimming strategy".into());
-    }
-    Ok(out)
+    Ok(rampart_proto::parse::streams::add_or_trim(args, xadd)?)
 }
 
 /// The id XADD gives the new entry, or its error. `now` is the leader's
@@ -430,6 +330,9 @@ pub fn xsetid(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
 mod tests {
     use super::*;
     use crate::commands::test_support::*;
+    use rampart_proto::parse::streams::{
+        APPROX_DEFAULT_LIMIT, INVALID_ID, LIMIT_WITHOUT_APPROX, MAXLEN_AND_MINID,
+    };
 
     fn argv_of(text: &str) -> Vec<Vec<u8>> {
         argv(text)

@@ -8,10 +8,10 @@
 //! Times come from `now`: the Raft entry's leader clock in writes, the
 //! read's clock in reads.
 
-use rampart_proto::args::parse_i64;
+use rampart_proto::parse::streams::{GroupSub, PendingRange, XGroup};
 use rampart_proto::{errors, reply, Reply};
 
-use super::id::{parse_id, parse_range_bound, RangeEnd, StreamId, INVALID_ID};
+use super::id::{parse_id, StreamId};
 use super::layout::{Entry, GroupMeta, PendingRecord, Stream, StreamMeta};
 use super::legacy;
 use super::pel::{self, GroupEdit};
@@ -24,10 +24,6 @@ pub use super::readgroup::xreadgroup;
 /// Redis quotes names in error texts as `%s`; keep them readable and short.
 pub(super) fn quote(raw: &[u8]) -> String {
     String::from_utf8_lossy(&raw[..raw.len().min(128)]).into_owned()
-}
-
-pub(super) fn is(raw: &[u8], word: &str) -> bool {
-    raw.eq_ignore_ascii_case(word.as_bytes())
 }
 
 /// `NOGROUP No such key 'k' or consumer group 'g'` (XPENDING, XCLAIM, XAUTOCLAIM).
@@ -52,10 +48,7 @@ fn nogroup_for_key(key: &[u8], group: &[u8]) -> CmdError {
 
 /// A strict id: `-` and `+` are not ids here (Redis's `streamParseStrictIDOrReply`).
 pub(super) fn parse_strict_id(raw: &[u8]) -> Result<StreamId, CmdError> {
-    if raw == b"-" || raw == b"+" {
-        return Err(INVALID_ID.into());
-    }
-    parse_id(raw, 0)
+    Ok(rampart_proto::parse::streams::parse_strict_id(raw)?)
 }
 
 pub(super) fn corrupt(what: &str) -> CmdError {
@@ -119,16 +112,6 @@ fn help_reply(command: &str, lines: &[&str]) -> Reply {
     out.push(reply::status("HELP"));
     out.push(reply::status("    Prints this help."));
     reply::array(out)
-}
-
-/// Container-command arity check, as Redis does before running a
-/// subcommand (`arity` counts the command name and the subcommand).
-fn subcommand_arity(command: &str, sub: &str, arity: i64, argc: usize) -> Result<(), CmdError> {
-    let argc = argc as i64;
-    if (arity > 0 && argc != arity) || argc < -arity {
-        return Err(errors::wrong_arity(&format!("{command}|{}", sub.to_ascii_lowercase())).into());
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -245,69 +228,22 @@ const XGROUP_HELP: &[&str] = &[
 const KEY_REQUIRED: &str = "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.";
 
 fn xgroup_syntax(sub: &[u8]) -> CmdError {
-    format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try XGROUP HELP.",
-        quote(sub)
-    )
-    .into()
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum GroupSub {
-    Create,
-    SetId,
-    Destroy,
-    CreateConsumer,
-    DelConsumer,
+    rampart_proto::parse::streams::xgroup_syntax(sub).into()
 }
 
 /// XGROUP CREATE/SETID/DESTROY/CREATECONSUMER/DELCONSUMER/HELP.
 pub fn xgroup(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
-    let argc = args.len() + 1;
     let sub_raw = &args[0];
-    let sub_name = String::from_utf8_lossy(sub_raw).to_ascii_uppercase();
-    let (sub, arity) = match sub_name.as_str() {
-        "CREATE" => (GroupSub::Create, -5),
-        "SETID" => (GroupSub::SetId, -5),
-        "DESTROY" => (GroupSub::Destroy, 4),
-        "CREATECONSUMER" => (GroupSub::CreateConsumer, 5),
-        "DELCONSUMER" => (GroupSub::DelConsumer, 5),
-        "HELP" => {
-            subcommand_arity("xgroup", "help", 2, argc)?;
-            return Ok(help_reply("XGROUP", XGROUP_HELP));
-        }
-        _ => return Err(errors::unknown_subcommand("xgroup", sub_raw).into()),
-    };
-    subcommand_arity("xgroup", &sub_name, arity, argc)?;
-    let (key, group) = (&args[1], &args[2]);
-
-    // Options of CREATE and SETID, parsed before anything is touched.
-    let mut mkstream = false;
-    let mut entries_read = -1i64;
-    let mut i = 4;
-    while i < args.len() {
-        if sub == GroupSub::Create && is(&args[i], "MKSTREAM") {
-            mkstream = true;
-            i += 1;
-        } else if matches!(sub, GroupSub::Create | GroupSub::SetId)
-            && is(&args[i], "ENTRIESREAD")
-            && i + 1 < args.len()
-        {
-            let n = parse_i64(&args[i + 1]).ok_or(errors::NOT_INTEGER)?;
-            if n < -1 {
-                return Err("ERR value for ENTRIESREAD must be positive or -1".into());
-            }
-            entries_read = n;
-            i += 2;
-        } else {
-            return Err(xgroup_syntax(sub_raw));
-        }
+    let XGroup {
+        sub,
+        mkstream,
+        entries_read,
+        form_ok,
+    } = rampart_proto::parse::streams::xgroup(args)?;
+    if sub == GroupSub::Help {
+        return Ok(help_reply("XGROUP", XGROUP_HELP));
     }
-    let form_ok = match sub {
-        GroupSub::Create => (5..=8).contains(&argc),
-        GroupSub::SetId => argc == 5 || argc == 7,
-        _ => true,
-    };
+    let (key, group) = (&args[1], &args[2]);
 
     let stream = legacy::open_for_write(txn, key, now)?;
     if !mkstream {
@@ -399,6 +335,7 @@ pub fn xgroup(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
             }
             Ok(reply::integer(pending.unwrap_or(0) as i64))
         }
+        GroupSub::Help => Ok(help_reply("XGROUP", XGROUP_HELP)),
     }
 }
 
@@ -437,43 +374,10 @@ pub fn xack(txn: &mut Txn<'_>, args: &[Vec<u8>], now: i64) -> CmdResult {
 // ---------------------------------------------------------------------------
 // XPENDING
 
-struct PendingRange<'a> {
-    min_idle: i64,
-    start: StreamId,
-    end: StreamId,
-    count: usize,
-    consumer: Option<&'a [u8]>,
-}
-
 /// Parses `[[IDLE ms] start end count [consumer]]` in Redis's order
-/// (count first, then start, then end).
+/// (`rampart_proto::parse::streams::pending_range`).
 fn parse_pending_range(args: &[Vec<u8>]) -> Result<Option<PendingRange<'_>>, CmdError> {
-    let argc = args.len() + 1;
-    if argc == 3 {
-        return Ok(None);
-    }
-    if !(6..=9).contains(&argc) {
-        return Err(errors::SYNTAX.into());
-    }
-    let mut at = 2;
-    let mut min_idle = 0;
-    if is(&args[2], "IDLE") {
-        min_idle = parse_i64(&args[3]).ok_or(errors::NOT_INTEGER)?;
-        if argc < 8 {
-            return Err(errors::SYNTAX.into());
-        }
-        at += 2;
-    }
-    let count = parse_i64(&args[at + 2]).ok_or(errors::NOT_INTEGER)?.max(0) as usize;
-    let start = parse_range_bound(&args[at], RangeEnd::Start)?;
-    let end = parse_range_bound(&args[at + 1], RangeEnd::End)?;
-    Ok(Some(PendingRange {
-        min_idle,
-        start,
-        end,
-        count,
-        consumer: args.get(at + 3).map(Vec::as_slice),
-    }))
+    Ok(rampart_proto::parse::streams::pending_range(args)?)
 }
 
 /// XPENDING key group [[IDLE min-idle] start end count [consumer]]

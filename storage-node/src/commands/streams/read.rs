@@ -6,8 +6,7 @@
 //! wake-ups), then makes linearizable read attempts of the rewritten
 //! command, which has no BLOCK and only explicit ids.
 
-use rampart_proto::args::parse_i64;
-use rampart_proto::{errors, reply};
+use rampart_proto::reply;
 
 use super::entries::parse_strict_id;
 use super::id::StreamId;
@@ -16,77 +15,12 @@ use super::legacy;
 use crate::commands::{CmdError, CmdResult};
 use crate::engine::{DataRead, Engine};
 
-/// XREAD's arguments, ids still as given.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct XRead {
-    /// 0 = no limit.
-    pub count: u64,
-    /// `Some(None)`: BLOCK 0 (forever); `Some(Some(ms))`; `None`: no BLOCK.
-    pub block: Option<Option<u64>>,
-    pub keys: Vec<Vec<u8>>,
-    pub ids: Vec<Vec<u8>>,
-}
-
-fn eq(raw: &[u8], word: &str) -> bool {
-    raw.eq_ignore_ascii_case(word.as_bytes())
-}
+pub use rampart_proto::parse::streams::XRead;
 
 /// Parses `[COUNT count] [BLOCK ms] STREAMS key [key ...] id [id ...]`
-/// with Redis's errors. `now` bounds the timeout as Redis does.
+/// with Redis's errors (`rampart_proto::parse::streams::xread`).
 pub fn parse(args: &[Vec<u8>], now: i64) -> Result<XRead, CmdError> {
-    let mut out = XRead {
-        count: 0,
-        block: None,
-        keys: Vec::new(),
-        ids: Vec::new(),
-    };
-    let mut streams_at = None;
-    let mut i = 0;
-    while i < args.len() {
-        let more = args.len() - i - 1;
-        let opt = args[i].as_slice();
-        if eq(opt, "block") && more > 0 {
-            let ms =
-                parse_i64(&args[i + 1]).ok_or("ERR timeout is not an integer or out of range")?;
-            if ms < 0 {
-                return Err("ERR timeout is negative".into());
-            }
-            if ms > 0 && ms > i64::MAX - now.max(0) {
-                return Err("ERR timeout is out of range".into());
-            }
-            out.block = Some((ms > 0).then_some(ms as u64));
-            i += 2;
-        } else if eq(opt, "count") && more > 0 {
-            let n = parse_i64(&args[i + 1]).ok_or(errors::NOT_INTEGER)?;
-            out.count = n.max(0) as u64;
-            i += 2;
-        } else if eq(opt, "streams") && more > 0 {
-            if !more.is_multiple_of(2) {
-                return Err("ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.".into());
-            }
-            streams_at = Some(i + 1);
-            break;
-        } else if eq(opt, "group") && more >= 2 {
-            return Err(
-                "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead."
-                    .into(),
-            );
-        } else if eq(opt, "noack") {
-            return Err(
-                "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead."
-                    .into(),
-            );
-        } else {
-            return Err(errors::SYNTAX.into());
-        }
-    }
-    let Some(at) = streams_at else {
-        return Err(errors::SYNTAX.into());
-    };
-    let half = (args.len() - at) / 2;
-    out.keys = args[at..at + half].to_vec();
-    out.ids = args[at + half..].to_vec();
-    Ok(out)
+    Ok(rampart_proto::parse::streams::xread(args, now)?)
 }
 
 /// Checks each key's type and turns each id argument into the id entries
@@ -225,6 +159,7 @@ pub fn may_have_new(engine: &Engine, keys: &[Vec<u8>], after: &[StreamId], now: 
 mod tests {
     use super::*;
     use crate::commands::test_support::*;
+    use rampart_proto::errors;
 
     #[test]
     fn parses_options_and_keys() {

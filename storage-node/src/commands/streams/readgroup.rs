@@ -3,11 +3,10 @@
 //! records them in the PEL; an explicit id re-reads the consumer's own
 //! pending entries.
 
-use rampart_proto::args::parse_i64;
-use rampart_proto::{errors, reply, Reply};
+use rampart_proto::{reply, Reply};
 
 use super::groups::{
-    advance_group, apply_pending, corrupt, is, parse_strict_id, quote, reopen, EntryLookup,
+    advance_group, apply_pending, corrupt, parse_strict_id, quote, reopen, EntryLookup,
 };
 use super::id::StreamId;
 use super::layout::{entry_reply, PendingRecord, Stream};
@@ -16,79 +15,12 @@ use super::pel::{self, GroupEdit};
 use crate::commands::{CmdError, CmdResult};
 use crate::engine::Txn;
 
-/// XREADGROUP's parsed arguments.
-pub struct ReadGroupArgs<'a> {
-    pub group: &'a [u8],
-    pub consumer: &'a [u8],
-    /// 0: no limit.
-    pub count: usize,
-    pub noack: bool,
-    pub keys: &'a [Vec<u8>],
-    pub ids: &'a [Vec<u8>],
-}
-
-/// Checks BLOCK's timeout (milliseconds) with Redis's errors; the waiting
-/// itself is `exec::blocking`'s.
-fn check_block_ms(raw: &[u8], now: i64) -> Result<(), CmdError> {
-    let ms = parse_i64(raw).ok_or("ERR timeout is not an integer or out of range")?;
-    if ms < 0 {
-        return Err("ERR timeout is negative".into());
-    }
-    if ms > 0 && ms > i64::MAX - now.max(0) {
-        return Err("ERR timeout is out of range".into());
-    }
-    Ok(())
-}
+pub use rampart_proto::parse::streams::ReadGroupArgs;
 
 /// Parses XREADGROUP's arguments (after the command name) like Redis's
-/// `xreadCommand`: options in any order until STREAMS, which takes the rest.
+/// `xreadCommand` (`rampart_proto::parse::streams::readgroup`).
 pub fn parse_readgroup(args: &[Vec<u8>], now: i64) -> Result<ReadGroupArgs<'_>, CmdError> {
-    let mut group_consumer = None;
-    let mut count = 0usize;
-    let mut noack = false;
-    let mut streams_at = None;
-    let mut i = 0;
-    while i < args.len() {
-        let more = args.len() - i - 1;
-        let opt = &args[i];
-        if is(opt, "BLOCK") && more > 0 {
-            i += 1;
-            check_block_ms(&args[i], now)?;
-        } else if is(opt, "COUNT") && more > 0 {
-            i += 1;
-            let n = parse_i64(&args[i]).ok_or(errors::NOT_INTEGER)?;
-            count = n.max(0) as usize;
-        } else if is(opt, "STREAMS") && more > 0 {
-            if !more.is_multiple_of(2) {
-                return Err("ERR Unbalanced 'xreadgroup' list of streams: for each stream key an ID or '>' must be specified.".into());
-            }
-            streams_at = Some(i + 1);
-            break;
-        } else if is(opt, "GROUP") && more >= 2 {
-            group_consumer = Some((&args[i + 1][..], &args[i + 2][..]));
-            i += 2;
-        } else if is(opt, "NOACK") {
-            noack = true;
-        } else {
-            return Err(errors::SYNTAX.into());
-        }
-        i += 1;
-    }
-    let Some(at) = streams_at else {
-        return Err(errors::SYNTAX.into());
-    };
-    let Some((group, consumer)) = group_consumer else {
-        return Err("ERR Missing GROUP option for XREADGROUP".into());
-    };
-    let n = (args.len() - at) / 2;
-    Ok(ReadGroupArgs {
-        group,
-        consumer,
-        count,
-        noack,
-        keys: &args[at..at + n],
-        ids: &args[at + n..],
-    })
+    Ok(rampart_proto::parse::streams::readgroup(args, now)?)
 }
 
 /// `>` is encoded as the maximum id, as Redis does (so an explicit maximum
