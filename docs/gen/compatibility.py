@@ -58,6 +58,13 @@ PARTIAL = {
     "xadd": "`~` trimming removes whole groups of 100 oldest entries (Redis: radix-tree nodes); see streams.md.",
     "xtrim": "As XADD's `~` trimming.",
     "xinfo|stream": "`radix-tree-keys`/`radix-tree-nodes` are estimates for 100-entry nodes.",
+    "fcall": "Functions run on the Raft leader like EVAL and commit as one log entry (scripting.md, Functions); a library's load code runs again on each call.",
+    "fcall_ro": "As FCALL.",
+    "function|dump": "The payload is Rampart's own format (checksummed, round-trips through FUNCTION RESTORE), not Redis's RDB bytes: a Redis payload is refused.",
+    "function|restore": "Takes FUNCTION DUMP payloads of Rampart only (see FUNCTION DUMP).",
+    "function|kill": "Stops every script or function running on the leader past the time limit (as SCRIPT KILL), not only functions.",
+    "function|stats": "`running_script` shows a function running on the leader (several may run at once; the longest-running one is shown).",
+    "function|list": "Libraries are listed in name order and functions in name order (Redis's order is unspecified).",
     "xread": "A BLOCK that spans a leader change restarts with the full timeout (entries in between are still returned).",
 }
 
@@ -72,9 +79,6 @@ NOT_SUPPORTED = {
     "pfselftest": "Redis-internal self test.",
     "sort": "Planned (issue 18).",
     "sort_ro": "Planned (issue 18).",
-    "function": "Planned (issue 18).",
-    "fcall": "Planned (issue 18).",
-    "fcall_ro": "Planned (issue 18).",
     "dump": "Planned (issue 18).",
     "restore": "Planned (issue 18).",
     "restore-asking": "Redis Cluster migration internals.",

@@ -42,227 +42,239 @@ pub(crate) fn lookup(name: &str) -> Option<&'static Docs> {
         "pubsub|numsub" => &DOCS_33,
         "pubsub|shardchannels" => &DOCS_34,
         "pubsub|shardnumsub" => &DOCS_35,
-        "script|exists" => &DOCS_36,
-        "script|flush" => &DOCS_37,
-        "script|help" => &DOCS_38,
-        "script|kill" => &DOCS_39,
-        "script|load" => &DOCS_40,
-        "object|encoding" => &DOCS_41,
-        "object|freq" => &DOCS_42,
-        "object|help" => &DOCS_43,
-        "object|idletime" => &DOCS_44,
-        "object|refcount" => &DOCS_45,
-        "xgroup|create" => &DOCS_46,
-        "xgroup|createconsumer" => &DOCS_47,
-        "xgroup|delconsumer" => &DOCS_48,
-        "xgroup|destroy" => &DOCS_49,
-        "xgroup|help" => &DOCS_50,
-        "xgroup|setid" => &DOCS_51,
-        "xinfo|consumers" => &DOCS_52,
-        "xinfo|groups" => &DOCS_53,
-        "xinfo|help" => &DOCS_54,
-        "xinfo|stream" => &DOCS_55,
-        "acl" => &DOCS_56,
-        "append" => &DOCS_57,
-        "auth" => &DOCS_58,
-        "bitcount" => &DOCS_59,
-        "bitfield" => &DOCS_60,
-        "bitfield_ro" => &DOCS_61,
-        "bitop" => &DOCS_62,
-        "bitpos" => &DOCS_63,
-        "blmove" => &DOCS_64,
-        "blmpop" => &DOCS_65,
-        "blpop" => &DOCS_66,
-        "brpop" => &DOCS_67,
-        "brpoplpush" => &DOCS_68,
-        "bzmpop" => &DOCS_69,
-        "bzpopmax" => &DOCS_70,
-        "bzpopmin" => &DOCS_71,
-        "client" => &DOCS_72,
-        "command" => &DOCS_73,
-        "copy" => &DOCS_74,
-        "dbsize" => &DOCS_75,
-        "decr" => &DOCS_76,
-        "decrby" => &DOCS_77,
-        "del" => &DOCS_78,
-        "discard" => &DOCS_79,
-        "echo" => &DOCS_80,
-        "eval" => &DOCS_81,
-        "eval_ro" => &DOCS_82,
-        "evalsha" => &DOCS_83,
-        "evalsha_ro" => &DOCS_84,
-        "exec" => &DOCS_85,
-        "exists" => &DOCS_86,
-        "expire" => &DOCS_87,
-        "expireat" => &DOCS_88,
-        "expiretime" => &DOCS_89,
-        "flushall" => &DOCS_90,
-        "flushdb" => &DOCS_91,
-        "geoadd" => &DOCS_92,
-        "geodist" => &DOCS_93,
-        "geohash" => &DOCS_94,
-        "geopos" => &DOCS_95,
-        "georadius" => &DOCS_96,
-        "georadius_ro" => &DOCS_97,
-        "georadiusbymember" => &DOCS_98,
-        "georadiusbymember_ro" => &DOCS_99,
-        "geosearch" => &DOCS_100,
-        "geosearchstore" => &DOCS_101,
-        "get" => &DOCS_102,
-        "getbit" => &DOCS_103,
-        "getdel" => &DOCS_104,
-        "getex" => &DOCS_105,
-        "getrange" => &DOCS_106,
-        "getset" => &DOCS_107,
-        "hdel" => &DOCS_108,
-        "hello" => &DOCS_109,
-        "hexists" => &DOCS_110,
-        "hget" => &DOCS_111,
-        "hgetall" => &DOCS_112,
-        "hincrby" => &DOCS_113,
-        "hincrbyfloat" => &DOCS_114,
-        "hkeys" => &DOCS_115,
-        "hlen" => &DOCS_116,
-        "hmget" => &DOCS_117,
-        "hmset" => &DOCS_118,
-        "hrandfield" => &DOCS_119,
-        "hscan" => &DOCS_120,
-        "hset" => &DOCS_121,
-        "hsetnx" => &DOCS_122,
-        "hstrlen" => &DOCS_123,
-        "hvals" => &DOCS_124,
-        "incr" => &DOCS_125,
-        "incrby" => &DOCS_126,
-        "incrbyfloat" => &DOCS_127,
-        "info" => &DOCS_128,
-        "keys" => &DOCS_129,
-        "lcs" => &DOCS_130,
-        "lindex" => &DOCS_131,
-        "linsert" => &DOCS_132,
-        "llen" => &DOCS_133,
-        "lmove" => &DOCS_134,
-        "lmpop" => &DOCS_135,
-        "lpop" => &DOCS_136,
-        "lpos" => &DOCS_137,
-        "lpush" => &DOCS_138,
-        "lpushx" => &DOCS_139,
-        "lrange" => &DOCS_140,
-        "lrem" => &DOCS_141,
-        "lset" => &DOCS_142,
-        "ltrim" => &DOCS_143,
-        "mget" => &DOCS_144,
-        "mset" => &DOCS_145,
-        "msetnx" => &DOCS_146,
-        "multi" => &DOCS_147,
-        "object" => &DOCS_148,
-        "persist" => &DOCS_149,
-        "pexpire" => &DOCS_150,
-        "pexpireat" => &DOCS_151,
-        "pexpiretime" => &DOCS_152,
-        "pfadd" => &DOCS_153,
-        "pfcount" => &DOCS_154,
-        "pfmerge" => &DOCS_155,
-        "ping" => &DOCS_156,
-        "psetex" => &DOCS_157,
-        "psubscribe" => &DOCS_158,
-        "pttl" => &DOCS_159,
-        "publish" => &DOCS_160,
-        "pubsub" => &DOCS_161,
-        "punsubscribe" => &DOCS_162,
-        "quit" => &DOCS_163,
-        "randomkey" => &DOCS_164,
-        "rename" => &DOCS_165,
-        "renamenx" => &DOCS_166,
-        "reset" => &DOCS_167,
-        "rpop" => &DOCS_168,
-        "rpoplpush" => &DOCS_169,
-        "rpush" => &DOCS_170,
-        "rpushx" => &DOCS_171,
-        "sadd" => &DOCS_172,
-        "scan" => &DOCS_173,
-        "scard" => &DOCS_174,
-        "script" => &DOCS_175,
-        "sdiff" => &DOCS_176,
-        "sdiffstore" => &DOCS_177,
-        "select" => &DOCS_178,
-        "set" => &DOCS_179,
-        "setbit" => &DOCS_180,
-        "setex" => &DOCS_181,
-        "setnx" => &DOCS_182,
-        "setrange" => &DOCS_183,
-        "sinter" => &DOCS_184,
-        "sintercard" => &DOCS_185,
-        "sinterstore" => &DOCS_186,
-        "sismember" => &DOCS_187,
-        "smembers" => &DOCS_188,
-        "smismember" => &DOCS_189,
-        "smove" => &DOCS_190,
-        "spop" => &DOCS_191,
-        "spublish" => &DOCS_192,
-        "srandmember" => &DOCS_193,
-        "srem" => &DOCS_194,
-        "sscan" => &DOCS_195,
-        "ssubscribe" => &DOCS_196,
-        "strlen" => &DOCS_197,
-        "subscribe" => &DOCS_198,
-        "substr" => &DOCS_199,
-        "sunion" => &DOCS_200,
-        "sunionstore" => &DOCS_201,
-        "sunsubscribe" => &DOCS_202,
-        "time" => &DOCS_203,
-        "ttl" => &DOCS_204,
-        "type" => &DOCS_205,
-        "unlink" => &DOCS_206,
-        "unsubscribe" => &DOCS_207,
-        "unwatch" => &DOCS_208,
-        "watch" => &DOCS_209,
-        "xack" => &DOCS_210,
-        "xadd" => &DOCS_211,
-        "xautoclaim" => &DOCS_212,
-        "xclaim" => &DOCS_213,
-        "xdel" => &DOCS_214,
-        "xgroup" => &DOCS_215,
-        "xinfo" => &DOCS_216,
-        "xlen" => &DOCS_217,
-        "xpending" => &DOCS_218,
-        "xrange" => &DOCS_219,
-        "xread" => &DOCS_220,
-        "xreadgroup" => &DOCS_221,
-        "xrevrange" => &DOCS_222,
-        "xsetid" => &DOCS_223,
-        "xtrim" => &DOCS_224,
-        "zadd" => &DOCS_225,
-        "zcard" => &DOCS_226,
-        "zcount" => &DOCS_227,
-        "zdiff" => &DOCS_228,
-        "zdiffstore" => &DOCS_229,
-        "zincrby" => &DOCS_230,
-        "zinter" => &DOCS_231,
-        "zintercard" => &DOCS_232,
-        "zinterstore" => &DOCS_233,
-        "zlexcount" => &DOCS_234,
-        "zmpop" => &DOCS_235,
-        "zmscore" => &DOCS_236,
-        "zpopmax" => &DOCS_237,
-        "zpopmin" => &DOCS_238,
-        "zrandmember" => &DOCS_239,
-        "zrange" => &DOCS_240,
-        "zrangebylex" => &DOCS_241,
-        "zrangebyscore" => &DOCS_242,
-        "zrangestore" => &DOCS_243,
-        "zrank" => &DOCS_244,
-        "zrem" => &DOCS_245,
-        "zremrangebylex" => &DOCS_246,
-        "zremrangebyrank" => &DOCS_247,
-        "zremrangebyscore" => &DOCS_248,
-        "zrevrange" => &DOCS_249,
-        "zrevrangebylex" => &DOCS_250,
-        "zrevrangebyscore" => &DOCS_251,
-        "zrevrank" => &DOCS_252,
-        "zscan" => &DOCS_253,
-        "zscore" => &DOCS_254,
-        "zunion" => &DOCS_255,
-        "zunionstore" => &DOCS_256,
+        "function|delete" => &DOCS_36,
+        "function|dump" => &DOCS_37,
+        "function|flush" => &DOCS_38,
+        "function|help" => &DOCS_39,
+        "function|kill" => &DOCS_40,
+        "function|list" => &DOCS_41,
+        "function|load" => &DOCS_42,
+        "function|restore" => &DOCS_43,
+        "function|stats" => &DOCS_44,
+        "script|exists" => &DOCS_45,
+        "script|flush" => &DOCS_46,
+        "script|help" => &DOCS_47,
+        "script|kill" => &DOCS_48,
+        "script|load" => &DOCS_49,
+        "object|encoding" => &DOCS_50,
+        "object|freq" => &DOCS_51,
+        "object|help" => &DOCS_52,
+        "object|idletime" => &DOCS_53,
+        "object|refcount" => &DOCS_54,
+        "xgroup|create" => &DOCS_55,
+        "xgroup|createconsumer" => &DOCS_56,
+        "xgroup|delconsumer" => &DOCS_57,
+        "xgroup|destroy" => &DOCS_58,
+        "xgroup|help" => &DOCS_59,
+        "xgroup|setid" => &DOCS_60,
+        "xinfo|consumers" => &DOCS_61,
+        "xinfo|groups" => &DOCS_62,
+        "xinfo|help" => &DOCS_63,
+        "xinfo|stream" => &DOCS_64,
+        "acl" => &DOCS_65,
+        "append" => &DOCS_66,
+        "auth" => &DOCS_67,
+        "bitcount" => &DOCS_68,
+        "bitfield" => &DOCS_69,
+        "bitfield_ro" => &DOCS_70,
+        "bitop" => &DOCS_71,
+        "bitpos" => &DOCS_72,
+        "blmove" => &DOCS_73,
+        "blmpop" => &DOCS_74,
+        "blpop" => &DOCS_75,
+        "brpop" => &DOCS_76,
+        "brpoplpush" => &DOCS_77,
+        "bzmpop" => &DOCS_78,
+        "bzpopmax" => &DOCS_79,
+        "bzpopmin" => &DOCS_80,
+        "client" => &DOCS_81,
+        "command" => &DOCS_82,
+        "copy" => &DOCS_83,
+        "dbsize" => &DOCS_84,
+        "decr" => &DOCS_85,
+        "decrby" => &DOCS_86,
+        "del" => &DOCS_87,
+        "discard" => &DOCS_88,
+        "echo" => &DOCS_89,
+        "eval" => &DOCS_90,
+        "eval_ro" => &DOCS_91,
+        "evalsha" => &DOCS_92,
+        "evalsha_ro" => &DOCS_93,
+        "exec" => &DOCS_94,
+        "exists" => &DOCS_95,
+        "expire" => &DOCS_96,
+        "expireat" => &DOCS_97,
+        "expiretime" => &DOCS_98,
+        "fcall" => &DOCS_99,
+        "fcall_ro" => &DOCS_100,
+        "flushall" => &DOCS_101,
+        "flushdb" => &DOCS_102,
+        "function" => &DOCS_103,
+        "geoadd" => &DOCS_104,
+        "geodist" => &DOCS_105,
+        "geohash" => &DOCS_106,
+        "geopos" => &DOCS_107,
+        "georadius" => &DOCS_108,
+        "georadius_ro" => &DOCS_109,
+        "georadiusbymember" => &DOCS_110,
+        "georadiusbymember_ro" => &DOCS_111,
+        "geosearch" => &DOCS_112,
+        "geosearchstore" => &DOCS_113,
+        "get" => &DOCS_114,
+        "getbit" => &DOCS_115,
+        "getdel" => &DOCS_116,
+        "getex" => &DOCS_117,
+        "getrange" => &DOCS_118,
+        "getset" => &DOCS_119,
+        "hdel" => &DOCS_120,
+        "hello" => &DOCS_121,
+        "hexists" => &DOCS_122,
+        "hget" => &DOCS_123,
+        "hgetall" => &DOCS_124,
+        "hincrby" => &DOCS_125,
+        "hincrbyfloat" => &DOCS_126,
+        "hkeys" => &DOCS_127,
+        "hlen" => &DOCS_128,
+        "hmget" => &DOCS_129,
+        "hmset" => &DOCS_130,
+        "hrandfield" => &DOCS_131,
+        "hscan" => &DOCS_132,
+        "hset" => &DOCS_133,
+        "hsetnx" => &DOCS_134,
+        "hstrlen" => &DOCS_135,
+        "hvals" => &DOCS_136,
+        "incr" => &DOCS_137,
+        "incrby" => &DOCS_138,
+        "incrbyfloat" => &DOCS_139,
+        "info" => &DOCS_140,
+        "keys" => &DOCS_141,
+        "lcs" => &DOCS_142,
+        "lindex" => &DOCS_143,
+        "linsert" => &DOCS_144,
+        "llen" => &DOCS_145,
+        "lmove" => &DOCS_146,
+        "lmpop" => &DOCS_147,
+        "lpop" => &DOCS_148,
+        "lpos" => &DOCS_149,
+        "lpush" => &DOCS_150,
+        "lpushx" => &DOCS_151,
+        "lrange" => &DOCS_152,
+        "lrem" => &DOCS_153,
+        "lset" => &DOCS_154,
+        "ltrim" => &DOCS_155,
+        "mget" => &DOCS_156,
+        "mset" => &DOCS_157,
+        "msetnx" => &DOCS_158,
+        "multi" => &DOCS_159,
+        "object" => &DOCS_160,
+        "persist" => &DOCS_161,
+        "pexpire" => &DOCS_162,
+        "pexpireat" => &DOCS_163,
+        "pexpiretime" => &DOCS_164,
+        "pfadd" => &DOCS_165,
+        "pfcount" => &DOCS_166,
+        "pfmerge" => &DOCS_167,
+        "ping" => &DOCS_168,
+        "psetex" => &DOCS_169,
+        "psubscribe" => &DOCS_170,
+        "pttl" => &DOCS_171,
+        "publish" => &DOCS_172,
+        "pubsub" => &DOCS_173,
+        "punsubscribe" => &DOCS_174,
+        "quit" => &DOCS_175,
+        "randomkey" => &DOCS_176,
+        "rename" => &DOCS_177,
+        "renamenx" => &DOCS_178,
+        "reset" => &DOCS_179,
+        "rpop" => &DOCS_180,
+        "rpoplpush" => &DOCS_181,
+        "rpush" => &DOCS_182,
+        "rpushx" => &DOCS_183,
+        "sadd" => &DOCS_184,
+        "scan" => &DOCS_185,
+        "scard" => &DOCS_186,
+        "script" => &DOCS_187,
+        "sdiff" => &DOCS_188,
+        "sdiffstore" => &DOCS_189,
+        "select" => &DOCS_190,
+        "set" => &DOCS_191,
+        "setbit" => &DOCS_192,
+        "setex" => &DOCS_193,
+        "setnx" => &DOCS_194,
+        "setrange" => &DOCS_195,
+        "sinter" => &DOCS_196,
+        "sintercard" => &DOCS_197,
+        "sinterstore" => &DOCS_198,
+        "sismember" => &DOCS_199,
+        "smembers" => &DOCS_200,
+        "smismember" => &DOCS_201,
+        "smove" => &DOCS_202,
+        "spop" => &DOCS_203,
+        "spublish" => &DOCS_204,
+        "srandmember" => &DOCS_205,
+        "srem" => &DOCS_206,
+        "sscan" => &DOCS_207,
+        "ssubscribe" => &DOCS_208,
+        "strlen" => &DOCS_209,
+        "subscribe" => &DOCS_210,
+        "substr" => &DOCS_211,
+        "sunion" => &DOCS_212,
+        "sunionstore" => &DOCS_213,
+        "sunsubscribe" => &DOCS_214,
+        "time" => &DOCS_215,
+        "ttl" => &DOCS_216,
+        "type" => &DOCS_217,
+        "unlink" => &DOCS_218,
+        "unsubscribe" => &DOCS_219,
+        "unwatch" => &DOCS_220,
+        "watch" => &DOCS_221,
+        "xack" => &DOCS_222,
+        "xadd" => &DOCS_223,
+        "xautoclaim" => &DOCS_224,
+        "xclaim" => &DOCS_225,
+        "xdel" => &DOCS_226,
+        "xgroup" => &DOCS_227,
+        "xinfo" => &DOCS_228,
+        "xlen" => &DOCS_229,
+        "xpending" => &DOCS_230,
+        "xrange" => &DOCS_231,
+        "xread" => &DOCS_232,
+        "xreadgroup" => &DOCS_233,
+        "xrevrange" => &DOCS_234,
+        "xsetid" => &DOCS_235,
+        "xtrim" => &DOCS_236,
+        "zadd" => &DOCS_237,
+        "zcard" => &DOCS_238,
+        "zcount" => &DOCS_239,
+        "zdiff" => &DOCS_240,
+        "zdiffstore" => &DOCS_241,
+        "zincrby" => &DOCS_242,
+        "zinter" => &DOCS_243,
+        "zintercard" => &DOCS_244,
+        "zinterstore" => &DOCS_245,
+        "zlexcount" => &DOCS_246,
+        "zmpop" => &DOCS_247,
+        "zmscore" => &DOCS_248,
+        "zpopmax" => &DOCS_249,
+        "zpopmin" => &DOCS_250,
+        "zrandmember" => &DOCS_251,
+        "zrange" => &DOCS_252,
+        "zrangebylex" => &DOCS_253,
+        "zrangebyscore" => &DOCS_254,
+        "zrangestore" => &DOCS_255,
+        "zrank" => &DOCS_256,
+        "zrem" => &DOCS_257,
+        "zremrangebylex" => &DOCS_258,
+        "zremrangebyrank" => &DOCS_259,
+        "zremrangebyscore" => &DOCS_260,
+        "zrevrange" => &DOCS_261,
+        "zrevrangebylex" => &DOCS_262,
+        "zrevrangebyscore" => &DOCS_263,
+        "zrevrank" => &DOCS_264,
+        "zscan" => &DOCS_265,
+        "zscore" => &DOCS_266,
+        "zunion" => &DOCS_267,
+        "zunionstore" => &DOCS_268,
         _ => return None,
     })
 }
@@ -663,11 +675,123 @@ static DOCS_35: Docs = Docs {
     arguments: &[Arg::new("shardchannel", ArgType::String).flags(OPTIONAL | MULTIPLE)],
 };
 
+/// function|delete
+static DOCS_36: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[Arg::new("library-name", ArgType::String)],
+};
+
+/// function|dump
+static DOCS_37: Docs = Docs {
+    complexity: "O(N) where N is the number of functions",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// function|flush
+static DOCS_38: Docs = Docs {
+    complexity: "O(N) where N is the number of functions deleted",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[Arg::new("async", ArgType::OneOf).flags(OPTIONAL).args(&[
+        Arg::new("async", ArgType::PureToken).token("ASYNC"),
+        Arg::new("sync", ArgType::PureToken).token("SYNC"),
+    ])],
+};
+
+/// function|help
+static DOCS_39: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// function|kill
+static DOCS_40: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// function|list
+static DOCS_41: Docs = Docs {
+    complexity: "O(N) where N is the number of functions",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::new("library-name-pattern", ArgType::String)
+            .token("LIBRARYNAME")
+            .flags(OPTIONAL),
+        Arg::new("withcode", ArgType::PureToken)
+            .token("WITHCODE")
+            .flags(OPTIONAL),
+    ],
+};
+
+/// function|load
+static DOCS_42: Docs = Docs {
+    complexity: "O(1) (considering compilation time is redundant)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::new("replace", ArgType::PureToken)
+            .token("REPLACE")
+            .flags(OPTIONAL),
+        Arg::new("function-code", ArgType::String),
+    ],
+};
+
+/// function|restore
+static DOCS_43: Docs = Docs {
+    complexity: "O(N) where N is the number of functions on the payload",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::new("serialized-value", ArgType::String),
+        Arg::new("policy", ArgType::OneOf).flags(OPTIONAL).args(&[
+            Arg::new("flush", ArgType::PureToken).token("FLUSH"),
+            Arg::new("append", ArgType::PureToken).token("APPEND"),
+            Arg::new("replace", ArgType::PureToken).token("REPLACE"),
+        ]),
+    ],
+};
+
+/// function|stats
+static DOCS_44: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
 /// script|exists
-static DOCS_36: Docs = Docs { complexity: "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("sha1", ArgType::String).flags(MULTIPLE)] };
+static DOCS_45: Docs = Docs { complexity: "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("sha1", ArgType::String).flags(MULTIPLE)] };
 
 /// script|flush
-static DOCS_37: Docs = Docs {
+static DOCS_46: Docs = Docs {
     complexity: "O(N) with N being the number of scripts in cache",
     doc_flags: &[],
     deprecated_since: None,
@@ -686,7 +810,7 @@ static DOCS_37: Docs = Docs {
 };
 
 /// script|help
-static DOCS_38: Docs = Docs {
+static DOCS_47: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -696,7 +820,7 @@ static DOCS_38: Docs = Docs {
 };
 
 /// script|kill
-static DOCS_39: Docs = Docs {
+static DOCS_48: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -706,7 +830,7 @@ static DOCS_39: Docs = Docs {
 };
 
 /// script|load
-static DOCS_40: Docs = Docs {
+static DOCS_49: Docs = Docs {
     complexity: "O(N) with N being the length in bytes of the script body.",
     doc_flags: &[],
     deprecated_since: None,
@@ -716,7 +840,7 @@ static DOCS_40: Docs = Docs {
 };
 
 /// object|encoding
-static DOCS_41: Docs = Docs {
+static DOCS_50: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -726,7 +850,7 @@ static DOCS_41: Docs = Docs {
 };
 
 /// object|freq
-static DOCS_42: Docs = Docs {
+static DOCS_51: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -736,7 +860,7 @@ static DOCS_42: Docs = Docs {
 };
 
 /// object|help
-static DOCS_43: Docs = Docs {
+static DOCS_52: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -746,7 +870,7 @@ static DOCS_43: Docs = Docs {
 };
 
 /// object|idletime
-static DOCS_44: Docs = Docs {
+static DOCS_53: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -756,7 +880,7 @@ static DOCS_44: Docs = Docs {
 };
 
 /// object|refcount
-static DOCS_45: Docs = Docs {
+static DOCS_54: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -766,7 +890,7 @@ static DOCS_45: Docs = Docs {
 };
 
 /// xgroup|create
-static DOCS_46: Docs = Docs {
+static DOCS_55: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -789,7 +913,7 @@ static DOCS_46: Docs = Docs {
 };
 
 /// xgroup|createconsumer
-static DOCS_47: Docs = Docs {
+static DOCS_56: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -803,7 +927,7 @@ static DOCS_47: Docs = Docs {
 };
 
 /// xgroup|delconsumer
-static DOCS_48: Docs = Docs {
+static DOCS_57: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -817,7 +941,7 @@ static DOCS_48: Docs = Docs {
 };
 
 /// xgroup|destroy
-static DOCS_49: Docs = Docs {
+static DOCS_58: Docs = Docs {
     complexity: "O(N) where N is the number of entries in the group's pending entries list (PEL).",
     doc_flags: &[],
     deprecated_since: None,
@@ -827,7 +951,7 @@ static DOCS_49: Docs = Docs {
 };
 
 /// xgroup|help
-static DOCS_50: Docs = Docs {
+static DOCS_59: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -837,7 +961,7 @@ static DOCS_50: Docs = Docs {
 };
 
 /// xgroup|setid
-static DOCS_51: Docs = Docs {
+static DOCS_60: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -857,7 +981,7 @@ static DOCS_51: Docs = Docs {
 };
 
 /// xinfo|consumers
-static DOCS_52: Docs = Docs {
+static DOCS_61: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -867,7 +991,7 @@ static DOCS_52: Docs = Docs {
 };
 
 /// xinfo|groups
-static DOCS_53: Docs = Docs {
+static DOCS_62: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -877,7 +1001,7 @@ static DOCS_53: Docs = Docs {
 };
 
 /// xinfo|help
-static DOCS_54: Docs = Docs {
+static DOCS_63: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -887,10 +1011,10 @@ static DOCS_54: Docs = Docs {
 };
 
 /// xinfo|stream
-static DOCS_55: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `FULL` modifier."), ("7.0.0", "Added the `max-deleted-entry-id`, `entries-added`, `recorded-first-entry-id`, `entries-read` and `lag` fields")], arguments: &[Arg::key("key", 0), Arg::new("full", ArgType::Block).token("FULL").flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)])] };
+static DOCS_64: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `FULL` modifier."), ("7.0.0", "Added the `max-deleted-entry-id`, `entries-added`, `recorded-first-entry-id`, `entries-read` and `lag` fields")], arguments: &[Arg::key("key", 0), Arg::new("full", ArgType::Block).token("FULL").flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)])] };
 
 /// acl
-static DOCS_56: Docs = Docs {
+static DOCS_65: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -900,10 +1024,10 @@ static DOCS_56: Docs = Docs {
 };
 
 /// append
-static DOCS_57: Docs = Docs { complexity: "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("value", ArgType::String)] };
+static DOCS_66: Docs = Docs { complexity: "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("value", ArgType::String)] };
 
 /// auth
-static DOCS_58: Docs = Docs {
+static DOCS_67: Docs = Docs {
     complexity: "O(N) where N is the number of passwords defined for the user",
     doc_flags: &[],
     deprecated_since: None,
@@ -918,7 +1042,7 @@ static DOCS_58: Docs = Docs {
 };
 
 /// bitcount
-static DOCS_59: Docs = Docs {
+static DOCS_68: Docs = Docs {
     complexity: "O(N)",
     doc_flags: &[],
     deprecated_since: None,
@@ -941,7 +1065,7 @@ static DOCS_59: Docs = Docs {
 };
 
 /// bitfield
-static DOCS_60: Docs = Docs {
+static DOCS_69: Docs = Docs {
     complexity: "O(1) for each subcommand specified",
     doc_flags: &[],
     deprecated_since: None,
@@ -989,7 +1113,7 @@ static DOCS_60: Docs = Docs {
 };
 
 /// bitfield_ro
-static DOCS_61: Docs = Docs {
+static DOCS_70: Docs = Docs {
     complexity: "O(1) for each subcommand specified",
     doc_flags: &[],
     deprecated_since: None,
@@ -1008,7 +1132,7 @@ static DOCS_61: Docs = Docs {
 };
 
 /// bitop
-static DOCS_62: Docs = Docs {
+static DOCS_71: Docs = Docs {
     complexity: "O(N)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1022,7 +1146,7 @@ static DOCS_62: Docs = Docs {
 };
 
 /// bitpos
-static DOCS_63: Docs = Docs {
+static DOCS_72: Docs = Docs {
     complexity: "O(N)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1050,7 +1174,7 @@ static DOCS_63: Docs = Docs {
 };
 
 /// blmove
-static DOCS_64: Docs = Docs {
+static DOCS_73: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1072,7 +1196,7 @@ static DOCS_64: Docs = Docs {
 };
 
 /// blmpop
-static DOCS_65: Docs = Docs {
+static DOCS_74: Docs = Docs {
     complexity:
         "O(N+M) where N is the number of provided keys and M is the number of elements returned.",
     doc_flags: &[],
@@ -1094,7 +1218,7 @@ static DOCS_65: Docs = Docs {
 };
 
 /// blpop
-static DOCS_66: Docs = Docs {
+static DOCS_75: Docs = Docs {
     complexity: "O(N) where N is the number of provided keys.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1110,7 +1234,7 @@ static DOCS_66: Docs = Docs {
 };
 
 /// brpop
-static DOCS_67: Docs = Docs {
+static DOCS_76: Docs = Docs {
     complexity: "O(N) where N is the number of provided keys.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1126,7 +1250,7 @@ static DOCS_67: Docs = Docs {
 };
 
 /// brpoplpush
-static DOCS_68: Docs = Docs {
+static DOCS_77: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -1143,10 +1267,10 @@ static DOCS_68: Docs = Docs {
 };
 
 /// bzmpop
-static DOCS_69: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("timeout", ArgType::Double), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_78: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("timeout", ArgType::Double), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// bzpopmax
-static DOCS_70: Docs = Docs {
+static DOCS_79: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1162,7 +1286,7 @@ static DOCS_70: Docs = Docs {
 };
 
 /// bzpopmin
-static DOCS_71: Docs = Docs {
+static DOCS_80: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1178,7 +1302,7 @@ static DOCS_71: Docs = Docs {
 };
 
 /// client
-static DOCS_72: Docs = Docs {
+static DOCS_81: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1188,7 +1312,7 @@ static DOCS_72: Docs = Docs {
 };
 
 /// command
-static DOCS_73: Docs = Docs {
+static DOCS_82: Docs = Docs {
     complexity: "O(N) where N is the total number of Redis commands",
     doc_flags: &[],
     deprecated_since: None,
@@ -1198,10 +1322,10 @@ static DOCS_73: Docs = Docs {
 };
 
 /// copy
-static DOCS_74: Docs = Docs { complexity: "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("source", 0), Arg::key("destination", 1), Arg::new("destination-db", ArgType::Integer).token("DB").flags(OPTIONAL), Arg::new("replace", ArgType::PureToken).token("REPLACE").flags(OPTIONAL)] };
+static DOCS_83: Docs = Docs { complexity: "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("source", 0), Arg::key("destination", 1), Arg::new("destination-db", ArgType::Integer).token("DB").flags(OPTIONAL), Arg::new("replace", ArgType::PureToken).token("REPLACE").flags(OPTIONAL)] };
 
 /// dbsize
-static DOCS_75: Docs = Docs {
+static DOCS_84: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1211,7 +1335,7 @@ static DOCS_75: Docs = Docs {
 };
 
 /// decr
-static DOCS_76: Docs = Docs {
+static DOCS_85: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1221,7 +1345,7 @@ static DOCS_76: Docs = Docs {
 };
 
 /// decrby
-static DOCS_77: Docs = Docs {
+static DOCS_86: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1231,10 +1355,10 @@ static DOCS_77: Docs = Docs {
 };
 
 /// del
-static DOCS_78: Docs = Docs { complexity: "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_87: Docs = Docs { complexity: "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// discard
-static DOCS_79: Docs = Docs {
+static DOCS_88: Docs = Docs {
     complexity: "O(N), when N is the number of queued commands",
     doc_flags: &[],
     deprecated_since: None,
@@ -1244,7 +1368,7 @@ static DOCS_79: Docs = Docs {
 };
 
 /// echo
-static DOCS_80: Docs = Docs {
+static DOCS_89: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1254,7 +1378,7 @@ static DOCS_80: Docs = Docs {
 };
 
 /// eval
-static DOCS_81: Docs = Docs {
+static DOCS_90: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1269,7 +1393,7 @@ static DOCS_81: Docs = Docs {
 };
 
 /// eval_ro
-static DOCS_82: Docs = Docs {
+static DOCS_91: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1284,7 +1408,7 @@ static DOCS_82: Docs = Docs {
 };
 
 /// evalsha
-static DOCS_83: Docs = Docs {
+static DOCS_92: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1299,7 +1423,7 @@ static DOCS_83: Docs = Docs {
 };
 
 /// evalsha_ro
-static DOCS_84: Docs = Docs {
+static DOCS_93: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1314,7 +1438,7 @@ static DOCS_84: Docs = Docs {
 };
 
 /// exec
-static DOCS_85: Docs = Docs {
+static DOCS_94: Docs = Docs {
     complexity: "Depends on commands in the transaction",
     doc_flags: &[],
     deprecated_since: None,
@@ -1324,7 +1448,7 @@ static DOCS_85: Docs = Docs {
 };
 
 /// exists
-static DOCS_86: Docs = Docs {
+static DOCS_95: Docs = Docs {
     complexity: "O(N) where N is the number of keys to check.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1334,7 +1458,7 @@ static DOCS_86: Docs = Docs {
 };
 
 /// expire
-static DOCS_87: Docs = Docs {
+static DOCS_96: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1356,7 +1480,7 @@ static DOCS_87: Docs = Docs {
 };
 
 /// expireat
-static DOCS_88: Docs = Docs {
+static DOCS_97: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1378,7 +1502,7 @@ static DOCS_88: Docs = Docs {
 };
 
 /// expiretime
-static DOCS_89: Docs = Docs {
+static DOCS_98: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1387,8 +1511,38 @@ static DOCS_89: Docs = Docs {
     arguments: &[Arg::key("key", 0)],
 };
 
+/// fcall
+static DOCS_99: Docs = Docs {
+    complexity: "Depends on the function that is executed.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::new("function", ArgType::String),
+        Arg::new("numkeys", ArgType::Integer),
+        Arg::key("key", 0).flags(OPTIONAL | MULTIPLE),
+        Arg::new("arg", ArgType::String).flags(OPTIONAL | MULTIPLE),
+    ],
+};
+
+/// fcall_ro
+static DOCS_100: Docs = Docs {
+    complexity: "Depends on the function that is executed.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::new("function", ArgType::String),
+        Arg::new("numkeys", ArgType::Integer),
+        Arg::key("key", 0).flags(OPTIONAL | MULTIPLE),
+        Arg::new("arg", ArgType::String).flags(OPTIONAL | MULTIPLE),
+    ],
+};
+
 /// flushall
-static DOCS_90: Docs = Docs {
+static DOCS_101: Docs = Docs {
     complexity: "O(N) where N is the total number of keys in all databases",
     doc_flags: &[],
     deprecated_since: None,
@@ -1408,7 +1562,7 @@ static DOCS_90: Docs = Docs {
 };
 
 /// flushdb
-static DOCS_91: Docs = Docs {
+static DOCS_102: Docs = Docs {
     complexity: "O(N) where N is the number of keys in the selected database",
     doc_flags: &[],
     deprecated_since: None,
@@ -1427,8 +1581,18 @@ static DOCS_91: Docs = Docs {
     ])],
 };
 
+/// function
+static DOCS_103: Docs = Docs {
+    complexity: "Depends on subcommand.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
 /// geoadd
-static DOCS_92: Docs = Docs {
+static DOCS_104: Docs = Docs {
     complexity:
         "O(log(N)) for each item added, where N is the number of elements in the sorted set.",
     doc_flags: &[],
@@ -1459,7 +1623,7 @@ static DOCS_92: Docs = Docs {
 };
 
 /// geodist
-static DOCS_93: Docs = Docs {
+static DOCS_105: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -1479,7 +1643,7 @@ static DOCS_93: Docs = Docs {
 };
 
 /// geohash
-static DOCS_94: Docs = Docs {
+static DOCS_106: Docs = Docs {
     complexity:
         "O(log(N)) for each member requested, where N is the number of elements in the sorted set.",
     doc_flags: &[],
@@ -1493,7 +1657,7 @@ static DOCS_94: Docs = Docs {
 };
 
 /// geopos
-static DOCS_95: Docs = Docs {
+static DOCS_107: Docs = Docs {
     complexity: "O(N) where N is the number of members requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1506,25 +1670,25 @@ static DOCS_95: Docs = Docs {
 };
 
 /// georadius
-static DOCS_96: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`."), ("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::key("key", 1).token("STORE").flags(OPTIONAL), Arg::key("key", 2).token("STOREDIST").flags(OPTIONAL)] };
+static DOCS_108: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`."), ("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::key("key", 1).token("STORE").flags(OPTIONAL), Arg::key("key", 2).token("STOREDIST").flags(OPTIONAL)] };
 
 /// georadius_ro
-static DOCS_97: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`.")], arguments: &[Arg::key("key", 0), Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")])] };
+static DOCS_109: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`.")], arguments: &[Arg::key("key", 0), Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")])] };
 
 /// georadiusbymember
-static DOCS_98: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::key("key", 1).token("STORE").flags(OPTIONAL), Arg::key("key", 2).token("STOREDIST").flags(OPTIONAL)] };
+static DOCS_110: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::key("key", 1).token("STORE").flags(OPTIONAL), Arg::key("key", 2).token("STOREDIST").flags(OPTIONAL)] };
 
 /// georadiusbymember_ro
-static DOCS_99: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")])] };
+static DOCS_111: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")])] };
 
 /// geosearch
-static DOCS_100: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("from", ArgType::OneOf).args(&[Arg::new("member", ArgType::String).token("FROMMEMBER"), Arg::new("longitude_latitude", ArgType::Block).token("FROMLONLAT").args(&[Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double)])]), Arg::new("by", ArgType::OneOf).args(&[Arg::new("circle", ArgType::Block).args(&[Arg::new("radius", ArgType::Double).token("BYRADIUS"), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])]), Arg::new("box", ArgType::Block).args(&[Arg::new("width", ArgType::Double).token("BYBOX"), Arg::new("height", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])])]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL)] };
+static DOCS_112: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("from", ArgType::OneOf).args(&[Arg::new("member", ArgType::String).token("FROMMEMBER"), Arg::new("longitude_latitude", ArgType::Block).token("FROMLONLAT").args(&[Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double)])]), Arg::new("by", ArgType::OneOf).args(&[Arg::new("circle", ArgType::Block).args(&[Arg::new("radius", ArgType::Double).token("BYRADIUS"), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])]), Arg::new("box", ArgType::Block).args(&[Arg::new("width", ArgType::Double).token("BYBOX"), Arg::new("height", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])])]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL)] };
 
 /// geosearchstore
-static DOCS_101: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("destination", 0), Arg::key("source", 1), Arg::new("from", ArgType::OneOf).args(&[Arg::new("member", ArgType::String).token("FROMMEMBER"), Arg::new("longitude_latitude", ArgType::Block).token("FROMLONLAT").args(&[Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double)])]), Arg::new("by", ArgType::OneOf).args(&[Arg::new("circle", ArgType::Block).args(&[Arg::new("radius", ArgType::Double).token("BYRADIUS"), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])]), Arg::new("box", ArgType::Block).args(&[Arg::new("width", ArgType::Double).token("BYBOX"), Arg::new("height", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])])]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("storedist", ArgType::PureToken).token("STOREDIST").flags(OPTIONAL)] };
+static DOCS_113: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("destination", 0), Arg::key("source", 1), Arg::new("from", ArgType::OneOf).args(&[Arg::new("member", ArgType::String).token("FROMMEMBER"), Arg::new("longitude_latitude", ArgType::Block).token("FROMLONLAT").args(&[Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double)])]), Arg::new("by", ArgType::OneOf).args(&[Arg::new("circle", ArgType::Block).args(&[Arg::new("radius", ArgType::Double).token("BYRADIUS"), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])]), Arg::new("box", ArgType::Block).args(&[Arg::new("width", ArgType::Double).token("BYBOX"), Arg::new("height", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])])]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("storedist", ArgType::PureToken).token("STOREDIST").flags(OPTIONAL)] };
 
 /// get
-static DOCS_102: Docs = Docs {
+static DOCS_114: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1534,7 +1698,7 @@ static DOCS_102: Docs = Docs {
 };
 
 /// getbit
-static DOCS_103: Docs = Docs {
+static DOCS_115: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1544,7 +1708,7 @@ static DOCS_103: Docs = Docs {
 };
 
 /// getdel
-static DOCS_104: Docs = Docs {
+static DOCS_116: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1554,7 +1718,7 @@ static DOCS_104: Docs = Docs {
 };
 
 /// getex
-static DOCS_105: Docs = Docs {
+static DOCS_117: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1575,10 +1739,10 @@ static DOCS_105: Docs = Docs {
 };
 
 /// getrange
-static DOCS_106: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
+static DOCS_118: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
 
 /// getset
-static DOCS_107: Docs = Docs {
+static DOCS_119: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -1588,7 +1752,7 @@ static DOCS_107: Docs = Docs {
 };
 
 /// hdel
-static DOCS_108: Docs = Docs {
+static DOCS_120: Docs = Docs {
     complexity: "O(N) where N is the number of fields to be removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1601,10 +1765,10 @@ static DOCS_108: Docs = Docs {
 };
 
 /// hello
-static DOCS_109: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")], arguments: &[Arg::new("arguments", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("protover", ArgType::Integer), Arg::new("username_password", ArgType::Block).token("AUTH").flags(OPTIONAL).args(&[Arg::new("username", ArgType::String), Arg::new("password", ArgType::String)]), Arg::new("clientname", ArgType::String).token("SETNAME").flags(OPTIONAL)])] };
+static DOCS_121: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")], arguments: &[Arg::new("arguments", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("protover", ArgType::Integer), Arg::new("username_password", ArgType::Block).token("AUTH").flags(OPTIONAL).args(&[Arg::new("username", ArgType::String), Arg::new("password", ArgType::String)]), Arg::new("clientname", ArgType::String).token("SETNAME").flags(OPTIONAL)])] };
 
 /// hexists
-static DOCS_110: Docs = Docs {
+static DOCS_122: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1614,7 +1778,7 @@ static DOCS_110: Docs = Docs {
 };
 
 /// hget
-static DOCS_111: Docs = Docs {
+static DOCS_123: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1624,7 +1788,7 @@ static DOCS_111: Docs = Docs {
 };
 
 /// hgetall
-static DOCS_112: Docs = Docs {
+static DOCS_124: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1634,7 +1798,7 @@ static DOCS_112: Docs = Docs {
 };
 
 /// hincrby
-static DOCS_113: Docs = Docs {
+static DOCS_125: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1648,7 +1812,7 @@ static DOCS_113: Docs = Docs {
 };
 
 /// hincrbyfloat
-static DOCS_114: Docs = Docs {
+static DOCS_126: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1662,7 +1826,7 @@ static DOCS_114: Docs = Docs {
 };
 
 /// hkeys
-static DOCS_115: Docs = Docs {
+static DOCS_127: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1672,7 +1836,7 @@ static DOCS_115: Docs = Docs {
 };
 
 /// hlen
-static DOCS_116: Docs = Docs {
+static DOCS_128: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1682,7 +1846,7 @@ static DOCS_116: Docs = Docs {
 };
 
 /// hmget
-static DOCS_117: Docs = Docs {
+static DOCS_129: Docs = Docs {
     complexity: "O(N) where N is the number of fields being requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1695,7 +1859,7 @@ static DOCS_117: Docs = Docs {
 };
 
 /// hmset
-static DOCS_118: Docs = Docs {
+static DOCS_130: Docs = Docs {
     complexity: "O(N) where N is the number of fields being set.",
     doc_flags: &["deprecated"],
     deprecated_since: Some("4.0.0"),
@@ -1713,7 +1877,7 @@ static DOCS_118: Docs = Docs {
 };
 
 /// hrandfield
-static DOCS_119: Docs = Docs {
+static DOCS_131: Docs = Docs {
     complexity: "O(N) where N is the number of fields returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -1731,13 +1895,13 @@ static DOCS_119: Docs = Docs {
 };
 
 /// hscan
-static DOCS_120: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_132: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// hset
-static DOCS_121: Docs = Docs { complexity: "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `field` and `value` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
+static DOCS_133: Docs = Docs { complexity: "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `field` and `value` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
 
 /// hsetnx
-static DOCS_122: Docs = Docs {
+static DOCS_134: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1751,7 +1915,7 @@ static DOCS_122: Docs = Docs {
 };
 
 /// hstrlen
-static DOCS_123: Docs = Docs {
+static DOCS_135: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1761,7 +1925,7 @@ static DOCS_123: Docs = Docs {
 };
 
 /// hvals
-static DOCS_124: Docs = Docs {
+static DOCS_136: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1771,7 +1935,7 @@ static DOCS_124: Docs = Docs {
 };
 
 /// incr
-static DOCS_125: Docs = Docs {
+static DOCS_137: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1781,7 +1945,7 @@ static DOCS_125: Docs = Docs {
 };
 
 /// incrby
-static DOCS_126: Docs = Docs {
+static DOCS_138: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1791,7 +1955,7 @@ static DOCS_126: Docs = Docs {
 };
 
 /// incrbyfloat
-static DOCS_127: Docs = Docs {
+static DOCS_139: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1801,7 +1965,7 @@ static DOCS_127: Docs = Docs {
 };
 
 /// info
-static DOCS_128: Docs = Docs {
+static DOCS_140: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1814,10 +1978,10 @@ static DOCS_128: Docs = Docs {
 };
 
 /// keys
-static DOCS_129: Docs = Docs { complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern)] };
+static DOCS_141: Docs = Docs { complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern)] };
 
 /// lcs
-static DOCS_130: Docs = Docs {
+static DOCS_142: Docs = Docs {
     complexity: "O(N*M) where N and M are the lengths of s1 and s2, respectively",
     doc_flags: &[],
     deprecated_since: None,
@@ -1842,13 +2006,13 @@ static DOCS_130: Docs = Docs {
 };
 
 /// lindex
-static DOCS_131: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer)] };
+static DOCS_143: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer)] };
 
 /// linsert
-static DOCS_132: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("where", ArgType::OneOf).args(&[Arg::new("before", ArgType::PureToken).token("BEFORE"), Arg::new("after", ArgType::PureToken).token("AFTER")]), Arg::new("pivot", ArgType::String), Arg::new("element", ArgType::String)] };
+static DOCS_144: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("where", ArgType::OneOf).args(&[Arg::new("before", ArgType::PureToken).token("BEFORE"), Arg::new("after", ArgType::PureToken).token("AFTER")]), Arg::new("pivot", ArgType::String), Arg::new("element", ArgType::String)] };
 
 /// llen
-static DOCS_133: Docs = Docs {
+static DOCS_145: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1858,7 +2022,7 @@ static DOCS_133: Docs = Docs {
 };
 
 /// lmove
-static DOCS_134: Docs = Docs {
+static DOCS_146: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1879,7 +2043,7 @@ static DOCS_134: Docs = Docs {
 };
 
 /// lmpop
-static DOCS_135: Docs = Docs {
+static DOCS_147: Docs = Docs {
     complexity:
         "O(N+M) where N is the number of provided keys and M is the number of elements returned.",
     doc_flags: &[],
@@ -1900,7 +2064,7 @@ static DOCS_135: Docs = Docs {
 };
 
 /// lpop
-static DOCS_136: Docs = Docs {
+static DOCS_148: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -1915,19 +2079,19 @@ static DOCS_136: Docs = Docs {
 };
 
 /// lpos
-static DOCS_137: Docs = Docs { complexity: "O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String), Arg::new("rank", ArgType::Integer).token("RANK").flags(OPTIONAL), Arg::new("num-matches", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("len", ArgType::Integer).token("MAXLEN").flags(OPTIONAL)] };
+static DOCS_149: Docs = Docs { complexity: "O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String), Arg::new("rank", ArgType::Integer).token("RANK").flags(OPTIONAL), Arg::new("num-matches", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("len", ArgType::Integer).token("MAXLEN").flags(OPTIONAL)] };
 
 /// lpush
-static DOCS_138: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_150: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// lpushx
-static DOCS_139: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_151: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// lrange
-static DOCS_140: Docs = Docs { complexity: "O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
+static DOCS_152: Docs = Docs { complexity: "O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
 
 /// lrem
-static DOCS_141: Docs = Docs {
+static DOCS_153: Docs = Docs {
     complexity: "O(N+M) where N is the length of the list and M is the number of elements removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1941,10 +2105,10 @@ static DOCS_141: Docs = Docs {
 };
 
 /// lset
-static DOCS_142: Docs = Docs { complexity: "O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer), Arg::new("element", ArgType::String)] };
+static DOCS_154: Docs = Docs { complexity: "O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer), Arg::new("element", ArgType::String)] };
 
 /// ltrim
-static DOCS_143: Docs = Docs {
+static DOCS_155: Docs = Docs {
     complexity: "O(N) where N is the number of elements to be removed by the operation.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1958,7 +2122,7 @@ static DOCS_143: Docs = Docs {
 };
 
 /// mget
-static DOCS_144: Docs = Docs {
+static DOCS_156: Docs = Docs {
     complexity: "O(N) where N is the number of keys to retrieve.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1968,7 +2132,7 @@ static DOCS_144: Docs = Docs {
 };
 
 /// mset
-static DOCS_145: Docs = Docs {
+static DOCS_157: Docs = Docs {
     complexity: "O(N) where N is the number of keys to set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1980,7 +2144,7 @@ static DOCS_145: Docs = Docs {
 };
 
 /// msetnx
-static DOCS_146: Docs = Docs {
+static DOCS_158: Docs = Docs {
     complexity: "O(N) where N is the number of keys to set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1992,7 +2156,7 @@ static DOCS_146: Docs = Docs {
 };
 
 /// multi
-static DOCS_147: Docs = Docs {
+static DOCS_159: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2002,7 +2166,7 @@ static DOCS_147: Docs = Docs {
 };
 
 /// object
-static DOCS_148: Docs = Docs {
+static DOCS_160: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2012,7 +2176,7 @@ static DOCS_148: Docs = Docs {
 };
 
 /// persist
-static DOCS_149: Docs = Docs {
+static DOCS_161: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2022,7 +2186,7 @@ static DOCS_149: Docs = Docs {
 };
 
 /// pexpire
-static DOCS_150: Docs = Docs {
+static DOCS_162: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2044,7 +2208,7 @@ static DOCS_150: Docs = Docs {
 };
 
 /// pexpireat
-static DOCS_151: Docs = Docs {
+static DOCS_163: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2066,7 +2230,7 @@ static DOCS_151: Docs = Docs {
 };
 
 /// pexpiretime
-static DOCS_152: Docs = Docs {
+static DOCS_164: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2076,7 +2240,7 @@ static DOCS_152: Docs = Docs {
 };
 
 /// pfadd
-static DOCS_153: Docs = Docs {
+static DOCS_165: Docs = Docs {
     complexity: "O(1) to add every element.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2089,10 +2253,10 @@ static DOCS_153: Docs = Docs {
 };
 
 /// pfcount
-static DOCS_154: Docs = Docs { complexity: "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_166: Docs = Docs { complexity: "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// pfmerge
-static DOCS_155: Docs = Docs {
+static DOCS_167: Docs = Docs {
     complexity: "O(N) to merge N HyperLogLogs, but with high constant times.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2105,7 +2269,7 @@ static DOCS_155: Docs = Docs {
 };
 
 /// ping
-static DOCS_156: Docs = Docs {
+static DOCS_168: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2115,7 +2279,7 @@ static DOCS_156: Docs = Docs {
 };
 
 /// psetex
-static DOCS_157: Docs = Docs {
+static DOCS_169: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2129,7 +2293,7 @@ static DOCS_157: Docs = Docs {
 };
 
 /// psubscribe
-static DOCS_158: Docs = Docs {
+static DOCS_170: Docs = Docs {
     complexity: "O(N) where N is the number of patterns the client is already subscribed to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2141,7 +2305,7 @@ static DOCS_158: Docs = Docs {
 };
 
 /// pttl
-static DOCS_159: Docs = Docs {
+static DOCS_171: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2151,10 +2315,10 @@ static DOCS_159: Docs = Docs {
 };
 
 /// publish
-static DOCS_160: Docs = Docs { complexity: "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("channel", ArgType::String), Arg::new("message", ArgType::String)] };
+static DOCS_172: Docs = Docs { complexity: "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("channel", ArgType::String), Arg::new("message", ArgType::String)] };
 
 /// pubsub
-static DOCS_161: Docs = Docs {
+static DOCS_173: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2164,10 +2328,10 @@ static DOCS_161: Docs = Docs {
 };
 
 /// punsubscribe
-static DOCS_162: Docs = Docs { complexity: "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL | MULTIPLE)] };
+static DOCS_174: Docs = Docs { complexity: "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL | MULTIPLE)] };
 
 /// quit
-static DOCS_163: Docs = Docs {
+static DOCS_175: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2177,7 +2341,7 @@ static DOCS_163: Docs = Docs {
 };
 
 /// randomkey
-static DOCS_164: Docs = Docs {
+static DOCS_176: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2187,7 +2351,7 @@ static DOCS_164: Docs = Docs {
 };
 
 /// rename
-static DOCS_165: Docs = Docs {
+static DOCS_177: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2197,7 +2361,7 @@ static DOCS_165: Docs = Docs {
 };
 
 /// renamenx
-static DOCS_166: Docs = Docs {
+static DOCS_178: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2210,7 +2374,7 @@ static DOCS_166: Docs = Docs {
 };
 
 /// reset
-static DOCS_167: Docs = Docs {
+static DOCS_179: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2220,7 +2384,7 @@ static DOCS_167: Docs = Docs {
 };
 
 /// rpop
-static DOCS_168: Docs = Docs {
+static DOCS_180: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -2235,7 +2399,7 @@ static DOCS_168: Docs = Docs {
 };
 
 /// rpoplpush
-static DOCS_169: Docs = Docs {
+static DOCS_181: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -2245,19 +2409,19 @@ static DOCS_169: Docs = Docs {
 };
 
 /// rpush
-static DOCS_170: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_182: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// rpushx
-static DOCS_171: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_183: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// sadd
-static DOCS_172: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `member` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
+static DOCS_184: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `member` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
 
 /// scan
-static DOCS_173: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `TYPE` subcommand.")], arguments: &[Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("type", ArgType::String).token("TYPE").since("6.0.0").flags(OPTIONAL)] };
+static DOCS_185: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `TYPE` subcommand.")], arguments: &[Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("type", ArgType::String).token("TYPE").since("6.0.0").flags(OPTIONAL)] };
 
 /// scard
-static DOCS_174: Docs = Docs {
+static DOCS_186: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2267,7 +2431,7 @@ static DOCS_174: Docs = Docs {
 };
 
 /// script
-static DOCS_175: Docs = Docs {
+static DOCS_187: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2277,7 +2441,7 @@ static DOCS_175: Docs = Docs {
 };
 
 /// sdiff
-static DOCS_176: Docs = Docs {
+static DOCS_188: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2287,7 +2451,7 @@ static DOCS_176: Docs = Docs {
 };
 
 /// sdiffstore
-static DOCS_177: Docs = Docs {
+static DOCS_189: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2300,7 +2464,7 @@ static DOCS_177: Docs = Docs {
 };
 
 /// select
-static DOCS_178: Docs = Docs {
+static DOCS_190: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2310,7 +2474,7 @@ static DOCS_178: Docs = Docs {
 };
 
 /// set
-static DOCS_179: Docs = Docs {
+static DOCS_191: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2361,7 +2525,7 @@ static DOCS_179: Docs = Docs {
 };
 
 /// setbit
-static DOCS_180: Docs = Docs {
+static DOCS_192: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2375,7 +2539,7 @@ static DOCS_180: Docs = Docs {
 };
 
 /// setex
-static DOCS_181: Docs = Docs {
+static DOCS_193: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2389,7 +2553,7 @@ static DOCS_181: Docs = Docs {
 };
 
 /// setnx
-static DOCS_182: Docs = Docs {
+static DOCS_194: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2399,19 +2563,19 @@ static DOCS_182: Docs = Docs {
 };
 
 /// setrange
-static DOCS_183: Docs = Docs { complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("offset", ArgType::Integer), Arg::new("value", ArgType::String)] };
+static DOCS_195: Docs = Docs { complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("offset", ArgType::Integer), Arg::new("value", ArgType::String)] };
 
 /// sinter
-static DOCS_184: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_196: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// sintercard
-static DOCS_185: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
+static DOCS_197: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
 
 /// sinterstore
-static DOCS_186: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::key("key", 1).flags(MULTIPLE)] };
+static DOCS_198: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::key("key", 1).flags(MULTIPLE)] };
 
 /// sismember
-static DOCS_187: Docs = Docs {
+static DOCS_199: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2421,7 +2585,7 @@ static DOCS_187: Docs = Docs {
 };
 
 /// smembers
-static DOCS_188: Docs = Docs {
+static DOCS_200: Docs = Docs {
     complexity: "O(N) where N is the set cardinality.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2431,7 +2595,7 @@ static DOCS_188: Docs = Docs {
 };
 
 /// smismember
-static DOCS_189: Docs = Docs {
+static DOCS_201: Docs = Docs {
     complexity: "O(N) where N is the number of elements being checked for membership",
     doc_flags: &[],
     deprecated_since: None,
@@ -2444,7 +2608,7 @@ static DOCS_189: Docs = Docs {
 };
 
 /// smove
-static DOCS_190: Docs = Docs {
+static DOCS_202: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2458,7 +2622,7 @@ static DOCS_190: Docs = Docs {
 };
 
 /// spop
-static DOCS_191: Docs = Docs {
+static DOCS_203: Docs = Docs {
     complexity:
         "Without the count argument O(1), otherwise O(N) where N is the value of the passed count.",
     doc_flags: &[],
@@ -2474,7 +2638,7 @@ static DOCS_191: Docs = Docs {
 };
 
 /// spublish
-static DOCS_192: Docs = Docs {
+static DOCS_204: Docs = Docs {
     complexity: "O(N) where N is the number of clients subscribed to the receiving shard channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2487,10 +2651,10 @@ static DOCS_192: Docs = Docs {
 };
 
 /// srandmember
-static DOCS_193: Docs = Docs { complexity: "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).since("2.6.0").flags(OPTIONAL)] };
+static DOCS_205: Docs = Docs { complexity: "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).since("2.6.0").flags(OPTIONAL)] };
 
 /// srem
-static DOCS_194: Docs = Docs {
+static DOCS_206: Docs = Docs {
     complexity: "O(N) where N is the number of members to be removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2503,10 +2667,10 @@ static DOCS_194: Docs = Docs {
 };
 
 /// sscan
-static DOCS_195: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_207: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// ssubscribe
-static DOCS_196: Docs = Docs {
+static DOCS_208: Docs = Docs {
     complexity: "O(N) where N is the number of shard channels to subscribe to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2516,7 +2680,7 @@ static DOCS_196: Docs = Docs {
 };
 
 /// strlen
-static DOCS_197: Docs = Docs {
+static DOCS_209: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2526,7 +2690,7 @@ static DOCS_197: Docs = Docs {
 };
 
 /// subscribe
-static DOCS_198: Docs = Docs {
+static DOCS_210: Docs = Docs {
     complexity: "O(N) where N is the number of channels to subscribe to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2536,10 +2700,10 @@ static DOCS_198: Docs = Docs {
 };
 
 /// substr
-static DOCS_199: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &["deprecated"], deprecated_since: Some("2.0.0"), replaced_by: Some("`GETRANGE`"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
+static DOCS_211: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &["deprecated"], deprecated_since: Some("2.0.0"), replaced_by: Some("`GETRANGE`"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
 
 /// sunion
-static DOCS_200: Docs = Docs {
+static DOCS_212: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2549,7 +2713,7 @@ static DOCS_200: Docs = Docs {
 };
 
 /// sunionstore
-static DOCS_201: Docs = Docs {
+static DOCS_213: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2562,7 +2726,7 @@ static DOCS_201: Docs = Docs {
 };
 
 /// sunsubscribe
-static DOCS_202: Docs = Docs {
+static DOCS_214: Docs = Docs {
     complexity: "O(N) where N is the number of clients already subscribed to a shard channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2572,7 +2736,7 @@ static DOCS_202: Docs = Docs {
 };
 
 /// time
-static DOCS_203: Docs = Docs {
+static DOCS_215: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2582,7 +2746,7 @@ static DOCS_203: Docs = Docs {
 };
 
 /// ttl
-static DOCS_204: Docs = Docs {
+static DOCS_216: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2592,7 +2756,7 @@ static DOCS_204: Docs = Docs {
 };
 
 /// type
-static DOCS_205: Docs = Docs {
+static DOCS_217: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2602,10 +2766,10 @@ static DOCS_205: Docs = Docs {
 };
 
 /// unlink
-static DOCS_206: Docs = Docs { complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_218: Docs = Docs { complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// unsubscribe
-static DOCS_207: Docs = Docs {
+static DOCS_219: Docs = Docs {
     complexity: "O(N) where N is the number of clients already subscribed to a channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2615,7 +2779,7 @@ static DOCS_207: Docs = Docs {
 };
 
 /// unwatch
-static DOCS_208: Docs = Docs {
+static DOCS_220: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2625,7 +2789,7 @@ static DOCS_208: Docs = Docs {
 };
 
 /// watch
-static DOCS_209: Docs = Docs {
+static DOCS_221: Docs = Docs {
     complexity: "O(1) for every key.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2635,7 +2799,7 @@ static DOCS_209: Docs = Docs {
 };
 
 /// xack
-static DOCS_210: Docs = Docs {
+static DOCS_222: Docs = Docs {
     complexity: "O(1) for each message ID processed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2649,13 +2813,13 @@ static DOCS_210: Docs = Docs {
 };
 
 /// xadd
-static DOCS_211: Docs = Docs { complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[Arg::key("key", 0), Arg::new("nomkstream", ArgType::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL), Arg::new("trim", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)]), Arg::new("id_or_auto", ArgType::OneOf).args(&[Arg::new("auto_id", ArgType::PureToken).token("*"), Arg::new("id", ArgType::String)]), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
+static DOCS_223: Docs = Docs { complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[Arg::key("key", 0), Arg::new("nomkstream", ArgType::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL), Arg::new("trim", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)]), Arg::new("id_or_auto", ArgType::OneOf).args(&[Arg::new("auto_id", ArgType::PureToken).token("*"), Arg::new("id", ArgType::String)]), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
 
 /// xautoclaim
-static DOCS_212: Docs = Docs { complexity: "O(1) if COUNT is small.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String), Arg::new("min-idle-time", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("justid", ArgType::PureToken).token("JUSTID").flags(OPTIONAL)] };
+static DOCS_224: Docs = Docs { complexity: "O(1) if COUNT is small.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String), Arg::new("min-idle-time", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("justid", ArgType::PureToken).token("JUSTID").flags(OPTIONAL)] };
 
 /// xclaim
-static DOCS_213: Docs = Docs {
+static DOCS_225: Docs = Docs {
     complexity: "O(log N) with N being the number of messages in the PEL of the consumer group.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2689,7 +2853,7 @@ static DOCS_213: Docs = Docs {
 };
 
 /// xdel
-static DOCS_214: Docs = Docs {
+static DOCS_226: Docs = Docs {
     complexity: "O(1) for each single item to delete in the stream, regardless of the stream size.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2702,7 +2866,7 @@ static DOCS_214: Docs = Docs {
 };
 
 /// xgroup
-static DOCS_215: Docs = Docs {
+static DOCS_227: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2712,7 +2876,7 @@ static DOCS_215: Docs = Docs {
 };
 
 /// xinfo
-static DOCS_216: Docs = Docs {
+static DOCS_228: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2722,7 +2886,7 @@ static DOCS_216: Docs = Docs {
 };
 
 /// xlen
-static DOCS_217: Docs = Docs {
+static DOCS_229: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2732,22 +2896,22 @@ static DOCS_217: Docs = Docs {
 };
 
 /// xpending
-static DOCS_218: Docs = Docs { complexity: "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("filters", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("min-idle-time", ArgType::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer), Arg::new("consumer", ArgType::String).flags(OPTIONAL)])] };
+static DOCS_230: Docs = Docs { complexity: "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("filters", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("min-idle-time", ArgType::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer), Arg::new("consumer", ArgType::String).flags(OPTIONAL)])] };
 
 /// xrange
-static DOCS_219: Docs = Docs { complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_231: Docs = Docs { complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// xread
-static DOCS_220: Docs = Docs { complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
+static DOCS_232: Docs = Docs { complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
 
 /// xreadgroup
-static DOCS_221: Docs = Docs { complexity: "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("group_consumer", ArgType::Block).token("GROUP").args(&[Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String)]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("noack", ArgType::PureToken).token("NOACK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
+static DOCS_233: Docs = Docs { complexity: "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("group_consumer", ArgType::Block).token("GROUP").args(&[Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String)]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("noack", ArgType::PureToken).token("NOACK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
 
 /// xrevrange
-static DOCS_222: Docs = Docs { complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("end", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_234: Docs = Docs { complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("end", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// xsetid
-static DOCS_223: Docs = Docs {
+static DOCS_235: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2771,10 +2935,10 @@ static DOCS_223: Docs = Docs {
 };
 
 /// xtrim
-static DOCS_224: Docs = Docs { complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[Arg::key("key", 0), Arg::new("trim", ArgType::Block).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)])] };
+static DOCS_236: Docs = Docs { complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[Arg::key("key", 0), Arg::new("trim", ArgType::Block).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)])] };
 
 /// zadd
-static DOCS_225: Docs = Docs {
+static DOCS_237: Docs = Docs {
     complexity:
         "O(log(N)) for each item added, where N is the number of elements in the sorted set.",
     doc_flags: &[],
@@ -2819,7 +2983,7 @@ static DOCS_225: Docs = Docs {
 };
 
 /// zcard
-static DOCS_226: Docs = Docs {
+static DOCS_238: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2829,7 +2993,7 @@ static DOCS_226: Docs = Docs {
 };
 
 /// zcount
-static DOCS_227: Docs = Docs {
+static DOCS_239: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2843,13 +3007,13 @@ static DOCS_227: Docs = Docs {
 };
 
 /// zdiff
-static DOCS_228: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_240: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zdiffstore
-static DOCS_229: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE)] };
+static DOCS_241: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE)] };
 
 /// zincrby
-static DOCS_230: Docs = Docs {
+static DOCS_242: Docs = Docs {
     complexity: "O(log(N)) where N is the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2863,16 +3027,16 @@ static DOCS_230: Docs = Docs {
 };
 
 /// zinter
-static DOCS_231: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_243: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zintercard
-static DOCS_232: Docs = Docs { complexity: "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
+static DOCS_244: Docs = Docs { complexity: "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
 
 /// zinterstore
-static DOCS_233: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
+static DOCS_245: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
 
 /// zlexcount
-static DOCS_234: Docs = Docs {
+static DOCS_246: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2886,10 +3050,10 @@ static DOCS_234: Docs = Docs {
 };
 
 /// zmpop
-static DOCS_235: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_247: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// zmscore
-static DOCS_236: Docs = Docs {
+static DOCS_248: Docs = Docs {
     complexity: "O(N) where N is the number of members being requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2902,13 +3066,13 @@ static DOCS_236: Docs = Docs {
 };
 
 /// zpopmax
-static DOCS_237: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
+static DOCS_249: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
 
 /// zpopmin
-static DOCS_238: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
+static DOCS_250: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
 
 /// zrandmember
-static DOCS_239: Docs = Docs {
+static DOCS_251: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -2926,19 +3090,19 @@ static DOCS_239: Docs = Docs {
 };
 
 /// zrange
-static DOCS_240: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("stop", ArgType::String), Arg::new("sortby", ArgType::OneOf).since("6.2.0").flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").since("6.2.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_252: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("stop", ArgType::String), Arg::new("sortby", ArgType::OneOf).since("6.2.0").flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").since("6.2.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zrangebylex
-static DOCS_241: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_253: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrangebyscore
-static DOCS_242: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_254: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrangestore
-static DOCS_243: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("dst", 0), Arg::key("src", 1), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("sortby", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_255: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("dst", 0), Arg::key("src", 1), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("sortby", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrank
-static DOCS_244: Docs = Docs {
+static DOCS_256: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -2948,28 +3112,28 @@ static DOCS_244: Docs = Docs {
 };
 
 /// zrem
-static DOCS_245: Docs = Docs { complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
+static DOCS_257: Docs = Docs { complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
 
 /// zremrangebylex
-static DOCS_246: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String)] };
+static DOCS_258: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String)] };
 
 /// zremrangebyrank
-static DOCS_247: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
+static DOCS_259: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
 
 /// zremrangebyscore
-static DOCS_248: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double)] };
+static DOCS_260: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double)] };
 
 /// zrevrange
-static DOCS_249: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_261: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zrevrangebylex
-static DOCS_250: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::String), Arg::new("min", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_262: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::String), Arg::new("min", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrevrangebyscore
-static DOCS_251: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::Double), Arg::new("min", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_263: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::Double), Arg::new("min", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrevrank
-static DOCS_252: Docs = Docs {
+static DOCS_264: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -2979,10 +3143,10 @@ static DOCS_252: Docs = Docs {
 };
 
 /// zscan
-static DOCS_253: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_265: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// zscore
-static DOCS_254: Docs = Docs {
+static DOCS_266: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2992,7 +3156,7 @@ static DOCS_254: Docs = Docs {
 };
 
 /// zunion
-static DOCS_255: Docs = Docs { complexity: "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_267: Docs = Docs { complexity: "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zunionstore
-static DOCS_256: Docs = Docs { complexity: "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
+static DOCS_268: Docs = Docs { complexity: "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };

@@ -95,6 +95,8 @@ const EVAL_RO_FLAGS: &[&str] = &[
     "movablekeys",
 ];
 const SCRIPTING: &[&str] = &["slow", "scripting"];
+/// FUNCTION subcommands that change the libraries.
+const FN_WRITE: &[&str] = &["write", "slow", "scripting"];
 /// Pub/sub: answered by the proxy, relayed through the nodes (docs/pubsub.md).
 const PS_SUB: &[&str] = &["pubsub", "noscript", "loading", "stale"];
 const PS_PUB: &[&str] = &["pubsub", "loading", "stale", "fast", "may_replicate"];
@@ -192,6 +194,19 @@ static PUBSUB_SUBCOMMANDS: &[CommandSpec] = &[
 ];
 
 #[rustfmt::skip]
+static FUNCTION_SUBCOMMANDS: &[CommandSpec] = &[
+    cmd!("function|delete", 3, &["write", "noscript"], FN_WRITE, ScriptAdmin, Admin, "scripting", "7.0.0", "Deletes a library and its functions.", keys: &[]),
+    cmd!("function|dump", 2, &["noscript"], SCRIPTING, ScriptAdmin, Admin, "scripting", "7.0.0", "Dumps all libraries into a serialized binary payload.", keys: &[]),
+    cmd!("function|flush", -2, &["write", "noscript"], FN_WRITE, ScriptAdmin, Admin, "scripting", "7.0.0", "Deletes all libraries and functions.", keys: &[]),
+    cmd!("function|help", 2, &["loading", "stale"], SCRIPTING, ScriptAdmin, Admin, "scripting", "7.0.0", "Returns helpful text about the different subcommands.", keys: &[]),
+    cmd!("function|kill", 2, &["noscript", "allow_busy"], SCRIPTING, ScriptAdmin, Admin, "scripting", "7.0.0", "Terminates a function during execution.", keys: &[]),
+    cmd!("function|list", -2, &["noscript"], SCRIPTING, ScriptAdmin, Admin, "scripting", "7.0.0", "Returns information about all libraries.", keys: &[]),
+    cmd!("function|load", -3, &["write", "denyoom", "noscript"], FN_WRITE, ScriptAdmin, Admin, "scripting", "7.0.0", "Creates a library.", keys: &[]),
+    cmd!("function|restore", -3, &["write", "denyoom", "noscript"], FN_WRITE, ScriptAdmin, Admin, "scripting", "7.0.0", "Restores all libraries from a payload.", keys: &[]),
+    cmd!("function|stats", 2, &["noscript", "allow_busy"], SCRIPTING, ScriptAdmin, Admin, "scripting", "7.0.0", "Returns information about a function during execution.", keys: &[]),
+];
+
+#[rustfmt::skip]
 static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
     cmd!("script|exists", -3, &["noscript"], &["slow", "scripting"], ScriptAdmin, Admin, "scripting", "2.6.0", "Check existence of scripts in the script cache.", keys: &[]),
     cmd!("script|flush", -2, &["noscript"], &["slow", "scripting"], ScriptAdmin, Admin, "scripting", "2.6.0", "Remove all the scripts from the script cache.", keys: &[]),
@@ -264,8 +279,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("expire", -3, WFNOOM, KEY_WF, NodeWrite, Cheap, "generic", "1.0.0", "Sets the expiration time of a key in seconds.", keys: &[KeySpec::at(1, RW_UPDATE)]),
     cmd!("expireat", -3, WFNOOM, KEY_WF, NodeWrite, Cheap, "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp.", keys: &[KeySpec::at(1, RW_UPDATE)]),
     cmd!("expiretime", 2, RF, KEY_RF, NodeRead, Cheap, "generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp.", keys: &[KeySpec::at(1, RO_ACCESS)]),
+    cmd!("fcall", -3, EVAL_FLAGS, SCRIPTING, Script, HeavyScript, "scripting", "7.0.0", "Invokes a function.", keys: &[KeySpec::keynum(2, RW_ACCESS_UPDATE).with_notes("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE")], getkeys: GetKeysProc::Numkeys { store_at: None, count_at: 2, first_at: 3 }),
+    cmd!("fcall_ro", -3, EVAL_RO_FLAGS, SCRIPTING, Script, HeavyScript, "scripting", "7.0.0", "Invokes a read-only function.", keys: &[KeySpec::keynum(2, RO_ACCESS).with_notes("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS")], getkeys: GetKeysProc::Numkeys { store_at: None, count_at: 2, first_at: 3 }),
     cmd!("flushall", -1, WNOOM, SRV_DANGER, NodeWrite, Admin, "server", "1.0.0", "Removes all keys from all databases.", keys: &[]),
     cmd!("flushdb", -1, WNOOM, SRV_DANGER, NodeWrite, Admin, "server", "1.0.0", "Remove all keys from the current database.", keys: &[]),
+    cmd!("function", -2, &[], &["slow"], ScriptAdmin, Admin, "scripting", "7.0.0", "A container for function commands.", keys: &[], subs: FUNCTION_SUBCOMMANDS),
     cmd!("geoadd", -5, W, &["write", "geo", "slow"], NodeWrite, Cheap, "geo", "3.2.0", "Adds one or more members to a geospatial index. The key is created if it doesn't exist.", keys: &[KeySpec::at(1, RW_UPDATE)]),
     cmd!("geodist", -4, R, &["read", "geo", "slow"], NodeRead, Cheap, "geo", "3.2.0", "Returns the distance between two members of a geospatial index.", keys: &[KeySpec::at(1, RO_ACCESS)]),
     cmd!("geohash", -2, R, &["read", "geo", "slow"], NodeRead, Cheap, "geo", "3.2.0", "Returns members from a geospatial index as geohash strings.", keys: &[KeySpec::at(1, RO_ACCESS)]),
@@ -535,6 +553,8 @@ mod tests {
             ("BLMOVE src dst LEFT RIGHT 0", &["src", "dst"]),
             ("EVAL s 2 k1 k2 a1", &["k1", "k2"]),
             ("EVALSHA abc 0", &[]),
+            ("FCALL f 2 k1 k2 a1", &["k1", "k2"]),
+            ("FCALL_RO f 0 a1", &[]),
             ("ZUNIONSTORE d 2 a b WEIGHTS 1 2", &["d", "a", "b"]),
             ("ZUNION 2 a b", &["a", "b"]),
             ("ZINTERCARD 2 a b LIMIT 1", &["a", "b"]),
@@ -642,6 +662,8 @@ mod tests {
         assert_eq!(spec("flushall").class, Class::Admin);
         assert!(spec("eval").uses_script_runner() && spec("script").uses_script_runner());
         assert_eq!(spec("eval").runs, Runs::Script);
+        assert_eq!(spec("fcall_ro").runs, Runs::Script);
+        assert!(spec("function").uses_script_runner() && is_heavy(b"fcall"));
         assert!(!spec("get").uses_script_runner());
         for name in [
             "blpop",

@@ -26,6 +26,9 @@ pub fn apply_internal(txn: &mut Txn<'_>, argv: &[Vec<u8>]) -> Option<Reply> {
     if !name.starts_with(b"rampart.script.") {
         return None;
     }
+    if let Some(reply) = crate::scripting::functions::apply_internal(txn, argv) {
+        return Some(reply);
+    }
     let args = &argv[1..];
     Some(match (name.as_slice(), args) {
         (n, [sha, body]) if n == STORE.as_bytes() => {

@@ -76,6 +76,12 @@ pub const REVISION_TAG: u8 = b'w';
 /// script body. Outside [`flush_range`]: FLUSHALL keeps scripts, as in
 /// Redis; SCRIPT FLUSH deletes [`script_range`].
 pub const SCRIPT_TAG: u8 = b'x';
+/// Tag of FUNCTION libraries: `v` + `l` + library name → library record
+/// (its code and the functions it registers, `scripting::functions`), and
+/// `v` + `n` + function name → library name. Outside [`flush_range`]:
+/// FLUSHALL keeps functions, as in Redis; FUNCTION FLUSH deletes
+/// [`function_range`].
+pub const FUNCTION_TAG: u8 = b'v';
 
 /// Tag of the sidecar legacy-stream index: `l` + user_key → empty, one
 /// marker per stream whose entries are (partly) still in the legacy
@@ -358,6 +364,32 @@ pub fn script_key(sha: &[u8]) -> Vec<u8> {
 /// `[start, end)` of every cached script.
 pub fn script_range() -> (Vec<u8>, Vec<u8>) {
     (vec![SCRIPT_TAG], vec![SCRIPT_TAG + 1])
+}
+
+/// RocksDB key of the FUNCTION library `name`.
+pub fn function_library_key(name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + name.len());
+    out.extend_from_slice(&[FUNCTION_TAG, b'l']);
+    out.extend_from_slice(name);
+    out
+}
+
+/// `[start, end)` of every FUNCTION library record.
+pub fn function_library_range() -> (Vec<u8>, Vec<u8>) {
+    (vec![FUNCTION_TAG, b'l'], vec![FUNCTION_TAG, b'l' + 1])
+}
+
+/// RocksDB key of the index entry of function `name` (→ its library).
+pub fn function_name_key(name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + name.len());
+    out.extend_from_slice(&[FUNCTION_TAG, b'n']);
+    out.extend_from_slice(name);
+    out
+}
+
+/// `[start, end)` of every FUNCTION record (libraries and index).
+pub fn function_range() -> (Vec<u8>, Vec<u8>) {
+    (vec![FUNCTION_TAG], vec![FUNCTION_TAG + 1])
 }
 
 /// How a key last changed, stored with its revision.

@@ -24,6 +24,7 @@ use rampart_proto::{reply, Argv, Reply};
 use crate::commands;
 use crate::engine::{Engine, ReadKey, Txn};
 use crate::exec::heavy;
+use crate::scripting::functions::{self, Library};
 
 /// Instructions between two checks of the stop flag and the time limit.
 const HOOK_EVERY: u32 = 10_000;
@@ -139,6 +140,31 @@ pub struct ScriptInput {
     pub read_only: bool,
     /// The leader's clock for the run's commands.
     pub now_ms: i64,
+    /// FCALL: the function to call in the library `body` loads (then `sha`
+    /// names the library's code for the compile cache).
+    pub function: Option<FunctionTarget>,
+}
+
+/// The function an FCALL runs.
+#[derive(Debug, Clone)]
+pub struct FunctionTarget {
+    pub name: String,
+}
+
+impl ScriptInput {
+    /// What error texts name: the script's SHA1 or the function's name.
+    fn label(&self) -> &str {
+        self.function.as_ref().map_or(&self.sha, |f| &f.name)
+    }
+
+    /// The chunk name error texts give (`@user_script`, `@user_function`).
+    fn chunk(&self) -> &'static str {
+        if self.function.is_some() {
+            "@user_function"
+        } else {
+            "@user_script"
+        }
+    }
 }
 
 /// The outcome of one run.
@@ -209,6 +235,14 @@ fn compile_error(e: &mlua::Error) -> Reply {
     )))
 }
 
+fn function_compile_error(e: &mlua::Error) -> Reply {
+    let message = match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        other => other.to_string(),
+    };
+    reply::error(clean(&format!("ERR Error compiling function: {message}")))
+}
+
 /// Error replies are one line.
 fn clean(text: &str) -> String {
     text.replace(['\r', '\n'], " ")
@@ -262,6 +296,10 @@ struct ScriptState {
     set_call: Function,
     run: Function,
     intact: Function,
+    /// Runs a library's load code (FUNCTION LOAD) and calls one of its
+    /// functions (FCALL).
+    load_library: Function,
+    run_function: Function,
     /// Compiled scripts by SHA1 (with the body's length, a cheap check).
     compiled: HashMap<String, (usize, Function)>,
     compiled_bytes: usize,
@@ -289,7 +327,14 @@ impl ScriptState {
                     .is_some_and(|s| s.0.is_stopped()))
             })?,
         )?;
-        let (set_call, run, intact): (Function, Function, Function) = match setup_bytecode() {
+        #[allow(clippy::type_complexity)]
+        let (set_call, run, intact, load_library, run_function): (
+            Function,
+            Function,
+            Function,
+            Function,
+            Function,
+        ) = match setup_bytecode() {
             Some(compiled) => lua
                 .load(compiled)
                 .set_name("=rampart_setup")
@@ -304,6 +349,8 @@ impl ScriptState {
             set_call,
             run,
             intact,
+            load_library,
+            run_function,
             compiled: HashMap::new(),
             compiled_bytes: 0,
             base_memory,
@@ -311,7 +358,7 @@ impl ScriptState {
     }
 
     /// The compiled script, from the cache or compiled now.
-    fn function(&mut self, sha: &str, body: &[u8]) -> mlua::Result<Function> {
+    fn function(&mut self, sha: &str, body: &[u8], chunk: &str) -> mlua::Result<Function> {
         if let Some((len, f)) = self.compiled.get(sha) {
             if *len == body.len() {
                 return Ok(f.clone());
@@ -320,7 +367,7 @@ impl ScriptState {
         let f = self
             .lua
             .load(body)
-            .set_name("@user_script")
+            .set_name(chunk)
             .set_mode(ChunkMode::Text)
             .into_function()?;
         if self.compiled.len() >= MAX_CACHED_SCRIPTS
@@ -381,6 +428,141 @@ pub fn run_in(
     (reply, stopped)
 }
 
+/// How long a library's load code may run (Redis's FUNCTION LOAD timeout).
+const LOAD_TIME_LIMIT: Duration = Duration::from_millis(500);
+
+/// FUNCTION LOAD's work: parses the shebang, compiles the library and runs
+/// its load code (with only the load-time API, within
+/// [`LOAD_TIME_LIMIT`]), and returns what it registered; Redis's error
+/// otherwise. Never panics on any code.
+pub fn load_library(code: &[u8]) -> Result<Library, Reply> {
+    let (name, body) = functions::parse_shebang(code)?;
+    let mut state = match STATE.with(|s| s.borrow_mut().take()) {
+        Some(state) => state,
+        None => {
+            ScriptState::build().map_err(|e| reply::error(format!("ERR cannot start Lua: {e}")))?
+        }
+    };
+    let (result, reusable) = load_on(&state, &name, code, &body);
+    if reusable && state.clean_up() {
+        STATE.with(|s| *s.borrow_mut() = Some(state));
+    } else {
+        // Dropped here, on this thread.
+        state.compiled.clear();
+    }
+    result
+}
+
+fn load_on(
+    state: &ScriptState,
+    name: &str,
+    code: &[u8],
+    body: &[u8],
+) -> (Result<Library, Reply>, bool) {
+    let lua = state.lua.clone();
+    let f = match lua
+        .load(body)
+        .set_name("@user_function")
+        .set_mode(ChunkMode::Text)
+        .into_function()
+    {
+        Ok(f) => f,
+        Err(e) => return (Err(function_compile_error(&e)), true),
+    };
+    let timed_out = Arc::new(AtomicBool::new(false));
+    {
+        let timed_out = timed_out.clone();
+        let started = Instant::now();
+        lua.set_hook(
+            HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+            move |_lua, _debug| {
+                if started.elapsed() > LOAD_TIME_LIMIT {
+                    timed_out.store(true, Ordering::SeqCst);
+                    return Err(mlua::Error::RuntimeError("FUNCTION LOAD timeout".into()));
+                }
+                Ok(VmState::Continue)
+            },
+        );
+    }
+    let out = state.load_library.call::<MultiValue>(f);
+    lua.remove_hook();
+    let registering =
+        |text: String| reply::error(clean(&format!("ERR Error registering functions: {text}")));
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            return (
+                Err(registering(format!("ERR {}", lua_error_text(&e)))),
+                false,
+            )
+        }
+    };
+    if timed_out.load(Ordering::SeqCst) {
+        return (Err(registering("ERR FUNCTION LOAD timeout".into())), false);
+    }
+    let mut out = out.into_iter();
+    let ok = matches!(out.next(), Some(Value::Boolean(true)));
+    let value = out.next().unwrap_or(Value::Nil);
+    if !ok {
+        let text = match &value {
+            Value::Table(t) => match t.raw_get::<Value>("err") {
+                Ok(Value::String(err)) => String::from_utf8_lossy(&err.as_bytes()).into_owned(),
+                _ => "ERR the library raised a table without an err field".into(),
+            },
+            Value::String(s) => format!("ERR {}", String::from_utf8_lossy(&s.as_bytes())),
+            Value::Error(e) => format!("ERR {}", lua_error_text(e)),
+            other => format!(
+                "ERR {}",
+                other.to_string().unwrap_or_else(|_| "unknown error".into())
+            ),
+        };
+        return (Err(registering(text)), true);
+    }
+    let (Value::Table(registered), Some(Value::Table(order))) = (value, out.next()) else {
+        return (Err(reply::error("ERR internal error: library load")), false);
+    };
+    let mut names: Vec<String> = order
+        .sequence_values::<mlua::String>()
+        .flatten()
+        .map(|n| String::from_utf8_lossy(&n.as_bytes()).into_owned())
+        .collect();
+    if names.is_empty() {
+        return (Err(reply::error("ERR No functions registered")), true);
+    }
+    names.sort();
+    let mut metas = Vec::with_capacity(names.len());
+    for fname in names {
+        let Ok(entry) = registered.raw_get::<Table>(fname.as_str()) else {
+            return (Err(reply::error("ERR internal error: library load")), false);
+        };
+        let mut flags = 0u8;
+        if let Ok(set) = entry.raw_get::<Table>("flags") {
+            for (i, flag) in functions::FLAG_NAMES.iter().enumerate() {
+                if set.raw_get::<bool>(*flag).unwrap_or(false) {
+                    flags |= 1 << i;
+                }
+            }
+        }
+        let description = match entry.raw_get::<Value>("desc") {
+            Ok(Value::String(d)) => Some(d.as_bytes().to_vec()),
+            _ => None,
+        };
+        metas.push(functions::FunctionMeta {
+            name: fname,
+            description,
+            flags,
+        });
+    }
+    (
+        Ok(Library {
+            name: name.to_string(),
+            code: code.to_vec(),
+            functions: metas,
+        }),
+        true,
+    )
+}
+
 /// One run on `state`: the reply, whether it was stopped, and whether the
 /// state may serve another run.
 fn run_on(
@@ -428,12 +610,27 @@ fn run_on(
             Ok(outcome)
         })?;
         state.set_call.call::<()>(raw_call)?;
-        install_args(&lua, &input.keys, &input.args)?;
-        let function = match state.function(&input.sha, &input.body) {
-            Ok(f) => f,
-            Err(e) => return Ok(Err(compile_error(&e))),
+        let out: MultiValue = match &input.function {
+            None => {
+                install_args(&lua, &input.keys, &input.args)?;
+                let function = match state.function(&input.sha, &input.body, input.chunk()) {
+                    Ok(f) => f,
+                    Err(e) => return Ok(Err(compile_error(&e))),
+                };
+                state.run.call(function)?
+            }
+            Some(target) => {
+                let function = match state.function(&input.sha, &input.body, input.chunk()) {
+                    Ok(f) => f,
+                    Err(e) => return Ok(Err(function_compile_error(&e))),
+                };
+                let keys = string_list(&lua, &input.keys)?;
+                let args = string_list(&lua, &input.args)?;
+                state
+                    .run_function
+                    .call((function, target.name.as_str(), keys, args))?
+            }
         };
-        let out: MultiValue = state.run.call(function)?;
         let mut out = out.into_iter();
         let ok = matches!(out.next(), Some(Value::Boolean(true)));
         let value = out.next().unwrap_or(Value::Nil);
@@ -442,7 +639,7 @@ fn run_on(
             let resp3 = lua.app_data_ref::<ScriptResp>().is_some_and(|r| r.0 == 3);
             Ok(Ok(lua_to_reply(&value, 0, resp3)))
         } else {
-            Ok(Err(raised_error(&value, &input.sha, call_line.get())))
+            Ok(Err(raised_error(&value, input, call_line.get())))
         }
     });
     lua.remove_hook();
@@ -457,16 +654,18 @@ fn run_on(
             _ => "ERR Script cancelled: the client went away...",
         };
         reply::error(format!(
-            "{text} script: {}, on @user_script:{at}.",
-            input.sha
+            "{text} script: {}, on {}:{at}.",
+            input.label(),
+            input.chunk()
         ))
     } else {
         match result {
             Ok(Ok(reply)) | Ok(Err(reply)) => reply,
             Err(e) => reply::error(clean(&format!(
-                "ERR {} script: {}, on @user_script:{at}.",
+                "ERR {} script: {}, on {}:{at}.",
                 lua_error_text(&e),
-                input.sha
+                input.label(),
+                input.chunk()
             ))),
         }
     };
@@ -478,7 +677,10 @@ fn user_line(lua: &Lua) -> Option<i32> {
     (1..6).find_map(|level| {
         let debug = lua.inspect_stack(level)?;
         let source = debug.source();
-        let is_user = source.source.as_deref() == Some("@user_script");
+        let is_user = matches!(
+            source.source.as_deref(),
+            Some("@user_script" | "@user_function")
+        );
         (is_user && debug.curr_line() > 0).then(|| debug.curr_line())
     })
 }
@@ -493,36 +695,38 @@ fn lua_error_text(e: &mlua::Error) -> String {
 }
 
 /// The error reply of an error raised by the script (Redis 7 format).
-fn raised_error(value: &Value, sha: &str, call_line: i32) -> Reply {
+fn raised_error(value: &Value, input: &ScriptInput, call_line: i32) -> Reply {
+    let (label, chunk) = (input.label(), input.chunk());
     match value {
         Value::Table(t) => {
             if let Ok(Value::String(err)) = t.raw_get::<Value>("err") {
                 let text = String::from_utf8_lossy(&err.as_bytes()).into_owned();
                 return reply::error(clean(&format!(
-                    "{text} script: {sha}, on @user_script:{call_line}."
+                    "{text} script: {label}, on {chunk}:{call_line}."
                 )));
             }
             reply::error(format!(
-                "ERR Error running script: the script raised a table without an err field script: {sha}, on @user_script:{call_line}."
+                "ERR Error running script: the script raised a table without an err field script: {label}, on {chunk}:{call_line}."
             ))
         }
         Value::String(s) => {
             let text = String::from_utf8_lossy(&s.as_bytes()).into_owned();
             let line = text
-                .strip_prefix("user_script:")
+                .strip_prefix(&chunk[1..])
+                .and_then(|rest| rest.strip_prefix(':'))
                 .and_then(|rest| rest.split(':').next())
                 .and_then(|n| n.parse::<i32>().ok())
                 .unwrap_or(call_line);
             reply::error(clean(&format!(
-                "ERR {text} script: {sha}, on @user_script:{line}."
+                "ERR {text} script: {label}, on {chunk}:{line}."
             )))
         }
         Value::Error(e) => reply::error(clean(&format!(
-            "ERR {} script: {sha}, on @user_script:{call_line}.",
+            "ERR {} script: {label}, on {chunk}:{call_line}.",
             lua_error_text(e)
         ))),
         other => reply::error(clean(&format!(
-            "ERR {} script: {sha}, on @user_script:{call_line}.",
+            "ERR {} script: {label}, on {chunk}:{call_line}.",
             other.to_string().unwrap_or_else(|_| "unknown error".into())
         ))),
     }
@@ -563,7 +767,7 @@ fn redis_call(
     let Some(spec) = command_table::lookup(&argv[0]) else {
         return fail("ERR Unknown Redis command called from script");
     };
-    if spec.flags.contains(&"noscript") || spec.runs == Runs::Proxy {
+    if spec.flags.contains(&"noscript") || spec.runs == Runs::Proxy || spec.uses_script_runner() {
         return fail("ERR This Redis command is not allowed from script");
     }
     if !spec.arity_ok(argv.len()) {
@@ -794,6 +998,15 @@ fn install_args(lua: &Lua, keys: &[Vec<u8>], args: &[Vec<u8>]) -> mlua::Result<(
     Ok(())
 }
 
+/// A Lua array of `items` (FCALL's keys and args).
+fn string_list(lua: &Lua, items: &[Vec<u8>]) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(items.len(), 0)?;
+    for (i, item) in items.iter().enumerate() {
+        t.raw_set(i + 1, lua.create_string(item)?)?;
+    }
+    Ok(t)
+}
+
 /// [`SETUP`] compiled once per process (our own chunk: the only bytecode
 /// ever loaded). Parsing it on every run was most of a small script's CPU.
 fn setup_bytecode() -> Option<&'static [u8]> {
@@ -936,7 +1149,132 @@ local function intact()
   real.KEYS, real.ARGV, real._G = nil, nil, nil
   return true
 end
-return set_call, run, intact
+-- Redis 7 functions. A library's code runs in an environment of its own
+-- that first (while loading) offers only the load-time API, then (when its
+-- functions run) the globals every script sees.
+local redis_api, ipairs, tostring, find = redis, ipairs, tostring, string.find
+local FLAGS = { ["no-writes"] = true, ["allow-oom"] = true, ["allow-stale"] = true,
+                ["no-cluster"] = true, ["allow-cross-slot-keys"] = true }
+local function reg_error(msg) error({ err = "ERR " .. msg }, 0) end
+local function valid_name(name)
+  return type(name) == "string" and name ~= "" and not find(name, "[^%w_]")
+end
+local function registrar(registered, order)
+  return function(...)
+    local n = select('#', ...)
+    local name, cb, flags, desc
+    if n == 1 then
+      local t = ...
+      if type(t) ~= "table" then
+        reg_error("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).")
+      end
+      for k, v in next, t do
+        if type(k) ~= "string" then
+          reg_error("named argument key given to redis.register_function is not a string")
+        elseif k == "function_name" then
+          if type(v) ~= "string" and type(v) ~= "number" then
+            reg_error("function_name argument given to redis.register_function must be a string")
+          end
+          name = tostring(v)
+        elseif k == "description" then
+          if type(v) ~= "string" and type(v) ~= "number" then
+            reg_error("description argument given to redis.register_function must be a string")
+          end
+          desc = tostring(v)
+        elseif k == "callback" then
+          if type(v) ~= "function" then
+            reg_error("callback argument given to redis.register_function must be a function")
+          end
+          cb = v
+        elseif k == "flags" then
+          if type(v) ~= "table" then
+            reg_error("flags argument to redis.register_function must be a table representing function flags")
+          end
+          flags = {}
+          for _, f in ipairs(v) do
+            if type(f) ~= "string" or not FLAGS[f] then reg_error("unknown flag given") end
+            flags[f] = true
+          end
+        else
+          reg_error("unknown argument given to redis.register_function")
+        end
+      end
+      if name == nil then reg_error("redis.register_function must get a function name argument") end
+      if cb == nil then reg_error("redis.register_function must get a callback argument") end
+    elseif n == 2 then
+      name, cb = ...
+      if type(name) ~= "string" and type(name) ~= "number" then
+        reg_error("first argument to redis.register_function must be a string")
+      end
+      name = tostring(name)
+      if type(cb) ~= "function" then
+        reg_error("second argument to redis.register_function must be a function")
+      end
+    else
+      reg_error("wrong number of arguments to redis.register_function")
+    end
+    if not valid_name(name) then
+      reg_error("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long")
+    end
+    if registered[name] then reg_error("Function already exists in the library") end
+    registered[name] = { cb = cb, flags = flags or {}, desc = desc }
+    order[#order + 1] = name
+  end
+end
+-- The load-time `redis` table: what it lacks does not exist.
+local load_api_mt = {
+  __index = function(_, k)
+    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+  end,
+  __newindex = function()
+    error("Attempt to modify a readonly table", 2)
+  end,
+  __metatable = false,
+}
+local LOAD_API = { "log", "LOG_DEBUG", "LOG_VERBOSE", "LOG_NOTICE", "LOG_WARNING",
+                   "REDIS_VERSION", "REDIS_VERSION_NUM" }
+-- Runs a library's load code: true, its functions by name, their names in
+-- order and the library's environment; or false and the error.
+local function load_library(f)
+  local registered, order = {}, {}
+  local load_redis = { register_function = registrar(registered, order) }
+  for _, k in ipairs(LOAD_API) do load_redis[k] = rawget(redis_api, k) end
+  setmetatable(load_redis, load_api_mt)
+  local loading = true
+  local env = setmetatable({}, {
+    __index = function(_, k)
+      local v
+      if loading then
+        if k == "redis" then v = load_redis end
+      else
+        v = rawget(real, k)
+      end
+      if v == nil then
+        error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+      end
+      return v
+    end,
+    __newindex = function()
+      error("Attempt to modify a readonly table", 2)
+    end,
+    __metatable = false,
+  })
+  setfenv(f, env)
+  local ok, err = guarded_pcall(f)
+  loading = false
+  if not ok then return false, err end
+  return true, registered, order, env
+end
+-- FCALL: loads the library, then calls its function `name`.
+local function run_function(f, name, keys, args)
+  local ok, registered, _, env = load_library(f)
+  if not ok then return false, registered end
+  local entry = registered[name]
+  if entry == nil then return false, { err = "ERR Function not found" } end
+  real._G = env
+  return guarded_pcall(entry.cb, keys, args)
+end
+return set_call, run, intact, load_library, run_function
 "#;
 
 /// Installs the `redis`, `cjson`, `bit`, `cmsgpack` and `struct` libraries
@@ -1129,6 +1467,7 @@ mod tests {
             args: Vec::new(),
             read_only,
             now_ms: 0,
+            function: None,
         }
     }
 
@@ -1324,6 +1663,71 @@ mod tests {
         assert!(
             text.starts_with("ERR RESP version must be 2 or 3."),
             "{text}"
+        );
+    }
+
+    fn fcall(engine: &Engine, code: &str, name: &str, keys: &[&str], read_only: bool) -> Reply {
+        let (_, body) = functions::parse_shebang(code.as_bytes()).expect("shebang");
+        let input = ScriptInput {
+            sha: format!("fn:{}", sha1_hex(code.as_bytes())),
+            body,
+            keys: keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
+            args: vec![b"a1".to_vec()],
+            read_only,
+            now_ms: 0,
+            function: Some(FunctionTarget { name: name.into() }),
+        };
+        run(engine, &input, &flag(5000)).reply
+    }
+
+    #[test]
+    fn libraries_load_with_the_load_time_api_and_their_functions_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::open(dir.path()).expect("open");
+        let code = "#!lua name=lib\n\
+            local function helper(x) return x .. '!' end\n\
+            redis.log(redis.LOG_NOTICE, 'loading')\n\
+            redis.register_function('b', function(keys, args) return helper(args[1]) end)\n\
+            redis.register_function{function_name='a', callback=function(keys) \
+              local r = redis.call('SET', keys[1], 'v') return r end, flags={'no-writes', 'no-cluster'}, description='d'}\n\
+            redis.register_function('g', function() return nope end)";
+        let lib = load_library(code.as_bytes()).expect("loads");
+        assert_eq!(lib.name, "lib");
+        let names: Vec<&str> = lib.functions.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "g"]);
+        assert_eq!(lib.functions[0].flags, functions::NO_WRITES | 8);
+        assert_eq!(lib.functions[0].description.as_deref(), Some(&b"d"[..]));
+        assert_eq!(fcall(&engine, code, "b", &[], false), reply::bulk("a1!"));
+        assert_eq!(
+            fcall(&engine, code, "a", &["k"], true),
+            reply::error("ERR Write commands are not allowed from read-only scripts. script: a, on @user_function:5.")
+        );
+        assert_eq!(
+            fcall(&engine, code, "g", &[], false),
+            reply::error("ERR user_function:6: Script attempted to access nonexistent global variable 'nope' script: g, on @user_function:6.")
+        );
+        // The state stays usable, and EVAL is unaffected.
+        assert!(state_kept());
+        assert_eq!(
+            run(&engine, &input("return KEYS[1]", &["x"], true), &flag(5000)).reply,
+            reply::bulk("x")
+        );
+        for (body, error) in [
+            ("redis.call('GET', 'a')", "ERR Error registering functions: ERR user_function:2: Script attempted to access nonexistent global variable 'call'"),
+            ("return 1", "ERR No functions registered"),
+            ("return +", "ERR Error compiling function: user_function:2: unexpected symbol near '+'"),
+            ("x = 1", "ERR Error registering functions: ERR user_function:2: Attempt to modify a readonly table"),
+            ("redis.register_function('a-b', function() end)", "ERR Error registering functions: ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long"),
+            ("redis.register_function{function_name='f', callback=function() end, flags={'x'}}", "ERR Error registering functions: ERR unknown flag given"),
+            ("while true do end", "ERR Error registering functions: ERR FUNCTION LOAD timeout"),
+        ] {
+            let code = format!("#!lua name=bad\n{body}");
+            assert_eq!(load_library(code.as_bytes()), Err(reply::error(error)), "{body}");
+        }
+        assert_eq!(
+            load_library(b"#!lua name=x\nredis.register_function('f', function() return 1 end)")
+                .map(|l| l.name),
+            Ok("x".to_string())
         );
     }
 

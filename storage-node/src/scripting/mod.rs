@@ -11,6 +11,7 @@
 //! A read-only script needs no entry at all.
 
 mod cmsgpack;
+pub mod functions;
 mod libs;
 pub mod lua;
 mod lua_struct;
@@ -33,7 +34,7 @@ use crate::exec::heavy::{self, Lane};
 use crate::exec::{self, Failure};
 use crate::raft::types::{WatchToken, WriteRun};
 use crate::NodeCtx;
-use lua::{Kill, ScriptInput, ScriptRun, StopFlag};
+use lua::{FunctionTarget, Kill, ScriptInput, ScriptRun, StopFlag};
 
 /// Default `--script-time-limit-ms`.
 pub const DEFAULT_TIME_LIMIT_MS: u64 = 5000;
@@ -53,6 +54,9 @@ const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write com
 pub struct Scripts {
     time_limit: Duration,
     running: Mutex<HashMap<u64, Arc<StopFlag>>>,
+    /// The functions (FCALL) among them: name, command, start (FUNCTION
+    /// STATS).
+    functions: Mutex<HashMap<u64, RunningFunction>>,
     next_id: AtomicU64,
     /// Striped locks by declared key: scripts on this leader that declare
     /// a common key run (and commit) one after the other instead of
@@ -68,6 +72,7 @@ impl Scripts {
         Scripts {
             time_limit,
             running: Mutex::new(HashMap::new()),
+            functions: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
@@ -132,6 +137,19 @@ impl Scripts {
         outcome
     }
 
+    /// FUNCTION STATS' running script: the longest-running function on this
+    /// node (Redis runs one at a time), its command and milliseconds run.
+    fn running_function(&self) -> Option<(String, Vec<Vec<u8>>, u64)> {
+        let running = self.functions.lock().unwrap_or_else(|p| p.into_inner());
+        running.values().min_by_key(|f| f.started).map(|f| {
+            (
+                f.name.clone(),
+                f.command.clone(),
+                f.started.elapsed().as_millis() as u64,
+            )
+        })
+    }
+
     /// SCRIPT KILL's reply.
     fn kill_reply(&self) -> Reply {
         match self.kill_all() {
@@ -151,9 +169,39 @@ struct Running<'a> {
     flag: Arc<StopFlag>,
 }
 
+impl Running<'_> {
+    /// Shows this run in FUNCTION STATS as the function `name`.
+    fn as_function(&self, name: &[u8], command: &[Vec<u8>]) {
+        self.scripts
+            .functions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                self.id,
+                RunningFunction {
+                    name: String::from_utf8_lossy(name).into_owned(),
+                    command: command.to_vec(),
+                    started: std::time::Instant::now(),
+                },
+            );
+    }
+}
+
+/// A function being run (FUNCTION STATS).
+struct RunningFunction {
+    name: String,
+    command: Vec<Vec<u8>>,
+    started: std::time::Instant,
+}
+
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.flag.cancel();
+        self.scripts
+            .functions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
         self.scripts
             .running
             .lock()
@@ -293,6 +341,7 @@ impl Eval {
             args: self.args.clone(),
             read_only: self.read_only,
             now_ms,
+            function: None,
         }
     }
 }
@@ -311,7 +360,13 @@ async fn run_command(
     argv: Argv,
 ) -> Result<Reply, Failure> {
     if !is_eval(&argv) {
+        if is_function_admin(&argv) {
+            return function_command(ctx, client_id, seq, part, argv).await;
+        }
         return script_command(ctx, argv).await;
+    }
+    if is_fcall(&argv) {
+        return run_fcall(ctx, client_id, seq, part, argv).await;
     }
     let eval = match Eval::parse(&argv) {
         Ok(eval) => eval,
@@ -384,6 +439,167 @@ async fn run_command(
         }
     }
     Ok(gave_up())
+}
+
+fn is_fcall(argv: &[Vec<u8>]) -> bool {
+    argv.first().is_some_and(|name| {
+        name.eq_ignore_ascii_case(b"fcall") || name.eq_ignore_ascii_case(b"fcall_ro")
+    })
+}
+
+fn is_function_admin(argv: &[Vec<u8>]) -> bool {
+    argv.first()
+        .is_some_and(|name| name.eq_ignore_ascii_case(b"function"))
+}
+
+/// FCALL's numkeys (Redis's errors).
+fn fcall_numkeys(argv: &[Vec<u8>]) -> Result<usize, Reply> {
+    let given = argv.len().saturating_sub(3) as i64;
+    match argv
+        .get(2)
+        .and_then(|n| std::str::from_utf8(n).ok())
+        .and_then(|s| s.parse::<i64>().ok())
+    {
+        None => Err(reply::error("ERR Bad number of keys provided")),
+        Some(n) if n < 0 => Err(reply::error("ERR Number of keys can't be negative")),
+        Some(n) if n > given => Err(reply::error(
+            "ERR Number of keys can't be greater than number of args",
+        )),
+        Some(n) => Ok(n as usize),
+    }
+}
+
+/// What FCALL / FCALL_RO `argv` runs, read from `r`; Redis's error when
+/// it cannot run (in Redis's order: the function, then numkeys, then the
+/// read-only check).
+fn fcall_input<R: crate::engine::DataRead + ?Sized>(
+    r: &R,
+    argv: &[Vec<u8>],
+    now_ms: i64,
+) -> Result<ScriptInput, Reply> {
+    let name = argv.get(1).map(Vec::as_slice).unwrap_or_default();
+    let not_found = || reply::error(functions::FUNCTION_NOT_FOUND);
+    let lib = functions::library_of(r, name).ok_or_else(not_found)?;
+    let meta = lib.function(name).ok_or_else(not_found)?;
+    let numkeys = fcall_numkeys(argv)?;
+    let no_writes = meta.flags & functions::NO_WRITES != 0;
+    if argv[0].eq_ignore_ascii_case(b"fcall_ro") && !no_writes {
+        return Err(reply::error(
+            "ERR Can not execute a script with write flag using *_ro command.",
+        ));
+    }
+    let (_, body) = functions::parse_shebang(&lib.code)?;
+    Ok(ScriptInput {
+        sha: format!("fn:{}", lua::sha1_hex(&lib.code)),
+        body,
+        keys: argv[3..3 + numkeys].to_vec(),
+        args: argv[3 + numkeys..].to_vec(),
+        read_only: no_writes,
+        now_ms,
+        function: Some(FunctionTarget {
+            name: meta.name.clone(),
+        }),
+    })
+}
+
+/// The keys FCALL `argv` declares (none when numkeys is bad).
+fn fcall_keys(argv: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    fcall_numkeys(argv)
+        .map(|n| argv[3..3 + n].to_vec())
+        .unwrap_or_default()
+}
+
+/// FCALL / FCALL_RO: as EVAL (one optimistic run on the leader, committed
+/// as one entry guarded by what it read, run again on conflict).
+async fn run_fcall(
+    ctx: &NodeCtx,
+    client_id: &str,
+    seq: u64,
+    part: u32,
+    argv: Argv,
+) -> Result<Reply, Failure> {
+    let _locks = ctx.scripts.lock_keys(&fcall_keys(&argv)).await;
+    let argv = Arc::new(argv);
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            backoff(attempt).await;
+        }
+        exec::confirm_leadership(ctx, "a function").await?;
+        let run = {
+            let running = ctx.scripts.start();
+            running.as_function(&argv[1], &argv);
+            let flag = running.flag.clone();
+            let engine = ctx.engine.clone();
+            let job_argv = argv.clone();
+            let now = ctx.clock.now_ms();
+            let job = ctx.heavy.try_run(Lane::Scripts, move || {
+                match fcall_input(&engine.read_view(), &job_argv, now) {
+                    Ok(input) => lua::run(&engine, &input, &flag),
+                    Err(error) => ScriptRun::failed(error),
+                }
+            });
+            match job {
+                Err(full) => return Ok(full.reply()),
+                Ok(rx) => match rx.await {
+                    Ok(run) => run,
+                    Err(_) => return Ok(no_answer()),
+                },
+            }
+        };
+        if run.stopped || run.writes.is_empty() {
+            return Ok(run.reply);
+        }
+        let mut commands = run.writes;
+        commands.push(internal::reply_command(&run.reply));
+        let watches = run.reads.into_iter().map(watch_token).collect();
+        match commit(
+            ctx,
+            client_id,
+            seq,
+            part.saturating_add(attempt),
+            commands,
+            watches,
+        )
+        .await?
+        {
+            Some(reply) => return Ok(reply),
+            None => continue,
+        }
+    }
+    Ok(gave_up())
+}
+
+/// FUNCTION <subcommand>: planned against the leader's state (a library's
+/// load code runs off the async workers), then its write, if any, goes
+/// through the log.
+async fn function_command(
+    ctx: &NodeCtx,
+    client_id: &str,
+    seq: u64,
+    part: u32,
+    argv: Argv,
+) -> Result<Reply, Failure> {
+    if argv.len() < 2 {
+        return Ok(wrong_arity("function"));
+    }
+    if argv[1].eq_ignore_ascii_case(b"kill") && argv.len() == 2 {
+        return Ok(ctx.scripts.kill_reply());
+    }
+    exec::confirm_leadership(ctx, "a function").await?;
+    let engine = ctx.engine.clone();
+    let running = ctx.scripts.running_function();
+    let plan = tokio::task::spawn_blocking(move || {
+        functions::plan(&engine.read_view(), &argv, || running)
+    })
+    .await
+    .map_err(|e| Failure::Unavailable(format!("function command failed: {e}")))?;
+    match plan {
+        functions::Plan::Reply(reply) => Ok(reply),
+        functions::Plan::Write(command) => {
+            let replies = exec::write_run(ctx, client_id, seq, part, vec![command]).await?;
+            Ok(exec::single_reply(replies))
+        }
+    }
 }
 
 fn no_answer() -> Reply {
@@ -463,8 +679,13 @@ pub(crate) async fn execute_transaction(
     let declared: Vec<Vec<u8>> = commands
         .iter()
         .filter(|argv| is_eval(argv))
-        .filter_map(|argv| Eval::parse(argv).ok())
-        .flat_map(|eval| eval.keys)
+        .flat_map(|argv| {
+            if is_fcall(argv) {
+                fcall_keys(argv)
+            } else {
+                Eval::parse(argv).map(|eval| eval.keys).unwrap_or_default()
+            }
+        })
         .collect();
     let _locks = ctx.scripts.lock_keys(&declared).await;
     let commands = Arc::new(commands);
@@ -544,9 +765,20 @@ fn run_transaction(
         let reply = if argv.is_empty() {
             reply::error("ERR empty command")
         } else if is_script_command(argv) {
-            let r = if is_eval(argv) {
+            let r = if is_fcall(argv) {
+                let running = scripts.start_child(parent);
+                match fcall_input(&*txn.borrow(), argv, now) {
+                    Ok(input) => {
+                        running.as_function(&argv[1], argv);
+                        lua::run_in(&txn, &writes, &input, &running.flag).0
+                    }
+                    Err(error) => error,
+                }
+            } else if is_eval(argv) {
                 let running = scripts.start_child(parent);
                 eval_in_transaction(&txn, &writes, argv, now, &running.flag)
+            } else if is_function_admin(argv) {
+                function_in_transaction(&txn, &writes, scripts, argv, now)
             } else {
                 script_in_transaction(&txn, &writes, scripts, argv, now)
             };
@@ -626,6 +858,34 @@ fn eval_in_transaction(
     // script does): the overlay already holds it.
     let (reply, _stopped) = lua::run_in(txn, writes, &eval.input(body, now), flag);
     reply
+}
+
+/// FUNCTION inside MULTI: LOAD, DELETE, FLUSH and RESTORE become writes of
+/// the commit; the others read the transaction's view.
+fn function_in_transaction(
+    txn: &RefCell<Txn<'_>>,
+    writes: &RefCell<Vec<Argv>>,
+    scripts: &Scripts,
+    argv: &[Vec<u8>],
+    now: i64,
+) -> Reply {
+    if argv.len() < 2 {
+        return wrong_arity("function");
+    }
+    if argv[1].eq_ignore_ascii_case(b"kill") && argv.len() == 2 {
+        return scripts.kill_reply();
+    }
+    let plan = functions::plan(&*txn.borrow(), argv, || scripts.running_function());
+    match plan {
+        functions::Plan::Reply(reply) => reply,
+        functions::Plan::Write(command) => {
+            let reply = commands::apply_write(&mut txn.borrow_mut(), &command, now);
+            if !reply.is_error() {
+                writes.borrow_mut().push(command);
+            }
+            reply
+        }
+    }
 }
 
 /// SCRIPT inside MULTI: LOAD and FLUSH become writes of the commit,
