@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{int, loadtest_bin, Cluster, RAMPART};
+use common::{int, loadtest_bin, Cluster};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

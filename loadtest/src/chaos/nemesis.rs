@@ -588,10 +588,7 @@ mod tests {
         assert_eq!(all.nodes(), vec![1, 2, 3]);
         let both = resolve(Shape::ProxiesFromLeader, &[1, 2, 3], Some(3), 2);
         assert_eq!(both.proxies(), vec![0, 1]);
-        assert!(both
-            .proxy_drops
-            .values()
-            .all(|n| *n == BTreeSet::from([3])));
+        assert!(both.proxy_drops.values().all(|n| *n == BTreeSet::from([3])));
         assert!(resolve(Shape::ProxiesFromLeader, &[1, 2, 3], Some(3), 0)
             .proxy_drops
             .is_empty());
