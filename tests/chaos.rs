@@ -10,58 +10,24 @@
 //!
 //! The binaries: `rampart` is this test's sibling (cargo builds it for
 //! integration tests); `rampart-loadtest` is looked up next to it and built
-//! into the same target dir if missing, as tests/loadtest.rs does.
+//! into the same target dir if missing (`common::loadtest_bin`).
 //! `RAMPART_LOADTEST_BIN=/path` overrides the lookup.
 
+mod common;
+
+use common::{loadtest_bin, RAMPART};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const RAMPART: &str = env!("CARGO_BIN_EXE_rampart");
 /// 60 s of faults, then healing, 10 s of recovery load, final reads,
 /// checking; generous for two shared cores.
 const RUN_TIMEOUT: Duration = Duration::from_secs(360);
 
 fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
-fn loadtest_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("RAMPART_LOADTEST_BIN") {
-        return PathBuf::from(p);
-    }
-    let rampart = Path::new(RAMPART);
-    let bin = rampart.with_file_name("rampart-loadtest");
-    if bin.exists() {
-        return bin;
-    }
-    let profile_dir = rampart.parent().expect("rampart has a parent dir");
-    let target_dir = profile_dir.parent().expect("profile dir has a parent");
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args([
-        "build",
-        "-p",
-        "rampart-loadtest",
-        "--bin",
-        "rampart-loadtest",
-    ])
-    .env("CARGO_TARGET_DIR", target_dir)
-    .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    eprintln!("[chaos] {} missing, running {cmd:?}", bin.display());
-    let status = cmd.status().expect("run cargo build");
-    assert!(status.success(), "building rampart-loadtest failed");
-    assert!(
-        bin.exists(),
-        "cargo build did not produce {}",
-        bin.display()
-    );
-    bin
 }
 
 /// Runs the tool to completion (bounded); (exit code, stdout, stderr).

@@ -12,51 +12,15 @@
 
 mod common;
 
-use common::{int, Cluster, RAMPART};
+use common::{int, loadtest_bin, Cluster};
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn loadtest_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("RAMPART_LOADTEST_BIN") {
-        return PathBuf::from(p);
-    }
-    let rampart = Path::new(RAMPART);
-    let bin = rampart.with_file_name("rampart-loadtest");
-    if bin.exists() {
-        return bin;
-    }
-    // target/<profile>/rampart -> build the loadtest into the same place.
-    let profile_dir = rampart.parent().expect("rampart has a parent dir");
-    let target_dir = profile_dir.parent().expect("profile dir has a parent");
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args([
-        "build",
-        "-p",
-        "rampart-loadtest",
-        "--bin",
-        "rampart-loadtest",
-    ])
-    .env("CARGO_TARGET_DIR", target_dir)
-    .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    eprintln!("[loadtest] {} missing, running {cmd:?}", bin.display());
-    let status = cmd.status().expect("run cargo build");
-    assert!(status.success(), "building rampart-loadtest failed");
-    assert!(
-        bin.exists(),
-        "cargo build did not produce {}",
-        bin.display()
-    );
-    bin
-}
 
 /// Runs `rampart-loadtest <args>`; returns (success, stdout, stderr).
 fn run_loadtest(args: &[&str]) -> (bool, String, String) {

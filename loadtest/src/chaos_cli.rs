@@ -69,7 +69,7 @@ struct RunArgs {
     #[arg(long, default_value_t = 60.0)]
     duration: f64,
     /// Workloads, comma-separated: register, list-append, set, counter,
-    /// stream [default: all].
+    /// stream, ttl [default: all].
     #[arg(long, value_delimiter = ',')]
     workload: Vec<String>,
     /// Faults, comma-separated: kill, pause, partition, clock, disk, proxy,

@@ -168,6 +168,13 @@ impl Upstream {
         Ok(channel)
     }
 
+    /// Drops the cached channel to `addr`: the next call dials anew.
+    fn forget_channel(&self, addr: &str) {
+        if let Ok(mut channels) = self.channels.lock() {
+            channels.remove(addr);
+        }
+    }
+
     /// The node to try after `current`: the seed following it in the list.
     fn next_seed(&self, current: &str) -> String {
         let pos = self.seeds.iter().position(|s| s == current);
@@ -334,6 +341,16 @@ impl Upstream {
                 },
                 Ok(Err(status)) if retryable(status.code()) => {
                     tracing::debug!(node = %target, error = %status.message(), "node unreachable");
+                    None
+                }
+                // The connection itself failed (an h2 protocol error after
+                // the node was paused and resumed): open a new one. Like a
+                // timeout, the outcome of this attempt is unknown, and the
+                // request id makes the resend safe: a write the node did
+                // apply is answered from its dedup record, not applied again.
+                Ok(Err(status)) if transport_failure(&status) => {
+                    tracing::debug!(node = %target, error = %status.message(), "connection failed; reconnecting");
+                    self.forget_channel(&target);
                     None
                 }
                 Ok(Err(status)) => {
@@ -515,9 +532,39 @@ fn retryable(code: Code) -> bool {
     )
 }
 
+/// Whether `status` is a failure of the HTTP/2 connection at this end
+/// (tonic turns an h2 or hyper error into a status that keeps the error as
+/// its source, code `Internal` for an h2 `PROTOCOL_ERROR`), not a status
+/// the node sent: a status decoded from the node's trailers has no source.
+fn transport_failure(status: &tonic::Status) -> bool {
+    use std::error::Error as _;
+    status.code() == Code::Internal && status.source().is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_h2_failures_are_transport_failures_and_node_statuses_are_not() {
+        // What tonic makes of an HTTP/2 connection that failed under a call.
+        let local =
+            tonic::Status::from_error(Box::new(h2::Error::from(h2::Reason::PROTOCOL_ERROR)));
+        assert_eq!(local.code(), Code::Internal, "{local:?}");
+        assert!(
+            local.message().starts_with("h2 protocol error"),
+            "{local:?}"
+        );
+        assert!(transport_failure(&local));
+        // A status the node sent (decoded from its trailers) has no source,
+        // whatever its text: it is the node's answer, and is not retried.
+        assert!(!transport_failure(&tonic::Status::internal(
+            "storage error"
+        )));
+        assert!(!transport_failure(&tonic::Status::internal(
+            "h2 protocol error: from the node"
+        )));
+    }
 
     #[tokio::test]
     async fn unreachable_nodes_end_in_cluster_down_after_the_deadline() {

@@ -1365,3 +1365,43 @@ pub fn start_redis_server() -> Option<RedisServer> {
     );
     Some(server)
 }
+
+/// The `rampart-loadtest` binary: `RAMPART_LOADTEST_BIN` if set, else next
+/// to [`RAMPART`] in the same target dir, built there first with `cargo
+/// build -p rampart-loadtest` (same profile) if it is missing. Note that an
+/// existing binary is used as is: rebuild it after changing the loadtest.
+pub fn loadtest_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("RAMPART_LOADTEST_BIN") {
+        return PathBuf::from(p);
+    }
+    let rampart = Path::new(RAMPART);
+    let bin = rampart.with_file_name("rampart-loadtest");
+    if bin.exists() {
+        return bin;
+    }
+    // target/<profile>/rampart -> build the loadtest into the same place.
+    let profile_dir = rampart.parent().expect("rampart has a parent dir");
+    let target_dir = profile_dir.parent().expect("profile dir has a parent");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args([
+        "build",
+        "-p",
+        "rampart-loadtest",
+        "--bin",
+        "rampart-loadtest",
+    ])
+    .env("CARGO_TARGET_DIR", target_dir)
+    .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    eprintln!("[tests] {} missing, running {cmd:?}", bin.display());
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "building rampart-loadtest failed");
+    assert!(
+        bin.exists(),
+        "cargo build did not produce {}",
+        bin.display()
+    );
+    bin
+}

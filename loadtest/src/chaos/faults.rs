@@ -8,6 +8,7 @@
 
 use super::cluster::Cluster;
 use super::error::ChaosError;
+use super::history::ClockSkew;
 use super::nemesis::{resolve, Action, ClockChange, NemesisKind, PlannedFault, Target};
 use super::RunClock;
 use rand::{Rng, SeedableRng};
@@ -34,6 +35,21 @@ pub struct FaultRecord {
     /// an injection that failed...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// A clock fault: the largest offset (ms, either way) the node's clock
+    /// had during the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_clock_offset_ms: Option<u64>,
+}
+
+impl FaultRecord {
+    /// The clock fault as the ttl checker sees it.
+    pub fn clock_skew(&self) -> Option<ClockSkew> {
+        self.max_clock_offset_ms.map(|max_offset_ms| ClockSkew {
+            start_ns: self.start_ns,
+            end_ns: self.end_ns,
+            max_offset_ms,
+        })
+    }
 }
 
 /// What must be undone when the window closes.
@@ -87,6 +103,7 @@ pub async fn run(
             proxies: Vec::new(),
             detail: String::new(),
             notes: Vec::new(),
+            max_clock_offset_ms: None,
         };
         let active = match inject(&mut cluster, &fault.action, &mut record, &mut rng).await {
             Ok(a) => a,
@@ -128,6 +145,15 @@ pub async fn run(
             Err(e) => problems.push(format!("restarting after {:?}: {e}", record.kind)),
         }
         record.end_ns = Some(clock.now_ns());
+        if let Active::Clock { drift, base, .. } = &active {
+            // A drift reaches at most its rate times the whole window.
+            let window = secs(record.end_ns.unwrap_or(0).saturating_sub(record.start_ns));
+            let offset_secs = match drift {
+                Some(rate) => rate.unsigned_abs() as f64 * window.ceil(),
+                None => base.unsigned_abs() as f64,
+            };
+            record.max_clock_offset_ms = Some((offset_secs * 1000.0) as u64);
+        }
         eprintln!("chaos: t={:>6.1}s  healed", secs(clock.now_ns()));
         records.push(record);
         if *stop.borrow() {
@@ -235,13 +261,15 @@ async fn inject(
         }
         Action::Partition { shape, order } => {
             let leader = cluster.leader().await;
-            let cut = resolve(*shape, order, leader);
+            let cut = resolve(*shape, order, leader, cluster.proxy_addrs().len());
             record.nodes = cut.nodes();
+            record.proxies = cut.proxies();
             record.detail = match leader {
                 Some(l) => format!("{} (leader n{l})", cut.description),
                 None => format!("{} (no leader known)", cut.description),
             };
             cluster.set_drops(&cut.drops).await?;
+            cluster.set_proxy_drops(&cut.proxy_drops).await?;
             Ok(Active::Cut)
         }
         Action::Clock { target, change } => {
@@ -304,7 +332,10 @@ async fn heal(
     match *active {
         Active::Killed(id) => cluster.restart_node(id),
         Active::Paused(id) => cluster.resume_node(id),
-        Active::Cut => cluster.set_drops(&BTreeMap::new()).await,
+        Active::Cut => {
+            cluster.set_drops(&BTreeMap::new()).await?;
+            cluster.set_proxy_drops(&BTreeMap::new()).await
+        }
         Active::Clock { node, .. } => cluster.set_clock(node, 0),
         Active::Balloon(id, mark) => {
             cluster.free_disk(id)?;

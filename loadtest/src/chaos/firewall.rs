@@ -2,10 +2,16 @@
 //!
 //! A partition is a set of directed pairs "node A drops what node B sends";
 //! each node namespace gets one input rule per peer it must not hear. A
-//! symmetric cut is both directions; a one-way cut one. Only traffic between
-//! nodes is dropped: the proxies (in the root namespace, at the network's
-//! .1 address) still reach every node, as clients on a healthy network
-//! segment would.
+//! symmetric cut is both directions; a one-way cut one. These rules drop
+//! traffic between nodes only: the proxies (in the root namespace, at the
+//! network's .1 address) still reach every node.
+//!
+//! Proxies (in the root namespace, sharing its address) are told apart by
+//! their user id: with the partition nemesis each proxy runs as its own
+//! uid ([`proxy_uid`]), and a table of ours in the root namespace drops
+//! what that uid sends to the nodes it must not reach ([`nft_proxy_script`];
+//! nft only). Dropping the proxy's outgoing packets is enough to cut a TCP
+//! connection both ways: nothing it sends arrives, so nothing is answered.
 //!
 //! nft is preferred: the harness's rules live in a table of its own
 //! (`inet rampart_chaos`) that is replaced atomically by one script. Hosts
@@ -106,6 +112,46 @@ pub fn nft_script(blocked: &[Ipv4Addr]) -> String {
     s
 }
 
+/// First uid of the proxies when the partition nemesis is on: proxy `j`
+/// runs as uid and gid `PROXY_UID_BASE + j` (no passwd entry needed).
+pub const PROXY_UID_BASE: u32 = 64_000;
+
+pub fn proxy_uid(j: usize) -> u32 {
+    PROXY_UID_BASE + j as u32
+}
+
+/// The nft script that replaces table `table` of the root namespace with
+/// one dropping, for each (uid, addresses), what that uid sends to those
+/// addresses. Empty `drops` = heal (the table is deleted).
+pub fn nft_proxy_script(table: &str, drops: &[(u32, Vec<Ipv4Addr>)]) -> String {
+    let mut s = format!("table inet {table}\ndelete table inet {table}\n");
+    let rules: Vec<String> = drops
+        .iter()
+        .filter(|(_, ips)| !ips.is_empty())
+        .map(|(uid, ips)| {
+            let set = ips
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("\t\tmeta skuid {uid} ip daddr {{ {set} }} drop\n")
+        })
+        .collect();
+    if rules.is_empty() {
+        return s;
+    }
+    s.push_str(&format!(
+        "table inet {table} {{\n\
+         \tchain output {{\n\
+         \t\ttype filter hook output priority -10; policy accept;\n\
+         {}\
+         \t}}\n\
+         }}\n",
+        rules.concat()
+    ));
+    s
+}
+
 /// iptables argument lists doing what [`nft_script`] does: create our chain
 /// (may already exist), make sure INPUT jumps to it (`-C` checks; the
 /// caller inserts the jump when the check fails), flush it, add the drops.
@@ -149,7 +195,7 @@ mod tests {
         use crate::chaos::nemesis::{resolve, Shape};
         let ip = |n: usize| Ipv4Addr::new(10, 64, 1, 10 + n as u8);
         let scripts = |shape: Shape| -> Vec<(usize, String)> {
-            let cut = resolve(shape, &[1, 2, 3], Some(1));
+            let cut = resolve(shape, &[1, 2, 3], Some(1), 2);
             (1..=3)
                 .map(|n| {
                     let blocked: Vec<Ipv4Addr> = cut
@@ -186,6 +232,23 @@ mod tests {
             "the bridge node hears everyone"
         );
         assert!(bridge[2].1.contains(&drop_line("10.64.1.11")));
+    }
+
+    #[test]
+    fn proxy_script_drops_by_uid_and_destination() {
+        let a = Ipv4Addr::new(10, 64, 1, 11);
+        let b = Ipv4Addr::new(10, 64, 1, 12);
+        let text = nft_proxy_script(
+            "rch9r",
+            &[(proxy_uid(0), vec![a]), (proxy_uid(1), vec![a, b])],
+        );
+        assert!(text.starts_with("table inet rch9r\ndelete table inet rch9r\ntable inet rch9r {"));
+        assert!(text.contains("type filter hook output priority -10; policy accept;"));
+        assert!(text.contains("meta skuid 64000 ip daddr { 10.64.1.11 } drop"));
+        assert!(text.contains("meta skuid 64001 ip daddr { 10.64.1.11, 10.64.1.12 } drop"));
+        let heal = "table inet rch9r\ndelete table inet rch9r\n";
+        assert_eq!(nft_proxy_script("rch9r", &[]), heal);
+        assert_eq!(nft_proxy_script("rch9r", &[(proxy_uid(0), vec![])]), heal);
     }
 
     #[test]

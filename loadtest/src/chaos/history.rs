@@ -88,6 +88,64 @@ pub enum OpKind {
         via: StreamReadVia,
         entries: Option<Vec<(StreamId, u64)>>,
     },
+
+    // ttl workload
+    /// `SET key value PX ttl_ms`; values are unique per key across the run.
+    TtlSet {
+        key: String,
+        value: u64,
+        ttl_ms: u64,
+    },
+    /// `PEXPIRE key ttl_ms`, `EXPIRE key ttl_ms/1000` or `PEXPIREAT key
+    /// at`, where `at` was the client's wall clock at the operation's start
+    /// plus `ttl_ms`. `applied` is the reply: true = 1 (the key existed and
+    /// got the TTL), false = 0 (there was no such key); None until known.
+    TtlExpire {
+        key: String,
+        via: ExpireVia,
+        ttl_ms: u64,
+        applied: Option<bool>,
+    },
+    /// `GET key` (`value`: Some(None) = nil), `PTTL key` (`pttl`) or
+    /// `EXISTS key` (`exists`): exactly one of the three is filled for an
+    /// `Ok` read.
+    TtlRead {
+        key: String,
+        via: TtlReadVia,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<Option<u64>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pttl: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exists: Option<bool>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpireVia {
+    Pexpire,
+    Expire,
+    Pexpireat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TtlReadVia {
+    Get,
+    Pttl,
+    Exists,
+}
+
+/// A window in which one node's wall clock was off by up to `max_offset_ms`
+/// (the clock nemesis), from the injection to the heal. The ttl checker
+/// allows keys to expire early by that much near it (docs/time.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockSkew {
+    pub start_ns: u64,
+    /// None: never healed within the run.
+    pub end_ns: Option<u64>,
+    pub max_offset_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,6 +25,8 @@ pub enum Resource {
     RootLink(String),
     /// A network namespace.
     Netns(String),
+    /// An nft table (family inet) in the root namespace.
+    RootNftTable(String),
 }
 
 impl Resource {
@@ -35,7 +37,7 @@ impl Resource {
         match self {
             Resource::ProcessGroup(_) => 0,
             Resource::Mount(_) => 1,
-            Resource::RootLink(_) => 2,
+            Resource::RootLink(_) | Resource::RootNftTable(_) => 2,
             Resource::Netns(_) => 3,
         }
     }
@@ -60,6 +62,9 @@ impl Resource {
             Resource::Netns(name) => {
                 kill_netns_pids(name);
                 delete_ignoring_missing("ip", &["netns", "del", name.as_str()])
+            }
+            Resource::RootNftTable(name) => {
+                delete_ignoring_missing("nft", &["delete", "table", "inet", name.as_str()])
             }
         };
         if let Err(e) = result {
@@ -291,6 +296,14 @@ pub fn sweep_leftovers() -> Swept {
             }
         }
     }
+    if let Ok(out) = run_blocking("nft", &["list", "tables", "inet"]) {
+        for name in nft_table_names(&out) {
+            if dead(&name) {
+                Resource::RootNftTable(name.clone()).remove();
+                swept.removed.push(format!("nft table inet {name}"));
+            }
+        }
+    }
     if let Ok(out) = run_blocking("ip", &["netns", "list"]) {
         for name in netns_names(&out) {
             if dead(&name) {
@@ -314,6 +327,14 @@ pub fn link_names(out: &str) -> Vec<String> {
         .collect()
 }
 
+/// Table names in `nft list tables inet` output (`table inet name`).
+pub fn nft_table_names(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.trim().strip_prefix("table inet "))
+        .map(|n| n.trim().to_string())
+        .collect()
+}
+
 /// Namespace names in `ip netns list` output (`name (id: 3)` or `name`).
 pub fn netns_names(out: &str) -> Vec<String> {
     out.lines()
@@ -334,6 +355,8 @@ mod tests {
         assert_eq!(link_names(links), vec!["lo", "rch123r", "eth0"]);
         let ns = "rch-77-n2 (id: 2)\nrch-77-hub (id: 0)\nother\n";
         assert_eq!(netns_names(ns), vec!["rch-77-n2", "rch-77-hub", "other"]);
+        let tables = "table inet rch77r\ntable inet filter\n";
+        assert_eq!(nft_table_names(tables), vec!["rch77r", "filter"]);
     }
 
     #[test]

@@ -16,7 +16,8 @@ pub enum NemesisKind {
     Kill,
     /// SIGSTOP the leader for longer than an election, then SIGCONT.
     Pause,
-    /// Packet drops between nodes (several shapes).
+    /// Packet drops between nodes, or between proxies and nodes (several
+    /// shapes).
     Partition,
     /// One node's wall clock jumps or drifts (libfaketime).
     Clock,
@@ -75,6 +76,13 @@ pub enum Shape {
     OneWay,
     /// Two halves that cannot talk, joined by one node that talks to both.
     Bridge,
+    /// One proxy (0-based, modulo the proxies) cannot reach the leader; the
+    /// nodes still talk to each other.
+    ProxyFromLeader { proxy: usize },
+    /// One proxy cannot reach any node.
+    ProxyFromAll { proxy: usize },
+    /// No proxy can reach the leader, which keeps its quorum.
+    ProxiesFromLeader,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -217,7 +225,17 @@ fn draw_action(kind: NemesisKind, s: &PlanSettings, rng: &mut impl Rng) -> Actio
                 Shape::OneWay,
                 Shape::Bridge,
             ];
-            let shape = *shapes.choose(rng).expect("not empty");
+            let proxy = rng.gen_range(0..s.proxies.max(1));
+            let proxy_shapes = [
+                Shape::ProxyFromLeader { proxy },
+                Shape::ProxyFromAll { proxy },
+                Shape::ProxiesFromLeader,
+            ];
+            let mut all = shapes.to_vec();
+            if s.proxies > 0 {
+                all.extend(proxy_shapes);
+            }
+            let shape = *all.choose(rng).expect("not empty");
             let mut order: Vec<usize> = (1..=s.nodes).collect();
             order.shuffle(rng);
             Action::Partition { shape, order }
@@ -249,10 +267,12 @@ fn draw_action(kind: NemesisKind, s: &PlanSettings, rng: &mut impl Rng) -> Actio
 }
 
 /// A partition resolved against the current leader: who drops what from
-/// whom (`receiver -> senders`, 1-based), and a description for the report.
+/// whom (`receiver -> senders`, 1-based), which proxy (0-based) cannot
+/// reach which nodes, and a description for the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cut {
     pub drops: BTreeMap<usize, BTreeSet<usize>>,
+    pub proxy_drops: BTreeMap<usize, BTreeSet<usize>>,
     pub description: String,
 }
 
@@ -260,8 +280,22 @@ impl Cut {
     fn new() -> Cut {
         Cut {
             drops: BTreeMap::new(),
+            proxy_drops: BTreeMap::new(),
             description: String::new(),
         }
+    }
+
+    /// Proxy `proxy` stops reaching `nodes`.
+    fn proxy_cut(&mut self, proxy: usize, nodes: &[usize]) {
+        self.proxy_drops
+            .entry(proxy)
+            .or_default()
+            .extend(nodes.iter().copied());
+    }
+
+    /// Every proxy the cut touches.
+    pub fn proxies(&self) -> Vec<usize> {
+        self.proxy_drops.keys().copied().collect()
     }
 
     fn one_way(&mut self, receiver: usize, sender: usize) {
@@ -286,6 +320,9 @@ impl Cut {
             all.insert(*r);
             all.extend(senders);
         }
+        for nodes in self.proxy_drops.values() {
+            all.extend(nodes);
+        }
         all.into_iter().collect()
     }
 }
@@ -298,10 +335,10 @@ fn list(nodes: &[usize]) -> String {
         .join(",")
 }
 
-/// Resolves `shape` over `order` (a permutation of 1..=n). `leader` is the
-/// current leader if one is known; shapes about "the leader" fall back to
-/// the first node of `order`.
-pub fn resolve(shape: Shape, order: &[usize], leader: Option<usize>) -> Cut {
+/// Resolves `shape` over `order` (a permutation of 1..=n) and `proxies`
+/// proxies. `leader` is the current leader if one is known; shapes about
+/// "the leader" fall back to the first node of `order`.
+pub fn resolve(shape: Shape, order: &[usize], leader: Option<usize>, proxies: usize) -> Cut {
     let mut order = order.to_vec();
     if let Some(l) = leader {
         if let Some(pos) = order.iter().position(|&n| n == l) {
@@ -311,6 +348,36 @@ pub fn resolve(shape: Shape, order: &[usize], leader: Option<usize>) -> Cut {
     }
     let n = order.len();
     let mut cut = Cut::new();
+    let proxy_shape = match shape {
+        Shape::ProxyFromLeader { proxy } | Shape::ProxyFromAll { proxy } => Some(proxy),
+        Shape::ProxiesFromLeader => Some(0),
+        _ => None,
+    };
+    if let Some(proxy) = proxy_shape {
+        if n == 0 || proxies == 0 {
+            cut.description = "no proxy partition possible".into();
+            return cut;
+        }
+        let p = proxy % proxies;
+        let head = order[0];
+        match shape {
+            Shape::ProxyFromLeader { .. } => {
+                cut.proxy_cut(p, &[head]);
+                cut.description = format!("proxy {p} cut from n{head}");
+            }
+            Shape::ProxyFromAll { .. } => {
+                cut.proxy_cut(p, &order);
+                cut.description = format!("proxy {p} cut from every node");
+            }
+            _ => {
+                for p in 0..proxies {
+                    cut.proxy_cut(p, &[head]);
+                }
+                cut.description = format!("every proxy cut from n{head}");
+            }
+        }
+        return cut;
+    }
     if n < 2 {
         cut.description = "no partition possible with one node".into();
         return cut;
@@ -367,6 +434,7 @@ pub fn resolve(shape: Shape, order: &[usize], leader: Option<usize>) -> Cut {
                 list(right)
             );
         }
+        Shape::ProxyFromLeader { .. } | Shape::ProxyFromAll { .. } | Shape::ProxiesFromLeader => {}
     }
     cut
 }
@@ -470,7 +538,7 @@ mod tests {
 
     #[test]
     fn isolating_the_leader_cuts_it_both_ways() {
-        let cut = resolve(Shape::IsolateLeader, &[1, 2, 3], Some(2));
+        let cut = resolve(Shape::IsolateLeader, &[1, 2, 3], Some(2), 2);
         assert_eq!(pairs(&cut), vec![(1, 2), (2, 1), (2, 3), (3, 2)]);
         assert_eq!(cut.description, "isolate n2 from n1,n3");
     }
@@ -484,6 +552,7 @@ mod tests {
             },
             &order,
             Some(5),
+            2,
         );
         assert_eq!(with.description, "minority n5,n3 | majority n1,n4,n2");
         let without = resolve(
@@ -492,6 +561,7 @@ mod tests {
             },
             &order,
             Some(5),
+            2,
         );
         assert_eq!(without.description, "minority n4,n2 | majority n5,n3,n1");
         // Symmetric: 2 x 3 x 2 directed pairs.
@@ -500,17 +570,54 @@ mod tests {
 
     #[test]
     fn one_way_shapes_drop_in_one_direction_only() {
-        let deaf = resolve(Shape::LeaderDeaf, &[1, 2, 3], Some(3));
+        let deaf = resolve(Shape::LeaderDeaf, &[1, 2, 3], Some(3), 2);
         assert_eq!(pairs(&deaf), vec![(3, 1), (3, 2)]);
-        let one = resolve(Shape::OneWay, &[1, 2, 3], None);
+        let one = resolve(Shape::OneWay, &[1, 2, 3], None, 2);
         assert_eq!(pairs(&one), vec![(3, 2)]);
     }
 
     #[test]
+    fn proxy_shapes_cut_proxies_from_nodes_only() {
+        let one = resolve(Shape::ProxyFromLeader { proxy: 3 }, &[1, 2, 3], Some(2), 2);
+        assert!(one.drops.is_empty());
+        assert_eq!(one.proxies(), vec![1]);
+        assert_eq!(one.proxy_drops[&1], BTreeSet::from([2]));
+        assert_eq!(one.description, "proxy 1 cut from n2");
+        let all = resolve(Shape::ProxyFromAll { proxy: 0 }, &[3, 1, 2], None, 2);
+        assert_eq!(all.proxy_drops[&0], BTreeSet::from([1, 2, 3]));
+        assert_eq!(all.nodes(), vec![1, 2, 3]);
+        let both = resolve(Shape::ProxiesFromLeader, &[1, 2, 3], Some(3), 2);
+        assert_eq!(both.proxies(), vec![0, 1]);
+        assert!(both.proxy_drops.values().all(|n| *n == BTreeSet::from([3])));
+        assert!(resolve(Shape::ProxiesFromLeader, &[1, 2, 3], Some(3), 0)
+            .proxy_drops
+            .is_empty());
+    }
+
+    #[test]
+    fn proxy_shapes_are_drawn_when_there_are_proxies() {
+        let shapes: Vec<Shape> = (0..40)
+            .flat_map(|seed| plan(&settings(seed, &[NemesisKind::Partition], 300)))
+            .filter_map(|f| match f.action {
+                Action::Partition { shape, .. } => Some(shape),
+                _ => None,
+            })
+            .collect();
+        assert!(shapes
+            .iter()
+            .any(|s| matches!(s, Shape::ProxyFromLeader { .. })));
+        assert!(shapes
+            .iter()
+            .any(|s| matches!(s, Shape::ProxyFromAll { .. })));
+        assert!(shapes.contains(&Shape::ProxiesFromLeader));
+        assert!(shapes.contains(&Shape::Bridge));
+    }
+
+    #[test]
     fn bridge_keeps_the_middle_node_connected() {
-        let cut = resolve(Shape::Bridge, &[1, 2, 3], Some(1));
+        let cut = resolve(Shape::Bridge, &[1, 2, 3], Some(1), 2);
         assert_eq!(pairs(&cut), vec![(1, 3), (3, 1)]);
-        let five = resolve(Shape::Bridge, &[1, 2, 3, 4, 5], None);
+        let five = resolve(Shape::Bridge, &[1, 2, 3, 4, 5], None, 2);
         // n3 is the bridge: it drops nothing and nobody drops it.
         assert!(!five.drops.contains_key(&3));
         assert!(five.drops.values().all(|s| !s.contains(&3)));

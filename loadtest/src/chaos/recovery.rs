@@ -93,6 +93,7 @@ pub async fn run_recovery(s: &RecoverySettings) -> Result<RecoveryReport, ChaosE
             proxy_retry_deadline_ms: s.proxy_retry_deadline_ms,
             faketime: None,
             tmpfs_mib: None,
+            proxy_uids: false,
         },
         clock,
         firewall,
@@ -123,7 +124,7 @@ pub async fn run_recovery(s: &RecoverySettings) -> Result<RecoveryReport, ChaosE
             RecoveryFault::Kill => cluster.kill_node(leader),
             RecoveryFault::Isolate => {
                 let order: Vec<usize> = (1..=cluster.node_count()).collect();
-                let cut = resolve(Shape::IsolateLeader, &order, Some(leader));
+                let cut = resolve(Shape::IsolateLeader, &order, Some(leader), 0);
                 cluster.set_drops(&cut.drops).await?;
             }
         }

@@ -5,7 +5,7 @@
 use super::cluster::Event;
 use super::error::ChaosError;
 use super::faults::FaultRecord;
-use super::history::{History, Outcome, Verdict};
+use super::history::{ClockSkew, History, Outcome, Verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -259,6 +259,10 @@ pub struct SavedHistories {
     pub seed: u64,
     /// Workload name → its history.
     pub workloads: BTreeMap<String, History>,
+    /// The clock faults of the run: the ttl checker allows keys to expire
+    /// early by their offset near them (docs/time.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clock_skews: Vec<ClockSkew>,
 }
 
 pub fn save_histories(path: &Path, saved: &SavedHistories) -> Result<(), ChaosError> {
@@ -290,7 +294,7 @@ pub fn check_all(saved: &SavedHistories) -> Vec<Verdict> {
         .workloads
         .iter()
         .map(|(name, h)| {
-            super::check::run(name, h).unwrap_or_else(|| Verdict {
+            super::check::run_with_skews(name, h, &saved.clock_skews).unwrap_or_else(|| Verdict {
                 workload: name.clone(),
                 unknown: true,
                 ..Verdict::default()
@@ -343,6 +347,11 @@ mod tests {
     fn histories_round_trip_through_json() {
         let saved = SavedHistories {
             seed: 9,
+            clock_skews: vec![ClockSkew {
+                start_ns: 1,
+                end_ns: None,
+                max_offset_ms: 300_000,
+            }],
             workloads: [(
                 "counter".to_string(),
                 History {
@@ -357,6 +366,7 @@ mod tests {
         save_histories(&path, &saved).expect("save");
         let back = load_histories(&path).expect("load");
         assert_eq!(back.workloads, saved.workloads);
+        assert_eq!(back.clock_skews, saved.clock_skews);
         assert!(load_histories(&dir.path().join("missing.json")).is_err());
     }
 

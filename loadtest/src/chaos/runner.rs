@@ -193,6 +193,7 @@ pub async fn run_chaos(s: &ChaosSettings) -> Result<RunResult, ChaosError> {
             .contains(&NemesisKind::Clock)
             .then(|| PathBuf::from(FAKETIME_LIB)),
         tmpfs_mib: s.nemeses.contains(&NemesisKind::Disk).then_some(s.disk_mib),
+        proxy_uids: s.nemeses.contains(&NemesisKind::Partition),
     };
     let cluster = Cluster::start(cluster_cfg, clock, firewall.unwrap_or(Firewall::Nft)).await?;
     println!(
@@ -303,6 +304,10 @@ pub async fn run_chaos(s: &ChaosSettings) -> Result<RunResult, ChaosError> {
     let saved = SavedHistories {
         seed: s.seed,
         workloads: histories.clone(),
+        clock_skews: fault_records
+            .iter()
+            .filter_map(|f| f.clock_skew())
+            .collect(),
     };
     let histories_path = s
         .histories

@@ -9,22 +9,31 @@ pub mod set;
 pub mod stream;
 #[cfg(test)]
 mod testing;
+pub mod ttl;
 
 use std::collections::HashSet;
 
-use super::history::{Anomaly, History, Op, OpIndex, Outcome, Verdict};
+use super::history::{Anomaly, ClockSkew, History, Op, OpIndex, Outcome, Verdict};
 
 /// The workloads a chaos run can record, by their command-line names.
-pub const WORKLOADS: &[&str] = &["register", "list-append", "set", "counter", "stream"];
+pub const WORKLOADS: &[&str] = &["register", "list-append", "set", "counter", "stream", "ttl"];
 
-/// Runs the checker of `workload` (one of [`WORKLOADS`]) over `history`.
+/// Runs the checker of `workload` (one of [`WORKLOADS`]) over `history`,
+/// with no clock fault known.
 pub fn run(workload: &str, history: &History) -> Option<Verdict> {
+    run_with_skews(workload, history, &[])
+}
+
+/// Runs the checker of `workload` over `history`; `skews` are the clock
+/// faults of the run (only the ttl checker needs them).
+pub fn run_with_skews(workload: &str, history: &History, skews: &[ClockSkew]) -> Option<Verdict> {
     let mut verdict = match workload {
         "register" => register::check(history),
         "list-append" => list_append::check(history),
         "set" => set::check(history),
         "counter" => counter::check(history),
         "stream" => stream::check(history),
+        "ttl" => ttl::check(history, skews),
         _ => return None,
     };
     verdict.workload = workload.to_string();
@@ -115,7 +124,7 @@ fn preview<T: std::fmt::Display>(values: &[T]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chaos::history::{Mop, OpKind, StreamId, StreamReadVia};
+    use crate::chaos::history::{ExpireVia, Mop, OpKind, StreamId, StreamReadVia, TtlReadVia};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
@@ -129,8 +138,15 @@ mod tests {
                 .map(|_| arbitrary_op(&mut rng))
                 .collect();
             let history = History { ops };
+            let skews = [ClockSkew {
+                start_ns: rng.gen_range(0..20),
+                end_ns: rng.gen_bool(0.5).then_some(u64::MAX),
+                max_offset_ms: [0, 1, u64::MAX][rng.gen_range(0..3)],
+            }];
             for workload in WORKLOADS {
                 let verdict = run(workload, &history).expect("a known workload");
+                assert!(!verdict.valid || verdict.anomalies.is_empty());
+                let verdict = run_with_skews(workload, &history, &skews).expect("known");
                 assert!(!verdict.valid || verdict.anomalies.is_empty());
             }
         }
@@ -146,7 +162,7 @@ mod tests {
             ms: small(rng),
             seq: small(rng),
         };
-        let kind = match rng.gen_range(0..11) {
+        let kind = match rng.gen_range(0..14) {
             0 => OpKind::RegRead {
                 key,
                 value: maybe(rng).then(|| signed(rng)),
@@ -193,6 +209,25 @@ mod tests {
             7 => OpKind::CounterRead {
                 key,
                 value: maybe(rng).then(|| signed(rng)),
+            },
+            11 => OpKind::TtlSet {
+                key,
+                value: small(rng),
+                ttl_ms: [0, 1, 1000, u64::MAX][rng.gen_range(0..4)],
+            },
+            12 => OpKind::TtlExpire {
+                key,
+                via: [ExpireVia::Pexpire, ExpireVia::Expire, ExpireVia::Pexpireat]
+                    [rng.gen_range(0..3)],
+                ttl_ms: [0, 1, 1000, u64::MAX][rng.gen_range(0..4)],
+                applied: maybe(rng).then(|| rng.gen_bool(0.5)),
+            },
+            13 => OpKind::TtlRead {
+                key,
+                via: [TtlReadVia::Get, TtlReadVia::Pttl, TtlReadVia::Exists][rng.gen_range(0..3)],
+                value: maybe(rng).then(|| maybe(rng).then(|| small(rng))),
+                pttl: maybe(rng).then(|| signed(rng)),
+                exists: maybe(rng).then(|| rng.gen_bool(0.5)),
             },
             8 => OpKind::StreamAdd {
                 key,

@@ -4,6 +4,10 @@
 
 use super::{Cluster, BALLOON};
 use crate::chaos::error::ChaosError;
+use crate::chaos::firewall::{nft_proxy_script, proxy_uid, Firewall};
+use crate::chaos::janitor::{self, Resource};
+use crate::chaos::names;
+use crate::chaos::sys::run_with_input;
 use nix::sys::signal::Signal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
@@ -61,6 +65,49 @@ impl Cluster {
             self.firewall.apply(&self.nodes[i].ns, &blocked).await?;
             self.nodes[i].blocked = blocked;
         }
+        Ok(())
+    }
+
+    /// Makes proxy `j` (0-based) unable to reach the nodes in `drops[j]`
+    /// (1-based), and every other proxy reach every node. Needs nft and the
+    /// proxies under their own uids ([`super::ClusterConfig::proxy_uids`]).
+    pub async fn set_proxy_drops(
+        &mut self,
+        drops: &BTreeMap<usize, BTreeSet<usize>>,
+    ) -> Result<(), ChaosError> {
+        if *drops == self.proxy_blocked {
+            return Ok(());
+        }
+        if !drops.is_empty() {
+            if self.firewall != Firewall::Nft {
+                return Err(ChaosError::MissingTool(
+                    "cutting proxies from nodes needs nft".into(),
+                ));
+            }
+            if !self.cfg.proxy_uids {
+                return Err(ChaosError::Setup(
+                    "the proxies do not run under their own uids".into(),
+                ));
+            }
+        }
+        let table = names::root_link(std::process::id());
+        let rules: Vec<(u32, Vec<Ipv4Addr>)> = drops
+            .iter()
+            .map(|(&j, nodes)| {
+                let ips = nodes.iter().map(|&n| self.net.node_ip(n)).collect();
+                (proxy_uid(j), ips)
+            })
+            .collect();
+        if self.proxy_table.is_none() {
+            if drops.is_empty() {
+                return Ok(());
+            }
+            // Registered first: a script that fails halfway is removed too.
+            self.proxy_table = Some(janitor::register(Resource::RootNftTable(table.clone())));
+        }
+        let script = nft_proxy_script(&table, &rules);
+        run_with_input("nft", &["-f", "-"], Some(&script)).await?;
+        self.proxy_blocked = drops.clone();
         Ok(())
     }
 

@@ -26,7 +26,7 @@
 
 use super::client::{oneshot, text};
 use super::error::ChaosError;
-use super::firewall::Firewall;
+use super::firewall::{proxy_uid, Firewall};
 use super::janitor::{self, Resource, Token};
 use super::netns::Network;
 use super::procs::Proc;
@@ -66,6 +66,9 @@ pub struct ClusterConfig {
     pub faketime: Option<PathBuf>,
     /// Give every node a tmpfs data dir of this many MiB.
     pub tmpfs_mib: Option<u64>,
+    /// Run proxy `j` as uid/gid [`proxy_uid`]`(j)`, so that the partition
+    /// nemesis can cut one proxy from nodes ([`super::firewall`]).
+    pub proxy_uids: bool,
 }
 
 /// Something that happened to the cluster that the harness did not do
@@ -124,6 +127,10 @@ pub struct Cluster {
     nodes: Vec<Node>,
     proxies: Vec<Proxy>,
     events: Vec<Event>,
+    /// The root namespace's nft table cutting proxies from nodes, once
+    /// created, and what it drops now (proxy -> nodes).
+    proxy_table: Option<Token>,
+    proxy_blocked: BTreeMap<usize, std::collections::BTreeSet<usize>>,
     // Dropped last: the processes and mounts go first.
     net: Network,
 }
@@ -177,6 +184,8 @@ impl Cluster {
             nodes,
             proxies,
             events: Vec::new(),
+            proxy_table: None,
+            proxy_blocked: BTreeMap::new(),
             net,
         };
         for i in 0..c.nodes.len() {
@@ -396,6 +405,10 @@ impl Cluster {
                 &self.cfg.proxy_retry_deadline_ms.to_string(),
             ]);
         clean_env(&mut cmd);
+        if self.cfg.proxy_uids {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(proxy_uid(j)).gid(proxy_uid(j));
+        }
         let err = log
             .try_clone()
             .map_err(|e| ChaosError::io("clone a log handle", e))?;
@@ -549,6 +562,7 @@ impl Cluster {
             self.resume_node(id)?;
         }
         self.set_drops(&BTreeMap::new()).await?;
+        self.set_proxy_drops(&BTreeMap::new()).await?;
         for id in 1..=self.nodes.len() {
             if self.cfg.faketime.is_some() && self.nodes[id - 1].clock_offset_secs != 0 {
                 self.set_clock(id, 0)?;
@@ -591,6 +605,9 @@ impl Drop for Cluster {
             if let Some(t) = n.mount.take() {
                 janitor::cleanup(t);
             }
+        }
+        if let Some(t) = self.proxy_table.take() {
+            janitor::cleanup(t);
         }
         // `net` drops after this, removing links and namespaces.
     }

@@ -11,6 +11,7 @@ pub mod list_append;
 pub mod register;
 pub mod set;
 pub mod stream;
+pub mod ttl;
 
 use super::client::{source_ip, Client, ClientConfig, ProcessIds};
 use super::error::ChaosError;
@@ -32,6 +33,7 @@ pub enum WorkloadKind {
     Set,
     Counter,
     Stream,
+    Ttl,
 }
 
 pub const ALL_WORKLOADS: &[WorkloadKind] = &[
@@ -40,6 +42,7 @@ pub const ALL_WORKLOADS: &[WorkloadKind] = &[
     WorkloadKind::Set,
     WorkloadKind::Counter,
     WorkloadKind::Stream,
+    WorkloadKind::Ttl,
 ];
 
 impl WorkloadKind {
@@ -51,6 +54,7 @@ impl WorkloadKind {
             WorkloadKind::Set => "set",
             WorkloadKind::Counter => "counter",
             WorkloadKind::Stream => "stream",
+            WorkloadKind::Ttl => "ttl",
         }
     }
 
@@ -166,9 +170,10 @@ pub async fn setup(
     match kind {
         WorkloadKind::Register => register::setup(ctx, deadline).await,
         WorkloadKind::Stream => stream::setup(ctx, deadline).await,
-        WorkloadKind::ListAppend | WorkloadKind::Set | WorkloadKind::Counter => {
-            Ok(Recorded::default())
-        }
+        WorkloadKind::ListAppend
+        | WorkloadKind::Set
+        | WorkloadKind::Counter
+        | WorkloadKind::Ttl => Ok(Recorded::default()),
     }
 }
 
@@ -180,6 +185,7 @@ pub async fn client(kind: WorkloadKind, ctx: Ctx, index: usize) -> Recorded {
         WorkloadKind::Set => set::client(ctx, index).await,
         WorkloadKind::Counter => counter::client(ctx, index).await,
         WorkloadKind::Stream => stream::client(ctx, index).await,
+        WorkloadKind::Ttl => ttl::client(ctx, index).await,
     }
 }
 
@@ -190,7 +196,9 @@ pub async fn final_read(kind: WorkloadKind, ctx: &Ctx, deadline: Duration) -> Re
         WorkloadKind::Set => set::final_read(ctx, deadline).await,
         WorkloadKind::Counter => counter::final_read(ctx, deadline).await,
         WorkloadKind::Stream => stream::final_read(ctx, deadline).await,
-        WorkloadKind::Register | WorkloadKind::ListAppend => Recorded::default(),
+        WorkloadKind::Register | WorkloadKind::ListAppend | WorkloadKind::Ttl => {
+            Recorded::default()
+        }
     }
 }
 
