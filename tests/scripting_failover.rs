@@ -58,3 +58,77 @@ fn evalsha_works_after_the_leader_fails() {
         "$11\r\neval-cached\r\n"
     );
 }
+
+/// A script request resent with the same client id and seq (what a proxy
+/// does when a failover hides the first answer) is answered with the first
+/// attempt's reply, not run again: a compare-and-set that succeeded must
+/// not turn into "the value differed" because it now sees its own write
+/// (found by the chaos tool's register checker, docs/reliability.md).
+#[test]
+fn a_resent_script_request_is_answered_from_its_first_run() {
+    use rampart_proto::pb::execute_response::Outcome;
+    use rampart_proto::pb::kv_client::KvClient;
+    use rampart_proto::pb::{reply::Kind, Command, ExecuteRequest};
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+    if std::env::var("RAMPART_TEST_REDIS_ADDR").is_ok() {
+        return;
+    }
+    let cluster = Cluster::start();
+    let mut c = RawConn::connect(cluster.proxy_addr()).expect("connect");
+    assert_eq!(ask(&mut c, &["SET", "lua:cas", "a"]), "+OK\r\n");
+    let leader = cluster.wait_for_leader(Duration::from_secs(30));
+    let addr = cluster.client_addr(leader);
+    let certs = cluster
+        .certs_dir()
+        .expect("the harness runs mutual TLS")
+        .to_path_buf();
+    let read = |name: &str| std::fs::read(certs.join(name)).expect("certificate file");
+    let cas = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+               redis.call('SET', KEYS[1], ARGV[2]) return 1 else return 0 end";
+    let request = ExecuteRequest {
+        commands: vec![Command {
+            args: ["EVAL", cas, "1", "lua:cas", "a", "b"]
+                .iter()
+                .map(|a| a.as_bytes().to_vec())
+                .collect(),
+        }],
+        client_id: "script-retry-test".into(),
+        request_seq: 7,
+        transaction: false,
+        watches: vec![],
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let replies: Vec<i64> = rt.block_on(async {
+        let channel = Endpoint::from_shared(format!("https://{addr}"))
+            .expect("endpoint")
+            .tls_config(
+                ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(read("ca.pem")))
+                    .identity(Identity::from_pem(read("proxy.pem"), read("proxy-key.pem")))
+                    .domain_name(rampart_proto::cluster_tls::NODE_SERVER_NAME),
+            )
+            .expect("tls")
+            .connect()
+            .await
+            .expect("connect to the leader");
+        let mut kv = KvClient::new(channel);
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            let response = kv.execute(request.clone()).await.expect("execute");
+            let Some(Outcome::Replies(r)) = response.into_inner().outcome else {
+                panic!("the leader did not answer with replies");
+            };
+            match r.replies.first().and_then(|r| r.kind.clone()) {
+                Some(Kind::Integer(n)) => out.push(n),
+                other => panic!("unexpected reply {other:?}"),
+            }
+        }
+        out
+    });
+    assert_eq!(replies, [1, 1], "the resent request got another answer");
+    assert_eq!(ask(&mut c, &["GET", "lua:cas"]), "$1\r\nb\r\n");
+}

@@ -39,8 +39,12 @@ dev_pid=$!
 for _ in $(seq 1 120); do grep -q ready "$work/dev.log" && break; sleep 0.5; done
 grep -q ready "$work/dev.log" || { cat "$work/dev.log"; exit 1; }
 
+# The dev cluster's throwaway cluster certificates (mutual TLS to the nodes).
+certs="$work/rampart/certs"
 "$bin" proxy --listen 127.0.0.1:6392 --tls-port 6393 \
     --nodes 127.0.0.1:7301,127.0.0.1:7302,127.0.0.1:7303 --per-ip-max-connections 0 \
+    --cluster-tls-ca-file "$certs/ca.pem" --cluster-tls-cert-file "$certs/proxy.pem" \
+    --cluster-tls-key-file "$certs/proxy-key.pem" \
     --tls-cert-file "$work/server.crt" --tls-key-file "$work/server.key" \
     --tls-auth-clients no > "$work/proxy.log" 2>&1 &
 proxy_pid=$!

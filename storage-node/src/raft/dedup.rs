@@ -80,6 +80,18 @@ fn time_key_ms(key: &[u8]) -> Option<i64> {
     Some((u64::from_be_bytes(bytes) ^ (1 << 63)) as i64)
 }
 
+/// The replies recorded on this node for run `(client_id, seq, part)`, if
+/// that run applied (a read outside the state machine: the script runner
+/// asks whether an earlier attempt of a retried request already applied).
+pub fn recorded(
+    engine: &Engine,
+    client_id: &str,
+    seq: u64,
+    part: u32,
+) -> Result<Option<Vec<Reply>>, StorageError> {
+    Dedup::new(engine.clone()).lookup(&record_key(client_id, seq, part))
+}
+
 /// The dedup records of the state machine: lookups, new records and
 /// pruning, all through the caller's batch so they commit with the entry.
 pub(super) struct Dedup {

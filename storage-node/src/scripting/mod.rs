@@ -392,6 +392,11 @@ async fn run_command(
             backoff(attempt).await;
         }
         exec::confirm_leadership(ctx, "a script").await?;
+        if attempt == 0 {
+            if let Some(reply) = already_applied(ctx, client_id, seq, part)? {
+                return Ok(reply);
+            }
+        }
         let run = {
             // Registered while the request is alive: dropping the request
             // (the proxy gave up, the client left) stops the run.
@@ -525,6 +530,11 @@ async fn run_fcall(
             backoff(attempt).await;
         }
         exec::confirm_leadership(ctx, "a function").await?;
+        if attempt == 0 {
+            if let Some(reply) = already_applied(ctx, client_id, seq, part)? {
+                return Ok(reply);
+            }
+        }
         let run = {
             let running = ctx.scripts.start();
             running.as_function(&argv[1], &argv);
@@ -612,6 +622,37 @@ fn gave_up() -> Reply {
     ))
 }
 
+/// The reply of an earlier attempt of this request that already applied,
+/// if any. A request retried after a failover (the proxy resends the same
+/// client id and seq) must not run its script again: the script would
+/// see its own first attempt's writes and could answer differently (a
+/// compare-and-set that succeeded would now report a mismatch). Called
+/// after `confirm_leadership`, so every committed attempt is applied
+/// here. Attempts that lost a conflict applied nothing and are skipped.
+fn already_applied(
+    ctx: &NodeCtx,
+    client_id: &str,
+    seq: u64,
+    first_part: u32,
+) -> Result<Option<Reply>, Failure> {
+    for attempt in 0..MAX_ATTEMPTS {
+        let part = first_part.saturating_add(attempt);
+        let recorded = crate::raft::dedup::recorded(&ctx.engine, client_id, seq, part)
+            .map_err(|e| Failure::Unavailable(format!("reading dedup records: {e}")))?;
+        let Some(replies) = recorded else {
+            continue;
+        };
+        match replies.into_iter().next().and_then(|r| r.kind) {
+            Some(Kind::NullArray(_)) | None => continue,
+            Some(Kind::Array(list)) => {
+                return Ok(Some(list.items.last().cloned().unwrap_or_else(reply::null)))
+            }
+            Some(kind) => return Ok(Some(Reply { kind: Some(kind) })),
+        }
+    }
+    Ok(None)
+}
+
 /// Small random wait before attempt `attempt` (> 0) of a conflicted run.
 async fn backoff(attempt: u32) {
     let jitter = rand::random::<u64>() % (2 * u64::from(attempt)).max(1);
@@ -695,6 +736,11 @@ pub(crate) async fn execute_transaction(
             backoff(attempt).await;
         }
         exec::confirm_leadership(ctx, "a transaction").await?;
+        if attempt == 0 {
+            if let Some(reply) = already_applied(ctx, client_id, seq, 0)? {
+                return Ok(reply);
+            }
+        }
         let parent = Arc::new(StopFlag::new(Duration::MAX));
         let _cancel = CancelOnDrop(parent.clone());
         let engine = ctx.engine.clone();
