@@ -241,7 +241,9 @@ impl KeySpec {
                     return None;
                 }
                 let first = (first + first_key) as i64;
-                (first, first + count - 1, key_step.max(1))
+                // A numkeys near i64::MAX must not overflow (found by the
+                // command_keys fuzz target): no such range fits the argv.
+                (first, first.checked_add(count - 1)?, key_step.max(1))
             }
         };
         if last >= argc as i64 || last < first || first >= argc as i64 {
@@ -581,6 +583,18 @@ mod tests {
         assert_eq!(positions(&xread, None, "XREAD STREAMS a b 0"), vec![2]);
         // No keyword (or only as the last argument): no keys from this spec.
         assert!(positions(&xread, None, "XREAD COUNT 2 STREAMS").is_empty());
+    }
+
+    #[test]
+    fn a_huge_numkeys_is_no_keys_not_an_overflow() {
+        let eval = [KeySpec::keynum(2, RO)];
+        let argv: Vec<Vec<u8>> = ["EVAL", "", "9223372036854775807", "k"]
+            .iter()
+            .map(|a| a.as_bytes().to_vec())
+            .collect();
+        for spec in &eval {
+            assert_eq!(spec.positions(&argv), None);
+        }
     }
 
     #[test]
