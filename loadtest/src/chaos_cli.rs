@@ -226,7 +226,7 @@ fn run_chaos(a: &RunArgs) -> Result<i32> {
     }
     let duration = Duration::try_from_secs_f64(a.duration).context("--duration")?;
     let seed = a.seed.unwrap_or_else(rand::random);
-    let command = format!(
+    let mut command = format!(
         "rampart-loadtest chaos --seed {seed} --duration {} --workload {} --nemesis {} \
          --nodes {} --concurrency {} --rate {} --election-timeout-ms {}",
         a.duration,
@@ -249,6 +249,10 @@ fn run_chaos(a: &RunArgs) -> Result<i32> {
         a.rate,
         a.cluster.election_timeout_ms,
     );
+    // The disk nemesis sizes the data dirs: a replay needs the same size.
+    if nemeses.contains(&NemesisKind::Disk) {
+        command.push_str(&format!(" --disk-mib {}", a.disk_mib));
+    }
     let settings = ChaosSettings {
         seed,
         duration,

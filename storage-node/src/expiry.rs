@@ -43,7 +43,9 @@ pub async fn run(ctx: Arc<NodeCtx>, mut shutdown: watch::Receiver<bool>) {
         // Drain a backlog quickly: go on while full batches come back.
         loop {
             // Not above the time the entry will be applied at, so every key
-            // listed is still expired when it is applied.
+            // listed is still expired when it is applied. Not tracked as in
+            // flight: this entry only removes keys already expired, so no
+            // read must judge time below it.
             let now = ctx.clock.stamp_ms();
             let engine = ctx.engine.clone();
             let keys =

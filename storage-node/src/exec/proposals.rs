@@ -176,10 +176,13 @@ where
             continue;
         }
         let propose = propose.clone();
-        let now_ms = time.stamp_ms();
+        // Tracked until Raft answers, even if every submitter gave up: the
+        // entry may still apply at this stamp (see `ClusterClock::now_ms`).
+        let stamp = time.stamp_in_flight();
         tokio::spawn(async move {
             let _slot = slot;
-            propose_batch(&*propose, now_ms, batch).await;
+            propose_batch(&*propose, stamp.ms(), batch).await;
+            drop(stamp);
         });
     }
 }

@@ -26,18 +26,31 @@ pub(crate) async fn transaction(
     if bytes > MAX_REPLICATED_BYTES {
         return Ok(reply::error(errors::too_large_to_replicate(bytes)));
     }
+    let stamp = ctx.clock.stamp_in_flight();
     let request = RaftRequest {
-        now_ms: ctx.clock.stamp_ms(),
+        now_ms: stamp.ms(),
         op: Op::Transaction { run, watches },
     };
     let started = std::time::Instant::now();
-    let result = tokio::time::timeout(ctx.write_timeout, ctx.raft.client_write(request)).await;
+    // The write runs on in its own task after a timeout here, holding its
+    // stamp until Raft answers: reads must not judge time past an entry
+    // that may still apply (see `ClusterClock::now_ms`).
+    let raft = ctx.raft.clone();
+    let write = tokio::spawn(async move {
+        let result = raft.client_write(request).await;
+        drop(stamp);
+        result
+    });
+    let result = tokio::time::timeout(ctx.write_timeout, write).await;
     metrics::histogram!(crate::metrics::RAFT_WRITE_SECONDS).record(started.elapsed());
     match result {
         Err(_) => Err(Failure::Unavailable(
             "timed out waiting for the transaction to commit".into(),
         )),
-        Ok(Ok(written)) => Ok(single_reply(written.data.replies)),
-        Ok(Err(e)) => Err(propose_failure(ctx, ProposeError::Raft(e))),
+        Ok(Err(join)) => Err(Failure::Unavailable(format!(
+            "transaction write task failed: {join}"
+        ))),
+        Ok(Ok(Ok(written))) => Ok(single_reply(written.data.replies)),
+        Ok(Ok(Err(e))) => Err(propose_failure(ctx, ProposeError::Raft(e))),
     }
 }
