@@ -110,6 +110,7 @@ async fn try_call(
                 request_seq: 1,
                 transaction: false,
                 watches: vec![],
+                user: None,
             })
             .await
             .map(drop),

@@ -97,6 +97,7 @@ fn a_resent_script_request_is_answered_from_its_first_run() {
         request_seq: 7,
         transaction: false,
         watches: vec![],
+        user: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -264,6 +264,8 @@ pub async fn poll(
 pub enum Context {
     Toplevel,
     Multi,
+    /// A script's `redis.call`, refused on the node (`Replies.acl_denials`).
+    Lua,
 }
 
 impl Context {
@@ -271,6 +273,7 @@ impl Context {
         match self {
             Context::Toplevel => "toplevel",
             Context::Multi => "multi",
+            Context::Lua => "lua",
         }
     }
 }

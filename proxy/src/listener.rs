@@ -127,6 +127,17 @@ impl Server {
             local_addr,
             policies: policies.clone(),
         });
+        // Denials of scripts' calls come back from the nodes: the ACL LOG
+        // records them here, like the proxy's own (Weak: the hook lives in
+        // the upstream that `shared` holds).
+        let weak = Arc::downgrade(&shared);
+        shared
+            .upstream
+            .on_script_denials(Box::new(move |client_id, denials| {
+                if let Some(shared) = weak.upgrade() {
+                    crate::commands::acl::log_script_denials(&shared, client_id, denials);
+                }
+            }));
         let service = service::build(
             upstream,
             shared.config.retry_deadline,

@@ -155,6 +155,11 @@ impl ClientRegistry {
         self.len() == 0
     }
 
+    /// The client with connection id `id`, while it is connected.
+    pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        self.table().get(&id).cloned()
+    }
+
     /// All clients, ordered by id.
     pub fn all(&self) -> Vec<Arc<ClientHandle>> {
         self.table().values().cloned().collect()

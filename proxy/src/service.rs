@@ -108,11 +108,15 @@ impl Service<Batch> for ProxyService {
             Some(None) => FOREVER,
             Some(Some(wait)) => self.retry_deadline.saturating_add(wait),
         };
+        // The session's ACL user, for the node's check of what a script
+        // calls (docs/security.md); the identity names it (none: default).
+        let user = batch.client.identity.user.as_deref().unwrap_or("default");
         let options = CallOptions {
             deadline: Some(deadline),
             unbounded: batch.commands.iter().any(|argv| runs_script(argv)),
             blocking: batch.on_waiting.clone(),
             transaction: batch.transaction,
+            user: Some(user.to_string()),
         };
         Box::pin(async move {
             upstream

@@ -27,7 +27,7 @@
 //! request's `traceparent` metadata.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rampart_proto::cluster_tls::{self, ClusterTls};
@@ -36,7 +36,7 @@ use rampart_proto::pb::blocking_event::Event;
 use rampart_proto::pb::execute_response::Outcome;
 use rampart_proto::pb::kv_client::KvClient;
 use rampart_proto::pb::{
-    ClusterStatus, Command, ExecuteRequest, ExecuteResponse, StatusRequest, WatchedKey,
+    AclDenial, ClusterStatus, Command, ExecuteRequest, ExecuteResponse, StatusRequest, WatchedKey,
 };
 use rampart_proto::{Argv, Reply};
 use tokio::time::Instant;
@@ -79,6 +79,10 @@ pub struct CallOptions {
     /// reply, the EXEC reply (the array of the commands' replies, or a null
     /// array when a watched key changed).
     pub transaction: Option<Vec<WatchedKey>>,
+    /// The ACL user the batch runs as (a client's batch: its session's
+    /// user, `default` included). The node checks a script's `redis.call`s
+    /// against it; `None` for the proxy's own calls (ACL polling, INFO).
+    pub user: Option<String>,
 }
 
 /// Called when a node reports that a blocking command waits (its first
@@ -102,6 +106,10 @@ impl std::fmt::Debug for OnWaiting {
     }
 }
 
+/// Told of the ACL denials a batch's scripts met on the node, with the
+/// batch's client id (the proxy adds them to its ACL LOG).
+pub type ScriptDenials = Box<dyn Fn(&str, &[AclDenial]) + Send + Sync>;
+
 /// The node tier as one client: a lazily connected tonic channel per node
 /// address and the address of the last known leader.
 pub struct Upstream {
@@ -111,6 +119,7 @@ pub struct Upstream {
     channels: Mutex<HashMap<String, Channel>>,
     leader: Mutex<Option<String>>,
     deadline: Duration,
+    script_denials: OnceLock<ScriptDenials>,
 }
 
 impl Upstream {
@@ -122,7 +131,14 @@ impl Upstream {
             channels: Mutex::new(HashMap::new()),
             leader: Mutex::new(None),
             deadline,
+            script_denials: OnceLock::new(),
         }
+    }
+
+    /// Sets what is told of the ACL denials scripts meet (once; later
+    /// calls are ignored).
+    pub fn on_script_denials(&self, hook: ScriptDenials) {
+        let _ = self.script_denials.set(hook);
     }
 
     /// Dials the nodes with mutual TLS when `tls` is set.
@@ -206,6 +222,7 @@ impl Upstream {
             unbounded,
             blocking,
             transaction,
+            user,
         } = options;
         let expected = if transaction.is_some() {
             1
@@ -218,6 +235,7 @@ impl Upstream {
             request_seq: seq,
             transaction: transaction.is_some(),
             watches: transaction.unwrap_or_default(),
+            user,
         };
         let deadline = deadline.unwrap_or(self.deadline);
         self.execute_request(request, expected, deadline, unbounded, blocking.as_ref())
@@ -320,6 +338,11 @@ impl Upstream {
                             )));
                         }
                         self.set_leader(&target);
+                        if !replies.acl_denials.is_empty() {
+                            if let Some(hook) = self.script_denials.get() {
+                                hook(&request.client_id, &replies.acl_denials);
+                            }
+                        }
                         return Ok(replies.replies);
                     }
                     Some(Outcome::NotLeader(not_leader)) => {

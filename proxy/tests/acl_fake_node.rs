@@ -78,7 +78,10 @@ impl Kv for FakeNode {
             .map(|c| self.run(&c.args))
             .collect();
         Ok(Response::new(ExecuteResponse {
-            outcome: Some(Outcome::Replies(Replies { replies })),
+            outcome: Some(Outcome::Replies(Replies {
+                replies,
+                ..Default::default()
+            })),
         }))
     }
 

@@ -16,6 +16,7 @@ use rampart_proto::acl::limits::parse_limit;
 use rampart_proto::acl::{hash_password, internal, users, Denial, LimitRule, CATEGORIES};
 use rampart_proto::args::parse_i64;
 use rampart_proto::command_table::{lookup_argv, CommandSpec, COMMANDS};
+use rampart_proto::pb::AclDenial;
 use rampart_proto::{errors, reply, Reply};
 
 use super::{Session, Shared};
@@ -390,6 +391,37 @@ fn log_denial(
             &session.user.name,
             info,
         );
+}
+
+/// Entries for the denials a batch's scripts met on the node (context
+/// `lua`), with the client's `CLIENT LIST` line while it is connected.
+/// `client_id` is the batch's (`<proxy id>:<connection id>`).
+pub fn log_script_denials(shared: &Shared, client_id: &str, denials: &[AclDenial]) {
+    let handle = client_id
+        .strip_prefix(shared.proxy_id.as_str())
+        .and_then(|rest| rest.strip_prefix(':'))
+        .and_then(|id| id.parse().ok())
+        .and_then(|id| shared.registry.get(id));
+    let info = handle
+        .map(|h| h.list_line(Instant::now()))
+        .unwrap_or_default();
+    let mut log = shared.acl.log.lock().unwrap_or_else(|p| p.into_inner());
+    for denial in denials {
+        // The log keeps Redis's three reasons; anything else is not ours.
+        let reason = match denial.reason.as_str() {
+            "command" => "command",
+            "key" => "key",
+            "channel" => "channel",
+            _ => continue,
+        };
+        log.add(
+            reason,
+            Context::Lua,
+            denial.object.clone(),
+            &denial.username,
+            info.clone(),
+        );
+    }
 }
 
 /// An `auth` entry for a failed AUTH / HELLO AUTH of `username`.

@@ -32,17 +32,27 @@ pub fn is_internal(argv: &[Vec<u8>]) -> bool {
         .is_some_and(|name| name.starts_with(internal::PREFIX))
 }
 
-fn load<R: DataRead + ?Sized>(r: &R) -> (Users, u64) {
-    let text = r
-        .get(&keys::setting_key(USERS))
+/// The stored user table as text (`ACL LIST` lines; empty when no user
+/// was ever set). Scripts check their calls against it (`scripting::acl`).
+pub fn users_text<R: DataRead + ?Sized>(r: &R) -> Vec<u8> {
+    r.get(&keys::setting_key(USERS))
         .ok()
         .flatten()
-        .unwrap_or_default();
-    let (users, bad) = Users::parse(&String::from_utf8_lossy(&text));
+        .unwrap_or_default()
+}
+
+/// Parses [`users_text`]'s text; a line that does not parse is skipped and
+/// logged.
+pub fn parse_users(text: &[u8]) -> Users {
+    let (users, bad) = Users::parse(&String::from_utf8_lossy(text));
     for line in bad {
         tracing::warn!(line, "skipping an ACL user record that does not parse");
     }
-    (users, version(r))
+    users
+}
+
+fn load<R: DataRead + ?Sized>(r: &R) -> (Users, u64) {
+    (parse_users(&users_text(r)), version(r))
 }
 
 fn version<R: DataRead + ?Sized>(r: &R) -> u64 {

@@ -30,6 +30,7 @@ pub(crate) async fn run_batch(
     if commands.is_empty() {
         return Outcome::Replies(Replies {
             replies: vec![reply::error("ERR empty command batch")],
+            ..Default::default()
         });
     }
     if commands.len() == 1 && commands::is_blocking(&commands[0]) {
@@ -37,6 +38,7 @@ pub(crate) async fn run_batch(
         return match blocking::blocking_command(ctx, client_id, seq, argv, on_waiting).await {
             Ok(reply) => Outcome::Replies(Replies {
                 replies: vec![reply],
+                ..Default::default()
             }),
             Err(failure) => failure.into_outcome(),
         };
@@ -124,6 +126,7 @@ impl<'a> BatchReplies<'a> {
     pub(crate) fn finish(self) -> Outcome {
         Outcome::Replies(Replies {
             replies: self.replies,
+            ..Default::default()
         })
     }
 }

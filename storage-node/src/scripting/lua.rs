@@ -143,6 +143,10 @@ pub struct ScriptInput {
     /// FCALL: the function to call in the library `body` loads (then `sha`
     /// names the library's code for the compile cache).
     pub function: Option<FunctionTarget>,
+    /// The ACL user each `redis.call` is checked against, and where its
+    /// denials go (`None`: nothing to check, see
+    /// [`super::acl::UserCache::resolve`]).
+    pub acl: Option<super::acl::ScriptAcl>,
 }
 
 /// The function an FCALL runs.
@@ -275,6 +279,9 @@ struct ScriptResp(u8);
 
 /// The stop flag of the run in progress (read by SETUP's `pcall` guard).
 struct CurrentStop(Arc<StopFlag>);
+
+/// The ACL user of the run in progress (read by `redis.acl_check_cmd`).
+struct CurrentAcl(Option<super::acl::ScriptAcl>);
 
 /// Compiled scripts one state keeps (their bodies' total size is bounded
 /// too); past either bound the cache starts over.
@@ -575,6 +582,7 @@ fn run_on(
     let lua = state.lua.clone();
     lua.set_app_data(ScriptResp(2));
     lua.set_app_data(CurrentStop(stop.clone()));
+    lua.set_app_data(CurrentAcl(input.acl.clone()));
     // Line of the user script where the last redis.call / hook ran.
     let line = Arc::new(std::sync::atomic::AtomicI32::new(1));
     let call_line = Cell::new(1);
@@ -645,6 +653,7 @@ fn run_on(
     lua.remove_hook();
     let cleared = state.set_call.call::<()>(Value::Nil).is_ok();
     lua.remove_app_data::<CurrentStop>();
+    lua.remove_app_data::<CurrentAcl>();
     let stopped = stop.state();
     let at = line.load(Ordering::Relaxed).max(call_line.get());
     let reusable = cleared && stopped == RUNNING && result.is_ok();
@@ -767,11 +776,24 @@ fn redis_call(
     let Some(spec) = command_table::lookup(&argv[0]) else {
         return fail("ERR Unknown Redis command called from script");
     };
-    if spec.flags.contains(&"noscript") || spec.runs == Runs::Proxy || spec.uses_script_runner() {
-        return fail("ERR This Redis command is not allowed from script");
+    const NOT_ALLOWED: &str = "ERR This Redis command is not allowed from script";
+    if spec.flags.contains(&"noscript") {
+        return fail(NOT_ALLOWED);
     }
     if !spec.arity_ok(argv.len()) {
         return fail("ERR Wrong number of args calling Redis command from script");
+    }
+    // Redis checks the caller's ACL after the noscript flag and before
+    // the write check (script.c, `scriptCall`).
+    if let Some(acl) = &input.acl {
+        if let Err(refused) = acl.check(&argv) {
+            return fail(refused);
+        }
+    }
+    // Commands Redis allows here but Rampart runs elsewhere (PUBLISH on
+    // the proxy, scripts on the script runner).
+    if spec.runs == Runs::Proxy || spec.uses_script_runner() {
+        return fail(NOT_ALLOWED);
     }
     let write = spec.is_write();
     if write && input.read_only {
@@ -1379,20 +1401,36 @@ pub(crate) fn install_libs(lua: &Lua) -> mlua::Result<()> {
         "debug",
         lua.create_function(|_, _: Variadic<Value>| Ok(()))?,
     )?;
-    // No ACL users: every existing command is allowed.
+    // Whether the run's user may run a command (no ACL LOG entry, as in
+    // Redis); every existing command when the run has no user to check.
     redis.set(
         "acl_check_cmd",
         lua.create_function(|lua, args: Variadic<Value>| {
-            let name = match args.first() {
-                Some(v) => lua.coerce_string(v.clone())?,
-                None => None,
-            };
-            match name.and_then(|n| command_table::lookup(&n.as_bytes())) {
-                Some(_) => Ok(true),
-                None => Err(mlua::Error::RuntimeError(
-                    "Invalid command passed to redis.acl_check_cmd()".into(),
-                )),
+            let mut argv: Argv = Vec::with_capacity(args.len());
+            for arg in args.iter() {
+                match arg {
+                    Value::String(_) | Value::Integer(_) | Value::Number(_) => {
+                        if let Some(s) = lua.coerce_string(arg.clone())? {
+                            argv.push(s.as_bytes().to_vec());
+                        }
+                    }
+                    _ => {
+                        return Err(mlua::Error::RuntimeError(
+                            "Lua redis lib command arguments must be strings or integers".into(),
+                        ))
+                    }
+                }
             }
+            if command_table::lookup_argv(&argv).is_none() {
+                return Err(mlua::Error::RuntimeError(
+                    "Invalid command passed to redis.acl_check_cmd()".into(),
+                ));
+            }
+            let current = lua.app_data_ref::<CurrentAcl>();
+            Ok(match current.as_ref().and_then(|c| c.0.as_ref()) {
+                Some(acl) => super::acl::check_call(&acl.user, &argv).is_ok(),
+                None => true,
+            })
         })?,
     )?;
     for (name, value) in [
@@ -1468,6 +1506,7 @@ mod tests {
             read_only,
             now_ms: 0,
             function: None,
+            acl: None,
         }
     }
 
@@ -1494,6 +1533,73 @@ mod tests {
             commands::execute_read(&engine, &[b"GET".to_vec(), b"k".to_vec()], 0),
             reply::null()
         );
+    }
+
+    #[test]
+    fn calls_are_checked_against_the_callers_acl_user() {
+        use rampart_proto::acl::{parse_rule, User};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::open(dir.path()).expect("open");
+        let mut user = User::new("u");
+        for rule in ["on", "+@all", "-set", "~app:*"] {
+            user.apply(&parse_rule(rule.as_bytes()).unwrap().unwrap())
+                .unwrap();
+        }
+        let denials = super::super::acl::Denials::default();
+        let as_user = |body: &str| {
+            let mut input = input(body, &[], false);
+            input.acl = Some(super::super::acl::ScriptAcl {
+                user: Arc::new(user.clone()),
+                denials: denials.clone(),
+            });
+            let sha = input.sha.clone();
+            (run(&engine, &input, &flag(5000)), sha)
+        };
+        let (out, sha) =
+            as_user("redis.call('incr', 'app:1')\nlocal v = redis.call('get', 'other')\nreturn v");
+        assert_eq!(
+            out.reply,
+            reply::error(format!(
+                "{} script: {sha}, on @user_script:2.",
+                super::super::acl::NO_KEY
+            ))
+        );
+        let (out, sha) = as_user("return redis.call('set', 'app:1', 'x')");
+        assert_eq!(
+            out.reply,
+            reply::error(format!(
+                "{} script: {sha}, on @user_script:1.",
+                super::super::acl::NO_COMMAND
+            ))
+        );
+        assert!(out.writes.is_empty(), "a refused call writes nothing");
+        let (out, _) = as_user("return redis.pcall('get', 'other')['err']");
+        assert_eq!(out.reply, reply::bulk(super::super::acl::NO_KEY));
+        let (out, _) = as_user("redis.call('incr', 'app:1') return redis.call('get', 'app:1')");
+        assert_eq!(out.reply, reply::bulk("1"));
+        let reasons: Vec<String> = denials.take().into_iter().map(|d| d.reason).collect();
+        assert_eq!(reasons, ["key", "command", "key"], "for the ACL LOG");
+        let (out, _) = as_user(
+            "return {redis.acl_check_cmd('get', 'app:1'), redis.acl_check_cmd('get', 'other'), \
+             redis.acl_check_cmd('set', 'app:1', 'x'), redis.acl_check_cmd('object', 'encoding', 'app:1')}",
+        );
+        assert_eq!(
+            out.reply,
+            reply::array(vec![
+                reply::integer(1),
+                reply::null(),
+                reply::null(),
+                reply::integer(1)
+            ])
+        );
+        assert!(denials.take().is_empty(), "acl_check_cmd logs nothing");
+        // Without a user (a peer's own request) nothing is checked.
+        let unchecked = run(
+            &engine,
+            &input("return redis.call('set', 'other', 'x')", &[], false),
+            &flag(5000),
+        );
+        assert_eq!(unchecked.reply, reply::status("OK"));
     }
 
     /// Whether this thread keeps a Lua state for its next run.
@@ -1676,6 +1782,7 @@ mod tests {
             read_only,
             now_ms: 0,
             function: Some(FunctionTarget { name: name.into() }),
+            acl: None,
         };
         run(engine, &input, &flag(5000)).reply
     }

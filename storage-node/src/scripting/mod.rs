@@ -10,6 +10,7 @@
 //! keys changed since the snapshot, else the script runs again (bounded).
 //! A read-only script needs no entry at all.
 
+pub mod acl;
 mod cmsgpack;
 pub mod functions;
 mod libs;
@@ -34,6 +35,7 @@ use crate::exec::heavy::{self, Lane};
 use crate::exec::{self, Failure};
 use crate::raft::types::{WatchToken, WriteRun};
 use crate::NodeCtx;
+use acl::{Caller, ScriptAcl};
 use lua::{FunctionTarget, Kill, ScriptInput, ScriptRun, StopFlag};
 
 /// Default `--script-time-limit-ms`.
@@ -62,6 +64,8 @@ pub struct Scripts {
     /// a common key run (and commit) one after the other instead of
     /// invalidating each other's optimistic commits.
     stripes: Vec<tokio::sync::Mutex<()>>,
+    /// The ACL users scripts run as (parsed once per change of the table).
+    users: acl::UserCache,
 }
 
 /// Number of key lock stripes.
@@ -75,6 +79,7 @@ impl Scripts {
             functions: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            users: acl::UserCache::new(),
         }
     }
 
@@ -219,12 +224,14 @@ pub fn is_script_command(argv: &[Vec<u8>]) -> bool {
 
 /// A batch holding a scripting command: every command in order, scripts
 /// through the runner, the others through the usual write and read paths
-/// (each with its own dedup `part`).
+/// (each with its own dedup `part`). `caller`: the ACL user the scripts'
+/// calls are checked against (`ExecuteRequest.user`).
 pub(crate) async fn execute_batch(
     ctx: &NodeCtx,
     client_id: &str,
     seq: u64,
     commands: Vec<Argv>,
+    caller: &Caller,
 ) -> Outcome {
     let mut replies = BatchReplies::new(commands.len(), client_id);
     for (i, argv) in commands.into_iter().enumerate() {
@@ -232,7 +239,10 @@ pub(crate) async fn execute_batch(
             .unwrap_or(u32::MAX / PARTS_PER_COMMAND)
             .saturating_mul(PARTS_PER_COMMAND);
         let (result, may_write) = if is_script_command(&argv) {
-            (run_command(ctx, client_id, seq, part, argv).await, true)
+            (
+                run_command(ctx, client_id, seq, part, argv, caller).await,
+                true,
+            )
         } else if commands::is_write(&argv) {
             let r = exec::write_run(ctx, client_id, seq, part, vec![argv]).await;
             (r.map(exec::single_reply), true)
@@ -333,7 +343,7 @@ impl Eval {
         })
     }
 
-    fn input(&self, body: Vec<u8>, now_ms: i64) -> ScriptInput {
+    fn input(&self, body: Vec<u8>, now_ms: i64, acl: Option<ScriptAcl>) -> ScriptInput {
         ScriptInput {
             sha: self.sha.clone(),
             body,
@@ -342,6 +352,7 @@ impl Eval {
             read_only: self.read_only,
             now_ms,
             function: None,
+            acl,
         }
     }
 }
@@ -358,6 +369,7 @@ async fn run_command(
     seq: u64,
     part: u32,
     argv: Argv,
+    caller: &Caller,
 ) -> Result<Reply, Failure> {
     if !is_eval(&argv) {
         if is_function_admin(&argv) {
@@ -366,7 +378,7 @@ async fn run_command(
         return script_command(ctx, argv).await;
     }
     if is_fcall(&argv) {
-        return run_fcall(ctx, client_id, seq, part, argv).await;
+        return run_fcall(ctx, client_id, seq, part, argv, caller).await;
     }
     let eval = match Eval::parse(&argv) {
         Ok(eval) => eval,
@@ -388,6 +400,7 @@ async fn run_command(
     let _locks = ctx.scripts.lock_keys(&eval.keys).await;
     let eval = Arc::new(eval);
     for attempt in 0..MAX_ATTEMPTS {
+        let denials = caller.denials.mark();
         if attempt > 0 {
             backoff(attempt).await;
         }
@@ -403,17 +416,25 @@ async fn run_command(
             let running = ctx.scripts.start();
             let flag = running.flag.clone();
             let engine = ctx.engine.clone();
+            let scripts = ctx.scripts.clone();
+            let caller = caller.clone();
             let eval = eval.clone();
             let now = ctx.clock.now_ms();
             let job = ctx.heavy.try_run(Lane::Scripts, move || {
+                let view = engine.read_view();
                 let body = match &eval.body {
                     Some(body) => body.clone(),
-                    None => match internal::load(&engine.read_view(), eval.sha.as_bytes()) {
+                    None => match internal::load(&view, eval.sha.as_bytes()) {
                         Some(b) => b,
                         None => return ScriptRun::failed(reply::error(NOSCRIPT)),
                     },
                 };
-                lua::run(&engine, &eval.input(body, now), &flag)
+                let acl = match caller.script_acl(&scripts.users, &view) {
+                    Ok(acl) => acl,
+                    Err(refused) => return ScriptRun::failed(refused),
+                };
+                drop(view);
+                lua::run(&engine, &eval.input(body, now, acl), &flag)
             });
             match job {
                 Err(full) => return Ok(full.reply()),
@@ -440,7 +461,11 @@ async fn run_command(
         .await?
         {
             Some(reply) => return Ok(reply),
-            None => continue,
+            None => {
+                // A conflicted run's refusals are met again by the next.
+                caller.denials.truncate(denials);
+                continue;
+            }
         }
     }
     Ok(gave_up())
@@ -481,6 +506,7 @@ fn fcall_input<R: crate::engine::DataRead + ?Sized>(
     r: &R,
     argv: &[Vec<u8>],
     now_ms: i64,
+    acl: Option<ScriptAcl>,
 ) -> Result<ScriptInput, Reply> {
     let name = argv.get(1).map(Vec::as_slice).unwrap_or_default();
     let not_found = || reply::error(functions::FUNCTION_NOT_FOUND);
@@ -504,6 +530,7 @@ fn fcall_input<R: crate::engine::DataRead + ?Sized>(
         function: Some(FunctionTarget {
             name: meta.name.clone(),
         }),
+        acl,
     })
 }
 
@@ -522,10 +549,12 @@ async fn run_fcall(
     seq: u64,
     part: u32,
     argv: Argv,
+    caller: &Caller,
 ) -> Result<Reply, Failure> {
     let _locks = ctx.scripts.lock_keys(&fcall_keys(&argv)).await;
     let argv = Arc::new(argv);
     for attempt in 0..MAX_ATTEMPTS {
+        let denials = caller.denials.mark();
         if attempt > 0 {
             backoff(attempt).await;
         }
@@ -540,10 +569,18 @@ async fn run_fcall(
             running.as_function(&argv[1], &argv);
             let flag = running.flag.clone();
             let engine = ctx.engine.clone();
+            let scripts = ctx.scripts.clone();
+            let caller = caller.clone();
             let job_argv = argv.clone();
             let now = ctx.clock.now_ms();
             let job = ctx.heavy.try_run(Lane::Scripts, move || {
-                match fcall_input(&engine.read_view(), &job_argv, now) {
+                let input = {
+                    let view = engine.read_view();
+                    caller
+                        .script_acl(&scripts.users, &view)
+                        .and_then(|acl| fcall_input(&view, &job_argv, now, acl))
+                };
+                match input {
                     Ok(input) => lua::run(&engine, &input, &flag),
                     Err(error) => ScriptRun::failed(error),
                 }
@@ -573,7 +610,11 @@ async fn run_fcall(
         .await?
         {
             Some(reply) => return Ok(reply),
-            None => continue,
+            None => {
+                // A conflicted run's refusals are met again by the next.
+                caller.denials.truncate(denials);
+                continue;
+            }
         }
     }
     Ok(gave_up())
@@ -716,6 +757,7 @@ pub(crate) async fn execute_transaction(
     seq: u64,
     commands: Vec<Argv>,
     watches: Vec<WatchToken>,
+    caller: &Caller,
 ) -> Result<Reply, Failure> {
     let declared: Vec<Vec<u8>> = commands
         .iter()
@@ -732,6 +774,7 @@ pub(crate) async fn execute_transaction(
     let commands = Arc::new(commands);
     let watches = Arc::new(watches);
     for attempt in 0..MAX_ATTEMPTS {
+        let denials = caller.denials.mark();
         if attempt > 0 {
             backoff(attempt).await;
         }
@@ -746,9 +789,29 @@ pub(crate) async fn execute_transaction(
         let engine = ctx.engine.clone();
         let scripts = ctx.scripts.clone();
         let (job_commands, job_watches) = (commands.clone(), watches.clone());
+        let job_caller = caller.clone();
         let now = ctx.clock.now_ms();
         let job = ctx.heavy.try_run(Lane::Scripts, move || {
-            run_transaction(&engine, &scripts, &parent, &job_commands, &job_watches, now)
+            let acl = job_caller.script_acl(&scripts.users, &engine.read_view());
+            match acl {
+                Ok(acl) => run_transaction(
+                    &engine,
+                    &scripts,
+                    &parent,
+                    &job_commands,
+                    &job_watches,
+                    now,
+                    acl,
+                ),
+                // Refused as a whole: nothing of it may run for a user
+                // that no longer exists.
+                Err(refused) => TransactionRun {
+                    reply: refused,
+                    writes: Vec::new(),
+                    reads: Vec::new(),
+                    cancelled: false,
+                },
+            }
         });
         let run = match job {
             Err(full) => return Ok(full.reply()),
@@ -766,7 +829,11 @@ pub(crate) async fn execute_transaction(
         guards.extend(run.reads.into_iter().map(watch_token));
         match commit(ctx, client_id, seq, attempt, entry, guards).await? {
             Some(reply) => return Ok(reply),
-            None => continue,
+            None => {
+                // A conflicted run's refusals are met again by the next.
+                caller.denials.truncate(denials);
+                continue;
+            }
         }
     }
     Ok(gave_up())
@@ -789,6 +856,7 @@ fn run_transaction(
     commands: &[Argv],
     watches: &[WatchToken],
     now: i64,
+    acl: Option<ScriptAcl>,
 ) -> TransactionRun {
     let mut txn = Txn::over_snapshot(engine);
     let unchanged = watches
@@ -813,7 +881,7 @@ fn run_transaction(
         } else if is_script_command(argv) {
             let r = if is_fcall(argv) {
                 let running = scripts.start_child(parent);
-                match fcall_input(&*txn.borrow(), argv, now) {
+                match fcall_input(&*txn.borrow(), argv, now, acl.clone()) {
                     Ok(input) => {
                         running.as_function(&argv[1], argv);
                         lua::run_in(&txn, &writes, &input, &running.flag).0
@@ -822,7 +890,7 @@ fn run_transaction(
                 }
             } else if is_eval(argv) {
                 let running = scripts.start_child(parent);
-                eval_in_transaction(&txn, &writes, argv, now, &running.flag)
+                eval_in_transaction(&txn, &writes, argv, now, &running.flag, acl.clone())
             } else if is_function_admin(argv) {
                 function_in_transaction(&txn, &writes, scripts, argv, now)
             } else {
@@ -883,6 +951,7 @@ fn eval_in_transaction(
     argv: &[Vec<u8>],
     now: i64,
     flag: &Arc<StopFlag>,
+    acl: Option<ScriptAcl>,
 ) -> Reply {
     let eval = match Eval::parse(argv) {
         Ok(eval) => eval,
@@ -902,7 +971,7 @@ fn eval_in_transaction(
     };
     // A killed script keeps what it wrote before the kill (as a failing
     // script does): the overlay already holds it.
-    let (reply, _stopped) = lua::run_in(txn, writes, &eval.input(body, now), flag);
+    let (reply, _stopped) = lua::run_in(txn, writes, &eval.input(body, now, acl), flag);
     reply
 }
 

@@ -165,6 +165,9 @@ async fn execute(ctx: &NodeCtx, req: ExecuteRequest, on_waiting: OnWaiting<'_>) 
     let scripted = commands
         .iter()
         .any(|argv| scripting::is_script_command(argv));
+    // Who the scripts run for; their ACL denials travel back with the
+    // replies, for the proxy's ACL LOG.
+    let caller = scripting::acl::Caller::new(req.user);
     if req.transaction {
         let watches = req
             .watches
@@ -178,8 +181,15 @@ async fn execute(ctx: &NodeCtx, req: ExecuteRequest, on_waiting: OnWaiting<'_>) 
         let result = if scripted {
             // Scripts never run on the apply path: the whole transaction
             // runs like a script (docs/transactions.md).
-            scripting::execute_transaction(ctx, &req.client_id, req.request_seq, commands, watches)
-                .await
+            scripting::execute_transaction(
+                ctx,
+                &req.client_id,
+                req.request_seq,
+                commands,
+                watches,
+                &caller,
+            )
+            .await
         } else {
             let run = WriteRun {
                 client_id: req.client_id,
@@ -189,13 +199,23 @@ async fn execute(ctx: &NodeCtx, req: ExecuteRequest, on_waiting: OnWaiting<'_>) 
             };
             exec::transaction(ctx, run, watches).await
         };
-        return one_reply(result);
+        return with_denials(one_reply(result), &caller);
     }
     if scripted {
         // EVAL* / SCRIPT never go to the state machine (docs/scripting.md).
-        return scripting::execute_batch(ctx, &req.client_id, req.request_seq, commands).await;
+        let outcome =
+            scripting::execute_batch(ctx, &req.client_id, req.request_seq, commands, &caller).await;
+        return with_denials(outcome, &caller);
     }
     exec::run_batch(ctx, &req.client_id, req.request_seq, commands, on_waiting).await
+}
+
+/// Adds the ACL denials the request's scripts met to its replies.
+fn with_denials(mut outcome: Outcome, caller: &scripting::acl::Caller) -> Outcome {
+    if let Outcome::Replies(replies) = &mut outcome {
+        replies.acl_denials = caller.denials.take();
+    }
+    outcome
 }
 
 /// The outcome of a request answered with one reply (a transaction).
@@ -203,6 +223,7 @@ fn one_reply(result: Result<Reply, Failure>) -> Outcome {
     match result {
         Ok(reply) => Outcome::Replies(Replies {
             replies: vec![reply],
+            ..Default::default()
         }),
         Err(failure) => failure.into_outcome(),
     }
