@@ -66,6 +66,10 @@ PARTIAL = {
     "function|stats": "`running_script` shows a function running on the leader (several may run at once; the longest-running one is shown).",
     "function|list": "Libraries are listed in name order and functions in name order (Redis's order is unspecified).",
     "xread": "A BLOCK that spans a leader change restarts with the full timeout (entries in between are still returned).",
+    "config|get": "The parameters in docs/config.md (encoding thresholds, maxmemory*, stream-node-max-*, notify-keyspace-events, busy-reply-threshold, timeout, proto-max-bulk-len, slowlog-*, latency-*, appendonly, save, databases); others are not listed. Several are report-only (docs/config.md says which).",
+    "config|set": "The parameters of CONFIG GET; cluster parameters are replicated through Raft, proxy parameters apply to the proxy it is sent to; proto-max-bulk-len and databases are immutable (docs/config.md).",
+    "config|rewrite": "Writes the proxy's own parameters to the `[redis]` section of its TOML config file; cluster parameters are kept by the cluster.",
+    "config|resetstat": "Resets nothing: INFO shows no resettable counters, and Prometheus counters are never reset.",
 }
 
 # Not served, and why. Keys are commands or whole families (prefix before `|`).
@@ -74,7 +78,6 @@ NOT_SUPPORTED = {
     "asking": "Redis Cluster redirection; the proxy routes, clients are never redirected.",
     "readonly": "Redis Cluster replica reads; reads are served by the Raft leader.",
     "readwrite": "As READONLY.",
-    "config": "Planned (issue 18); settings are process flags and TOML files today (docs/operations.md).",
     "pfdebug": "Redis-internal debugging command.",
     "pfselftest": "Redis-internal self test.",
     "sort": "Planned (issue 18).",

@@ -36,245 +36,251 @@ pub(crate) fn lookup(name: &str) -> Option<&'static Docs> {
         "command|help" => &DOCS_27,
         "command|info" => &DOCS_28,
         "command|list" => &DOCS_29,
-        "pubsub|channels" => &DOCS_30,
-        "pubsub|help" => &DOCS_31,
-        "pubsub|numpat" => &DOCS_32,
-        "pubsub|numsub" => &DOCS_33,
-        "pubsub|shardchannels" => &DOCS_34,
-        "pubsub|shardnumsub" => &DOCS_35,
-        "function|delete" => &DOCS_36,
-        "function|dump" => &DOCS_37,
-        "function|flush" => &DOCS_38,
-        "function|help" => &DOCS_39,
-        "function|kill" => &DOCS_40,
-        "function|list" => &DOCS_41,
-        "function|load" => &DOCS_42,
-        "function|restore" => &DOCS_43,
-        "function|stats" => &DOCS_44,
-        "script|exists" => &DOCS_45,
-        "script|flush" => &DOCS_46,
-        "script|help" => &DOCS_47,
-        "script|kill" => &DOCS_48,
-        "script|load" => &DOCS_49,
-        "object|encoding" => &DOCS_50,
-        "object|freq" => &DOCS_51,
-        "object|help" => &DOCS_52,
-        "object|idletime" => &DOCS_53,
-        "object|refcount" => &DOCS_54,
-        "xgroup|create" => &DOCS_55,
-        "xgroup|createconsumer" => &DOCS_56,
-        "xgroup|delconsumer" => &DOCS_57,
-        "xgroup|destroy" => &DOCS_58,
-        "xgroup|help" => &DOCS_59,
-        "xgroup|setid" => &DOCS_60,
-        "xinfo|consumers" => &DOCS_61,
-        "xinfo|groups" => &DOCS_62,
-        "xinfo|help" => &DOCS_63,
-        "xinfo|stream" => &DOCS_64,
-        "acl" => &DOCS_65,
-        "append" => &DOCS_66,
-        "auth" => &DOCS_67,
-        "bitcount" => &DOCS_68,
-        "bitfield" => &DOCS_69,
-        "bitfield_ro" => &DOCS_70,
-        "bitop" => &DOCS_71,
-        "bitpos" => &DOCS_72,
-        "blmove" => &DOCS_73,
-        "blmpop" => &DOCS_74,
-        "blpop" => &DOCS_75,
-        "brpop" => &DOCS_76,
-        "brpoplpush" => &DOCS_77,
-        "bzmpop" => &DOCS_78,
-        "bzpopmax" => &DOCS_79,
-        "bzpopmin" => &DOCS_80,
-        "client" => &DOCS_81,
-        "command" => &DOCS_82,
-        "copy" => &DOCS_83,
-        "dbsize" => &DOCS_84,
-        "decr" => &DOCS_85,
-        "decrby" => &DOCS_86,
-        "del" => &DOCS_87,
-        "discard" => &DOCS_88,
-        "echo" => &DOCS_89,
-        "eval" => &DOCS_90,
-        "eval_ro" => &DOCS_91,
-        "evalsha" => &DOCS_92,
-        "evalsha_ro" => &DOCS_93,
-        "exec" => &DOCS_94,
-        "exists" => &DOCS_95,
-        "expire" => &DOCS_96,
-        "expireat" => &DOCS_97,
-        "expiretime" => &DOCS_98,
-        "fcall" => &DOCS_99,
-        "fcall_ro" => &DOCS_100,
-        "flushall" => &DOCS_101,
-        "flushdb" => &DOCS_102,
-        "function" => &DOCS_103,
-        "geoadd" => &DOCS_104,
-        "geodist" => &DOCS_105,
-        "geohash" => &DOCS_106,
-        "geopos" => &DOCS_107,
-        "georadius" => &DOCS_108,
-        "georadius_ro" => &DOCS_109,
-        "georadiusbymember" => &DOCS_110,
-        "georadiusbymember_ro" => &DOCS_111,
-        "geosearch" => &DOCS_112,
-        "geosearchstore" => &DOCS_113,
-        "get" => &DOCS_114,
-        "getbit" => &DOCS_115,
-        "getdel" => &DOCS_116,
-        "getex" => &DOCS_117,
-        "getrange" => &DOCS_118,
-        "getset" => &DOCS_119,
-        "hdel" => &DOCS_120,
-        "hello" => &DOCS_121,
-        "hexists" => &DOCS_122,
-        "hget" => &DOCS_123,
-        "hgetall" => &DOCS_124,
-        "hincrby" => &DOCS_125,
-        "hincrbyfloat" => &DOCS_126,
-        "hkeys" => &DOCS_127,
-        "hlen" => &DOCS_128,
-        "hmget" => &DOCS_129,
-        "hmset" => &DOCS_130,
-        "hrandfield" => &DOCS_131,
-        "hscan" => &DOCS_132,
-        "hset" => &DOCS_133,
-        "hsetnx" => &DOCS_134,
-        "hstrlen" => &DOCS_135,
-        "hvals" => &DOCS_136,
-        "incr" => &DOCS_137,
-        "incrby" => &DOCS_138,
-        "incrbyfloat" => &DOCS_139,
-        "info" => &DOCS_140,
-        "keys" => &DOCS_141,
-        "lcs" => &DOCS_142,
-        "lindex" => &DOCS_143,
-        "linsert" => &DOCS_144,
-        "llen" => &DOCS_145,
-        "lmove" => &DOCS_146,
-        "lmpop" => &DOCS_147,
-        "lpop" => &DOCS_148,
-        "lpos" => &DOCS_149,
-        "lpush" => &DOCS_150,
-        "lpushx" => &DOCS_151,
-        "lrange" => &DOCS_152,
-        "lrem" => &DOCS_153,
-        "lset" => &DOCS_154,
-        "ltrim" => &DOCS_155,
-        "mget" => &DOCS_156,
-        "mset" => &DOCS_157,
-        "msetnx" => &DOCS_158,
-        "multi" => &DOCS_159,
-        "object" => &DOCS_160,
-        "persist" => &DOCS_161,
-        "pexpire" => &DOCS_162,
-        "pexpireat" => &DOCS_163,
-        "pexpiretime" => &DOCS_164,
-        "pfadd" => &DOCS_165,
-        "pfcount" => &DOCS_166,
-        "pfmerge" => &DOCS_167,
-        "ping" => &DOCS_168,
-        "psetex" => &DOCS_169,
-        "psubscribe" => &DOCS_170,
-        "pttl" => &DOCS_171,
-        "publish" => &DOCS_172,
-        "pubsub" => &DOCS_173,
-        "punsubscribe" => &DOCS_174,
-        "quit" => &DOCS_175,
-        "randomkey" => &DOCS_176,
-        "rename" => &DOCS_177,
-        "renamenx" => &DOCS_178,
-        "reset" => &DOCS_179,
-        "rpop" => &DOCS_180,
-        "rpoplpush" => &DOCS_181,
-        "rpush" => &DOCS_182,
-        "rpushx" => &DOCS_183,
-        "sadd" => &DOCS_184,
-        "scan" => &DOCS_185,
-        "scard" => &DOCS_186,
-        "script" => &DOCS_187,
-        "sdiff" => &DOCS_188,
-        "sdiffstore" => &DOCS_189,
-        "select" => &DOCS_190,
-        "set" => &DOCS_191,
-        "setbit" => &DOCS_192,
-        "setex" => &DOCS_193,
-        "setnx" => &DOCS_194,
-        "setrange" => &DOCS_195,
-        "sinter" => &DOCS_196,
-        "sintercard" => &DOCS_197,
-        "sinterstore" => &DOCS_198,
-        "sismember" => &DOCS_199,
-        "smembers" => &DOCS_200,
-        "smismember" => &DOCS_201,
-        "smove" => &DOCS_202,
-        "spop" => &DOCS_203,
-        "spublish" => &DOCS_204,
-        "srandmember" => &DOCS_205,
-        "srem" => &DOCS_206,
-        "sscan" => &DOCS_207,
-        "ssubscribe" => &DOCS_208,
-        "strlen" => &DOCS_209,
-        "subscribe" => &DOCS_210,
-        "substr" => &DOCS_211,
-        "sunion" => &DOCS_212,
-        "sunionstore" => &DOCS_213,
-        "sunsubscribe" => &DOCS_214,
-        "time" => &DOCS_215,
-        "ttl" => &DOCS_216,
-        "type" => &DOCS_217,
-        "unlink" => &DOCS_218,
-        "unsubscribe" => &DOCS_219,
-        "unwatch" => &DOCS_220,
-        "watch" => &DOCS_221,
-        "xack" => &DOCS_222,
-        "xadd" => &DOCS_223,
-        "xautoclaim" => &DOCS_224,
-        "xclaim" => &DOCS_225,
-        "xdel" => &DOCS_226,
-        "xgroup" => &DOCS_227,
-        "xinfo" => &DOCS_228,
-        "xlen" => &DOCS_229,
-        "xpending" => &DOCS_230,
-        "xrange" => &DOCS_231,
-        "xread" => &DOCS_232,
-        "xreadgroup" => &DOCS_233,
-        "xrevrange" => &DOCS_234,
-        "xsetid" => &DOCS_235,
-        "xtrim" => &DOCS_236,
-        "zadd" => &DOCS_237,
-        "zcard" => &DOCS_238,
-        "zcount" => &DOCS_239,
-        "zdiff" => &DOCS_240,
-        "zdiffstore" => &DOCS_241,
-        "zincrby" => &DOCS_242,
-        "zinter" => &DOCS_243,
-        "zintercard" => &DOCS_244,
-        "zinterstore" => &DOCS_245,
-        "zlexcount" => &DOCS_246,
-        "zmpop" => &DOCS_247,
-        "zmscore" => &DOCS_248,
-        "zpopmax" => &DOCS_249,
-        "zpopmin" => &DOCS_250,
-        "zrandmember" => &DOCS_251,
-        "zrange" => &DOCS_252,
-        "zrangebylex" => &DOCS_253,
-        "zrangebyscore" => &DOCS_254,
-        "zrangestore" => &DOCS_255,
-        "zrank" => &DOCS_256,
-        "zrem" => &DOCS_257,
-        "zremrangebylex" => &DOCS_258,
-        "zremrangebyrank" => &DOCS_259,
-        "zremrangebyscore" => &DOCS_260,
-        "zrevrange" => &DOCS_261,
-        "zrevrangebylex" => &DOCS_262,
-        "zrevrangebyscore" => &DOCS_263,
-        "zrevrank" => &DOCS_264,
-        "zscan" => &DOCS_265,
-        "zscore" => &DOCS_266,
-        "zunion" => &DOCS_267,
-        "zunionstore" => &DOCS_268,
+        "config|get" => &DOCS_30,
+        "config|help" => &DOCS_31,
+        "config|resetstat" => &DOCS_32,
+        "config|rewrite" => &DOCS_33,
+        "config|set" => &DOCS_34,
+        "pubsub|channels" => &DOCS_35,
+        "pubsub|help" => &DOCS_36,
+        "pubsub|numpat" => &DOCS_37,
+        "pubsub|numsub" => &DOCS_38,
+        "pubsub|shardchannels" => &DOCS_39,
+        "pubsub|shardnumsub" => &DOCS_40,
+        "function|delete" => &DOCS_41,
+        "function|dump" => &DOCS_42,
+        "function|flush" => &DOCS_43,
+        "function|help" => &DOCS_44,
+        "function|kill" => &DOCS_45,
+        "function|list" => &DOCS_46,
+        "function|load" => &DOCS_47,
+        "function|restore" => &DOCS_48,
+        "function|stats" => &DOCS_49,
+        "script|exists" => &DOCS_50,
+        "script|flush" => &DOCS_51,
+        "script|help" => &DOCS_52,
+        "script|kill" => &DOCS_53,
+        "script|load" => &DOCS_54,
+        "object|encoding" => &DOCS_55,
+        "object|freq" => &DOCS_56,
+        "object|help" => &DOCS_57,
+        "object|idletime" => &DOCS_58,
+        "object|refcount" => &DOCS_59,
+        "xgroup|create" => &DOCS_60,
+        "xgroup|createconsumer" => &DOCS_61,
+        "xgroup|delconsumer" => &DOCS_62,
+        "xgroup|destroy" => &DOCS_63,
+        "xgroup|help" => &DOCS_64,
+        "xgroup|setid" => &DOCS_65,
+        "xinfo|consumers" => &DOCS_66,
+        "xinfo|groups" => &DOCS_67,
+        "xinfo|help" => &DOCS_68,
+        "xinfo|stream" => &DOCS_69,
+        "acl" => &DOCS_70,
+        "append" => &DOCS_71,
+        "auth" => &DOCS_72,
+        "bitcount" => &DOCS_73,
+        "bitfield" => &DOCS_74,
+        "bitfield_ro" => &DOCS_75,
+        "bitop" => &DOCS_76,
+        "bitpos" => &DOCS_77,
+        "blmove" => &DOCS_78,
+        "blmpop" => &DOCS_79,
+        "blpop" => &DOCS_80,
+        "brpop" => &DOCS_81,
+        "brpoplpush" => &DOCS_82,
+        "bzmpop" => &DOCS_83,
+        "bzpopmax" => &DOCS_84,
+        "bzpopmin" => &DOCS_85,
+        "client" => &DOCS_86,
+        "command" => &DOCS_87,
+        "config" => &DOCS_88,
+        "copy" => &DOCS_89,
+        "dbsize" => &DOCS_90,
+        "decr" => &DOCS_91,
+        "decrby" => &DOCS_92,
+        "del" => &DOCS_93,
+        "discard" => &DOCS_94,
+        "echo" => &DOCS_95,
+        "eval" => &DOCS_96,
+        "eval_ro" => &DOCS_97,
+        "evalsha" => &DOCS_98,
+        "evalsha_ro" => &DOCS_99,
+        "exec" => &DOCS_100,
+        "exists" => &DOCS_101,
+        "expire" => &DOCS_102,
+        "expireat" => &DOCS_103,
+        "expiretime" => &DOCS_104,
+        "fcall" => &DOCS_105,
+        "fcall_ro" => &DOCS_106,
+        "flushall" => &DOCS_107,
+        "flushdb" => &DOCS_108,
+        "function" => &DOCS_109,
+        "geoadd" => &DOCS_110,
+        "geodist" => &DOCS_111,
+        "geohash" => &DOCS_112,
+        "geopos" => &DOCS_113,
+        "georadius" => &DOCS_114,
+        "georadius_ro" => &DOCS_115,
+        "georadiusbymember" => &DOCS_116,
+        "georadiusbymember_ro" => &DOCS_117,
+        "geosearch" => &DOCS_118,
+        "geosearchstore" => &DOCS_119,
+        "get" => &DOCS_120,
+        "getbit" => &DOCS_121,
+        "getdel" => &DOCS_122,
+        "getex" => &DOCS_123,
+        "getrange" => &DOCS_124,
+        "getset" => &DOCS_125,
+        "hdel" => &DOCS_126,
+        "hello" => &DOCS_127,
+        "hexists" => &DOCS_128,
+        "hget" => &DOCS_129,
+        "hgetall" => &DOCS_130,
+        "hincrby" => &DOCS_131,
+        "hincrbyfloat" => &DOCS_132,
+        "hkeys" => &DOCS_133,
+        "hlen" => &DOCS_134,
+        "hmget" => &DOCS_135,
+        "hmset" => &DOCS_136,
+        "hrandfield" => &DOCS_137,
+        "hscan" => &DOCS_138,
+        "hset" => &DOCS_139,
+        "hsetnx" => &DOCS_140,
+        "hstrlen" => &DOCS_141,
+        "hvals" => &DOCS_142,
+        "incr" => &DOCS_143,
+        "incrby" => &DOCS_144,
+        "incrbyfloat" => &DOCS_145,
+        "info" => &DOCS_146,
+        "keys" => &DOCS_147,
+        "lcs" => &DOCS_148,
+        "lindex" => &DOCS_149,
+        "linsert" => &DOCS_150,
+        "llen" => &DOCS_151,
+        "lmove" => &DOCS_152,
+        "lmpop" => &DOCS_153,
+        "lpop" => &DOCS_154,
+        "lpos" => &DOCS_155,
+        "lpush" => &DOCS_156,
+        "lpushx" => &DOCS_157,
+        "lrange" => &DOCS_158,
+        "lrem" => &DOCS_159,
+        "lset" => &DOCS_160,
+        "ltrim" => &DOCS_161,
+        "mget" => &DOCS_162,
+        "mset" => &DOCS_163,
+        "msetnx" => &DOCS_164,
+        "multi" => &DOCS_165,
+        "object" => &DOCS_166,
+        "persist" => &DOCS_167,
+        "pexpire" => &DOCS_168,
+        "pexpireat" => &DOCS_169,
+        "pexpiretime" => &DOCS_170,
+        "pfadd" => &DOCS_171,
+        "pfcount" => &DOCS_172,
+        "pfmerge" => &DOCS_173,
+        "ping" => &DOCS_174,
+        "psetex" => &DOCS_175,
+        "psubscribe" => &DOCS_176,
+        "pttl" => &DOCS_177,
+        "publish" => &DOCS_178,
+        "pubsub" => &DOCS_179,
+        "punsubscribe" => &DOCS_180,
+        "quit" => &DOCS_181,
+        "randomkey" => &DOCS_182,
+        "rename" => &DOCS_183,
+        "renamenx" => &DOCS_184,
+        "reset" => &DOCS_185,
+        "rpop" => &DOCS_186,
+        "rpoplpush" => &DOCS_187,
+        "rpush" => &DOCS_188,
+        "rpushx" => &DOCS_189,
+        "sadd" => &DOCS_190,
+        "scan" => &DOCS_191,
+        "scard" => &DOCS_192,
+        "script" => &DOCS_193,
+        "sdiff" => &DOCS_194,
+        "sdiffstore" => &DOCS_195,
+        "select" => &DOCS_196,
+        "set" => &DOCS_197,
+        "setbit" => &DOCS_198,
+        "setex" => &DOCS_199,
+        "setnx" => &DOCS_200,
+        "setrange" => &DOCS_201,
+        "sinter" => &DOCS_202,
+        "sintercard" => &DOCS_203,
+        "sinterstore" => &DOCS_204,
+        "sismember" => &DOCS_205,
+        "smembers" => &DOCS_206,
+        "smismember" => &DOCS_207,
+        "smove" => &DOCS_208,
+        "spop" => &DOCS_209,
+        "spublish" => &DOCS_210,
+        "srandmember" => &DOCS_211,
+        "srem" => &DOCS_212,
+        "sscan" => &DOCS_213,
+        "ssubscribe" => &DOCS_214,
+        "strlen" => &DOCS_215,
+        "subscribe" => &DOCS_216,
+        "substr" => &DOCS_217,
+        "sunion" => &DOCS_218,
+        "sunionstore" => &DOCS_219,
+        "sunsubscribe" => &DOCS_220,
+        "time" => &DOCS_221,
+        "ttl" => &DOCS_222,
+        "type" => &DOCS_223,
+        "unlink" => &DOCS_224,
+        "unsubscribe" => &DOCS_225,
+        "unwatch" => &DOCS_226,
+        "watch" => &DOCS_227,
+        "xack" => &DOCS_228,
+        "xadd" => &DOCS_229,
+        "xautoclaim" => &DOCS_230,
+        "xclaim" => &DOCS_231,
+        "xdel" => &DOCS_232,
+        "xgroup" => &DOCS_233,
+        "xinfo" => &DOCS_234,
+        "xlen" => &DOCS_235,
+        "xpending" => &DOCS_236,
+        "xrange" => &DOCS_237,
+        "xread" => &DOCS_238,
+        "xreadgroup" => &DOCS_239,
+        "xrevrange" => &DOCS_240,
+        "xsetid" => &DOCS_241,
+        "xtrim" => &DOCS_242,
+        "zadd" => &DOCS_243,
+        "zcard" => &DOCS_244,
+        "zcount" => &DOCS_245,
+        "zdiff" => &DOCS_246,
+        "zdiffstore" => &DOCS_247,
+        "zincrby" => &DOCS_248,
+        "zinter" => &DOCS_249,
+        "zintercard" => &DOCS_250,
+        "zinterstore" => &DOCS_251,
+        "zlexcount" => &DOCS_252,
+        "zmpop" => &DOCS_253,
+        "zmscore" => &DOCS_254,
+        "zpopmax" => &DOCS_255,
+        "zpopmin" => &DOCS_256,
+        "zrandmember" => &DOCS_257,
+        "zrange" => &DOCS_258,
+        "zrangebylex" => &DOCS_259,
+        "zrangebyscore" => &DOCS_260,
+        "zrangestore" => &DOCS_261,
+        "zrank" => &DOCS_262,
+        "zrem" => &DOCS_263,
+        "zremrangebylex" => &DOCS_264,
+        "zremrangebyrank" => &DOCS_265,
+        "zremrangebyscore" => &DOCS_266,
+        "zrevrange" => &DOCS_267,
+        "zrevrangebylex" => &DOCS_268,
+        "zrevrangebyscore" => &DOCS_269,
+        "zrevrank" => &DOCS_270,
+        "zscan" => &DOCS_271,
+        "zscore" => &DOCS_272,
+        "zunion" => &DOCS_273,
+        "zunionstore" => &DOCS_274,
         _ => return None,
     })
 }
@@ -628,10 +634,22 @@ static DOCS_29: Docs = Docs {
         ])],
 };
 
-/// pubsub|channels
-static DOCS_30: Docs = Docs { complexity: "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL)] };
+/// config|get
+static DOCS_30: Docs = Docs {
+    complexity: "O(N) when N is the number of configuration parameters provided",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[(
+        "7.0.0",
+        "Added the ability to pass multiple pattern parameters in one call",
+    )],
+    arguments: &[Arg::new("parameter", ArgType::Block)
+        .flags(MULTIPLE)
+        .args(&[Arg::new("parameter", ArgType::String)])],
+};
 
-/// pubsub|help
+/// config|help
 static DOCS_31: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
@@ -641,7 +659,7 @@ static DOCS_31: Docs = Docs {
     arguments: &[],
 };
 
-/// pubsub|numpat
+/// config|resetstat
 static DOCS_32: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
@@ -651,8 +669,59 @@ static DOCS_32: Docs = Docs {
     arguments: &[],
 };
 
-/// pubsub|numsub
+/// config|rewrite
 static DOCS_33: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// config|set
+static DOCS_34: Docs = Docs {
+    complexity: "O(N) when N is the number of configuration parameters provided",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[(
+        "7.0.0",
+        "Added the ability to set multiple parameters in one call.",
+    )],
+    arguments: &[Arg::new("parameter_value", ArgType::Block)
+        .flags(MULTIPLE)
+        .args(&[
+            Arg::new("parameter", ArgType::String),
+            Arg::new("value", ArgType::String),
+        ])],
+};
+
+/// pubsub|channels
+static DOCS_35: Docs = Docs { complexity: "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL)] };
+
+/// pubsub|help
+static DOCS_36: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// pubsub|numpat
+static DOCS_37: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// pubsub|numsub
+static DOCS_38: Docs = Docs {
     complexity: "O(N) for the NUMSUB subcommand, where N is the number of requested channels",
     doc_flags: &[],
     deprecated_since: None,
@@ -662,10 +731,10 @@ static DOCS_33: Docs = Docs {
 };
 
 /// pubsub|shardchannels
-static DOCS_34: Docs = Docs { complexity: "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL)] };
+static DOCS_39: Docs = Docs { complexity: "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL)] };
 
 /// pubsub|shardnumsub
-static DOCS_35: Docs = Docs {
+static DOCS_40: Docs = Docs {
     complexity:
         "O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels",
     doc_flags: &[],
@@ -676,7 +745,7 @@ static DOCS_35: Docs = Docs {
 };
 
 /// function|delete
-static DOCS_36: Docs = Docs {
+static DOCS_41: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -686,7 +755,7 @@ static DOCS_36: Docs = Docs {
 };
 
 /// function|dump
-static DOCS_37: Docs = Docs {
+static DOCS_42: Docs = Docs {
     complexity: "O(N) where N is the number of functions",
     doc_flags: &[],
     deprecated_since: None,
@@ -696,7 +765,7 @@ static DOCS_37: Docs = Docs {
 };
 
 /// function|flush
-static DOCS_38: Docs = Docs {
+static DOCS_43: Docs = Docs {
     complexity: "O(N) where N is the number of functions deleted",
     doc_flags: &[],
     deprecated_since: None,
@@ -709,7 +778,7 @@ static DOCS_38: Docs = Docs {
 };
 
 /// function|help
-static DOCS_39: Docs = Docs {
+static DOCS_44: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -719,7 +788,7 @@ static DOCS_39: Docs = Docs {
 };
 
 /// function|kill
-static DOCS_40: Docs = Docs {
+static DOCS_45: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -729,7 +798,7 @@ static DOCS_40: Docs = Docs {
 };
 
 /// function|list
-static DOCS_41: Docs = Docs {
+static DOCS_46: Docs = Docs {
     complexity: "O(N) where N is the number of functions",
     doc_flags: &[],
     deprecated_since: None,
@@ -746,7 +815,7 @@ static DOCS_41: Docs = Docs {
 };
 
 /// function|load
-static DOCS_42: Docs = Docs {
+static DOCS_47: Docs = Docs {
     complexity: "O(1) (considering compilation time is redundant)",
     doc_flags: &[],
     deprecated_since: None,
@@ -761,7 +830,7 @@ static DOCS_42: Docs = Docs {
 };
 
 /// function|restore
-static DOCS_43: Docs = Docs {
+static DOCS_48: Docs = Docs {
     complexity: "O(N) where N is the number of functions on the payload",
     doc_flags: &[],
     deprecated_since: None,
@@ -778,7 +847,7 @@ static DOCS_43: Docs = Docs {
 };
 
 /// function|stats
-static DOCS_44: Docs = Docs {
+static DOCS_49: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -788,10 +857,10 @@ static DOCS_44: Docs = Docs {
 };
 
 /// script|exists
-static DOCS_45: Docs = Docs { complexity: "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("sha1", ArgType::String).flags(MULTIPLE)] };
+static DOCS_50: Docs = Docs { complexity: "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("sha1", ArgType::String).flags(MULTIPLE)] };
 
 /// script|flush
-static DOCS_46: Docs = Docs {
+static DOCS_51: Docs = Docs {
     complexity: "O(N) with N being the number of scripts in cache",
     doc_flags: &[],
     deprecated_since: None,
@@ -810,56 +879,6 @@ static DOCS_46: Docs = Docs {
 };
 
 /// script|help
-static DOCS_47: Docs = Docs {
-    complexity: "O(1)",
-    doc_flags: &[],
-    deprecated_since: None,
-    replaced_by: None,
-    history: &[],
-    arguments: &[],
-};
-
-/// script|kill
-static DOCS_48: Docs = Docs {
-    complexity: "O(1)",
-    doc_flags: &[],
-    deprecated_since: None,
-    replaced_by: None,
-    history: &[],
-    arguments: &[],
-};
-
-/// script|load
-static DOCS_49: Docs = Docs {
-    complexity: "O(N) with N being the length in bytes of the script body.",
-    doc_flags: &[],
-    deprecated_since: None,
-    replaced_by: None,
-    history: &[],
-    arguments: &[Arg::new("script", ArgType::String)],
-};
-
-/// object|encoding
-static DOCS_50: Docs = Docs {
-    complexity: "O(1)",
-    doc_flags: &[],
-    deprecated_since: None,
-    replaced_by: None,
-    history: &[],
-    arguments: &[Arg::key("key", 0)],
-};
-
-/// object|freq
-static DOCS_51: Docs = Docs {
-    complexity: "O(1)",
-    doc_flags: &[],
-    deprecated_since: None,
-    replaced_by: None,
-    history: &[],
-    arguments: &[Arg::key("key", 0)],
-};
-
-/// object|help
 static DOCS_52: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
@@ -869,8 +888,58 @@ static DOCS_52: Docs = Docs {
     arguments: &[],
 };
 
-/// object|idletime
+/// script|kill
 static DOCS_53: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// script|load
+static DOCS_54: Docs = Docs {
+    complexity: "O(N) with N being the length in bytes of the script body.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[Arg::new("script", ArgType::String)],
+};
+
+/// object|encoding
+static DOCS_55: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[Arg::key("key", 0)],
+};
+
+/// object|freq
+static DOCS_56: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[Arg::key("key", 0)],
+};
+
+/// object|help
+static DOCS_57: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// object|idletime
+static DOCS_58: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -880,7 +949,7 @@ static DOCS_53: Docs = Docs {
 };
 
 /// object|refcount
-static DOCS_54: Docs = Docs {
+static DOCS_59: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -890,7 +959,7 @@ static DOCS_54: Docs = Docs {
 };
 
 /// xgroup|create
-static DOCS_55: Docs = Docs {
+static DOCS_60: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -913,7 +982,7 @@ static DOCS_55: Docs = Docs {
 };
 
 /// xgroup|createconsumer
-static DOCS_56: Docs = Docs {
+static DOCS_61: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -927,7 +996,7 @@ static DOCS_56: Docs = Docs {
 };
 
 /// xgroup|delconsumer
-static DOCS_57: Docs = Docs {
+static DOCS_62: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -941,7 +1010,7 @@ static DOCS_57: Docs = Docs {
 };
 
 /// xgroup|destroy
-static DOCS_58: Docs = Docs {
+static DOCS_63: Docs = Docs {
     complexity: "O(N) where N is the number of entries in the group's pending entries list (PEL).",
     doc_flags: &[],
     deprecated_since: None,
@@ -951,7 +1020,7 @@ static DOCS_58: Docs = Docs {
 };
 
 /// xgroup|help
-static DOCS_59: Docs = Docs {
+static DOCS_64: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -961,7 +1030,7 @@ static DOCS_59: Docs = Docs {
 };
 
 /// xgroup|setid
-static DOCS_60: Docs = Docs {
+static DOCS_65: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -981,7 +1050,7 @@ static DOCS_60: Docs = Docs {
 };
 
 /// xinfo|consumers
-static DOCS_61: Docs = Docs {
+static DOCS_66: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -991,7 +1060,7 @@ static DOCS_61: Docs = Docs {
 };
 
 /// xinfo|groups
-static DOCS_62: Docs = Docs {
+static DOCS_67: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1001,7 +1070,7 @@ static DOCS_62: Docs = Docs {
 };
 
 /// xinfo|help
-static DOCS_63: Docs = Docs {
+static DOCS_68: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1011,10 +1080,10 @@ static DOCS_63: Docs = Docs {
 };
 
 /// xinfo|stream
-static DOCS_64: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `FULL` modifier."), ("7.0.0", "Added the `max-deleted-entry-id`, `entries-added`, `recorded-first-entry-id`, `entries-read` and `lag` fields")], arguments: &[Arg::key("key", 0), Arg::new("full", ArgType::Block).token("FULL").flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)])] };
+static DOCS_69: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `FULL` modifier."), ("7.0.0", "Added the `max-deleted-entry-id`, `entries-added`, `recorded-first-entry-id`, `entries-read` and `lag` fields")], arguments: &[Arg::key("key", 0), Arg::new("full", ArgType::Block).token("FULL").flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)])] };
 
 /// acl
-static DOCS_65: Docs = Docs {
+static DOCS_70: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1024,10 +1093,10 @@ static DOCS_65: Docs = Docs {
 };
 
 /// append
-static DOCS_66: Docs = Docs { complexity: "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("value", ArgType::String)] };
+static DOCS_71: Docs = Docs { complexity: "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("value", ArgType::String)] };
 
 /// auth
-static DOCS_67: Docs = Docs {
+static DOCS_72: Docs = Docs {
     complexity: "O(N) where N is the number of passwords defined for the user",
     doc_flags: &[],
     deprecated_since: None,
@@ -1042,7 +1111,7 @@ static DOCS_67: Docs = Docs {
 };
 
 /// bitcount
-static DOCS_68: Docs = Docs {
+static DOCS_73: Docs = Docs {
     complexity: "O(N)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1065,7 +1134,7 @@ static DOCS_68: Docs = Docs {
 };
 
 /// bitfield
-static DOCS_69: Docs = Docs {
+static DOCS_74: Docs = Docs {
     complexity: "O(1) for each subcommand specified",
     doc_flags: &[],
     deprecated_since: None,
@@ -1113,7 +1182,7 @@ static DOCS_69: Docs = Docs {
 };
 
 /// bitfield_ro
-static DOCS_70: Docs = Docs {
+static DOCS_75: Docs = Docs {
     complexity: "O(1) for each subcommand specified",
     doc_flags: &[],
     deprecated_since: None,
@@ -1132,7 +1201,7 @@ static DOCS_70: Docs = Docs {
 };
 
 /// bitop
-static DOCS_71: Docs = Docs {
+static DOCS_76: Docs = Docs {
     complexity: "O(N)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1146,7 +1215,7 @@ static DOCS_71: Docs = Docs {
 };
 
 /// bitpos
-static DOCS_72: Docs = Docs {
+static DOCS_77: Docs = Docs {
     complexity: "O(N)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1174,7 +1243,7 @@ static DOCS_72: Docs = Docs {
 };
 
 /// blmove
-static DOCS_73: Docs = Docs {
+static DOCS_78: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1196,7 +1265,7 @@ static DOCS_73: Docs = Docs {
 };
 
 /// blmpop
-static DOCS_74: Docs = Docs {
+static DOCS_79: Docs = Docs {
     complexity:
         "O(N+M) where N is the number of provided keys and M is the number of elements returned.",
     doc_flags: &[],
@@ -1218,7 +1287,7 @@ static DOCS_74: Docs = Docs {
 };
 
 /// blpop
-static DOCS_75: Docs = Docs {
+static DOCS_80: Docs = Docs {
     complexity: "O(N) where N is the number of provided keys.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1234,7 +1303,7 @@ static DOCS_75: Docs = Docs {
 };
 
 /// brpop
-static DOCS_76: Docs = Docs {
+static DOCS_81: Docs = Docs {
     complexity: "O(N) where N is the number of provided keys.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1250,7 +1319,7 @@ static DOCS_76: Docs = Docs {
 };
 
 /// brpoplpush
-static DOCS_77: Docs = Docs {
+static DOCS_82: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -1267,10 +1336,10 @@ static DOCS_77: Docs = Docs {
 };
 
 /// bzmpop
-static DOCS_78: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("timeout", ArgType::Double), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_83: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("timeout", ArgType::Double), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// bzpopmax
-static DOCS_79: Docs = Docs {
+static DOCS_84: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1286,7 +1355,7 @@ static DOCS_79: Docs = Docs {
 };
 
 /// bzpopmin
-static DOCS_80: Docs = Docs {
+static DOCS_85: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1302,7 +1371,7 @@ static DOCS_80: Docs = Docs {
 };
 
 /// client
-static DOCS_81: Docs = Docs {
+static DOCS_86: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1312,7 +1381,7 @@ static DOCS_81: Docs = Docs {
 };
 
 /// command
-static DOCS_82: Docs = Docs {
+static DOCS_87: Docs = Docs {
     complexity: "O(N) where N is the total number of Redis commands",
     doc_flags: &[],
     deprecated_since: None,
@@ -1321,11 +1390,21 @@ static DOCS_82: Docs = Docs {
     arguments: &[],
 };
 
+/// config
+static DOCS_88: Docs = Docs {
+    complexity: "Depends on subcommand.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
 /// copy
-static DOCS_83: Docs = Docs { complexity: "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("source", 0), Arg::key("destination", 1), Arg::new("destination-db", ArgType::Integer).token("DB").flags(OPTIONAL), Arg::new("replace", ArgType::PureToken).token("REPLACE").flags(OPTIONAL)] };
+static DOCS_89: Docs = Docs { complexity: "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("source", 0), Arg::key("destination", 1), Arg::new("destination-db", ArgType::Integer).token("DB").flags(OPTIONAL), Arg::new("replace", ArgType::PureToken).token("REPLACE").flags(OPTIONAL)] };
 
 /// dbsize
-static DOCS_84: Docs = Docs {
+static DOCS_90: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1335,7 +1414,7 @@ static DOCS_84: Docs = Docs {
 };
 
 /// decr
-static DOCS_85: Docs = Docs {
+static DOCS_91: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1345,7 +1424,7 @@ static DOCS_85: Docs = Docs {
 };
 
 /// decrby
-static DOCS_86: Docs = Docs {
+static DOCS_92: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1355,10 +1434,10 @@ static DOCS_86: Docs = Docs {
 };
 
 /// del
-static DOCS_87: Docs = Docs { complexity: "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_93: Docs = Docs { complexity: "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// discard
-static DOCS_88: Docs = Docs {
+static DOCS_94: Docs = Docs {
     complexity: "O(N), when N is the number of queued commands",
     doc_flags: &[],
     deprecated_since: None,
@@ -1368,7 +1447,7 @@ static DOCS_88: Docs = Docs {
 };
 
 /// echo
-static DOCS_89: Docs = Docs {
+static DOCS_95: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1378,7 +1457,7 @@ static DOCS_89: Docs = Docs {
 };
 
 /// eval
-static DOCS_90: Docs = Docs {
+static DOCS_96: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1393,7 +1472,7 @@ static DOCS_90: Docs = Docs {
 };
 
 /// eval_ro
-static DOCS_91: Docs = Docs {
+static DOCS_97: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1408,7 +1487,7 @@ static DOCS_91: Docs = Docs {
 };
 
 /// evalsha
-static DOCS_92: Docs = Docs {
+static DOCS_98: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1423,7 +1502,7 @@ static DOCS_92: Docs = Docs {
 };
 
 /// evalsha_ro
-static DOCS_93: Docs = Docs {
+static DOCS_99: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1438,7 +1517,7 @@ static DOCS_93: Docs = Docs {
 };
 
 /// exec
-static DOCS_94: Docs = Docs {
+static DOCS_100: Docs = Docs {
     complexity: "Depends on commands in the transaction",
     doc_flags: &[],
     deprecated_since: None,
@@ -1448,7 +1527,7 @@ static DOCS_94: Docs = Docs {
 };
 
 /// exists
-static DOCS_95: Docs = Docs {
+static DOCS_101: Docs = Docs {
     complexity: "O(N) where N is the number of keys to check.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1458,7 +1537,7 @@ static DOCS_95: Docs = Docs {
 };
 
 /// expire
-static DOCS_96: Docs = Docs {
+static DOCS_102: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1480,7 +1559,7 @@ static DOCS_96: Docs = Docs {
 };
 
 /// expireat
-static DOCS_97: Docs = Docs {
+static DOCS_103: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1502,7 +1581,7 @@ static DOCS_97: Docs = Docs {
 };
 
 /// expiretime
-static DOCS_98: Docs = Docs {
+static DOCS_104: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1512,7 +1591,7 @@ static DOCS_98: Docs = Docs {
 };
 
 /// fcall
-static DOCS_99: Docs = Docs {
+static DOCS_105: Docs = Docs {
     complexity: "Depends on the function that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1527,7 +1606,7 @@ static DOCS_99: Docs = Docs {
 };
 
 /// fcall_ro
-static DOCS_100: Docs = Docs {
+static DOCS_106: Docs = Docs {
     complexity: "Depends on the function that is executed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1542,7 +1621,7 @@ static DOCS_100: Docs = Docs {
 };
 
 /// flushall
-static DOCS_101: Docs = Docs {
+static DOCS_107: Docs = Docs {
     complexity: "O(N) where N is the total number of keys in all databases",
     doc_flags: &[],
     deprecated_since: None,
@@ -1562,7 +1641,7 @@ static DOCS_101: Docs = Docs {
 };
 
 /// flushdb
-static DOCS_102: Docs = Docs {
+static DOCS_108: Docs = Docs {
     complexity: "O(N) where N is the number of keys in the selected database",
     doc_flags: &[],
     deprecated_since: None,
@@ -1582,7 +1661,7 @@ static DOCS_102: Docs = Docs {
 };
 
 /// function
-static DOCS_103: Docs = Docs {
+static DOCS_109: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1592,7 +1671,7 @@ static DOCS_103: Docs = Docs {
 };
 
 /// geoadd
-static DOCS_104: Docs = Docs {
+static DOCS_110: Docs = Docs {
     complexity:
         "O(log(N)) for each item added, where N is the number of elements in the sorted set.",
     doc_flags: &[],
@@ -1623,7 +1702,7 @@ static DOCS_104: Docs = Docs {
 };
 
 /// geodist
-static DOCS_105: Docs = Docs {
+static DOCS_111: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -1643,7 +1722,7 @@ static DOCS_105: Docs = Docs {
 };
 
 /// geohash
-static DOCS_106: Docs = Docs {
+static DOCS_112: Docs = Docs {
     complexity:
         "O(log(N)) for each member requested, where N is the number of elements in the sorted set.",
     doc_flags: &[],
@@ -1657,7 +1736,7 @@ static DOCS_106: Docs = Docs {
 };
 
 /// geopos
-static DOCS_107: Docs = Docs {
+static DOCS_113: Docs = Docs {
     complexity: "O(N) where N is the number of members requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1670,25 +1749,25 @@ static DOCS_107: Docs = Docs {
 };
 
 /// georadius
-static DOCS_108: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`."), ("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::key("key", 1).token("STORE").flags(OPTIONAL), Arg::key("key", 2).token("STOREDIST").flags(OPTIONAL)] };
+static DOCS_114: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`."), ("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::key("key", 1).token("STORE").flags(OPTIONAL), Arg::key("key", 2).token("STOREDIST").flags(OPTIONAL)] };
 
 /// georadius_ro
-static DOCS_109: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`.")], arguments: &[Arg::key("key", 0), Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")])] };
+static DOCS_115: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`.")], arguments: &[Arg::key("key", 0), Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")])] };
 
 /// georadiusbymember
-static DOCS_110: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::key("key", 1).token("STORE").flags(OPTIONAL), Arg::key("key", 2).token("STOREDIST").flags(OPTIONAL)] };
+static DOCS_116: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::key("key", 1).token("STORE").flags(OPTIONAL), Arg::key("key", 2).token("STOREDIST").flags(OPTIONAL)] };
 
 /// georadiusbymember_ro
-static DOCS_111: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")])] };
+static DOCS_117: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")])] };
 
 /// geosearch
-static DOCS_112: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("from", ArgType::OneOf).args(&[Arg::new("member", ArgType::String).token("FROMMEMBER"), Arg::new("longitude_latitude", ArgType::Block).token("FROMLONLAT").args(&[Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double)])]), Arg::new("by", ArgType::OneOf).args(&[Arg::new("circle", ArgType::Block).args(&[Arg::new("radius", ArgType::Double).token("BYRADIUS"), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])]), Arg::new("box", ArgType::Block).args(&[Arg::new("width", ArgType::Double).token("BYBOX"), Arg::new("height", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])])]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL)] };
+static DOCS_118: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("from", ArgType::OneOf).args(&[Arg::new("member", ArgType::String).token("FROMMEMBER"), Arg::new("longitude_latitude", ArgType::Block).token("FROMLONLAT").args(&[Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double)])]), Arg::new("by", ArgType::OneOf).args(&[Arg::new("circle", ArgType::Block).args(&[Arg::new("radius", ArgType::Double).token("BYRADIUS"), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])]), Arg::new("box", ArgType::Block).args(&[Arg::new("width", ArgType::Double).token("BYBOX"), Arg::new("height", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])])]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL)] };
 
 /// geosearchstore
-static DOCS_113: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("destination", 0), Arg::key("source", 1), Arg::new("from", ArgType::OneOf).args(&[Arg::new("member", ArgType::String).token("FROMMEMBER"), Arg::new("longitude_latitude", ArgType::Block).token("FROMLONLAT").args(&[Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double)])]), Arg::new("by", ArgType::OneOf).args(&[Arg::new("circle", ArgType::Block).args(&[Arg::new("radius", ArgType::Double).token("BYRADIUS"), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])]), Arg::new("box", ArgType::Block).args(&[Arg::new("width", ArgType::Double).token("BYBOX"), Arg::new("height", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])])]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("storedist", ArgType::PureToken).token("STOREDIST").flags(OPTIONAL)] };
+static DOCS_119: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("destination", 0), Arg::key("source", 1), Arg::new("from", ArgType::OneOf).args(&[Arg::new("member", ArgType::String).token("FROMMEMBER"), Arg::new("longitude_latitude", ArgType::Block).token("FROMLONLAT").args(&[Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double)])]), Arg::new("by", ArgType::OneOf).args(&[Arg::new("circle", ArgType::Block).args(&[Arg::new("radius", ArgType::Double).token("BYRADIUS"), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])]), Arg::new("box", ArgType::Block).args(&[Arg::new("width", ArgType::Double).token("BYBOX"), Arg::new("height", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])])]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("storedist", ArgType::PureToken).token("STOREDIST").flags(OPTIONAL)] };
 
 /// get
-static DOCS_114: Docs = Docs {
+static DOCS_120: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1698,7 +1777,7 @@ static DOCS_114: Docs = Docs {
 };
 
 /// getbit
-static DOCS_115: Docs = Docs {
+static DOCS_121: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1708,7 +1787,7 @@ static DOCS_115: Docs = Docs {
 };
 
 /// getdel
-static DOCS_116: Docs = Docs {
+static DOCS_122: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1718,7 +1797,7 @@ static DOCS_116: Docs = Docs {
 };
 
 /// getex
-static DOCS_117: Docs = Docs {
+static DOCS_123: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1739,10 +1818,10 @@ static DOCS_117: Docs = Docs {
 };
 
 /// getrange
-static DOCS_118: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
+static DOCS_124: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
 
 /// getset
-static DOCS_119: Docs = Docs {
+static DOCS_125: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -1752,7 +1831,7 @@ static DOCS_119: Docs = Docs {
 };
 
 /// hdel
-static DOCS_120: Docs = Docs {
+static DOCS_126: Docs = Docs {
     complexity: "O(N) where N is the number of fields to be removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1765,10 +1844,10 @@ static DOCS_120: Docs = Docs {
 };
 
 /// hello
-static DOCS_121: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")], arguments: &[Arg::new("arguments", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("protover", ArgType::Integer), Arg::new("username_password", ArgType::Block).token("AUTH").flags(OPTIONAL).args(&[Arg::new("username", ArgType::String), Arg::new("password", ArgType::String)]), Arg::new("clientname", ArgType::String).token("SETNAME").flags(OPTIONAL)])] };
+static DOCS_127: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")], arguments: &[Arg::new("arguments", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("protover", ArgType::Integer), Arg::new("username_password", ArgType::Block).token("AUTH").flags(OPTIONAL).args(&[Arg::new("username", ArgType::String), Arg::new("password", ArgType::String)]), Arg::new("clientname", ArgType::String).token("SETNAME").flags(OPTIONAL)])] };
 
 /// hexists
-static DOCS_122: Docs = Docs {
+static DOCS_128: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1778,7 +1857,7 @@ static DOCS_122: Docs = Docs {
 };
 
 /// hget
-static DOCS_123: Docs = Docs {
+static DOCS_129: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1788,7 +1867,7 @@ static DOCS_123: Docs = Docs {
 };
 
 /// hgetall
-static DOCS_124: Docs = Docs {
+static DOCS_130: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1798,7 +1877,7 @@ static DOCS_124: Docs = Docs {
 };
 
 /// hincrby
-static DOCS_125: Docs = Docs {
+static DOCS_131: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1812,7 +1891,7 @@ static DOCS_125: Docs = Docs {
 };
 
 /// hincrbyfloat
-static DOCS_126: Docs = Docs {
+static DOCS_132: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1826,7 +1905,7 @@ static DOCS_126: Docs = Docs {
 };
 
 /// hkeys
-static DOCS_127: Docs = Docs {
+static DOCS_133: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1836,7 +1915,7 @@ static DOCS_127: Docs = Docs {
 };
 
 /// hlen
-static DOCS_128: Docs = Docs {
+static DOCS_134: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1846,7 +1925,7 @@ static DOCS_128: Docs = Docs {
 };
 
 /// hmget
-static DOCS_129: Docs = Docs {
+static DOCS_135: Docs = Docs {
     complexity: "O(N) where N is the number of fields being requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1859,7 +1938,7 @@ static DOCS_129: Docs = Docs {
 };
 
 /// hmset
-static DOCS_130: Docs = Docs {
+static DOCS_136: Docs = Docs {
     complexity: "O(N) where N is the number of fields being set.",
     doc_flags: &["deprecated"],
     deprecated_since: Some("4.0.0"),
@@ -1877,7 +1956,7 @@ static DOCS_130: Docs = Docs {
 };
 
 /// hrandfield
-static DOCS_131: Docs = Docs {
+static DOCS_137: Docs = Docs {
     complexity: "O(N) where N is the number of fields returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -1895,13 +1974,13 @@ static DOCS_131: Docs = Docs {
 };
 
 /// hscan
-static DOCS_132: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_138: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// hset
-static DOCS_133: Docs = Docs { complexity: "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `field` and `value` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
+static DOCS_139: Docs = Docs { complexity: "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `field` and `value` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
 
 /// hsetnx
-static DOCS_134: Docs = Docs {
+static DOCS_140: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1915,7 +1994,7 @@ static DOCS_134: Docs = Docs {
 };
 
 /// hstrlen
-static DOCS_135: Docs = Docs {
+static DOCS_141: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1925,7 +2004,7 @@ static DOCS_135: Docs = Docs {
 };
 
 /// hvals
-static DOCS_136: Docs = Docs {
+static DOCS_142: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1935,7 +2014,7 @@ static DOCS_136: Docs = Docs {
 };
 
 /// incr
-static DOCS_137: Docs = Docs {
+static DOCS_143: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1945,7 +2024,7 @@ static DOCS_137: Docs = Docs {
 };
 
 /// incrby
-static DOCS_138: Docs = Docs {
+static DOCS_144: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1955,7 +2034,7 @@ static DOCS_138: Docs = Docs {
 };
 
 /// incrbyfloat
-static DOCS_139: Docs = Docs {
+static DOCS_145: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1965,7 +2044,7 @@ static DOCS_139: Docs = Docs {
 };
 
 /// info
-static DOCS_140: Docs = Docs {
+static DOCS_146: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1978,10 +2057,10 @@ static DOCS_140: Docs = Docs {
 };
 
 /// keys
-static DOCS_141: Docs = Docs { complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern)] };
+static DOCS_147: Docs = Docs { complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern)] };
 
 /// lcs
-static DOCS_142: Docs = Docs {
+static DOCS_148: Docs = Docs {
     complexity: "O(N*M) where N and M are the lengths of s1 and s2, respectively",
     doc_flags: &[],
     deprecated_since: None,
@@ -2006,13 +2085,13 @@ static DOCS_142: Docs = Docs {
 };
 
 /// lindex
-static DOCS_143: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer)] };
+static DOCS_149: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer)] };
 
 /// linsert
-static DOCS_144: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("where", ArgType::OneOf).args(&[Arg::new("before", ArgType::PureToken).token("BEFORE"), Arg::new("after", ArgType::PureToken).token("AFTER")]), Arg::new("pivot", ArgType::String), Arg::new("element", ArgType::String)] };
+static DOCS_150: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("where", ArgType::OneOf).args(&[Arg::new("before", ArgType::PureToken).token("BEFORE"), Arg::new("after", ArgType::PureToken).token("AFTER")]), Arg::new("pivot", ArgType::String), Arg::new("element", ArgType::String)] };
 
 /// llen
-static DOCS_145: Docs = Docs {
+static DOCS_151: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2022,7 +2101,7 @@ static DOCS_145: Docs = Docs {
 };
 
 /// lmove
-static DOCS_146: Docs = Docs {
+static DOCS_152: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2043,7 +2122,7 @@ static DOCS_146: Docs = Docs {
 };
 
 /// lmpop
-static DOCS_147: Docs = Docs {
+static DOCS_153: Docs = Docs {
     complexity:
         "O(N+M) where N is the number of provided keys and M is the number of elements returned.",
     doc_flags: &[],
@@ -2064,7 +2143,7 @@ static DOCS_147: Docs = Docs {
 };
 
 /// lpop
-static DOCS_148: Docs = Docs {
+static DOCS_154: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -2079,19 +2158,19 @@ static DOCS_148: Docs = Docs {
 };
 
 /// lpos
-static DOCS_149: Docs = Docs { complexity: "O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String), Arg::new("rank", ArgType::Integer).token("RANK").flags(OPTIONAL), Arg::new("num-matches", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("len", ArgType::Integer).token("MAXLEN").flags(OPTIONAL)] };
+static DOCS_155: Docs = Docs { complexity: "O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String), Arg::new("rank", ArgType::Integer).token("RANK").flags(OPTIONAL), Arg::new("num-matches", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("len", ArgType::Integer).token("MAXLEN").flags(OPTIONAL)] };
 
 /// lpush
-static DOCS_150: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_156: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// lpushx
-static DOCS_151: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_157: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// lrange
-static DOCS_152: Docs = Docs { complexity: "O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
+static DOCS_158: Docs = Docs { complexity: "O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
 
 /// lrem
-static DOCS_153: Docs = Docs {
+static DOCS_159: Docs = Docs {
     complexity: "O(N+M) where N is the length of the list and M is the number of elements removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2105,10 +2184,10 @@ static DOCS_153: Docs = Docs {
 };
 
 /// lset
-static DOCS_154: Docs = Docs { complexity: "O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer), Arg::new("element", ArgType::String)] };
+static DOCS_160: Docs = Docs { complexity: "O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer), Arg::new("element", ArgType::String)] };
 
 /// ltrim
-static DOCS_155: Docs = Docs {
+static DOCS_161: Docs = Docs {
     complexity: "O(N) where N is the number of elements to be removed by the operation.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2122,7 +2201,7 @@ static DOCS_155: Docs = Docs {
 };
 
 /// mget
-static DOCS_156: Docs = Docs {
+static DOCS_162: Docs = Docs {
     complexity: "O(N) where N is the number of keys to retrieve.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2132,7 +2211,7 @@ static DOCS_156: Docs = Docs {
 };
 
 /// mset
-static DOCS_157: Docs = Docs {
+static DOCS_163: Docs = Docs {
     complexity: "O(N) where N is the number of keys to set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2144,7 +2223,7 @@ static DOCS_157: Docs = Docs {
 };
 
 /// msetnx
-static DOCS_158: Docs = Docs {
+static DOCS_164: Docs = Docs {
     complexity: "O(N) where N is the number of keys to set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2156,7 +2235,7 @@ static DOCS_158: Docs = Docs {
 };
 
 /// multi
-static DOCS_159: Docs = Docs {
+static DOCS_165: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2166,7 +2245,7 @@ static DOCS_159: Docs = Docs {
 };
 
 /// object
-static DOCS_160: Docs = Docs {
+static DOCS_166: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2176,7 +2255,7 @@ static DOCS_160: Docs = Docs {
 };
 
 /// persist
-static DOCS_161: Docs = Docs {
+static DOCS_167: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2186,7 +2265,7 @@ static DOCS_161: Docs = Docs {
 };
 
 /// pexpire
-static DOCS_162: Docs = Docs {
+static DOCS_168: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2208,7 +2287,7 @@ static DOCS_162: Docs = Docs {
 };
 
 /// pexpireat
-static DOCS_163: Docs = Docs {
+static DOCS_169: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2230,7 +2309,7 @@ static DOCS_163: Docs = Docs {
 };
 
 /// pexpiretime
-static DOCS_164: Docs = Docs {
+static DOCS_170: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2240,7 +2319,7 @@ static DOCS_164: Docs = Docs {
 };
 
 /// pfadd
-static DOCS_165: Docs = Docs {
+static DOCS_171: Docs = Docs {
     complexity: "O(1) to add every element.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2253,10 +2332,10 @@ static DOCS_165: Docs = Docs {
 };
 
 /// pfcount
-static DOCS_166: Docs = Docs { complexity: "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_172: Docs = Docs { complexity: "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// pfmerge
-static DOCS_167: Docs = Docs {
+static DOCS_173: Docs = Docs {
     complexity: "O(N) to merge N HyperLogLogs, but with high constant times.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2269,7 +2348,7 @@ static DOCS_167: Docs = Docs {
 };
 
 /// ping
-static DOCS_168: Docs = Docs {
+static DOCS_174: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2279,7 +2358,7 @@ static DOCS_168: Docs = Docs {
 };
 
 /// psetex
-static DOCS_169: Docs = Docs {
+static DOCS_175: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2293,7 +2372,7 @@ static DOCS_169: Docs = Docs {
 };
 
 /// psubscribe
-static DOCS_170: Docs = Docs {
+static DOCS_176: Docs = Docs {
     complexity: "O(N) where N is the number of patterns the client is already subscribed to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2305,7 +2384,7 @@ static DOCS_170: Docs = Docs {
 };
 
 /// pttl
-static DOCS_171: Docs = Docs {
+static DOCS_177: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2315,10 +2394,10 @@ static DOCS_171: Docs = Docs {
 };
 
 /// publish
-static DOCS_172: Docs = Docs { complexity: "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("channel", ArgType::String), Arg::new("message", ArgType::String)] };
+static DOCS_178: Docs = Docs { complexity: "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("channel", ArgType::String), Arg::new("message", ArgType::String)] };
 
 /// pubsub
-static DOCS_173: Docs = Docs {
+static DOCS_179: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2328,10 +2407,10 @@ static DOCS_173: Docs = Docs {
 };
 
 /// punsubscribe
-static DOCS_174: Docs = Docs { complexity: "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL | MULTIPLE)] };
+static DOCS_180: Docs = Docs { complexity: "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL | MULTIPLE)] };
 
 /// quit
-static DOCS_175: Docs = Docs {
+static DOCS_181: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2341,7 +2420,7 @@ static DOCS_175: Docs = Docs {
 };
 
 /// randomkey
-static DOCS_176: Docs = Docs {
+static DOCS_182: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2351,7 +2430,7 @@ static DOCS_176: Docs = Docs {
 };
 
 /// rename
-static DOCS_177: Docs = Docs {
+static DOCS_183: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2361,7 +2440,7 @@ static DOCS_177: Docs = Docs {
 };
 
 /// renamenx
-static DOCS_178: Docs = Docs {
+static DOCS_184: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2374,7 +2453,7 @@ static DOCS_178: Docs = Docs {
 };
 
 /// reset
-static DOCS_179: Docs = Docs {
+static DOCS_185: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2384,7 +2463,7 @@ static DOCS_179: Docs = Docs {
 };
 
 /// rpop
-static DOCS_180: Docs = Docs {
+static DOCS_186: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -2399,7 +2478,7 @@ static DOCS_180: Docs = Docs {
 };
 
 /// rpoplpush
-static DOCS_181: Docs = Docs {
+static DOCS_187: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -2409,19 +2488,19 @@ static DOCS_181: Docs = Docs {
 };
 
 /// rpush
-static DOCS_182: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_188: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// rpushx
-static DOCS_183: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_189: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// sadd
-static DOCS_184: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `member` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
+static DOCS_190: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `member` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
 
 /// scan
-static DOCS_185: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `TYPE` subcommand.")], arguments: &[Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("type", ArgType::String).token("TYPE").since("6.0.0").flags(OPTIONAL)] };
+static DOCS_191: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `TYPE` subcommand.")], arguments: &[Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("type", ArgType::String).token("TYPE").since("6.0.0").flags(OPTIONAL)] };
 
 /// scard
-static DOCS_186: Docs = Docs {
+static DOCS_192: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2431,7 +2510,7 @@ static DOCS_186: Docs = Docs {
 };
 
 /// script
-static DOCS_187: Docs = Docs {
+static DOCS_193: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2441,7 +2520,7 @@ static DOCS_187: Docs = Docs {
 };
 
 /// sdiff
-static DOCS_188: Docs = Docs {
+static DOCS_194: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2451,7 +2530,7 @@ static DOCS_188: Docs = Docs {
 };
 
 /// sdiffstore
-static DOCS_189: Docs = Docs {
+static DOCS_195: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2464,7 +2543,7 @@ static DOCS_189: Docs = Docs {
 };
 
 /// select
-static DOCS_190: Docs = Docs {
+static DOCS_196: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2474,7 +2553,7 @@ static DOCS_190: Docs = Docs {
 };
 
 /// set
-static DOCS_191: Docs = Docs {
+static DOCS_197: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2525,7 +2604,7 @@ static DOCS_191: Docs = Docs {
 };
 
 /// setbit
-static DOCS_192: Docs = Docs {
+static DOCS_198: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2539,7 +2618,7 @@ static DOCS_192: Docs = Docs {
 };
 
 /// setex
-static DOCS_193: Docs = Docs {
+static DOCS_199: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2553,7 +2632,7 @@ static DOCS_193: Docs = Docs {
 };
 
 /// setnx
-static DOCS_194: Docs = Docs {
+static DOCS_200: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2563,19 +2642,19 @@ static DOCS_194: Docs = Docs {
 };
 
 /// setrange
-static DOCS_195: Docs = Docs { complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("offset", ArgType::Integer), Arg::new("value", ArgType::String)] };
+static DOCS_201: Docs = Docs { complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("offset", ArgType::Integer), Arg::new("value", ArgType::String)] };
 
 /// sinter
-static DOCS_196: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_202: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// sintercard
-static DOCS_197: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
+static DOCS_203: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
 
 /// sinterstore
-static DOCS_198: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::key("key", 1).flags(MULTIPLE)] };
+static DOCS_204: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::key("key", 1).flags(MULTIPLE)] };
 
 /// sismember
-static DOCS_199: Docs = Docs {
+static DOCS_205: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2585,7 +2664,7 @@ static DOCS_199: Docs = Docs {
 };
 
 /// smembers
-static DOCS_200: Docs = Docs {
+static DOCS_206: Docs = Docs {
     complexity: "O(N) where N is the set cardinality.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2595,7 +2674,7 @@ static DOCS_200: Docs = Docs {
 };
 
 /// smismember
-static DOCS_201: Docs = Docs {
+static DOCS_207: Docs = Docs {
     complexity: "O(N) where N is the number of elements being checked for membership",
     doc_flags: &[],
     deprecated_since: None,
@@ -2608,7 +2687,7 @@ static DOCS_201: Docs = Docs {
 };
 
 /// smove
-static DOCS_202: Docs = Docs {
+static DOCS_208: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2622,7 +2701,7 @@ static DOCS_202: Docs = Docs {
 };
 
 /// spop
-static DOCS_203: Docs = Docs {
+static DOCS_209: Docs = Docs {
     complexity:
         "Without the count argument O(1), otherwise O(N) where N is the value of the passed count.",
     doc_flags: &[],
@@ -2638,7 +2717,7 @@ static DOCS_203: Docs = Docs {
 };
 
 /// spublish
-static DOCS_204: Docs = Docs {
+static DOCS_210: Docs = Docs {
     complexity: "O(N) where N is the number of clients subscribed to the receiving shard channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2651,10 +2730,10 @@ static DOCS_204: Docs = Docs {
 };
 
 /// srandmember
-static DOCS_205: Docs = Docs { complexity: "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).since("2.6.0").flags(OPTIONAL)] };
+static DOCS_211: Docs = Docs { complexity: "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).since("2.6.0").flags(OPTIONAL)] };
 
 /// srem
-static DOCS_206: Docs = Docs {
+static DOCS_212: Docs = Docs {
     complexity: "O(N) where N is the number of members to be removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2667,10 +2746,10 @@ static DOCS_206: Docs = Docs {
 };
 
 /// sscan
-static DOCS_207: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_213: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// ssubscribe
-static DOCS_208: Docs = Docs {
+static DOCS_214: Docs = Docs {
     complexity: "O(N) where N is the number of shard channels to subscribe to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2680,7 +2759,7 @@ static DOCS_208: Docs = Docs {
 };
 
 /// strlen
-static DOCS_209: Docs = Docs {
+static DOCS_215: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2690,7 +2769,7 @@ static DOCS_209: Docs = Docs {
 };
 
 /// subscribe
-static DOCS_210: Docs = Docs {
+static DOCS_216: Docs = Docs {
     complexity: "O(N) where N is the number of channels to subscribe to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2700,10 +2779,10 @@ static DOCS_210: Docs = Docs {
 };
 
 /// substr
-static DOCS_211: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &["deprecated"], deprecated_since: Some("2.0.0"), replaced_by: Some("`GETRANGE`"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
+static DOCS_217: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &["deprecated"], deprecated_since: Some("2.0.0"), replaced_by: Some("`GETRANGE`"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
 
 /// sunion
-static DOCS_212: Docs = Docs {
+static DOCS_218: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2713,7 +2792,7 @@ static DOCS_212: Docs = Docs {
 };
 
 /// sunionstore
-static DOCS_213: Docs = Docs {
+static DOCS_219: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2726,7 +2805,7 @@ static DOCS_213: Docs = Docs {
 };
 
 /// sunsubscribe
-static DOCS_214: Docs = Docs {
+static DOCS_220: Docs = Docs {
     complexity: "O(N) where N is the number of clients already subscribed to a shard channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2736,7 +2815,7 @@ static DOCS_214: Docs = Docs {
 };
 
 /// time
-static DOCS_215: Docs = Docs {
+static DOCS_221: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2746,7 +2825,7 @@ static DOCS_215: Docs = Docs {
 };
 
 /// ttl
-static DOCS_216: Docs = Docs {
+static DOCS_222: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2756,7 +2835,7 @@ static DOCS_216: Docs = Docs {
 };
 
 /// type
-static DOCS_217: Docs = Docs {
+static DOCS_223: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2766,10 +2845,10 @@ static DOCS_217: Docs = Docs {
 };
 
 /// unlink
-static DOCS_218: Docs = Docs { complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_224: Docs = Docs { complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// unsubscribe
-static DOCS_219: Docs = Docs {
+static DOCS_225: Docs = Docs {
     complexity: "O(N) where N is the number of clients already subscribed to a channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2779,7 +2858,7 @@ static DOCS_219: Docs = Docs {
 };
 
 /// unwatch
-static DOCS_220: Docs = Docs {
+static DOCS_226: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2789,7 +2868,7 @@ static DOCS_220: Docs = Docs {
 };
 
 /// watch
-static DOCS_221: Docs = Docs {
+static DOCS_227: Docs = Docs {
     complexity: "O(1) for every key.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2799,7 +2878,7 @@ static DOCS_221: Docs = Docs {
 };
 
 /// xack
-static DOCS_222: Docs = Docs {
+static DOCS_228: Docs = Docs {
     complexity: "O(1) for each message ID processed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2813,13 +2892,13 @@ static DOCS_222: Docs = Docs {
 };
 
 /// xadd
-static DOCS_223: Docs = Docs { complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[Arg::key("key", 0), Arg::new("nomkstream", ArgType::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL), Arg::new("trim", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)]), Arg::new("id_or_auto", ArgType::OneOf).args(&[Arg::new("auto_id", ArgType::PureToken).token("*"), Arg::new("id", ArgType::String)]), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
+static DOCS_229: Docs = Docs { complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[Arg::key("key", 0), Arg::new("nomkstream", ArgType::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL), Arg::new("trim", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)]), Arg::new("id_or_auto", ArgType::OneOf).args(&[Arg::new("auto_id", ArgType::PureToken).token("*"), Arg::new("id", ArgType::String)]), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
 
 /// xautoclaim
-static DOCS_224: Docs = Docs { complexity: "O(1) if COUNT is small.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String), Arg::new("min-idle-time", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("justid", ArgType::PureToken).token("JUSTID").flags(OPTIONAL)] };
+static DOCS_230: Docs = Docs { complexity: "O(1) if COUNT is small.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String), Arg::new("min-idle-time", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("justid", ArgType::PureToken).token("JUSTID").flags(OPTIONAL)] };
 
 /// xclaim
-static DOCS_225: Docs = Docs {
+static DOCS_231: Docs = Docs {
     complexity: "O(log N) with N being the number of messages in the PEL of the consumer group.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2853,7 +2932,7 @@ static DOCS_225: Docs = Docs {
 };
 
 /// xdel
-static DOCS_226: Docs = Docs {
+static DOCS_232: Docs = Docs {
     complexity: "O(1) for each single item to delete in the stream, regardless of the stream size.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2866,7 +2945,7 @@ static DOCS_226: Docs = Docs {
 };
 
 /// xgroup
-static DOCS_227: Docs = Docs {
+static DOCS_233: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2876,7 +2955,7 @@ static DOCS_227: Docs = Docs {
 };
 
 /// xinfo
-static DOCS_228: Docs = Docs {
+static DOCS_234: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2886,7 +2965,7 @@ static DOCS_228: Docs = Docs {
 };
 
 /// xlen
-static DOCS_229: Docs = Docs {
+static DOCS_235: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2896,22 +2975,22 @@ static DOCS_229: Docs = Docs {
 };
 
 /// xpending
-static DOCS_230: Docs = Docs { complexity: "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("filters", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("min-idle-time", ArgType::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer), Arg::new("consumer", ArgType::String).flags(OPTIONAL)])] };
+static DOCS_236: Docs = Docs { complexity: "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("filters", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("min-idle-time", ArgType::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer), Arg::new("consumer", ArgType::String).flags(OPTIONAL)])] };
 
 /// xrange
-static DOCS_231: Docs = Docs { complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_237: Docs = Docs { complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// xread
-static DOCS_232: Docs = Docs { complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
+static DOCS_238: Docs = Docs { complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
 
 /// xreadgroup
-static DOCS_233: Docs = Docs { complexity: "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("group_consumer", ArgType::Block).token("GROUP").args(&[Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String)]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("noack", ArgType::PureToken).token("NOACK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
+static DOCS_239: Docs = Docs { complexity: "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("group_consumer", ArgType::Block).token("GROUP").args(&[Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String)]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("noack", ArgType::PureToken).token("NOACK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
 
 /// xrevrange
-static DOCS_234: Docs = Docs { complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("end", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_240: Docs = Docs { complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("end", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// xsetid
-static DOCS_235: Docs = Docs {
+static DOCS_241: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2935,10 +3014,10 @@ static DOCS_235: Docs = Docs {
 };
 
 /// xtrim
-static DOCS_236: Docs = Docs { complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[Arg::key("key", 0), Arg::new("trim", ArgType::Block).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)])] };
+static DOCS_242: Docs = Docs { complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[Arg::key("key", 0), Arg::new("trim", ArgType::Block).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)])] };
 
 /// zadd
-static DOCS_237: Docs = Docs {
+static DOCS_243: Docs = Docs {
     complexity:
         "O(log(N)) for each item added, where N is the number of elements in the sorted set.",
     doc_flags: &[],
@@ -2983,7 +3062,7 @@ static DOCS_237: Docs = Docs {
 };
 
 /// zcard
-static DOCS_238: Docs = Docs {
+static DOCS_244: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2993,7 +3072,7 @@ static DOCS_238: Docs = Docs {
 };
 
 /// zcount
-static DOCS_239: Docs = Docs {
+static DOCS_245: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -3007,13 +3086,13 @@ static DOCS_239: Docs = Docs {
 };
 
 /// zdiff
-static DOCS_240: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_246: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zdiffstore
-static DOCS_241: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE)] };
+static DOCS_247: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE)] };
 
 /// zincrby
-static DOCS_242: Docs = Docs {
+static DOCS_248: Docs = Docs {
     complexity: "O(log(N)) where N is the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -3027,16 +3106,16 @@ static DOCS_242: Docs = Docs {
 };
 
 /// zinter
-static DOCS_243: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_249: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zintercard
-static DOCS_244: Docs = Docs { complexity: "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
+static DOCS_250: Docs = Docs { complexity: "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
 
 /// zinterstore
-static DOCS_245: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
+static DOCS_251: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
 
 /// zlexcount
-static DOCS_246: Docs = Docs {
+static DOCS_252: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -3050,10 +3129,10 @@ static DOCS_246: Docs = Docs {
 };
 
 /// zmpop
-static DOCS_247: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_253: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// zmscore
-static DOCS_248: Docs = Docs {
+static DOCS_254: Docs = Docs {
     complexity: "O(N) where N is the number of members being requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -3066,13 +3145,13 @@ static DOCS_248: Docs = Docs {
 };
 
 /// zpopmax
-static DOCS_249: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
+static DOCS_255: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
 
 /// zpopmin
-static DOCS_250: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
+static DOCS_256: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
 
 /// zrandmember
-static DOCS_251: Docs = Docs {
+static DOCS_257: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -3090,19 +3169,19 @@ static DOCS_251: Docs = Docs {
 };
 
 /// zrange
-static DOCS_252: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("stop", ArgType::String), Arg::new("sortby", ArgType::OneOf).since("6.2.0").flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").since("6.2.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_258: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("stop", ArgType::String), Arg::new("sortby", ArgType::OneOf).since("6.2.0").flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").since("6.2.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zrangebylex
-static DOCS_253: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_259: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrangebyscore
-static DOCS_254: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_260: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrangestore
-static DOCS_255: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("dst", 0), Arg::key("src", 1), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("sortby", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_261: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("dst", 0), Arg::key("src", 1), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("sortby", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrank
-static DOCS_256: Docs = Docs {
+static DOCS_262: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -3112,28 +3191,28 @@ static DOCS_256: Docs = Docs {
 };
 
 /// zrem
-static DOCS_257: Docs = Docs { complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
+static DOCS_263: Docs = Docs { complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
 
 /// zremrangebylex
-static DOCS_258: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String)] };
+static DOCS_264: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String)] };
 
 /// zremrangebyrank
-static DOCS_259: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
+static DOCS_265: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
 
 /// zremrangebyscore
-static DOCS_260: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double)] };
+static DOCS_266: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double)] };
 
 /// zrevrange
-static DOCS_261: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_267: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zrevrangebylex
-static DOCS_262: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::String), Arg::new("min", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_268: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::String), Arg::new("min", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrevrangebyscore
-static DOCS_263: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::Double), Arg::new("min", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_269: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::Double), Arg::new("min", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrevrank
-static DOCS_264: Docs = Docs {
+static DOCS_270: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -3143,10 +3222,10 @@ static DOCS_264: Docs = Docs {
 };
 
 /// zscan
-static DOCS_265: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_271: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// zscore
-static DOCS_266: Docs = Docs {
+static DOCS_272: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -3156,7 +3235,7 @@ static DOCS_266: Docs = Docs {
 };
 
 /// zunion
-static DOCS_267: Docs = Docs { complexity: "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_273: Docs = Docs { complexity: "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zunionstore
-static DOCS_268: Docs = Docs { complexity: "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
+static DOCS_274: Docs = Docs { complexity: "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };

@@ -183,6 +183,17 @@ static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
     cmd!("command|list", -2, &["loading", "stale"], &["slow", "connection"], Proxy, Cheap, "server", "7.0.0", "Get an array of Redis command names", keys: &[]),
 ];
 
+/// CONFIG (answered by the proxy; cluster parameters live in the cluster,
+/// docs/config.md).
+#[rustfmt::skip]
+static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
+    cmd!("config|get", -3, ACL_ADMIN, ACL_ADMIN_CATS, Proxy, Exempt, "server", "2.0.0", "Returns the effective values of configuration parameters.", keys: &[]),
+    cmd!("config|help", 2, &["loading", "stale"], &["slow"], Proxy, Exempt, "server", "5.0.0", "Returns helpful text about the different subcommands.", keys: &[]),
+    cmd!("config|resetstat", 2, ACL_ADMIN, ACL_ADMIN_CATS, Proxy, Exempt, "server", "2.0.0", "Resets the server's statistics.", keys: &[]),
+    cmd!("config|rewrite", 2, ACL_ADMIN, ACL_ADMIN_CATS, Proxy, Exempt, "server", "2.8.0", "Persists the effective configuration to file.", keys: &[]),
+    cmd!("config|set", -4, ACL_ADMIN, ACL_ADMIN_CATS, Proxy, Exempt, "server", "2.0.0", "Sets configuration parameters in-flight.", keys: &[]),
+];
+
 #[rustfmt::skip]
 static PUBSUB_SUBCOMMANDS: &[CommandSpec] = &[
     cmd!("pubsub|channels", -2, &["pubsub", "loading", "stale"], &["pubsub", "slow"], Proxy, Cheap, "pubsub", "2.8.0", "List active channels", keys: &[]),
@@ -263,6 +274,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("bzpopmin", -3, &["write", "blocking", "fast"], &["write", "sortedset", "fast", "blocking"], NodeWrite, Blocking, "sorted-set", "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", keys: &[KeySpec::range(1, -2, 1, RW_ACCESS_DELETE)], block: Blocking::TimeoutLast),
     cmd!("client", -2, &[], &["slow"], Proxy, Exempt, "connection", "2.4.0", "A container for client connection commands.", keys: &[], subs: CLIENT_SUBCOMMANDS),
     cmd!("command", -1, &["loading", "stale"], &["slow", "connection"], Proxy, Cheap, "server", "2.8.13", "Returns detailed information about all commands.", keys: &[], subs: COMMAND_SUBCOMMANDS),
+    cmd!("config", -2, &[], &["slow"], Proxy, Exempt, "server", "2.0.0", "A container for server configuration commands.", keys: &[], subs: CONFIG_SUBCOMMANDS),
     cmd!("copy", -3, W, &["keyspace", "write", "slow"], NodeWrite, Cheap, "generic", "6.2.0", "Copies the value of a key to a new key.", keys: &[KeySpec::at(1, RO_ACCESS), KeySpec::at(2, OW_UPDATE)]),
     cmd!("dbsize", 1, RF, &["keyspace", "read", "fast"], NodeRead, Cheap, "server", "1.0.0", "Returns the number of keys in the database.", keys: &[]),
     cmd!("decr", 2, WF, STR_WF, NodeWrite, Cheap, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", keys: &[KeySpec::at(1, RW_ACCESS_UPDATE)]),

@@ -10,6 +10,7 @@
 //!   texts, kept in one place; [`parse`]: each command family's options.
 //! - [`acl`]: Redis 7.2 ACL users, rules and permission checks (pure).
 //! - [`glob`]: Redis's glob matching (KEYS, SCAN MATCH, COMMAND LIST FILTERBY).
+//! - [`redis_config`]: the `CONFIG` parameters (names, defaults, syntax, scope).
 
 pub mod acl;
 pub mod args;
@@ -24,6 +25,7 @@ pub mod glob;
 pub mod key_spec;
 pub mod limits;
 pub mod parse;
+pub mod redis_config;
 pub mod reply;
 pub mod settings;
 

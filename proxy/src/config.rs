@@ -10,6 +10,7 @@ use rampart_policies::config::{
 };
 use rampart_policies::PolicyConfig;
 use rampart_proto::cluster_tls::ClusterSecurity;
+use rampart_proto::redis_config::{self, Change, Scope};
 
 use crate::error::ProxyError;
 use crate::tls::{AuthClients, TlsFiles};
@@ -39,6 +40,9 @@ rampart_proto::settings! {
     /// The config file. `nodes` is a TOML array of "host:port" strings.
     file struct FileConfig {
         policies: Option<PolicyConfig>,
+        /// Redis `CONFIG` parameters of this proxy (`timeout = "300"`),
+        /// written by `CONFIG REWRITE` (docs/config.md).
+        redis: Option<std::collections::BTreeMap<String, toml::Value>>,
     }
     /// Flags, environment and file merged, declared defaults applied.
     layered struct Layered;
@@ -82,8 +86,9 @@ rampart_proto::settings! {
     /// pubsub_output_buffer_soft_seconds, client_output_buffer_limit,
     /// client_output_buffer_soft_limit, client_output_buffer_soft_seconds,
     /// cluster_tls_ca_file, cluster_tls_cert_file, cluster_tls_key_file,
-    /// insecure) and a [policies] section
-    /// (docs/policies.md); re-read on SIGHUP and when it changes
+    /// insecure) and the sections [policies] (docs/policies.md; re-read on
+    /// SIGHUP and when it changes) and [redis] (the proxy's CONFIG
+    /// parameters, docs/config.md)
     config: PathBuf, env "RAMPART_PROXY_CONFIG", no_file, no_default;
     /// Admission and isolation policies on or off
     policies: bool, env "RAMPART_POLICIES", file "policies.enabled",
@@ -198,6 +203,8 @@ pub struct Config {
     /// Mutual TLS to the nodes, `--insecure`, or neither (`Server::bind`
     /// refuses that).
     pub cluster_security: ClusterSecurity,
+    /// The file's `[redis]` section: this proxy's `CONFIG` parameters.
+    pub redis: Vec<Change>,
 }
 
 /// `--tls-port` and the files it serves.
@@ -228,6 +235,7 @@ impl Config {
     pub fn load(args: ProxyArgs) -> Result<Config, ProxyError> {
         let mut file = read_file(&args)?;
         let policies = policies_with_overrides(file.policies.take().unwrap_or_default(), &args)?;
+        let redis = redis_section(file.redis.take().unwrap_or_default())?;
         let s = args.layer(file);
         let nodes: Vec<String> = s
             .nodes
@@ -325,6 +333,7 @@ impl Config {
             policies,
             args,
             cluster_security,
+            redis,
         })
     }
 
@@ -346,6 +355,39 @@ fn read_file(args: &ProxyArgs) -> Result<FileConfig, ProxyError> {
         }
         None => Ok(FileConfig::default()),
     }
+}
+
+/// Checks the `[redis]` section: parameters of this proxy only (cluster
+/// ones are set with `CONFIG SET` and kept by the cluster), with values
+/// `CONFIG SET` would accept (strings; integers and booleans are taken as
+/// Redis writes them).
+fn redis_section(
+    section: std::collections::BTreeMap<String, toml::Value>,
+) -> Result<Vec<Change>, ProxyError> {
+    let bad = |name: &str, why: String| ProxyError::Config(format!("[redis] {name}: {why}"));
+    section
+        .into_iter()
+        .map(|(name, value)| {
+            let param = redis_config::lookup(name.as_bytes())
+                .ok_or_else(|| bad(&name, "not a CONFIG parameter Rampart knows".into()))?;
+            if param.scope != Scope::Proxy || !param.mutable {
+                return Err(bad(
+                    &name,
+                    "not a parameter of the proxy (cluster parameters are set with CONFIG SET)"
+                        .into(),
+                ));
+            }
+            let text = match value {
+                toml::Value::String(text) => text,
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Boolean(b) => (if b { "yes" } else { "no" }).to_string(),
+                other => return Err(bad(&name, format!("unexpected value {other}"))),
+            };
+            let value =
+                redis_config::normalize(param, text.as_bytes()).map_err(|why| bad(&name, why))?;
+            Ok(Change { param, value })
+        })
+        .collect()
 }
 
 /// Applies flag/env overrides to `[policies]` and checks the result.

@@ -140,6 +140,10 @@ where
         let outbox = self.dispatcher.session.pubsub.outbox().clone();
         let cut = outbox.cut().clone();
         let mut acl_changes = self.shared.acl.changes();
+        // Redis's `timeout` (CONFIG SET): a client that neither sent nor
+        // was sent anything for that long is closed; subscribers never are.
+        let mut idle_timeout = self.shared.redis_config.idle_timeout();
+        let mut last_activity = tokio::time::Instant::now();
         loop {
             let mut requests = Vec::new();
             let mut protocol_error = None;
@@ -203,6 +207,7 @@ where
                     () = cut.cancelled() => {}
                 }
                 output.clear();
+                last_activity = tokio::time::Instant::now();
             }
             outbox.written(pushed);
             if cut.is_cancelled() {
@@ -229,12 +234,26 @@ where
             if input.capacity() - input.len() < READ_CHUNK / 4 {
                 input.reserve(READ_CHUNK);
             }
+            let idle_secs = *idle_timeout.borrow_and_update();
+            let idle_deadline = (idle_secs > 0 && !self.dispatcher.session.pubsub.is_subscribed())
+                .then(|| last_activity + std::time::Duration::from_secs(idle_secs));
             tokio::select! {
                 read = self.socket.read_buf(&mut input) => {
                     if read? == 0 {
                         return Ok(());
                     }
+                    last_activity = tokio::time::Instant::now();
                 }
+                () = async {
+                    match idle_deadline {
+                        Some(deadline) => tokio::time::sleep_until(deadline).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    tracing::debug!(peer = %self.peer, "closing client idle past the timeout");
+                    return Ok(());
+                }
+                Ok(()) = idle_timeout.changed() => {}
                 () = outbox.ready() => {}
                 () = cut.cancelled() => {}
                 Ok(()) = acl_changes.changed(), if self.dispatcher.session.pubsub.is_subscribed() => {

@@ -14,6 +14,7 @@
 //! - [`upstream`]: leader discovery, redirects and retries.
 //! - [`pubsub`]: pub/sub across proxies through links to every node.
 //! - [`acl`]: the cluster's ACL users, followed, and the ACL log.
+//! - [`redis_config`]: `CONFIG` parameters: the proxy's and the cluster's.
 //! - [`reload`]: SIGHUP / config-file-change reload of the policies (and
 //!   SIGHUP reload of the client TLS certificates).
 //! - [`tls`]: TLS for clients: certificates, client authentication, the
@@ -30,6 +31,7 @@ pub mod listener;
 pub mod metrics_http;
 pub mod pubsub;
 mod pubsub_route;
+pub mod redis_config;
 pub mod registry;
 pub mod reload;
 pub mod resp;

@@ -115,9 +115,11 @@ impl Server {
             cluster_tls.as_ref(),
         )?);
         let acl = Arc::new(crate::acl::AclStore::new(config.requirepass.as_deref()));
+        let redis_config = Arc::new(crate::redis_config::ConfigStore::new(&config));
         let shared = Arc::new(Shared {
             pubsub,
             acl,
+            redis_config,
             config,
             registry: Arc::new(ClientRegistry::new()),
             upstream: upstream.clone(),

@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod client;
 pub mod command;
+pub mod config;
 pub mod connection;
 pub mod info;
 pub mod pubsub;
@@ -43,6 +44,8 @@ pub struct Shared {
     pub acl: Arc<crate::acl::AclStore>,
     /// Layers 1 and 3: per-user limits are applied at login.
     pub policies: Arc<Policies>,
+    /// CONFIG parameters: this proxy's, and the cluster's as last read.
+    pub redis_config: Arc<crate::redis_config::ConfigStore>,
 }
 
 /// What a connection is counted against in Layer 3: its IP from accept
@@ -263,6 +266,7 @@ pub async fn execute(
         "reset" => connection::reset(session, shared),
         "client" => client::client(args, session, shared),
         "command" => command::command(args),
+        "config" => config::config(spec, args, shared).await,
         "info" => info::info(args, session, shared).await,
         "time" => server::time(),
         "publish" => pubsub::publish(args, shared, false).await,
@@ -281,7 +285,7 @@ pub async fn execute(
 
 /// The name `CLIENT LIST` shows for a command (`client|list` for containers).
 pub fn display_name(spec: &CommandSpec, argv: &[Vec<u8>]) -> String {
-    if matches!(spec.name, "client" | "command" | "pubsub") {
+    if matches!(spec.name, "client" | "command" | "config" | "pubsub") {
         if let Some(sub) = argv.get(1) {
             return format!(
                 "{}|{}",
@@ -308,6 +312,7 @@ pub(crate) mod tests {
             ..ProxyArgs::default()
         })
         .expect("config");
+        let redis_config = Arc::new(crate::redis_config::ConfigStore::new(&config));
         Shared {
             upstream: Arc::new(Upstream::new(config.nodes.clone(), config.retry_deadline)),
             pubsub: Arc::new(
@@ -321,6 +326,7 @@ pub(crate) mod tests {
             started: Instant::now(),
             local_addr: "127.0.0.1:6379".parse().expect("addr"),
             acl: Arc::new(crate::acl::AclStore::new(requirepass)),
+            redis_config,
             policies: Arc::new(
                 Policies::new(&rampart_policies::PolicyConfig::default()).expect("policies"),
             ),

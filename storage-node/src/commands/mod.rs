@@ -17,6 +17,7 @@ pub mod acl;
 mod bitmaps;
 mod budget;
 mod collection;
+pub mod config;
 mod geo;
 mod hashes;
 mod hyperloglog;
@@ -42,6 +43,9 @@ pub use rampart_proto::glob::glob_match;
 pub fn is_write(argv: &[Vec<u8>]) -> bool {
     if acl::is_internal(argv) {
         return acl::is_internal_write(argv);
+    }
+    if config::is_internal(argv) {
+        return config::is_internal_write(argv);
     }
     argv.first()
         .and_then(|name| rampart_proto::command_table::lookup(name))
@@ -77,6 +81,9 @@ pub fn execute_read_within(engine: &Engine, argv: &[Vec<u8>], now_ms: i64, budge
     if acl::is_internal(argv) {
         return acl::read_internal(&engine.read_view(), argv);
     }
+    if config::is_internal(argv) {
+        return config::read_internal(&engine.read_view(), argv);
+    }
     let (name, args) = match validate(argv) {
         Ok(found) => found,
         Err(reply) => return reply,
@@ -99,6 +106,9 @@ pub fn apply_write(txn: &mut Txn<'_>, argv: &[Vec<u8>], now_ms: i64) -> Reply {
         return reply;
     }
     if let Some(reply) = acl::apply_internal(txn, argv) {
+        return reply;
+    }
+    if let Some(reply) = config::apply_internal(txn, argv) {
         return reply;
     }
     let (name, args) = match validate(argv) {

@@ -2,10 +2,12 @@
 //!
 //! Rampart keeps every value in RocksDB (see `engine::keys`), so it has no
 //! in-memory encodings. OBJECT ENCODING reports the encoding Redis 7.2 would
-//! pick for the same contents with its default thresholds, so clients and
+//! pick for the same contents with the cluster's thresholds (the replicated
+//! `*-max-listpack-*` / `*-max-intset-*` CONFIG parameters, Redis's defaults
+//! until `CONFIG SET` changes them, see `commands::config`), so clients and
 //! tools that branch on it behave as they would against Redis. Deciding
-//! reads at most ~a few hundred elements (the thresholds bound the scan),
-//! never the whole collection.
+//! reads at most as many elements as the thresholds allow (plus one), never
+//! more of the collection.
 
 use rampart_proto::args::{parse_i64, Args};
 use rampart_proto::parse::keys::{CopyOptions, ObjectSub};
@@ -17,16 +19,12 @@ use crate::engine::keys as layout;
 use crate::engine::meta::{Meta, ValueType};
 use crate::engine::{live_meta, DataRead, Txn};
 
-/// Redis 7.2 defaults that decide the compact encodings.
-const HASH_MAX_LISTPACK_ENTRIES: u64 = 128;
-const HASH_MAX_LISTPACK_VALUE: usize = 64;
-const SET_MAX_INTSET_ENTRIES: u64 = 512;
-const SET_MAX_LISTPACK_ENTRIES: u64 = 128;
-const SET_MAX_LISTPACK_VALUE: usize = 64;
-const ZSET_MAX_LISTPACK_ENTRIES: u64 = 128;
-const ZSET_MAX_LISTPACK_VALUE: usize = 64;
-/// `list-max-listpack-size -2`: one listpack of at most 8 KiB.
-const LIST_MAX_LISTPACK_BYTES: usize = 8192;
+/// A list's listpack size limits by `list-max-listpack-size` -1..-5
+/// (quicklist's `optimization_level`); lower values count as -5.
+const LIST_LISTPACK_BYTES: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
+/// With a positive `list-max-listpack-size` (an element count), a listpack
+/// still holds at most this many bytes (quicklist's `SIZE_SAFETY_LIMIT`).
+const LIST_SIZE_SAFETY_LIMIT: usize = 8192;
 /// Strings up to this length are `embstr` (OBJ_ENCODING_EMBSTR_SIZE_LIMIT).
 const EMBSTR_SIZE_LIMIT: usize = 44;
 /// Redis shares the integer objects 0..=9999 (OBJ_SHARED_INTEGERS); their
@@ -84,6 +82,30 @@ fn refcount(meta: &Meta) -> i64 {
     }
 }
 
+/// A `size_t` threshold parameter of the cluster's CONFIG.
+fn threshold<R: DataRead + ?Sized>(r: &R, name: &str) -> u64 {
+    u64::try_from(super::config::integer(r, name)).unwrap_or(0)
+}
+
+/// A value-length threshold, as a byte count.
+fn length_threshold<R: DataRead + ?Sized>(r: &R, name: &str) -> usize {
+    usize::try_from(threshold(r, name)).unwrap_or(usize::MAX)
+}
+
+/// `list-max-listpack-size` as (byte limit, element limit), Redis's
+/// `quicklistNodeLimit`.
+fn list_limits<R: DataRead + ?Sized>(r: &R) -> (usize, u64) {
+    let fill = super::config::integer(r, "list-max-listpack-size");
+    if fill >= 0 {
+        (LIST_SIZE_SAFETY_LIMIT, fill.max(1) as u64)
+    } else {
+        let level = usize::try_from(fill.saturating_neg().saturating_sub(1))
+            .unwrap_or(usize::MAX)
+            .min(LIST_LISTPACK_BYTES.len() - 1);
+        (LIST_LISTPACK_BYTES[level], u64::MAX)
+    }
+}
+
 /// `bytes` as an integer when Redis would store it as one: the canonical
 /// decimal form of an i64 (no sign on zero, no leading zeros or '+').
 fn canonical_int(bytes: &[u8]) -> Option<i64> {
@@ -113,9 +135,10 @@ pub(crate) fn encoding<R: DataRead + ?Sized>(
         }
         ValueType::Hash => {
             let n = coll::count(meta)?;
-            let small = n <= HASH_MAX_LISTPACK_ENTRIES
+            let max_value = length_threshold(r, "hash-max-listpack-value");
+            let small = n <= threshold(r, "hash-max-listpack-entries")
                 && all_hashed(r, &prefix, |field, value| {
-                    field.len() <= HASH_MAX_LISTPACK_VALUE && value.len() <= HASH_MAX_LISTPACK_VALUE
+                    field.len() <= max_value && value.len() <= max_value
                 })?;
             if small {
                 "listpack"
@@ -125,14 +148,13 @@ pub(crate) fn encoding<R: DataRead + ?Sized>(
         }
         ValueType::Set => {
             let n = coll::count(meta)?;
-            if n <= SET_MAX_INTSET_ENTRIES
+            let max_value = length_threshold(r, "set-max-listpack-value");
+            if n <= threshold(r, "set-max-intset-entries")
                 && all_hashed(r, &prefix, |member, _| canonical_int(member).is_some())?
             {
                 "intset"
-            } else if n <= SET_MAX_LISTPACK_ENTRIES
-                && all_hashed(r, &prefix, |member, _| {
-                    member.len() <= SET_MAX_LISTPACK_VALUE
-                })?
+            } else if n <= threshold(r, "set-max-listpack-entries")
+                && all_hashed(r, &prefix, |member, _| member.len() <= max_value)?
             {
                 "listpack"
             } else {
@@ -142,10 +164,9 @@ pub(crate) fn encoding<R: DataRead + ?Sized>(
         ValueType::ZSet => {
             let n = coll::count(meta)?;
             let by_member = coll::tagged(&prefix, b'm');
-            if n <= ZSET_MAX_LISTPACK_ENTRIES
-                && all_hashed(r, &by_member, |member, _| {
-                    member.len() <= ZSET_MAX_LISTPACK_VALUE
-                })?
+            let max_value = length_threshold(r, "zset-max-listpack-value");
+            if n <= threshold(r, "zset-max-listpack-entries")
+                && all_hashed(r, &by_member, |member, _| member.len() <= max_value)?
             {
                 "listpack"
             } else {
@@ -153,7 +174,7 @@ pub(crate) fn encoding<R: DataRead + ?Sized>(
             }
         }
         ValueType::List => {
-            if list_fits_listpack(r, &prefix)? {
+            if coll::count(meta)? <= list_limits(r).1 && list_fits_listpack(r, &prefix)? {
                 "listpack"
             } else {
                 "quicklist"
@@ -181,17 +202,19 @@ fn all_hashed<R: DataRead + ?Sized>(
     Ok(all)
 }
 
-/// Whether the list's elements fit one listpack of Redis's default size,
-/// estimated with listpack's entry sizes. Reads at most ~4K elements (every
-/// entry costs at least 2 bytes of the 8 KiB).
+/// Whether the list's elements fit one listpack of the size
+/// `list-max-listpack-size` allows, estimated with listpack's entry sizes.
+/// Reads at most ~32K elements (every entry costs at least 2 bytes of at
+/// most 64 KiB).
 fn list_fits_listpack<R: DataRead + ?Sized>(r: &R, prefix: &[u8]) -> Result<bool, CmdError> {
+    let (limit, _) = list_limits(r);
     // Header (6 bytes) and terminator (1 byte).
     let mut bytes = 7usize;
     coll::for_each_under(r, prefix, &mut |_, element| {
         bytes += listpack_entry_size(element);
-        bytes <= LIST_MAX_LISTPACK_BYTES
+        bytes <= limit
     })?;
-    Ok(bytes <= LIST_MAX_LISTPACK_BYTES)
+    Ok(bytes <= limit)
 }
 
 /// Bytes one element takes in a listpack: encoding header, data, back-length.
@@ -307,14 +330,18 @@ mod tests {
     fn collection_encodings_switch_at_the_thresholds() {
         let node = Node::new();
         for i in 0..128 {
-            node.run(NOW, &format!("HSET h f{i} v"));
             node.run(NOW, &format!("ZADD z {i} m{i}"));
             node.run(NOW, &format!("SADD s m{i}"));
+        }
+        // redis-server's built-in default is 512 (its sample redis.conf
+        // says 128).
+        for i in 0..512 {
+            node.run(NOW, &format!("HSET h f{i} v"));
         }
         assert_eq!(encoding(&node, "h"), "\"listpack\"");
         assert_eq!(encoding(&node, "z"), "\"listpack\"");
         assert_eq!(encoding(&node, "s"), "\"listpack\"");
-        node.run(NOW, "HSET h f128 v");
+        node.run(NOW, "HSET h f512 v");
         node.run(NOW, "ZADD z 1 m128");
         node.run(NOW, "SADD s m128");
         assert_eq!(encoding(&node, "h"), "\"hashtable\"");
@@ -343,6 +370,45 @@ mod tests {
             node.run(NOW, &format!("RPUSH l {chunk}"));
         }
         assert_eq!(encoding(&node, "l"), "\"quicklist\"");
+    }
+
+    #[test]
+    fn encodings_follow_the_replicated_thresholds() {
+        let node = Node::new();
+        node.run(NOW, "HSET h a 1 b 2 c 3");
+        node.run(NOW, "SADD ints 1 2 3");
+        node.run(NOW, "SADD s a b c");
+        node.run(NOW, "ZADD z 1 a 2 b 3 c");
+        node.run(NOW, "RPUSH l a b c");
+        for key in ["h", "s", "z", "l"] {
+            assert_eq!(encoding(&node, key), "\"listpack\"", "{key}");
+        }
+        assert_eq!(encoding(&node, "ints"), "\"intset\"");
+        let set = "rampart.config.set hash-max-ziplist-entries 2 set-max-intset-entries 2 \
+                   set-max-listpack-entries 2 zset-max-listpack-entries 2 list-max-listpack-size 2";
+        assert_eq!(show(&node.run(NOW, set)), "+OK");
+        assert_eq!(encoding(&node, "h"), "\"hashtable\"");
+        assert_eq!(encoding(&node, "ints"), "\"hashtable\"");
+        assert_eq!(encoding(&node, "s"), "\"hashtable\"");
+        assert_eq!(encoding(&node, "z"), "\"skiplist\"");
+        assert_eq!(encoding(&node, "l"), "\"quicklist\"");
+        let set = "rampart.config.set hash-max-listpack-entries 8 hash-max-listpack-value 0 \
+                   set-max-listpack-entries 8 zset-max-listpack-entries 8 zset-max-ziplist-value 0 \
+                   list-max-listpack-size -1";
+        assert_eq!(show(&node.run(NOW, set)), "+OK");
+        assert_eq!(
+            encoding(&node, "h"),
+            "\"hashtable\"",
+            "values longer than 0"
+        );
+        assert_eq!(encoding(&node, "s"), "\"listpack\"");
+        assert_eq!(encoding(&node, "z"), "\"skiplist\"");
+        assert_eq!(encoding(&node, "l"), "\"listpack\"");
+        let chunk = "e".repeat(1000);
+        for _ in 0..4 {
+            node.run(NOW, &format!("RPUSH l {chunk}"));
+        }
+        assert_eq!(encoding(&node, "l"), "\"quicklist\"", "past 4 KiB at -1");
     }
 
     #[test]
