@@ -35,7 +35,8 @@ fn pairs(reply: &[u8]) -> BTreeMap<String, String> {
     let items: Vec<&str> = lines
         .collect::<Vec<_>>()
         .chunks(2)
-        .filter_map(|c| (c.len() == 2).then(|| c[1]))
+        .filter(|c| c.len() == 2)
+        .map(|c| c[1])
         .collect();
     items
         .chunks(2)

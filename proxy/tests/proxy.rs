@@ -362,7 +362,9 @@ async fn start_fake() -> (SocketAddr, FakeNodes) {
         ..ProxyArgs::default()
     })
     .unwrap();
+    let redis_config = Arc::new(rampart_proxy::redis_config::ConfigStore::new(&config));
     let shared = Arc::new(Shared {
+        redis_config,
         upstream: Arc::new(Upstream::new(config.nodes.clone(), config.retry_deadline)),
         pubsub: Arc::new(
             rampart_proxy::pubsub::PubSub::new(
