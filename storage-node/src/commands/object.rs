@@ -404,8 +404,10 @@ mod tests {
         assert_eq!(encoding(&node, "s"), "\"listpack\"");
         assert_eq!(encoding(&node, "z"), "\"skiplist\"");
         assert_eq!(encoding(&node, "l"), "\"listpack\"");
+        // a, b, c and four 1,000-byte entries take 4,032 bytes (still a
+        // listpack in Redis too); a fifth goes past 4 KiB.
         let chunk = "e".repeat(1000);
-        for _ in 0..4 {
+        for _ in 0..5 {
             node.run(NOW, &format!("RPUSH l {chunk}"));
         }
         assert_eq!(encoding(&node, "l"), "\"quicklist\"", "past 4 KiB at -1");
