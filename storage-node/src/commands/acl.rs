@@ -56,12 +56,7 @@ fn load<R: DataRead + ?Sized>(r: &R) -> (Users, u64) {
 }
 
 fn version<R: DataRead + ?Sized>(r: &R) -> u64 {
-    r.get(&keys::setting_key(VERSION))
-        .ok()
-        .flatten()
-        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0)
+    crate::engine::setting_version(r, VERSION)
 }
 
 fn store(txn: &mut Txn<'_>, users: &Users, version: u64) {

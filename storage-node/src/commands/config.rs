@@ -35,12 +35,7 @@ pub fn is_internal_write(argv: &[Vec<u8>]) -> bool {
 }
 
 fn version<R: DataRead + ?Sized>(r: &R) -> u64 {
-    r.get(&keys::setting_key(VERSION))
-        .ok()
-        .flatten()
-        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0)
+    crate::engine::setting_version(r, VERSION)
 }
 
 /// The stored value of `param`, or its default.

@@ -374,6 +374,18 @@ impl EngineSnapshot<'_> {
 /// Point reads and ordered range reads of the DATA column family: what
 /// command code needs, implemented by [`ReadView`] (applied state) and
 /// [`Txn`] (applied state plus the transaction's own writes).
+/// The big-endian counter stored under setting `name` (0 when absent or
+/// malformed): the version of replicated tables such as ACL users and
+/// CONFIG values.
+pub fn setting_version<R: DataRead + ?Sized>(r: &R, name: &[u8]) -> u64 {
+    r.get(&keys::setting_key(name))
+        .ok()
+        .flatten()
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
 pub trait DataRead {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError>;
 
