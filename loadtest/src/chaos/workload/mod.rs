@@ -237,6 +237,73 @@ where
     }
 }
 
+/// One page of a paged final read: its items, and where the next page
+/// starts (None after the last page), or why the page failed.
+pub type Page<T, C> = Result<(Vec<T>, Option<C>), String>;
+
+/// A final read made of pages (SSCAN, XRANGE with COUNT), recorded as one
+/// read from the first page's start to the last page's end. Load has
+/// stopped, so the pages add up to one consistent read. A failed page is
+/// retried from where it started (after a reconnect) until `deadline`, so
+/// one slow or refused page on a loaded machine does not throw away the
+/// pages already read, and no single request has to carry a whole
+/// 60,000-item collection.
+pub async fn read_paged<T, C, F, K>(
+    ctx: &Ctx,
+    deadline: Duration,
+    first: C,
+    mut page: F,
+    kind: K,
+) -> Recorded
+where
+    C: Clone,
+    F: for<'a> FnMut(&'a mut Client, C) -> Pin<Box<dyn Future<Output = Page<T, C>> + Send + 'a>>,
+    K: Fn(Option<Vec<T>>) -> OpKind,
+{
+    let mut out = Recorded::default();
+    let until = Instant::now() + deadline;
+    let mut client = ctx.new_client(ctx.concurrency);
+    let start_ns = client.clock().now_ns();
+    let mut items = Vec::new();
+    let mut at = first;
+    let (mut pages, mut failures) = (0u64, 0u64);
+    loop {
+        match page(&mut client, at.clone()).await {
+            Ok((mut got, next)) => {
+                pages += 1;
+                items.append(&mut got);
+                match next {
+                    Some(next) => at = next,
+                    None => {
+                        if failures > 0 {
+                            out.notes.push(format!(
+                                "final read: {pages} pages, {failures} page attempts failed and were retried"
+                            ));
+                        }
+                        out.ops
+                            .push(client.finish(start_ns, Outcome::Ok, kind(Some(items)), None));
+                        return out;
+                    }
+                }
+            }
+            Err(error) => {
+                failures += 1;
+                client.reconnect();
+                if Instant::now() >= until {
+                    out.notes.push(format!(
+                        "final read gave up after {deadline:?}: {pages} pages read, \
+                         {failures} page attempts failed (last: {error})"
+                    ));
+                    out.ops
+                        .push(client.finish(start_ns, Outcome::Fail, kind(None), Some(error)));
+                    return out;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
 /// Text of a reply for error messages.
 pub fn describe(v: &Value) -> String {
     match v {

@@ -1,14 +1,15 @@
 //! `set`: SADD of elements unique across the run to one key, then one
-//! final SMEMBERS once the faults are healed and load has stopped. Every
-//! acknowledged element must be there, and nothing never sent.
+//! final read (SSCAN, page by page) once the faults are healed and load
+//! has stopped. Every acknowledged element must be there, and nothing
+//! never sent.
 //!
 //! An SADD of a never-used element that answers 0 ("already a member")
 //! means an earlier attempt of the same request was applied and the retry
 //! applied again instead of being deduplicated: harmless for a set, but a
 //! double apply all the same, so it is noted for the report.
 
-use super::{read_until_ok, Ctx, Pacer, Recorded};
-use crate::chaos::client::{argv, write_error_outcome, Call};
+use super::{read_paged, Ctx, Pacer, Page, Recorded};
+use crate::chaos::client::{argv, text, write_error_outcome, Call};
 use crate::chaos::history::{OpKind, Outcome};
 use crate::conn::Value;
 use std::time::Duration;
@@ -52,44 +53,74 @@ pub async fn client(mut ctx: Ctx, index: usize) -> Recorded {
     out
 }
 
+/// Members per SSCAN page.
+const PAGE: &str = "1000";
+
+/// Every member, with SSCAN page by page (a single SMEMBERS of a set of
+/// 60,000 members could outlast a request's deadline on a loaded machine).
 pub async fn final_read(ctx: &Ctx, deadline: Duration) -> Recorded {
-    read_until_ok(ctx, deadline, |client| {
-        Box::pin(async move {
-            let failed = |e: String| {
-                Err((
-                    OpKind::SetRead {
-                        key: KEY.into(),
-                        elements: None,
-                    },
-                    e,
-                ))
-            };
-            match client.call(&[argv(&["SMEMBERS", KEY])]).await {
-                Call::Replies(r) => match &r[0] {
-                    Value::Array(items) => {
-                        let parsed: Option<Vec<u64>> = items
-                            .iter()
-                            .map(|v| match v {
-                                Value::Bulk(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-                                _ => None,
-                            })
-                            .collect();
-                        match parsed {
-                            Some(mut elements) => {
-                                elements.sort_unstable();
-                                Ok(OpKind::SetRead {
-                                    key: KEY.into(),
-                                    elements: Some(elements),
-                                })
-                            }
-                            None => failed("SMEMBERS returned a non-integer member".into()),
-                        }
-                    }
-                    v => failed(super::describe(v)),
-                },
-                Call::NotSent(e) | Call::Unknown(e) => failed(e),
-            }
-        })
-    })
+    read_paged(
+        ctx,
+        deadline,
+        "0".to_string(),
+        |client, cursor| {
+            Box::pin(async move {
+                let cmd = argv(&["SSCAN", KEY, &cursor, "COUNT", PAGE]);
+                match client.call(&[cmd]).await {
+                    Call::Replies(r) => parse_sscan(&r[0]),
+                    Call::NotSent(e) | Call::Unknown(e) => Err(e),
+                }
+            })
+        },
+        |elements: Option<Vec<u64>>| OpKind::SetRead {
+            key: KEY.into(),
+            elements: elements.map(|mut e| {
+                // SSCAN may return a member twice; a set holds it once.
+                e.sort_unstable();
+                e.dedup();
+                e
+            }),
+        },
+    )
     .await
+}
+
+/// One SSCAN reply: the members, and the next cursor unless it is "0".
+fn parse_sscan(reply: &Value) -> Page<u64, String> {
+    let Value::Array(parts) = reply else {
+        return Err(super::describe(reply));
+    };
+    let [cursor, Value::Array(members)] = parts.as_slice() else {
+        return Err(format!("unexpected SSCAN reply {reply:?}"));
+    };
+    let cursor = text(cursor).ok_or_else(|| format!("SSCAN cursor {cursor:?}"))?;
+    let members = members
+        .iter()
+        .map(|m| {
+            text(m)
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| format!("SSCAN returned a non-integer member {m:?}"))
+        })
+        .collect::<Result<Vec<u64>, String>>()?;
+    Ok((members, (cursor != "0").then_some(cursor)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::Bulk(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn parses_sscan_pages() {
+        let page = Value::Array(vec![bulk("17"), Value::Array(vec![bulk("4"), bulk("9")])]);
+        assert_eq!(parse_sscan(&page), Ok((vec![4, 9], Some("17".to_string()))));
+        let last = Value::Array(vec![bulk("0"), Value::Array(vec![bulk("5")])]);
+        assert_eq!(parse_sscan(&last), Ok((vec![5], None)));
+        assert!(parse_sscan(&Value::Error("BUSY class heavy_data".into())).is_err());
+        let junk = Value::Array(vec![bulk("0"), Value::Array(vec![bulk("x")])]);
+        assert!(parse_sscan(&junk).is_err());
+    }
 }

@@ -7,7 +7,7 @@
 //! Roles by client index: 0 reads with XREAD, 1 with XREADGROUP, the others
 //! add entries (with fewer than three clients, everyone adds).
 
-use super::{read_until_ok, Ctx, Pacer, Recorded, WorkloadKind};
+use super::{read_paged, Ctx, Pacer, Recorded, WorkloadKind};
 use crate::chaos::client::{argv, text, write_error_outcome, Call, Client};
 use crate::chaos::error::ChaosError;
 use crate::chaos::history::{Op, OpKind, Outcome, StreamId, StreamReadVia};
@@ -259,52 +259,39 @@ fn successor(id: StreamId) -> StreamId {
     }
 }
 
-/// The whole stream with XRANGE, page by page (load has stopped, so the
-/// pages add up to one consistent read).
+/// The whole stream with XRANGE, page by page.
 pub async fn final_read(ctx: &Ctx, deadline: Duration) -> Recorded {
-    read_until_ok(ctx, deadline, |client| {
-        Box::pin(async move {
-            let failed = |e: String| {
-                Err((
-                    OpKind::StreamRead {
-                        key: KEY.into(),
-                        via: StreamReadVia::Xrange,
-                        entries: None,
-                    },
-                    e,
-                ))
-            };
-            let mut all = Vec::new();
-            let mut from = "-".to_string();
-            loop {
+    read_paged(
+        ctx,
+        deadline,
+        "-".to_string(),
+        |client, from| {
+            Box::pin(async move {
                 let page = PAGE.to_string();
                 let cmd = argv(&["XRANGE", KEY, &from, "+", "COUNT", &page]);
                 let entries = match client.call(&[cmd]).await {
                     Call::Replies(r) => match &r[0] {
-                        Value::Array(items) => match parse_entries(items) {
-                            Ok(e) => e,
-                            Err(e) => return failed(e),
-                        },
-                        v => return failed(super::describe(v)),
+                        Value::Array(items) => parse_entries(items)?,
+                        v => return Err(super::describe(v)),
                     },
-                    Call::NotSent(e) | Call::Unknown(e) => return failed(e),
+                    Call::NotSent(e) | Call::Unknown(e) => return Err(e),
                 };
-                let done = entries.len() < PAGE;
-                if let Some((id, _)) = entries.last() {
-                    let next = successor(*id);
-                    from = format!("{}-{}", next.ms, next.seq);
-                }
-                all.extend(entries);
-                if done {
-                    return Ok(OpKind::StreamRead {
-                        key: KEY.into(),
-                        via: StreamReadVia::Xrange,
-                        entries: Some(all),
-                    });
-                }
-            }
-        })
-    })
+                let next = match entries.last() {
+                    Some((id, _)) if entries.len() == PAGE => {
+                        let next = successor(*id);
+                        Some(format!("{}-{}", next.ms, next.seq))
+                    }
+                    _ => None,
+                };
+                Ok((entries, next))
+            })
+        },
+        |entries| OpKind::StreamRead {
+            key: KEY.into(),
+            via: StreamReadVia::Xrange,
+            entries,
+        },
+    )
     .await
 }
 
