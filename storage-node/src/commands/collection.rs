@@ -69,7 +69,8 @@ pub(crate) fn lookup_or_create(
 }
 
 /// Writes `meta` with `count` elements, or deletes the key when the
-/// collection became empty.
+/// collection became empty. What follows the count in the payload (a
+/// zset's bounds) is kept.
 pub(crate) fn store(
     txn: &mut Txn<'_>,
     key: &[u8],
@@ -79,7 +80,9 @@ pub(crate) fn store(
     if count == 0 {
         txn.delete_key(key)?;
     } else {
+        let tail = meta.payload.get(8..).unwrap_or_default().to_vec();
         meta.payload = count.to_be_bytes().to_vec();
+        meta.payload.extend_from_slice(&tail);
         txn.put_meta(key, meta)?;
     }
     Ok(())
