@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{connect, query, render, shared_target, start_redis_server, Cluster};
+use common::{assert_answers_as_redis, connect, query, render, shared_target, Cluster};
 
 const LIB1: &str = "#!lua name=lib1\n\
 redis.register_function('f_echo', function(keys, args) return {keys[1], args[1]} end)\n\
@@ -193,21 +193,7 @@ fn functions_answer_as_redis() {
     if !target.is_rampart() {
         return;
     }
-    let Some(redis) = start_redis_server() else {
-        eprintln!("redis-server is not installed: nothing to compare with (./dev.sh installs it)");
-        return;
-    };
-    for protocol in [None, Some("protocol=resp3")] {
-        let theirs = run_script(&redis.addr, protocol);
-        let ours = run_script(&target.addr, protocol);
-        let differ: Vec<String> = ours
-            .iter()
-            .zip(&theirs)
-            .filter(|(a, b)| a != b)
-            .map(|(a, b)| format!("ours:   {a}\ntheirs: {b}"))
-            .collect();
-        assert!(differ.is_empty(), "{protocol:?}:\n{}", differ.join("\n"));
-    }
+    assert_answers_as_redis(&target.addr, run_script, |_, _| false);
 }
 
 fn raw_query(con: &mut redis::Connection, cmd: &redis::Cmd) -> redis::Value {

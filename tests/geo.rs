@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{connect, query, render, shared_target, start_redis_server};
+use common::{assert_answers_as_redis, connect, query, render, shared_target};
 
 fn cmd(line: &str) -> Vec<String> {
     line.split(' ').map(str::to_string).collect()
@@ -200,24 +200,9 @@ fn geo_commands_answer_as_redis() {
     if !target.is_rampart() {
         return;
     }
-    let Some(redis) = start_redis_server() else {
-        eprintln!("redis-server is not installed: nothing to compare with (./dev.sh installs it)");
-        return;
-    };
-    for protocol in [None, Some("protocol=resp3")] {
-        let theirs = run(&redis.addr, protocol);
-        let ours = run(&target.addr, protocol);
-        let differ: Vec<String> = ours
-            .iter()
-            .zip(&theirs)
-            // RESP3 coordinates are doubles: Redis 7.2 (and Rampart) print
-            // the shortest digits, the 7.0 server compared with prints 17.
-            .filter(|(a, _)| {
-                protocol.is_none() || !(a.contains("WITHCOORD") || a.starts_with("GEOPOS"))
-            })
-            .filter(|(a, b)| a != b)
-            .map(|(a, b)| format!("ours:   {a}\ntheirs: {b}"))
-            .collect();
-        assert!(differ.is_empty(), "{protocol:?}:\n{}", differ.join("\n"));
-    }
+    assert_answers_as_redis(&target.addr, run, |protocol, line| {
+        // RESP3 coordinates are doubles: Redis 7.2 (and Rampart) print
+        // the shortest digits, the 7.0 server compared with prints 17.
+        protocol.is_some() && (line.contains("WITHCOORD") || line.starts_with("GEOPOS"))
+    });
 }

@@ -1366,6 +1366,39 @@ pub fn start_redis_server() -> Option<RedisServer> {
     Some(server)
 }
 
+/// Runs one transcript (`run(addr, protocol)`: a line per command with its
+/// rendered reply) on a real redis-server and on Rampart at `ours`, in RESP2
+/// and RESP3, and fails on any line that differs, except those `excused`
+/// (protocol, our line) marks as answered differently by the 7.0 server
+/// installed here than by Redis 7.2. Without redis-server there is nothing
+/// to compare with (`./dev.sh` installs it).
+pub fn assert_answers_as_redis(
+    ours: &str,
+    run: impl Fn(&str, Option<&str>) -> Vec<String>,
+    excused: impl Fn(Option<&str>, &str) -> bool,
+) {
+    let Some(redis) = start_redis_server() else {
+        eprintln!("redis-server is not installed: nothing to compare with (./dev.sh installs it)");
+        return;
+    };
+    for protocol in [None, Some("protocol=resp3")] {
+        let theirs = run(&redis.addr, protocol);
+        let mine = run(ours, protocol);
+        assert_eq!(
+            mine.len(),
+            theirs.len(),
+            "{protocol:?}: transcripts of different lengths"
+        );
+        let differ: Vec<String> = mine
+            .iter()
+            .zip(&theirs)
+            .filter(|(a, b)| a != b && !excused(protocol, a))
+            .map(|(a, b)| format!("ours:   {a}\ntheirs: {b}"))
+            .collect();
+        assert!(differ.is_empty(), "{protocol:?}:\n{}", differ.join("\n"));
+    }
+}
+
 /// The `rampart-loadtest` binary: `RAMPART_LOADTEST_BIN` if set, else next
 /// to [`RAMPART`] in the same target dir, built there first with `cargo
 /// build -p rampart-loadtest` (same profile) if it is missing. Note that an
