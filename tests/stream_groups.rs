@@ -3,8 +3,9 @@
 //! real 3-node cluster: the workflows of issue 6 (consumers sharing a
 //! group, acks, claims after idle, autoclaim with its cursor), history
 //! reads, NOACK, both XPENDING forms, XINFO values, Redis 7.2's error
-//! texts, RESP3 shapes, a blocked XREADGROUP woken by XADD, and group state
-//! across a leader failover.
+//! texts, RESP3 shapes, a blocked XREADGROUP woken by XADD or ended by
+//! its stream or group going away, and group state across a leader
+//! failover.
 //!
 //! Idle times are only asserted as bounds (these machines are shared and
 //! noisy); "idle enough" is made with one sleep of 100 ms and a min-idle of
@@ -20,8 +21,8 @@ use std::thread;
 use std::time::Duration;
 
 use common::{
-    ask, check, connect, query, render, shared_target, spawn_blocked, wait_blocked, wait_for,
-    Cluster, RawConn,
+    ask, blocked_clients, check, connect, query, raw_connect, render, shared_target, spawn_blocked,
+    wait_blocked, wait_for, Cluster, RawConn,
 };
 
 fn con() -> redis::Connection {
@@ -688,6 +689,65 @@ fn blocked_xreadgroup_is_woken_by_xadd_from_another_connection() {
     .expect("waiter thread");
     assert_eq!(reply, "*-1\r\n");
     assert!(waited >= Duration::from_millis(100), "{waited:?}");
+}
+
+/// Redis 7 ends the wait of an XREADGROUP whose stream is deleted or
+/// overwritten (`UNBLOCKED`) or whose group is destroyed (`NOGROUP`)
+/// instead of leaving the client waiting for entries that cannot come.
+#[test]
+fn blocked_xreadgroup_ends_when_its_stream_or_group_goes() {
+    let addr = shared_target().addr.clone();
+    let mut c = con();
+    let mut probe = raw_connect(&addr);
+    let key_gone = "-UNBLOCKED the stream key no longer exists\r\n";
+    let group_gone = "-NOGROUP the consumer group this client was blocked on no longer exists\r\n";
+    let cases: [(&str, &[&str], &str); 4] = [
+        ("gone:del", &["DEL", "gone:del"], key_gone),
+        ("gone:set", &["SET", "gone:set", "x"], key_gone),
+        ("gone:unlink", &["UNLINK", "gone:unlink"], key_gone),
+        (
+            "gone:group",
+            &["XGROUP", "DESTROY", "gone:group", "g"],
+            group_gone,
+        ),
+    ];
+    for (key, end, expected) in cases {
+        check(
+            &mut c,
+            &["XGROUP", "CREATE", key, "g", "$", "MKSTREAM"],
+            "+OK",
+        );
+        // The previous case's client has left before this one counts.
+        wait_for(
+            "no blocked clients",
+            Duration::from_secs(20),
+            Duration::from_millis(20),
+            || match blocked_clients(&mut probe) {
+                0 => Ok(()),
+                n => Err(format!("blocked_clients = {n}")),
+            },
+        );
+        let waiter = spawn_blocked(
+            &addr,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "w",
+                "BLOCK",
+                "0",
+                "STREAMS",
+                key,
+                ">",
+            ],
+        );
+        wait_blocked(&addr, 1);
+        let _ = query(&mut c, end);
+        let (reply, _) = waiter.join().expect("waiter thread");
+        assert_eq!(reply, expected, "after {end:?}");
+    }
+    // XGROUP DESTROY ended the wait but left the stream.
+    check(&mut c, &["EXISTS", "gone:group"], ":1");
 }
 
 #[test]

@@ -416,7 +416,12 @@ pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, NodeError> {
             write_timeout: Duration::from_millis(cfg.write_timeout_ms),
             quorum_timeout: Duration::from_millis(cfg.election_timeout_ms),
             reads: Default::default(),
-            proposals: ProposalBatcher::new(raft.clone(), commit_clock, clock.clone()),
+            proposals: ProposalBatcher::new(
+                raft.clone(),
+                commit_clock,
+                clock.clone(),
+                waiters.clone(),
+            ),
             heavy: heavy_executor(&cfg, pin.as_ref().and_then(|p| p.others.clone()))?,
             waiters,
             leadership: blocking::leadership(&raft, cfg.id),

@@ -15,6 +15,7 @@
 
 pub mod acl;
 mod bitmaps;
+pub mod blocked;
 mod budget;
 mod collection;
 pub mod config;
@@ -59,6 +60,9 @@ pub fn is_write(argv: &[Vec<u8>]) -> bool {
 /// blocking XREAD waits as repeated reads, a blocking XREADGROUP as
 /// repeated write attempts like the pops).
 pub fn is_blocking(argv: &[Vec<u8>]) -> bool {
+    if blocked::is_serve(argv) {
+        return true;
+    }
     argv.first()
         .and_then(|name| command_table::lookup(name))
         .is_some_and(|spec| spec.blocks(argv))
@@ -99,6 +103,9 @@ pub fn execute_read_within(engine: &Engine, argv: &[Vec<u8>], now_ms: i64, budge
 }
 
 pub fn apply_write(txn: &mut Txn<'_>, argv: &[Vec<u8>], now_ms: i64) -> Reply {
+    if let Some(reply) = blocked::apply_internal(txn, argv, now_ms) {
+        return reply;
+    }
     if let Some(reply) = scripting::apply_internal(txn, argv) {
         return reply;
     }

@@ -120,6 +120,11 @@ impl Txn<'_> {
         }
         self.add_counter(keys::COUNTER_EXPIRES, expires_delta)?;
         self.put(keys::meta_key(user_key), meta.encode());
+        // A stream overwritten by another type ends blocked XREADGROUPs
+        // on it (Redis answers them UNBLOCKED): they must look again.
+        if old.is_some_and(|old| old.kind == ValueType::Stream) && meta.kind != ValueType::Stream {
+            self.note_written(ValueType::Stream, user_key);
+        }
         if matches!(
             meta.kind,
             ValueType::List | ValueType::ZSet | ValueType::Stream
@@ -144,6 +149,10 @@ impl Txn<'_> {
         self.drop_sub_keys(user_key, &old);
         self.add_counter(keys::COUNTER_KEYS, -1)?;
         self.delete(meta_key);
+        // As for an overwrite: blocked XREADGROUPs on a deleted stream end.
+        if old.kind == ValueType::Stream {
+            self.note_written(ValueType::Stream, user_key);
+        }
         Ok(true)
     }
 
@@ -155,6 +164,7 @@ impl Txn<'_> {
         self.delete_range(start, end);
         self.delete(keys::counter_key(keys::COUNTER_KEYS));
         self.delete(keys::counter_key(keys::COUNTER_EXPIRES));
+        self.mark_flushed();
     }
 
     /// A new collection version, the same on every replica (a replicated
@@ -189,6 +199,37 @@ mod tests {
             })
             .unwrap();
         out
+    }
+
+    #[test]
+    fn deleting_or_overwriting_a_stream_and_flushing_are_noted_for_blocked_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        let stream = Meta {
+            kind: ValueType::Stream,
+            version: 1,
+            expire_at_ms: 0,
+            payload: Vec::new(),
+        };
+        let mut txn = engine.txn();
+        txn.put_meta(b"s", &stream).unwrap();
+        txn.put_meta(b"t", &stream).unwrap();
+        txn.put_meta(b"h", &Meta::string(b"v".to_vec(), 0)).unwrap();
+        commit(&engine, txn);
+        let mut txn = engine.txn();
+        txn.delete_key(b"s").unwrap();
+        txn.put_meta(b"t", &Meta::string(b"v".to_vec(), 0)).unwrap();
+        txn.delete_key(b"h").unwrap();
+        assert_eq!(
+            txn.take_written(),
+            vec![
+                (ValueType::Stream, b"s".to_vec()),
+                (ValueType::Stream, b"t".to_vec())
+            ]
+        );
+        assert!(!txn.flushed());
+        txn.flush_data();
+        assert!(txn.flushed());
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct Txn<'a> {
     /// transaction wrote (they exist and may have new elements): blocked
     /// readers of those keys are told once the entry is applied.
     written: Vec<(ValueType, Vec<u8>)>,
+    /// Whether every key was deleted (FLUSHALL): blocked readers of any
+    /// key must look again.
+    flushed: bool,
     /// When set, every user key this transaction changes gets a revision
     /// record with this log index (see [`Txn::set_revision`]).
     revision: Option<(u64, keys::ChangeKind)>,
@@ -89,6 +92,7 @@ impl<'a> Txn<'a> {
             writes: BTreeMap::new(),
             ranges: Vec::new(),
             written: Vec::new(),
+            flushed: false,
             revision: None,
             snapshot: None,
             tracked: None,
@@ -238,6 +242,15 @@ impl<'a> Txn<'a> {
     /// The keys recorded by [`Txn::note_written`], in first-write order.
     pub fn take_written(&mut self) -> Vec<(ValueType, Vec<u8>)> {
         std::mem::take(&mut self.written)
+    }
+
+    /// Whether this transaction deleted every key (FLUSHALL / FLUSHDB).
+    pub fn flushed(&self) -> bool {
+        self.flushed
+    }
+
+    pub(super) fn mark_flushed(&mut self) {
+        self.flushed = true;
     }
 
     /// Whether nothing has been written.

@@ -26,19 +26,23 @@
 //! proxy that retries the request on a new leader gets that result back
 //! from deduplication instead of popping a second element.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use rampart_proto::command_table;
+use rampart_proto::key_spec::KeyFlags;
 use rampart_proto::{reply, Argv, Reply};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
+use super::proposals::{BatchExtras, ProposeError, ReplyTo};
 use super::{read_run, single_reply, write_run, ExecCtx, Failure};
 use crate::commands;
+use crate::commands::blocked::BlockingCall;
 use crate::engine::meta::ValueType;
-use crate::engine::{self, Engine};
 use crate::raft::state_machine::WriteObserver;
+use crate::raft::types::WriteRun;
 use crate::raft::{NodeId, Raft};
 
 /// Told when a blocking command starts to wait (ExecuteBlocking's
@@ -50,6 +54,11 @@ pub(crate) type OnWaiting<'a> = &'a (dyn Fn(Option<&Argv>) + Sync);
 /// waiting between attempts for a write to one of its keys. In a larger
 /// batch the same command is applied as a single attempt, as Redis does
 /// inside MULTI.
+///
+/// While it waits, a batch of writes to one of its keys also carries an
+/// attempt for it (see [`KeyWaiters`] as [`BatchExtras`]), so it is usually
+/// served inside the entry that pushed, before the pusher is answered; its
+/// own attempt after the wake-up then only finds what is left.
 pub(crate) async fn blocking_command(
     ctx: &ExecCtx,
     client_id: &str,
@@ -67,8 +76,15 @@ pub(crate) async fn blocking_command(
         ));
     };
     let deadline = call.timeout.map(|t| tokio::time::Instant::now() + t);
+    // Pops with a request id can be served inside batches (XREADGROUP
+    // waits for its own attempts: readers in a group do not chain).
+    let serve = (call.kind != ValueType::Stream && !client_id.is_empty()).then(|| Serve {
+        client_id: client_id.to_string(),
+        seq,
+        argv: argv.clone(),
+    });
     // Registered before the first attempt, so no write after it is missed.
-    let registration = ctx.waiters.register(call.kind, &call.keys);
+    let (mut registration, mut served) = ctx.waiters.register(call.kind, &call.keys, serve);
     let mut leadership = ctx.leadership.clone();
     let mut attempt = argv.clone();
     loop {
@@ -79,22 +95,125 @@ pub(crate) async fn blocking_command(
         // Retries resend the command unchanged (dedup by request id).
         on_waiting(None);
         attempt = loop {
-            tokio::select! {
-                _ = registration.woken() => {}
-                _ = sleep_until(deadline) => return Ok(reply::null_array()),
-                _ = leadership.wait_for(|leader| !*leader) => {
+            let wake = tokio::select! {
+                _ = registration.woken() => Wake::Written,
+                Some(result) = next_served(&mut served) => Wake::Served(result),
+                _ = sleep_until(deadline) => Wake::TimedOut,
+                _ = leadership.wait_for(|leader| !*leader) => Wake::NotLeader,
+            };
+            match wake {
+                Wake::Written => {}
+                Wake::Served(result) => {
+                    if let Some(reply) = served_reply(result) {
+                        return Ok(reply);
+                    }
+                    continue;
+                }
+                Wake::TimedOut => {
+                    return leave(&mut registration, &mut served, ctx.write_timeout).await;
+                }
+                Wake::NotLeader => {
                     // The proxy retries on the new leader, where the wait
                     // is re-armed (same request id: a pop that did commit
-                    // here is answered from deduplication).
+                    // here, by this waiter or inside a batch, is answered
+                    // from deduplication).
                     return Err(Failure::NotLeader(ctx.current_not_leader()));
                 }
             }
-            let ready = call.ready_keys(&ctx.engine, ctx.clock.now_ms());
+            let view = ctx.engine.read_view();
+            let now = ctx.clock.now_ms();
+            if let Some(ended) = call.wait_ended(&view, now) {
+                return Ok(ended);
+            }
+            let ready = call.ready_keys(&view, now);
             if !ready.is_empty() {
                 break call.narrowed(&argv, &ready);
             }
         };
     }
+}
+
+/// What ended one wait of a blocked pop.
+enum Wake {
+    Written,
+    Served(Served),
+    TimedOut,
+    NotLeader,
+}
+
+/// The reply of a batch that carried an attempt for this client, when it
+/// popped something (`None`: it found nothing, or its entry failed and the
+/// client's own attempts go on).
+fn served_reply(result: Served) -> Option<Reply> {
+    match result {
+        Ok(replies) => replies
+            .into_iter()
+            .next()
+            .filter(|reply| !commands::is_empty_blocking_reply(reply)),
+        Err(err) => {
+            tracing::debug!(error = %err, "a batch serving a blocked client failed");
+            None
+        }
+    }
+}
+
+async fn next_served(served: &mut Option<mpsc::UnboundedReceiver<Served>>) -> Option<Served> {
+    match served {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The timeout of a blocked pop: out of the queues first (no batch takes
+/// it in after that), then the answers of batches already carrying an
+/// attempt for it, since one of them may have popped for it. An entry
+/// whose outcome is unknown makes the answer `Unavailable`: the proxy
+/// retries under the same request id, and deduplication answers with the
+/// pop if it committed (otherwise a last 1 ms attempt).
+async fn leave(
+    registration: &mut Registration,
+    served: &mut Option<mpsc::UnboundedReceiver<Served>>,
+    limit: Duration,
+) -> Result<Reply, Failure> {
+    registration.withdraw();
+    let Some(rx) = served else {
+        return Ok(reply::null_array());
+    };
+    let until = tokio::time::Instant::now() + limit;
+    let mut unknown = false;
+    loop {
+        while let Ok(result) = rx.try_recv() {
+            match result {
+                Err(_) => unknown = true,
+                ok => {
+                    if let Some(reply) = served_reply(ok) {
+                        return Ok(reply);
+                    }
+                }
+            }
+        }
+        if registration.batches_in_flight() == 0 {
+            break;
+        }
+        match tokio::time::timeout_at(until, rx.recv()).await {
+            Ok(Some(Err(_))) => unknown = true,
+            Ok(Some(ok)) => {
+                if let Some(reply) = served_reply(ok) {
+                    return Ok(reply);
+                }
+            }
+            Ok(None) | Err(_) => {
+                unknown = true;
+                break;
+            }
+        }
+    }
+    if unknown {
+        return Err(Failure::Unavailable(
+            "a batch that may have served this blocked client did not answer".into(),
+        ));
+    }
+    Ok(reply::null_array())
 }
 
 /// XREAD with BLOCK sent alone: linearizable reads (never Raft writes)
@@ -116,7 +235,7 @@ async fn blocking_xread(
         return Ok(single_reply(read_run(ctx, vec![argv]).await?));
     };
     // Registered before `$` is resolved, so no entry added after it is missed.
-    let registration = ctx.waiters.register(ValueType::Stream, &call.keys);
+    let (registration, _) = ctx.waiters.register(ValueType::Stream, &call.keys, None);
     super::confirm_leadership(ctx, "a blocking read").await?;
     let engine = ctx.engine.clone();
     let command = argv.clone();
@@ -183,6 +302,9 @@ pub struct KeyWaiters {
     inner: Mutex<Inner>,
     /// Registered waiters: lets applies skip the lock when there are none.
     registered: AtomicUsize,
+    /// Registered waiters that batches may serve: lets proposals skip the
+    /// key lookup when there are none.
+    serving: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -192,7 +314,33 @@ struct Inner {
     /// key never hold each other's turn.
     queues: HashMap<(ValueType, Vec<u8>), VecDeque<u64>>,
     wakers: HashMap<u64, Arc<Notify>>,
+    /// The waiters batches may carry an attempt for.
+    servable: HashMap<u64, Servable>,
 }
+
+/// What a batch needs to serve a blocked pop: its request id and command.
+pub struct Serve {
+    pub client_id: String,
+    pub seq: u64,
+    pub argv: Argv,
+}
+
+/// A batch's answer to the attempt it carried for a blocked client.
+pub type Served = Result<Vec<Reply>, ProposeError>;
+
+struct Servable {
+    serve: Serve,
+    /// Keys its attempt may push to (BLMOVE's destination): waiters on
+    /// them join the same batch, after it.
+    pushes_to: Vec<Vec<u8>>,
+    tx: mpsc::UnboundedSender<Served>,
+    /// Batches carrying an attempt for it that have not answered yet.
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Waiters served per key in one batch, and in all.
+const SERVED_PER_KEY: usize = 16;
+const SERVED_PER_BATCH: usize = 256;
 
 impl KeyWaiters {
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -202,12 +350,35 @@ impl KeyWaiters {
     }
 
     /// Queues a waiter for data of type `kind` on `keys`; it leaves the
-    /// queues when dropped.
-    pub fn register(self: &Arc<Self>, kind: ValueType, keys: &[Vec<u8>]) -> Registration {
+    /// queues when dropped (or [`Registration::withdraw`]n). With `serve`,
+    /// batches writing to its keys carry an attempt for it, whose answers
+    /// arrive on the returned receiver.
+    pub fn register(
+        self: &Arc<Self>,
+        kind: ValueType,
+        keys: &[Vec<u8>],
+        serve: Option<Serve>,
+    ) -> (Registration, Option<mpsc::UnboundedReceiver<Served>>) {
         let notify = Arc::new(Notify::new());
         let mut keys: Vec<(ValueType, Vec<u8>)> = keys.iter().map(|k| (kind, k.clone())).collect();
         keys.sort_by(|a, b| a.1.cmp(&b.1));
         keys.dedup();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let (servable, rx) = match serve {
+            Some(serve) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let pushes_to = keys_of(&serve.argv, KeyFlags::INSERT);
+                let servable = Servable {
+                    serve,
+                    pushes_to,
+                    tx,
+                    in_flight: in_flight.clone(),
+                };
+                (Some(servable), Some(rx))
+            }
+            None => (None, None),
+        };
+        let servable_now = servable.is_some();
         let id = {
             let mut inner = self.lock();
             let id = inner.next_id;
@@ -216,21 +387,96 @@ impl KeyWaiters {
                 inner.queues.entry(key.clone()).or_default().push_back(id);
             }
             inner.wakers.insert(id, notify.clone());
+            if let Some(servable) = servable {
+                inner.servable.insert(id, servable);
+            }
             id
         };
+        if servable_now {
+            self.serving.fetch_add(1, Ordering::Relaxed);
+        }
         let count = self.registered.fetch_add(1, Ordering::Relaxed) + 1;
         metrics::gauge!(BLOCKED_CLIENTS).set(count as f64);
-        Registration {
+        let registration = Registration {
             registry: self.clone(),
             id,
             keys,
             notify,
-        }
+            in_flight,
+            left: false,
+        };
+        (registration, rx)
     }
 
     /// How many clients are blocked on this node.
     pub fn blocked(&self) -> usize {
         self.registered.load(Ordering::Relaxed)
+    }
+}
+
+/// The keys of `argv` whose key-spec flags include `flags` (all keys for
+/// [`KeyFlags::NONE`]), by the command table.
+fn keys_of(argv: &[Vec<u8>], flags: KeyFlags) -> Vec<Vec<u8>> {
+    let Some(spec) = command_table::lookup_argv(argv) else {
+        return Vec::new();
+    };
+    spec.find_keys(argv)
+        .into_iter()
+        .filter(|k| k.flags.contains(flags))
+        .filter_map(|k| argv.get(k.pos).cloned())
+        .collect()
+}
+
+impl BatchExtras for KeyWaiters {
+    /// For every key the batch's commands name (and every key an attempt
+    /// added here pushes to), an attempt for each of the first
+    /// [`SERVED_PER_KEY`] clients waiting on it, in their arrival order,
+    /// each client once. Read-only commands cannot make a key ready, but
+    /// telling them apart costs more than the empty attempt they may add.
+    fn extras(&self, runs: &[&WriteRun]) -> Vec<(WriteRun, ReplyTo)> {
+        if self.serving.load(Ordering::Relaxed) == 0 {
+            return Vec::new();
+        }
+        let mut keys: Vec<Vec<u8>> = runs
+            .iter()
+            .flat_map(|run| run.commands.iter())
+            .flat_map(|argv| keys_of(argv, KeyFlags::NONE))
+            .collect();
+        let inner = self.lock();
+        let mut taken = HashSet::new();
+        let mut out = Vec::new();
+        let mut next = 0;
+        while next < keys.len() && out.len() < SERVED_PER_BATCH {
+            let key = keys[next].clone();
+            next += 1;
+            for kind in [ValueType::List, ValueType::ZSet] {
+                let Some(queue) = inner.queues.get(&(kind, key.clone())) else {
+                    continue;
+                };
+                for id in queue.iter().take(SERVED_PER_KEY) {
+                    let Some(s) = inner.servable.get(id) else {
+                        continue;
+                    };
+                    if !taken.insert(*id) {
+                        continue;
+                    }
+                    s.in_flight.fetch_add(1, Ordering::SeqCst);
+                    let run = WriteRun {
+                        client_id: s.serve.client_id.clone(),
+                        seq: s.serve.seq,
+                        part: 0,
+                        commands: vec![commands::blocked::serve_attempt(&s.serve.argv)],
+                    };
+                    let to = ReplyTo::Blocked {
+                        tx: s.tx.clone(),
+                        in_flight: s.in_flight.clone(),
+                    };
+                    out.push((run, to));
+                    keys.extend(s.pushes_to.iter().cloned());
+                }
+            }
+        }
+        out
     }
 }
 
@@ -277,6 +523,8 @@ pub struct Registration {
     id: u64,
     keys: Vec<(ValueType, Vec<u8>)>,
     notify: Arc<Notify>,
+    in_flight: Arc<AtomicUsize>,
+    left: bool,
 }
 
 impl Registration {
@@ -286,12 +534,23 @@ impl Registration {
     pub async fn woken(&self) {
         self.notify.notified().await;
     }
-}
 
-impl Drop for Registration {
-    fn drop(&mut self) {
+    /// Batches carrying an attempt for this waiter not answered yet.
+    pub fn batches_in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Leaves the queues now: no batch takes this waiter in after this
+    /// returns (those that did are counted in [`batches_in_flight`]).
+    ///
+    /// [`batches_in_flight`]: Registration::batches_in_flight
+    pub fn withdraw(&mut self) {
+        if std::mem::replace(&mut self.left, true) {
+            return;
+        }
         let mut inner = self.registry.lock();
         inner.wakers.remove(&self.id);
+        let was_servable = inner.servable.remove(&self.id).is_some();
         let mut next_heads = Vec::new();
         for key in &self.keys {
             let Some(queue) = inner.queues.get_mut(key) else {
@@ -314,185 +573,18 @@ impl Drop for Registration {
             }
         }
         drop(inner);
+        if was_servable {
+            self.registry.serving.fetch_sub(1, Ordering::Relaxed);
+        }
         let count = self.registry.registered.fetch_sub(1, Ordering::Relaxed) - 1;
         metrics::gauge!(BLOCKED_CLIENTS).set(count as f64);
     }
 }
 
-/// What a blocking command waits for, read from its arguments.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BlockingCall {
-    /// Keys to watch, in the command's order.
-    pub keys: Vec<Vec<u8>>,
-    /// `None`: block until served.
-    pub timeout: Option<Duration>,
-    /// The type a key must hold to serve the command.
-    pub kind: ValueType,
-    shape: Shape,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Shape {
-    /// `NAME key [key ...] timeout`
-    KeysThenTimeout,
-    /// `NAME timeout numkeys key [key ...] rest...`
-    TimeoutNumkeys,
-    /// One source key; the command is retried unchanged.
-    SingleSource,
-    /// XREADGROUP: its streams are the keys; retried unchanged.
-    StreamGroupRead,
-}
-
-impl BlockingCall {
-    /// `None` when `argv` is not a blocking pop or its arguments are
-    /// invalid: one attempt then answers the error.
-    pub fn parse(argv: &[Vec<u8>], now_ms: i64) -> Option<BlockingCall> {
-        let name = argv.first()?.to_ascii_lowercase();
-        let timeout_at = |i: usize| -> Option<Option<Duration>> {
-            let raw = argv.get(i)?;
-            rampart_proto::args::parse_timeout_secs(raw, now_ms)
-                .ok()
-                .map(|ms| ms.map(Duration::from_millis))
-        };
-        let (keys, timeout, kind, shape) = match name.as_slice() {
-            b"blpop" | b"brpop" | b"bzpopmin" | b"bzpopmax" if argv.len() >= 3 => {
-                let kind = if name.starts_with(b"bz") {
-                    ValueType::ZSet
-                } else {
-                    ValueType::List
-                };
-                let timeout = timeout_at(argv.len() - 1)?;
-                (
-                    argv[1..argv.len() - 1].to_vec(),
-                    timeout,
-                    kind,
-                    Shape::KeysThenTimeout,
-                )
-            }
-            b"blmove" if argv.len() == 6 => (
-                vec![argv[1].clone()],
-                timeout_at(5)?,
-                ValueType::List,
-                Shape::SingleSource,
-            ),
-            b"brpoplpush" if argv.len() == 4 => (
-                vec![argv[1].clone()],
-                timeout_at(3)?,
-                ValueType::List,
-                Shape::SingleSource,
-            ),
-            b"blmpop" | b"bzmpop" if argv.len() >= 5 => {
-                let kind = if name.starts_with(b"bz") {
-                    ValueType::ZSet
-                } else {
-                    ValueType::List
-                };
-                let n = rampart_proto::args::parse_i64(&argv[2])?;
-                let n = usize::try_from(n).ok().filter(|n| *n >= 1)?;
-                // The keys, then at least the LEFT/RIGHT or MIN/MAX word.
-                if n >= argv.len() - 3 {
-                    return None;
-                }
-                (
-                    argv[3..3 + n].to_vec(),
-                    timeout_at(1)?,
-                    kind,
-                    Shape::TimeoutNumkeys,
-                )
-            }
-            b"xreadgroup" => {
-                let (keys, timeout) = xreadgroup_keys_and_timeout(argv, now_ms)?;
-                (keys, timeout, ValueType::Stream, Shape::StreamGroupRead)
-            }
-            _ => return None,
-        };
-        Some(BlockingCall {
-            keys,
-            timeout,
-            kind,
-            shape,
-        })
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.withdraw();
     }
-
-    /// The keys that now hold data of the command's type, in order.
-    pub fn ready_keys(&self, engine: &Engine, now_ms: i64) -> Vec<Vec<u8>> {
-        let view = engine.read_view();
-        self.keys
-            .iter()
-            .filter(|key| match engine::live_meta(&view, key, now_ms) {
-                Ok(Some(meta)) => meta.kind == self.kind,
-                Ok(None) => false,
-                Err(err) => {
-                    tracing::warn!(error = %err, "blocking pop could not read a key");
-                    false
-                }
-            })
-            .cloned()
-            .collect()
-    }
-
-    /// The attempt to make when `ready` (non-empty, a subset of the keys)
-    /// hold data: the command restricted to them, so a key of another type
-    /// among the others does not turn the attempt into WRONGTYPE (Redis
-    /// serves a blocked client from the key that became ready).
-    pub fn narrowed(&self, argv: &[Vec<u8>], ready: &[Vec<u8>]) -> Argv {
-        match self.shape {
-            Shape::SingleSource | Shape::StreamGroupRead => argv.to_vec(),
-            Shape::KeysThenTimeout => {
-                let mut out = Vec::with_capacity(ready.len() + 2);
-                out.push(argv[0].clone());
-                out.extend(ready.iter().cloned());
-                out.push(argv[argv.len() - 1].clone());
-                out
-            }
-            Shape::TimeoutNumkeys => {
-                let mut out = Vec::with_capacity(argv.len());
-                out.push(argv[0].clone());
-                out.push(argv[1].clone());
-                out.push(ready.len().to_string().into_bytes());
-                out.extend(ready.iter().cloned());
-                out.extend(argv[3 + self.keys.len()..].iter().cloned());
-                out
-            }
-        }
-    }
-}
-
-/// XREADGROUP's streams and BLOCK timeout (milliseconds, 0 = forever);
-/// `None` without BLOCK or with invalid arguments (the attempt answers).
-fn xreadgroup_keys_and_timeout(
-    argv: &[Vec<u8>],
-    now_ms: i64,
-) -> Option<(Vec<Vec<u8>>, Option<Duration>)> {
-    let mut timeout = None;
-    let mut i = 1;
-    while i < argv.len() {
-        let word = |w: &str| argv[i].eq_ignore_ascii_case(w.as_bytes());
-        if word("streams") {
-            let rest = &argv[i + 1..];
-            if rest.is_empty() || !rest.len().is_multiple_of(2) {
-                return None;
-            }
-            let ms: i64 = timeout?;
-            let wait = (ms > 0).then(|| Duration::from_millis(ms as u64));
-            return Some((rest[..rest.len() / 2].to_vec(), wait));
-        }
-        if word("block") {
-            let ms = rampart_proto::args::parse_i64(argv.get(i + 1)?)?;
-            if ms < 0 || ms > i64::MAX - now_ms.max(0) {
-                return None;
-            }
-            timeout = Some(ms);
-            i += 2;
-        } else if word("group") {
-            i += 3;
-        } else if word("count") {
-            i += 2;
-        } else {
-            i += 1;
-        }
-    }
-    None
 }
 
 /// Whether this node is the leader, as a watch that changes only when that
@@ -535,44 +627,13 @@ mod tests {
 
     const NOW: i64 = 1_700_000_000_000;
 
-    #[test]
-    fn parses_keys_and_timeouts_of_each_shape() {
-        let call = BlockingCall::parse(&argv("BLPOP a b 1.5"), NOW).unwrap();
-        assert_eq!(call.keys, argv("a b"));
-        assert_eq!(call.timeout, Some(Duration::from_millis(1500)));
-        let call = BlockingCall::parse(&argv("bzpopmax z 0"), NOW).unwrap();
-        assert_eq!((call.kind, call.timeout), (ValueType::ZSet, None));
-        let call = BlockingCall::parse(&argv("BLMOVE s d LEFT RIGHT 2"), NOW).unwrap();
-        assert_eq!(call.keys, argv("s"));
-        let call = BlockingCall::parse(&argv("BLMPOP 0 2 a b LEFT COUNT 3"), NOW).unwrap();
-        assert_eq!(call.keys, argv("a b"));
-        // Invalid arguments: no wait, the attempt answers the error.
-        assert!(BlockingCall::parse(&argv("BLPOP a -1"), NOW).is_none());
-        assert!(BlockingCall::parse(&argv("BLMPOP 0 2 a b"), NOW).is_none());
-        assert!(BlockingCall::parse(&argv("BLMPOP 0 x a LEFT"), NOW).is_none());
-        assert!(BlockingCall::parse(&argv("LPOP a"), NOW).is_none());
-    }
-
-    #[test]
-    fn narrowing_keeps_only_ready_keys() {
-        let a = argv("BLPOP a b c 0");
-        let call = BlockingCall::parse(&a, NOW).unwrap();
-        assert_eq!(call.narrowed(&a, &argv("b")), argv("BLPOP b 0"));
-        let m = argv("BZMPOP 5 3 a b c MAX COUNT 2");
-        let call = BlockingCall::parse(&m, NOW).unwrap();
-        assert_eq!(
-            call.narrowed(&m, &argv("a c")),
-            argv("BZMPOP 5 2 a c MAX COUNT 2")
-        );
-    }
-
     #[tokio::test]
     async fn a_write_wakes_the_head_and_leaving_passes_the_turn() {
         let waiters = Arc::new(KeyWaiters::default());
         let list = ValueType::List;
-        let first = waiters.register(list, &argv("k"));
-        let second = waiters.register(list, &argv("k other"));
-        let zset_waiter = waiters.register(ValueType::ZSet, &argv("k"));
+        let (first, _) = waiters.register(list, &argv("k"), None);
+        let (second, _) = waiters.register(list, &argv("k other"), None);
+        let (zset_waiter, _) = waiters.register(ValueType::ZSet, &argv("k"), None);
         assert_eq!(waiters.blocked(), 3);
         waiters.keys_written(&[(list, b"k".to_vec())]);
         // Only the head was told.
@@ -592,5 +653,67 @@ mod tests {
         drop(zset_waiter);
         assert_eq!(waiters.blocked(), 0);
         assert!(waiters.lock().queues.is_empty());
+    }
+
+    fn serve(client: &str, cmd: &str) -> Option<Serve> {
+        Some(Serve {
+            client_id: client.into(),
+            seq: 7,
+            argv: argv(cmd),
+        })
+    }
+
+    fn push(cmd: &str) -> WriteRun {
+        WriteRun {
+            client_id: "pusher".into(),
+            seq: 1,
+            part: 0,
+            commands: vec![argv(cmd)],
+        }
+    }
+
+    /// The clients named in the attempts a batch would carry, in order.
+    fn served(waiters: &KeyWaiters, cmds: &[&str]) -> Vec<String> {
+        let runs: Vec<WriteRun> = cmds.iter().map(|c| push(c)).collect();
+        let refs: Vec<&WriteRun> = runs.iter().collect();
+        waiters
+            .extras(&refs)
+            .into_iter()
+            .map(|(run, to)| {
+                assert_eq!((run.seq, run.part), (7, 0));
+                assert!(commands::blocked::is_serve(&run.commands[0]));
+                // Answered: the batch no longer counts as in flight.
+                to.send(Ok(vec![reply::null_array()]));
+                run.client_id
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn batches_carry_attempts_for_waiters_on_their_keys_and_down_chains() {
+        let waiters = Arc::new(KeyWaiters::default());
+        let list = ValueType::List;
+        assert!(served(&waiters, &["RPUSH a x"]).is_empty());
+        // Linked: a -> b -> c, and a plain waiter on a behind the first.
+        let (w1, _r1) = waiters.register(list, &argv("a"), serve("c1", "BLMOVE a b LEFT RIGHT 0"));
+        let (w2, _r2) = waiters.register(list, &argv("b"), serve("c2", "BRPOPLPUSH b c 0"));
+        let (w3, mut r3) = waiters.register(list, &argv("a"), serve("c3", "BLPOP a 0"));
+        let (_plain, _) = waiters.register(list, &argv("a"), None);
+        let (_z, _) = waiters.register(ValueType::ZSet, &argv("z"), serve("z1", "BZPOPMIN z 0"));
+        assert_eq!(served(&waiters, &["RPUSH a x"]), vec!["c1", "c3", "c2"]);
+        assert_eq!(served(&waiters, &["GET b"]), vec!["c2"]);
+        assert_eq!(served(&waiters, &["ZADD z 1 m", "RPUSH q 1"]), vec!["z1"]);
+        assert!(served(&waiters, &["SET other 1"]).is_empty());
+        // The answer reached the waiter's channel.
+        assert!(r3.try_recv().is_ok());
+        // A waiter that left is not served, and its chain stops with it.
+        drop(w1);
+        assert_eq!(served(&waiters, &["RPUSH a x"]), vec!["c3"]);
+        let mut w3 = w3;
+        w3.withdraw();
+        assert_eq!(w3.batches_in_flight(), 0);
+        assert!(served(&waiters, &["RPUSH a x"]).is_empty());
+        drop(w2);
+        assert_eq!(waiters.serving.load(Ordering::Relaxed), 1);
     }
 }

@@ -11,8 +11,9 @@
 //! - [`batch`]: a pipelined batch, split into runs of writes and reads.
 //! - [`write`], [`read`], [`transaction`]: one write run, one read run, one
 //!   MULTI/EXEC.
-//! - [`blocking`]: blocking commands sent alone, and the key waiters that
-//!   applied writes wake.
+//! - [`blocking`]: blocking commands sent alone, the key waiters that
+//!   applied writes wake, and the attempts for them that write batches
+//!   carry.
 //! - [`proposals`], [`read_index`], [`heavy`]: what those paths share
 //!   between concurrent requests (Raft entries, leadership confirmations,
 //!   the bounded executor for heavy work).

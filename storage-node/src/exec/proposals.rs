@@ -15,6 +15,7 @@
 //! of its runs with the same error, and the proxy retries each of them.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -56,7 +57,51 @@ pub enum ProposeError {
 struct Pending {
     run: WriteRun,
     size: usize,
-    reply: oneshot::Sender<Result<Vec<Reply>, ProposeError>>,
+    reply: ReplyTo,
+}
+
+/// Where the replies of a run in a batch go.
+pub enum ReplyTo {
+    /// The task that submitted the run.
+    Submitter(oneshot::Sender<Result<Vec<Reply>, ProposeError>>),
+    /// A blocked client the batch carries an attempt for (see
+    /// [`BatchExtras`]): its channel, and its count of batches in flight
+    /// that carry one, taken back once the answer is on the channel.
+    Blocked {
+        tx: mpsc::UnboundedSender<Result<Vec<Reply>, ProposeError>>,
+        in_flight: Arc<AtomicUsize>,
+    },
+}
+
+impl ReplyTo {
+    /// A submitter that gave up (timed out) needs no run proposed.
+    fn is_closed(&self) -> bool {
+        match self {
+            ReplyTo::Submitter(tx) => tx.is_closed(),
+            ReplyTo::Blocked { .. } => false,
+        }
+    }
+
+    /// Delivers the answer; a receiver that went away needs none.
+    pub fn send(self, result: Result<Vec<Reply>, ProposeError>) {
+        match self {
+            ReplyTo::Submitter(tx) => {
+                let _ = tx.send(result);
+            }
+            ReplyTo::Blocked { tx, in_flight } => {
+                let _ = tx.send(result);
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// Runs added to a batch just before it is proposed, after its own runs:
+/// the node's blocked clients waiting on keys the batch writes
+/// (`blocking::KeyWaiters`), so the pops a push unblocks apply in the same
+/// entry.
+pub trait BatchExtras: Send + Sync + 'static {
+    fn extras(&self, runs: &[&WriteRun]) -> Vec<(WriteRun, ReplyTo)>;
 }
 
 /// Handle to the batching task; cheap to clone. The task ends when every
@@ -69,8 +114,14 @@ pub struct ProposalBatcher {
 impl ProposalBatcher {
     /// Starts the batching task on the current tokio runtime. `clock` dates
     /// commits, for the commit latency histogram; `time` stamps entries.
-    pub fn new(raft: Raft, clock: Arc<CommitClock>, time: Arc<ClusterClock>) -> ProposalBatcher {
-        ProposalBatcher::with_proposer(time, move |req| {
+    /// `extras` adds runs to each batch (the blocked clients it serves).
+    pub fn new(
+        raft: Raft,
+        clock: Arc<CommitClock>,
+        time: Arc<ClusterClock>,
+        extras: Arc<dyn BatchExtras>,
+    ) -> ProposalBatcher {
+        ProposalBatcher::with_proposer(time, Some(extras), move |req| {
             let raft = raft.clone();
             let clock = clock.clone();
             async move {
@@ -87,7 +138,11 @@ impl ProposalBatcher {
         })
     }
 
-    fn with_proposer<F, Fut>(time: Arc<ClusterClock>, propose: F) -> ProposalBatcher
+    fn with_proposer<F, Fut>(
+        time: Arc<ClusterClock>,
+        extras: Option<Arc<dyn BatchExtras>>,
+        propose: F,
+    ) -> ProposalBatcher
     where
         F: Fn(Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Response, WriteError>> + Send + 'static,
@@ -98,7 +153,7 @@ impl ProposalBatcher {
             metrics::counter!(RAFT_PROPOSAL_OVERFLOW, "reason" => reason).increment(0);
         }
         metrics::gauge!(RAFT_PROPOSAL_QUEUE_DEPTH).set(0.0);
-        tokio::spawn(run_loop(rx, time, Arc::new(propose)));
+        tokio::spawn(run_loop(rx, time, extras, Arc::new(propose)));
         ProposalBatcher { tx }
     }
 
@@ -114,6 +169,7 @@ impl ProposalBatcher {
             + run.client_id.len();
         let (reply, rx) = oneshot::channel();
         let closed = || ProposeError::Unavailable("the node is shutting down".into());
+        let reply = ReplyTo::Submitter(reply);
         match self.tx.try_send(Pending { run, size, reply }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(pending)) => {
@@ -135,8 +191,12 @@ fn publish_depth<T>(tx: &mpsc::Sender<T>) {
     metrics::gauge!(RAFT_PROPOSAL_QUEUE_DEPTH).set(depth as f64);
 }
 
-async fn run_loop<F, Fut>(mut rx: mpsc::Receiver<Pending>, time: Arc<ClusterClock>, propose: Arc<F>)
-where
+async fn run_loop<F, Fut>(
+    mut rx: mpsc::Receiver<Pending>,
+    time: Arc<ClusterClock>,
+    extras: Option<Arc<dyn BatchExtras>>,
+    propose: Arc<F>,
+) where
     F: Fn(Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, WriteError>> + Send + 'static,
 {
@@ -175,6 +235,15 @@ where
         if batch.is_empty() {
             continue;
         }
+        if let Some(extras) = &extras {
+            let runs: Vec<&WriteRun> = batch.iter().map(|p| &p.run).collect();
+            let added = extras.extras(&runs);
+            batch.extend(added.into_iter().map(|(run, reply)| Pending {
+                run,
+                size: 0,
+                reply,
+            }));
+        }
         let propose = propose.clone();
         // Tracked until Raft answers, even if every submitter gave up: the
         // entry may still apply at this stamp (see `ClusterClock::now_ms`).
@@ -198,11 +267,10 @@ where
         now_ms,
         op: Op::Batch { items },
     };
-    // A waiter that went away needs no answer: ignore failed sends.
     match propose(request).await {
         Ok(resp) if resp.items.len() == waiters.len() => {
             for (waiter, replies) in waiters.into_iter().zip(resp.items) {
-                let _ = waiter.send(Ok(replies));
+                waiter.send(Ok(replies));
             }
         }
         Ok(resp) => {
@@ -214,13 +282,13 @@ where
             );
             let err = ProposeError::Unavailable("internal error: batch reply mismatch".into());
             for waiter in waiters {
-                let _ = waiter.send(Err(err.clone()));
+                waiter.send(Err(err.clone()));
             }
         }
         Err(e) => {
             let err = ProposeError::Raft(e);
             for waiter in waiters {
-                let _ = waiter.send(Err(err.clone()));
+                waiter.send(Err(err.clone()));
             }
         }
     }
@@ -228,7 +296,6 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     use openraft::error::ForwardToLeader;
@@ -254,7 +321,7 @@ mod tests {
 
     /// A fake commit taking 5 ms that answers each item with its identity.
     fn echo_batcher(stats: Arc<Stats>) -> ProposalBatcher {
-        ProposalBatcher::with_proposer(Default::default(), move |req: Request| {
+        ProposalBatcher::with_proposer(Default::default(), None, move |req: Request| {
             let stats = stats.clone();
             async move {
                 stats.entries.fetch_add(1, Ordering::SeqCst);
@@ -318,15 +385,16 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_entry_fails_every_run_in_it() {
-        let batcher = ProposalBatcher::with_proposer(Default::default(), |_req: Request| async {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            Err::<Response, _>(RaftError::APIError(ClientWriteError::ForwardToLeader(
-                ForwardToLeader {
-                    leader_id: Some(2),
-                    leader_node: None,
-                },
-            )))
-        });
+        let batcher =
+            ProposalBatcher::with_proposer(Default::default(), None, |_req: Request| async {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                Err::<Response, _>(RaftError::APIError(ClientWriteError::ForwardToLeader(
+                    ForwardToLeader {
+                        leader_id: Some(2),
+                        leader_node: None,
+                    },
+                )))
+            });
         let tasks: Vec<_> = (0..20u64)
             .map(|i| {
                 let b = batcher.clone();

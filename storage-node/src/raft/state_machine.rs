@@ -60,6 +60,8 @@ struct Applied {
     keys: Vec<(ValueType, Vec<u8>)>,
     /// Key ranges deleted (for the reclaimer).
     ranges: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Every key was deleted (FLUSHALL): every blocked reader looks again.
+    flushed: bool,
 }
 
 /// The state machine over the node's engine.
@@ -273,6 +275,7 @@ impl StateMachineStore {
             out.push(replies);
         }
         written.keys.extend(txn.take_written());
+        written.flushed |= txn.flushed();
         written.ranges.extend_from_slice(txn.deleted_ranges());
         *batch = txn.into_batch().map_err(|e| sm_err(ErrorVerb::Write, e))?;
         self.dedup.record(batch, now_ms, records)?;
@@ -327,8 +330,12 @@ impl StateMachineStore {
             self.clock.observe(ms);
         }
         metrics::histogram!(crate::metrics::RAFT_APPLY_SECONDS).record(started.elapsed());
-        if let (Some(observer), false) = (&self.observer, written.keys.is_empty()) {
-            observer.keys_written(&written.keys);
+        if let Some(observer) = &self.observer {
+            if written.flushed {
+                observer.everything_changed();
+            } else if !written.keys.is_empty() {
+                observer.keys_written(&written.keys);
+            }
         }
         if let (Some(reclaimer), false) = (&self.reclaimer, written.ranges.is_empty()) {
             reclaimer.submit(written.ranges);

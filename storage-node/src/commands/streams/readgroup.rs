@@ -13,7 +13,8 @@ use super::layout::{entry_reply, PendingRecord, Stream};
 use super::legacy;
 use super::pel::{self, GroupEdit};
 use crate::commands::{CmdError, CmdResult};
-use crate::engine::Txn;
+use crate::engine::meta::ValueType;
+use crate::engine::{live_meta, DataRead, Txn};
 
 pub use rampart_proto::parse::streams::ReadGroupArgs;
 
@@ -21,6 +22,38 @@ pub use rampart_proto::parse::streams::ReadGroupArgs;
 /// `xreadCommand` (`rampart_proto::parse::streams::readgroup`).
 pub fn parse_readgroup(args: &[Vec<u8>], now: i64) -> Result<ReadGroupArgs<'_>, CmdError> {
     Ok(rampart_proto::parse::streams::readgroup(args, now)?)
+}
+
+/// Redis 7's answer to an XREADGROUP blocked on a stream that was deleted
+/// or overwritten by another type.
+pub const KEY_GONE: &str = "UNBLOCKED the stream key no longer exists";
+/// ... and to one whose consumer group was destroyed.
+pub const GROUP_GONE: &str =
+    "NOGROUP the consumer group this client was blocked on no longer exists";
+
+/// Whether an XREADGROUP blocked on `keys` with `group` must stop waiting,
+/// and with which error: a key is gone (or holds another type), or the
+/// group is. `None` while every stream still has the group, so the wait
+/// goes on (Redis ends it the same way instead of leaving the client
+/// waiting for entries that cannot come).
+pub fn blocked_read_ended<R: DataRead + ?Sized>(
+    r: &R,
+    keys: &[Vec<u8>],
+    group: &[u8],
+    now: i64,
+) -> Result<Option<Reply>, CmdError> {
+    for key in keys {
+        if !live_meta(r, key, now)?.is_some_and(|meta| meta.kind == ValueType::Stream) {
+            return Ok(Some(reply::error(KEY_GONE)));
+        }
+        let has_group = legacy::with_readable(r, key, now, |_, stream| {
+            Ok(stream.is_some_and(|s| s.info.group(group).is_some()))
+        })?;
+        if !has_group {
+            return Ok(Some(reply::error(GROUP_GONE)));
+        }
+    }
+    Ok(None)
 }
 
 /// `>` is encoded as the maximum id, as Redis does (so an explicit maximum
