@@ -1,8 +1,9 @@
 //! Blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
 //! BZPOPMAX, BZMPOP) through real proxies in front of a real 3-node
 //! cluster: immediate service, timeouts, wake-ups from another proxy,
-//! first-come-first-served, exactly one element per waiter, disconnects and
-//! a leader change while clients are blocked.
+//! first-come-first-served, exactly one element per waiter, chained
+//! wake-ups done before the push returns, disconnects and a leader change
+//! while clients are blocked.
 //!
 //! Timing is only ever asserted as "not before the timeout" plus generous
 //! liveness bounds: these machines are shared and noisy.
@@ -253,6 +254,75 @@ fn a_key_of_another_type_does_not_serve_or_break_a_waiter() {
     assert_eq!(text(&c.cmd(&["RPUSH", "ty:b", "v"])), ":1\r\n");
     assert_eq!(waiter.join().unwrap().0, pair("ty:b", "v"));
     assert_eq!(text(&c.cmd(&["ZCARD", "ty:a"])), ":1\r\n");
+}
+
+/// Waits until no client is blocked on `addr` (the previous waiters left).
+fn wait_unblocked(addr: &str) {
+    let mut probe = raw(addr);
+    wait_for(
+        "no blocked clients",
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || match blocked_clients(&mut probe) {
+            0 => Ok(()),
+            n => Err(format!("blocked_clients = {n}")),
+        },
+    );
+}
+
+/// `*N` of bulk strings as raw RESP2 bytes (an LRANGE reply).
+fn list(items: &[&str]) -> String {
+    let mut out = format!("*{}\r\n", items.len());
+    for item in items {
+        out.push_str(&format!("${}\r\n{item}\r\n", item.len()));
+    }
+    out
+}
+
+/// Redis serves blocked clients before it runs the next command, so the
+/// moves a push unblocks, down a chain, are done when the push returns
+/// (Redis's own "Linked LMOVEs", "Circular BRPOPLPUSH" and
+/// "Self-referential BRPOPLPUSH" tests). Each check reads right after the
+/// push, from another proxy.
+#[test]
+fn a_push_returns_after_the_moves_it_unblocks() {
+    let other = second_proxy();
+    let mut c = raw(&other);
+
+    let first = spawn_blocked(proxy(), &["BLMOVE", "ch:1", "ch:2", "RIGHT", "LEFT", "0"]);
+    wait_blocked(proxy(), 1);
+    let second = spawn_blocked(proxy(), &["BLMOVE", "ch:2", "ch:3", "LEFT", "RIGHT", "0"]);
+    wait_blocked(proxy(), 2);
+    assert_eq!(text(&c.cmd(&["RPUSH", "ch:1", "foo"])), ":1\r\n");
+    assert_eq!(text(&c.cmd(&["LRANGE", "ch:1", "0", "-1"])), list(&[]));
+    assert_eq!(text(&c.cmd(&["LRANGE", "ch:2", "0", "-1"])), list(&[]));
+    assert_eq!(text(&c.cmd(&["LRANGE", "ch:3", "0", "-1"])), list(&["foo"]));
+    assert_eq!(first.join().unwrap().0, "$3\r\nfoo\r\n");
+    assert_eq!(second.join().unwrap().0, "$3\r\nfoo\r\n");
+
+    wait_unblocked(proxy());
+    let first = spawn_blocked(proxy(), &["BRPOPLPUSH", "circ:1", "circ:2", "0"]);
+    wait_blocked(proxy(), 1);
+    let second = spawn_blocked(proxy(), &["BRPOPLPUSH", "circ:2", "circ:1", "0"]);
+    wait_blocked(proxy(), 2);
+    assert_eq!(text(&c.cmd(&["RPUSH", "circ:1", "foo"])), ":1\r\n");
+    assert_eq!(
+        text(&c.cmd(&["LRANGE", "circ:1", "0", "-1"])),
+        list(&["foo"])
+    );
+    assert_eq!(text(&c.cmd(&["LRANGE", "circ:2", "0", "-1"])), list(&[]));
+    assert_eq!(first.join().unwrap().0, "$3\r\nfoo\r\n");
+    assert_eq!(second.join().unwrap().0, "$3\r\nfoo\r\n");
+
+    wait_unblocked(proxy());
+    let own = spawn_blocked(proxy(), &["BRPOPLPUSH", "self:l", "self:l", "0"]);
+    wait_blocked(proxy(), 1);
+    assert_eq!(text(&c.cmd(&["RPUSH", "self:l", "foo"])), ":1\r\n");
+    assert_eq!(
+        text(&c.cmd(&["LRANGE", "self:l", "0", "-1"])),
+        list(&["foo"])
+    );
+    assert_eq!(own.join().unwrap().0, "$3\r\nfoo\r\n");
 }
 
 #[test]
