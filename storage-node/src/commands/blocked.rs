@@ -215,13 +215,13 @@ impl BlockingCall {
     }
 }
 
+/// An XREADGROUP's streams, BLOCK timeout and group.
+type GroupWait = (Vec<Vec<u8>>, Option<Duration>, Vec<u8>);
+
 /// XREADGROUP's streams, BLOCK timeout (milliseconds, 0 = forever) and
 /// group; `None` without BLOCK or with invalid arguments (the attempt
 /// answers).
-fn xreadgroup_keys_and_timeout(
-    argv: &[Vec<u8>],
-    now_ms: i64,
-) -> Option<(Vec<Vec<u8>>, Option<Duration>, Vec<u8>)> {
+fn xreadgroup_keys_and_timeout(argv: &[Vec<u8>], now_ms: i64) -> Option<GroupWait> {
     let mut timeout = None;
     let mut group = None;
     let mut i = 1;

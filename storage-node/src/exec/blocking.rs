@@ -97,14 +97,14 @@ pub(crate) async fn blocking_command(
         attempt = loop {
             let wake = tokio::select! {
                 _ = registration.woken() => Wake::Written,
-                Some(result) = next_served(&mut served) => Wake::Served(result),
+                Some(result) = next_served(&mut served) => Wake::Served(Box::new(result)),
                 _ = sleep_until(deadline) => Wake::TimedOut,
                 _ = leadership.wait_for(|leader| !*leader) => Wake::NotLeader,
             };
             match wake {
                 Wake::Written => {}
                 Wake::Served(result) => {
-                    if let Some(reply) = served_reply(result) {
+                    if let Some(reply) = served_reply(*result) {
                         return Ok(reply);
                     }
                     continue;
@@ -136,7 +136,7 @@ pub(crate) async fn blocking_command(
 /// What ended one wait of a blocked pop.
 enum Wake {
     Written,
-    Served(Served),
+    Served(Box<Served>),
     TimedOut,
     NotLeader,
 }
@@ -624,8 +624,6 @@ mod tests {
             .map(|s| s.as_bytes().to_vec())
             .collect()
     }
-
-    const NOW: i64 = 1_700_000_000_000;
 
     #[tokio::test]
     async fn a_write_wakes_the_head_and_leaving_passes_the_turn() {
