@@ -38,9 +38,8 @@ pub struct DevArgs {
     /// Password clients must give with AUTH / HELLO AUTH.
     #[arg(long)]
     requirepass: Option<String>,
-    /// Open connections per client IP at the proxy (0 = unlimited). Every
-    /// local client shares 127.0.0.1, so tools such as `redis-benchmark -c 50`
-    /// need a higher cap than the production default of 8.
+    /// Open connections per client IP at the proxy (0 = unlimited; default:
+    /// the proxy's, 128, which fits `redis-benchmark -c 50` from 127.0.0.1).
     #[arg(long)]
     per_ip_max_connections: Option<u32>,
     /// Proxy configuration file (TOML; policies are reloaded on SIGHUP).

@@ -413,11 +413,14 @@ fn incident_smoke_and_compare_against_a_cluster() {
     let report = read_json(&json);
     check_incident(&report, 2000, false);
     assert_eq!(report["endpoint"], guarded.as_str());
-    // 37 connections from one address against a cap of 8 per IP.
+    // The abuser's 37 connections from one address fit under the default
+    // cap of 128 per IP: what bounds it is its share and time budget of each
+    // class (its requests wait in its own line or get -BUSY), and its
+    // commands still run.
+    let abuse = &report["phases"]["abuse"];
+    assert_eq!(abuse["abuser_conn_rejects"], 0, "{report}");
     assert!(
-        report["phases"]["abuse"]["abuser_conn_rejects"]
-            .as_u64()
-            .is_some_and(|n| n > 0),
+        abuse["abuser_ops"].as_u64().is_some_and(|n| n > 0),
         "{report}"
     );
     check_plot(&svg, b"<svg");

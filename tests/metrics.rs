@@ -175,10 +175,10 @@ fn dev_cluster_exports_proxy_and_raft_metrics() {
         assert!(info.contains(&url), "{url} missing from INFO:\n{info}");
     }
 
-    // The default cap is 8 connections per IP: `c` plus 7 more are admitted,
-    // the 9th gets an error and is closed.
+    // The default cap is 128 connections per IP: `c` plus 127 more are
+    // admitted, the 129th gets an error and is closed.
     let mut held = Vec::new();
-    for _ in 0..7 {
+    for _ in 0..127 {
         let mut raw = common::RawConn::connect(&addr).expect("connect");
         assert_eq!(raw.cmd(&["PING"]), b"+PONG\r\n".to_vec());
         held.push(raw);
@@ -189,7 +189,7 @@ fn dev_cluster_exports_proxy_and_raft_metrics() {
         .expect("rejected connection is closed");
     assert!(
         answer.starts_with(b"-"),
-        "9th connection got {:?}",
+        "129th connection got {:?}",
         String::from_utf8_lossy(&answer)
     );
 

@@ -211,7 +211,8 @@ fn show(bytes: &[u8]) -> String {
 
 #[test]
 fn ninth_connection_from_one_ip_gets_the_error_while_others_are_admitted() {
-    let Some(proxy) = PolicyProxy::start("") else {
+    // A cap of 8 (the default, 64, is checked in the policies crate).
+    let Some(proxy) = PolicyProxy::start("[policies.connections]\nper_ip_max = 8\n") else {
         return;
     };
     let mut eight: Vec<Resp> = (0..8)
@@ -442,8 +443,10 @@ fn is_class_busy(reply: &[u8], class: &str) -> bool {
 
 #[test]
 fn third_concurrent_heavy_command_gets_busy_while_cheap_commands_and_ping_succeed() {
+    // Waiting off: a full class refuses at once.
     let Some(proxy) = PolicyProxy::start(
-        "[policies.classes.heavy]\nmax = 2\n\
+        "[policies.admission]\nwait_ms = 0\n\
+         [policies.classes.heavy]\nmax = 2\n\
          [policies.classes.heavy_scan]\nmax = 2\nreserve = 0\n\
          [policies.classes.heavy_data]\nreserve = 0\n",
     ) else {
@@ -550,9 +553,12 @@ fn third_concurrent_heavy_command_gets_busy_while_cheap_commands_and_ping_succee
 #[test]
 fn a_host_past_its_share_of_a_class_gets_busy_while_another_host_runs() {
     // heavy = 8: heavy_scan has max 4 and allows 1 request per client.
-    // Its time budget is off here: this test is about concurrency only.
+    // Its time budget is off here: this test is about concurrency only;
+    // waiting off, so a request past the share is refused at once instead
+    // of queued behind the host's running one.
     let Some(proxy) = PolicyProxy::start(
-        "[policies.classes.heavy]\nmax = 8\n\
+        "[policies.admission]\nwait_ms = 0\n\
+         [policies.classes.heavy]\nmax = 8\n\
          [policies.classes.heavy_scan]\nper_client_ms_per_sec = 0\n",
     ) else {
         return;
@@ -682,7 +688,8 @@ fn a_host_past_its_time_budget_gets_busy_until_paid_off_while_another_host_runs(
 #[test]
 fn class_table_override_from_config_reclassifies_a_command() {
     let Some(proxy) = PolicyProxy::start(
-        "[policies.classes.reports]\nmax = 1\n[policies.commands]\nkeys = \"reports\"\n",
+        "[policies.admission]\nwait_ms = 0\n\
+         [policies.classes.reports]\nmax = 1\n[policies.commands]\nkeys = \"reports\"\n",
     ) else {
         return;
     };
@@ -733,7 +740,8 @@ fn class_table_override_from_config_reclassifies_a_command() {
 #[test]
 fn proxy_protocol_header_gives_the_real_client_ip_to_the_policies() {
     let Some(proxy) = PolicyProxy::start(
-        "[policies.proxy_protocol]\nenabled = true\ntrusted = [\"127.0.0.13\", \"127.0.0.14\"]\n",
+        "[policies.connections]\nper_ip_max = 8\n\
+         [policies.proxy_protocol]\nenabled = true\ntrusted = [\"127.0.0.13\", \"127.0.0.14\"]\n",
     ) else {
         return;
     };
@@ -973,9 +981,11 @@ fn users_behind_one_ip_are_capped_each_on_their_own() {
 #[test]
 fn a_tenant_looping_heavy_commands_cannot_spend_another_tenants_share_at_the_same_ip() {
     // heavy = 8: heavy_scan has max 4 and 1 request per client; time
-    // budget off (this test is about concurrency).
+    // budget off (this test is about concurrency); waiting off, so tenant
+    // A's requests past its share are refused, not queued.
     let Some(proxy) = PolicyProxy::start(
-        "[policies.classes.heavy]\nmax = 8\n\
+        "[policies.admission]\nwait_ms = 0\n\
+         [policies.classes.heavy]\nmax = 8\n\
          [policies.classes.heavy_scan]\nper_client_ms_per_sec = 0\n",
     ) else {
         return;

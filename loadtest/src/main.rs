@@ -20,7 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Rampart's proxy allows this many connections per client IP by default.
-const DEFAULT_PER_IP_CAP: usize = 8;
+const DEFAULT_PER_IP_CAP: usize = 128;
+/// `bench`'s default number of connections.
+const DEFAULT_CONNECTIONS: usize = 8;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -90,7 +92,7 @@ struct BenchArgs {
     #[arg(long, value_delimiter = ',', value_name = "W,W,...")]
     weights: Vec<u32>,
     /// Concurrent connections.
-    #[arg(long, short = 'c', default_value_t = DEFAULT_PER_IP_CAP)]
+    #[arg(long, short = 'c', default_value_t = DEFAULT_CONNECTIONS)]
     connections: usize,
     /// Requests in flight per connection.
     #[arg(long, short = 'P', default_value_t = 1)]

@@ -22,13 +22,14 @@ use rampart_proto::{reply, Reply};
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
-use crate::classes::{ClassTable, Classified};
+use crate::classes::{ClassTable, Classified, Entry};
 use crate::gates::class_slot::{ClassFull, SlotPermit};
 use crate::gates::client_share::SharePermit;
 use crate::gates::inflight::{Inflight, InflightPermit};
 use crate::gates::time_budget::BudgetCharge;
 use crate::gates::{ClassGates, Gates, Refused};
 use crate::identity::Identity;
+use crate::metrics::CLASS_WAITS;
 use crate::resolved::Resolved;
 
 pub use crate::gates::{busy_class_text, busy_share_text, busy_time_text};
@@ -59,6 +60,7 @@ struct Live {
     /// By class index.
     gates: Vec<ClassGates>,
     wait: Duration,
+    queue_max: usize,
     min_retry: Duration,
     max_retry: Duration,
 }
@@ -203,71 +205,130 @@ impl Live {
             gates: gates.bind(&policy.classes),
             table: policy.classes.clone(),
             wait: policy.wait,
+            queue_max: policy.queue_max,
             min_retry: policy.min_retry,
             max_retry: policy.max_retry,
         }
     }
 
-    /// Every command of a batch through the gates, in order. A batch (a
-    /// pipeline segment or a transaction) runs as one run on the node, one
-    /// heavy slot there too, so it holds at most one slot per class: a
+    /// Every command of a batch through the gates. A batch (a pipeline
+    /// segment or a transaction) runs as one run on the node, one heavy
+    /// slot there too, so it holds at most one slot per class and gets one
+    /// verdict per class, shared by its commands of that class: a
     /// pipeline's depth is never a reason for `-BUSY`, and a transaction
     /// with more heavy commands than the class allows can still run.
+    ///
+    /// Classes are taken in one global order (their index), not in the
+    /// order of the commands: a batch may wait for a class while holding
+    /// another, and two batches taking two classes in opposite orders
+    /// would each wait for the other until their deadlines.
     async fn admit_batch(&self, commands: &[Vec<Vec<u8>>], client: Option<&Identity>) -> Admitted {
+        let entries: Vec<Option<&Entry>> = commands
+            .iter()
+            .map(|argv| match self.table.classify(argv) {
+                Classified::Exempt => None,
+                Classified::Class(entry) => {
+                    entry.metrics.submitted.increment(1);
+                    Some(entry)
+                }
+            })
+            .collect();
+        let mut classes: Vec<usize> = entries.iter().flatten().map(|e| e.class).collect();
+        classes.sort_unstable();
+        classes.dedup();
+        let mut verdicts: Vec<(usize, Result<Option<ClassPermit>, Refused>)> =
+            Vec::with_capacity(classes.len());
+        for class in classes {
+            verdicts.push((class, self.admit_class(class, client).await));
+        }
         let mut admitted = Admitted::with_capacity(commands.len());
-        // Classes this batch took a slot of.
-        let mut classes_held: Vec<usize> = Vec::new();
-        for argv in commands {
-            let Classified::Class(entry) = self.table.classify(argv) else {
+        for entry in entries {
+            let Some(entry) = entry else {
                 admitted.exempt();
                 continue;
             };
-            entry.metrics.submitted.increment(1);
-            let verdict = self.admit(entry.class, client, &mut classes_held).await;
+            let Some((_, verdict)) = verdicts.iter_mut().find(|(c, _)| *c == entry.class) else {
+                // Unreachable: every class of the batch has a verdict. A
+                // place per command keeps the replies in order regardless.
+                admitted.exempt();
+                continue;
+            };
             match verdict {
-                Ok(held) => {
+                Ok(permit) => {
                     entry.metrics.admitted.increment(1);
+                    // The batch's first command of the class holds the
+                    // permit for all of them.
+                    let held = Held {
+                        _class: permit.take(),
+                    };
                     admitted.admit(held, entry.metrics.duration.clone());
                 }
                 Err(refused) => {
                     refused.count(&entry.metrics);
-                    admitted.refuse(refused);
+                    admitted.refuse(*refused);
                 }
             }
         }
         admitted
     }
 
-    /// One command of `class` through the class's gates (waiting up to
-    /// `wait` for a release).
-    async fn admit(
+    /// A batch's verdict for one class: the class's gates now, or after a
+    /// wait of at most `wait` in the client's line of the class
+    /// ([`crate::gates::queue`]). `Ok(None)`: the class is unbounded.
+    async fn admit_class(
         &self,
         class: usize,
         client: Option<&Identity>,
-        classes_held: &mut Vec<usize>,
-    ) -> Result<Held, Refused> {
+    ) -> Result<Option<ClassPermit>, Refused> {
         let gates = &self.gates[class];
-        let holds_class = classes_held.contains(&class);
-        let class_permit = if gates.slot.is_unbounded() || holds_class {
-            None
-        } else {
-            // A client's share and budget count requests, not commands: the
-            // rest of a pipeline segment that already holds this class runs
-            // with it (the node runs a segment as one).
-            let client = if holds_class { None } else { client };
-            let permit = gates
-                .slot
-                .retry_on_release(self.wait, || self.try_class_gates(gates, client))
-                .await?;
-            classes_held.push(class);
-            Some(permit)
+        if gates.slot.is_unbounded() {
+            return Ok(None);
+        }
+        let line_key = client.map(|c| c.share(gates.slot.name()).0);
+        let queued_behind = line_key.as_ref().is_some_and(|k| gates.lines.is_waiting(k));
+        // Nobody of this client waits for the class: try at once.
+        if !queued_behind || self.wait.is_zero() {
+            match self.try_class_gates(gates, client) {
+                Ok(permit) => return Ok(Some(permit)),
+                Err(refused) if self.wait.is_zero() || !refused.worth_waiting() => {
+                    return Err(refused)
+                }
+                Err(_) => {}
+            }
+        } else if let refused @ Refused::ClientTime { .. } = self.refusal(gates, client) {
+            // A spent budget is answered at once, not after the line.
+            return Err(refused);
+        }
+        let deadline = Instant::now() + self.wait;
+        // Behind the client's earlier requests of the class (first come,
+        // first served); a client-less batch has no line.
+        let place = match line_key {
+            Some(key) => match gates.lines.join(key, self.queue_max) {
+                Ok(place) => Some(place),
+                Err(_full) => return Err(self.refusal(gates, client)),
+            },
+            None => None,
         };
-        Ok(Held {
-            _class: class_permit,
-        })
+        metrics::counter!(CLASS_WAITS, "class" => gates.slot.name()).increment(1);
+        if let Some(place) = &place {
+            if !place.first_in_line(deadline).await {
+                return Err(self.refusal(gates, client));
+            }
+        }
+        let permit = gates
+            .slot
+            .retry_on_release(
+                deadline,
+                || self.try_class_gates(gates, client),
+                Refused::worth_waiting,
+            )
+            .await?;
+        // Leaving the line (dropping the place) lets the next one move up.
+        drop(place);
+        Ok(Some(permit))
     }
 
-    /// One command's class gates, in the order their refusals take
+    /// A class's gates, in the order their refusals take
     /// precedence; when one refuses, nothing is held.
     fn try_class_gates(
         &self,
@@ -312,6 +373,29 @@ impl Live {
             _slot: slot,
         })
     }
+
+    /// Why `client` cannot have a slot of the class now, without taking
+    /// anything: the reply of a request whose wait ended without one.
+    fn refusal(&self, gates: &ClassGates, client: Option<&Identity>) -> Refused {
+        let (class, min, max) = (gates.slot.name(), self.min_retry, self.max_retry);
+        let key = client.map(Identity::key);
+        if let Err(over) = gates.budget.check(key.as_ref()) {
+            return Refused::ClientTime {
+                class,
+                over,
+                retry_after: over.paid_off_in.clamp(min, max),
+            };
+        }
+        let retry_after = gates.slot.retry_after(min, max);
+        match gates.share.check(client.map(|c| c.share(class))) {
+            Err(over) if gates.slot.has_room() => Refused::ClientShare {
+                class,
+                over,
+                retry_after,
+            },
+            _ => Refused::ClassFull(ClassFull { class, retry_after }),
+        }
+    }
 }
 
 /// What a command holds from its class's gates. Fields drop in order: the
@@ -325,8 +409,8 @@ struct ClassPermit {
 }
 
 /// What one admitted command holds until the node answers its batch
-/// (`_class` is `None` for an unbounded class, and for a transaction's
-/// further commands of a class it holds).
+/// (`_class` is `None` for an unbounded class, and for a batch's further
+/// commands of a class it holds).
 #[derive(Debug)]
 struct Held {
     _class: Option<ClassPermit>,
@@ -635,7 +719,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn third_concurrent_heavy_command_is_busy_at_once_while_cheap_runs() {
-        let (svc, _) = stack(HEAVY2, Duration::from_secs(10));
+        // Waiting off: a full class refuses at once.
+        let (svc, _) = stack(
+            &format!("{HEAVY2}[admission]\nwait_ms = 0\n"),
+            Duration::from_secs(10),
+        );
         let slow = |svc: &Admission<Echo>| {
             let svc = svc.clone();
             tokio::spawn(async move { svc.oneshot(batch(&[&["KEYS", "*"]])).await })
@@ -1087,5 +1175,173 @@ mod tests {
             .unwrap()
             .starts_with("BUSY class admin is at its concurrency limit"));
         held.await.unwrap().unwrap();
+    }
+
+    /// heavy = 4: heavy_data and heavy_scan allow one request per client;
+    /// the default wait (1000 ms) and line (64).
+    const SHARE1: &str = "[classes.heavy]\nmax = 4\n";
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pools_burst_past_its_share_is_paced_in_arrival_order_without_busy() {
+        let (svc, _) = stack(SHARE1, Duration::from_millis(10));
+        // Ten connections of one host send an LRANGE each, one after the
+        // other (each reaches the line before the next is sent).
+        let mut sent = Vec::new();
+        for i in 0..10 {
+            let (svc, b) = (
+                svc.clone(),
+                from("10.0.0.1", &[&["LRANGE", "l", "0", "99"]]),
+            );
+            sent.push(tokio::spawn(async move {
+                let replies = svc.oneshot(b).await.unwrap();
+                (i, replies, tokio::time::Instant::now())
+            }));
+            tokio::task::yield_now().await;
+        }
+        let started = tokio::time::Instant::now();
+        let mut done = Vec::new();
+        for h in sent {
+            done.push(h.await.unwrap());
+        }
+        for (i, replies, at) in &done {
+            assert!(
+                replies[0].error_text().is_none(),
+                "{i}: {:?}",
+                texts(replies)
+            );
+            // One at a time, first come first served: the i-th ends after
+            // i + 1 runs of 10 ms.
+            assert_eq!(
+                *at - started,
+                Duration::from_millis(10 * (*i as u64 + 1)),
+                "request {i}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_that_reaches_its_deadline_is_busy_and_others_run_meanwhile() {
+        let (slow, control) = stack(SHARE1, Duration::from_secs(10));
+        let holder = tokio::spawn(slow.oneshot(from("10.0.0.1", &[&["HGETALL", "h"]])));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let fast = with_delay(&control, Duration::ZERO);
+        let started = tokio::time::Instant::now();
+        let waited = {
+            let fast = fast.clone();
+            tokio::spawn(async move {
+                fast.oneshot(from("10.0.0.1", &[&["HGETALL", "h"]]))
+                    .await
+                    .unwrap()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        // Another host is not behind this host's line.
+        let other = fast
+            .clone()
+            .oneshot(from("10.0.0.2", &[&["HGETALL", "h"]]))
+            .await
+            .unwrap();
+        assert!(other[0].error_text().is_none());
+        assert_eq!(started.elapsed(), Duration::from_millis(1));
+        let waited = waited.await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_millis(1000));
+        let text = waited[0].error_text().unwrap_or_default();
+        assert!(
+            text.starts_with(
+                "BUSY class heavy_data: this client already holds its share (1 of 4 slots), retry after "
+            ),
+            "{text}"
+        );
+        holder.await.unwrap().unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_line_is_refused_at_once() {
+        let cfg = format!("{SHARE1}[admission]\nqueue_max = 2\n");
+        let (slow, control) = stack(&cfg, Duration::from_secs(10));
+        let send = |svc: &Admission<Echo>| {
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                svc.oneshot(from("10.0.0.1", &[&["HGETALL", "h"]]))
+                    .await
+                    .unwrap()
+            })
+        };
+        // One runs, two wait.
+        let running: Vec<_> = (0..3).map(|_| send(&slow)).collect();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let started = tokio::time::Instant::now();
+        let refused = with_delay(&control, Duration::ZERO)
+            .oneshot(from("10.0.0.1", &[&["HGETALL", "h"]]))
+            .await
+            .unwrap();
+        assert_eq!(started.elapsed(), Duration::ZERO, "not queued");
+        assert!(refused[0]
+            .error_text()
+            .unwrap_or_default()
+            .starts_with("BUSY class heavy_data: this client already holds its share"));
+        for h in running {
+            h.await.unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_time_budget_is_answered_at_once_even_behind_a_line() {
+        // heavy_scan: one request per client, 100 ms per second.
+        let cfg = format!(
+            "{SHARE1}[classes.heavy_scan]\nper_client_ms_per_sec = 100\nper_client_burst_ms = 100\n"
+        );
+        let (slow, control) = stack(&cfg, Duration::from_millis(500));
+        // One long scan (500 ms: past the budget) and one waiting behind it.
+        let long = tokio::spawn(slow.clone().oneshot(from("10.0.0.1", &[&["KEYS", "*"]])));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let behind = tokio::spawn(slow.clone().oneshot(from("10.0.0.1", &[&["KEYS", "*"]])));
+        long.await.unwrap().unwrap();
+        // The one behind was first in line when the budget was spent.
+        let behind = behind.await.unwrap().unwrap();
+        assert!(
+            behind[0]
+                .error_text()
+                .unwrap_or_default()
+                .starts_with("BUSY class heavy_scan: this client used its time budget"),
+            "{:?}",
+            texts(&behind)
+        );
+        let started = tokio::time::Instant::now();
+        let again = with_delay(&control, Duration::ZERO)
+            .oneshot(from("10.0.0.1", &[&["KEYS", "*"]]))
+            .await
+            .unwrap();
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert!(again[0]
+            .error_text()
+            .unwrap_or_default()
+            .contains("time budget"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_taking_two_classes_in_opposite_orders_do_not_wait_for_each_other() {
+        let (svc, _) = stack(SHARE1, Duration::from_millis(50));
+        let send = |cmds: &'static [&'static [&'static str]]| {
+            let svc = svc.clone();
+            tokio::spawn(async move { svc.oneshot(from("10.0.0.1", cmds)).await.unwrap() })
+        };
+        let started = tokio::time::Instant::now();
+        let a = send(&[&["LRANGE", "l", "0", "9"], &["KEYS", "a*"]]);
+        let b = send(&[&["KEYS", "b*"], &["LRANGE", "l", "0", "9"]]);
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert!(
+            a.iter().chain(&b).all(|r| r.error_text().is_none()),
+            "{:?} {:?}",
+            texts(&a),
+            texts(&b)
+        );
+        // One after the other, not each until the other's deadline.
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
+        assert_eq!(
+            a[1],
+            reply::bulk(b"a*".to_vec()),
+            "replies keep their order"
+        );
     }
 }

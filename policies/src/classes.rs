@@ -246,9 +246,9 @@ pub fn build_table(
         }
     }
     // One client may hold a quarter of a heavy class (half of the script
-    // class, whose slots are short-lived) unless set explicitly: with the
-    // default 8 connections per IP, one host could otherwise hold every
-    // heavy slot, as the incident's abusive host did.
+    // class, whose slots are short-lived) unless set explicitly: with
+    // many connections per IP, one host could otherwise hold every heavy
+    // slot, as the incident's abusive host did.
     for (name, divisor) in [
         (HEAVY, 4),
         (HEAVY_SCAN, 4),

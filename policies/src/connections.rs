@@ -306,17 +306,18 @@ mod tests {
     }
 
     #[test]
-    fn ninth_connection_is_rejected_and_other_ips_are_not() {
+    fn connection_past_the_default_cap_is_rejected_and_other_ips_are_not() {
         let limiter = ConnectionLimiter::new(policy(""), true);
-        let held: Vec<Decision> = (0..8).map(|_| limiter.admit(ip("127.0.0.2"))).collect();
+        let cap = crate::config::DEFAULT_PER_IP_MAX;
+        let held: Vec<Decision> = (0..cap).map(|_| limiter.admit(ip("127.0.0.2"))).collect();
         assert!(held.iter().all(is_admit));
         assert!(matches!(limiter.admit(ip("127.0.0.2")), Decision::Reject));
         assert!(is_admit(&limiter.admit(ip("127.0.0.3"))));
-        assert_eq!(limiter.open_for(ip("127.0.0.2")), 8);
+        assert_eq!(limiter.open_for(ip("127.0.0.2")), cap);
         assert_eq!(limiter.open_for(ip("127.0.0.3")), 0, "dropped at once");
         let mut held = held;
         held.pop();
-        assert_eq!(limiter.open_for(ip("127.0.0.2")), 7);
+        assert_eq!(limiter.open_for(ip("127.0.0.2")), cap - 1);
         assert!(is_admit(&limiter.admit(ip("127.0.0.2"))));
     }
 

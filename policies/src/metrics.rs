@@ -14,6 +14,7 @@ pub const COMMAND_DURATION: &str = "rampart_command_duration_seconds";
 pub const CLASS_IN_FLIGHT: &str = "rampart_class_in_flight";
 pub const REQUESTS_IN_FLIGHT: &str = "rampart_requests_in_flight";
 pub const INFLIGHT_WAITS: &str = "rampart_inflight_waits_total";
+pub const CLASS_WAITS: &str = "rampart_class_waits_total";
 pub const CONNECTIONS_ACCEPTED: &str = "rampart_connections_accepted_total";
 pub const CONNECTIONS_REJECTED: &str = "rampart_connections_rejected_total";
 pub const CONNECTIONS_OPEN: &str = "rampart_connections_open";

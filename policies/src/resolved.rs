@@ -54,7 +54,10 @@ pub struct Resolved {
     pub connections: ConnectionPolicy,
     /// 0 = unlimited.
     pub inflight_max: u64,
+    /// How long a refused command may wait for its class (zero: not at all).
     pub wait: Duration,
+    /// Requests of one client waiting for one class at once.
+    pub queue_max: usize,
     pub min_retry: Duration,
     pub max_retry: Duration,
     pub classes: ClassTable,
@@ -63,6 +66,10 @@ pub struct Resolved {
     /// Configured limits per ACL user name.
     pub users: BTreeMap<String, Limits>,
 }
+
+/// Bound of `admission.queue_max`: more waiting requests per client than
+/// any pool has connections would only be a buffer for a runaway client.
+const MAX_QUEUE: u32 = 10_000;
 
 fn parse_net(text: &str) -> Option<IpNet> {
     match text.parse::<IpNet>() {
@@ -115,6 +122,11 @@ impl PolicyConfig {
             return Err(ConfigError::Invalid(
                 "admission.wait_ms: at most 60000 (waits must stay short)".into(),
             ));
+        }
+        if a.queue_max > MAX_QUEUE {
+            return Err(ConfigError::Invalid(format!(
+                "admission.queue_max: at most {MAX_QUEUE} (lines must stay short)"
+            )));
         }
         let classes = classes::build_table(&self.classes, &self.commands, available_cpus())?;
         let pp = &self.proxy_protocol;
@@ -179,7 +191,13 @@ impl PolicyConfig {
                 cidr,
             },
             inflight_max: self.inflight.max.unwrap_or_else(default_inflight_max),
-            wait: Duration::from_millis(a.wait_ms),
+            // No line, no waiting: either 0 turns it off.
+            wait: if a.queue_max == 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(a.wait_ms)
+            },
+            queue_max: a.queue_max as usize,
             min_retry: Duration::from_millis(a.min_retry_ms),
             max_retry: Duration::from_millis(a.max_retry_ms),
             classes,
@@ -201,10 +219,14 @@ mod tests {
     fn defaults_match_the_spec() {
         let r = PolicyConfig::default().resolve().unwrap();
         assert!(r.enabled);
-        assert_eq!(r.connections.per_ip_max, 8);
+        assert_eq!(
+            r.connections.per_ip_max, 128,
+            "a pool of 50 from one host fits, twice"
+        );
         assert_eq!(r.connections.reject_rate_per_sec, 20);
         assert_eq!(r.connections.reject_burst, 20);
-        assert_eq!(r.wait, Duration::ZERO);
+        assert_eq!(r.wait, Duration::from_millis(1000), "paced, not refused");
+        assert_eq!(r.queue_max, 64);
         assert!(r.inflight_max >= 8192);
         assert_eq!(
             r.classes.class_max("heavy"),
@@ -253,6 +275,19 @@ mod tests {
         assert!(neither.resolve().is_err());
         let retry = parse("[admission]\nmin_retry_ms = 0\n");
         assert!(retry.resolve().is_err());
+        let wait = parse("[admission]\nwait_ms = 60001\n");
+        assert!(wait.resolve().unwrap_err().to_string().contains("wait_ms"));
+        let line = parse("[admission]\nqueue_max = 10001\n");
+        assert!(line
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("queue_max"));
+        // Either knob at 0 turns waiting off.
+        let no_line = parse("[admission]\nqueue_max = 0\n").resolve().unwrap();
+        assert_eq!(no_line.wait, Duration::ZERO);
+        let no_wait = parse("[admission]\nwait_ms = 0\n").resolve().unwrap();
+        assert_eq!(no_wait.wait, Duration::ZERO);
         let pp = parse("[proxy_protocol]\nenabled = true\ntrusted = [\"lb\"]\n");
         assert!(pp.resolve().unwrap_err().to_string().contains("lb"));
     }

@@ -546,7 +546,7 @@ mod tests {
         for shown in [
             "[default: 127.0.0.1:6379]",
             "[default: 127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103]",
-            "(policies.connections.per_ip_max) [default: 8]",
+            "(policies.connections.per_ip_max) [default: 128]",
             "[default: 83886080]",
         ] {
             assert!(help.contains(shown), "{shown} missing from:\n{help}");

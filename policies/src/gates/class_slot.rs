@@ -1,7 +1,8 @@
 //! Gate: a slot of the command's class. Bounded concurrency per class, with
 //! sub-pools that reserve slots of their parent. Nothing here queues without
 //! bound: a full class refuses at once, and [`Slot::retry_on_release`] lets
-//! the caller wait a short bounded time for a release.
+//! the caller wait until a deadline for a release (the caller's line,
+//! [`super::queue`], decides who may).
 //!
 //! **Sub-pools.** A top-level class with `max = M` and sub-pools each with a
 //! `reserve` r_i and their own `max` m_i: a sub-pool may take a slot while it
@@ -187,27 +188,27 @@ impl Slot {
         self.group.lock().retry_after(self.member, min, max)
     }
 
-    /// Runs `attempt` until it succeeds or `wait` has passed, trying again
+    /// Runs `attempt` until it succeeds, until it fails in a way `waits`
+    /// says is not worth waiting for, or until `deadline`, trying again
     /// whenever a slot of this class's group is released (or a reload
     /// changes its limits). On time out the last refusal is returned.
     pub async fn retry_on_release<T, E>(
         &self,
-        wait: Duration,
+        deadline: Instant,
         mut attempt: impl FnMut() -> Result<T, E>,
+        waits: impl Fn(&E) -> bool,
     ) -> Result<T, E> {
-        let first = attempt();
-        if first.is_ok() || wait.is_zero() {
-            return first;
-        }
-        let deadline = Instant::now() + wait;
         self.group.waiters.fetch_add(1, Ordering::AcqRel);
         let _unregister = WaiterGuard(&self.group.waiters);
         loop {
+            // Registered before the attempt, so a release between the
+            // attempt and the wait is not missed.
             let freed = self.group.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
             match attempt() {
                 Ok(p) => return Ok(p),
+                Err(refused) if !waits(&refused) => return Err(refused),
                 Err(refused) => {
                     if tokio::time::timeout_at(deadline, freed).await.is_err() {
                         return attempt().map_err(|_| refused);
@@ -423,17 +424,27 @@ mod tests {
             "clamped"
         );
         // A bounded wait that expires first is still refused...
+        let soon = Instant::now() + Duration::from_millis(50);
         let waited = admin
-            .retry_on_release(Duration::from_millis(50), || admin.try_acquire(MIN, MAX))
+            .retry_on_release(soon, || admin.try_acquire(MIN, MAX), |_| true)
             .await
             .unwrap_err();
         assert_eq!(waited.class, "admin");
+        // ...one told not to wait returns at once...
+        let now = Instant::now();
+        let later = now + Duration::from_secs(1);
+        let refused = admin
+            .retry_on_release(later, || admin.try_acquire(MIN, MAX), |_| false)
+            .await;
+        assert!(refused.is_err());
+        assert_eq!(Instant::now(), now);
         // ...and one that sees the slot freed gets it.
         let waiter = {
             let admin = admin.clone();
             tokio::spawn(async move {
+                let later = Instant::now() + Duration::from_secs(1);
                 admin
-                    .retry_on_release(Duration::from_secs(1), || admin.try_acquire(MIN, MAX))
+                    .retry_on_release(later, || admin.try_acquire(MIN, MAX), |_| true)
                     .await
             })
         };

@@ -103,6 +103,24 @@ impl ClientShare {
         }))
     }
 
+    /// What [`ClientShare::try_acquire`] would answer now, without counting
+    /// anything: the refusal of a request that waited in vain.
+    pub fn check(&self, client: Option<(ClientKey, Option<u32>)>) -> Result<(), ShareFull> {
+        let state = self.lock();
+        let Some((client, own)) = client else {
+            return Ok(());
+        };
+        let bound = own.unwrap_or(state.per_client);
+        let held = state.by_client.get(&client).copied().unwrap_or(0);
+        if bound == 0 || held < bound {
+            return Ok(());
+        }
+        Err(ShareFull {
+            held,
+            max: state.class_max,
+        })
+    }
+
     /// Requests of `client` counted now.
     pub fn held_by(&self, client: &ClientKey) -> u32 {
         self.lock().by_client.get(client).copied().unwrap_or(0)
@@ -131,6 +149,12 @@ mod tests {
             share.try_acquire(ip("10.0.0.1")).unwrap_err(),
             ShareFull { held: 2, max: 8 }
         );
+        assert_eq!(
+            share.check(ip("10.0.0.1")).unwrap_err(),
+            ShareFull { held: 2, max: 8 },
+            "check counts nothing and answers like try_acquire"
+        );
+        assert!(share.check(ip("10.0.0.2")).is_ok() && share.check(None).is_ok());
         let _o = share.try_acquire(ip("10.0.0.2")).unwrap();
         // No client (the rest of a pipeline): nothing is counted.
         assert!(share.try_acquire(None).unwrap().is_none());

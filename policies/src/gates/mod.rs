@@ -9,13 +9,19 @@
 //! 4. [`inflight`]: the proxy-wide in-flight cap (waited for, never a
 //!    refusal).
 //!
-//! The first three are per class, bundled in a [`ClassGates`]; [`Gates`]
+//! A request refused by 2 or 3 may wait, up to a deadline, in its client's
+//! line of the class ([`queue`]) and try again when a slot is released; a
+//! refusal by 1 is never waited for.
+//!
+//! The first three and the line are per class, bundled in a
+//! [`ClassGates`]; [`Gates`]
 //! keeps their state across reloads. [`Refused`] is every refusal with its
 //! retry hint, and its text is the reply.
 
 pub mod class_slot;
 pub mod client_share;
 pub mod inflight;
+pub mod queue;
 pub mod time_budget;
 
 use std::collections::HashMap;
@@ -26,6 +32,7 @@ use crate::classes::ClassTable;
 use crate::metrics::CommandMetrics;
 use class_slot::{ClassFull, Pools, Slot};
 use client_share::{ClientShare, ShareFull};
+use queue::WaitLines;
 use time_budget::{ClientBudget, OverBudget};
 
 /// The `-BUSY` text (without the leading '-') for a full class.
@@ -74,6 +81,14 @@ pub enum Refused {
 }
 
 impl Refused {
+    /// Whether waiting can end this refusal: a full class or a spent share
+    /// frees up when a running command ends. A spent time budget is the
+    /// client's own doing, paid off only with time, and is answered at
+    /// once (its hint says exactly when to come back).
+    pub fn worth_waiting(&self) -> bool {
+        !matches!(self, Refused::ClientTime { .. })
+    }
+
     /// Counts the refusal in `rampart_commands_rejected_total{reason}`.
     pub fn count(&self, metrics: &CommandMetrics) {
         let counter = match self {
@@ -90,12 +105,14 @@ impl Refused {
 pub struct ClassGates {
     pub budget: Arc<ClientBudget>,
     pub share: Arc<ClientShare>,
+    pub lines: Arc<WaitLines>,
     pub slot: Slot,
 }
 
 /// The state of every class's gates, kept across reloads: slots by class
-/// in its top-level class's pool, per-client counts and debts by (top-level
-/// class, class), so permits taken before a reload are still counted.
+/// in its top-level class's pool, per-client counts, debts and lines by
+/// (top-level class, class), so permits taken before a reload are still
+/// counted and waiting requests keep their places.
 #[derive(Debug, Default)]
 pub struct Gates {
     pools: Pools,
@@ -106,6 +123,7 @@ pub struct Gates {
 struct PerClient {
     budget: Arc<ClientBudget>,
     share: Arc<ClientShare>,
+    lines: Arc<WaitLines>,
 }
 
 impl Gates {
@@ -142,6 +160,7 @@ impl Gates {
             .map(|(p, slot)| ClassGates {
                 budget: p.budget,
                 share: p.share,
+                lines: p.lines,
                 slot,
             })
             .collect()
