@@ -36,6 +36,7 @@ impl<'a> Reader<'a> {
         self.buf.len() - self.pos
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
