@@ -90,7 +90,7 @@ fn populate(con: &mut redis::Connection) {
             "b",
             "-inf",
             "c",
-            "1e300",
+            "1e10",
             "d",
         ]),
     );
