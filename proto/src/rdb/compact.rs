@@ -35,7 +35,7 @@ const LP_EOF: u8 = 0xff;
 /// The listpack element count that means "count them".
 const LP_UNKNOWN_COUNT: u16 = u16::MAX;
 
-fn bytes_at<'a>(blob: &'a [u8], at: usize, n: usize) -> Result<&'a [u8], RdbError> {
+fn bytes_at(blob: &[u8], at: usize, n: usize) -> Result<&[u8], RdbError> {
     blob.get(at..at.checked_add(n).ok_or(RdbError::BadFormat)?)
         .ok_or(RdbError::BadFormat)
 }
@@ -253,6 +253,9 @@ impl ListpackBuilder {
     }
 }
 
+/// A hash field and its value.
+pub type Pair = (Vec<u8>, Vec<u8>);
+
 const ZL_HEADER: usize = 10;
 const ZL_END: u8 = 0xff;
 const ZL_BIG_PREVLEN: u8 = 254;
@@ -338,7 +341,7 @@ pub fn intset(blob: &[u8]) -> Result<Vec<i64>, RdbError> {
 }
 
 /// The field/value pairs of a zipmap (hashes of RDB versions before 4).
-pub fn zipmap(blob: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, RdbError> {
+pub fn zipmap(blob: &[u8]) -> Result<Vec<Pair>, RdbError> {
     let mut at = 1; // zmlen: a hint only.
     let mut pairs = Vec::new();
     let len_at = |at: &mut usize| -> Result<Option<usize>, RdbError> {
@@ -358,10 +361,7 @@ pub fn zipmap(blob: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, RdbError> {
             }
         }
     };
-    loop {
-        let Some(klen) = len_at(&mut at)? else {
-            break;
-        };
+    while let Some(klen) = len_at(&mut at)? {
         let field = bytes_at(blob, at, klen)?.to_vec();
         at += klen;
         let vlen = len_at(&mut at)?.ok_or(RdbError::BadFormat)?;

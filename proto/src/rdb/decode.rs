@@ -170,7 +170,7 @@ fn bytes(items: Vec<Item<'_>>) -> Vec<Vec<u8>> {
 fn pairs<'i, 'a>(
     items: &'i [Item<'a>],
 ) -> Result<impl Iterator<Item = (Item<'a>, Item<'a>)> + 'i, RdbError> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(RdbError::BadFormat);
     }
     Ok(items.chunks_exact(2).map(|p| (p[0], p[1])))
@@ -420,7 +420,7 @@ fn stream_node(
         live += 1;
         out.push(StreamEntry { id, field_values });
     }
-    if live != count || dead != deleted || live == 0 && dead == 0 {
+    if live != count || dead != deleted || (live == 0 && dead == 0) {
         return Err(RdbError::BadFormat);
     }
     Ok(())
