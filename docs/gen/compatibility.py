@@ -69,6 +69,8 @@ PARTIAL = {
     "config|get": "The parameters in docs/config.md (encoding thresholds, maxmemory*, stream-node-max-*, notify-keyspace-events, busy-reply-threshold, timeout, proto-max-bulk-len, slowlog-*, latency-*, appendonly, save, databases); others are not listed. Several are report-only (docs/config.md says which).",
     "config|set": "The parameters of CONFIG GET; cluster parameters are replicated through Raft, proxy parameters apply to the proxy it is sent to; proto-max-bulk-len and databases are immutable (docs/config.md).",
     "config|rewrite": "Writes the proxy's own parameters to the `[redis]` section of its TOML config file; cluster parameters are kept by the cluster.",
+    "dump": "Redis's RDB payload (RDB version 10, loadable by Redis 7.0 and later); strings are not LZF-compressed (see dump-restore.md).",
+    "restore": "Takes Redis 2.x–7.2 payloads of strings, lists, sets, sorted sets, hashes and streams (not modules); IDLETIME and FREQ are validated but not kept (access times are not tracked); see dump-restore.md.",
     "config|resetstat": "Resets nothing: INFO shows no resettable counters, and Prometheus counters are never reset.",
 }
 
@@ -82,8 +84,6 @@ NOT_SUPPORTED = {
     "pfselftest": "Redis-internal self test.",
     "sort": "Planned (issue 18).",
     "sort_ro": "Planned (issue 18).",
-    "dump": "Planned (issue 18).",
-    "restore": "Planned (issue 18).",
     "restore-asking": "Redis Cluster migration internals.",
     "migrate": "Moves keys between Redis instances; Rampart moves slots between Raft groups itself (issue 22).",
     "move": "Planned with 16 databases (issue 18).",

@@ -101,186 +101,188 @@ pub(crate) fn lookup(name: &str) -> Option<&'static Docs> {
         "decrby" => &DOCS_92,
         "del" => &DOCS_93,
         "discard" => &DOCS_94,
-        "echo" => &DOCS_95,
-        "eval" => &DOCS_96,
-        "eval_ro" => &DOCS_97,
-        "evalsha" => &DOCS_98,
-        "evalsha_ro" => &DOCS_99,
-        "exec" => &DOCS_100,
-        "exists" => &DOCS_101,
-        "expire" => &DOCS_102,
-        "expireat" => &DOCS_103,
-        "expiretime" => &DOCS_104,
-        "fcall" => &DOCS_105,
-        "fcall_ro" => &DOCS_106,
-        "flushall" => &DOCS_107,
-        "flushdb" => &DOCS_108,
-        "function" => &DOCS_109,
-        "geoadd" => &DOCS_110,
-        "geodist" => &DOCS_111,
-        "geohash" => &DOCS_112,
-        "geopos" => &DOCS_113,
-        "georadius" => &DOCS_114,
-        "georadius_ro" => &DOCS_115,
-        "georadiusbymember" => &DOCS_116,
-        "georadiusbymember_ro" => &DOCS_117,
-        "geosearch" => &DOCS_118,
-        "geosearchstore" => &DOCS_119,
-        "get" => &DOCS_120,
-        "getbit" => &DOCS_121,
-        "getdel" => &DOCS_122,
-        "getex" => &DOCS_123,
-        "getrange" => &DOCS_124,
-        "getset" => &DOCS_125,
-        "hdel" => &DOCS_126,
-        "hello" => &DOCS_127,
-        "hexists" => &DOCS_128,
-        "hget" => &DOCS_129,
-        "hgetall" => &DOCS_130,
-        "hincrby" => &DOCS_131,
-        "hincrbyfloat" => &DOCS_132,
-        "hkeys" => &DOCS_133,
-        "hlen" => &DOCS_134,
-        "hmget" => &DOCS_135,
-        "hmset" => &DOCS_136,
-        "hrandfield" => &DOCS_137,
-        "hscan" => &DOCS_138,
-        "hset" => &DOCS_139,
-        "hsetnx" => &DOCS_140,
-        "hstrlen" => &DOCS_141,
-        "hvals" => &DOCS_142,
-        "incr" => &DOCS_143,
-        "incrby" => &DOCS_144,
-        "incrbyfloat" => &DOCS_145,
-        "info" => &DOCS_146,
-        "keys" => &DOCS_147,
-        "lcs" => &DOCS_148,
-        "lindex" => &DOCS_149,
-        "linsert" => &DOCS_150,
-        "llen" => &DOCS_151,
-        "lmove" => &DOCS_152,
-        "lmpop" => &DOCS_153,
-        "lpop" => &DOCS_154,
-        "lpos" => &DOCS_155,
-        "lpush" => &DOCS_156,
-        "lpushx" => &DOCS_157,
-        "lrange" => &DOCS_158,
-        "lrem" => &DOCS_159,
-        "lset" => &DOCS_160,
-        "ltrim" => &DOCS_161,
-        "mget" => &DOCS_162,
-        "mset" => &DOCS_163,
-        "msetnx" => &DOCS_164,
-        "multi" => &DOCS_165,
-        "object" => &DOCS_166,
-        "persist" => &DOCS_167,
-        "pexpire" => &DOCS_168,
-        "pexpireat" => &DOCS_169,
-        "pexpiretime" => &DOCS_170,
-        "pfadd" => &DOCS_171,
-        "pfcount" => &DOCS_172,
-        "pfmerge" => &DOCS_173,
-        "ping" => &DOCS_174,
-        "psetex" => &DOCS_175,
-        "psubscribe" => &DOCS_176,
-        "pttl" => &DOCS_177,
-        "publish" => &DOCS_178,
-        "pubsub" => &DOCS_179,
-        "punsubscribe" => &DOCS_180,
-        "quit" => &DOCS_181,
-        "randomkey" => &DOCS_182,
-        "rename" => &DOCS_183,
-        "renamenx" => &DOCS_184,
-        "reset" => &DOCS_185,
-        "rpop" => &DOCS_186,
-        "rpoplpush" => &DOCS_187,
-        "rpush" => &DOCS_188,
-        "rpushx" => &DOCS_189,
-        "sadd" => &DOCS_190,
-        "scan" => &DOCS_191,
-        "scard" => &DOCS_192,
-        "script" => &DOCS_193,
-        "sdiff" => &DOCS_194,
-        "sdiffstore" => &DOCS_195,
-        "select" => &DOCS_196,
-        "set" => &DOCS_197,
-        "setbit" => &DOCS_198,
-        "setex" => &DOCS_199,
-        "setnx" => &DOCS_200,
-        "setrange" => &DOCS_201,
-        "sinter" => &DOCS_202,
-        "sintercard" => &DOCS_203,
-        "sinterstore" => &DOCS_204,
-        "sismember" => &DOCS_205,
-        "smembers" => &DOCS_206,
-        "smismember" => &DOCS_207,
-        "smove" => &DOCS_208,
-        "spop" => &DOCS_209,
-        "spublish" => &DOCS_210,
-        "srandmember" => &DOCS_211,
-        "srem" => &DOCS_212,
-        "sscan" => &DOCS_213,
-        "ssubscribe" => &DOCS_214,
-        "strlen" => &DOCS_215,
-        "subscribe" => &DOCS_216,
-        "substr" => &DOCS_217,
-        "sunion" => &DOCS_218,
-        "sunionstore" => &DOCS_219,
-        "sunsubscribe" => &DOCS_220,
-        "time" => &DOCS_221,
-        "ttl" => &DOCS_222,
-        "type" => &DOCS_223,
-        "unlink" => &DOCS_224,
-        "unsubscribe" => &DOCS_225,
-        "unwatch" => &DOCS_226,
-        "watch" => &DOCS_227,
-        "xack" => &DOCS_228,
-        "xadd" => &DOCS_229,
-        "xautoclaim" => &DOCS_230,
-        "xclaim" => &DOCS_231,
-        "xdel" => &DOCS_232,
-        "xgroup" => &DOCS_233,
-        "xinfo" => &DOCS_234,
-        "xlen" => &DOCS_235,
-        "xpending" => &DOCS_236,
-        "xrange" => &DOCS_237,
-        "xread" => &DOCS_238,
-        "xreadgroup" => &DOCS_239,
-        "xrevrange" => &DOCS_240,
-        "xsetid" => &DOCS_241,
-        "xtrim" => &DOCS_242,
-        "zadd" => &DOCS_243,
-        "zcard" => &DOCS_244,
-        "zcount" => &DOCS_245,
-        "zdiff" => &DOCS_246,
-        "zdiffstore" => &DOCS_247,
-        "zincrby" => &DOCS_248,
-        "zinter" => &DOCS_249,
-        "zintercard" => &DOCS_250,
-        "zinterstore" => &DOCS_251,
-        "zlexcount" => &DOCS_252,
-        "zmpop" => &DOCS_253,
-        "zmscore" => &DOCS_254,
-        "zpopmax" => &DOCS_255,
-        "zpopmin" => &DOCS_256,
-        "zrandmember" => &DOCS_257,
-        "zrange" => &DOCS_258,
-        "zrangebylex" => &DOCS_259,
-        "zrangebyscore" => &DOCS_260,
-        "zrangestore" => &DOCS_261,
-        "zrank" => &DOCS_262,
-        "zrem" => &DOCS_263,
-        "zremrangebylex" => &DOCS_264,
-        "zremrangebyrank" => &DOCS_265,
-        "zremrangebyscore" => &DOCS_266,
-        "zrevrange" => &DOCS_267,
-        "zrevrangebylex" => &DOCS_268,
-        "zrevrangebyscore" => &DOCS_269,
-        "zrevrank" => &DOCS_270,
-        "zscan" => &DOCS_271,
-        "zscore" => &DOCS_272,
-        "zunion" => &DOCS_273,
-        "zunionstore" => &DOCS_274,
+        "dump" => &DOCS_95,
+        "echo" => &DOCS_96,
+        "eval" => &DOCS_97,
+        "eval_ro" => &DOCS_98,
+        "evalsha" => &DOCS_99,
+        "evalsha_ro" => &DOCS_100,
+        "exec" => &DOCS_101,
+        "exists" => &DOCS_102,
+        "expire" => &DOCS_103,
+        "expireat" => &DOCS_104,
+        "expiretime" => &DOCS_105,
+        "fcall" => &DOCS_106,
+        "fcall_ro" => &DOCS_107,
+        "flushall" => &DOCS_108,
+        "flushdb" => &DOCS_109,
+        "function" => &DOCS_110,
+        "geoadd" => &DOCS_111,
+        "geodist" => &DOCS_112,
+        "geohash" => &DOCS_113,
+        "geopos" => &DOCS_114,
+        "georadius" => &DOCS_115,
+        "georadius_ro" => &DOCS_116,
+        "georadiusbymember" => &DOCS_117,
+        "georadiusbymember_ro" => &DOCS_118,
+        "geosearch" => &DOCS_119,
+        "geosearchstore" => &DOCS_120,
+        "get" => &DOCS_121,
+        "getbit" => &DOCS_122,
+        "getdel" => &DOCS_123,
+        "getex" => &DOCS_124,
+        "getrange" => &DOCS_125,
+        "getset" => &DOCS_126,
+        "hdel" => &DOCS_127,
+        "hello" => &DOCS_128,
+        "hexists" => &DOCS_129,
+        "hget" => &DOCS_130,
+        "hgetall" => &DOCS_131,
+        "hincrby" => &DOCS_132,
+        "hincrbyfloat" => &DOCS_133,
+        "hkeys" => &DOCS_134,
+        "hlen" => &DOCS_135,
+        "hmget" => &DOCS_136,
+        "hmset" => &DOCS_137,
+        "hrandfield" => &DOCS_138,
+        "hscan" => &DOCS_139,
+        "hset" => &DOCS_140,
+        "hsetnx" => &DOCS_141,
+        "hstrlen" => &DOCS_142,
+        "hvals" => &DOCS_143,
+        "incr" => &DOCS_144,
+        "incrby" => &DOCS_145,
+        "incrbyfloat" => &DOCS_146,
+        "info" => &DOCS_147,
+        "keys" => &DOCS_148,
+        "lcs" => &DOCS_149,
+        "lindex" => &DOCS_150,
+        "linsert" => &DOCS_151,
+        "llen" => &DOCS_152,
+        "lmove" => &DOCS_153,
+        "lmpop" => &DOCS_154,
+        "lpop" => &DOCS_155,
+        "lpos" => &DOCS_156,
+        "lpush" => &DOCS_157,
+        "lpushx" => &DOCS_158,
+        "lrange" => &DOCS_159,
+        "lrem" => &DOCS_160,
+        "lset" => &DOCS_161,
+        "ltrim" => &DOCS_162,
+        "mget" => &DOCS_163,
+        "mset" => &DOCS_164,
+        "msetnx" => &DOCS_165,
+        "multi" => &DOCS_166,
+        "object" => &DOCS_167,
+        "persist" => &DOCS_168,
+        "pexpire" => &DOCS_169,
+        "pexpireat" => &DOCS_170,
+        "pexpiretime" => &DOCS_171,
+        "pfadd" => &DOCS_172,
+        "pfcount" => &DOCS_173,
+        "pfmerge" => &DOCS_174,
+        "ping" => &DOCS_175,
+        "psetex" => &DOCS_176,
+        "psubscribe" => &DOCS_177,
+        "pttl" => &DOCS_178,
+        "publish" => &DOCS_179,
+        "pubsub" => &DOCS_180,
+        "punsubscribe" => &DOCS_181,
+        "quit" => &DOCS_182,
+        "randomkey" => &DOCS_183,
+        "rename" => &DOCS_184,
+        "renamenx" => &DOCS_185,
+        "reset" => &DOCS_186,
+        "restore" => &DOCS_187,
+        "rpop" => &DOCS_188,
+        "rpoplpush" => &DOCS_189,
+        "rpush" => &DOCS_190,
+        "rpushx" => &DOCS_191,
+        "sadd" => &DOCS_192,
+        "scan" => &DOCS_193,
+        "scard" => &DOCS_194,
+        "script" => &DOCS_195,
+        "sdiff" => &DOCS_196,
+        "sdiffstore" => &DOCS_197,
+        "select" => &DOCS_198,
+        "set" => &DOCS_199,
+        "setbit" => &DOCS_200,
+        "setex" => &DOCS_201,
+        "setnx" => &DOCS_202,
+        "setrange" => &DOCS_203,
+        "sinter" => &DOCS_204,
+        "sintercard" => &DOCS_205,
+        "sinterstore" => &DOCS_206,
+        "sismember" => &DOCS_207,
+        "smembers" => &DOCS_208,
+        "smismember" => &DOCS_209,
+        "smove" => &DOCS_210,
+        "spop" => &DOCS_211,
+        "spublish" => &DOCS_212,
+        "srandmember" => &DOCS_213,
+        "srem" => &DOCS_214,
+        "sscan" => &DOCS_215,
+        "ssubscribe" => &DOCS_216,
+        "strlen" => &DOCS_217,
+        "subscribe" => &DOCS_218,
+        "substr" => &DOCS_219,
+        "sunion" => &DOCS_220,
+        "sunionstore" => &DOCS_221,
+        "sunsubscribe" => &DOCS_222,
+        "time" => &DOCS_223,
+        "ttl" => &DOCS_224,
+        "type" => &DOCS_225,
+        "unlink" => &DOCS_226,
+        "unsubscribe" => &DOCS_227,
+        "unwatch" => &DOCS_228,
+        "watch" => &DOCS_229,
+        "xack" => &DOCS_230,
+        "xadd" => &DOCS_231,
+        "xautoclaim" => &DOCS_232,
+        "xclaim" => &DOCS_233,
+        "xdel" => &DOCS_234,
+        "xgroup" => &DOCS_235,
+        "xinfo" => &DOCS_236,
+        "xlen" => &DOCS_237,
+        "xpending" => &DOCS_238,
+        "xrange" => &DOCS_239,
+        "xread" => &DOCS_240,
+        "xreadgroup" => &DOCS_241,
+        "xrevrange" => &DOCS_242,
+        "xsetid" => &DOCS_243,
+        "xtrim" => &DOCS_244,
+        "zadd" => &DOCS_245,
+        "zcard" => &DOCS_246,
+        "zcount" => &DOCS_247,
+        "zdiff" => &DOCS_248,
+        "zdiffstore" => &DOCS_249,
+        "zincrby" => &DOCS_250,
+        "zinter" => &DOCS_251,
+        "zintercard" => &DOCS_252,
+        "zinterstore" => &DOCS_253,
+        "zlexcount" => &DOCS_254,
+        "zmpop" => &DOCS_255,
+        "zmscore" => &DOCS_256,
+        "zpopmax" => &DOCS_257,
+        "zpopmin" => &DOCS_258,
+        "zrandmember" => &DOCS_259,
+        "zrange" => &DOCS_260,
+        "zrangebylex" => &DOCS_261,
+        "zrangebyscore" => &DOCS_262,
+        "zrangestore" => &DOCS_263,
+        "zrank" => &DOCS_264,
+        "zrem" => &DOCS_265,
+        "zremrangebylex" => &DOCS_266,
+        "zremrangebyrank" => &DOCS_267,
+        "zremrangebyscore" => &DOCS_268,
+        "zrevrange" => &DOCS_269,
+        "zrevrangebylex" => &DOCS_270,
+        "zrevrangebyscore" => &DOCS_271,
+        "zrevrank" => &DOCS_272,
+        "zscan" => &DOCS_273,
+        "zscore" => &DOCS_274,
+        "zunion" => &DOCS_275,
+        "zunionstore" => &DOCS_276,
         _ => return None,
     })
 }
@@ -1446,8 +1448,11 @@ static DOCS_94: Docs = Docs {
     arguments: &[],
 };
 
+/// dump
+static DOCS_95: Docs = Docs { complexity: "O(1) to access the key and additional O(N*M) to serialize it, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0)] };
+
 /// echo
-static DOCS_95: Docs = Docs {
+static DOCS_96: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1457,21 +1462,6 @@ static DOCS_95: Docs = Docs {
 };
 
 /// eval
-static DOCS_96: Docs = Docs {
-    complexity: "Depends on the script that is executed.",
-    doc_flags: &[],
-    deprecated_since: None,
-    replaced_by: None,
-    history: &[],
-    arguments: &[
-        Arg::new("script", ArgType::String),
-        Arg::new("numkeys", ArgType::Integer),
-        Arg::key("key", 0).flags(OPTIONAL | MULTIPLE),
-        Arg::new("arg", ArgType::String).flags(OPTIONAL | MULTIPLE),
-    ],
-};
-
-/// eval_ro
 static DOCS_97: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
@@ -1486,7 +1476,7 @@ static DOCS_97: Docs = Docs {
     ],
 };
 
-/// evalsha
+/// eval_ro
 static DOCS_98: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
@@ -1494,14 +1484,14 @@ static DOCS_98: Docs = Docs {
     replaced_by: None,
     history: &[],
     arguments: &[
-        Arg::new("sha1", ArgType::String),
+        Arg::new("script", ArgType::String),
         Arg::new("numkeys", ArgType::Integer),
         Arg::key("key", 0).flags(OPTIONAL | MULTIPLE),
         Arg::new("arg", ArgType::String).flags(OPTIONAL | MULTIPLE),
     ],
 };
 
-/// evalsha_ro
+/// evalsha
 static DOCS_99: Docs = Docs {
     complexity: "Depends on the script that is executed.",
     doc_flags: &[],
@@ -1516,8 +1506,23 @@ static DOCS_99: Docs = Docs {
     ],
 };
 
-/// exec
+/// evalsha_ro
 static DOCS_100: Docs = Docs {
+    complexity: "Depends on the script that is executed.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::new("sha1", ArgType::String),
+        Arg::new("numkeys", ArgType::Integer),
+        Arg::key("key", 0).flags(OPTIONAL | MULTIPLE),
+        Arg::new("arg", ArgType::String).flags(OPTIONAL | MULTIPLE),
+    ],
+};
+
+/// exec
+static DOCS_101: Docs = Docs {
     complexity: "Depends on commands in the transaction",
     doc_flags: &[],
     deprecated_since: None,
@@ -1527,7 +1532,7 @@ static DOCS_100: Docs = Docs {
 };
 
 /// exists
-static DOCS_101: Docs = Docs {
+static DOCS_102: Docs = Docs {
     complexity: "O(N) where N is the number of keys to check.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1537,7 +1542,7 @@ static DOCS_101: Docs = Docs {
 };
 
 /// expire
-static DOCS_102: Docs = Docs {
+static DOCS_103: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1559,7 +1564,7 @@ static DOCS_102: Docs = Docs {
 };
 
 /// expireat
-static DOCS_103: Docs = Docs {
+static DOCS_104: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1581,7 +1586,7 @@ static DOCS_103: Docs = Docs {
 };
 
 /// expiretime
-static DOCS_104: Docs = Docs {
+static DOCS_105: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1591,21 +1596,6 @@ static DOCS_104: Docs = Docs {
 };
 
 /// fcall
-static DOCS_105: Docs = Docs {
-    complexity: "Depends on the function that is executed.",
-    doc_flags: &[],
-    deprecated_since: None,
-    replaced_by: None,
-    history: &[],
-    arguments: &[
-        Arg::new("function", ArgType::String),
-        Arg::new("numkeys", ArgType::Integer),
-        Arg::key("key", 0).flags(OPTIONAL | MULTIPLE),
-        Arg::new("arg", ArgType::String).flags(OPTIONAL | MULTIPLE),
-    ],
-};
-
-/// fcall_ro
 static DOCS_106: Docs = Docs {
     complexity: "Depends on the function that is executed.",
     doc_flags: &[],
@@ -1620,8 +1610,23 @@ static DOCS_106: Docs = Docs {
     ],
 };
 
-/// flushall
+/// fcall_ro
 static DOCS_107: Docs = Docs {
+    complexity: "Depends on the function that is executed.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[
+        Arg::new("function", ArgType::String),
+        Arg::new("numkeys", ArgType::Integer),
+        Arg::key("key", 0).flags(OPTIONAL | MULTIPLE),
+        Arg::new("arg", ArgType::String).flags(OPTIONAL | MULTIPLE),
+    ],
+};
+
+/// flushall
+static DOCS_108: Docs = Docs {
     complexity: "O(N) where N is the total number of keys in all databases",
     doc_flags: &[],
     deprecated_since: None,
@@ -1641,7 +1646,7 @@ static DOCS_107: Docs = Docs {
 };
 
 /// flushdb
-static DOCS_108: Docs = Docs {
+static DOCS_109: Docs = Docs {
     complexity: "O(N) where N is the number of keys in the selected database",
     doc_flags: &[],
     deprecated_since: None,
@@ -1661,7 +1666,7 @@ static DOCS_108: Docs = Docs {
 };
 
 /// function
-static DOCS_109: Docs = Docs {
+static DOCS_110: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1671,7 +1676,7 @@ static DOCS_109: Docs = Docs {
 };
 
 /// geoadd
-static DOCS_110: Docs = Docs {
+static DOCS_111: Docs = Docs {
     complexity:
         "O(log(N)) for each item added, where N is the number of elements in the sorted set.",
     doc_flags: &[],
@@ -1702,7 +1707,7 @@ static DOCS_110: Docs = Docs {
 };
 
 /// geodist
-static DOCS_111: Docs = Docs {
+static DOCS_112: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -1722,7 +1727,7 @@ static DOCS_111: Docs = Docs {
 };
 
 /// geohash
-static DOCS_112: Docs = Docs {
+static DOCS_113: Docs = Docs {
     complexity:
         "O(log(N)) for each member requested, where N is the number of elements in the sorted set.",
     doc_flags: &[],
@@ -1736,7 +1741,7 @@ static DOCS_112: Docs = Docs {
 };
 
 /// geopos
-static DOCS_113: Docs = Docs {
+static DOCS_114: Docs = Docs {
     complexity: "O(N) where N is the number of members requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1749,25 +1754,25 @@ static DOCS_113: Docs = Docs {
 };
 
 /// georadius
-static DOCS_114: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`."), ("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::key("key", 1).token("STORE").flags(OPTIONAL), Arg::key("key", 2).token("STOREDIST").flags(OPTIONAL)] };
+static DOCS_115: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`."), ("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::key("key", 1).token("STORE").flags(OPTIONAL), Arg::key("key", 2).token("STOREDIST").flags(OPTIONAL)] };
 
 /// georadius_ro
-static DOCS_115: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`.")], arguments: &[Arg::key("key", 0), Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")])] };
+static DOCS_116: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`.")], arguments: &[Arg::key("key", 0), Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")])] };
 
 /// georadiusbymember
-static DOCS_116: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::key("key", 1).token("STORE").flags(OPTIONAL), Arg::key("key", 2).token("STOREDIST").flags(OPTIONAL)] };
+static DOCS_117: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::key("key", 1).token("STORE").flags(OPTIONAL), Arg::key("key", 2).token("STOREDIST").flags(OPTIONAL)] };
 
 /// georadiusbymember_ro
-static DOCS_117: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")])] };
+static DOCS_118: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String), Arg::new("radius", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")])] };
 
 /// geosearch
-static DOCS_118: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("from", ArgType::OneOf).args(&[Arg::new("member", ArgType::String).token("FROMMEMBER"), Arg::new("longitude_latitude", ArgType::Block).token("FROMLONLAT").args(&[Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double)])]), Arg::new("by", ArgType::OneOf).args(&[Arg::new("circle", ArgType::Block).args(&[Arg::new("radius", ArgType::Double).token("BYRADIUS"), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])]), Arg::new("box", ArgType::Block).args(&[Arg::new("width", ArgType::Double).token("BYBOX"), Arg::new("height", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])])]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL)] };
+static DOCS_119: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("key", 0), Arg::new("from", ArgType::OneOf).args(&[Arg::new("member", ArgType::String).token("FROMMEMBER"), Arg::new("longitude_latitude", ArgType::Block).token("FROMLONLAT").args(&[Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double)])]), Arg::new("by", ArgType::OneOf).args(&[Arg::new("circle", ArgType::Block).args(&[Arg::new("radius", ArgType::Double).token("BYRADIUS"), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])]), Arg::new("box", ArgType::Block).args(&[Arg::new("width", ArgType::Double).token("BYBOX"), Arg::new("height", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])])]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("withcoord", ArgType::PureToken).token("WITHCOORD").flags(OPTIONAL), Arg::new("withdist", ArgType::PureToken).token("WITHDIST").flags(OPTIONAL), Arg::new("withhash", ArgType::PureToken).token("WITHHASH").flags(OPTIONAL)] };
 
 /// geosearchstore
-static DOCS_119: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("destination", 0), Arg::key("source", 1), Arg::new("from", ArgType::OneOf).args(&[Arg::new("member", ArgType::String).token("FROMMEMBER"), Arg::new("longitude_latitude", ArgType::Block).token("FROMLONLAT").args(&[Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double)])]), Arg::new("by", ArgType::OneOf).args(&[Arg::new("circle", ArgType::Block).args(&[Arg::new("radius", ArgType::Double).token("BYRADIUS"), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])]), Arg::new("box", ArgType::Block).args(&[Arg::new("width", ArgType::Double).token("BYBOX"), Arg::new("height", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])])]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("storedist", ArgType::PureToken).token("STOREDIST").flags(OPTIONAL)] };
+static DOCS_120: Docs = Docs { complexity: "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[Arg::key("destination", 0), Arg::key("source", 1), Arg::new("from", ArgType::OneOf).args(&[Arg::new("member", ArgType::String).token("FROMMEMBER"), Arg::new("longitude_latitude", ArgType::Block).token("FROMLONLAT").args(&[Arg::new("longitude", ArgType::Double), Arg::new("latitude", ArgType::Double)])]), Arg::new("by", ArgType::OneOf).args(&[Arg::new("circle", ArgType::Block).args(&[Arg::new("radius", ArgType::Double).token("BYRADIUS"), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])]), Arg::new("box", ArgType::Block).args(&[Arg::new("width", ArgType::Double).token("BYBOX"), Arg::new("height", ArgType::Double), Arg::new("unit", ArgType::OneOf).args(&[Arg::new("m", ArgType::PureToken).token("M"), Arg::new("km", ArgType::PureToken).token("KM"), Arg::new("ft", ArgType::PureToken).token("FT"), Arg::new("mi", ArgType::PureToken).token("MI")])])]), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("count", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("count", ArgType::Integer).token("COUNT"), Arg::new("any", ArgType::PureToken).token("ANY").flags(OPTIONAL)]), Arg::new("storedist", ArgType::PureToken).token("STOREDIST").flags(OPTIONAL)] };
 
 /// get
-static DOCS_120: Docs = Docs {
+static DOCS_121: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1777,7 +1782,7 @@ static DOCS_120: Docs = Docs {
 };
 
 /// getbit
-static DOCS_121: Docs = Docs {
+static DOCS_122: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1787,7 +1792,7 @@ static DOCS_121: Docs = Docs {
 };
 
 /// getdel
-static DOCS_122: Docs = Docs {
+static DOCS_123: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1797,7 +1802,7 @@ static DOCS_122: Docs = Docs {
 };
 
 /// getex
-static DOCS_123: Docs = Docs {
+static DOCS_124: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1818,10 +1823,10 @@ static DOCS_123: Docs = Docs {
 };
 
 /// getrange
-static DOCS_124: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
+static DOCS_125: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
 
 /// getset
-static DOCS_125: Docs = Docs {
+static DOCS_126: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -1831,7 +1836,7 @@ static DOCS_125: Docs = Docs {
 };
 
 /// hdel
-static DOCS_126: Docs = Docs {
+static DOCS_127: Docs = Docs {
     complexity: "O(N) where N is the number of fields to be removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1844,19 +1849,9 @@ static DOCS_126: Docs = Docs {
 };
 
 /// hello
-static DOCS_127: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")], arguments: &[Arg::new("arguments", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("protover", ArgType::Integer), Arg::new("username_password", ArgType::Block).token("AUTH").flags(OPTIONAL).args(&[Arg::new("username", ArgType::String), Arg::new("password", ArgType::String)]), Arg::new("clientname", ArgType::String).token("SETNAME").flags(OPTIONAL)])] };
+static DOCS_128: Docs = Docs { complexity: "O(1)", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")], arguments: &[Arg::new("arguments", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("protover", ArgType::Integer), Arg::new("username_password", ArgType::Block).token("AUTH").flags(OPTIONAL).args(&[Arg::new("username", ArgType::String), Arg::new("password", ArgType::String)]), Arg::new("clientname", ArgType::String).token("SETNAME").flags(OPTIONAL)])] };
 
 /// hexists
-static DOCS_128: Docs = Docs {
-    complexity: "O(1)",
-    doc_flags: &[],
-    deprecated_since: None,
-    replaced_by: None,
-    history: &[],
-    arguments: &[Arg::key("key", 0), Arg::new("field", ArgType::String)],
-};
-
-/// hget
 static DOCS_129: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
@@ -1866,8 +1861,18 @@ static DOCS_129: Docs = Docs {
     arguments: &[Arg::key("key", 0), Arg::new("field", ArgType::String)],
 };
 
-/// hgetall
+/// hget
 static DOCS_130: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[Arg::key("key", 0), Arg::new("field", ArgType::String)],
+};
+
+/// hgetall
+static DOCS_131: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1877,7 +1882,7 @@ static DOCS_130: Docs = Docs {
 };
 
 /// hincrby
-static DOCS_131: Docs = Docs {
+static DOCS_132: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1891,7 +1896,7 @@ static DOCS_131: Docs = Docs {
 };
 
 /// hincrbyfloat
-static DOCS_132: Docs = Docs {
+static DOCS_133: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1905,7 +1910,7 @@ static DOCS_132: Docs = Docs {
 };
 
 /// hkeys
-static DOCS_133: Docs = Docs {
+static DOCS_134: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1915,7 +1920,7 @@ static DOCS_133: Docs = Docs {
 };
 
 /// hlen
-static DOCS_134: Docs = Docs {
+static DOCS_135: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1925,7 +1930,7 @@ static DOCS_134: Docs = Docs {
 };
 
 /// hmget
-static DOCS_135: Docs = Docs {
+static DOCS_136: Docs = Docs {
     complexity: "O(N) where N is the number of fields being requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -1938,7 +1943,7 @@ static DOCS_135: Docs = Docs {
 };
 
 /// hmset
-static DOCS_136: Docs = Docs {
+static DOCS_137: Docs = Docs {
     complexity: "O(N) where N is the number of fields being set.",
     doc_flags: &["deprecated"],
     deprecated_since: Some("4.0.0"),
@@ -1956,7 +1961,7 @@ static DOCS_136: Docs = Docs {
 };
 
 /// hrandfield
-static DOCS_137: Docs = Docs {
+static DOCS_138: Docs = Docs {
     complexity: "O(N) where N is the number of fields returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -1974,13 +1979,13 @@ static DOCS_137: Docs = Docs {
 };
 
 /// hscan
-static DOCS_138: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_139: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// hset
-static DOCS_139: Docs = Docs { complexity: "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `field` and `value` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
+static DOCS_140: Docs = Docs { complexity: "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `field` and `value` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
 
 /// hsetnx
-static DOCS_140: Docs = Docs {
+static DOCS_141: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -1994,7 +1999,7 @@ static DOCS_140: Docs = Docs {
 };
 
 /// hstrlen
-static DOCS_141: Docs = Docs {
+static DOCS_142: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2004,7 +2009,7 @@ static DOCS_141: Docs = Docs {
 };
 
 /// hvals
-static DOCS_142: Docs = Docs {
+static DOCS_143: Docs = Docs {
     complexity: "O(N) where N is the size of the hash.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2014,7 +2019,7 @@ static DOCS_142: Docs = Docs {
 };
 
 /// incr
-static DOCS_143: Docs = Docs {
+static DOCS_144: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2024,7 +2029,7 @@ static DOCS_143: Docs = Docs {
 };
 
 /// incrby
-static DOCS_144: Docs = Docs {
+static DOCS_145: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2034,7 +2039,7 @@ static DOCS_144: Docs = Docs {
 };
 
 /// incrbyfloat
-static DOCS_145: Docs = Docs {
+static DOCS_146: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2044,7 +2049,7 @@ static DOCS_145: Docs = Docs {
 };
 
 /// info
-static DOCS_146: Docs = Docs {
+static DOCS_147: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2057,10 +2062,10 @@ static DOCS_146: Docs = Docs {
 };
 
 /// keys
-static DOCS_147: Docs = Docs { complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern)] };
+static DOCS_148: Docs = Docs { complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern)] };
 
 /// lcs
-static DOCS_148: Docs = Docs {
+static DOCS_149: Docs = Docs {
     complexity: "O(N*M) where N and M are the lengths of s1 and s2, respectively",
     doc_flags: &[],
     deprecated_since: None,
@@ -2085,13 +2090,13 @@ static DOCS_148: Docs = Docs {
 };
 
 /// lindex
-static DOCS_149: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer)] };
+static DOCS_150: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer)] };
 
 /// linsert
-static DOCS_150: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("where", ArgType::OneOf).args(&[Arg::new("before", ArgType::PureToken).token("BEFORE"), Arg::new("after", ArgType::PureToken).token("AFTER")]), Arg::new("pivot", ArgType::String), Arg::new("element", ArgType::String)] };
+static DOCS_151: Docs = Docs { complexity: "O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("where", ArgType::OneOf).args(&[Arg::new("before", ArgType::PureToken).token("BEFORE"), Arg::new("after", ArgType::PureToken).token("AFTER")]), Arg::new("pivot", ArgType::String), Arg::new("element", ArgType::String)] };
 
 /// llen
-static DOCS_151: Docs = Docs {
+static DOCS_152: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2101,7 +2106,7 @@ static DOCS_151: Docs = Docs {
 };
 
 /// lmove
-static DOCS_152: Docs = Docs {
+static DOCS_153: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2122,7 +2127,7 @@ static DOCS_152: Docs = Docs {
 };
 
 /// lmpop
-static DOCS_153: Docs = Docs {
+static DOCS_154: Docs = Docs {
     complexity:
         "O(N+M) where N is the number of provided keys and M is the number of elements returned.",
     doc_flags: &[],
@@ -2143,7 +2148,7 @@ static DOCS_153: Docs = Docs {
 };
 
 /// lpop
-static DOCS_154: Docs = Docs {
+static DOCS_155: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -2158,19 +2163,19 @@ static DOCS_154: Docs = Docs {
 };
 
 /// lpos
-static DOCS_155: Docs = Docs { complexity: "O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String), Arg::new("rank", ArgType::Integer).token("RANK").flags(OPTIONAL), Arg::new("num-matches", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("len", ArgType::Integer).token("MAXLEN").flags(OPTIONAL)] };
+static DOCS_156: Docs = Docs { complexity: "O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String), Arg::new("rank", ArgType::Integer).token("RANK").flags(OPTIONAL), Arg::new("num-matches", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("len", ArgType::Integer).token("MAXLEN").flags(OPTIONAL)] };
 
 /// lpush
-static DOCS_156: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_157: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// lpushx
-static DOCS_157: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_158: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// lrange
-static DOCS_158: Docs = Docs { complexity: "O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
+static DOCS_159: Docs = Docs { complexity: "O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
 
 /// lrem
-static DOCS_159: Docs = Docs {
+static DOCS_160: Docs = Docs {
     complexity: "O(N+M) where N is the length of the list and M is the number of elements removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2184,10 +2189,10 @@ static DOCS_159: Docs = Docs {
 };
 
 /// lset
-static DOCS_160: Docs = Docs { complexity: "O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer), Arg::new("element", ArgType::String)] };
+static DOCS_161: Docs = Docs { complexity: "O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("index", ArgType::Integer), Arg::new("element", ArgType::String)] };
 
 /// ltrim
-static DOCS_161: Docs = Docs {
+static DOCS_162: Docs = Docs {
     complexity: "O(N) where N is the number of elements to be removed by the operation.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2201,7 +2206,7 @@ static DOCS_161: Docs = Docs {
 };
 
 /// mget
-static DOCS_162: Docs = Docs {
+static DOCS_163: Docs = Docs {
     complexity: "O(N) where N is the number of keys to retrieve.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2211,18 +2216,6 @@ static DOCS_162: Docs = Docs {
 };
 
 /// mset
-static DOCS_163: Docs = Docs {
-    complexity: "O(N) where N is the number of keys to set.",
-    doc_flags: &[],
-    deprecated_since: None,
-    replaced_by: None,
-    history: &[],
-    arguments: &[Arg::new("key_value", ArgType::Block)
-        .flags(MULTIPLE)
-        .args(&[Arg::key("key", 0), Arg::new("value", ArgType::String)])],
-};
-
-/// msetnx
 static DOCS_164: Docs = Docs {
     complexity: "O(N) where N is the number of keys to set.",
     doc_flags: &[],
@@ -2234,8 +2227,20 @@ static DOCS_164: Docs = Docs {
         .args(&[Arg::key("key", 0), Arg::new("value", ArgType::String)])],
 };
 
-/// multi
+/// msetnx
 static DOCS_165: Docs = Docs {
+    complexity: "O(N) where N is the number of keys to set.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[Arg::new("key_value", ArgType::Block)
+        .flags(MULTIPLE)
+        .args(&[Arg::key("key", 0), Arg::new("value", ArgType::String)])],
+};
+
+/// multi
+static DOCS_166: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2245,7 +2250,7 @@ static DOCS_165: Docs = Docs {
 };
 
 /// object
-static DOCS_166: Docs = Docs {
+static DOCS_167: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2255,7 +2260,7 @@ static DOCS_166: Docs = Docs {
 };
 
 /// persist
-static DOCS_167: Docs = Docs {
+static DOCS_168: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2265,7 +2270,7 @@ static DOCS_167: Docs = Docs {
 };
 
 /// pexpire
-static DOCS_168: Docs = Docs {
+static DOCS_169: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2287,7 +2292,7 @@ static DOCS_168: Docs = Docs {
 };
 
 /// pexpireat
-static DOCS_169: Docs = Docs {
+static DOCS_170: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2309,7 +2314,7 @@ static DOCS_169: Docs = Docs {
 };
 
 /// pexpiretime
-static DOCS_170: Docs = Docs {
+static DOCS_171: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2319,7 +2324,7 @@ static DOCS_170: Docs = Docs {
 };
 
 /// pfadd
-static DOCS_171: Docs = Docs {
+static DOCS_172: Docs = Docs {
     complexity: "O(1) to add every element.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2332,10 +2337,10 @@ static DOCS_171: Docs = Docs {
 };
 
 /// pfcount
-static DOCS_172: Docs = Docs { complexity: "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_173: Docs = Docs { complexity: "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// pfmerge
-static DOCS_173: Docs = Docs {
+static DOCS_174: Docs = Docs {
     complexity: "O(N) to merge N HyperLogLogs, but with high constant times.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2348,7 +2353,7 @@ static DOCS_173: Docs = Docs {
 };
 
 /// ping
-static DOCS_174: Docs = Docs {
+static DOCS_175: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2358,7 +2363,7 @@ static DOCS_174: Docs = Docs {
 };
 
 /// psetex
-static DOCS_175: Docs = Docs {
+static DOCS_176: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2372,7 +2377,7 @@ static DOCS_175: Docs = Docs {
 };
 
 /// psubscribe
-static DOCS_176: Docs = Docs {
+static DOCS_177: Docs = Docs {
     complexity: "O(N) where N is the number of patterns the client is already subscribed to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2384,7 +2389,7 @@ static DOCS_176: Docs = Docs {
 };
 
 /// pttl
-static DOCS_177: Docs = Docs {
+static DOCS_178: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2394,10 +2399,10 @@ static DOCS_177: Docs = Docs {
 };
 
 /// publish
-static DOCS_178: Docs = Docs { complexity: "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("channel", ArgType::String), Arg::new("message", ArgType::String)] };
+static DOCS_179: Docs = Docs { complexity: "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("channel", ArgType::String), Arg::new("message", ArgType::String)] };
 
 /// pubsub
-static DOCS_179: Docs = Docs {
+static DOCS_180: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2407,19 +2412,9 @@ static DOCS_179: Docs = Docs {
 };
 
 /// punsubscribe
-static DOCS_180: Docs = Docs { complexity: "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL | MULTIPLE)] };
+static DOCS_181: Docs = Docs { complexity: "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("pattern", ArgType::Pattern).flags(OPTIONAL | MULTIPLE)] };
 
 /// quit
-static DOCS_181: Docs = Docs {
-    complexity: "O(1)",
-    doc_flags: &[],
-    deprecated_since: None,
-    replaced_by: None,
-    history: &[],
-    arguments: &[],
-};
-
-/// randomkey
 static DOCS_182: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
@@ -2429,8 +2424,18 @@ static DOCS_182: Docs = Docs {
     arguments: &[],
 };
 
-/// rename
+/// randomkey
 static DOCS_183: Docs = Docs {
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[],
+};
+
+/// rename
+static DOCS_184: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2440,7 +2445,7 @@ static DOCS_183: Docs = Docs {
 };
 
 /// renamenx
-static DOCS_184: Docs = Docs {
+static DOCS_185: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2453,7 +2458,7 @@ static DOCS_184: Docs = Docs {
 };
 
 /// reset
-static DOCS_185: Docs = Docs {
+static DOCS_186: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2462,8 +2467,11 @@ static DOCS_185: Docs = Docs {
     arguments: &[],
 };
 
+/// restore
+static DOCS_187: Docs = Docs { complexity: "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("3.0.0", "Added the `REPLACE` modifier."), ("5.0.0", "Added the `ABSTTL` modifier."), ("5.0.0", "Added the `IDLETIME` and `FREQ` options.")], arguments: &[Arg::key("key", 0), Arg::new("ttl", ArgType::Integer), Arg::new("serialized-value", ArgType::String), Arg::new("replace", ArgType::PureToken).token("REPLACE").since("3.0.0").flags(OPTIONAL), Arg::new("absttl", ArgType::PureToken).token("ABSTTL").since("5.0.0").flags(OPTIONAL), Arg::new("seconds", ArgType::Integer).token("IDLETIME").since("5.0.0").flags(OPTIONAL), Arg::new("frequency", ArgType::Integer).token("FREQ").since("5.0.0").flags(OPTIONAL)] };
+
 /// rpop
-static DOCS_186: Docs = Docs {
+static DOCS_188: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -2478,7 +2486,7 @@ static DOCS_186: Docs = Docs {
 };
 
 /// rpoplpush
-static DOCS_187: Docs = Docs {
+static DOCS_189: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &["deprecated"],
     deprecated_since: Some("6.2.0"),
@@ -2488,19 +2496,19 @@ static DOCS_187: Docs = Docs {
 };
 
 /// rpush
-static DOCS_188: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_190: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// rpushx
-static DOCS_189: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
+static DOCS_191: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `element` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("element", ArgType::String).flags(MULTIPLE)] };
 
 /// sadd
-static DOCS_190: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `member` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
+static DOCS_192: Docs = Docs { complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `member` arguments.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
 
 /// scan
-static DOCS_191: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `TYPE` subcommand.")], arguments: &[Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("type", ArgType::String).token("TYPE").since("6.0.0").flags(OPTIONAL)] };
+static DOCS_193: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `TYPE` subcommand.")], arguments: &[Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("type", ArgType::String).token("TYPE").since("6.0.0").flags(OPTIONAL)] };
 
 /// scard
-static DOCS_192: Docs = Docs {
+static DOCS_194: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2510,7 +2518,7 @@ static DOCS_192: Docs = Docs {
 };
 
 /// script
-static DOCS_193: Docs = Docs {
+static DOCS_195: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2520,7 +2528,7 @@ static DOCS_193: Docs = Docs {
 };
 
 /// sdiff
-static DOCS_194: Docs = Docs {
+static DOCS_196: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2530,7 +2538,7 @@ static DOCS_194: Docs = Docs {
 };
 
 /// sdiffstore
-static DOCS_195: Docs = Docs {
+static DOCS_197: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2543,7 +2551,7 @@ static DOCS_195: Docs = Docs {
 };
 
 /// select
-static DOCS_196: Docs = Docs {
+static DOCS_198: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2553,7 +2561,7 @@ static DOCS_196: Docs = Docs {
 };
 
 /// set
-static DOCS_197: Docs = Docs {
+static DOCS_199: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2604,7 +2612,7 @@ static DOCS_197: Docs = Docs {
 };
 
 /// setbit
-static DOCS_198: Docs = Docs {
+static DOCS_200: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2618,7 +2626,7 @@ static DOCS_198: Docs = Docs {
 };
 
 /// setex
-static DOCS_199: Docs = Docs {
+static DOCS_201: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2632,7 +2640,7 @@ static DOCS_199: Docs = Docs {
 };
 
 /// setnx
-static DOCS_200: Docs = Docs {
+static DOCS_202: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2642,19 +2650,19 @@ static DOCS_200: Docs = Docs {
 };
 
 /// setrange
-static DOCS_201: Docs = Docs { complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("offset", ArgType::Integer), Arg::new("value", ArgType::String)] };
+static DOCS_203: Docs = Docs { complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("offset", ArgType::Integer), Arg::new("value", ArgType::String)] };
 
 /// sinter
-static DOCS_202: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_204: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// sintercard
-static DOCS_203: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
+static DOCS_205: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
 
 /// sinterstore
-static DOCS_204: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::key("key", 1).flags(MULTIPLE)] };
+static DOCS_206: Docs = Docs { complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::key("key", 1).flags(MULTIPLE)] };
 
 /// sismember
-static DOCS_205: Docs = Docs {
+static DOCS_207: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2664,7 +2672,7 @@ static DOCS_205: Docs = Docs {
 };
 
 /// smembers
-static DOCS_206: Docs = Docs {
+static DOCS_208: Docs = Docs {
     complexity: "O(N) where N is the set cardinality.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2674,7 +2682,7 @@ static DOCS_206: Docs = Docs {
 };
 
 /// smismember
-static DOCS_207: Docs = Docs {
+static DOCS_209: Docs = Docs {
     complexity: "O(N) where N is the number of elements being checked for membership",
     doc_flags: &[],
     deprecated_since: None,
@@ -2687,7 +2695,7 @@ static DOCS_207: Docs = Docs {
 };
 
 /// smove
-static DOCS_208: Docs = Docs {
+static DOCS_210: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2701,7 +2709,7 @@ static DOCS_208: Docs = Docs {
 };
 
 /// spop
-static DOCS_209: Docs = Docs {
+static DOCS_211: Docs = Docs {
     complexity:
         "Without the count argument O(1), otherwise O(N) where N is the value of the passed count.",
     doc_flags: &[],
@@ -2717,7 +2725,7 @@ static DOCS_209: Docs = Docs {
 };
 
 /// spublish
-static DOCS_210: Docs = Docs {
+static DOCS_212: Docs = Docs {
     complexity: "O(N) where N is the number of clients subscribed to the receiving shard channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2730,10 +2738,10 @@ static DOCS_210: Docs = Docs {
 };
 
 /// srandmember
-static DOCS_211: Docs = Docs { complexity: "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).since("2.6.0").flags(OPTIONAL)] };
+static DOCS_213: Docs = Docs { complexity: "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).since("2.6.0").flags(OPTIONAL)] };
 
 /// srem
-static DOCS_212: Docs = Docs {
+static DOCS_214: Docs = Docs {
     complexity: "O(N) where N is the number of members to be removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2746,10 +2754,10 @@ static DOCS_212: Docs = Docs {
 };
 
 /// sscan
-static DOCS_213: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_215: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// ssubscribe
-static DOCS_214: Docs = Docs {
+static DOCS_216: Docs = Docs {
     complexity: "O(N) where N is the number of shard channels to subscribe to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2759,7 +2767,7 @@ static DOCS_214: Docs = Docs {
 };
 
 /// strlen
-static DOCS_215: Docs = Docs {
+static DOCS_217: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2769,7 +2777,7 @@ static DOCS_215: Docs = Docs {
 };
 
 /// subscribe
-static DOCS_216: Docs = Docs {
+static DOCS_218: Docs = Docs {
     complexity: "O(N) where N is the number of channels to subscribe to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2779,10 +2787,10 @@ static DOCS_216: Docs = Docs {
 };
 
 /// substr
-static DOCS_217: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &["deprecated"], deprecated_since: Some("2.0.0"), replaced_by: Some("`GETRANGE`"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
+static DOCS_219: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &["deprecated"], deprecated_since: Some("2.0.0"), replaced_by: Some("`GETRANGE`"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
 
 /// sunion
-static DOCS_218: Docs = Docs {
+static DOCS_220: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2792,7 +2800,7 @@ static DOCS_218: Docs = Docs {
 };
 
 /// sunionstore
-static DOCS_219: Docs = Docs {
+static DOCS_221: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2805,7 +2813,7 @@ static DOCS_219: Docs = Docs {
 };
 
 /// sunsubscribe
-static DOCS_220: Docs = Docs {
+static DOCS_222: Docs = Docs {
     complexity: "O(N) where N is the number of clients already subscribed to a shard channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2815,7 +2823,7 @@ static DOCS_220: Docs = Docs {
 };
 
 /// time
-static DOCS_221: Docs = Docs {
+static DOCS_223: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2825,7 +2833,7 @@ static DOCS_221: Docs = Docs {
 };
 
 /// ttl
-static DOCS_222: Docs = Docs {
+static DOCS_224: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2835,7 +2843,7 @@ static DOCS_222: Docs = Docs {
 };
 
 /// type
-static DOCS_223: Docs = Docs {
+static DOCS_225: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2845,10 +2853,10 @@ static DOCS_223: Docs = Docs {
 };
 
 /// unlink
-static DOCS_224: Docs = Docs { complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_226: Docs = Docs { complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// unsubscribe
-static DOCS_225: Docs = Docs {
+static DOCS_227: Docs = Docs {
     complexity: "O(N) where N is the number of clients already subscribed to a channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2858,7 +2866,7 @@ static DOCS_225: Docs = Docs {
 };
 
 /// unwatch
-static DOCS_226: Docs = Docs {
+static DOCS_228: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2868,7 +2876,7 @@ static DOCS_226: Docs = Docs {
 };
 
 /// watch
-static DOCS_227: Docs = Docs {
+static DOCS_229: Docs = Docs {
     complexity: "O(1) for every key.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2878,7 +2886,7 @@ static DOCS_227: Docs = Docs {
 };
 
 /// xack
-static DOCS_228: Docs = Docs {
+static DOCS_230: Docs = Docs {
     complexity: "O(1) for each message ID processed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2892,13 +2900,13 @@ static DOCS_228: Docs = Docs {
 };
 
 /// xadd
-static DOCS_229: Docs = Docs { complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[Arg::key("key", 0), Arg::new("nomkstream", ArgType::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL), Arg::new("trim", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)]), Arg::new("id_or_auto", ArgType::OneOf).args(&[Arg::new("auto_id", ArgType::PureToken).token("*"), Arg::new("id", ArgType::String)]), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
+static DOCS_231: Docs = Docs { complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[Arg::key("key", 0), Arg::new("nomkstream", ArgType::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL), Arg::new("trim", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)]), Arg::new("id_or_auto", ArgType::OneOf).args(&[Arg::new("auto_id", ArgType::PureToken).token("*"), Arg::new("id", ArgType::String)]), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
 
 /// xautoclaim
-static DOCS_230: Docs = Docs { complexity: "O(1) if COUNT is small.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String), Arg::new("min-idle-time", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("justid", ArgType::PureToken).token("JUSTID").flags(OPTIONAL)] };
+static DOCS_232: Docs = Docs { complexity: "O(1) if COUNT is small.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String), Arg::new("min-idle-time", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("justid", ArgType::PureToken).token("JUSTID").flags(OPTIONAL)] };
 
 /// xclaim
-static DOCS_231: Docs = Docs {
+static DOCS_233: Docs = Docs {
     complexity: "O(log N) with N being the number of messages in the PEL of the consumer group.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2932,7 +2940,7 @@ static DOCS_231: Docs = Docs {
 };
 
 /// xdel
-static DOCS_232: Docs = Docs {
+static DOCS_234: Docs = Docs {
     complexity: "O(1) for each single item to delete in the stream, regardless of the stream size.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2945,7 +2953,7 @@ static DOCS_232: Docs = Docs {
 };
 
 /// xgroup
-static DOCS_233: Docs = Docs {
+static DOCS_235: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2955,7 +2963,7 @@ static DOCS_233: Docs = Docs {
 };
 
 /// xinfo
-static DOCS_234: Docs = Docs {
+static DOCS_236: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2965,7 +2973,7 @@ static DOCS_234: Docs = Docs {
 };
 
 /// xlen
-static DOCS_235: Docs = Docs {
+static DOCS_237: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2975,22 +2983,22 @@ static DOCS_235: Docs = Docs {
 };
 
 /// xpending
-static DOCS_236: Docs = Docs { complexity: "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("filters", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("min-idle-time", ArgType::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer), Arg::new("consumer", ArgType::String).flags(OPTIONAL)])] };
+static DOCS_238: Docs = Docs { complexity: "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("filters", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("min-idle-time", ArgType::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer), Arg::new("consumer", ArgType::String).flags(OPTIONAL)])] };
 
 /// xrange
-static DOCS_237: Docs = Docs { complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_239: Docs = Docs { complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// xread
-static DOCS_238: Docs = Docs { complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
+static DOCS_240: Docs = Docs { complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
 
 /// xreadgroup
-static DOCS_239: Docs = Docs { complexity: "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("group_consumer", ArgType::Block).token("GROUP").args(&[Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String)]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("noack", ArgType::PureToken).token("NOACK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
+static DOCS_241: Docs = Docs { complexity: "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("group_consumer", ArgType::Block).token("GROUP").args(&[Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String)]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("noack", ArgType::PureToken).token("NOACK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
 
 /// xrevrange
-static DOCS_240: Docs = Docs { complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("end", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_242: Docs = Docs { complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("end", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// xsetid
-static DOCS_241: Docs = Docs {
+static DOCS_243: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -3014,10 +3022,10 @@ static DOCS_241: Docs = Docs {
 };
 
 /// xtrim
-static DOCS_242: Docs = Docs { complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[Arg::key("key", 0), Arg::new("trim", ArgType::Block).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)])] };
+static DOCS_244: Docs = Docs { complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[Arg::key("key", 0), Arg::new("trim", ArgType::Block).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)])] };
 
 /// zadd
-static DOCS_243: Docs = Docs {
+static DOCS_245: Docs = Docs {
     complexity:
         "O(log(N)) for each item added, where N is the number of elements in the sorted set.",
     doc_flags: &[],
@@ -3062,7 +3070,7 @@ static DOCS_243: Docs = Docs {
 };
 
 /// zcard
-static DOCS_244: Docs = Docs {
+static DOCS_246: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -3072,7 +3080,7 @@ static DOCS_244: Docs = Docs {
 };
 
 /// zcount
-static DOCS_245: Docs = Docs {
+static DOCS_247: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -3086,13 +3094,13 @@ static DOCS_245: Docs = Docs {
 };
 
 /// zdiff
-static DOCS_246: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_248: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zdiffstore
-static DOCS_247: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE)] };
+static DOCS_249: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE)] };
 
 /// zincrby
-static DOCS_248: Docs = Docs {
+static DOCS_250: Docs = Docs {
     complexity: "O(log(N)) where N is the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -3106,16 +3114,16 @@ static DOCS_248: Docs = Docs {
 };
 
 /// zinter
-static DOCS_249: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_251: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zintercard
-static DOCS_250: Docs = Docs { complexity: "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
+static DOCS_252: Docs = Docs { complexity: "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
 
 /// zinterstore
-static DOCS_251: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
+static DOCS_253: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
 
 /// zlexcount
-static DOCS_252: Docs = Docs {
+static DOCS_254: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -3129,10 +3137,10 @@ static DOCS_252: Docs = Docs {
 };
 
 /// zmpop
-static DOCS_253: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_255: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// zmscore
-static DOCS_254: Docs = Docs {
+static DOCS_256: Docs = Docs {
     complexity: "O(N) where N is the number of members being requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -3145,13 +3153,13 @@ static DOCS_254: Docs = Docs {
 };
 
 /// zpopmax
-static DOCS_255: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
+static DOCS_257: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
 
 /// zpopmin
-static DOCS_256: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
+static DOCS_258: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
 
 /// zrandmember
-static DOCS_257: Docs = Docs {
+static DOCS_259: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -3169,19 +3177,19 @@ static DOCS_257: Docs = Docs {
 };
 
 /// zrange
-static DOCS_258: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("stop", ArgType::String), Arg::new("sortby", ArgType::OneOf).since("6.2.0").flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").since("6.2.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_260: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("stop", ArgType::String), Arg::new("sortby", ArgType::OneOf).since("6.2.0").flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").since("6.2.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zrangebylex
-static DOCS_259: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_261: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrangebyscore
-static DOCS_260: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_262: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrangestore
-static DOCS_261: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("dst", 0), Arg::key("src", 1), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("sortby", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_263: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("dst", 0), Arg::key("src", 1), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("sortby", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrank
-static DOCS_262: Docs = Docs {
+static DOCS_264: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -3191,28 +3199,28 @@ static DOCS_262: Docs = Docs {
 };
 
 /// zrem
-static DOCS_263: Docs = Docs { complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
+static DOCS_265: Docs = Docs { complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
 
 /// zremrangebylex
-static DOCS_264: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String)] };
+static DOCS_266: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String)] };
 
 /// zremrangebyrank
-static DOCS_265: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
+static DOCS_267: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
 
 /// zremrangebyscore
-static DOCS_266: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double)] };
+static DOCS_268: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double)] };
 
 /// zrevrange
-static DOCS_267: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_269: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zrevrangebylex
-static DOCS_268: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::String), Arg::new("min", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_270: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::String), Arg::new("min", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrevrangebyscore
-static DOCS_269: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::Double), Arg::new("min", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_271: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::Double), Arg::new("min", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrevrank
-static DOCS_270: Docs = Docs {
+static DOCS_272: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -3222,10 +3230,10 @@ static DOCS_270: Docs = Docs {
 };
 
 /// zscan
-static DOCS_271: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_273: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// zscore
-static DOCS_272: Docs = Docs {
+static DOCS_274: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -3235,7 +3243,7 @@ static DOCS_272: Docs = Docs {
 };
 
 /// zunion
-static DOCS_273: Docs = Docs { complexity: "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_275: Docs = Docs { complexity: "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zunionstore
-static DOCS_274: Docs = Docs { complexity: "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
+static DOCS_276: Docs = Docs { complexity: "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };

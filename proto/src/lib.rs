@@ -25,6 +25,7 @@ pub mod glob;
 pub mod key_spec;
 pub mod limits;
 pub mod parse;
+pub mod rdb;
 pub mod redis_config;
 pub mod reply;
 pub mod settings;

@@ -19,6 +19,7 @@ pub mod blocked;
 mod budget;
 mod collection;
 pub mod config;
+mod dump;
 mod geo;
 mod hashes;
 mod hyperloglog;
@@ -291,6 +292,7 @@ fn run_read<R: DataRead + ?Sized>(
         "lpos" => lists::lpos(r, args, now),
         "info" => server::info(r, args),
         "object" => object::object(r, args, now),
+        "dump" => dump::dump(r, args, now),
         "watch" => transactions::watch(r, args, now),
         "xlen" => streams::entries::xlen(r, args, now),
         "xrange" => streams::entries::xrange(r, args, now, false),
@@ -342,6 +344,7 @@ fn run_write(txn: &mut Txn<'_>, name: &str, args: &[Vec<u8>], now: i64) -> Optio
         "del" | "unlink" => keys::del(txn, args, now),
         "rename" => keys::rename(txn, args, now, false),
         "copy" => object::copy(txn, args, now),
+        "restore" => dump::restore(txn, args, now),
         "renamenx" => keys::rename(txn, args, now, true),
         "expire" => keys::expire(txn, args, now, keys::ExpireBase::RelativeSeconds, "expire"),
         "pexpire" => keys::expire(txn, args, now, keys::ExpireBase::RelativeMillis, "pexpire"),
