@@ -215,72 +215,75 @@ pub(crate) fn lookup(name: &str) -> Option<&'static Docs> {
         "smembers" => &DOCS_206,
         "smismember" => &DOCS_207,
         "smove" => &DOCS_208,
-        "spop" => &DOCS_209,
-        "spublish" => &DOCS_210,
-        "srandmember" => &DOCS_211,
-        "srem" => &DOCS_212,
-        "sscan" => &DOCS_213,
-        "ssubscribe" => &DOCS_214,
-        "strlen" => &DOCS_215,
-        "subscribe" => &DOCS_216,
-        "substr" => &DOCS_217,
-        "sunion" => &DOCS_218,
-        "sunionstore" => &DOCS_219,
-        "sunsubscribe" => &DOCS_220,
-        "time" => &DOCS_221,
-        "ttl" => &DOCS_222,
-        "type" => &DOCS_223,
-        "unlink" => &DOCS_224,
-        "unsubscribe" => &DOCS_225,
-        "unwatch" => &DOCS_226,
-        "watch" => &DOCS_227,
-        "xack" => &DOCS_228,
-        "xadd" => &DOCS_229,
-        "xautoclaim" => &DOCS_230,
-        "xclaim" => &DOCS_231,
-        "xdel" => &DOCS_232,
-        "xgroup" => &DOCS_233,
-        "xinfo" => &DOCS_234,
-        "xlen" => &DOCS_235,
-        "xpending" => &DOCS_236,
-        "xrange" => &DOCS_237,
-        "xread" => &DOCS_238,
-        "xreadgroup" => &DOCS_239,
-        "xrevrange" => &DOCS_240,
-        "xsetid" => &DOCS_241,
-        "xtrim" => &DOCS_242,
-        "zadd" => &DOCS_243,
-        "zcard" => &DOCS_244,
-        "zcount" => &DOCS_245,
-        "zdiff" => &DOCS_246,
-        "zdiffstore" => &DOCS_247,
-        "zincrby" => &DOCS_248,
-        "zinter" => &DOCS_249,
-        "zintercard" => &DOCS_250,
-        "zinterstore" => &DOCS_251,
-        "zlexcount" => &DOCS_252,
-        "zmpop" => &DOCS_253,
-        "zmscore" => &DOCS_254,
-        "zpopmax" => &DOCS_255,
-        "zpopmin" => &DOCS_256,
-        "zrandmember" => &DOCS_257,
-        "zrange" => &DOCS_258,
-        "zrangebylex" => &DOCS_259,
-        "zrangebyscore" => &DOCS_260,
-        "zrangestore" => &DOCS_261,
-        "zrank" => &DOCS_262,
-        "zrem" => &DOCS_263,
-        "zremrangebylex" => &DOCS_264,
-        "zremrangebyrank" => &DOCS_265,
-        "zremrangebyscore" => &DOCS_266,
-        "zrevrange" => &DOCS_267,
-        "zrevrangebylex" => &DOCS_268,
-        "zrevrangebyscore" => &DOCS_269,
-        "zrevrank" => &DOCS_270,
-        "zscan" => &DOCS_271,
-        "zscore" => &DOCS_272,
-        "zunion" => &DOCS_273,
-        "zunionstore" => &DOCS_274,
+        "sort" => &DOCS_209,
+        "sort_ro" => &DOCS_210,
+        "spop" => &DOCS_211,
+        "spublish" => &DOCS_212,
+        "srandmember" => &DOCS_213,
+        "srem" => &DOCS_214,
+        "sscan" => &DOCS_215,
+        "ssubscribe" => &DOCS_216,
+        "strlen" => &DOCS_217,
+        "subscribe" => &DOCS_218,
+        "substr" => &DOCS_219,
+        "sunion" => &DOCS_220,
+        "sunionstore" => &DOCS_221,
+        "sunsubscribe" => &DOCS_222,
+        "time" => &DOCS_223,
+        "touch" => &DOCS_224,
+        "ttl" => &DOCS_225,
+        "type" => &DOCS_226,
+        "unlink" => &DOCS_227,
+        "unsubscribe" => &DOCS_228,
+        "unwatch" => &DOCS_229,
+        "watch" => &DOCS_230,
+        "xack" => &DOCS_231,
+        "xadd" => &DOCS_232,
+        "xautoclaim" => &DOCS_233,
+        "xclaim" => &DOCS_234,
+        "xdel" => &DOCS_235,
+        "xgroup" => &DOCS_236,
+        "xinfo" => &DOCS_237,
+        "xlen" => &DOCS_238,
+        "xpending" => &DOCS_239,
+        "xrange" => &DOCS_240,
+        "xread" => &DOCS_241,
+        "xreadgroup" => &DOCS_242,
+        "xrevrange" => &DOCS_243,
+        "xsetid" => &DOCS_244,
+        "xtrim" => &DOCS_245,
+        "zadd" => &DOCS_246,
+        "zcard" => &DOCS_247,
+        "zcount" => &DOCS_248,
+        "zdiff" => &DOCS_249,
+        "zdiffstore" => &DOCS_250,
+        "zincrby" => &DOCS_251,
+        "zinter" => &DOCS_252,
+        "zintercard" => &DOCS_253,
+        "zinterstore" => &DOCS_254,
+        "zlexcount" => &DOCS_255,
+        "zmpop" => &DOCS_256,
+        "zmscore" => &DOCS_257,
+        "zpopmax" => &DOCS_258,
+        "zpopmin" => &DOCS_259,
+        "zrandmember" => &DOCS_260,
+        "zrange" => &DOCS_261,
+        "zrangebylex" => &DOCS_262,
+        "zrangebyscore" => &DOCS_263,
+        "zrangestore" => &DOCS_264,
+        "zrank" => &DOCS_265,
+        "zrem" => &DOCS_266,
+        "zremrangebylex" => &DOCS_267,
+        "zremrangebyrank" => &DOCS_268,
+        "zremrangebyscore" => &DOCS_269,
+        "zrevrange" => &DOCS_270,
+        "zrevrangebylex" => &DOCS_271,
+        "zrevrangebyscore" => &DOCS_272,
+        "zrevrank" => &DOCS_273,
+        "zscan" => &DOCS_274,
+        "zscore" => &DOCS_275,
+        "zunion" => &DOCS_276,
+        "zunionstore" => &DOCS_277,
         _ => return None,
     })
 }
@@ -2700,8 +2703,14 @@ static DOCS_208: Docs = Docs {
     ],
 };
 
+/// sort
+static DOCS_209: Docs = Docs { complexity: "O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of returned elements. When the elements are not sorted, complexity is O(N).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("pattern", ArgType::Pattern).token("BY").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("pattern", ArgType::Pattern).token("GET").flags(OPTIONAL | MULTIPLE | MULTIPLE_TOKEN), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("sorting", ArgType::PureToken).token("ALPHA").flags(OPTIONAL), Arg::key("destination", 2).token("STORE").flags(OPTIONAL)] };
+
+/// sort_ro
+static DOCS_210: Docs = Docs { complexity: "O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of returned elements. When the elements are not sorted, complexity is O(N).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("pattern", ArgType::Pattern).token("BY").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("pattern", ArgType::Pattern).token("GET").flags(OPTIONAL | MULTIPLE | MULTIPLE_TOKEN), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("sorting", ArgType::PureToken).token("ALPHA").flags(OPTIONAL)] };
+
 /// spop
-static DOCS_209: Docs = Docs {
+static DOCS_211: Docs = Docs {
     complexity:
         "Without the count argument O(1), otherwise O(N) where N is the value of the passed count.",
     doc_flags: &[],
@@ -2717,7 +2726,7 @@ static DOCS_209: Docs = Docs {
 };
 
 /// spublish
-static DOCS_210: Docs = Docs {
+static DOCS_212: Docs = Docs {
     complexity: "O(N) where N is the number of clients subscribed to the receiving shard channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2730,10 +2739,10 @@ static DOCS_210: Docs = Docs {
 };
 
 /// srandmember
-static DOCS_211: Docs = Docs { complexity: "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).since("2.6.0").flags(OPTIONAL)] };
+static DOCS_213: Docs = Docs { complexity: "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).since("2.6.0").flags(OPTIONAL)] };
 
 /// srem
-static DOCS_212: Docs = Docs {
+static DOCS_214: Docs = Docs {
     complexity: "O(N) where N is the number of members to be removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2746,10 +2755,10 @@ static DOCS_212: Docs = Docs {
 };
 
 /// sscan
-static DOCS_213: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_215: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// ssubscribe
-static DOCS_214: Docs = Docs {
+static DOCS_216: Docs = Docs {
     complexity: "O(N) where N is the number of shard channels to subscribe to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2759,7 +2768,7 @@ static DOCS_214: Docs = Docs {
 };
 
 /// strlen
-static DOCS_215: Docs = Docs {
+static DOCS_217: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2769,7 +2778,7 @@ static DOCS_215: Docs = Docs {
 };
 
 /// subscribe
-static DOCS_216: Docs = Docs {
+static DOCS_218: Docs = Docs {
     complexity: "O(N) where N is the number of channels to subscribe to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2779,10 +2788,10 @@ static DOCS_216: Docs = Docs {
 };
 
 /// substr
-static DOCS_217: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &["deprecated"], deprecated_since: Some("2.0.0"), replaced_by: Some("`GETRANGE`"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
+static DOCS_219: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &["deprecated"], deprecated_since: Some("2.0.0"), replaced_by: Some("`GETRANGE`"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
 
 /// sunion
-static DOCS_218: Docs = Docs {
+static DOCS_220: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2792,7 +2801,7 @@ static DOCS_218: Docs = Docs {
 };
 
 /// sunionstore
-static DOCS_219: Docs = Docs {
+static DOCS_221: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2805,7 +2814,7 @@ static DOCS_219: Docs = Docs {
 };
 
 /// sunsubscribe
-static DOCS_220: Docs = Docs {
+static DOCS_222: Docs = Docs {
     complexity: "O(N) where N is the number of clients already subscribed to a shard channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2815,7 +2824,7 @@ static DOCS_220: Docs = Docs {
 };
 
 /// time
-static DOCS_221: Docs = Docs {
+static DOCS_223: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2824,8 +2833,18 @@ static DOCS_221: Docs = Docs {
     arguments: &[],
 };
 
+/// touch
+static DOCS_224: Docs = Docs {
+    complexity: "O(N) where N is the number of keys that will be touched.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[Arg::key("key", 0).flags(MULTIPLE)],
+};
+
 /// ttl
-static DOCS_222: Docs = Docs {
+static DOCS_225: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2835,7 +2854,7 @@ static DOCS_222: Docs = Docs {
 };
 
 /// type
-static DOCS_223: Docs = Docs {
+static DOCS_226: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2845,10 +2864,10 @@ static DOCS_223: Docs = Docs {
 };
 
 /// unlink
-static DOCS_224: Docs = Docs { complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_227: Docs = Docs { complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// unsubscribe
-static DOCS_225: Docs = Docs {
+static DOCS_228: Docs = Docs {
     complexity: "O(N) where N is the number of clients already subscribed to a channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2858,7 +2877,7 @@ static DOCS_225: Docs = Docs {
 };
 
 /// unwatch
-static DOCS_226: Docs = Docs {
+static DOCS_229: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2868,7 +2887,7 @@ static DOCS_226: Docs = Docs {
 };
 
 /// watch
-static DOCS_227: Docs = Docs {
+static DOCS_230: Docs = Docs {
     complexity: "O(1) for every key.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2878,7 +2897,7 @@ static DOCS_227: Docs = Docs {
 };
 
 /// xack
-static DOCS_228: Docs = Docs {
+static DOCS_231: Docs = Docs {
     complexity: "O(1) for each message ID processed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2892,13 +2911,13 @@ static DOCS_228: Docs = Docs {
 };
 
 /// xadd
-static DOCS_229: Docs = Docs { complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[Arg::key("key", 0), Arg::new("nomkstream", ArgType::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL), Arg::new("trim", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)]), Arg::new("id_or_auto", ArgType::OneOf).args(&[Arg::new("auto_id", ArgType::PureToken).token("*"), Arg::new("id", ArgType::String)]), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
+static DOCS_232: Docs = Docs { complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[Arg::key("key", 0), Arg::new("nomkstream", ArgType::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL), Arg::new("trim", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)]), Arg::new("id_or_auto", ArgType::OneOf).args(&[Arg::new("auto_id", ArgType::PureToken).token("*"), Arg::new("id", ArgType::String)]), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
 
 /// xautoclaim
-static DOCS_230: Docs = Docs { complexity: "O(1) if COUNT is small.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String), Arg::new("min-idle-time", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("justid", ArgType::PureToken).token("JUSTID").flags(OPTIONAL)] };
+static DOCS_233: Docs = Docs { complexity: "O(1) if COUNT is small.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String), Arg::new("min-idle-time", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("justid", ArgType::PureToken).token("JUSTID").flags(OPTIONAL)] };
 
 /// xclaim
-static DOCS_231: Docs = Docs {
+static DOCS_234: Docs = Docs {
     complexity: "O(log N) with N being the number of messages in the PEL of the consumer group.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2932,7 +2951,7 @@ static DOCS_231: Docs = Docs {
 };
 
 /// xdel
-static DOCS_232: Docs = Docs {
+static DOCS_235: Docs = Docs {
     complexity: "O(1) for each single item to delete in the stream, regardless of the stream size.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2945,7 +2964,7 @@ static DOCS_232: Docs = Docs {
 };
 
 /// xgroup
-static DOCS_233: Docs = Docs {
+static DOCS_236: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2955,7 +2974,7 @@ static DOCS_233: Docs = Docs {
 };
 
 /// xinfo
-static DOCS_234: Docs = Docs {
+static DOCS_237: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2965,7 +2984,7 @@ static DOCS_234: Docs = Docs {
 };
 
 /// xlen
-static DOCS_235: Docs = Docs {
+static DOCS_238: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2975,22 +2994,22 @@ static DOCS_235: Docs = Docs {
 };
 
 /// xpending
-static DOCS_236: Docs = Docs { complexity: "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("filters", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("min-idle-time", ArgType::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer), Arg::new("consumer", ArgType::String).flags(OPTIONAL)])] };
+static DOCS_239: Docs = Docs { complexity: "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("filters", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("min-idle-time", ArgType::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer), Arg::new("consumer", ArgType::String).flags(OPTIONAL)])] };
 
 /// xrange
-static DOCS_237: Docs = Docs { complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_240: Docs = Docs { complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// xread
-static DOCS_238: Docs = Docs { complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
+static DOCS_241: Docs = Docs { complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
 
 /// xreadgroup
-static DOCS_239: Docs = Docs { complexity: "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("group_consumer", ArgType::Block).token("GROUP").args(&[Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String)]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("noack", ArgType::PureToken).token("NOACK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
+static DOCS_242: Docs = Docs { complexity: "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("group_consumer", ArgType::Block).token("GROUP").args(&[Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String)]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("noack", ArgType::PureToken).token("NOACK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
 
 /// xrevrange
-static DOCS_240: Docs = Docs { complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("end", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_243: Docs = Docs { complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("end", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// xsetid
-static DOCS_241: Docs = Docs {
+static DOCS_244: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -3014,10 +3033,10 @@ static DOCS_241: Docs = Docs {
 };
 
 /// xtrim
-static DOCS_242: Docs = Docs { complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[Arg::key("key", 0), Arg::new("trim", ArgType::Block).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)])] };
+static DOCS_245: Docs = Docs { complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[Arg::key("key", 0), Arg::new("trim", ArgType::Block).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)])] };
 
 /// zadd
-static DOCS_243: Docs = Docs {
+static DOCS_246: Docs = Docs {
     complexity:
         "O(log(N)) for each item added, where N is the number of elements in the sorted set.",
     doc_flags: &[],
@@ -3062,7 +3081,7 @@ static DOCS_243: Docs = Docs {
 };
 
 /// zcard
-static DOCS_244: Docs = Docs {
+static DOCS_247: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -3072,7 +3091,7 @@ static DOCS_244: Docs = Docs {
 };
 
 /// zcount
-static DOCS_245: Docs = Docs {
+static DOCS_248: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -3086,13 +3105,13 @@ static DOCS_245: Docs = Docs {
 };
 
 /// zdiff
-static DOCS_246: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_249: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zdiffstore
-static DOCS_247: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE)] };
+static DOCS_250: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE)] };
 
 /// zincrby
-static DOCS_248: Docs = Docs {
+static DOCS_251: Docs = Docs {
     complexity: "O(log(N)) where N is the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -3106,16 +3125,16 @@ static DOCS_248: Docs = Docs {
 };
 
 /// zinter
-static DOCS_249: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_252: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zintercard
-static DOCS_250: Docs = Docs { complexity: "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
+static DOCS_253: Docs = Docs { complexity: "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
 
 /// zinterstore
-static DOCS_251: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
+static DOCS_254: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
 
 /// zlexcount
-static DOCS_252: Docs = Docs {
+static DOCS_255: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -3129,10 +3148,10 @@ static DOCS_252: Docs = Docs {
 };
 
 /// zmpop
-static DOCS_253: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_256: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// zmscore
-static DOCS_254: Docs = Docs {
+static DOCS_257: Docs = Docs {
     complexity: "O(N) where N is the number of members being requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -3145,13 +3164,13 @@ static DOCS_254: Docs = Docs {
 };
 
 /// zpopmax
-static DOCS_255: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
+static DOCS_258: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
 
 /// zpopmin
-static DOCS_256: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
+static DOCS_259: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
 
 /// zrandmember
-static DOCS_257: Docs = Docs {
+static DOCS_260: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -3169,19 +3188,19 @@ static DOCS_257: Docs = Docs {
 };
 
 /// zrange
-static DOCS_258: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("stop", ArgType::String), Arg::new("sortby", ArgType::OneOf).since("6.2.0").flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").since("6.2.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_261: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("stop", ArgType::String), Arg::new("sortby", ArgType::OneOf).since("6.2.0").flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").since("6.2.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zrangebylex
-static DOCS_259: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_262: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrangebyscore
-static DOCS_260: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_263: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrangestore
-static DOCS_261: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("dst", 0), Arg::key("src", 1), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("sortby", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_264: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("dst", 0), Arg::key("src", 1), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("sortby", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrank
-static DOCS_262: Docs = Docs {
+static DOCS_265: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -3191,28 +3210,28 @@ static DOCS_262: Docs = Docs {
 };
 
 /// zrem
-static DOCS_263: Docs = Docs { complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
+static DOCS_266: Docs = Docs { complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
 
 /// zremrangebylex
-static DOCS_264: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String)] };
+static DOCS_267: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String)] };
 
 /// zremrangebyrank
-static DOCS_265: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
+static DOCS_268: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
 
 /// zremrangebyscore
-static DOCS_266: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double)] };
+static DOCS_269: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double)] };
 
 /// zrevrange
-static DOCS_267: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_270: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zrevrangebylex
-static DOCS_268: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::String), Arg::new("min", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_271: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::String), Arg::new("min", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrevrangebyscore
-static DOCS_269: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::Double), Arg::new("min", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_272: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::Double), Arg::new("min", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrevrank
-static DOCS_270: Docs = Docs {
+static DOCS_273: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -3222,10 +3241,10 @@ static DOCS_270: Docs = Docs {
 };
 
 /// zscan
-static DOCS_271: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_274: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// zscore
-static DOCS_272: Docs = Docs {
+static DOCS_275: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -3235,7 +3254,7 @@ static DOCS_272: Docs = Docs {
 };
 
 /// zunion
-static DOCS_273: Docs = Docs { complexity: "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_276: Docs = Docs { complexity: "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zunionstore
-static DOCS_274: Docs = Docs { complexity: "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
+static DOCS_277: Docs = Docs { complexity: "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
