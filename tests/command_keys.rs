@@ -80,6 +80,12 @@ const CASES: &[(&str, &str)] = &[
     ("BITFIELD k GET u8", "k RW|access|update"),
     ("BITOP AND d a b", "d OW|update; a RO|access; b RO|access"),
     ("LCS a b IDX", "a RO|access; b RO|access"),
+    // SORT's specs are "unknown" past the key: Redis's sortGetKeys decides.
+    ("SORT k BY w_* GET # STORE d", "k RO|access; d OW|update"),
+    ("SORT k LIMIT store x STORE d2", "k RO|access; d2 OW|update"),
+    ("SORT k store a store b", "k RO|access; b OW|update"),
+    ("SORT_RO k BY w_* GET #", "k RO|access"),
+    ("TOUCH a b", "a RO; b RO"),
 ];
 
 /// A GETKEYSANDFLAGS reply in the compact form of [`CASES`].

@@ -71,6 +71,9 @@ PARTIAL = {
     "config|rewrite": "Writes the proxy's own parameters to the `[redis]` section of its TOML config file; cluster parameters are kept by the cluster.",
     "dump": "Redis's RDB payload (RDB version 10, loadable by Redis 7.0 and later); strings are not LZF-compressed (see dump-restore.md).",
     "restore": "Takes Redis 2.x–7.2 payloads of strings, lists, sets, sorted sets, hashes and streams (not modules); IDLETIME and FREQ are validated but not kept (access times are not tracked); see dump-restore.md.",
+    "sort": "BY and GET patterns read any key (one Raft group holds them all; once keys are sharded, issue 21, they will have to hash to the sorted key's slot as in Redis Cluster). ALPHA compares bytes (Redis's strcoll in the C locale). `BY nosort` on a set returns Rampart's stored order (Redis's is unspecified too); always a replicated write, as Redis flags it.",
+    "sort_ro": "As SORT.",
+    "touch": "Counts the keys that exist; access times are not tracked (no LRU/LFU).",
     "config|resetstat": "Resets nothing: INFO shows no resettable counters, and Prometheus counters are never reset.",
 }
 
@@ -82,13 +85,10 @@ NOT_SUPPORTED = {
     "readwrite": "As READONLY.",
     "pfdebug": "Redis-internal debugging command.",
     "pfselftest": "Redis-internal self test.",
-    "sort": "Planned (issue 18).",
-    "sort_ro": "Planned (issue 18).",
     "restore-asking": "Redis Cluster migration internals.",
     "migrate": "Moves keys between Redis instances; Rampart moves slots between Raft groups itself (issue 22).",
     "move": "Planned with 16 databases (issue 18).",
     "swapdb": "Planned with 16 databases (issue 18).",
-    "touch": "Not implemented yet.",
     "lastsave": "No RDB: every write is in the Raft log and RocksDB (snapshots: `rampart admin snapshot`).",
     "save": "No RDB: every acknowledged write is already fsynced on a majority.",
     "bgsave": "As SAVE.",

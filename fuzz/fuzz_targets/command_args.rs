@@ -8,7 +8,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rampart_proto::parse::{bitmaps, collection, geo, keys, lists, sets, streams, strings, zsets};
+use rampart_proto::parse::{
+    bitmaps, collection, geo, keys, lists, sets, sort, streams, strings, zsets,
+};
 
 /// A Redis error reply text: `CODE message`, CODE upper-case letters.
 fn check_error(text: &str) {
@@ -103,6 +105,16 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!keys.is_empty() && keys.len() < args.len());
             });
             check(sets::srandmember(&args), |_| {});
+            // SORT / SORT_RO share the selector with the sets.
+            let readonly = selector & 0x10 == 0;
+            check(sort::sort_options(&args, readonly, selector & 0x20 == 0), |o| {
+                assert!(o.store.is_none() || !readonly);
+                let len = first.len();
+                let (start, end) = sort::window(o.limit_start, o.limit_count, len);
+                assert!(start >= -1 && end >= start - 1 && end < len as i64);
+            });
+            let _ = sort::weight(first);
+            let _ = sort::target(first, first);
         }
         // sorted sets
         10 => {

@@ -88,6 +88,9 @@ def arg(a):
         out = f'Arg::key({rust_str(a["name"])}, {a["key_spec_index"]})'
     else:
         out = f'Arg::new({rust_str(a["name"])}, ArgType::{kind})'
+        if "key_spec_index" in a:
+            # SORT's BY/GET patterns name keys through a key spec too.
+            out += f'.key_spec({a["key_spec_index"]})'
     for field in ("display_text", "token", "summary", "since", "deprecated_since"):
         if field in a:
             out += f".{field}({rust_str(a[field])})"

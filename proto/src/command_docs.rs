@@ -77,6 +77,13 @@ impl Arg {
         arg
     }
 
+    /// The key spec a non-key argument names keys by (SORT's BY and GET
+    /// patterns).
+    pub const fn key_spec(mut self, index: u32) -> Arg {
+        self.key_spec_index = Some(index);
+        self
+    }
+
     pub const fn display_text(mut self, text: &'static str) -> Arg {
         self.display_text = Some(text);
         self

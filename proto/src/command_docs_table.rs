@@ -217,72 +217,75 @@ pub(crate) fn lookup(name: &str) -> Option<&'static Docs> {
         "smembers" => &DOCS_208,
         "smismember" => &DOCS_209,
         "smove" => &DOCS_210,
-        "spop" => &DOCS_211,
-        "spublish" => &DOCS_212,
-        "srandmember" => &DOCS_213,
-        "srem" => &DOCS_214,
-        "sscan" => &DOCS_215,
-        "ssubscribe" => &DOCS_216,
-        "strlen" => &DOCS_217,
-        "subscribe" => &DOCS_218,
-        "substr" => &DOCS_219,
-        "sunion" => &DOCS_220,
-        "sunionstore" => &DOCS_221,
-        "sunsubscribe" => &DOCS_222,
-        "time" => &DOCS_223,
-        "ttl" => &DOCS_224,
-        "type" => &DOCS_225,
-        "unlink" => &DOCS_226,
-        "unsubscribe" => &DOCS_227,
-        "unwatch" => &DOCS_228,
-        "watch" => &DOCS_229,
-        "xack" => &DOCS_230,
-        "xadd" => &DOCS_231,
-        "xautoclaim" => &DOCS_232,
-        "xclaim" => &DOCS_233,
-        "xdel" => &DOCS_234,
-        "xgroup" => &DOCS_235,
-        "xinfo" => &DOCS_236,
-        "xlen" => &DOCS_237,
-        "xpending" => &DOCS_238,
-        "xrange" => &DOCS_239,
-        "xread" => &DOCS_240,
-        "xreadgroup" => &DOCS_241,
-        "xrevrange" => &DOCS_242,
-        "xsetid" => &DOCS_243,
-        "xtrim" => &DOCS_244,
-        "zadd" => &DOCS_245,
-        "zcard" => &DOCS_246,
-        "zcount" => &DOCS_247,
-        "zdiff" => &DOCS_248,
-        "zdiffstore" => &DOCS_249,
-        "zincrby" => &DOCS_250,
-        "zinter" => &DOCS_251,
-        "zintercard" => &DOCS_252,
-        "zinterstore" => &DOCS_253,
-        "zlexcount" => &DOCS_254,
-        "zmpop" => &DOCS_255,
-        "zmscore" => &DOCS_256,
-        "zpopmax" => &DOCS_257,
-        "zpopmin" => &DOCS_258,
-        "zrandmember" => &DOCS_259,
-        "zrange" => &DOCS_260,
-        "zrangebylex" => &DOCS_261,
-        "zrangebyscore" => &DOCS_262,
-        "zrangestore" => &DOCS_263,
-        "zrank" => &DOCS_264,
-        "zrem" => &DOCS_265,
-        "zremrangebylex" => &DOCS_266,
-        "zremrangebyrank" => &DOCS_267,
-        "zremrangebyscore" => &DOCS_268,
-        "zrevrange" => &DOCS_269,
-        "zrevrangebylex" => &DOCS_270,
-        "zrevrangebyscore" => &DOCS_271,
-        "zrevrank" => &DOCS_272,
-        "zscan" => &DOCS_273,
-        "zscore" => &DOCS_274,
-        "zunion" => &DOCS_275,
-        "zunionstore" => &DOCS_276,
+        "sort" => &DOCS_211,
+        "sort_ro" => &DOCS_212,
+        "spop" => &DOCS_213,
+        "spublish" => &DOCS_214,
+        "srandmember" => &DOCS_215,
+        "srem" => &DOCS_216,
+        "sscan" => &DOCS_217,
+        "ssubscribe" => &DOCS_218,
+        "strlen" => &DOCS_219,
+        "subscribe" => &DOCS_220,
+        "substr" => &DOCS_221,
+        "sunion" => &DOCS_222,
+        "sunionstore" => &DOCS_223,
+        "sunsubscribe" => &DOCS_224,
+        "time" => &DOCS_225,
+        "touch" => &DOCS_226,
+        "ttl" => &DOCS_227,
+        "type" => &DOCS_228,
+        "unlink" => &DOCS_229,
+        "unsubscribe" => &DOCS_230,
+        "unwatch" => &DOCS_231,
+        "watch" => &DOCS_232,
+        "xack" => &DOCS_233,
+        "xadd" => &DOCS_234,
+        "xautoclaim" => &DOCS_235,
+        "xclaim" => &DOCS_236,
+        "xdel" => &DOCS_237,
+        "xgroup" => &DOCS_238,
+        "xinfo" => &DOCS_239,
+        "xlen" => &DOCS_240,
+        "xpending" => &DOCS_241,
+        "xrange" => &DOCS_242,
+        "xread" => &DOCS_243,
+        "xreadgroup" => &DOCS_244,
+        "xrevrange" => &DOCS_245,
+        "xsetid" => &DOCS_246,
+        "xtrim" => &DOCS_247,
+        "zadd" => &DOCS_248,
+        "zcard" => &DOCS_249,
+        "zcount" => &DOCS_250,
+        "zdiff" => &DOCS_251,
+        "zdiffstore" => &DOCS_252,
+        "zincrby" => &DOCS_253,
+        "zinter" => &DOCS_254,
+        "zintercard" => &DOCS_255,
+        "zinterstore" => &DOCS_256,
+        "zlexcount" => &DOCS_257,
+        "zmpop" => &DOCS_258,
+        "zmscore" => &DOCS_259,
+        "zpopmax" => &DOCS_260,
+        "zpopmin" => &DOCS_261,
+        "zrandmember" => &DOCS_262,
+        "zrange" => &DOCS_263,
+        "zrangebylex" => &DOCS_264,
+        "zrangebyscore" => &DOCS_265,
+        "zrangestore" => &DOCS_266,
+        "zrank" => &DOCS_267,
+        "zrem" => &DOCS_268,
+        "zremrangebylex" => &DOCS_269,
+        "zremrangebyrank" => &DOCS_270,
+        "zremrangebyscore" => &DOCS_271,
+        "zrevrange" => &DOCS_272,
+        "zrevrangebylex" => &DOCS_273,
+        "zrevrangebyscore" => &DOCS_274,
+        "zrevrank" => &DOCS_275,
+        "zscan" => &DOCS_276,
+        "zscore" => &DOCS_277,
+        "zunion" => &DOCS_278,
+        "zunionstore" => &DOCS_279,
         _ => return None,
     })
 }
@@ -2708,8 +2711,14 @@ static DOCS_210: Docs = Docs {
     ],
 };
 
+/// sort
+static DOCS_211: Docs = Docs { complexity: "O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of returned elements. When the elements are not sorted, complexity is O(N).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("pattern", ArgType::Pattern).key_spec(1).token("BY").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("pattern", ArgType::Pattern).key_spec(1).token("GET").flags(OPTIONAL | MULTIPLE | MULTIPLE_TOKEN), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("sorting", ArgType::PureToken).token("ALPHA").flags(OPTIONAL), Arg::key("destination", 2).token("STORE").flags(OPTIONAL)] };
+
+/// sort_ro
+static DOCS_212: Docs = Docs { complexity: "O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of returned elements. When the elements are not sorted, complexity is O(N).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("pattern", ArgType::Pattern).key_spec(1).token("BY").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("pattern", ArgType::Pattern).key_spec(1).token("GET").flags(OPTIONAL | MULTIPLE | MULTIPLE_TOKEN), Arg::new("order", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("asc", ArgType::PureToken).token("ASC"), Arg::new("desc", ArgType::PureToken).token("DESC")]), Arg::new("sorting", ArgType::PureToken).token("ALPHA").flags(OPTIONAL)] };
+
 /// spop
-static DOCS_211: Docs = Docs {
+static DOCS_213: Docs = Docs {
     complexity:
         "Without the count argument O(1), otherwise O(N) where N is the value of the passed count.",
     doc_flags: &[],
@@ -2725,7 +2734,7 @@ static DOCS_211: Docs = Docs {
 };
 
 /// spublish
-static DOCS_212: Docs = Docs {
+static DOCS_214: Docs = Docs {
     complexity: "O(N) where N is the number of clients subscribed to the receiving shard channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2738,10 +2747,10 @@ static DOCS_212: Docs = Docs {
 };
 
 /// srandmember
-static DOCS_213: Docs = Docs { complexity: "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).since("2.6.0").flags(OPTIONAL)] };
+static DOCS_215: Docs = Docs { complexity: "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).since("2.6.0").flags(OPTIONAL)] };
 
 /// srem
-static DOCS_214: Docs = Docs {
+static DOCS_216: Docs = Docs {
     complexity: "O(N) where N is the number of members to be removed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2754,10 +2763,10 @@ static DOCS_214: Docs = Docs {
 };
 
 /// sscan
-static DOCS_215: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_217: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// ssubscribe
-static DOCS_216: Docs = Docs {
+static DOCS_218: Docs = Docs {
     complexity: "O(N) where N is the number of shard channels to subscribe to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2767,7 +2776,7 @@ static DOCS_216: Docs = Docs {
 };
 
 /// strlen
-static DOCS_217: Docs = Docs {
+static DOCS_219: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2777,7 +2786,7 @@ static DOCS_217: Docs = Docs {
 };
 
 /// subscribe
-static DOCS_218: Docs = Docs {
+static DOCS_220: Docs = Docs {
     complexity: "O(N) where N is the number of channels to subscribe to.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2787,10 +2796,10 @@ static DOCS_218: Docs = Docs {
 };
 
 /// substr
-static DOCS_219: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &["deprecated"], deprecated_since: Some("2.0.0"), replaced_by: Some("`GETRANGE`"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
+static DOCS_221: Docs = Docs { complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &["deprecated"], deprecated_since: Some("2.0.0"), replaced_by: Some("`GETRANGE`"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("end", ArgType::Integer)] };
 
 /// sunion
-static DOCS_220: Docs = Docs {
+static DOCS_222: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2800,7 +2809,7 @@ static DOCS_220: Docs = Docs {
 };
 
 /// sunionstore
-static DOCS_221: Docs = Docs {
+static DOCS_223: Docs = Docs {
     complexity: "O(N) where N is the total number of elements in all given sets.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2813,7 +2822,7 @@ static DOCS_221: Docs = Docs {
 };
 
 /// sunsubscribe
-static DOCS_222: Docs = Docs {
+static DOCS_224: Docs = Docs {
     complexity: "O(N) where N is the number of clients already subscribed to a shard channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2823,7 +2832,7 @@ static DOCS_222: Docs = Docs {
 };
 
 /// time
-static DOCS_223: Docs = Docs {
+static DOCS_225: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2832,8 +2841,18 @@ static DOCS_223: Docs = Docs {
     arguments: &[],
 };
 
+/// touch
+static DOCS_226: Docs = Docs {
+    complexity: "O(N) where N is the number of keys that will be touched.",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    history: &[],
+    arguments: &[Arg::key("key", 0).flags(MULTIPLE)],
+};
+
 /// ttl
-static DOCS_224: Docs = Docs {
+static DOCS_227: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2843,7 +2862,7 @@ static DOCS_224: Docs = Docs {
 };
 
 /// type
-static DOCS_225: Docs = Docs {
+static DOCS_228: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2853,10 +2872,10 @@ static DOCS_225: Docs = Docs {
 };
 
 /// unlink
-static DOCS_226: Docs = Docs { complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
+static DOCS_229: Docs = Docs { complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0).flags(MULTIPLE)] };
 
 /// unsubscribe
-static DOCS_227: Docs = Docs {
+static DOCS_230: Docs = Docs {
     complexity: "O(N) where N is the number of clients already subscribed to a channel.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2866,7 +2885,7 @@ static DOCS_227: Docs = Docs {
 };
 
 /// unwatch
-static DOCS_228: Docs = Docs {
+static DOCS_231: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2876,7 +2895,7 @@ static DOCS_228: Docs = Docs {
 };
 
 /// watch
-static DOCS_229: Docs = Docs {
+static DOCS_232: Docs = Docs {
     complexity: "O(1) for every key.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2886,7 +2905,7 @@ static DOCS_229: Docs = Docs {
 };
 
 /// xack
-static DOCS_230: Docs = Docs {
+static DOCS_233: Docs = Docs {
     complexity: "O(1) for each message ID processed.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2900,13 +2919,13 @@ static DOCS_230: Docs = Docs {
 };
 
 /// xadd
-static DOCS_231: Docs = Docs { complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[Arg::key("key", 0), Arg::new("nomkstream", ArgType::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL), Arg::new("trim", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)]), Arg::new("id_or_auto", ArgType::OneOf).args(&[Arg::new("auto_id", ArgType::PureToken).token("*"), Arg::new("id", ArgType::String)]), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
+static DOCS_234: Docs = Docs { complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[Arg::key("key", 0), Arg::new("nomkstream", ArgType::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL), Arg::new("trim", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)]), Arg::new("id_or_auto", ArgType::OneOf).args(&[Arg::new("auto_id", ArgType::PureToken).token("*"), Arg::new("id", ArgType::String)]), Arg::new("field_value", ArgType::Block).flags(MULTIPLE).args(&[Arg::new("field", ArgType::String), Arg::new("value", ArgType::String)])] };
 
 /// xautoclaim
-static DOCS_232: Docs = Docs { complexity: "O(1) if COUNT is small.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String), Arg::new("min-idle-time", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("justid", ArgType::PureToken).token("JUSTID").flags(OPTIONAL)] };
+static DOCS_235: Docs = Docs { complexity: "O(1) if COUNT is small.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String), Arg::new("min-idle-time", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("justid", ArgType::PureToken).token("JUSTID").flags(OPTIONAL)] };
 
 /// xclaim
-static DOCS_233: Docs = Docs {
+static DOCS_236: Docs = Docs {
     complexity: "O(log N) with N being the number of messages in the PEL of the consumer group.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2940,7 +2959,7 @@ static DOCS_233: Docs = Docs {
 };
 
 /// xdel
-static DOCS_234: Docs = Docs {
+static DOCS_237: Docs = Docs {
     complexity: "O(1) for each single item to delete in the stream, regardless of the stream size.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2953,7 +2972,7 @@ static DOCS_234: Docs = Docs {
 };
 
 /// xgroup
-static DOCS_235: Docs = Docs {
+static DOCS_238: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2963,7 +2982,7 @@ static DOCS_235: Docs = Docs {
 };
 
 /// xinfo
-static DOCS_236: Docs = Docs {
+static DOCS_239: Docs = Docs {
     complexity: "Depends on subcommand.",
     doc_flags: &[],
     deprecated_since: None,
@@ -2973,7 +2992,7 @@ static DOCS_236: Docs = Docs {
 };
 
 /// xlen
-static DOCS_237: Docs = Docs {
+static DOCS_240: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -2983,22 +3002,22 @@ static DOCS_237: Docs = Docs {
 };
 
 /// xpending
-static DOCS_238: Docs = Docs { complexity: "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("filters", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("min-idle-time", ArgType::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer), Arg::new("consumer", ArgType::String).flags(OPTIONAL)])] };
+static DOCS_241: Docs = Docs { complexity: "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[Arg::key("key", 0), Arg::new("group", ArgType::String), Arg::new("filters", ArgType::Block).flags(OPTIONAL).args(&[Arg::new("min-idle-time", ArgType::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer), Arg::new("consumer", ArgType::String).flags(OPTIONAL)])] };
 
 /// xrange
-static DOCS_239: Docs = Docs { complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_242: Docs = Docs { complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("end", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// xread
-static DOCS_240: Docs = Docs { complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
+static DOCS_243: Docs = Docs { complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
 
 /// xreadgroup
-static DOCS_241: Docs = Docs { complexity: "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("group_consumer", ArgType::Block).token("GROUP").args(&[Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String)]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("noack", ArgType::PureToken).token("NOACK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
+static DOCS_244: Docs = Docs { complexity: "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("group_consumer", ArgType::Block).token("GROUP").args(&[Arg::new("group", ArgType::String), Arg::new("consumer", ArgType::String)]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL), Arg::new("milliseconds", ArgType::Integer).token("BLOCK").flags(OPTIONAL), Arg::new("noack", ArgType::PureToken).token("NOACK").flags(OPTIONAL), Arg::new("streams", ArgType::Block).token("STREAMS").args(&[Arg::key("key", 0).flags(MULTIPLE), Arg::new("id", ArgType::String).flags(MULTIPLE)])] };
 
 /// xrevrange
-static DOCS_242: Docs = Docs { complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("end", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_245: Docs = Docs { complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[Arg::key("key", 0), Arg::new("end", ArgType::String), Arg::new("start", ArgType::String), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// xsetid
-static DOCS_243: Docs = Docs {
+static DOCS_246: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -3022,10 +3041,10 @@ static DOCS_243: Docs = Docs {
 };
 
 /// xtrim
-static DOCS_244: Docs = Docs { complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[Arg::key("key", 0), Arg::new("trim", ArgType::Block).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)])] };
+static DOCS_247: Docs = Docs { complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[Arg::key("key", 0), Arg::new("trim", ArgType::Block).args(&[Arg::new("strategy", ArgType::OneOf).args(&[Arg::new("maxlen", ArgType::PureToken).token("MAXLEN"), Arg::new("minid", ArgType::PureToken).token("MINID").since("6.2.0")]), Arg::new("operator", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("equal", ArgType::PureToken).token("="), Arg::new("approximately", ArgType::PureToken).token("~")]), Arg::new("threshold", ArgType::String), Arg::new("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL)])] };
 
 /// zadd
-static DOCS_245: Docs = Docs {
+static DOCS_248: Docs = Docs {
     complexity:
         "O(log(N)) for each item added, where N is the number of elements in the sorted set.",
     doc_flags: &[],
@@ -3070,7 +3089,7 @@ static DOCS_245: Docs = Docs {
 };
 
 /// zcard
-static DOCS_246: Docs = Docs {
+static DOCS_249: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -3080,7 +3099,7 @@ static DOCS_246: Docs = Docs {
 };
 
 /// zcount
-static DOCS_247: Docs = Docs {
+static DOCS_250: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -3094,13 +3113,13 @@ static DOCS_247: Docs = Docs {
 };
 
 /// zdiff
-static DOCS_248: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_251: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zdiffstore
-static DOCS_249: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE)] };
+static DOCS_252: Docs = Docs { complexity: "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE)] };
 
 /// zincrby
-static DOCS_250: Docs = Docs {
+static DOCS_253: Docs = Docs {
     complexity: "O(log(N)) where N is the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -3114,16 +3133,16 @@ static DOCS_250: Docs = Docs {
 };
 
 /// zinter
-static DOCS_251: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_254: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zintercard
-static DOCS_252: Docs = Docs { complexity: "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
+static DOCS_255: Docs = Docs { complexity: "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("limit", ArgType::Integer).token("LIMIT").flags(OPTIONAL)] };
 
 /// zinterstore
-static DOCS_253: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
+static DOCS_256: Docs = Docs { complexity: "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
 
 /// zlexcount
-static DOCS_254: Docs = Docs {
+static DOCS_257: Docs = Docs {
     complexity: "O(log(N)) with N being the number of elements in the sorted set.",
     doc_flags: &[],
     deprecated_since: None,
@@ -3137,10 +3156,10 @@ static DOCS_254: Docs = Docs {
 };
 
 /// zmpop
-static DOCS_255: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_258: Docs = Docs { complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("where", ArgType::OneOf).args(&[Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// zmscore
-static DOCS_256: Docs = Docs {
+static DOCS_259: Docs = Docs {
     complexity: "O(N) where N is the number of members being requested.",
     doc_flags: &[],
     deprecated_since: None,
@@ -3153,13 +3172,13 @@ static DOCS_256: Docs = Docs {
 };
 
 /// zpopmax
-static DOCS_257: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
+static DOCS_260: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
 
 /// zpopmin
-static DOCS_258: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
+static DOCS_261: Docs = Docs { complexity: "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("count", ArgType::Integer).flags(OPTIONAL)] };
 
 /// zrandmember
-static DOCS_259: Docs = Docs {
+static DOCS_262: Docs = Docs {
     complexity: "O(N) where N is the number of elements returned",
     doc_flags: &[],
     deprecated_since: None,
@@ -3177,19 +3196,19 @@ static DOCS_259: Docs = Docs {
 };
 
 /// zrange
-static DOCS_260: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("stop", ArgType::String), Arg::new("sortby", ArgType::OneOf).since("6.2.0").flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").since("6.2.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_263: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::String), Arg::new("stop", ArgType::String), Arg::new("sortby", ArgType::OneOf).since("6.2.0").flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").since("6.2.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zrangebylex
-static DOCS_261: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_264: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrangebyscore
-static DOCS_262: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_265: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrangestore
-static DOCS_263: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("dst", 0), Arg::key("src", 1), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("sortby", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_266: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("dst", 0), Arg::key("src", 1), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String), Arg::new("sortby", ArgType::OneOf).flags(OPTIONAL).args(&[Arg::new("byscore", ArgType::PureToken).token("BYSCORE"), Arg::new("bylex", ArgType::PureToken).token("BYLEX")]), Arg::new("rev", ArgType::PureToken).token("REV").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrank
-static DOCS_264: Docs = Docs {
+static DOCS_267: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -3199,28 +3218,28 @@ static DOCS_264: Docs = Docs {
 };
 
 /// zrem
-static DOCS_265: Docs = Docs { complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
+static DOCS_268: Docs = Docs { complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[Arg::key("key", 0), Arg::new("member", ArgType::String).flags(MULTIPLE)] };
 
 /// zremrangebylex
-static DOCS_266: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String)] };
+static DOCS_269: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::String), Arg::new("max", ArgType::String)] };
 
 /// zremrangebyrank
-static DOCS_267: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
+static DOCS_270: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer)] };
 
 /// zremrangebyscore
-static DOCS_268: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double)] };
+static DOCS_271: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("min", ArgType::Double), Arg::new("max", ArgType::Double)] };
 
 /// zrevrange
-static DOCS_269: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_272: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("start", ArgType::Integer), Arg::new("stop", ArgType::Integer), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zrevrangebylex
-static DOCS_270: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::String), Arg::new("min", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_273: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::String), Arg::new("min", ArgType::String), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrevrangebyscore
-static DOCS_271: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::Double), Arg::new("min", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
+static DOCS_274: Docs = Docs { complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[Arg::key("key", 0), Arg::new("max", ArgType::Double), Arg::new("min", ArgType::Double), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL), Arg::new("offset_count", ArgType::Block).token("LIMIT").flags(OPTIONAL).args(&[Arg::new("offset", ArgType::Integer), Arg::new("count", ArgType::Integer)])] };
 
 /// zrevrank
-static DOCS_272: Docs = Docs {
+static DOCS_275: Docs = Docs {
     complexity: "O(log(N))",
     doc_flags: &[],
     deprecated_since: None,
@@ -3230,10 +3249,10 @@ static DOCS_272: Docs = Docs {
 };
 
 /// zscan
-static DOCS_273: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
+static DOCS_276: Docs = Docs { complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("key", 0), Arg::new("cursor", ArgType::Integer), Arg::new("pattern", ArgType::Pattern).token("MATCH").flags(OPTIONAL), Arg::new("count", ArgType::Integer).token("COUNT").flags(OPTIONAL)] };
 
 /// zscore
-static DOCS_274: Docs = Docs {
+static DOCS_277: Docs = Docs {
     complexity: "O(1)",
     doc_flags: &[],
     deprecated_since: None,
@@ -3243,7 +3262,7 @@ static DOCS_274: Docs = Docs {
 };
 
 /// zunion
-static DOCS_275: Docs = Docs { complexity: "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
+static DOCS_278: Docs = Docs { complexity: "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::new("numkeys", ArgType::Integer), Arg::key("key", 0).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")]), Arg::new("withscores", ArgType::PureToken).token("WITHSCORES").flags(OPTIONAL)] };
 
 /// zunionstore
-static DOCS_276: Docs = Docs { complexity: "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };
+static DOCS_279: Docs = Docs { complexity: "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[Arg::key("destination", 0), Arg::new("numkeys", ArgType::Integer), Arg::key("key", 1).flags(MULTIPLE), Arg::new("weight", ArgType::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE), Arg::new("aggregate", ArgType::OneOf).token("AGGREGATE").flags(OPTIONAL).args(&[Arg::new("sum", ArgType::PureToken).token("SUM"), Arg::new("min", ArgType::PureToken).token("MIN"), Arg::new("max", ArgType::PureToken).token("MAX")])] };

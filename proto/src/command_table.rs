@@ -139,6 +139,12 @@ const RW_DELETE: KeyFlags = KeyFlags::of(&[KeyFlags::RW, KeyFlags::DELETE]);
 const RW_INSERT: KeyFlags = KeyFlags::of(&[KeyFlags::RW, KeyFlags::INSERT]);
 const RW_UPDATE: KeyFlags = KeyFlags::of(&[KeyFlags::RW, KeyFlags::UPDATE]);
 
+/// SORT's BY and GET patterns name keys built from the sorted elements:
+/// no spec can find them. Rampart serves them (one Raft group holds every
+/// key); once keys are sharded (issue 21) a pattern will have to hash to the
+/// sorted key's slot, as in Redis Cluster.
+const SORT_PATTERN_NOTE: &str = "For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort";
+
 #[rustfmt::skip]
 static ACL_SUBCOMMANDS: &[CommandSpec] = &[
     cmd!("acl|cat", -2, &["noscript", "loading", "stale"], &["slow"], Proxy, Exempt, "server", "6.0.0", "Lists the ACL categories, or the commands inside a category.", keys: &[]),
@@ -400,6 +406,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("smembers", 2, R, SET_RS, NodeRead, HeavyData, "set", "1.0.0", "Returns all members of a set.", keys: &[KeySpec::at(1, RO_ACCESS)]),
     cmd!("smismember", -3, RF, SET_RF, NodeRead, Cheap, "set", "6.2.0", "Determines whether multiple members belong to a set.", keys: &[KeySpec::at(1, RO_ACCESS)]),
     cmd!("smove", 4, WFNOOM, SET_WF, NodeWrite, Cheap, "set", "1.0.0", "Moves a member from one set to another.", keys: &[KeySpec::at(1, RW_ACCESS_DELETE), KeySpec::at(2, RW_INSERT)]),
+    cmd!("sort", -2, WDMOV, &["write", "set", "sortedset", "list", "slow", "dangerous"], NodeWrite, HeavyData, "generic", "1.0.0", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.", keys: &[KeySpec::at(1, RO_ACCESS), KeySpec::unknown(RO_ACCESS).with_notes(SORT_PATTERN_NOTE), KeySpec::unknown(OW_UPDATE).with_notes("For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the argument array")], getkeys: GetKeysProc::Sort),
+    cmd!("sort_ro", -2, RMOV, &["read", "set", "sortedset", "list", "slow", "dangerous"], NodeRead, HeavyData, "generic", "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set.", keys: &[KeySpec::at(1, RO_ACCESS), KeySpec::unknown(RO_ACCESS).with_notes(SORT_PATTERN_NOTE)], getkeys: GetKeysProc::SortRo),
     cmd!("spop", -2, WFNOOM, SET_WF, NodeWrite, Cheap, "set", "1.0.0", "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.", keys: &[KeySpec::at(1, RW_ACCESS_DELETE)]),
     cmd!("spublish", 3, PS_PUB, PS_FAST, Proxy, Cheap, "pubsub", "7.0.0", "Post a message to a shard channel", keys: &[KeySpec::at(1, NOT_KEY)]),
     cmd!("srandmember", -2, R, SET_RS, NodeRead, Cheap, "set", "1.0.0", "Get one or multiple random members from a set", keys: &[KeySpec::at(1, RO_ACCESS)]),
@@ -413,6 +421,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("sunionstore", -3, W, SET_WS, NodeWrite, HeavyData, "set", "1.0.0", "Stores the union of multiple sets in a key.", keys: &[KeySpec::at(1, OW_UPDATE), KeySpec::range(2, -1, 1, RO_ACCESS)]),
     cmd!("sunsubscribe", -1, PS_SUB, PS_SLOW, Proxy, Cheap, "pubsub", "7.0.0", "Stops listening to messages posted to shard channels.", keys: &[KeySpec::range(1, -1, 1, NOT_KEY)]),
     cmd!("time", 1, &["loading", "stale", "fast"], &["fast"], Proxy, Exempt, "server", "2.6.0", "Returns the server time.", keys: &[]),
+    cmd!("touch", -2, RF, KEY_RF, NodeRead, Cheap, "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", keys: &[KeySpec::range(1, -1, 1, RO)]),
     cmd!("ttl", 2, RF, KEY_RF, NodeRead, Cheap, "generic", "1.0.0", "Returns the expiration time in seconds of a key.", keys: &[KeySpec::at(1, RO_ACCESS)]),
     cmd!("type", 2, RF, KEY_RF, NodeRead, Cheap, "generic", "1.0.0", "Determines the type of value stored at a key.", keys: &[KeySpec::at(1, RO)]),
     cmd!("unlink", -2, WFNOOM, KEY_WF, NodeWrite, Cheap, "generic", "4.0.0", "Asynchronously deletes one or more keys.", keys: &[KeySpec::range(1, -1, 1, RM_DELETE)]),
@@ -592,6 +601,10 @@ mod tests {
             ("SPUBLISH ch m", &[]),
             ("SET k v GET", &["k"]),
             ("COPY a b DB 0", &["a", "b"]),
+            ("SORT k BY w_* LIMIT 0 1 GET # STORE d", &["k", "d"]),
+            ("SORT k STORE a STORE b", &["k", "b"]),
+            ("SORT_RO k GET h_*->f", &["k"]),
+            ("TOUCH a b", &["a", "b"]),
         ];
         for (command, expected) in cases {
             assert_eq!(keys(command), *expected, "{command}");

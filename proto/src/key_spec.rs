@@ -89,6 +89,10 @@ pub enum BeginSearch {
         keyword: &'static str,
         start_from: i32,
     },
+    /// Redis's `unknown`: the keys cannot be found from the spec (SORT's
+    /// `STORE`, which may appear anywhere, and its BY/GET patterns, whose
+    /// keys derive from the data); the getkeys rule decides.
+    Unknown,
 }
 
 /// How keys are laid out from where the search began.
@@ -110,6 +114,8 @@ pub enum FindKeys {
         first_key: usize,
         key_step: usize,
     },
+    /// Redis's `unknown` (always paired with [`BeginSearch::Unknown`]).
+    Unknown,
 }
 
 /// One key spec: where keys are and what the command does to them.
@@ -192,6 +198,18 @@ impl KeySpec {
         }
     }
 
+    /// A spec Redis marks `unknown` (SORT's STORE and BY/GET keys): it
+    /// never yields keys by itself, so key extraction falls back to the
+    /// command's getkeys rule.
+    pub const fn unknown(flags: KeyFlags) -> KeySpec {
+        KeySpec {
+            flags,
+            begin: BeginSearch::Unknown,
+            find: FindKeys::Unknown,
+            notes: "",
+        }
+    }
+
     pub const fn with_notes(mut self, notes: &'static str) -> KeySpec {
         self.notes = notes;
         self
@@ -211,6 +229,8 @@ impl KeySpec {
                 Some(i) => i + 1,
                 None => return Some(Vec::new()),
             },
+            // Redis's "invalid spec": the getkeys rule answers instead.
+            BeginSearch::Unknown => return None,
         };
         let (first, last, step) = match self.find {
             FindKeys::Range {
@@ -245,6 +265,7 @@ impl KeySpec {
                 // command_keys fuzz target): no such range fits the argv.
                 (first, first.checked_add(count - 1)?, key_step.max(1))
             }
+            FindKeys::Unknown => return None,
         };
         if last >= argc as i64 || last < first || first >= argc as i64 {
             return None;
@@ -319,6 +340,11 @@ pub enum GetKeysProc {
     /// BITFIELD: `RO access` while every operation is a GET (or OVERFLOW),
     /// `RW access update` from the first SET/INCRBY or anything unparsable.
     Bitfield,
+    /// SORT (`sortGetKeys`): the sorted key, then the last `STORE` target,
+    /// found by skipping LIMIT's two values and BY's and GET's one.
+    Sort,
+    /// SORT_RO (`sortROGetKeys`): only the sorted key.
+    SortRo,
 }
 
 impl GetKeysProc {
@@ -407,6 +433,34 @@ impl GetKeysProc {
                     KeyFlags::of(&[KeyFlags::RW, KeyFlags::ACCESS, KeyFlags::UPDATE])
                 };
                 vec![KeyRef { pos: 1, flags }]
+            }
+            GetKeysProc::Sort | GetKeysProc::SortRo => {
+                let mut keys = vec![KeyRef {
+                    pos: 1,
+                    flags: KeyFlags::of(&[KeyFlags::RO, KeyFlags::ACCESS]),
+                }];
+                if self == GetKeysProc::SortRo {
+                    return keys;
+                }
+                let mut store = None;
+                let mut i = 2;
+                while i < argc {
+                    let word = |w: &str| argv[i].eq_ignore_ascii_case(w.as_bytes());
+                    if word("limit") {
+                        i += 2;
+                    } else if word("store") && i + 1 < argc {
+                        // The last STORE wins, as in SORT itself.
+                        store = Some(i + 1);
+                    } else if word("get") || word("by") {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                keys.extend(store.map(|pos| KeyRef {
+                    pos,
+                    flags: KeyFlags::of(&[KeyFlags::OW, KeyFlags::UPDATE]),
+                }));
+                keys
             }
         }
     }
@@ -666,6 +720,46 @@ mod tests {
         );
         assert!(positions(&[], rule, "XREAD STREAMS a b 0").is_empty());
         assert!(positions(&[], rule, "XREAD FOO STREAMS a 0").is_empty());
+    }
+
+    #[test]
+    fn sort_rule_finds_the_last_store_outside_option_values() {
+        // Each expectation is redis-server's COMMAND GETKEYS answer.
+        let specs = [
+            KeySpec::at(1, RO),
+            KeySpec::unknown(RO),
+            KeySpec::unknown(KeyFlags::of(&[KeyFlags::OW, KeyFlags::UPDATE])),
+        ];
+        let sort = Some(GetKeysProc::Sort);
+        assert_eq!(positions(&specs, sort, "SORT k"), vec![1]);
+        assert_eq!(
+            positions(&specs, sort, "SORT k BY w_* GET # STORE d"),
+            vec![1, 7]
+        );
+        assert_eq!(positions(&specs, sort, "SORT k STORE"), vec![1]);
+        assert_eq!(
+            positions(&specs, sort, "SORT k LIMIT store x STORE d2"),
+            vec![1, 6]
+        );
+        assert_eq!(positions(&specs, sort, "SORT k STORE store x"), vec![1, 4]);
+        assert_eq!(positions(&specs, sort, "SORT k GET store d"), vec![1]);
+        assert_eq!(
+            positions(&specs, sort, "SORT k store a store b"),
+            vec![1, 5]
+        );
+        assert_eq!(positions(&specs, sort, "SORT k BY STORE d"), vec![1]);
+        let flags: Vec<KeyFlags> = find_keys(&specs, sort, &argv("SORT k STORE d"))
+            .into_iter()
+            .map(|k| k.flags)
+            .collect();
+        assert_eq!(
+            flags,
+            vec![RO, KeyFlags::of(&[KeyFlags::OW, KeyFlags::UPDATE])]
+        );
+        let sort_ro = Some(GetKeysProc::SortRo);
+        assert_eq!(positions(&specs[..2], sort_ro, "SORT_RO k BY w_*"), vec![1]);
+        assert!(movable_keys(&specs));
+        assert_eq!(legacy_range(&specs), (1, 1, 1));
     }
 
     #[test]

@@ -162,6 +162,16 @@ where
                 slots.push(Some(refused));
                 continue;
             }
+            // Inside MULTI this is an error of the command itself, answered
+            // in EXEC's reply (transaction.rs), not at queue time.
+            if !in_multi {
+                let denied =
+                    commands::acl::sort_patterns_denied(&argv, &mut self.session, &self.shared);
+                if let Some(reply) = denied {
+                    slots.push(Some(reply));
+                    continue;
+                }
+            }
             if spec.is_write() {
                 // Refused here rather than shipped to the leader, which
                 // would refuse it anyway (an entry this large stalls

@@ -169,7 +169,8 @@ impl Exec {
         // checks again at EXEC): a denied command is answered here.
         for (i, argv) in multi.queued.iter().enumerate() {
             if let Some(spec) = specs[i] {
-                results[i] = commands::acl::recheck_queued(spec, argv, session, shared);
+                results[i] = commands::acl::recheck_queued(spec, argv, session, shared)
+                    .or_else(|| commands::acl::sort_patterns_denied(argv, session, shared));
             }
         }
         let local_or_denied: Vec<bool> = specs

@@ -100,6 +100,32 @@ pub fn check_command(user: &User, spec: &CommandSpec, argv: &[Vec<u8>]) -> Resul
     Ok(())
 }
 
+/// SORT's BY and GET patterns read keys no key spec names, so Redis lets
+/// them through only for a user who may read every key
+/// (`ACLUserCheckCmdWithUnrestrictedKeyAccess`: all keys, or a `*` pattern
+/// with read permission). For anyone else the first such option is
+/// refused with a command error, not a NOPERM and not logged, in argument
+/// order with SORT's other errors: the text, when that is the answer.
+pub fn sort_pattern_denial(user: &User, argv: &[Vec<u8>]) -> Option<&'static str> {
+    use crate::parse::sort::{sort_options, BY_DENIED, GET_DENIED};
+    let name = argv.first()?;
+    let readonly = if name.eq_ignore_ascii_case(b"sort_ro") {
+        true
+    } else if name.eq_ignore_ascii_case(b"sort") {
+        false
+    } else {
+        return None;
+    };
+    if user.all_keys || user.keys.iter().any(|p| p.read && p.pattern == b"*") {
+        return None;
+    }
+    match sort_options(argv.get(2..)?, readonly, false) {
+        Err(text) if text == BY_DENIED => Some(BY_DENIED),
+        Err(text) if text == GET_DENIED => Some(GET_DENIED),
+        _ => None,
+    }
+}
+
 /// Redis's `ACLSelectorCheckKey`: reading the value needs a pattern with
 /// read permission, inserting, updating or deleting one with write.
 pub fn key_allowed(user: &User, key: &[u8], flags: KeyFlags) -> bool {
@@ -195,5 +221,44 @@ mod tests {
             denial.dryrun("u", spec, &argv),
             "User u has no permissions to access the 'b' key"
         );
+    }
+
+    #[test]
+    fn sort_patterns_need_access_to_every_key() {
+        let argv = |text: &str| -> Vec<Vec<u8>> {
+            text.split(' ').map(|a| a.as_bytes().to_vec()).collect()
+        };
+        let some = user("on nopass +@all ~k*");
+        assert_eq!(
+            sort_pattern_denial(&some, &argv("SORT k BY w_*")),
+            Some(crate::parse::sort::BY_DENIED)
+        );
+        assert_eq!(
+            sort_pattern_denial(&some, &argv("SORT_RO k BY nosort GET #")),
+            Some(crate::parse::sort::GET_DENIED)
+        );
+        assert_eq!(
+            sort_pattern_denial(&some, &argv("SORT k BY nosort LIMIT 0 1")),
+            None
+        );
+        assert_eq!(
+            sort_pattern_denial(&some, &argv("SORT k FOO GET #")),
+            None,
+            "syntax first"
+        );
+        assert_eq!(sort_pattern_denial(&some, &argv("GET k")), None);
+        for rules in [
+            "on nopass +@all ~*",
+            "on nopass +@all allkeys",
+            "on nopass +@all %R~*",
+        ] {
+            assert_eq!(
+                sort_pattern_denial(&user(rules), &argv("SORT k BY w_* GET #")),
+                None,
+                "{rules}"
+            );
+        }
+        let write_only = user("on nopass +@all %W~*");
+        assert!(sort_pattern_denial(&write_only, &argv("SORT k GET #")).is_some());
     }
 }

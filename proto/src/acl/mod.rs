@@ -21,7 +21,7 @@ pub mod rule;
 pub mod user;
 pub mod users;
 
-pub use check::{check_command, Denial};
+pub use check::{check_command, sort_pattern_denial, Denial};
 pub use limits::{LimitRule, Limits};
 pub use rule::{hash_password, parse_rule, AclError, Rule};
 pub use user::User;

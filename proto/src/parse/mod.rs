@@ -13,6 +13,7 @@ pub mod geo;
 pub mod keys;
 pub mod lists;
 pub mod sets;
+pub mod sort;
 pub mod streams;
 pub mod strings;
 pub mod zsets;

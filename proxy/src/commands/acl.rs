@@ -342,6 +342,23 @@ pub fn check(
     Some(reply::error(denial.noperm(&user.name, spec)))
 }
 
+/// SORT / SORT_RO with a BY or GET pattern from a user who may not read
+/// every key: Redis's command error (`rampart_proto::acl::sort_pattern_denial`).
+/// Checked when the command would run: at once, or at EXEC inside MULTI.
+pub fn sort_patterns_denied(
+    argv: &[Vec<u8>],
+    session: &mut Session,
+    shared: &Shared,
+) -> Option<Reply> {
+    // Every command passes here: the name first, the user only for SORT.
+    let name = argv.first()?;
+    if !name.eq_ignore_ascii_case(b"sort") && !name.eq_ignore_ascii_case(b"sort_ro") {
+        return None;
+    }
+    let user = session.current_user(shared)?;
+    rampart_proto::acl::sort_pattern_denial(&user, argv).map(reply::error)
+}
+
 /// EXEC's second look: a queued command the user may no longer run (its
 /// rules changed since it was queued) gets Redis 7.2's error in its place
 /// in the EXEC reply, and is not run; the others run.

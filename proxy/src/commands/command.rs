@@ -129,6 +129,7 @@ fn key_spec_entry(spec: &KeySpec) -> Reply {
                 ]),
             ),
         ]),
+        BeginSearch::Unknown => unknown_search(),
     };
     let find = match spec.find {
         FindKeys::Range {
@@ -161,6 +162,7 @@ fn key_spec_entry(spec: &KeySpec) -> Reply {
                 ]),
             ),
         ]),
+        FindKeys::Unknown => unknown_search(),
     };
     let mut fields = Vec::with_capacity(4);
     if !spec.notes.is_empty() {
@@ -170,6 +172,14 @@ fn key_spec_entry(spec: &KeySpec) -> Reply {
     fields.push(kv("begin_search", begin));
     fields.push(kv("find_keys", find));
     reply::map(fields)
+}
+
+/// Redis's `unknown` begin_search / find_keys: the type and an empty spec.
+fn unknown_search() -> Reply {
+    reply::map(vec![
+        kv("type", reply::bulk("unknown")),
+        kv("spec", reply::map(Vec::new())),
+    ])
 }
 
 fn docs_entry(spec: &CommandSpec) -> Reply {

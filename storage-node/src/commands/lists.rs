@@ -150,6 +150,38 @@ fn load<R: DataRead + ?Sized>(r: &R, key: &[u8], now: i64) -> Result<Option<List
     }
 }
 
+/// The length of the list `meta` describes (SORT).
+pub(super) fn len_of(key: &[u8], meta: Meta) -> Result<i64, CmdError> {
+    Ok(List::open(key, meta)?.len())
+}
+
+/// Elements `[from, to]` (0-based, inside the list) of the list `meta`
+/// describes, in order (SORT).
+pub(super) fn range_of<R: DataRead + ?Sized>(
+    r: &R,
+    key: &[u8],
+    meta: Meta,
+    from: i64,
+    to: i64,
+) -> Result<Vec<Vec<u8>>, CmdError> {
+    List::open(key, meta)?.range(r, from, to)
+}
+
+/// Replaces `dest`, whatever it held, with a list of `items`; deletes it
+/// when there are none (SORT ... STORE).
+pub(super) fn replace_with(
+    txn: &mut Txn<'_>,
+    dest: &[u8],
+    items: Vec<Vec<u8>>,
+) -> Result<(), CmdError> {
+    txn.delete_key(dest)?;
+    let mut list = List::create(txn, dest)?;
+    for item in items {
+        list.push(txn, item, false);
+    }
+    list.save(txn, dest)
+}
+
 fn parse_side(raw: &[u8]) -> Result<bool, CmdError> {
     Ok(parse::lists::side(raw)?)
 }

@@ -29,6 +29,7 @@ mod object;
 pub mod scripting;
 mod server;
 mod sets;
+pub(crate) mod sort;
 pub(crate) mod streams;
 mod strings;
 pub(crate) mod transactions;
@@ -238,6 +239,9 @@ fn run_read<R: DataRead + ?Sized>(
             geo::search_read(r, args, now, variant, "georadiusbymember_ro")
         }
         "exists" => keys::exists(r, args, now),
+        // Rampart keeps no access times: TOUCH only counts, like EXISTS.
+        "touch" => keys::exists(r, args, now),
+        "sort_ro" => sort::sort_ro(r, args, now),
         "type" => keys::key_type(r, args, now),
         "ttl" => keys::ttl(r, args, now, keys::TtlOutput::Seconds),
         "pttl" => keys::ttl(r, args, now, keys::TtlOutput::Millis),
@@ -365,6 +369,7 @@ fn run_write(txn: &mut Txn<'_>, name: &str, args: &[Vec<u8>], now: i64) -> Optio
         "sinterstore" => sets::combine_store(txn, args, now, sets::Op::Inter),
         "sunionstore" => sets::combine_store(txn, args, now, sets::Op::Union),
         "sdiffstore" => sets::combine_store(txn, args, now, sets::Op::Diff),
+        "sort" => sort::sort(txn, args, now),
         "zadd" => zsets::zadd(txn, args, now),
         "zincrby" => zsets::zincrby(txn, args, now),
         "zrem" => zsets::zrem(txn, args, now),

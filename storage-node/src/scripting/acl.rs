@@ -106,7 +106,11 @@ impl ScriptAcl {
     /// its text returned.
     pub fn check(&self, argv: &[Vec<u8>]) -> Result<(), &'static str> {
         let Err((denial, spec)) = check_call(&self.user, argv) else {
-            return Ok(());
+            // SORT's BY/GET refusal is the command's own error, not logged.
+            return match rampart_proto::acl::sort_pattern_denial(&self.user, argv) {
+                Some(text) => Err(text),
+                None => Ok(()),
+            };
         };
         self.denials.push(AclDenial {
             reason: denial.reason().into(),

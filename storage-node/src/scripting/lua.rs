@@ -800,7 +800,9 @@ fn redis_call(
         return fail("ERR Write commands are not allowed from read-only scripts.");
     }
     let result = heavy::script_command(&argv, || {
-        commands::apply_write(&mut txn.borrow_mut(), &argv, input.now_ms)
+        commands::sort::as_script_call(|| {
+            commands::apply_write(&mut txn.borrow_mut(), &argv, input.now_ms)
+        })
     });
     if write {
         stop.mark_dirty();
