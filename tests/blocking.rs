@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     blocked_clients, check, raw_connect as raw, shared_target, spawn_blocked, wait_blocked,
-    wait_for, Cluster, RawConn,
+    wait_for, wait_unblocked, Cluster, RawConn,
 };
 
 fn proxy() -> &'static str {
@@ -254,20 +254,6 @@ fn a_key_of_another_type_does_not_serve_or_break_a_waiter() {
     assert_eq!(text(&c.cmd(&["RPUSH", "ty:b", "v"])), ":1\r\n");
     assert_eq!(waiter.join().unwrap().0, pair("ty:b", "v"));
     assert_eq!(text(&c.cmd(&["ZCARD", "ty:a"])), ":1\r\n");
-}
-
-/// Waits until no client is blocked on `addr` (the previous waiters left).
-fn wait_unblocked(addr: &str) {
-    let mut probe = raw(addr);
-    wait_for(
-        "no blocked clients",
-        Duration::from_secs(20),
-        Duration::from_millis(20),
-        || match blocked_clients(&mut probe) {
-            0 => Ok(()),
-            n => Err(format!("blocked_clients = {n}")),
-        },
-    );
 }
 
 /// `*N` of bulk strings as raw RESP2 bytes (an LRANGE reply).

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{connect, query, render, shared_target, start_redis_server};
+use common::{assert_answers_as_redis, connect, query, render, shared_target};
 
 /// Each line is one command (arguments split on spaces); both servers
 /// start empty.
@@ -232,21 +232,7 @@ fn sort_sort_ro_and_touch_answer_as_redis() {
     if !target.is_rampart() {
         return;
     }
-    let Some(redis) = start_redis_server() else {
-        eprintln!("redis-server is not installed: nothing to compare with (./dev.sh installs it)");
-        return;
-    };
-    for protocol in [None, Some("protocol=resp3")] {
-        let theirs = run_script(&redis.addr, protocol);
-        let ours = run_script(&target.addr, protocol);
-        let differ: Vec<String> = ours
-            .iter()
-            .zip(&theirs)
-            .filter(|(a, b)| a != b)
-            .map(|(a, b)| format!("ours:   {a}\ntheirs: {b}"))
-            .collect();
-        assert!(differ.is_empty(), "{protocol:?}:\n{}", differ.join("\n"));
-    }
+    assert_answers_as_redis(&target.addr, run_script, |_, _| false);
 }
 
 /// COMMAND GETKEYS for SORT follows Redis's `sortGetKeys`: the sorted key

@@ -21,8 +21,8 @@ use std::thread;
 use std::time::Duration;
 
 use common::{
-    ask, blocked_clients, check, connect, query, raw_connect, render, shared_target, spawn_blocked,
-    wait_blocked, wait_for, Cluster, RawConn,
+    ask, check, connect, query, render, shared_target, spawn_blocked, wait_blocked, wait_for,
+    wait_unblocked, Cluster, RawConn,
 };
 
 fn con() -> redis::Connection {
@@ -698,7 +698,6 @@ fn blocked_xreadgroup_is_woken_by_xadd_from_another_connection() {
 fn blocked_xreadgroup_ends_when_its_stream_or_group_goes() {
     let addr = shared_target().addr.clone();
     let mut c = con();
-    let mut probe = raw_connect(&addr);
     let key_gone = "-UNBLOCKED the stream key no longer exists\r\n";
     let group_gone = "-NOGROUP the consumer group this client was blocked on no longer exists\r\n";
     let cases: [(&str, &[&str], &str); 4] = [
@@ -718,15 +717,7 @@ fn blocked_xreadgroup_ends_when_its_stream_or_group_goes() {
             "+OK",
         );
         // The previous case's client has left before this one counts.
-        wait_for(
-            "no blocked clients",
-            Duration::from_secs(20),
-            Duration::from_millis(20),
-            || match blocked_clients(&mut probe) {
-                0 => Ok(()),
-                n => Err(format!("blocked_clients = {n}")),
-            },
-        );
+        wait_unblocked(&addr);
         let waiter = spawn_blocked(
             &addr,
             &[

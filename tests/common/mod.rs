@@ -1152,6 +1152,21 @@ pub fn wait_blocked(addr: &str, n: usize) {
     );
 }
 
+/// Waits until no client is blocked on `addr` (earlier waiters have left),
+/// so a following [`wait_blocked`] counts only the next one.
+pub fn wait_unblocked(addr: &str) {
+    let mut c = raw_connect(addr);
+    wait_for(
+        &format!("no blocked clients on {addr}"),
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || match blocked_clients(&mut c) {
+            0 => Ok(()),
+            n => Err(format!("blocked_clients = {n}")),
+        },
+    );
+}
+
 // ---------------------------------------------------------------------------
 // One cluster shared by all tests of a test binary.
 
